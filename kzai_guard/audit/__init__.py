@@ -1,0 +1,1 @@
+"""The audit trail: records, sinks and the signed, tamper-evident log."""

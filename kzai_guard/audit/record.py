@@ -1,0 +1,90 @@
+"""The audit record: one event the guard hands to the audit trail.
+
+Every decision (allowed, blocked, routed, reviewed, overridden), consent change, objection and
+kill-switch change becomes one :class:`AuditRecord`. Its fields are strings, integers or ``None``
+only, so that its canonical JSON form (RFC 8785) is exactly what a fast sorted-key encoder writes.
+Subjects appear only as keyed pseudonyms (:mod:`kzai_guard.core.pseudonym`), never raw.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+from typing import Any
+
+__all__ = ["AuditRecord", "EventKind"]
+
+
+class EventKind(str, enum.Enum):
+    """What an audit record is about."""
+
+    DECISION = "decision"
+    """The guard evaluated a decision (any verdict: allow, block, route)."""
+    DECISION_WITHHELD = "decision.withheld"
+    """A decision ran but its result was withheld (explanation missing, audit unavailable)."""
+    REVIEW_OPENED = "review.opened"
+    """A decision was routed to a human and a review ticket opened."""
+    REVIEW_COMPLETED = "review.completed"
+    """A human reviewer completed a review ticket."""
+    DECISION_OVERRIDDEN = "decision.overridden"
+    """A human corrected or cancelled an automated decision (medium autonomy)."""
+    CONSENT_GRANTED = "consent.granted"
+    CONSENT_WITHDRAWN = "consent.withdrawn"
+    OBJECTION_RECORDED = "objection.recorded"
+    OBJECTION_WITHDRAWN = "objection.withdrawn"
+    SWITCH_SUSPENDED = "switch.suspended"
+    """The kill switch of a decision type was thrown: the decision type is suspended."""
+    SWITCH_RESUMED = "switch.resumed"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One event for the audit trail.
+
+    ``time`` is the Unix time in microseconds; ``latency_us`` the guard's wall time for the
+    decision, model included. Unused fields stay ``None`` and are left out of :meth:`as_dict`.
+    """
+
+    id: str
+    time: int
+    kind: EventKind
+    policy: str | None = None
+    policy_digest: str | None = None
+    subject: str | None = None
+    purpose: str | None = None
+    profile: str | None = None
+    mode: str | None = None
+    significance: str | None = None
+    autonomy: str | None = None
+    basis: str | None = None
+    verdict: str | None = None
+    reason: str | None = None
+    reviewer: str | None = None
+    review_id: str | None = None
+    explanation_digest: str | None = None
+    model: str | None = None
+    trace_id: str | None = None
+    latency_us: int | None = None
+    detail: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as a flat dict of str/int values, ``None`` fields left out."""
+        out: dict[str, Any] = {}
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value.value if isinstance(value, enum.Enum) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditRecord:
+        """Rebuild a record from :meth:`as_dict` output; unknown keys are a ``ValueError``."""
+        unknown = set(data) - set(_FIELD_NAMES)
+        if unknown:
+            raise ValueError(f"unknown audit record fields: {sorted(unknown)}")
+        values = dict(data)
+        values["kind"] = EventKind(values["kind"])
+        return cls(**values)
+
+
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(AuditRecord))

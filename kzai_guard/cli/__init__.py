@@ -1,0 +1,1 @@
+"""The ``kzai-guard`` command line."""

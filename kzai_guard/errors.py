@@ -1,0 +1,104 @@
+"""Every exception kzai_guard raises, in one tree.
+
+::
+
+    KzaiGuardError
+    ├── ConfigurationError            a policy, profile or guard setting is wrong (start-up)
+    │   └── ProhibitedPractice        a policy declares a capability the law prohibits
+    ├── DecisionRefused               a decision was not made by the AI (run time)
+    │   ├── DecisionBlocked           blocked: no legal basis, suspended, invalid subject, ...
+    │   ├── HumanReviewRequired       routed to a human; carries the review ticket
+    │   └── ExplanationMissing        a significant decision came with no (valid) explanation
+    ├── AuditUnavailable              the audit trail cannot take a record (fail closed)
+    ├── StoreError                    the store failed or holds inconsistent data
+    │   └── UnknownRecord             a consent, review ticket or explanation does not exist
+    └── AuditLogError                 the signed audit log is damaged or cannot be opened
+
+Over HTTP the middleware renders every :class:`DecisionRefused` and :class:`AuditUnavailable`
+as an RFC 9457 problem; outside HTTP they reach the caller as they are.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kzai_guard.core.problems import ProblemType
+    from kzai_guard.core.review import ReviewTicket
+
+__all__ = [
+    "AuditLogError",
+    "AuditUnavailable",
+    "ConfigurationError",
+    "DecisionBlocked",
+    "DecisionRefused",
+    "ExplanationMissing",
+    "HumanReviewRequired",
+    "KzaiGuardError",
+    "ProhibitedPractice",
+    "StoreError",
+    "UnknownRecord",
+]
+
+
+class KzaiGuardError(Exception):
+    """Base class of every error kzai_guard raises."""
+
+
+class ConfigurationError(KzaiGuardError, ValueError):
+    """Raised at start-up when a policy, profile or guard setting is wrong.
+
+    The message names the policy, the field and the fix.
+    """
+
+
+class ProhibitedPractice(ConfigurationError):
+    """Raised at start-up when a policy declares a capability that KZ-AI 17(3) prohibits."""
+
+
+class DecisionRefused(KzaiGuardError):
+    """A decision that the AI was not allowed to make, or whose result was withheld.
+
+    ``problem`` says how it is rendered over HTTP; ``decision_id`` names the decision in the
+    audit trail; ``detail`` is a sentence a person can act on.
+    """
+
+    def __init__(self, problem: ProblemType, detail: str, *, decision_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.problem = problem
+        self.detail = detail
+        self.decision_id = decision_id
+
+
+class DecisionBlocked(DecisionRefused):
+    """Raised when a decision is blocked before the decision function runs."""
+
+
+class HumanReviewRequired(DecisionRefused):
+    """Raised when a decision is routed to a human; ``ticket`` is the open review ticket."""
+
+    def __init__(
+        self, problem: ProblemType, detail: str, *, decision_id: str | None, ticket: ReviewTicket
+    ) -> None:
+        super().__init__(problem, detail, decision_id=decision_id)
+        self.ticket = ticket
+
+
+class ExplanationMissing(DecisionRefused):
+    """Raised when a significant decision returned without a valid explanation (enforce mode)."""
+
+
+class AuditUnavailable(KzaiGuardError):
+    """Raised when the audit trail cannot accept a record; significant decisions fail closed."""
+
+
+class StoreError(KzaiGuardError):
+    """Raised when the store fails or holds data it cannot read."""
+
+
+class UnknownRecord(StoreError, LookupError):
+    """Raised when a consent, review ticket or explanation that was asked for does not exist."""
+
+
+class AuditLogError(KzaiGuardError):
+    """Raised when the signed audit log is damaged beyond repair or cannot be opened."""
