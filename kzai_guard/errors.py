@@ -63,7 +63,9 @@ class DecisionRefused(KzaiGuardError):
     audit trail; ``detail`` is a sentence a person can act on.
     """
 
-    def __init__(self, problem: ProblemType, detail: str, *, decision_id: str | None = None) -> None:
+    def __init__(
+        self, problem: ProblemType, detail: str, *, decision_id: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.problem = problem
         self.detail = detail

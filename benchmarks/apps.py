@@ -1,0 +1,221 @@
+"""The apps the hot path is measured on: one decision endpoint, bare and guarded.
+
+Every variant serves ``GET /decide`` with the same decision function, on Starlette or FastAPI:
+
+- ``bare``: no middleware at all, the baseline;
+- ``guarded``: the guard installed and the endpoint under ``@guard.decision``, on the allowed
+  path (the subject holds a valid consent, the endpoint gives its explanation);
+- ``basehttp``: a ``BaseHTTPMiddleware`` that does nothing, to show what a pure ASGI design saves;
+- ``pureasgi``: a pure ASGI middleware that does nothing, the cost of one more layer.
+
+``build`` is what both the in-process driver and the uvicorn child process call.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.requests import Request
+
+from benchmarks.asgi_driver import ASGIApp, Receive, Scope, Send
+
+Framework = Literal["starlette", "fastapi"]
+Variant = Literal["bare", "guarded", "basehttp", "pureasgi"]
+OtelMode = Literal["api", "sdk"]
+
+FRAMEWORKS: tuple[Framework, ...] = ("starlette", "fastapi")
+PATH = "/decide"
+SUBJECT_HEADER = "X-Subject-Id"
+SUBJECT = "subject-0001"
+POLICY = "credit-scoring"
+PURPOSE = "credit-scoring"
+HEADERS = {SUBJECT_HEADER: SUBJECT}
+
+
+def score(subject: str | None) -> dict[str, Any]:
+    """The decision itself, identical in every variant: a fixed, cheap scoring rule."""
+    value = 0.82 if subject else 0.0
+    return {"decision": "approve" if value >= 0.5 else "decline", "score": value}
+
+
+@dataclass
+class Built:
+    """An app ready to serve, and what to release afterwards."""
+
+    app: ASGIApp
+    guard: Any = None
+    audit_label: str = ""
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for cleanup in reversed(self.cleanups):
+            cleanup()
+
+
+def guard_missing() -> str | None:
+    """Why the guard cannot be built, or None when the core is there."""
+    try:
+        import kzai_guard as kg
+    except ImportError as exc:
+        return f"kzai_guard cannot be imported ({exc})"
+    needed = ("Guard", "DecisionPolicy", "Domain", "Significance", "Autonomy", "RiskClass",
+              "from_header", "explain", "Explanation")
+    missing = [name for name in needed if not hasattr(kg, name)]
+    if missing:
+        return f"kzai_guard has no {', '.join(missing)} yet"
+    return None
+
+
+def configure_otel(mode: OtelMode) -> None:
+    """``api``: leave OpenTelemetry unconfigured (every call a no-op); ``sdk``: a real
+    TracerProvider whose spans go to an exporter that drops them."""
+    if mode == "api":
+        return
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    class DroppingExporter(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(DroppingExporter()))
+    trace.set_tracer_provider(provider)
+
+
+def build(framework: Framework, variant: Variant, audit: str = "log") -> Built:
+    """Build one variant. ``audit``: ``log`` (the signed log, async, in a temporary
+    directory; falls back to ``null`` when the log is not there yet) or ``null``."""
+    if variant == "guarded":
+        return _guarded(framework, audit)
+    app = _app(framework, _bare_endpoint(framework))
+    if variant == "basehttp":
+        from starlette.middleware.base import BaseHTTPMiddleware
+
+        async def passthrough(request: Any, call_next: Any) -> Any:
+            return await call_next(request)
+
+        app.add_middleware(BaseHTTPMiddleware, dispatch=passthrough)
+    elif variant == "pureasgi":
+        app.add_middleware(NoopMiddleware)
+    return Built(app)
+
+
+class NoopMiddleware:
+    """A pure ASGI middleware that does nothing but pass the call on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def _app(framework: Framework, endpoint: Callable[..., Awaitable[Any]]) -> Any:
+    if framework == "starlette":
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        return Starlette(routes=[Route(PATH, endpoint)])
+    from fastapi import FastAPI
+
+    api = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    api.add_api_route(PATH, endpoint, methods=["GET"])
+    return api
+
+
+def _bare_endpoint(framework: Framework) -> Callable[..., Awaitable[Any]]:
+    if framework == "starlette":
+        from starlette.responses import JSONResponse
+
+        async def decide(request: Request) -> JSONResponse:
+            return JSONResponse(score(request.headers.get(SUBJECT_HEADER)))
+
+        return decide
+
+    async def decide_api(request: Request) -> dict[str, Any]:
+        return score(request.headers.get(SUBJECT_HEADER))
+
+    return decide_api
+
+
+def audit_sink(kind: str) -> tuple[Any, str, Callable[[], None]]:
+    """The audit target for a guard: (sink or directory, label, cleanup)."""
+    if kind == "log":
+        try:
+            from kzai_guard.audit.log import AuditLog
+        except ImportError:
+            AuditLog = None  # noqa: N806
+        if AuditLog is not None:
+            directory = tempfile.TemporaryDirectory(prefix="kzai-bench-audit-")
+            log = AuditLog.open(directory.name, durability="async")
+
+            def cleanup() -> None:
+                log.close()
+                directory.cleanup()
+
+            return log, "signed log, async", cleanup
+    from kzai_guard.audit.sink import NullSink
+
+    return NullSink(), "null sink (signed log not available)", lambda: None
+
+
+def make_guard(store: str = "memory://", audit: Any = None) -> Any:
+    """The guard every guarded variant uses: one high-risk, solely automated credit policy."""
+    import kzai_guard as kg
+
+    if audit is None:
+        from kzai_guard.audit.sink import NullSink
+
+        audit = NullSink()
+    return kg.Guard(
+        policies=[
+            kg.DecisionPolicy(
+                name=POLICY,
+                purpose=PURPOSE,
+                domain=kg.Domain.CREDIT,
+                significance=kg.Significance.LEGAL_EFFECT,
+                autonomy=kg.Autonomy.HIGH,
+                risk=kg.RiskClass.HIGH,
+            )
+        ],
+        profile="kz",
+        store=store,
+        subject=kg.from_header(SUBJECT_HEADER),
+        audit=audit,
+    )
+
+
+def _guarded(framework: Framework, audit: str) -> Built:
+    import kzai_guard as kg
+
+    sink, label, cleanup = audit_sink(audit)
+    guard = make_guard(audit=sink)
+    guard.consents.grant(subject=SUBJECT, purpose=PURPOSE, notice_version="1")
+
+    def explanation() -> Any:
+        return kg.Explanation(summary="score above the approval threshold")
+
+    if framework == "starlette":
+        from starlette.responses import JSONResponse
+
+        @guard.decision(POLICY)
+        async def decide(request: Request) -> JSONResponse:
+            kg.explain(explanation())
+            return JSONResponse(score(request.headers.get(SUBJECT_HEADER)))
+
+        app = _app(framework, decide)
+    else:
+
+        @guard.decision(POLICY)
+        async def decide_api(request: Request) -> dict[str, Any]:
+            kg.explain(explanation())
+            return score(request.headers.get(SUBJECT_HEADER))
+
+        app = _app(framework, decide_api)
+    guard.install(app)
+    return Built(app, guard=guard, audit_label=label, cleanups=[cleanup])

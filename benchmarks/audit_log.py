@@ -1,0 +1,288 @@
+"""Section 2: the signed audit log beside ai-audit-trail and beside the physical floor.
+
+- append throughput, async durability: the log against ai-audit-trail (target: at least
+  100,000 records/s, and at least 5x the rival) and against the floor (encode + two hashes);
+- append in sync durability: one writer waiting for each record, and writers keeping 64
+  records in flight, beside a plain write+fsync per record;
+- sync latency at fixed rates (open loop: latency counts from the scheduled send time), beside
+  write+fsync paced the same way (target at 1,000/s: p99 at most 2 ms);
+- verification throughput against ai-audit-trail's verifier and the floor (target: at least
+  300,000 records/s).
+
+Each repetition writes into a fresh directory; the repetitions of the log and of its baseline
+are interleaved.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from benchmarks import rival, signed_log
+from benchmarks.budget import Budget
+from benchmarks.floor import Floor
+from benchmarks.measure import Figure, Sample, Target, percentile, rotated, unavailable
+from benchmarks.records import records
+
+SECTION = "audit"
+APPEND_RATE = Target(100_000, "min", text=">= 100,000 rec/s")
+APPEND_VS_RIVAL = Target(5.0, "min", on="ratio", text=">= 5x ai-audit-trail")
+VERIFY_RATE = Target(300_000, "min", text=">= 300,000 rec/s")
+SYNC_P99_US = Target(2_000, "max", text="p99 <= 2 ms at 1,000/s")
+POOL = 10_000
+SYNC_DEPTH = 64
+
+
+class Workspace:
+    """Fresh directories for the logs, all removed at the end."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="kzai-bench-log-"))
+        self._n = 0
+
+    def fresh(self) -> Path:
+        self._n += 1
+        path = self.root / f"log-{self._n:04d}"
+        return path
+
+    def drop(self, path: Path) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def run(budget: Budget, floor: Floor) -> list[Figure]:
+    why = signed_log.missing()
+    rival_why = rival.missing()
+    if why:
+        return _all_unavailable(why)
+    work = Workspace()
+    try:
+        return _measure(budget, floor, work, rival_why)
+    finally:
+        work.close()
+
+
+def _all_unavailable(why: str) -> list[Figure]:
+    return [
+        unavailable(SECTION, "append, async durability", "rec/s", why, target=APPEND_RATE),
+        unavailable(SECTION, "append, async durability vs ai-audit-trail", "rec/s", why,
+                    target=APPEND_VS_RIVAL),
+        unavailable(SECTION, "append, sync durability, one writer", "rec/s", why),
+        unavailable(SECTION, f"append, sync durability, {SYNC_DEPTH} in flight", "rec/s", why),
+        unavailable(SECTION, "sync latency p99 at 1,000/s", "us", why, target=SYNC_P99_US),
+        unavailable(SECTION, "verify", "rec/s", why, target=VERIFY_RATE),
+        unavailable(SECTION, "verify vs ai-audit-trail", "rec/s", why),
+    ]
+
+
+def _measure(budget: Budget, floor: Floor, work: Workspace, rival_why: str | None) -> list[Figure]:
+    pool = records(min(POOL, budget.log_records))
+    n = budget.log_records
+    figures: list[Figure] = []
+
+    def log_append() -> float:
+        path = work.fresh()
+        start = time.perf_counter()
+        log = signed_log.open_log(path, "async")
+        signed_log.append_all(log, pool, n)
+        log.close()
+        rate = n / (time.perf_counter() - start)
+        work.drop(path)
+        return rate
+
+    def rival_append() -> float:
+        store = rival.Rival(budget.rival_records)
+        return budget.rival_records / store.append(budget.rival_records)
+
+    runs: dict[str, Callable[[], float]] = {"log": log_append}
+    if rival_why is None:
+        runs["rival"] = rival_append
+    rates = rotated(runs, budget.rounds)
+    log_rate = Sample.of(rates["log"])
+    floor_rate = Sample.of([1e6 / floor.append_us])
+    note = "open + write every record + close (flushed, checkpoint signed)"
+    figures.append(Figure(SECTION, "append, async durability", "rec/s", "signed log", log_rate,
+                          "floor: encode + 2x SHA-256", floor_rate, APPEND_RATE, note))
+    if rival_why is None:
+        figures.append(Figure(
+            SECTION, "append, async durability vs ai-audit-trail", "rec/s", "signed log",
+            log_rate, "ai-audit-trail emit", Sample.of(rates["rival"]), APPEND_VS_RIVAL,
+            "ai-audit-trail keeps receipts in memory only and signs each one",
+        ))
+    else:
+        figures.append(unavailable(SECTION, "append, async durability vs ai-audit-trail",
+                                   "rec/s", rival_why, target=APPEND_VS_RIVAL))
+
+    figures += _sync(budget, floor, work, pool)
+    figures += _verify(budget, floor, work, pool, rival_why)
+    return figures
+
+
+def _sync(budget: Budget, floor: Floor, work: Workspace, pool: list[Any]) -> list[Figure]:
+    from benchmarks.floor import fsync_latencies
+
+    figures: list[Figure] = []
+    each = max(5, budget.fsyncs)
+    batched = max(SYNC_DEPTH * 2, budget.fsyncs * 10)
+
+    def log_each() -> float:
+        path = work.fresh()
+        log = signed_log.open_log(path, "sync")
+        signed_log.append_sync_each(log, pool, 3)
+        start = time.perf_counter()
+        signed_log.append_sync_each(log, pool, each)
+        rate = each / (time.perf_counter() - start)
+        log.close()
+        work.drop(path)
+        return rate
+
+    def log_batched() -> float:
+        path = work.fresh()
+        log = signed_log.open_log(path, "sync")
+        signed_log.append_sync_each(log, pool, 3)
+        start = time.perf_counter()
+        signed_log.append_sync_batched(log, pool, batched, SYNC_DEPTH)
+        rate = batched / (time.perf_counter() - start)
+        log.close()
+        work.drop(path)
+        return rate
+
+    def raw() -> float:
+        latencies = fsync_latencies(each, directory=str(work.root))
+        return each / (sum(latencies) / 1e6)
+
+    rates = rotated({"each": log_each, "batched": log_batched, "raw": raw},
+                    max(2, budget.rounds // 3))
+    base = Sample.of(rates["raw"])
+    figures.append(Figure(SECTION, "append, sync durability, one writer", "rec/s",
+                          "signed log", Sample.of(rates["each"]), "write+fsync per record",
+                          base, note="each write waited on until durable"))
+    figures.append(Figure(SECTION, f"append, sync durability, {SYNC_DEPTH} in flight", "rec/s",
+                          "signed log", Sample.of(rates["batched"]), "write+fsync per record",
+                          base, note="group commit: one fsync serves many records"))
+    for rate in budget.rates:
+        figures += _paced(budget, work, pool, rate)
+    return figures
+
+
+def _paced_run(rate: int, seconds: float, submit: Callable[[], Any]) -> list[float]:
+    """Open-loop: one operation every ``1/rate`` s; latency from the scheduled time to done."""
+    count = max(5, int(rate * seconds))
+    interval = 1.0 / rate
+    done_at: list[float] = [0.0] * count
+    scheduled: list[float] = [0.0] * count
+    finished = threading.Semaphore(0)
+    start = time.perf_counter() + 0.01
+    for i in range(count):
+        due = start + i * interval
+        scheduled[i] = due
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        result = submit()
+
+        def mark(_: Any, i: int = i) -> None:
+            done_at[i] = time.perf_counter()
+            finished.release()
+
+        if isinstance(result, Future):
+            result.add_done_callback(mark)
+        else:
+            mark(None)
+    for _ in range(count):
+        finished.acquire(timeout=30)
+    return sorted((d - s) * 1e6 for d, s in zip(done_at, scheduled, strict=True))
+
+
+def _paced(budget: Budget, work: Workspace, pool: list[Any], rate: int) -> list[Figure]:
+    path = work.fresh()
+    log = signed_log.open_log(path, "sync")
+    fd = os.open(work.root / f"paced-{rate}.raw", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    payload = b"x" * 559 + b"\n"
+    counter = iter(range(1 << 62))
+
+    def submit_log() -> Any:
+        return log.write(pool[next(counter) % len(pool)])
+
+    def submit_raw() -> None:
+        os.write(fd, payload)
+        os.fsync(fd)
+
+    try:
+        p50s: dict[str, list[float]] = {"log": [], "raw": []}
+        p99s: dict[str, list[float]] = {"log": [], "raw": []}
+        reps = max(2, budget.rounds // 5)
+        seconds = budget.paced_seconds / reps * 2
+        for i in range(reps):
+            order = [("log", submit_log), ("raw", submit_raw)]
+            if i % 2:
+                order.reverse()
+            for label, submit in order:
+                lat = _paced_run(rate, seconds, submit)
+                p50s[label].append(percentile(lat, 0.5))
+                p99s[label].append(percentile(lat, 0.99))
+    finally:
+        log.close()
+        os.close(fd)
+        work.drop(path)
+    target = SYNC_P99_US if rate == 1_000 else None
+    note = f"open loop, {reps} runs of {seconds:g} s; latency from scheduled send to durable"
+    return [
+        Figure(SECTION, f"sync latency p50 at {rate:,}/s", "us", "signed log",
+               Sample.of(p50s["log"]), "write+fsync", Sample.of(p50s["raw"]), note=note),
+        Figure(SECTION, f"sync latency p99 at {rate:,}/s", "us", "signed log",
+               Sample.of(p99s["log"]), "write+fsync", Sample.of(p99s["raw"]), target),
+    ]
+
+
+def build_log(path: Path, pool: list[Any], n: int) -> None:
+    log = signed_log.open_log(path, "async")
+    signed_log.append_all(log, pool, n)
+    log.close()
+
+
+def _verify(budget: Budget, floor: Floor, work: Workspace, pool: list[Any],
+            rival_why: str | None) -> list[Figure]:
+    why = signed_log.verify_missing()
+    if why:
+        return [unavailable(SECTION, "verify", "rec/s", why, target=VERIFY_RATE),
+                unavailable(SECTION, "verify vs ai-audit-trail", "rec/s", why)]
+    n = budget.log_records
+    path = work.fresh()
+    build_log(path, pool, n)
+    store = None
+    if rival_why is None:
+        store = rival.Rival(budget.rival_records)
+        store.append(budget.rival_records)
+
+    def log_verify() -> float:
+        start = time.perf_counter()
+        signed_log.verify(path)
+        return n / (time.perf_counter() - start)
+
+    runs: dict[str, Callable[[], float]] = {"log": log_verify}
+    if store is not None:
+        runs["rival"] = lambda: budget.rival_records / store.verify()
+    rates = rotated(runs, budget.rounds)
+    work.drop(path)
+    log_rate = Sample.of(rates["log"])
+    figures = [Figure(SECTION, "verify", "rec/s", "signed log", log_rate,
+                      "floor: decode + 2x SHA-256", Sample.of([1e6 / floor.verify_us]),
+                      VERIFY_RATE, "whole directory: chain, Merkle root, checkpoint signatures")]
+    if store is not None:
+        figures.append(Figure(SECTION, "verify vs ai-audit-trail", "rec/s", "signed log",
+                              log_rate, "ai-audit-trail verify_chain",
+                              Sample.of(rates["rival"])))
+    else:
+        figures.append(unavailable(SECTION, "verify vs ai-audit-trail", "rec/s",
+                                   rival_why or ""))
+    return figures

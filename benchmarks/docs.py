@@ -1,0 +1,160 @@
+"""``docs/benchmarks.md`` and ``docs/benchmarks-growth.svg``, generated from one run's JSON.
+
+Nothing on the page is typed by hand: the machine, the command, the table and the plot all come
+from the results of the run that wrote them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report
+from benchmarks.child import ROOT
+from benchmarks.plot import growth_svg
+
+DOCS = ROOT / "docs"
+PAGE = DOCS / "benchmarks.md"
+PLOT = DOCS / "benchmarks-growth.svg"
+
+INTRO = """\
+# Benchmarks
+
+What kzai_guard costs, measured by the suite in `benchmarks/`. Every figure is measured side by
+side with its baseline **in the same run**: the bare endpoint for the guard, a plain
+`write`+`fsync` for durable appends, `ai-audit-trail` for the signed log, the primitives'
+cost (SHA-256, orjson) for the physical floor, a dict lookup for consents, `orjson.dumps` for
+the SIEM encoders. Each number is the median over interleaved repetitions (baseline and subject
+alternate, the order flipping every round, so drift of the machine cancels); the spread is the
+interquartile range (or min-max under four repetitions). *Delta* is subject minus baseline,
+*Ratio* subject over baseline. A target that is not met says **MISS**; a part of the library
+the suite could not measure says **UNAVAILABLE** and counts as a miss.
+
+Run it:
+
+```sh
+bash benchmarks/run                            # installs the bench extra, then the default run
+.venv/bin/python -m benchmarks --smoke         # every section in a few seconds (CI)
+.venv/bin/python -m benchmarks --long          # adds the 10^7-record growth point
+.venv/bin/python -m benchmarks --write-docs    # regenerates this page and the plot
+```
+
+Results of every run go to `benchmarks/results/latest.json` (schema below).
+"""
+
+METHOD = """\
+## How each section measures
+
+- **Hot path, in-process.** The endpoint `GET /decide` is called through a minimal ASGI driver
+  (scope, `receive` and `send` built by hand; no HTTP client), bare and guarded, on Starlette
+  and FastAPI, in a child process pinned to one core. The guarded path is the allowed one: the
+  subject holds a valid consent and the endpoint gives its explanation; the audit goes to the
+  signed log in async durability, whose writer thread shares the pinned core, so its cost is
+  counted. OpenTelemetry runs twice: API only (no SDK configured) and with the SDK configured
+  (a `TracerProvider` whose spans go to an exporter that drops them). A `BaseHTTPMiddleware`
+  that does nothing and a pure ASGI middleware that does nothing show what the pure ASGI
+  design saves. Target: at most 10 us added per guarded decision.
+- **Hot path, real server.** Each variant runs under uvicorn on 127.0.0.1 in its own process
+  pinned to one core; the load generator (`benchmarks/loadgen.py`, asyncio keep-alive
+  HTTP/1.1) runs in another process on the other core and drives one server at a time. At
+  saturation a single-core server spends `1/throughput` per request, so the figure is
+  microseconds per request; the note says how busy the load generator was (above 90% it may be
+  the bottleneck, and the added time is understated).
+- **Audit log.** Append throughput in async durability (open, write every record, close) beside
+  `ai-audit-trail` (each receipt a pydantic model, sorted-key JSON, SHA-256 and an Ed25519
+  signature, kept in memory) and beside the floor (encode + two SHA-256). Sync durability:
+  one writer waiting for each record, and 64 writes in flight, beside `write`+`fsync` per
+  record. Sync latency at fixed rates is open loop and counts from the scheduled send time.
+  Verification of a whole directory beside `ai-audit-trail`'s `verify_chain` and the floor
+  (decode + two SHA-256).
+- **Physical floor.** One SHA-256 of the record, one orjson encoding and decoding, one Ed25519
+  signature and verification (`cryptography`), one `fsync` after a small append.
+- **Growth.** One log per size (10^4 to 10^6; 10^7 with `--long`): append, full verification,
+  and 200 inclusion proofs at random positions; each point beside the smallest size. Peak RSS
+  (`VmHWM`) after a million guarded decisions in a child process, beside the bare app.
+- **Consents and SIEM.** `guard.consents.is_valid` on the memory and SQLite stores beside a
+  dict lookup; every SIEM encoder beside `orjson.dumps` of the record. Target: CEF at least
+  100,000 events/s.
+
+No test asserts a timing: `tests/test_benchmarks_smoke.py` runs the smoke mode and checks that
+every section is present and every value is a number or the explicit `"unavailable"` marker.
+"""
+
+SCHEMA = """\
+## The JSON results
+
+`{"schema", "mode", "command", "started_utc", "duration_s", "machine", "pinning", "summary",
+"sections": {name: {"status": "ok"|"error", "seconds", "figures": [...]}}}`; a figure is
+`{"section", "name", "unit", "subject_label", "subject", "baseline_label", "baseline", "delta",
+"ratio", "target", "status", "note", "extra"}`, where `subject` and `baseline` are
+`{"median", "q1", "q3", "min", "max", "n"}` or `"unavailable"`.
+"""
+
+
+def _machine(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    pinning = results["pinning"]
+    packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+    return "\n".join([
+        "## The run behind these figures",
+        "",
+        f"- Command: `{results['command']}` ({results['mode']} mode, "
+        f"{results['duration_s']:.0f} s, started {results['started_utc']})",
+        f"- CPU: {m['cpu']}, {m['cores']} cores (allowed: {m['allowed_cores']}); "
+        f"load average at start {m['loadavg_at_start']}",
+        f"- Python {m['python']} ({m['implementation']}) on {m['platform']}",
+        f"- Pinning: in-process measurements on core {pinning['bench_core']}, servers on core "
+        f"{pinning['server_core']}, load generator on core {pinning['client_core']}",
+        f"- Packages: {packages}",
+    ])
+
+
+def _misses(results: dict[str, Any]) -> str:
+    lines = []
+    for section in results["sections"].values():
+        for f in section["figures"]:
+            if f["status"] in ("MISS", "UNAVAILABLE"):
+                why = f" ({f['note']})" if f.get("note") else ""
+                lines.append(f"- **{f['status']}** {f['section']}: {f['name']}{why}")
+        if section["status"] == "error":
+            lines.append(f"- **ERROR** in a section: {section.get('error', '')}")
+    if not lines:
+        return "Every target was met and every figure measured."
+    return "\n".join(lines)
+
+
+def page(results: dict[str, Any], plot: str | None) -> str:
+    counts = report.summary(results)
+    parts = [
+        INTRO,
+        _machine(results),
+        "",
+        "## Summary",
+        "",
+        ", ".join(f"{k}: {v}" for k, v in counts.items()),
+        "",
+        _misses(results),
+        "",
+        "## Results",
+        report.markdown_table(results),
+        "",
+        "## Growth",
+        "",
+        f"![Growth curves]({plot})" if plot else "The run measured no growth points.",
+        "",
+        METHOD,
+        SCHEMA,
+    ]
+    return "\n".join(parts)
+
+
+def write(results: dict[str, Any]) -> list[Path]:
+    DOCS.mkdir(exist_ok=True)
+    written: list[Path] = []
+    svg = growth_svg(results)
+    if svg is not None:
+        PLOT.write_text(svg, encoding="utf-8")
+        written.append(PLOT)
+    PAGE.write_text(page(results, PLOT.name if svg else None), encoding="utf-8")
+    written.append(PAGE)
+    return written

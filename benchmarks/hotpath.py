@@ -1,0 +1,149 @@
+"""Section 1a: the decision endpoint bare and guarded, called in-process through ASGI.
+
+Each OpenTelemetry mode runs in its own child process (the global tracer provider can be set
+once per process), pinned to one core. Within it, the bare app, the guarded app and the two
+no-op middlewares are driven in interleaved, rotating rounds of back-to-back requests; a
+figure is microseconds per request, and the guard's cost is guarded minus bare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+from typing import Any
+
+from benchmarks import apps
+from benchmarks.asgi_driver import Driver, http_scope
+from benchmarks.budget import BUDGETS, Budget
+from benchmarks.child import ChildFailed, emit, run_child
+from benchmarks.machine import pin
+from benchmarks.measure import Figure, Sample, Target, rotated, unavailable
+
+SECTION = "hotpath"
+TARGET_US = 10.0
+ADDED = Target(TARGET_US, "max", on="delta", text=f"<= {TARGET_US:g} us added")
+
+
+def run(budget: Budget, core: int | None) -> list[Figure]:
+    """Every in-process hot-path figure, for both OpenTelemetry modes."""
+    figures: list[Figure] = []
+    for otel in ("api", "sdk"):
+        args = ["--mode", budget.mode, "--otel", otel]
+        if core is not None:
+            args += ["--core", str(core)]
+        try:
+            answer = run_child("benchmarks.hotpath", args, timeout=1800)
+        except ChildFailed as exc:
+            for framework in apps.FRAMEWORKS:
+                figures.append(unavailable(SECTION, _name(framework, "guarded", otel), "us/req",
+                                           str(exc), target=ADDED))
+            continue
+        figures += _figures(answer, otel)
+    return figures
+
+
+def _name(framework: str, variant: str, otel: str) -> str:
+    what = {"guarded": "guarded decision", "basehttp": "BaseHTTPMiddleware no-op",
+            "pureasgi": "pure ASGI middleware no-op"}[variant]
+    return f"in-process {framework}: {what} (otel {otel})"
+
+
+def _figures(answer: dict[str, Any], otel: str) -> list[Figure]:
+    figures: list[Figure] = []
+    pinned = answer.get("core")
+    for framework, result in answer["frameworks"].items():
+        bare = Sample.of(result["bare"])
+        for variant in ("guarded", "basehttp", "pureasgi"):
+            if otel == "sdk" and variant != "guarded":
+                continue
+            target = ADDED if variant == "guarded" else None
+            if variant not in result:
+                figures.append(unavailable(SECTION, _name(framework, variant, otel), "us/req",
+                                           result.get("missing", "not built"), target=target))
+                continue
+            note = f"audit: {answer['audit']}" if variant == "guarded" else ""
+            figures.append(Figure(
+                SECTION, _name(framework, variant, otel), "us/req",
+                subject_label=variant, subject=Sample.of(result[variant]),
+                baseline_label="bare", baseline=bare, target=target, note=note,
+                extra={"core": pinned, "otel": otel, "framework": framework},
+            ))
+    return figures
+
+
+def measure(budget: Budget, otel: apps.OtelMode) -> dict[str, Any]:
+    """In the child: build the variants, check each answers, time them interleaved."""
+    apps.configure_otel(otel)
+    missing = apps.guard_missing()
+    frameworks: dict[str, Any] = {}
+    audit_label = "none"
+    built_all: list[apps.Built] = []
+    runner = asyncio.Runner()
+    try:
+        for framework in apps.FRAMEWORKS:
+            variants: list[apps.Variant] = ["bare", "guarded"]
+            if otel == "api":
+                variants += ["basehttp", "pureasgi"]
+            drivers: dict[str, Driver] = {}
+            why_not = missing
+            for variant in variants:
+                if variant == "guarded" and missing:
+                    continue
+                try:
+                    built = apps.build(framework, variant)
+                except Exception as exc:
+                    if variant != "guarded":
+                        raise
+                    why_not = f"the guarded app cannot be built: {type(exc).__name__}: {exc}"
+                    continue
+                built_all.append(built)
+                if built.audit_label:
+                    audit_label = built.audit_label
+                driver = Driver(built.app, http_scope(apps.PATH, apps.HEADERS))
+                try:
+                    runner.run(driver.check())
+                    runner.run(driver.run(max(10, budget.requests // 10)))
+                except Exception as exc:
+                    if variant != "guarded":
+                        raise
+                    why_not = f"the guarded request failed: {type(exc).__name__}: {exc}"
+                    continue
+                drivers[variant] = driver
+
+            def timed(driver: Driver) -> Any:
+                def once() -> float:
+                    gc.collect()
+                    start = time.perf_counter()
+                    runner.run(driver.run(budget.requests))
+                    return (time.perf_counter() - start) / budget.requests * 1e6
+
+                return once
+
+            samples = rotated({v: timed(d) for v, d in drivers.items()}, budget.rounds)
+            result: dict[str, Any] = dict(samples)
+            if why_not and "guarded" not in drivers:
+                result["missing"] = why_not
+            frameworks[framework] = result
+    finally:
+        for built in built_all:
+            built.close()
+        runner.close()
+    return {"frameworks": frameworks, "audit": audit_label}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mode", choices=sorted(BUDGETS), default="smoke")
+    parser.add_argument("--otel", choices=["api", "sdk"], default="api")
+    parser.add_argument("--core", type=int, default=None)
+    args = parser.parse_args()
+    core = pin(args.core)
+    answer = measure(BUDGETS[args.mode], args.otel)
+    answer["core"] = core
+    emit(answer)
+
+
+if __name__ == "__main__":
+    main()

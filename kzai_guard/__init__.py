@@ -1,0 +1,111 @@
+"""kzai_guard: run-time enforcement of Kazakhstan's AI law for Python services.
+
+A :class:`Guard` holds :class:`DecisionPolicy` objects; ``guard.install(app)`` adds a pure ASGI
+middleware and ``@guard.decision(name)`` makes every call of a function a decision that is
+allowed, blocked or routed to a human according to the law, explained, disclosed and recorded
+in a signed audit trail.
+"""
+
+from kzai_guard.audit.record import AuditRecord, EventKind
+from kzai_guard.audit.sink import AuditSink, MemorySink, NullSink
+from kzai_guard.context import DecisionContext, decision_context, explain
+from kzai_guard.core.calendar import WorkingCalendar
+from kzai_guard.core.consent import CollectionMethod, Consent, Objection
+from kzai_guard.core.explanation import Direction, Explanation, Factor
+from kzai_guard.core.facts import Facts
+from kzai_guard.core.policy import DecisionPolicy, ModelInfo, StatutoryBasis
+from kzai_guard.core.profiles import Profile
+from kzai_guard.core.review import Reviewer, ReviewOutcome, ReviewStatus, ReviewTicket
+from kzai_guard.core.rules import evaluate
+from kzai_guard.core.verdict import Obligation, Outcome, Reason, Verdict
+from kzai_guard.core.vocabulary import (
+    Autonomy,
+    BasisKind,
+    Capability,
+    Domain,
+    Fallback,
+    Language,
+    Mode,
+    RiskClass,
+    Significance,
+    VulnerabilityGround,
+)
+from kzai_guard.errors import (
+    AuditLogError,
+    AuditUnavailable,
+    ConfigurationError,
+    DecisionBlocked,
+    DecisionRefused,
+    ExplanationMissing,
+    HumanReviewRequired,
+    KzaiGuardError,
+    ProhibitedPractice,
+    StoreError,
+    UnknownRecord,
+)
+from kzai_guard.guard import Guard
+from kzai_guard.middleware import GuardMiddleware
+from kzai_guard.reviewers import reviewer_from_auth
+from kzai_guard.subjects import from_header, from_path_param, from_user
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuditLogError",
+    "AuditRecord",
+    "AuditSink",
+    "AuditUnavailable",
+    "Autonomy",
+    "BasisKind",
+    "Capability",
+    "CollectionMethod",
+    "ConfigurationError",
+    "Consent",
+    "DecisionBlocked",
+    "DecisionContext",
+    "DecisionPolicy",
+    "DecisionRefused",
+    "Direction",
+    "Domain",
+    "EventKind",
+    "Explanation",
+    "ExplanationMissing",
+    "Facts",
+    "Factor",
+    "Fallback",
+    "Guard",
+    "GuardMiddleware",
+    "HumanReviewRequired",
+    "KzaiGuardError",
+    "Language",
+    "MemorySink",
+    "Mode",
+    "ModelInfo",
+    "NullSink",
+    "Objection",
+    "Obligation",
+    "Outcome",
+    "Profile",
+    "ProhibitedPractice",
+    "Reason",
+    "ReviewOutcome",
+    "ReviewStatus",
+    "ReviewTicket",
+    "Reviewer",
+    "RiskClass",
+    "Significance",
+    "StatutoryBasis",
+    "StoreError",
+    "UnknownRecord",
+    "Verdict",
+    "VulnerabilityGround",
+    "WorkingCalendar",
+    "__version__",
+    "decision_context",
+    "evaluate",
+    "explain",
+    "from_header",
+    "from_path_param",
+    "from_user",
+    "reviewer_from_auth",
+]

@@ -1,0 +1,828 @@
+"""The signed, tamper-evident audit log: the production :class:`~kzai_guard.audit.sink.AuditSink`.
+
+One writer thread takes records from a queue, seals their personal fields, encodes each as one
+canonical JSON line chained to the line before it, appends the lines to the active segment,
+extends the RFC 9162 tree (:class:`~kzai_guard.audit.merkle.CompactRange` plus the per-level
+hash files) and signs a checkpoint every ``checkpoint_every`` records or
+``checkpoint_interval_ms`` milliseconds, and at close.
+
+Durability:
+
+- ``"sync"``: :meth:`AuditLog.write` returns a :class:`~concurrent.futures.Future` that resolves
+  once the record is fsynced. Records queued while one batch is being written share the next
+  fsync (group commit).
+- ``"async"``: ``write`` returns ``None`` once the record is queued. The queue is bounded:
+  a full queue blocks the caller up to ``put_timeout`` seconds (backpressure), then refuses.
+  Everything queued is written before :meth:`AuditLog.close` returns.
+
+When the log cannot be written (disk full, read-only file system, I/O error) :attr:`healthy`
+turns false and ``write`` raises :class:`~kzai_guard.errors.AuditUnavailable`. Sync writers get
+the error through their future; records accepted in async mode are kept and retried, and
+:meth:`close` raises :class:`~kzai_guard.errors.AuditLogError` if any could still not be written.
+Nothing is dropped silently.
+
+On open the log repairs a crash: a torn last line is cut off, the chain and tree are rebuilt
+from the last segment, and a checkpoint is signed over what was recovered.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import enum
+import fcntl
+import hashlib
+import logging
+import os
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from kzai_guard.audit.checkpoint import Checkpoint, SignedCheckpoint, read_notes
+from kzai_guard.audit.keys import Signer, write_keypair
+from kzai_guard.audit.merkle import CompactRange
+from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS
+from kzai_guard.audit.record import AuditRecord
+from kzai_guard.audit.retention import DEFAULT_RETENTION_DAYS, prune
+from kzai_guard.audit.segments import (
+    GENESIS,
+    ORIGIN_FILE,
+    Segment,
+    encode_line,
+    list_segments,
+    parse_line,
+    read_anchor,
+    read_origin,
+    segment_paths,
+)
+from kzai_guard.audit.shredding import (
+    BatchedSubjectKeys,
+    SqliteSubjectKeys,
+    SubjectKeys,
+    seal,
+    subject_ref,
+)
+from kzai_guard.audit.tree import TreeFiles
+from kzai_guard.errors import AuditLogError, AuditUnavailable, ConfigurationError
+
+__all__ = ["AuditLog", "Durability"]
+
+_log = logging.getLogger("kzai_guard.audit")
+
+Durability = Literal["sync", "async"]
+
+DEMO_KEY_DIR = "keys"
+DEMO_KEY_NAME = "kzai-guard-demo"
+_LOCK_FILE = ".lock"
+_FIELD_NAMES = tuple(AuditRecord.__dataclass_fields__)
+_RECORD_FIELDS = tuple(n for n in _FIELD_NAMES if n not in ("subject", "reviewer", "detail"))
+_RETRY_SECONDS = 1.0
+
+
+class _Op(enum.Enum):
+    RECORD = 0
+    FLUSH = 1
+    CHECKPOINT = 2
+    ROTATE = 3
+    SIGNER = 4
+
+
+_Item = tuple[_Op, Any, "Future[None] | None"]
+
+
+class AuditLog:
+    """An append-only, hash-chained, Merkle-tree, checkpoint-signed audit log on local disk.
+
+    Open one with :meth:`open`; one process may hold a directory open at a time.
+
+    >>> log = AuditLog.open("/var/lib/app/audit", durability="sync")  # doctest: +SKIP
+    >>> log.write(record).result()  # doctest: +SKIP
+    >>> log.close()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        signer: Signer,
+        durability: Durability,
+        checkpoint_every: int,
+        checkpoint_interval_ms: int,
+        subject_keys: SubjectKeys | None,
+        origin: str,
+        queue_limit: int,
+        put_timeout: float,
+        segment_max_bytes: int,
+        segment_max_age_s: float,
+        retention_days: float | None,
+    ) -> None:
+        self.directory = directory
+        self.durability = durability
+        self.origin = origin
+        self._signer = signer
+        self._sync = durability == "sync"
+        self._checkpoint_every = checkpoint_every
+        self._checkpoint_interval = checkpoint_interval_ms / 1000.0
+        self._subject_keys = subject_keys
+        self._batched_keys = subject_keys if isinstance(subject_keys, BatchedSubjectKeys) else None
+        self._queue_limit = queue_limit
+        self._put_timeout = put_timeout
+        self._segment_max_bytes = segment_max_bytes
+        self._segment_max_age = segment_max_age_s
+        self._retention_days = retention_days
+
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self._items: collections.deque[_Item] = collections.deque()
+        self._closing = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self._unwritten: list[AuditRecord] = []
+
+        self._lock_fd = -1
+        self._seg: Segment = segment_paths(directory, 0)
+        self._fd = -1
+        self._seg_bytes = 0
+        self._seg_started = time.time()
+        self._seq = 0
+        self._prev = GENESIS
+        self._tree = CompactRange()
+        self._tree_files = TreeFiles(directory, writable=True)
+        self._levels: dict[int, bytearray] = collections.defaultdict(bytearray)
+        self._cp_size = 0
+        self._cp_time = time.monotonic()
+        self._last_checkpoint: SignedCheckpoint | None = None
+        self._writer = threading.Thread(target=self._run, name="kzai-audit-writer", daemon=True)
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        signer: Signer | None = None,
+        durability: Durability = "async",
+        checkpoint_every: int = 10_000,
+        checkpoint_interval_ms: int = 1_000,
+        subject_keys: SubjectKeys | None = None,
+        seal_personal_fields: bool = True,
+        origin: str | None = None,
+        queue_limit: int = 65_536,
+        put_timeout: float = 5.0,
+        segment_max_bytes: int = 64 * 1024 * 1024,
+        segment_max_age_s: float = 86_400.0,
+        retention_days: float | None = DEFAULT_RETENTION_DAYS,
+    ) -> AuditLog:
+        """Open (creating if needed) the log in ``directory``, repairing a crashed tail.
+
+        ``signer`` signs checkpoints; without one, a demo key is made on first open in
+        ``directory/keys`` (convenient, but anyone who can write the directory can then re-sign
+        it: configure a real key in production). ``subject_keys`` holds the per-subject keys of
+        the sealed personal fields (default: ``directory/subject-keys.sqlite3``);
+        ``seal_personal_fields=False`` writes them in clear. Segments rotate at
+        ``segment_max_bytes`` or ``segment_max_age_s``; sealed segments older than
+        ``retention_days`` (default 183) are pruned at rotation (``None`` keeps everything).
+        Raises :class:`~kzai_guard.errors.AuditLogError` if the directory cannot be used.
+        """
+        if durability not in ("sync", "async"):
+            raise ConfigurationError(f"durability must be 'sync' or 'async', not {durability!r}")
+        if checkpoint_every < 1 or checkpoint_interval_ms < 1 or queue_limit < 1:
+            raise ConfigurationError(
+                "checkpoint_every, checkpoint_interval_ms and queue_limit must be positive"
+            )
+        if retention_days is not None and retention_days < DEFAULT_RETENTION_DAYS:
+            raise ConfigurationError(
+                f"retention_days={retention_days} is below the legal minimum of six months; "
+                f"use at least {DEFAULT_RETENTION_DAYS} or None"
+            )
+        path = Path(directory)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(path / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise AuditLogError(f"cannot open audit log directory {path}: {exc}") from exc
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(lock_fd)
+            raise AuditLogError(f"audit log {path} is already open in another process") from exc
+        try:
+            log_origin = _origin(path, origin)
+            if signer is None:
+                signer = _demo_signer(path)
+            if subject_keys is None and seal_personal_fields:
+                subject_keys = SqliteSubjectKeys(path / DEFAULT_SUBJECT_KEYS)
+            log = cls(
+                path,
+                signer=signer,
+                durability=durability,
+                checkpoint_every=checkpoint_every,
+                checkpoint_interval_ms=checkpoint_interval_ms,
+                subject_keys=subject_keys if seal_personal_fields else None,
+                origin=log_origin,
+                queue_limit=queue_limit,
+                put_timeout=put_timeout,
+                segment_max_bytes=segment_max_bytes,
+                segment_max_age_s=segment_max_age_s,
+                retention_days=retention_days,
+            )
+            log._lock_fd = lock_fd
+            log._recover()
+        except OSError as exc:
+            os.close(lock_fd)
+            raise AuditLogError(f"cannot open audit log {path}: {exc}") from exc
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        log._writer.start()
+        return log
+
+    def _recover(self) -> None:
+        segments = list_segments(self.directory)
+        anchor = read_anchor(self.directory)
+        if not segments:
+            self._start_segment(anchor.size if anchor else 0)
+            if anchor is not None:
+                self._prev = anchor.prev
+                self._tree = CompactRange(anchor.size, anchor.range)
+            return
+        last = segments[-1]
+        first = last.first
+        tree = self._tree_files
+        if tree.count(0) < first:
+            self._rebuild_tree(segments, anchor)
+        tree.truncate(first)
+        if anchor is not None and first == anchor.size and tree.count(0) < first:
+            self._tree = CompactRange(anchor.size, anchor.range)
+        else:
+            self._tree = tree.compact_range(first)
+        if first == 0:
+            self._prev = GENESIS
+        elif anchor is not None and first == anchor.size:
+            self._prev = anchor.prev
+        else:
+            self._prev = tree.leaf(first - 1).hex()
+        self._seq = first
+        good, started = self._replay(last)
+        self._seg = last
+        self._seg_started = started
+        with open(last.path, "r+b") as f:
+            f.truncate(good)
+        self._fd = os.open(last.path, os.O_WRONLY | os.O_APPEND)
+        self._seg_bytes = good
+        self._flush_levels()
+        self._repair_checkpoints(last, segments)
+        if self._tree.size > self._cp_size:
+            self._write_checkpoint()
+
+    def _replay(self, seg: Segment) -> tuple[int, float]:
+        """Re-read the active segment into the chain and tree; returns (good bytes, start time)."""
+        data = seg.path.read_bytes()
+        offset = 0
+        started = time.time()
+        while True:
+            end = data.find(b"\n", offset)
+            if end < 0:
+                break
+            line = data[offset:end]
+            try:
+                value = parse_line(line)
+                ok = value["seq"] == self._seq and value["prev"] == self._prev
+            except ValueError:
+                ok = False
+            if not ok:
+                if data.find(b"\n", end + 1) >= 0:
+                    raise AuditLogError(
+                        f"{seg.path}: line for seq {self._seq} does not continue the chain and "
+                        "is followed by more lines; the log was damaged, not torn by a crash. "
+                        "Run `kzai-guard verify` on it."
+                    )
+                break
+            if offset == 0:
+                with contextlib.suppress(KeyError, TypeError):
+                    started = int(value["rec"]["time"]) / 1_000_000
+            h = _leaf(line)
+            self._tree.append(h, self._on_node)
+            self._levels[0] += h
+            self._prev = h.hex()
+            self._seq += 1
+            offset = end + 1
+        return offset, started
+
+    def _rebuild_tree(self, segments: list[Segment], anchor: Any) -> None:
+        if anchor is not None:
+            raise AuditLogError(
+                f"the tree hash files under {self.directory}/tree are incomplete and the log "
+                "was pruned, so they cannot be rebuilt"
+            )
+        self._tree_files.truncate(0)
+        self._tree = CompactRange()
+        self._prev = GENESIS
+        self._seq = 0
+        for seg in segments[:-1]:
+            if seg.first != self._seq:
+                raise AuditLogError(f"segment {seg.path} does not start at seq {self._seq}")
+            good, _ = self._replay(seg)
+            if good != seg.path.stat().st_size:
+                raise AuditLogError(f"sealed segment {seg.path} is damaged")
+            self._flush_levels()
+
+    def _repair_checkpoints(self, last: Segment, segments: list[Segment]) -> None:
+        path = last.checkpoints
+        notes: list[SignedCheckpoint] = []
+        if path.exists():
+            data = path.read_bytes()
+            cut = data.rfind(b"\n\n")
+            keep = cut + 2 if cut >= 0 else 0
+            if keep != len(data):
+                with open(path, "r+b") as f:
+                    f.truncate(keep)
+            notes = [n for n in read_notes(path) if isinstance(n, SignedCheckpoint)]
+        if not notes and len(segments) > 1:
+            notes = [
+                n for n in read_notes(segments[-2].checkpoints) if isinstance(n, SignedCheckpoint)
+            ]
+        if notes:
+            newest = max(notes, key=lambda n: n.checkpoint.size)
+            if newest.checkpoint.size > self._tree.size:
+                raise AuditLogError(
+                    f"a signed checkpoint covers {newest.checkpoint.size} records but only "
+                    f"{self._tree.size} survive in {self.directory}; records were lost"
+                )
+            self._cp_size = newest.checkpoint.size
+            self._last_checkpoint = newest
+
+    def _start_segment(self, first: int) -> None:
+        seg = segment_paths(self.directory, first)
+        self._fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        _fsync_dir(self.directory)
+        self._seg = seg
+        self._seg_bytes = os.fstat(self._fd).st_size
+        self._seg_started = time.time()
+        self._seq = first
+
+    # ------------------------------------------------------------------ the sink API
+
+    @property
+    def healthy(self) -> bool:
+        """False while records cannot be written, and after :meth:`close`."""
+        return self._error is None and not self._closing and self._writer.is_alive()
+
+    @property
+    def size(self) -> int:
+        """How many records are on disk (written, not necessarily fsynced)."""
+        return self._tree.size
+
+    @property
+    def last_checkpoint(self) -> SignedCheckpoint | None:
+        """The newest checkpoint signed by this log."""
+        return self._last_checkpoint
+
+    @property
+    def signer(self) -> Signer:
+        """The key that signs the next checkpoint."""
+        return self._signer
+
+    def write(self, record: AuditRecord) -> Future[None] | None:
+        """Queue one record; in ``sync`` mode the future resolves once it is fsynced.
+
+        Raises :class:`~kzai_guard.errors.AuditUnavailable` if the log is closed, unhealthy, or
+        (``async``) its queue stayed full for ``put_timeout`` seconds.
+        """
+        future: Future[None] | None = Future() if self._sync else None
+        self._put((_Op.RECORD, record, future))
+        return future
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything queued so far is written (and fsynced in ``sync`` mode)."""
+        future: Future[None] = Future()
+        self._put((_Op.FLUSH, None, future), control=True)
+        future.result(timeout)
+
+    def checkpoint(self, timeout: float | None = None) -> SignedCheckpoint | None:
+        """Write what is queued and sign a checkpoint now; returns it (``None`` if empty)."""
+        future: Future[None] = Future()
+        self._put((_Op.CHECKPOINT, None, future), control=True)
+        future.result(timeout)
+        return self._last_checkpoint
+
+    def rotate_segment(self, timeout: float | None = None) -> None:
+        """Seal the active segment (with a checkpoint) and start a new one now."""
+        future: Future[None] = Future()
+        self._put((_Op.ROTATE, None, future), control=True)
+        future.result(timeout)
+
+    def rotate_key(self, signer: Signer, timeout: float | None = None) -> None:
+        """Sign every checkpoint from the next one on with ``signer``.
+
+        The records so far are first covered by a checkpoint of the old key. Keep the old
+        public key in the verifiers' keyring: old checkpoints stay signed by it.
+        """
+        future: Future[None] = Future()
+        self._put((_Op.SIGNER, signer, future), control=True)
+        future.result(timeout)
+
+    def erase_subject(self, pseudonym: str) -> None:
+        """Crypto-shred one subject: erase the key sealing its personal fields.
+
+        The records stay in the log and keep verifying; their personal fields read as
+        :data:`~kzai_guard.audit.shredding.ERASED`.
+        """
+        if self._subject_keys is None:
+            raise ConfigurationError("this log writes personal fields in clear; nothing to erase")
+        self._subject_keys.erase(subject_ref(pseudonym))
+
+    def close(self) -> None:
+        """Write everything queued, sign a final checkpoint and release the directory.
+
+        Raises :class:`~kzai_guard.errors.AuditLogError` if accepted records could not be
+        written. Later writes raise :class:`~kzai_guard.errors.AuditUnavailable`.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closing = True
+            self._not_empty.notify_all()
+        self._writer.join()
+        self._closed = True
+        lost = len(self._unwritten)
+        error = self._error
+        with contextlib.suppress(OSError):
+            self._tree_files.close()
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+        if isinstance(self._subject_keys, SqliteSubjectKeys):
+            with contextlib.suppress(Exception):
+                self._subject_keys.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+        if lost:
+            raise AuditLogError(
+                f"{lost} accepted audit records could not be written to {self.directory}: {error}"
+            )
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _put(self, item: _Item, control: bool = False) -> None:
+        with self._lock:
+            if self._closing:
+                raise AuditUnavailable(f"the audit log {self.directory} is closed")
+            if self._error is not None and not control:
+                raise AuditUnavailable(
+                    f"the audit log {self.directory} cannot be written: {self._error}"
+                )
+            if not self._sync and not control and len(self._items) >= self._queue_limit:
+                deadline = time.monotonic() + self._put_timeout
+                while len(self._items) >= self._queue_limit:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._closing:
+                        raise AuditUnavailable(
+                            f"the audit log {self.directory} is {self._queue_limit} records "
+                            f"behind for {self._put_timeout}s; refusing more"
+                        )
+                    self._not_full.wait(left)
+            self._items.append(item)
+            if len(self._items) == 1:
+                self._not_empty.notify()
+
+    # ------------------------------------------------------------------ the writer thread
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # the writer must never die silently
+            _log.exception("audit log writer stopped")
+            with self._lock:
+                self._error = exc
+                items, self._items = self._items, collections.deque()
+                self._not_full.notify_all()
+            self._fail(items, exc)
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._items and not self._closing:
+                    timeout = self._wait_time()
+                    if timeout == 0.0:
+                        break
+                    self._not_empty.wait(timeout)
+                items, self._items = self._items, collections.deque()
+                closing = self._closing
+                self._not_full.notify_all()
+            if self._error is not None:
+                self._retry(items)
+            elif items:
+                self._handle(items)
+            if self._error is None:
+                self._maybe_checkpoint()
+            if closing:
+                with self._lock:
+                    more = bool(self._items)
+                if more:
+                    continue
+                if self._error is not None:
+                    self._retry(collections.deque())
+                if self._error is None and self._tree.size > self._cp_size:
+                    self._guarded(self._write_checkpoint)
+                return
+
+    def _wait_time(self) -> float | None:
+        if self._error is not None:
+            return _RETRY_SECONDS
+        if self._tree.size == self._cp_size:
+            return None
+        return max(0.0, self._cp_time + self._checkpoint_interval - time.monotonic())
+
+    def _handle(self, items: collections.deque[_Item]) -> None:
+        batch: list[tuple[AuditRecord, Future[None] | None]] = []
+        for op, arg, future in items:
+            if op is _Op.RECORD:
+                batch.append((arg, future))
+                continue
+            if batch:
+                self._write_batch(batch)
+                batch = []
+            if self._error is not None:
+                self._fail_control(future)
+                continue
+            if op is _Op.CHECKPOINT and self._tree.size > self._cp_size:
+                self._guarded(self._write_checkpoint)
+            elif op is _Op.ROTATE:
+                self._guarded(self._rotate)
+            elif op is _Op.SIGNER:
+                if self._tree.size > self._cp_size:
+                    self._guarded(self._write_checkpoint)
+                self._signer = arg
+            elif op is _Op.FLUSH and not self._sync:
+                self._guarded(lambda: os.fdatasync(self._fd))
+            if future is not None:
+                if self._error is None:
+                    future.set_result(None)
+                else:
+                    self._fail_control(future)
+        if batch:
+            self._write_batch(batch)
+
+    def _write_batch(self, batch: list[tuple[AuditRecord, Future[None] | None]]) -> None:
+        if self._error is not None:
+            self._reject(batch, self._error)
+            return
+        if self._seg_bytes and (
+            self._seg_bytes >= self._segment_max_bytes
+            or time.time() - self._seg_started >= self._segment_max_age
+        ):
+            self._guarded(self._rotate)
+            if self._error is not None:
+                self._reject(batch, self._error)
+                return
+        try:
+            self._append([r for r, _ in batch])
+        except Exception as exc:
+            self._set_error(exc)
+            self._reject(batch, exc)
+            return
+        for _, future in batch:
+            if future is not None:
+                future.set_result(None)
+        if self._tree.size - self._cp_size >= self._checkpoint_every:
+            self._guarded(self._write_checkpoint)
+
+    def _append(self, records: list[AuditRecord]) -> None:
+        """Encode, write and (sync) fsync ``records``; state changes only if all succeed."""
+        prev = self._prev
+        seq = self._seq
+        lines = []
+        hashes = []
+        encode = self._encode
+        for record in records:
+            line = encode(record, seq, prev)
+            h = _leaf(line)
+            lines.append(line)
+            hashes.append(h)
+            prev = h.hex()
+            seq += 1
+        if self._batched_keys is not None:
+            self._batched_keys.commit()
+        lines.append(b"")
+        data = b"\n".join(lines)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            if self._sync:
+                os.fdatasync(self._fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._seg_bytes)
+            raise
+        self._seg_bytes += len(data)
+        self._prev = prev
+        self._seq = seq
+        append = self._tree.append
+        on_node = self._on_node
+        level0 = self._levels[0]
+        for h in hashes:
+            append(h, on_node)
+            level0 += h
+        self._flush_levels()
+
+    def _encode(self, record: AuditRecord, seq: int, prev: str) -> bytes:
+        rec: dict[str, Any] = {}
+        for name in _RECORD_FIELDS:
+            value = getattr(record, name)
+            if value is not None:
+                rec[name] = value
+        rec["kind"] = record.kind.value
+        sealed = None
+        subject, reviewer, detail = record.subject, record.reviewer, record.detail
+        owner = subject if subject is not None else reviewer
+        keys = self._subject_keys
+        if keys is not None and owner is not None:
+            personal = {}
+            if subject is not None:
+                personal["subject"] = subject
+            if reviewer is not None:
+                personal["reviewer"] = reviewer
+            if detail is not None:
+                personal["detail"] = detail
+            ref = subject_ref(owner)
+            key = keys.key_for(ref, True)
+            if key is None:
+                raise AuditLogError(f"the subject key store gave no key for {ref}")
+            sealed = seal(personal, record.id, ref, key)
+        else:
+            if subject is not None:
+                rec["subject"] = subject
+            if reviewer is not None:
+                rec["reviewer"] = reviewer
+            if detail is not None:
+                rec["detail"] = detail
+        try:
+            return encode_line(seq, prev, rec, sealed)
+        except orjson.JSONEncodeError:
+            clean = {
+                k: v.encode("utf-8", "backslashreplace").decode() if isinstance(v, str) else v
+                for k, v in rec.items()
+            }
+            return encode_line(seq, prev, clean, sealed)
+
+    def _on_node(self, level: int, node: bytes) -> None:
+        self._levels[level] += node
+
+    def _flush_levels(self) -> None:
+        self._tree_files.append(self._levels)
+        for buf in self._levels.values():
+            buf.clear()
+
+    def _write_checkpoint(self) -> None:
+        """Sign the current tree; the records it covers are fsynced first."""
+        os.fdatasync(self._fd)
+        signed = Checkpoint(self.origin, self._tree.size, self._tree.root()).sign([self._signer])
+        fd = os.open(self._seg.checkpoints, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            data = (signed.note() + "\n").encode()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if self._sync:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        self._cp_size = self._tree.size
+        self._cp_time = time.monotonic()
+        self._last_checkpoint = signed
+
+    def _maybe_checkpoint(self) -> None:
+        if self._tree.size > self._cp_size and (
+            self._tree.size - self._cp_size >= self._checkpoint_every
+            or time.monotonic() - self._cp_time >= self._checkpoint_interval
+        ):
+            self._guarded(self._write_checkpoint)
+
+    def _rotate(self) -> None:
+        if self._seg_bytes == 0:
+            return
+        if self._tree.size > self._cp_size:
+            self._write_checkpoint()
+        os.fsync(self._fd)
+        self._tree_files.sync()
+        old = self._fd
+        self._start_segment(self._tree.size)
+        os.close(old)
+        if self._retention_days is not None:
+            try:
+                prune(self.directory, keep_days=self._retention_days)
+            except (OSError, AuditLogError):
+                _log.exception("pruning old audit segments failed")
+
+    def _guarded(self, action: Any) -> None:
+        try:
+            action()
+        except Exception as exc:
+            self._set_error(exc)
+
+    def _set_error(self, exc: BaseException) -> None:
+        _log.error("audit log %s cannot be written: %s", self.directory, exc)
+        with self._lock:
+            self._error = exc
+
+    def _reject(
+        self, batch: list[tuple[AuditRecord, Future[None] | None]], exc: BaseException
+    ) -> None:
+        for record, future in batch:
+            if future is None:
+                self._unwritten.append(record)
+            else:
+                future.set_exception(_unavailable(self.directory, exc))
+
+    def _fail_control(self, future: Future[None] | None) -> None:
+        if future is not None and not future.done():
+            future.set_exception(_unavailable(self.directory, self._error))
+
+    def _fail(self, items: collections.deque[_Item], exc: BaseException) -> None:
+        for op, arg, future in items:
+            if op is _Op.RECORD and future is None:
+                self._unwritten.append(arg)
+            elif future is not None and not future.done():
+                future.set_exception(_unavailable(self.directory, exc))
+
+    def _retry(self, items: collections.deque[_Item]) -> None:
+        """While unhealthy: reject sync work, keep async records, try to write them again."""
+        for op, arg, future in items:
+            if op is _Op.RECORD and future is None:
+                self._unwritten.append(arg)
+            elif future is not None:
+                self._fail_control(future)
+        if not self._unwritten:
+            return
+        try:
+            self._append(self._unwritten)
+        except Exception as exc:
+            with self._lock:
+                self._error = exc
+            return
+        self._unwritten = []
+        with self._lock:
+            self._error = None
+        _log.warning("audit log %s is writable again", self.directory)
+
+
+def _leaf(line: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + line).digest()
+
+
+def _unavailable(directory: Path, exc: BaseException | None) -> AuditUnavailable:
+    error = AuditUnavailable(f"the audit log {directory} cannot be written: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _origin(directory: Path, wanted: str | None) -> str:
+    existing = read_origin(directory)
+    if existing is not None:
+        if wanted is not None and wanted != existing:
+            raise ConfigurationError(
+                f"audit log {directory} has origin {existing!r}, not {wanted!r}; "
+                "pass the existing origin or open a new directory"
+            )
+        return existing
+    origin = wanted or f"kzai-guard.invalid/audit/{uuid.uuid4().hex[:16]}"
+    if "\n" in origin or not origin.strip():
+        raise ConfigurationError("the log origin must be one non-empty line")
+    tmp = directory / (ORIGIN_FILE + ".tmp")
+    tmp.write_text(origin + "\n")
+    os.replace(tmp, directory / ORIGIN_FILE)
+    _fsync_dir(directory)
+    return origin
+
+
+def _demo_signer(directory: Path) -> Signer:
+    """The demo key in ``directory/keys``, made on first use."""
+    key_dir = directory / DEMO_KEY_DIR
+    keys = sorted(key_dir.glob("*.key")) if key_dir.is_dir() else []
+    if keys:
+        return Signer.from_file(keys[-1])
+    _, _, signer = write_keypair(key_dir, DEMO_KEY_NAME)
+    return signer

@@ -1,0 +1,157 @@
+"""The on-disk layout of an audit directory and the format of one log line.
+
+::
+
+    AUDIT_DIR/
+      origin                          the log's name, first line of every checkpoint
+      00000000000000000000.log        segment: lines for seq 0, 1, ...
+      00000000000000000000.checkpoints  signed checkpoints taken while that segment was active
+      00000000000000052113.log        next segment, named by its first sequence number
+      ...
+      tree/level-LL.hashes            stored Merkle tree (see kzai_guard.audit.tree)
+      anchor.json                     after pruning: where the retained log starts
+      keys/                           demo signing key, made when none is configured
+      subject-keys.sqlite3            default per-subject key store (crypto-shredding)
+
+A line is the canonical JSON (RFC 8785) of ``{"prev", "rec", "sealed"?, "seq"}`` followed by a
+newline: ``prev`` is the hex line hash of the previous line (64 zeros for the first), ``rec`` the
+record without its personal fields, ``sealed`` the encrypted personal fields, ``seq`` the
+0-based position. The line hash is the RFC 9162 leaf hash ``SHA-256(0x00 || line)`` of the line
+without its newline: one hash serves both the chain and the Merkle tree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from kzai_guard.audit.canonical import canonical_json
+
+__all__ = [
+    "ANCHOR_FILE",
+    "GENESIS",
+    "ORIGIN_FILE",
+    "Anchor",
+    "Segment",
+    "encode_line",
+    "list_segments",
+    "parse_line",
+    "read_anchor",
+    "read_origin",
+    "segment_paths",
+]
+
+GENESIS = "0" * 64
+"""The ``prev`` of the first line of a log."""
+
+ORIGIN_FILE = "origin"
+ANCHOR_FILE = "anchor.json"
+_SEGMENT_RE = re.compile(r"^(\d{20})\.log$")
+LINE_PREFIX = b'{"prev":"'
+"""Every line starts with these bytes, then the 64 hex digits of ``prev``."""
+SEQ_MARKER = b',"seq":'
+"""The last member of every line; the sequence number follows it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One segment file: the lines from sequence number ``first`` on."""
+
+    first: int
+    path: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        """The file of checkpoints taken while this segment was active."""
+        return self.path.with_suffix(".checkpoints")
+
+
+def segment_paths(directory: Path, first: int) -> Segment:
+    """The segment that starts at ``first``."""
+    return Segment(first, directory / f"{first:020d}.log")
+
+
+def list_segments(directory: Path) -> list[Segment]:
+    """The segments in ``directory``, in order."""
+    found = []
+    for path in directory.iterdir():
+        match = _SEGMENT_RE.match(path.name)
+        if match:
+            found.append(Segment(int(match.group(1)), path))
+    found.sort(key=lambda s: s.first)
+    return found
+
+
+def encode_line(seq: int, prev: str, rec: dict[str, Any], sealed: dict[str, str] | None) -> bytes:
+    """The canonical line (without newline)."""
+    value: dict[str, Any] = {"prev": prev, "rec": rec, "seq": seq}
+    if sealed is not None:
+        value["sealed"] = sealed
+    return canonical_json(value)
+
+
+def parse_line(line: bytes) -> dict[str, Any]:
+    """The JSON object of a line; ``ValueError`` if it is not one."""
+    value = orjson.loads(line)
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("seq"), int)
+        or not isinstance(value.get("prev"), str)
+        or not isinstance(value.get("rec"), dict)
+    ):
+        raise ValueError("not an audit log line")
+    return value
+
+
+def read_origin(directory: Path) -> str | None:
+    """The log's origin line, if the directory has one."""
+    try:
+        return (directory / ORIGIN_FILE).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """Where a pruned log starts: the state of the tree after ``size`` records.
+
+    ``prev`` is the line hash of record ``size - 1``, ``range`` the right edge of the tree over
+    the pruned records, ``checkpoint`` the signed note for exactly ``size`` records.
+    """
+
+    size: int
+    prev: str
+    range: tuple[bytes, ...]
+    checkpoint: str
+
+    def to_json(self) -> str:
+        """The ``anchor.json`` text."""
+        return json.dumps(
+            {
+                "checkpoint": self.checkpoint,
+                "prev": self.prev,
+                "range": [h.hex() for h in self.range],
+                "size": self.size,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+
+
+def read_anchor(directory: Path) -> Anchor | None:
+    """The anchor of a pruned log, or ``None`` if nothing was pruned."""
+    try:
+        data = json.loads((directory / ANCHOR_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    return Anchor(
+        size=int(data["size"]),
+        prev=str(data["prev"]),
+        range=tuple(bytes.fromhex(h) for h in data["range"]),
+        checkpoint=str(data["checkpoint"]),
+    )

@@ -1,0 +1,215 @@
+"""Crypto-shredding: personal fields sealed under per-subject keys that can be erased.
+
+The personal fields of a record (``subject``, ``reviewer``, ``detail``) are not written in
+clear. They are encrypted together with AES-256-GCM under a key that belongs to the record's
+subject (or, for records without a subject, to its reviewer) and stored in the line's
+``sealed`` member as ``{"ct": base64(nonce || ciphertext), "ref": <key reference>}``. The key
+reference is :func:`subject_ref` of the pseudonym, so the pseudonym itself never appears in clear.
+
+Erasing the subject's key (:meth:`SubjectKeys.erase`) makes those fields unreadable for good,
+while the line, its hash, the chain and every checkpoint stay exactly as they were. Readers
+then get :data:`ERASED` in place of each personal field.
+
+Two key stores ship here: :class:`MemorySubjectKeys` (tests) and :class:`SqliteSubjectKeys`
+(a file, with SQLite's ``secure_delete`` so erased key bytes are overwritten). Any object with
+``key_for`` and ``erase`` will do, e.g. one backed by the application's main store.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+__all__ = [
+    "ERASED",
+    "PERSONAL_FIELDS",
+    "SEALED",
+    "MemorySubjectKeys",
+    "SqliteSubjectKeys",
+    "SubjectKeys",
+    "seal",
+    "subject_ref",
+    "unseal",
+]
+
+PERSONAL_FIELDS: tuple[str, ...] = ("subject", "reviewer", "detail")
+"""The record fields that are sealed."""
+
+ERASED = "[erased]"
+"""What a reader gets for a personal field whose subject key was erased."""
+
+SEALED = "[sealed]"
+"""What a reader gets for a personal field when it was given no key store."""
+
+_KEY_SIZE = 32
+_NONCE_SIZE = 12
+_AAD_PREFIX = b"kzai-guard sealed v1\n"
+
+
+def subject_ref(pseudonym: str) -> str:
+    """The key reference of a subject pseudonym: what the log stores in clear and keys by.
+
+    >>> subject_ref("p:abc")[:3]
+    'sk:'
+    """
+    digest = hashlib.sha256(b"kzai-guard subject key\n" + pseudonym.encode()).digest()
+    return "sk:" + digest[:16].hex()
+
+
+@runtime_checkable
+class SubjectKeys(Protocol):
+    """Where per-subject encryption keys live."""
+
+    def key_for(self, ref: str, create: bool = True) -> bytes | None:
+        """The 32-byte key for ``ref``; made if absent and ``create``, else ``None``."""
+        ...
+
+    def erase(self, ref: str) -> None:
+        """Destroy the key for ``ref`` (idempotent)."""
+        ...
+
+
+@runtime_checkable
+class BatchedSubjectKeys(SubjectKeys, Protocol):
+    """A key store that buffers new keys until :meth:`commit` (one transaction per batch)."""
+
+    def commit(self) -> None:
+        """Make the keys made since the last commit durable."""
+        ...
+
+
+class MemorySubjectKeys:
+    """Keys in a dict; for tests and short-lived processes."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def key_for(self, ref: str, create: bool = True) -> bytes | None:
+        """The key for ``ref``, made on first use when ``create``."""
+        with self._lock:
+            key = self._keys.get(ref)
+            if key is None and create:
+                key = self._keys[ref] = os.urandom(_KEY_SIZE)
+            return key
+
+    def erase(self, ref: str) -> None:
+        """Forget the key for ``ref``."""
+        with self._lock:
+            self._keys.pop(ref, None)
+
+
+class SqliteSubjectKeys:
+    """Keys in a SQLite file, with ``secure_delete`` on so erasure overwrites the key bytes.
+
+    New keys are committed in one transaction per batch of records (:meth:`commit`), before the
+    records that use them are written; the log calls it.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA secure_delete=ON")
+        self._db.execute("PRAGMA journal_mode=DELETE")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS subject_key (ref TEXT PRIMARY KEY, key BLOB NOT NULL)"
+        )
+        self._cache: dict[str, bytes] = {}
+        self._pending: dict[str, bytes] = {}
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)
+
+    def key_for(self, ref: str, create: bool = True) -> bytes | None:
+        """The key for ``ref``, made on first use when ``create`` (durable after :meth:`commit`)."""
+        with self._lock:
+            key = self._cache.get(ref) or self._pending.get(ref)
+            if key is not None:
+                return key
+            row = self._db.execute("SELECT key FROM subject_key WHERE ref = ?", (ref,)).fetchone()
+            if row is not None:
+                key = bytes(row[0])
+                self._cache[ref] = key
+                return key
+            if not create:
+                return None
+            key = self._pending[ref] = os.urandom(_KEY_SIZE)
+            return key
+
+    def commit(self) -> None:
+        """Write the keys made since the last commit, in one transaction."""
+        with self._lock:
+            if not self._pending:
+                return
+            with _transaction(self._db):
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO subject_key (ref, key) VALUES (?, ?)",
+                    self._pending.items(),
+                )
+            self._cache.update(self._pending)
+            self._pending.clear()
+
+    def erase(self, ref: str) -> None:
+        """Delete the key for ``ref``; the row's bytes are overwritten on disk."""
+        with self._lock:
+            self._cache.pop(ref, None)
+            self._pending.pop(ref, None)
+            with _transaction(self._db):
+                self._db.execute("DELETE FROM subject_key WHERE ref = ?", (ref,))
+
+    def close(self) -> None:
+        """Commit pending keys and close the database."""
+        self.commit()
+        with self._lock:
+            self._db.close()
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _aad(record_id: str, ref: str) -> bytes:
+    return _AAD_PREFIX + record_id.encode() + b"\n" + ref.encode()
+
+
+def seal(fields: dict[str, Any], record_id: str, ref: str, key: bytes) -> dict[str, str]:
+    """Encrypt ``fields`` (the personal ones) into the line's ``sealed`` member."""
+    nonce = os.urandom(_NONCE_SIZE)
+    ct = AESGCM(key).encrypt(nonce, orjson.dumps(fields), _aad(record_id, ref))
+    return {"ct": base64.b64encode(nonce + ct).decode(), "fields": ",".join(fields), "ref": ref}
+
+
+def unseal(sealed: dict[str, Any], record_id: str, key: bytes | None) -> dict[str, Any] | None:
+    """The personal fields, or ``None`` if the key is gone (erased) or does not fit."""
+    if key is None:
+        return None
+    raw = base64.b64decode(sealed["ct"])
+    try:
+        plain = AESGCM(key).decrypt(
+            raw[:_NONCE_SIZE], raw[_NONCE_SIZE:], _aad(record_id, sealed["ref"])
+        )
+    except InvalidTag:
+        return None
+    value = orjson.loads(plain)
+    if not isinstance(value, dict):
+        return None
+    return value

@@ -1,0 +1,56 @@
+"""Builds audit records and hands them to the sink: the one place records are made."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+
+from kzai_guard.audit.record import AuditRecord, EventKind
+from kzai_guard.audit.sink import AuditSink
+from kzai_guard.core.pseudonym import Pseudonymizer
+from kzai_guard.ids import new_id
+
+__all__ = ["Auditor"]
+
+
+class Auditor:
+    """Turns guard events into :class:`AuditRecord` objects; subjects become pseudonyms here."""
+
+    __slots__ = ("profile", "pseudonym", "sink")
+
+    def __init__(self, sink: AuditSink, pseudonym: Pseudonymizer, profile: str) -> None:
+        self.sink = sink
+        self.pseudonym = pseudonym
+        self.profile = profile
+
+    def event(
+        self,
+        kind: EventKind,
+        *,
+        subject: str | None = None,
+        policy: str | None = None,
+        purpose: str | None = None,
+        reviewer: str | None = None,
+        review_id: str | None = None,
+        detail: str | None = None,
+        record_id: str | None = None,
+    ) -> Future[None] | None:
+        """Record a non-decision event (consent, objection, switch, review)."""
+        return self.sink.write(
+            AuditRecord(
+                id=record_id or new_id(),
+                time=time.time_ns() // 1000,
+                kind=kind,
+                policy=policy,
+                subject=None if subject is None else self.pseudonym(subject),
+                purpose=purpose,
+                profile=self.profile,
+                reviewer=reviewer,
+                review_id=review_id,
+                detail=detail,
+            )
+        )
+
+    def write(self, record: AuditRecord) -> Future[None] | None:
+        """Hand a fully built record to the sink."""
+        return self.sink.write(record)

@@ -1,0 +1,90 @@
+"""Policies and guard settings from a TOML file, validated at start-up.
+
+::
+
+    [guard]
+    profile = "kz"
+    store = "sqlite:///kzai-guard.db"
+    audit = "kzai-audit"
+    subject_header = "X-Subject-Id"
+    contact = "support@example.kz"
+
+    [[policy]]
+    name = "loan_approval"
+    purpose = "credit-scoring"
+    domain = "credit"
+    significance = "legal-effect"
+    autonomy = "high"
+    risk = "high"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from kzai_guard.core.policy import DecisionPolicy
+from kzai_guard.errors import ConfigurationError
+from kzai_guard.subjects import from_header
+
+__all__ = ["load_config"]
+
+_GUARD_KEYS = {
+    "profile",
+    "store",
+    "audit",
+    "durability",
+    "subject_header",
+    "routes_prefix",
+    "problem_base",
+    "objection_header_name",
+    "review_deadline_days",
+    "how_to_object",
+    "human_contact",
+    "contact",
+    "poll_interval",
+    "cache_limit",
+}
+
+
+def load_config(path: str | Path) -> tuple[list[DecisionPolicy], dict[str, Any]]:
+    """The policies and the ``Guard`` keyword arguments that the file at ``path`` declares."""
+    source = Path(path)
+    try:
+        data = tomllib.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"{source}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{source}: not valid TOML: {exc}") from exc
+    unknown_tables = set(data) - {"guard", "policy"}
+    if unknown_tables:
+        raise ConfigurationError(
+            f"{source}: unknown table(s) {sorted(unknown_tables)}; use [guard] and [[policy]]"
+        )
+    guard = dict(data.get("guard", {}))
+    unknown = set(guard) - _GUARD_KEYS
+    if unknown:
+        raise ConfigurationError(
+            f"{source}: [guard] has unknown key(s) {sorted(unknown)}; known: {sorted(_GUARD_KEYS)}"
+        )
+    if "subject_header" in guard:
+        guard["subject"] = from_header(guard.pop("subject_header"))
+    raw_policies = data.get("policy", [])
+    if not isinstance(raw_policies, list) or not raw_policies:
+        raise ConfigurationError(f"{source}: declare at least one [[policy]] table")
+    policies = [_policy(source, index, raw) for index, raw in enumerate(raw_policies)]
+    return policies, guard
+
+
+def _policy(source: Path, index: int, raw: dict[str, Any]) -> DecisionPolicy:
+    name = raw.get("name", f"#{index + 1}")
+    try:
+        return DecisionPolicy.model_validate(raw)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"field '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"{source}: policy {name!r}: {details}") from exc

@@ -1,0 +1,90 @@
+"""The consent ledger (KZ-PD 7, 8): grant, withdraw, look up."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from kzai_guard.audit.record import EventKind
+from kzai_guard.auditor import Auditor
+from kzai_guard.core.consent import CollectionMethod, Consent
+from kzai_guard.core.subject import check_subject
+from kzai_guard.fact_cache import FactCache, utcnow
+from kzai_guard.ids import new_id
+from kzai_guard.stores.base import Store
+
+__all__ = ["Consents"]
+
+
+class Consents:
+    """Consents of the people decisions are about. A withdrawal applies to the next decision."""
+
+    def __init__(self, store: Store, cache: FactCache, auditor: Auditor) -> None:
+        self._store = store
+        self._cache = cache
+        self._auditor = auditor
+
+    def grant(
+        self,
+        subject: str,
+        purpose: str,
+        notice_version: str,
+        *,
+        notice_digest: str | None = None,
+        method: CollectionMethod = CollectionMethod.API,
+        term: timedelta | None = None,
+        expires_at: datetime | None = None,
+    ) -> Consent:
+        """Record that ``subject`` consented to ``purpose`` under ``notice_version`` of the notice.
+
+        ``term`` (or ``expires_at``) ties the consent to the time its purpose needs.
+        """
+        check_subject(subject)
+        if not purpose or not notice_version:
+            raise ValueError("purpose and notice_version must be non-empty")
+        if term is not None and expires_at is not None:
+            raise ValueError("give term or expires_at, not both")
+        now = utcnow()
+        if term is not None:
+            if term <= timedelta(0):
+                raise ValueError("term must be positive")
+            expires_at = now + term
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise ValueError("expires_at must be timezone-aware")
+        consent = Consent(
+            id=new_id(),
+            subject=subject,
+            purpose=purpose,
+            notice_version=notice_version,
+            notice_digest=notice_digest,
+            method=CollectionMethod(method),
+            granted_at=now,
+            expires_at=expires_at,
+        )
+        self._store.add_consent(consent)
+        self._cache.forget(subject)
+        self._auditor.event(
+            EventKind.CONSENT_GRANTED, subject=subject, purpose=purpose, record_id=consent.id
+        )
+        return consent
+
+    def withdraw(self, subject: str, purpose: str) -> list[Consent]:
+        """Withdraw ``subject``'s consents for ``purpose``; returns the consents withdrawn.
+
+        Once this returns, no decision in this process relies on them; other processes sharing
+        the store follow within one poll interval.
+        """
+        check_subject(subject)
+        self._cache.forget(subject)
+        withdrawn = self._store.withdraw_consents(subject, purpose, utcnow())
+        self._cache.forget(subject)
+        self._auditor.event(EventKind.CONSENT_WITHDRAWN, subject=subject, purpose=purpose)
+        return withdrawn
+
+    def of(self, subject: str) -> list[Consent]:
+        """Every consent record of ``subject``, withdrawn ones included, oldest first."""
+        return self._store.consents_of(check_subject(subject))
+
+    def is_valid(self, subject: str, purpose: str, notice_version: str | None = None) -> bool:
+        """True when ``subject`` has a consent in force for ``purpose`` (and notice version)."""
+        state = self._cache.state(check_subject(subject))
+        return state.consent_valid(purpose, notice_version, utcnow())

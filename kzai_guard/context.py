@@ -1,0 +1,104 @@
+"""The decision context: what the guard knows about the request a decision is made in.
+
+The middleware opens one per HTTP request; :func:`decision_context` opens one for a batch job or
+worker, where the trusted caller states the subject, the reviewer and any objection itself.
+Decision functions call :func:`explain` to attach their explanation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from pydantic import ValidationError
+
+from kzai_guard.core.explanation import Explanation
+from kzai_guard.core.review import Reviewer
+
+__all__ = ["DecisionContext", "current_context", "decision_context", "explain"]
+
+
+class DecisionContext:
+    """Per-request (or per-job) state; never shared between requests."""
+
+    __slots__ = (
+        "decision_id",
+        "explanation",
+        "explanation_error",
+        "objection",
+        "response_headers",
+        "reviewer",
+        "scope",
+        "subject",
+    )
+
+    def __init__(
+        self,
+        scope: Mapping[str, Any] | None = None,
+        *,
+        subject: str | None = None,
+        reviewer: Reviewer | None = None,
+        objection: bool = False,
+    ) -> None:
+        self.scope = scope
+        self.subject = subject
+        self.reviewer = reviewer
+        self.objection = objection
+        self.decision_id: str | None = None
+        self.explanation: Explanation | None = None
+        self.explanation_error: str | None = None
+        self.response_headers: list[tuple[bytes, bytes]] | None = None
+
+
+_current: ContextVar[DecisionContext | None] = ContextVar("kzai_guard_decision", default=None)
+
+
+def current_context() -> DecisionContext | None:
+    """The decision context of the running request or job, if any."""
+    return _current.get()
+
+
+@contextmanager
+def decision_context(
+    subject: str, *, reviewer: Reviewer | None = None, objection: bool = False
+) -> Iterator[DecisionContext]:
+    """Make decisions outside HTTP (batch jobs, workers) about ``subject``.
+
+    The caller is trusted code: ``reviewer`` is the human decision-maker it authenticated,
+    ``objection`` an objection it received through its own channel. Example::
+
+        with kg.decision_context("A-1"):
+            score_applicant(application)   # a @guard.decision function
+    """
+    context = DecisionContext(None, subject=subject, reviewer=reviewer, objection=objection)
+    token = _current.set(context)
+    try:
+        yield context
+    finally:
+        _current.reset(token)
+
+
+def explain(explanation: Explanation | Mapping[str, Any]) -> None:
+    """Attach the explanation of the decision being made.
+
+    Call it inside a ``@guard.decision`` function. A mapping is validated as an
+    :class:`Explanation`; an invalid one withholds a significant decision (``explanation-invalid``).
+    """
+    context = _current.get()
+    if context is None:
+        raise RuntimeError(
+            "kzai_guard.explain() was called outside a decision: call it inside a "
+            "@guard.decision function (and install the guard's middleware for HTTP)"
+        )
+    if isinstance(explanation, Explanation):
+        context.explanation = explanation
+        return
+    try:
+        context.explanation = Explanation.model_validate(explanation)
+    except ValidationError as exc:
+        context.explanation = None
+        context.explanation_error = f"{exc.error_count()} invalid field(s): " + "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )

@@ -1,0 +1,54 @@
+"""Review tickets: decisions routed to a human, and how a human completes them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = ["Reviewer", "ReviewOutcome", "ReviewStatus", "ReviewTicket"]
+
+
+class ReviewStatus(enum.StrEnum):
+    """Where a ticket stands."""
+
+    OPEN = "open"
+    COMPLETED = "completed"
+
+
+class ReviewOutcome(enum.StrEnum):
+    """What the human decided."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    AMENDED = "amended"
+
+
+@dataclass(frozen=True, slots=True)
+class Reviewer:
+    """An authenticated human decision-maker, from the app's authentication, never a header."""
+
+    id: str
+    display_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewTicket:
+    """A decision waiting for, or decided by, a human.
+
+    ``reason`` is the verdict reason that routed it (``objection``, ``vulnerable-subject``, ...).
+    ``deadline`` is when the person must have an answer (3 working days by default).
+    """
+
+    id: str
+    decision_id: str
+    policy: str
+    subject: str
+    reason: str
+    status: ReviewStatus
+    opened_at: datetime
+    deadline: datetime
+    reviewer: str | None = None
+    outcome: ReviewOutcome | None = None
+    note: str | None = None
+    completed_at: datetime | None = None

@@ -1,0 +1,60 @@
+"""The ``@guard.decision(name)`` decorator, for sync and async functions alike.
+
+The wrapper keeps the wrapped function's signature (``functools.wraps``), so FastAPI still sees
+the real endpoint: its dependency injection, validation and OpenAPI stay intact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar, cast
+
+import anyio.to_thread
+
+from kzai_guard.context import current_context
+from kzai_guard.core.verdict import Outcome
+from kzai_guard.gate import Gate
+
+__all__ = ["guard_function"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap ``fn`` so that every call is a decision under ``gate``'s policy."""
+    if inspect.iscoroutinefunction(fn):
+        async_fn = cast(Callable[P, Awaitable[Any]], fn)
+
+        @functools.wraps(fn)
+        async def async_decision(*args: P.args, **kwargs: P.kwargs) -> Any:
+            decision = gate.begin(current_context())
+            if gate.enforced_refusal(decision):
+                if decision.verdict.outcome is Outcome.ROUTE:
+                    await anyio.to_thread.run_sync(gate.refuse, decision)
+                gate.refuse(decision)
+            gate.check_audit(decision)
+            result = await async_fn(*args, **kwargs)
+            durable = gate.finish(decision)
+            if durable is not None:
+                await asyncio.wrap_future(durable)
+            return result
+
+        return cast(Callable[P, R], async_decision)
+
+    @functools.wraps(fn)
+    def sync_decision(*args: P.args, **kwargs: P.kwargs) -> R:
+        decision = gate.begin(current_context())
+        if gate.enforced_refusal(decision):
+            gate.refuse(decision)
+        gate.check_audit(decision)
+        result = fn(*args, **kwargs)
+        durable = gate.finish(decision)
+        if durable is not None:
+            durable.result()
+        return result
+
+    return sync_decision

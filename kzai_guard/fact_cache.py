@@ -1,0 +1,163 @@
+"""The facts the guard reads on every decision, kept in memory and kept honest.
+
+A consent check must cost no database round trip when nothing changed, yet a withdrawal must take
+effect on the very next decision in this process, and within one second in the other processes
+that share the store. So:
+
+- each subject's consents and objections are loaded once and kept (bounded, oldest evicted);
+- a write through this process drops the subject's entry *before* and again *after* the store
+  commits, and a load only keeps what it read if no drop happened meanwhile (an epoch counter), so
+  no decision that starts after the commit can read the old state;
+- a watcher thread polls the store's change feed (every ``poll_interval`` seconds) and drops
+  what other processes changed, and reloads the kill switches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from kzai_guard.core.consent import Consent, consent_is_valid
+from kzai_guard.stores.base import ChangeKind, Store
+
+__all__ = ["DEFAULT_POLL_INTERVAL", "FactCache", "SubjectState"]
+
+DEFAULT_POLL_INTERVAL = 0.25
+_DEFAULT_LIMIT = 100_000
+_log = logging.getLogger("kzai_guard")
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectState:
+    """What the store says about one subject: consents in force by purpose, objections."""
+
+    consents: dict[str, tuple[Consent, ...]]
+    objects_to_all: bool
+    objects_to: frozenset[str]
+
+    def consent_valid(self, purpose: str, notice_version: str | None, at: datetime) -> bool:
+        """True when a consent for ``purpose`` counts at ``at``."""
+        for consent in self.consents.get(purpose, ()):
+            if consent_is_valid(consent, notice_version=notice_version, at=at):
+                return True
+        return False
+
+    def objected(self, policy: str) -> bool:
+        """True when an objection in force covers ``policy``."""
+        return self.objects_to_all or policy in self.objects_to
+
+
+class FactCache:
+    """Subject states and kill switches, cached per process and invalidated by the change feed."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        limit: int = _DEFAULT_LIMIT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> None:
+        self._store = store
+        self._limit = limit
+        self._poll_interval = poll_interval
+        self._states: dict[str, SubjectState] = {}
+        self._epoch = 0
+        self._lock = threading.Lock()
+        self._seq = store.latest_change()
+        self.suspended: frozenset[str] = self._load_suspended()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # -- the hot path -----------------------------------------------------------------------
+
+    def state(self, subject: str) -> SubjectState:
+        """The subject's state; read from the store only when not cached."""
+        state = self._states.get(subject)
+        if state is not None:
+            return state
+        epoch = self._epoch
+        state = self._load(subject)
+        with self._lock:
+            if self._epoch == epoch:
+                if len(self._states) >= self._limit:
+                    self._states.pop(next(iter(self._states)))
+                self._states[subject] = state
+        return state
+
+    # -- invalidation -----------------------------------------------------------------------
+
+    def forget(self, subject: str) -> None:
+        """Drop the subject's cached state; loads that began before this are not kept."""
+        with self._lock:
+            self._epoch += 1
+            self._states.pop(subject, None)
+
+    def set_suspended(self, policy: str, suspended: bool) -> None:
+        """Apply a kill-switch change made by this process at once."""
+        current = set(self.suspended)
+        if suspended:
+            current.add(policy)
+        else:
+            current.discard(policy)
+        self.suspended = frozenset(current)
+
+    def refresh(self) -> None:
+        """Apply the store's changes since the last refresh (what the watcher does)."""
+        changes = self._store.changes_since(self._seq)
+        if not changes:
+            return
+        switches = False
+        for change in changes:
+            if change.kind is ChangeKind.SWITCH:
+                switches = True
+            elif change.subject is not None:
+                self.forget(change.subject)
+        if switches:
+            self.suspended = self._load_suspended()
+        self._seq = changes[-1].seq
+
+    def start(self) -> None:
+        """Start the watcher thread (idempotent)."""
+        if self._watcher is None:
+            self._watcher = threading.Thread(
+                target=self._watch, name="kzai-guard-facts", daemon=True
+            )
+            self._watcher.start()
+
+    def stop(self) -> None:
+        """Stop the watcher thread."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._poll_interval):
+            try:
+                self.refresh()
+            except Exception:
+                _log.exception("kzai_guard: polling the store's change feed failed")
+
+    def _load(self, subject: str) -> SubjectState:
+        consents: dict[str, list[Consent]] = {}
+        for consent in self._store.consents_of(subject):
+            if consent.withdrawn_at is None:
+                consents.setdefault(consent.purpose, []).append(consent)
+        objections = [o for o in self._store.objections_of(subject) if o.withdrawn_at is None]
+        return SubjectState(
+            consents={purpose: tuple(items) for purpose, items in consents.items()},
+            objects_to_all=any(o.policy is None for o in objections),
+            objects_to=frozenset(o.policy for o in objections if o.policy is not None),
+        )
+
+    def _load_suspended(self) -> frozenset[str]:
+        return frozenset(s.policy for s in self._store.switches() if s.suspended)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)

@@ -1,0 +1,372 @@
+"""The gate of one decision type: gather the facts, evaluate, carry the verdict out.
+
+Everything that depends only on the policy is computed once, in :class:`Gate.__init__`. A
+decision runs in three steps, the same for HTTP, sync, async and batch callers:
+
+1. :meth:`Gate.begin` (no I/O unless a subject is not cached): resolve the subject, gather facts,
+   evaluate. Returns a :class:`Decision`.
+2. If the verdict refuses (in enforce mode), :meth:`Gate.refuse` records it, opens a review ticket
+   where routed, and raises :class:`~kzai_guard.errors.DecisionBlocked` or
+   :class:`~kzai_guard.errors.HumanReviewRequired`; the decision function never runs.
+3. Otherwise the function runs and :meth:`Gate.finish` checks the explanation, queues it,
+   writes the audit record and sets the response headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kzai_guard.audit.record import AuditRecord, EventKind
+from kzai_guard.context import DecisionContext
+from kzai_guard.core import problems
+from kzai_guard.core.explanation import (
+    ExplanationDefaults,
+    complete,
+    explanation_digest,
+    missing_fields,
+    render,
+)
+from kzai_guard.core.facts import Facts
+from kzai_guard.core.policy import DecisionPolicy, policy_digest
+from kzai_guard.core.problems import ProblemType
+from kzai_guard.core.review import Reviewer
+from kzai_guard.core.rules import evaluate
+from kzai_guard.core.subject import check_subject
+from kzai_guard.core.verdict import Obligation, Outcome, Reason, Verdict
+from kzai_guard.core.vocabulary import Mode
+from kzai_guard.errors import (
+    AuditUnavailable,
+    DecisionBlocked,
+    ExplanationMissing,
+    HumanReviewRequired,
+)
+from kzai_guard.http.disclosure import disclosure_header
+from kzai_guard.http.structured import parse_boolean
+from kzai_guard.ids import new_id
+from kzai_guard.stores.base import StoredExplanation
+from kzai_guard.subjects import InvalidSubjectEncoding
+
+if TYPE_CHECKING:
+    from kzai_guard.guard import Guard
+
+__all__ = ["Decision", "Gate"]
+
+_log = logging.getLogger("kzai_guard")
+_REFUSAL_PROBLEM: dict[Reason, ProblemType] = {
+    Reason.SUSPENDED: problems.SUSPENDED,
+    Reason.NO_LEGAL_BASIS: problems.NO_LEGAL_BASIS,
+    Reason.EMOTION_CONSENT_REQUIRED: problems.EMOTION_CONSENT_REQUIRED,
+}
+_REFUSAL_DETAIL: dict[Reason, str] = {
+    Reason.SUSPENDED: "Decisions of this type are suspended by the operator; a human can help.",
+    Reason.NO_LEGAL_BASIS: (
+        "This decision would be made solely by AI, and there is no consent for its purpose "
+        "and no law that provides for it. Give consent, or ask for a human decision."
+    ),
+    Reason.EMOTION_CONSENT_REQUIRED: "Emotion recognition needs your consent first.",
+}
+_ROUTE_DETAIL: dict[Reason, str] = {
+    Reason.OBJECTION: "You objected to automated decisions, so a person will decide.",
+    Reason.VULNERABLE_SUBJECT: "A person will take this decision.",
+    Reason.HUMAN_REQUIRED: "This decision is always taken by a person.",
+    Reason.NO_LEGAL_BASIS: (
+        "There is no consent or legal basis for an automated decision, so a person will decide."
+    ),
+}
+
+
+@dataclass(slots=True)
+class Decision:
+    """One decision in flight."""
+
+    id: str
+    subject: str | None
+    verdict: Verdict
+    reviewer: Reviewer | None
+    started_ns: int
+    context: DecisionContext
+
+    @property
+    def refused(self) -> bool:
+        """True when the verdict keeps the AI from deciding."""
+        return self.verdict.outcome is not Outcome.ALLOW
+
+
+class Gate:
+    """Runs one policy's decisions for one guard."""
+
+    __slots__ = (
+        "_disclosure_automated",
+        "_disclosure_human",
+        "_guard",
+        "_link_prefix",
+        "_needs_explanation",
+        "_withhold_without_explanation",
+        "defaults",
+        "digest",
+        "enforce",
+        "model_label",
+        "name",
+        "policy",
+    )
+
+    def __init__(self, guard: Guard, policy: DecisionPolicy) -> None:
+        self._guard = guard
+        self.policy = policy
+        self.name = policy.name
+        self.digest = policy_digest(policy)
+        self.enforce = policy.mode is Mode.ENFORCE
+        self.model_label = policy.model.label if policy.model else None
+        how_to_object = guard.settings.how_to_object
+        self.defaults = ExplanationDefaults(
+            how_to_object=how_to_object.replace("{prefix}", guard.settings.routes_prefix)
+            if how_to_object
+            else None,
+            human_contact=guard.settings.human_contact,
+            contact=guard.settings.contact,
+            model=policy.model,
+        )
+        self._disclosure_automated = disclosure_header(policy.model, human_reviewed=False)
+        self._disclosure_human = disclosure_header(policy.model, human_reviewed=True)
+        self._link_prefix = f"<{guard.settings.routes_prefix}/".encode()
+        self._withhold_without_explanation = self.enforce and policy.significance.is_significant
+        self._needs_explanation = Obligation.EXPLANATION
+
+    # -- step 1 -----------------------------------------------------------------------------
+
+    def begin(self, context: DecisionContext | None) -> Decision:
+        """Gather the facts and evaluate. Raises on a request that names no usable subject."""
+        started = time.perf_counter_ns()
+        guard = self._guard
+        if context is None:
+            raise RuntimeError(
+                f"decision {self.name!r} ran outside a decision context: install the guard "
+                "(guard.install(app)) or wrap the call in kzai_guard.decision_context(...)"
+            )
+        decision_id = new_id()
+        context.decision_id = decision_id
+        scope = context.scope
+        subject = self._subject(context, decision_id)
+        reviewer = context.reviewer
+        signal = context.objection
+        if scope is not None:
+            reviewer = guard.reviewer_resolver(scope)
+            signal = self._objection_signal(scope)
+        policy = self.policy
+        consent = objection = vulnerable = False
+        if subject is not None:
+            state = guard.facts.state(subject)
+            if policy.purpose is not None:
+                consent = state.consent_valid(policy.purpose, policy.notice_version, guard.now())
+            objection = state.objected(self.name)
+            if (
+                guard.vulnerability is not None
+                and reviewer is None
+                and policy.route_vulnerable
+                and policy.significance.is_significant
+            ):
+                vulnerable = bool(guard.vulnerability(subject))
+        facts = Facts(
+            suspended=self.name in guard.facts.suspended,
+            reviewer=reviewer is not None,
+            consent=consent,
+            objection=objection,
+            objection_signal=signal,
+            vulnerable=vulnerable,
+        )
+        verdict = evaluate(policy, facts, guard.profile)
+        return Decision(decision_id, subject, verdict, reviewer, started, context)
+
+    # -- step 2 -----------------------------------------------------------------------------
+
+    def refuse(self, decision: Decision) -> None:
+        """Carry out a refusing verdict: record it, open a ticket if routed, raise."""
+        verdict = decision.verdict
+        if verdict.outcome is Outcome.ROUTE and decision.subject is not None:
+            ticket = self._guard.reviews.open(
+                decision_id=decision.id,
+                policy=self.name,
+                subject=decision.subject,
+                reason=verdict.reason.value,
+                deadline_days=self.policy.review_deadline_days,
+            )
+            self._record(decision, EventKind.DECISION, review_id=ticket.id)
+            self._guard.auditor.event(
+                EventKind.REVIEW_OPENED,
+                subject=decision.subject,
+                policy=self.name,
+                review_id=ticket.id,
+                detail=verdict.reason.value,
+            )
+            raise HumanReviewRequired(
+                problems.HUMAN_REVIEW,
+                _ROUTE_DETAIL.get(verdict.reason, "A person will take this decision."),
+                decision_id=decision.id,
+                ticket=ticket,
+            )
+        self._record(decision, EventKind.DECISION)
+        raise DecisionBlocked(
+            _REFUSAL_PROBLEM[verdict.reason],
+            _REFUSAL_DETAIL[verdict.reason],
+            decision_id=decision.id,
+        )
+
+    def enforced_refusal(self, decision: Decision) -> bool:
+        """True when the verdict refuses and this policy enforces (monitor mode lets it run)."""
+        return decision.verdict.outcome is not Outcome.ALLOW and self.enforce
+
+    def check_audit(self, decision: Decision) -> None:
+        """Fail closed: a significant decision does not run while the audit trail is down."""
+        if (
+            self.enforce
+            and self.policy.significance.is_significant
+            and not self._guard.auditor.sink.healthy
+        ):
+            raise AuditUnavailable(
+                f"decision {decision.id} refused: the audit trail cannot record it"
+            )
+
+    # -- step 3 -----------------------------------------------------------------------------
+
+    def finish(self, decision: Decision) -> Future[None] | None:
+        """After the function returned: explanation, audit record, response headers."""
+        context = decision.context
+        verdict = decision.verdict
+        guard = self._guard
+        explanation = context.explanation
+        digest: str | None = None
+        withheld: str | None = None
+        if Obligation.EXPLANATION in verdict.obligations or explanation is not None:
+            if explanation is not None:
+                explanation = complete(explanation, self.defaults)
+                missing = missing_fields(explanation)
+                if missing:
+                    withheld = "explanation lacks " + ", ".join(missing)
+                else:
+                    digest = explanation_digest(explanation)
+            elif Obligation.EXPLANATION in verdict.obligations:
+                withheld = context.explanation_error or "no explanation was given"
+        if withheld is not None and self._withhold_without_explanation:
+            self._record(decision, EventKind.DECISION_WITHHELD, detail=withheld)
+            invalid = context.explanation_error is not None or explanation is not None
+            raise ExplanationMissing(
+                problems.EXPLANATION_INVALID if invalid else problems.EXPLANATION_MISSING,
+                f"The decision was made but withheld: {withheld}. The operator has been told.",
+                decision_id=decision.id,
+            )
+        if explanation is not None and digest is not None and decision.subject is not None:
+            guard.explanations.put(
+                StoredExplanation(
+                    decision_id=decision.id,
+                    subject_ref=guard.auditor.pseudonym(decision.subject),
+                    policy=self.name,
+                    created_at=guard.now(),
+                    body=render(explanation),
+                    digest=digest,
+                )
+            )
+        future = self._record(
+            decision, EventKind.DECISION, explanation_digest=digest, detail=withheld
+        )
+        headers = [
+            (
+                b"ai-disclosure",
+                self._disclosure_human if decision.reviewer else self._disclosure_automated,
+            ),
+            (b"ai-decision-id", decision.id.encode()),
+        ]
+        if digest is not None:
+            headers.append(
+                (
+                    b"link",
+                    self._link_prefix + decision.id.encode() + b'/explanation>; rel="explanation"',
+                )
+            )
+        context.response_headers = headers
+        return future
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _subject(self, context: DecisionContext, decision_id: str) -> str | None:
+        guard = self._guard
+        try:
+            raw = context.subject
+            if raw is None and context.scope is not None:
+                raw = guard.subject_resolver(context.scope)
+        except InvalidSubjectEncoding as exc:
+            return self._bad_subject(problems.SUBJECT_INVALID, str(exc), decision_id)
+        if raw is None:
+            return self._bad_subject(
+                problems.SUBJECT_MISSING,
+                "The request does not say whom the decision is about.",
+                decision_id,
+            )
+        try:
+            return check_subject(raw)
+        except ValueError as exc:
+            return self._bad_subject(
+                problems.SUBJECT_INVALID, str(exc).capitalize() + ".", decision_id
+            )
+
+    def _bad_subject(self, problem: ProblemType, detail: str, decision_id: str) -> str | None:
+        if self.enforce:
+            raise DecisionBlocked(problem, detail, decision_id=decision_id)
+        return None
+
+    def _objection_signal(self, scope: object) -> bool:
+        wanted = self._guard.settings.objection_header
+        for key, value in scope["headers"]:  # type: ignore[index]
+            if key == wanted:
+                return parse_boolean(value) is True
+        return False
+
+    def _record(
+        self,
+        decision: Decision,
+        kind: EventKind,
+        *,
+        review_id: str | None = None,
+        explanation_digest: str | None = None,
+        detail: str | None = None,
+    ) -> Future[None] | None:
+        guard = self._guard
+        verdict = decision.verdict
+        latency_us = (time.perf_counter_ns() - decision.started_ns) // 1000
+        trace_id = guard.telemetry.decision(
+            self.name, verdict.outcome.value, verdict.reason.value, decision.id, latency_us
+        )
+        subject = decision.subject
+        record = AuditRecord(
+            id=decision.id,
+            time=time.time_ns() // 1000,
+            kind=kind,
+            policy=self.name,
+            policy_digest=self.digest,
+            subject=None if subject is None else guard.auditor.pseudonym(subject),
+            purpose=self.policy.purpose,
+            profile=guard.profile.value,
+            mode=self.policy.mode.value,
+            significance=self.policy.significance.value,
+            autonomy=self.policy.autonomy.value,
+            basis=None if verdict.basis is None else verdict.basis.value,
+            verdict=verdict.outcome.value,
+            reason=verdict.reason.value,
+            reviewer=None if decision.reviewer is None else decision.reviewer.id,
+            review_id=review_id,
+            explanation_digest=explanation_digest,
+            model=self.model_label,
+            trace_id=trace_id,
+            latency_us=latency_us,
+            detail=detail,
+        )
+        try:
+            return guard.auditor.write(record)
+        except AuditUnavailable:
+            if self.policy.significance.is_significant or not self.policy.audit_fail_open:
+                raise
+            _log.error("kzai_guard: audit trail unavailable; decision %s not recorded", decision.id)
+            return None

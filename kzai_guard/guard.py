@@ -1,0 +1,261 @@
+"""The :class:`Guard`: policies, stores, audit trail and HTTP integration, put together once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, ParamSpec, TypeVar
+
+from pydantic import ValidationError
+
+from kzai_guard.audit.record import EventKind
+from kzai_guard.audit.sink import AuditSink
+from kzai_guard.auditor import Auditor
+from kzai_guard.consents import Consents
+from kzai_guard.core.calendar import WorkingCalendar
+from kzai_guard.core.checks import check_policy
+from kzai_guard.core.policy import DecisionPolicy
+from kzai_guard.core.profiles import Profile
+from kzai_guard.core.pseudonym import Pseudonymizer
+from kzai_guard.core.review import Reviewer
+from kzai_guard.core.vocabulary import Autonomy, VulnerabilityGround
+from kzai_guard.decision import guard_function
+from kzai_guard.errors import ConfigurationError
+from kzai_guard.explanations import Explanations
+from kzai_guard.fact_cache import FactCache
+from kzai_guard.gate import Gate
+from kzai_guard.objections import Objections
+from kzai_guard.reviewers import ReviewerResolver, reviewer_from_auth
+from kzai_guard.reviews import Reviews
+from kzai_guard.settings import GuardSettings
+from kzai_guard.stores.base import Store, StoredExplanation
+from kzai_guard.stores.url import open_store
+from kzai_guard.subjects import SubjectResolver, from_header
+from kzai_guard.switches import Switches
+from kzai_guard.telemetry import Telemetry
+
+__all__ = ["DEFAULT_AUDIT_DIR", "DEFAULT_STORE", "Guard"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_STORE = "sqlite:///kzai-guard.db"
+DEFAULT_AUDIT_DIR = "kzai-audit"
+POLICY_ATTRIBUTE = "__kzai_guard_policy__"
+
+VulnerabilityResolver = Callable[[str], Iterable[VulnerabilityGround]]
+
+
+class Guard:
+    """Enforces a set of decision policies for one service.
+
+    Example::
+
+        guard = Guard(
+            policies=[DecisionPolicy(name="loan_approval", purpose="credit-scoring", ...)],
+            profile="kz",
+            store="sqlite:///kzai-guard.db",
+            subject=from_header("X-Subject-Id"),
+        )
+        guard.install(app)
+
+        @app.post("/loans/{applicant_id}/decision")
+        @guard.decision("loan_approval")
+        async def decide(applicant_id: str) -> dict: ...
+
+    ``audit`` is a sink, or a directory for the signed audit log (the default, ``kzai-audit``).
+    ``reviewer`` finds the authenticated human decision-maker (default: ``scope["user"]`` with
+    the ``ai-reviewer`` auth scope). ``vulnerability`` says on which grounds a subject is
+    vulnerable. ``pseudonym_key`` keys subject pseudonyms (default: a key kept in the store).
+    """
+
+    def __init__(
+        self,
+        policies: Sequence[DecisionPolicy],
+        *,
+        profile: Profile | str = Profile.KZ,
+        store: Store | str = DEFAULT_STORE,
+        audit: AuditSink | str | Path = DEFAULT_AUDIT_DIR,
+        durability: Literal["async", "sync"] = "async",
+        subject: SubjectResolver | None = None,
+        reviewer: ReviewerResolver | None = None,
+        vulnerability: VulnerabilityResolver | None = None,
+        pseudonym_key: bytes | None = None,
+        calendar: WorkingCalendar | None = None,
+        clock: Callable[[], datetime] | None = None,
+        meter_provider: Any = None,
+        **settings: Any,
+    ) -> None:
+        try:
+            self.settings = GuardSettings(profile=profile, **settings)
+        except ValidationError as exc:
+            raise ConfigurationError(_describe("guard settings", exc)) from exc
+        self.profile = self.settings.profile
+        self._policies = self._check(policies)
+        self.policy_names = frozenset(self._policies)
+        self._owned_store = isinstance(store, str)
+        self.store: Store = open_store(store) if isinstance(store, str) else store
+        key = pseudonym_key or self.store.secret("pseudonym-key", lambda: os.urandom(32))
+        self.sink: AuditSink = (
+            audit if not isinstance(audit, (str, Path)) else _open_audit_log(audit, durability)
+        )
+        self.auditor = Auditor(self.sink, Pseudonymizer(key), self.profile.value)
+        self.facts = FactCache(
+            self.store, limit=self.settings.cache_limit, poll_interval=self.settings.poll_interval
+        )
+        self.now: Callable[[], datetime] = clock or _utcnow
+        self.subject_resolver: SubjectResolver = subject or from_header("X-Subject-Id")
+        self.reviewer_resolver: ReviewerResolver = reviewer or reviewer_from_auth()
+        self.vulnerability = vulnerability
+        self.telemetry = Telemetry(meter_provider)
+        self.consents = Consents(self.store, self.facts, self.auditor)
+        self.objections = Objections(self.store, self.facts, self.auditor, self.policy_names)
+        self.switches = Switches(self.store, self.facts, self.auditor, self.policy_names)
+        self.reviews = Reviews(
+            self.store,
+            self.auditor,
+            calendar or WorkingCalendar(),
+            self.settings.review_deadline_days,
+        )
+        self.explanations = Explanations(self.store)
+        self._gates = {name: Gate(self, policy) for name, policy in self._policies.items()}
+        self._closed = False
+        self.facts.start()
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> Guard:
+        """A guard from a TOML file: a ``[guard]`` table and ``[[policy]]`` tables.
+
+        Keyword arguments override or complete the file (resolvers, sinks, keys). Errors name
+        the file, the policy, the field and the fix.
+        """
+        from kzai_guard.config import load_config
+
+        policies, settings = load_config(path)
+        return cls(policies, **{**settings, **overrides})
+
+    # -- integration ------------------------------------------------------------------------
+
+    def install(self, app: Any) -> None:
+        """Add the middleware to a Starlette or FastAPI app, and the refusals to its OpenAPI."""
+        from kzai_guard.middleware import GuardMiddleware
+
+        app.add_middleware(GuardMiddleware, guard=self)
+        if hasattr(app, "openapi") and hasattr(app, "openapi_schema"):
+            from kzai_guard.openapi import document_refusals
+
+            document_refusals(app, self)
+
+    def decision(self, name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorate a function whose every call is a decision of policy ``name``."""
+        gate = self._gates.get(name)
+        if gate is None:
+            raise ConfigurationError(
+                f"@guard.decision({name!r}): no such policy; known: {sorted(self._gates)}"
+            )
+
+        def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+            wrapped = guard_function(gate, fn)
+            setattr(wrapped, POLICY_ATTRIBUTE, name)
+            return wrapped
+
+        return decorate
+
+    def policy(self, name: str) -> DecisionPolicy:
+        """The policy called ``name``."""
+        try:
+            return self._policies[name]
+        except KeyError:
+            raise ConfigurationError(
+                f"no policy {name!r}; known: {sorted(self._policies)}"
+            ) from None
+
+    # -- the person's rights, outside HTTP ---------------------------------------------------
+
+    def explanation(self, decision_id: str) -> StoredExplanation | None:
+        """The stored explanation of a decision."""
+        return self.explanations.get(decision_id)
+
+    def override(
+        self,
+        decision_id: str,
+        *,
+        policy: str,
+        reviewer: Reviewer,
+        action: str,
+        note: str | None = None,
+    ) -> None:
+        """Record that a human corrected or cancelled an automated decision (KZ-AI 17(2)).
+
+        High autonomy means correction is impossible, so it raises there.
+        """
+        declared = self.policy(policy)
+        if declared.autonomy is Autonomy.HIGH:
+            raise ConfigurationError(
+                f"policy {policy!r} declares high autonomy: its decisions cannot be corrected "
+                "or cancelled; declare medium autonomy if humans can override it"
+            )
+        if action not in ("correct", "cancel"):
+            raise ValueError("action must be 'correct' or 'cancel'")
+        self.auditor.event(
+            EventKind.DECISION_OVERRIDDEN,
+            policy=policy,
+            reviewer=reviewer.id,
+            detail=f"{action} {decision_id}" + (f": {note}" if note else ""),
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop background work, flush explanations and the audit trail, close what was opened."""
+        if self._closed:
+            return
+        self._closed = True
+        self.facts.stop()
+        self.explanations.close()
+        self.sink.close()
+        if self._owned_store:
+            self.store.close()
+
+    def __enter__(self) -> Guard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _check(self, policies: Sequence[DecisionPolicy]) -> dict[str, DecisionPolicy]:
+        if not policies:
+            raise ConfigurationError("a guard needs at least one DecisionPolicy")
+        by_name: dict[str, DecisionPolicy] = {}
+        for policy in policies:
+            if not isinstance(policy, DecisionPolicy):
+                raise ConfigurationError(
+                    f"policies must be DecisionPolicy objects, got {type(policy).__name__}"
+                )
+            if policy.name in by_name:
+                raise ConfigurationError(f"two policies are called {policy.name!r}; rename one")
+            check_policy(policy, self.profile)
+            by_name[policy.name] = policy
+        return by_name
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _open_audit_log(directory: str | Path, durability: Literal["async", "sync"]) -> AuditSink:
+    from kzai_guard.audit.log import AuditLog
+
+    sink: AuditSink = AuditLog.open(directory, durability=durability)
+    return sink
+
+
+def _describe(where: str, exc: ValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+    )
+    return f"{where}: {problems}"

@@ -1,0 +1,1 @@
+"""HTTP renderings: problem details, the disclosure header, structured-field parsing."""

@@ -1,0 +1,184 @@
+"""The person's own routes, served by the middleware under the guard's prefix.
+
+- ``GET {prefix}/{decision_id}/explanation[?lang=kk|ru|en]``: the explanation of a decision
+  (KZ-AI 16(1)(4)), to the person it is about only.
+- ``GET {prefix}/reviews/{review_id}``: where a review ticket stands, to its person only.
+- ``POST {prefix}/objections`` (``{"policy": "..."}`` optional): object to automated decisions.
+- ``DELETE {prefix}/objections[?policy=...]``: withdraw that objection.
+
+The person is found with the guard's subject resolver; someone else's decision answers 404, so
+that nobody learns which decision ids exist.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import anyio.to_thread
+import orjson
+
+from kzai_guard.core import problems
+from kzai_guard.core.problems import ProblemType
+from kzai_guard.core.subject import check_subject
+from kzai_guard.errors import UnknownRecord
+from kzai_guard.http.problem import PROBLEM_CONTENT_TYPE, problem_body
+from kzai_guard.subjects import InvalidSubjectEncoding
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
+    from kzai_guard.guard import Guard
+
+__all__ = ["PersonRoutes"]
+
+_MAX_BODY = 4096
+_JSON = b"application/json"
+
+
+class PersonRoutes:
+    """An ASGI app for the routes above."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+        self.prefix = guard.settings.routes_prefix + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parts = scope["path"][len(self.prefix) :].split("/")
+        method = scope["method"]
+        subject = self._subject(scope)
+        if isinstance(subject, tuple):
+            await self._problem(send, *subject)
+            return
+        if len(parts) == 2 and parts[1] == "explanation" and method == "GET":
+            await self._explanation(scope, send, subject, parts[0])
+        elif len(parts) == 2 and parts[0] == "reviews" and method == "GET":
+            await self._review(send, subject, parts[1])
+        elif parts == ["objections"] and method in ("POST", "DELETE"):
+            await self._objection(scope, receive, send, subject)
+        else:
+            await self._problem(send, problems.NOT_FOUND, "There is nothing at this address.")
+
+    def _subject(self, scope: Scope) -> str | tuple[ProblemType, str]:
+        try:
+            raw = self.guard.subject_resolver(scope)
+        except InvalidSubjectEncoding as exc:
+            return problems.SUBJECT_INVALID, str(exc)
+        if raw is None:
+            return problems.SUBJECT_MISSING, "The request does not say who is asking."
+        try:
+            return check_subject(raw)
+        except ValueError as exc:
+            return problems.SUBJECT_INVALID, str(exc)
+
+    async def _explanation(self, scope: Scope, send: Send, subject: str, decision_id: str) -> None:
+        stored = await anyio.to_thread.run_sync(self.guard.explanations.get, decision_id)
+        if stored is None or stored.subject_ref != self.guard.auditor.pseudonym(subject):
+            await self._problem(send, problems.NOT_FOUND, "No such decision for this person.")
+            return
+        body = dict(stored.body)
+        wanted = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("lang", [None])[0]
+        summaries: dict[str, str] = body.get("summaries", {})
+        if wanted is not None and wanted in summaries:
+            body["summary"], body["summary_language"] = summaries[wanted], wanted
+            body["summary_fallback"] = False
+        elif wanted is not None:
+            body["summary_fallback"] = True
+        body["decision_id"] = stored.decision_id
+        body["policy"] = stored.policy
+        await self._json(send, 200, body)
+
+    async def _review(self, send: Send, subject: str, review_id: str) -> None:
+        try:
+            ticket = await anyio.to_thread.run_sync(self.guard.reviews.get, review_id)
+        except UnknownRecord:
+            ticket = None
+        if ticket is None or ticket.subject != subject:
+            await self._problem(send, problems.NOT_FOUND, "No such review for this person.")
+            return
+        await self._json(
+            send,
+            200,
+            {
+                "id": ticket.id,
+                "decision_id": ticket.decision_id,
+                "policy": ticket.policy,
+                "status": ticket.status.value,
+                "reason": ticket.reason,
+                "deadline": ticket.deadline.isoformat(),
+                "outcome": ticket.outcome.value if ticket.outcome else None,
+                "completed_at": ticket.completed_at.isoformat() if ticket.completed_at else None,
+            },
+        )
+
+    async def _objection(self, scope: Scope, receive: Receive, send: Send, subject: str) -> None:
+        policy: str | None
+        if scope["method"] == "POST":
+            body = await _read_body(receive)
+            if body is None:
+                await self._problem(send, problems.BAD_REQUEST, "The body is larger than 4 KiB.")
+                return
+            try:
+                data = orjson.loads(body) if body.strip() else {}
+            except orjson.JSONDecodeError:
+                await self._problem(send, problems.BAD_REQUEST, "The body is not JSON.")
+                return
+            policy = data.get("policy") if isinstance(data, dict) else None
+        else:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            policy = query.get("policy", [None])[0]
+        if policy is not None and policy not in self.guard.policy_names:
+            await self._problem(
+                send, problems.BAD_REQUEST, "There is no decision type of that name."
+            )
+            return
+        if scope["method"] == "POST":
+            objection = await anyio.to_thread.run_sync(
+                lambda: self.guard.objections.record(subject, policy, channel="http")
+            )
+            await self._json(
+                send, 201, {"id": objection.id, "policy": objection.policy, "status": "recorded"}
+            )
+        else:
+            withdrawn = await anyio.to_thread.run_sync(
+                lambda: self.guard.objections.withdraw(subject, policy)
+            )
+            await self._json(send, 200, {"withdrawn": len(withdrawn), "policy": policy})
+
+    async def _json(self, send: Send, status: int, data: Any) -> None:
+        await _send(send, status, _JSON, orjson.dumps(data))
+
+    async def _problem(self, send: Send, problem: ProblemType, detail: str) -> None:
+        body = problem_body(self.guard.settings.problem_base, problem, detail)
+        await _send(send, problem.status, PROBLEM_CONTENT_TYPE, body)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > _MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send(send: Send, status: int, content_type: bytes, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

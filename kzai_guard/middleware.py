@@ -1,0 +1,136 @@
+"""The pure ASGI middleware: one decision context per request, headers out, problems out.
+
+- Opens a :class:`~kzai_guard.context.DecisionContext` for each HTTP request, so that
+  ``@guard.decision`` functions and :func:`~kzai_guard.context.explain` find it.
+- Adds the disclosure, decision-id and explanation-link headers of an allowed decision to the
+  response as it starts; the body streams through untouched.
+- Turns :class:`~kzai_guard.errors.DecisionRefused` and
+  :class:`~kzai_guard.errors.AuditUnavailable` into RFC 9457 problem responses.
+- Serves the person's own routes under the guard's prefix (explanations, review tickets,
+  objections; see :mod:`kzai_guard.http.routes`).
+
+Non-HTTP scopes pass straight through.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kzai_guard.context import DecisionContext, _current
+from kzai_guard.core import problems
+from kzai_guard.errors import AuditUnavailable, DecisionRefused, HumanReviewRequired
+from kzai_guard.http.problem import PROBLEM_CONTENT_TYPE, problem_body
+from kzai_guard.http.routes import PersonRoutes
+
+if TYPE_CHECKING:
+    from kzai_guard.guard import Guard
+
+__all__ = ["GuardMiddleware"]
+
+
+class GuardMiddleware:
+    """Install with ``guard.install(app)`` (or ``app.add_middleware(GuardMiddleware, guard=g)``)."""
+
+    def __init__(self, app: ASGIApp, guard: Guard) -> None:
+        self.app = app
+        self.guard = guard
+        self.problem_base = guard.settings.problem_base
+        self.routes = PersonRoutes(guard)
+        self.prefix = guard.settings.routes_prefix + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith(self.prefix):
+            await self.routes(scope, receive, send)
+            return
+
+        context = DecisionContext(scope)
+        token = _current.set(context)
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                extra = context.response_headers
+                if extra:
+                    message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except DecisionRefused as exc:
+            if started:
+                raise
+            await self._refusal(exc, send)
+        except AuditUnavailable:
+            if started:
+                raise
+            await self._send_problem(
+                send,
+                problems.AUDIT_UNAVAILABLE,
+                "The audit trail cannot record decisions right now, so none are made. "
+                "Try again later.",
+                decision_id=context.decision_id,
+                extra_headers=[(b"retry-after", b"30")],
+            )
+        finally:
+            _current.reset(token)
+
+    async def _refusal(self, exc: DecisionRefused, send: Send) -> None:
+        headers: list[tuple[bytes, bytes]] = []
+        extensions: dict[str, object] = {}
+        if isinstance(exc, HumanReviewRequired):
+            ticket = exc.ticket
+            location = f"{self.guard.settings.routes_prefix}/reviews/{ticket.id}"
+            headers.append((b"location", location.encode()))
+            extensions = {
+                "review_id": ticket.id,
+                "review": {
+                    "id": ticket.id,
+                    "status": ticket.status.value,
+                    "reason": ticket.reason,
+                    "deadline": ticket.deadline.isoformat(),
+                    "href": location,
+                },
+            }
+        if exc.decision_id is not None:
+            headers.append((b"ai-decision-id", exc.decision_id.encode()))
+        await self._send_problem(
+            send,
+            exc.problem,
+            exc.detail,
+            decision_id=exc.decision_id,
+            extra_headers=headers,
+            **extensions,
+        )
+
+    async def _send_problem(
+        self,
+        send: Send,
+        problem: problems.ProblemType,
+        detail: str,
+        *,
+        decision_id: str | None,
+        extra_headers: list[tuple[bytes, bytes]],
+        **extensions: object,
+    ) -> None:
+        body = problem_body(
+            self.problem_base, problem, detail, decision_id=decision_id, **extensions
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": problem.status,
+                "headers": [
+                    (b"content-type", PROBLEM_CONTENT_TYPE),
+                    (b"content-length", str(len(body)).encode()),
+                    *extra_headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,85 @@
+"""Human review: tickets for routed decisions, completed by an identified reviewer."""
+
+from __future__ import annotations
+
+from kzai_guard.audit.record import EventKind
+from kzai_guard.auditor import Auditor
+from kzai_guard.core.calendar import WorkingCalendar, review_deadline
+from kzai_guard.core.review import Reviewer, ReviewOutcome, ReviewStatus, ReviewTicket
+from kzai_guard.fact_cache import utcnow
+from kzai_guard.ids import new_id
+from kzai_guard.stores.base import Store
+
+__all__ = ["Reviews"]
+
+
+class Reviews:
+    """Review tickets. ``guard.reviews.complete(...)`` is how a human answers one."""
+
+    def __init__(
+        self, store: Store, auditor: Auditor, calendar: WorkingCalendar, deadline_days: int
+    ) -> None:
+        self._store = store
+        self._auditor = auditor
+        self._calendar = calendar
+        self._deadline_days = deadline_days
+
+    def open(
+        self,
+        *,
+        decision_id: str,
+        policy: str,
+        subject: str,
+        reason: str,
+        deadline_days: int | None = None,
+    ) -> ReviewTicket:
+        """Open a ticket for a decision routed to a human; its deadline counts working days."""
+        now = utcnow()
+        ticket = ReviewTicket(
+            id=new_id(),
+            decision_id=decision_id,
+            policy=policy,
+            subject=subject,
+            reason=reason,
+            status=ReviewStatus.OPEN,
+            opened_at=now,
+            deadline=review_deadline(now, deadline_days or self._deadline_days, self._calendar),
+        )
+        self._store.add_review(ticket)
+        return ticket
+
+    def get(self, review_id: str) -> ReviewTicket:
+        """The ticket; :class:`~kzai_guard.errors.UnknownRecord` if there is none."""
+        return self._store.get_review(review_id)
+
+    def pending(self) -> list[ReviewTicket]:
+        """Every open ticket, oldest first."""
+        return self._store.open_reviews()
+
+    def complete(
+        self,
+        review_id: str,
+        *,
+        reviewer: Reviewer,
+        outcome: ReviewOutcome | str,
+        note: str | None = None,
+    ) -> ReviewTicket:
+        """Record a human's decision on an open ticket, with who made it."""
+        if not isinstance(reviewer, Reviewer) or not reviewer.id:
+            raise ValueError("complete() needs an identified Reviewer(id=...)")
+        ticket = self._store.complete_review(
+            review_id,
+            reviewer=reviewer.id,
+            outcome=ReviewOutcome(outcome),
+            note=note,
+            at=utcnow(),
+        )
+        self._auditor.event(
+            EventKind.REVIEW_COMPLETED,
+            subject=ticket.subject,
+            policy=ticket.policy,
+            reviewer=reviewer.id,
+            review_id=ticket.id,
+            detail=ticket.outcome.value if ticket.outcome else None,
+        )
+        return ticket

@@ -1,0 +1,40 @@
+"""Guard-wide settings (data only, validated at start-up)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kzai_guard.core.problems import DEFAULT_PROBLEM_BASE
+from kzai_guard.core.profiles import Profile
+
+__all__ = ["GuardSettings"]
+
+
+class GuardSettings(BaseModel):
+    """What a guard needs to know besides its policies.
+
+    ``how_to_object``, ``human_contact`` and ``contact`` fill explanations that leave them out.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profile: Profile = Profile.KZ
+    routes_prefix: str = Field(default="/ai-decisions", pattern=r"^/[A-Za-z0-9._~/-]*[^/]$")
+    problem_base: str = Field(default=DEFAULT_PROBLEM_BASE, min_length=1)
+    objection_header_name: str = Field(default="AI-Objection", pattern=r"^[A-Za-z0-9-]+$")
+    review_deadline_days: int = Field(default=3, ge=1, le=90)
+    how_to_object: str | None = Field(
+        default=(
+            "You may object to this automated decision and ask for a person to decide: "
+            "POST {prefix}/objections, or reply through the contact given."
+        )
+    )
+    human_contact: str | None = "Ask for a human review through the contact given."
+    contact: str | None = None
+    poll_interval: float = Field(default=0.25, gt=0, le=1.0)
+    cache_limit: int = Field(default=100_000, ge=100)
+
+    @property
+    def objection_header(self) -> bytes:
+        """The objection header's name as it appears in an ASGI scope."""
+        return self.objection_header_name.lower().encode("ascii")

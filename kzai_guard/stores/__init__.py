@@ -1,0 +1,1 @@
+"""Where consents, objections, kill switches, review tickets and explanations are kept."""

@@ -1,0 +1,151 @@
+"""The store interface: one contract for every backend (memory, SQLite, PostgreSQL).
+
+A store keeps the records that the law makes the service answerable for: consents, objections,
+kill-switch states, review tickets and explanations. It also keeps a *change feed*: every write
+that can change a verdict appends one :class:`Change`, so that each process can keep its facts in
+memory and still see, within a poll interval, what other processes or hosts changed.
+
+All methods are synchronous and thread-safe; times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from kzai_guard.core.consent import Consent, Objection
+from kzai_guard.core.review import ReviewOutcome, ReviewTicket
+
+__all__ = ["Change", "ChangeKind", "Store", "StoredExplanation", "SwitchState"]
+
+
+class ChangeKind(enum.StrEnum):
+    """What a change in the feed touched."""
+
+    CONSENT = "consent"
+    OBJECTION = "objection"
+    SWITCH = "switch"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change feed: ``seq`` grows by one per change, store-wide."""
+
+    seq: int
+    kind: ChangeKind
+    subject: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchState:
+    """The kill switch of one decision type."""
+
+    policy: str
+    suspended: bool
+    changed_at: datetime
+    changed_by: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredExplanation:
+    """An explanation as kept for later retrieval by the person it is about.
+
+    ``subject_ref`` is the subject's pseudonym: retrieval compares it with the requester's.
+    """
+
+    decision_id: str
+    subject_ref: str
+    policy: str
+    created_at: datetime
+    body: dict[str, Any]
+    digest: str
+
+
+class Store(Protocol):
+    """The contract every backend fulfils."""
+
+    def secret(self, name: str, factory: Callable[[], bytes]) -> bytes:
+        """The secret called ``name``, created with ``factory`` once, atomically, if missing."""
+        ...
+
+    def add_consent(self, consent: Consent) -> None:
+        """Record a granted consent."""
+        ...
+
+    def withdraw_consents(self, subject: str, purpose: str, at: datetime) -> list[Consent]:
+        """Withdraw every consent of ``subject`` for ``purpose`` still in force; return them."""
+        ...
+
+    def consents_of(self, subject: str) -> list[Consent]:
+        """Every consent record of ``subject``, oldest first."""
+        ...
+
+    def add_objection(self, objection: Objection) -> None:
+        """Record an objection."""
+        ...
+
+    def withdraw_objections(
+        self, subject: str, policy: str | None, at: datetime
+    ) -> list[Objection]:
+        """Withdraw the objections of ``subject`` to ``policy`` (``None``: the general one)."""
+        ...
+
+    def objections_of(self, subject: str) -> list[Objection]:
+        """Every objection record of ``subject``, oldest first."""
+        ...
+
+    def set_switch(self, state: SwitchState) -> None:
+        """Throw or reset the kill switch of one decision type."""
+        ...
+
+    def switches(self) -> list[SwitchState]:
+        """The current state of every switch that was ever set."""
+        ...
+
+    def add_review(self, ticket: ReviewTicket) -> None:
+        """Open a review ticket."""
+        ...
+
+    def get_review(self, review_id: str) -> ReviewTicket:
+        """The ticket; :class:`~kzai_guard.errors.UnknownRecord` if there is none."""
+        ...
+
+    def complete_review(
+        self,
+        review_id: str,
+        *,
+        reviewer: str,
+        outcome: ReviewOutcome,
+        note: str | None,
+        at: datetime,
+    ) -> ReviewTicket:
+        """Complete an open ticket; a completed or unknown one raises."""
+        ...
+
+    def open_reviews(self) -> list[ReviewTicket]:
+        """Every open ticket, oldest first."""
+        ...
+
+    def add_explanations(self, explanations: Sequence[StoredExplanation]) -> None:
+        """Keep explanations (idempotent per decision id)."""
+        ...
+
+    def get_explanation(self, decision_id: str) -> StoredExplanation | None:
+        """The explanation of one decision, if kept."""
+        ...
+
+    def changes_since(self, seq: int) -> list[Change]:
+        """The changes after ``seq``, in order."""
+        ...
+
+    def latest_change(self) -> int:
+        """The ``seq`` of the newest change (0 when none)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+        ...

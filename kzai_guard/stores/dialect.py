@@ -1,0 +1,32 @@
+"""The few places where SQLite and PostgreSQL differ, for the SQL store."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+__all__ = ["Connection", "Dialect"]
+
+
+class Connection(Protocol):
+    """The DB-API subset the SQL store uses."""
+
+    def execute(self, sql: str, params: Any = ...) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class Dialect(Protocol):
+    """How one database spells what the SQL store needs."""
+
+    name: str
+    serial_primary_key: str
+    blob: str
+
+    def sql(self, statement: str) -> str:
+        """``statement`` written with ``?`` placeholders, in this database's paramstyle."""
+        ...
+
+    def transaction(self, conn: Any) -> AbstractContextManager[None]:
+        """A write transaction that serialises writers of the change feed."""
+        ...

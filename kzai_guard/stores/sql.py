@@ -1,0 +1,442 @@
+"""One SQL implementation of the :class:`~kzai_guard.stores.base.Store` contract.
+
+The SQLite and PostgreSQL backends differ only in their :class:`~kzai_guard.stores.dialect.Dialect`.
+Times are stored as integer microseconds since the Unix epoch (UTC).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from kzai_guard.core.consent import CollectionMethod, Consent, Objection
+from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
+from kzai_guard.errors import StoreError, UnknownRecord
+from kzai_guard.stores.base import Change, ChangeKind, StoredExplanation, SwitchState
+from kzai_guard.stores.dialect import Connection, Dialect
+
+__all__ = ["SqlStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kzg_meta (name TEXT PRIMARY KEY, value {blob} NOT NULL);
+CREATE TABLE IF NOT EXISTS kzg_consents (
+    id TEXT PRIMARY KEY, subject TEXT NOT NULL, purpose TEXT NOT NULL,
+    notice_version TEXT NOT NULL, notice_digest TEXT, method TEXT NOT NULL,
+    granted_at BIGINT NOT NULL, expires_at BIGINT, withdrawn_at BIGINT);
+CREATE INDEX IF NOT EXISTS kzg_consents_subject ON kzg_consents (subject, purpose);
+CREATE TABLE IF NOT EXISTS kzg_objections (
+    id TEXT PRIMARY KEY, subject TEXT NOT NULL, policy TEXT,
+    recorded_at BIGINT NOT NULL, withdrawn_at BIGINT, channel TEXT);
+CREATE INDEX IF NOT EXISTS kzg_objections_subject ON kzg_objections (subject);
+CREATE TABLE IF NOT EXISTS kzg_switches (
+    policy TEXT PRIMARY KEY, suspended INTEGER NOT NULL, changed_at BIGINT NOT NULL,
+    changed_by TEXT NOT NULL, reason TEXT);
+CREATE TABLE IF NOT EXISTS kzg_reviews (
+    id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, policy TEXT NOT NULL, subject TEXT NOT NULL,
+    reason TEXT NOT NULL, status TEXT NOT NULL, opened_at BIGINT NOT NULL,
+    deadline BIGINT NOT NULL, reviewer TEXT, outcome TEXT, note TEXT, completed_at BIGINT);
+CREATE INDEX IF NOT EXISTS kzg_reviews_status ON kzg_reviews (status, opened_at);
+CREATE TABLE IF NOT EXISTS kzg_explanations (
+    decision_id TEXT PRIMARY KEY, subject_ref TEXT NOT NULL, policy TEXT NOT NULL,
+    created_at BIGINT NOT NULL, body TEXT NOT NULL, digest TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kzg_changes (
+    seq {serial}, kind TEXT NOT NULL, subject TEXT, at BIGINT NOT NULL);
+"""
+
+_CONSENT_COLUMNS = (
+    "id, subject, purpose, notice_version, notice_digest, method, granted_at, expires_at, "
+    "withdrawn_at"
+)
+_OBJECTION_COLUMNS = "id, subject, policy, recorded_at, withdrawn_at, channel"
+_REVIEW_COLUMNS = (
+    "id, decision_id, policy, subject, reason, status, opened_at, deadline, reviewer, outcome, "
+    "note, completed_at"
+)
+
+
+class SqlStore:
+    """A store on one database connection, guarded by a lock (safe for many threads)."""
+
+    def __init__(self, conn: Connection, dialect: Dialect) -> None:
+        self._conn = conn
+        self._dialect = dialect
+        self._lock = threading.Lock()
+        self._closed = False
+        schema = _SCHEMA.format(blob=dialect.blob, serial=dialect.serial_primary_key)
+        with self._lock, dialect.transaction(conn):
+            for statement in filter(None, (s.strip() for s in schema.split(";"))):
+                conn.execute(statement)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _read(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            self._check_open()
+            rows: list[tuple[Any, ...]] = self._conn.execute(
+                self._dialect.sql(statement), params
+            ).fetchall()
+            return rows
+
+    def _write(
+        self,
+        steps: Sequence[tuple[str, Sequence[Any]]],
+        change: tuple[ChangeKind, str | None] | None = None,
+    ) -> None:
+        with self._lock:
+            self._check_open()
+            try:
+                with self._dialect.transaction(self._conn):
+                    for statement, params in steps:
+                        self._conn.execute(self._dialect.sql(statement), params)
+                    if change is not None:
+                        self._conn.execute(
+                            self._dialect.sql(
+                                "INSERT INTO kzg_changes (kind, subject, at) VALUES (?, ?, ?)"
+                            ),
+                            (change[0].value, change[1], _us(datetime.now(UTC))),
+                        )
+            except StoreError:
+                raise
+            except Exception as exc:
+                raise StoreError(f"{self._dialect.name} store write failed: {exc}") from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    # -- secrets ----------------------------------------------------------------------------
+
+    def secret(self, name: str, factory: Callable[[], bytes]) -> bytes:
+        rows = self._read("SELECT value FROM kzg_meta WHERE name = ?", (name,))
+        if not rows:
+            self._write(
+                [
+                    (
+                        "INSERT INTO kzg_meta (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                        (name, factory()),
+                    )
+                ]
+            )
+            rows = self._read("SELECT value FROM kzg_meta WHERE name = ?", (name,))
+        return bytes(rows[0][0])
+
+    # -- consents ---------------------------------------------------------------------------
+
+    def add_consent(self, consent: Consent) -> None:
+        self._write(
+            [
+                (
+                    f"INSERT INTO kzg_consents ({_CONSENT_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        consent.id,
+                        consent.subject,
+                        consent.purpose,
+                        consent.notice_version,
+                        consent.notice_digest,
+                        consent.method.value,
+                        _us(consent.granted_at),
+                        _us_or_none(consent.expires_at),
+                        _us_or_none(consent.withdrawn_at),
+                    ),
+                )
+            ],
+            (ChangeKind.CONSENT, consent.subject),
+        )
+
+    def withdraw_consents(self, subject: str, purpose: str, at: datetime) -> list[Consent]:
+        active = [
+            c for c in self.consents_of(subject) if c.purpose == purpose and c.withdrawn_at is None
+        ]
+        self._write(
+            [
+                (
+                    "UPDATE kzg_consents SET withdrawn_at = ? "
+                    "WHERE subject = ? AND purpose = ? AND withdrawn_at IS NULL",
+                    (_us(at), subject, purpose),
+                )
+            ],
+            (ChangeKind.CONSENT, subject),
+        )
+        return [dataclasses.replace(c, withdrawn_at=at) for c in active]
+
+    def consents_of(self, subject: str) -> list[Consent]:
+        rows = self._read(
+            f"SELECT {_CONSENT_COLUMNS} FROM kzg_consents WHERE subject = ? "
+            "ORDER BY granted_at, id",
+            (subject,),
+        )
+        return [_consent(row) for row in rows]
+
+    # -- objections -------------------------------------------------------------------------
+
+    def add_objection(self, objection: Objection) -> None:
+        self._write(
+            [
+                (
+                    f"INSERT INTO kzg_objections ({_OBJECTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        objection.id,
+                        objection.subject,
+                        objection.policy,
+                        _us(objection.recorded_at),
+                        _us_or_none(objection.withdrawn_at),
+                        objection.channel,
+                    ),
+                )
+            ],
+            (ChangeKind.OBJECTION, objection.subject),
+        )
+
+    def withdraw_objections(
+        self, subject: str, policy: str | None, at: datetime
+    ) -> list[Objection]:
+        active = [
+            o for o in self.objections_of(subject) if o.policy == policy and o.withdrawn_at is None
+        ]
+        condition = "policy IS NULL" if policy is None else "policy = ?"
+        params: tuple[Any, ...] = (
+            (_us(at), subject) if policy is None else (_us(at), subject, policy)
+        )
+        self._write(
+            [
+                (
+                    "UPDATE kzg_objections SET withdrawn_at = ? "
+                    f"WHERE subject = ? AND {condition} AND withdrawn_at IS NULL",
+                    params,
+                )
+            ],
+            (ChangeKind.OBJECTION, subject),
+        )
+        return active
+
+    def objections_of(self, subject: str) -> list[Objection]:
+        rows = self._read(
+            f"SELECT {_OBJECTION_COLUMNS} FROM kzg_objections WHERE subject = ? "
+            "ORDER BY recorded_at, id",
+            (subject,),
+        )
+        return [
+            Objection(
+                id=r[0],
+                subject=r[1],
+                policy=r[2],
+                recorded_at=_dt(r[3]),
+                withdrawn_at=_dt_or_none(r[4]),
+                channel=r[5],
+            )
+            for r in rows
+        ]
+
+    # -- kill switches ----------------------------------------------------------------------
+
+    def set_switch(self, state: SwitchState) -> None:
+        self._write(
+            [
+                (
+                    "INSERT INTO kzg_switches (policy, suspended, changed_at, changed_by, reason) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (policy) DO UPDATE SET "
+                    "suspended = excluded.suspended, changed_at = excluded.changed_at, "
+                    "changed_by = excluded.changed_by, reason = excluded.reason",
+                    (
+                        state.policy,
+                        int(state.suspended),
+                        _us(state.changed_at),
+                        state.changed_by,
+                        state.reason,
+                    ),
+                )
+            ],
+            (ChangeKind.SWITCH, None),
+        )
+
+    def switches(self) -> list[SwitchState]:
+        rows = self._read(
+            "SELECT policy, suspended, changed_at, changed_by, reason FROM kzg_switches "
+            "ORDER BY policy"
+        )
+        return [SwitchState(r[0], bool(r[1]), _dt(r[2]), r[3], r[4]) for r in rows]
+
+    # -- review tickets ---------------------------------------------------------------------
+
+    def add_review(self, ticket: ReviewTicket) -> None:
+        self._write(
+            [
+                (
+                    f"INSERT INTO kzg_reviews ({_REVIEW_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        ticket.id,
+                        ticket.decision_id,
+                        ticket.policy,
+                        ticket.subject,
+                        ticket.reason,
+                        ticket.status.value,
+                        _us(ticket.opened_at),
+                        _us(ticket.deadline),
+                        ticket.reviewer,
+                        ticket.outcome.value if ticket.outcome else None,
+                        ticket.note,
+                        _us_or_none(ticket.completed_at),
+                    ),
+                )
+            ]
+        )
+
+    def get_review(self, review_id: str) -> ReviewTicket:
+        rows = self._read(f"SELECT {_REVIEW_COLUMNS} FROM kzg_reviews WHERE id = ?", (review_id,))
+        if not rows:
+            raise UnknownRecord(f"no review ticket {review_id!r}")
+        return _ticket(rows[0])
+
+    def complete_review(
+        self,
+        review_id: str,
+        *,
+        reviewer: str,
+        outcome: ReviewOutcome,
+        note: str | None,
+        at: datetime,
+    ) -> ReviewTicket:
+        ticket = self.get_review(review_id)
+        if ticket.status is not ReviewStatus.OPEN:
+            raise StoreError(f"review ticket {review_id!r} is already {ticket.status.value}")
+        self._write(
+            [
+                (
+                    "UPDATE kzg_reviews SET status = ?, reviewer = ?, outcome = ?, note = ?, "
+                    "completed_at = ? WHERE id = ? AND status = ?",
+                    (
+                        ReviewStatus.COMPLETED.value,
+                        reviewer,
+                        outcome.value,
+                        note,
+                        _us(at),
+                        review_id,
+                        ReviewStatus.OPEN.value,
+                    ),
+                )
+            ]
+        )
+        done = self.get_review(review_id)
+        if done.reviewer != reviewer or done.completed_at != at:
+            raise StoreError(f"review ticket {review_id!r} was completed concurrently")
+        return done
+
+    def open_reviews(self) -> list[ReviewTicket]:
+        rows = self._read(
+            f"SELECT {_REVIEW_COLUMNS} FROM kzg_reviews WHERE status = ? ORDER BY opened_at, id",
+            (ReviewStatus.OPEN.value,),
+        )
+        return [_ticket(r) for r in rows]
+
+    # -- explanations -----------------------------------------------------------------------
+
+    def add_explanations(self, explanations: Sequence[StoredExplanation]) -> None:
+        if not explanations:
+            return
+        self._write(
+            [
+                (
+                    "INSERT INTO kzg_explanations "
+                    "(decision_id, subject_ref, policy, created_at, body, digest) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (
+                        e.decision_id,
+                        e.subject_ref,
+                        e.policy,
+                        _us(e.created_at),
+                        orjson.dumps(e.body).decode(),
+                        e.digest,
+                    ),
+                )
+                for e in explanations
+            ]
+        )
+
+    def get_explanation(self, decision_id: str) -> StoredExplanation | None:
+        rows = self._read(
+            "SELECT decision_id, subject_ref, policy, created_at, body, digest "
+            "FROM kzg_explanations WHERE decision_id = ?",
+            (decision_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return StoredExplanation(r[0], r[1], r[2], _dt(r[3]), orjson.loads(r[4]), r[5])
+
+    # -- change feed ------------------------------------------------------------------------
+
+    def changes_since(self, seq: int) -> list[Change]:
+        rows = self._read(
+            "SELECT seq, kind, subject FROM kzg_changes WHERE seq > ? ORDER BY seq", (seq,)
+        )
+        return [Change(int(r[0]), ChangeKind(r[1]), r[2]) for r in rows]
+
+    def latest_change(self) -> int:
+        rows = self._read("SELECT COALESCE(MAX(seq), 0) FROM kzg_changes")
+        return int(rows[0][0])
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+
+def _us(at: datetime) -> int:
+    if at.tzinfo is None:
+        raise StoreError("times must be timezone-aware")
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _us_or_none(at: datetime | None) -> int | None:
+    return None if at is None else _us(at)
+
+
+def _dt(us: int) -> datetime:
+    return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
+
+
+def _dt_or_none(us: int | None) -> datetime | None:
+    return None if us is None else _dt(us)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _consent(r: tuple[Any, ...]) -> Consent:
+    return Consent(
+        id=r[0],
+        subject=r[1],
+        purpose=r[2],
+        notice_version=r[3],
+        notice_digest=r[4],
+        method=CollectionMethod(r[5]),
+        granted_at=_dt(r[6]),
+        expires_at=_dt_or_none(r[7]),
+        withdrawn_at=_dt_or_none(r[8]),
+    )
+
+
+def _ticket(r: tuple[Any, ...]) -> ReviewTicket:
+    return ReviewTicket(
+        id=r[0],
+        decision_id=r[1],
+        policy=r[2],
+        subject=r[3],
+        reason=r[4],
+        status=ReviewStatus(r[5]),
+        opened_at=_dt(r[6]),
+        deadline=_dt(r[7]),
+        reviewer=r[8],
+        outcome=ReviewOutcome(r[9]) if r[9] else None,
+        note=r[10],
+        completed_at=_dt_or_none(r[11]),
+    )

@@ -1,0 +1,54 @@
+"""The embedded default: one SQLite file in WAL mode, safe for several worker processes on a host.
+
+``memory://`` is the same store on a private in-memory database, for tests.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kzai_guard.stores.sql import SqlStore
+
+__all__ = ["SqliteDialect", "open_sqlite"]
+
+_BUSY_TIMEOUT_MS = 10_000
+
+
+class SqliteDialect:
+    """SQLite's spelling: ``?`` placeholders, ``BEGIN IMMEDIATE`` write transactions."""
+
+    name = "sqlite"
+    serial_primary_key = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    blob = "BLOB"
+
+    def sql(self, statement: str) -> str:
+        return statement
+
+    @contextmanager
+    def transaction(self, conn: Any) -> Iterator[None]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def open_sqlite(path: str | Path | None) -> SqlStore:
+    """Open (creating if needed) the SQLite store at ``path``; ``None`` for an in-memory one."""
+    target = ":memory:" if path is None else str(path)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        target, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
+    )
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    if path is not None:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+    return SqlStore(conn, SqliteDialect())

@@ -1,0 +1,50 @@
+"""Kill switches (KZ-AI 8(1), 18(2); AI Act 14(4)(e)): suspend a decision type at once."""
+
+from __future__ import annotations
+
+from kzai_guard.audit.record import EventKind
+from kzai_guard.auditor import Auditor
+from kzai_guard.fact_cache import FactCache, utcnow
+from kzai_guard.stores.base import Store, SwitchState
+
+__all__ = ["Switches"]
+
+
+class Switches:
+    """Suspend and resume decision types; effective at once here, within a poll elsewhere."""
+
+    def __init__(
+        self, store: Store, cache: FactCache, auditor: Auditor, policies: frozenset[str]
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._auditor = auditor
+        self._policies = policies
+
+    def suspend(self, policy: str, *, by: str, reason: str | None = None) -> None:
+        """Stop every decision of ``policy`` (503 ``suspended``) until :meth:`resume`."""
+        self._set(policy, True, by, reason)
+
+    def resume(self, policy: str, *, by: str, reason: str | None = None) -> None:
+        """Let decisions of ``policy`` run again."""
+        self._set(policy, False, by, reason)
+
+    def is_suspended(self, policy: str) -> bool:
+        """True while ``policy`` is suspended."""
+        return policy in self._cache.suspended
+
+    def _set(self, policy: str, suspended: bool, by: str, reason: str | None) -> None:
+        if policy not in self._policies:
+            raise ValueError(f"unknown policy {policy!r}; known: {sorted(self._policies)}")
+        if not by:
+            raise ValueError("say who threw the switch: by='...'")
+        if suspended:
+            self._cache.set_suspended(policy, True)
+        self._store.set_switch(SwitchState(policy, suspended, utcnow(), by, reason))
+        self._cache.set_suspended(policy, suspended)
+        self._auditor.event(
+            EventKind.SWITCH_SUSPENDED if suspended else EventKind.SWITCH_RESUMED,
+            policy=policy,
+            reviewer=by,
+            detail=reason,
+        )
