@@ -37,7 +37,7 @@ from kzai_guard.core.review import Reviewer
 from kzai_guard.core.rules import evaluate
 from kzai_guard.core.subject import check_subject
 from kzai_guard.core.verdict import Obligation, Outcome, Reason, Verdict
-from kzai_guard.core.vocabulary import Mode
+from kzai_guard.core.vocabulary import Mode, Significance
 from kzai_guard.errors import (
     AuditUnavailable,
     DecisionBlocked,
@@ -134,7 +134,7 @@ class Gate:
         self._disclosure_human = disclosure_header(policy.model, human_reviewed=True)
         self._link_prefix = f"<{guard.settings.routes_prefix}/".encode()
         self._withhold_without_explanation = self.enforce and policy.significance.is_significant
-        self._needs_explanation = Obligation.EXPLANATION
+        self._needs_explanation = policy.significance is not Significance.NONE
 
     # -- step 1 -----------------------------------------------------------------------------
 
@@ -240,7 +240,12 @@ class Gate:
         explanation = context.explanation
         digest: str | None = None
         withheld: str | None = None
-        if Obligation.EXPLANATION in verdict.obligations or explanation is not None:
+        # A decision that runs (allowed, or let through in monitor mode) owes an explanation
+        # whenever its significance does.
+        owed = Obligation.EXPLANATION in verdict.obligations or (
+            not verdict.allowed and self._needs_explanation
+        )
+        if owed or explanation is not None:
             if explanation is not None:
                 explanation = complete(explanation, self.defaults)
                 missing = missing_fields(explanation)
@@ -248,7 +253,7 @@ class Gate:
                     withheld = "explanation lacks " + ", ".join(missing)
                 else:
                     digest = explanation_digest(explanation)
-            elif Obligation.EXPLANATION in verdict.obligations:
+            else:
                 withheld = context.explanation_error or "no explanation was given"
         if withheld is not None and self._withhold_without_explanation:
             self._record(decision, EventKind.DECISION_WITHHELD, detail=withheld)

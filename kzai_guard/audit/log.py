@@ -33,6 +33,7 @@ import enum
 import fcntl
 import hashlib
 import logging
+import operator
 import os
 import threading
 import time
@@ -62,9 +63,9 @@ from kzai_guard.audit.segments import (
 )
 from kzai_guard.audit.shredding import (
     BatchedSubjectKeys,
+    Sealer,
     SqliteSubjectKeys,
     SubjectKeys,
-    seal,
     subject_ref,
 )
 from kzai_guard.audit.tree import TreeFiles
@@ -81,7 +82,10 @@ DEMO_KEY_NAME = "kzai-guard-demo"
 _LOCK_FILE = ".lock"
 _FIELD_NAMES = tuple(AuditRecord.__dataclass_fields__)
 _RECORD_FIELDS = tuple(n for n in _FIELD_NAMES if n not in ("subject", "reviewer", "detail"))
+_get_fields = operator.attrgetter(*_RECORD_FIELDS)
 _RETRY_SECONDS = 1.0
+_LINGER_SECONDS = 0.002
+_LINGER_BELOW = 1024
 
 
 class _Op(enum.Enum):
@@ -130,6 +134,7 @@ class AuditLog:
         self._checkpoint_interval = checkpoint_interval_ms / 1000.0
         self._subject_keys = subject_keys
         self._batched_keys = subject_keys if isinstance(subject_keys, BatchedSubjectKeys) else None
+        self._sealer = Sealer(subject_keys) if subject_keys is not None else None
         self._queue_limit = queue_limit
         self._put_timeout = put_timeout
         self._segment_max_bytes = segment_max_bytes
@@ -520,6 +525,12 @@ class AuditLog:
                     if timeout == 0.0:
                         break
                     self._not_empty.wait(timeout)
+                linger = not self._sync and 0 < len(self._items) < _LINGER_BELOW
+            if linger:
+                # async callers do not wait for the disk: let a batch build up instead of
+                # paying a wake-up and a write per record
+                time.sleep(_LINGER_SECONDS)
+            with self._lock:
                 items, self._items = self._items, collections.deque()
                 closing = self._closing
                 self._not_full.notify_all()
@@ -641,17 +652,14 @@ class AuditLog:
         self._flush_levels()
 
     def _encode(self, record: AuditRecord, seq: int, prev: str) -> bytes:
-        rec: dict[str, Any] = {}
-        for name in _RECORD_FIELDS:
-            value = getattr(record, name)
-            if value is not None:
-                rec[name] = value
+        rec = {
+            k: v for k, v in zip(_RECORD_FIELDS, _get_fields(record), strict=True) if v is not None
+        }
         rec["kind"] = record.kind.value
         sealed = None
         subject, reviewer, detail = record.subject, record.reviewer, record.detail
         owner = subject if subject is not None else reviewer
-        keys = self._subject_keys
-        if keys is not None and owner is not None:
+        if self._sealer is not None and owner is not None:
             personal = {}
             if subject is not None:
                 personal["subject"] = subject
@@ -659,11 +667,7 @@ class AuditLog:
                 personal["reviewer"] = reviewer
             if detail is not None:
                 personal["detail"] = detail
-            ref = subject_ref(owner)
-            key = keys.key_for(ref, True)
-            if key is None:
-                raise AuditLogError(f"the subject key store gave no key for {ref}")
-            sealed = seal(personal, record.id, ref, key)
+            sealed = self._sealer.seal(record.id, owner, personal)
         else:
             if subject is not None:
                 rec["subject"] = subject

@@ -18,6 +18,7 @@ Two key stores ship here: :class:`MemorySubjectKeys` (tests) and :class:`SqliteS
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import hashlib
 import os
@@ -35,7 +36,9 @@ __all__ = [
     "ERASED",
     "PERSONAL_FIELDS",
     "SEALED",
+    "BatchedSubjectKeys",
     "MemorySubjectKeys",
+    "Sealer",
     "SqliteSubjectKeys",
     "SubjectKeys",
     "seal",
@@ -55,6 +58,17 @@ SEALED = "[sealed]"
 _KEY_SIZE = 32
 _NONCE_SIZE = 12
 _AAD_PREFIX = b"kzai-guard sealed v1\n"
+_FIELD_LISTS = {
+    names: ",".join(names)
+    for names in (
+        ("subject",),
+        ("subject", "reviewer"),
+        ("subject", "detail"),
+        ("subject", "reviewer", "detail"),
+        ("reviewer",),
+        ("reviewer", "detail"),
+    )
+}
 
 
 def subject_ref(pseudonym: str) -> str:
@@ -191,11 +205,69 @@ def _aad(record_id: str, ref: str) -> bytes:
     return _AAD_PREFIX + record_id.encode() + b"\n" + ref.encode()
 
 
-def seal(fields: dict[str, Any], record_id: str, ref: str, key: bytes) -> dict[str, str]:
+def seal(
+    fields: dict[str, Any], record_id: str, ref: str, key: bytes, nonce: bytes | None = None
+) -> dict[str, str]:
     """Encrypt ``fields`` (the personal ones) into the line's ``sealed`` member."""
-    nonce = os.urandom(_NONCE_SIZE)
+    if nonce is None:
+        nonce = os.urandom(_NONCE_SIZE)
     ct = AESGCM(key).encrypt(nonce, orjson.dumps(fields), _aad(record_id, ref))
     return {"ct": base64.b64encode(nonce + ct).decode(), "fields": ",".join(fields), "ref": ref}
+
+
+class Sealer:
+    """Seals the personal fields of records for one writer, caching what it can.
+
+    Key references and cipher objects are cached, never the decision to use a key: the key is
+    asked of the store for every record, so a key erased meanwhile is never used again. Nonces
+    are a random 8-byte prefix per writer and a 4-byte counter (a fresh prefix on wrap-around),
+    so they never repeat under one key.
+    """
+
+    def __init__(self, keys: SubjectKeys, cache_size: int = 65_536) -> None:
+        self.keys = keys
+        self._refs: dict[str, tuple[str, bytes]] = {}
+        self._ciphers: dict[bytes, AESGCM] = {}
+        self._cache_size = cache_size
+        self._prefix = os.urandom(8)
+        self._counter = 0
+
+    def ref(self, owner: str) -> str:
+        """:func:`subject_ref` of ``owner``, cached."""
+        return self._ref(owner)[0]
+
+    def _ref(self, owner: str) -> tuple[str, bytes]:
+        entry = self._refs.get(owner)
+        if entry is None:
+            if len(self._refs) >= self._cache_size:
+                self._refs.clear()
+            ref = subject_ref(owner)
+            entry = self._refs[owner] = (ref, b"\n" + ref.encode())
+        return entry
+
+    def seal(self, record_id: str, owner: str, fields: dict[str, Any]) -> dict[str, str]:
+        """The ``sealed`` member for ``fields``, under the key of ``owner``."""
+        ref, aad_tail = self._ref(owner)
+        key = self.keys.key_for(ref, True)
+        if key is None:
+            raise KeyError(f"the subject key store gave no key for {ref}")
+        cipher = self._ciphers.get(key)
+        if cipher is None:
+            if len(self._ciphers) >= self._cache_size:
+                self._ciphers.clear()
+            cipher = self._ciphers[key] = AESGCM(key)
+        self._counter += 1
+        if self._counter > 0xFFFFFFFF:
+            self._prefix = os.urandom(8)
+            self._counter = 1
+        nonce = self._prefix + self._counter.to_bytes(4, "big")
+        aad = _AAD_PREFIX + record_id.encode() + aad_tail
+        ct = cipher.encrypt(nonce, orjson.dumps(fields), aad)
+        return {
+            "ct": binascii.b2a_base64(nonce + ct, newline=False).decode(),
+            "fields": _FIELD_LISTS.get(tuple(fields)) or ",".join(fields),
+            "ref": ref,
+        }
 
 
 def unseal(sealed: dict[str, Any], record_id: str, key: bytes | None) -> dict[str, Any] | None:

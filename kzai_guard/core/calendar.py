@@ -51,11 +51,10 @@ class WorkingCalendar:
         cached = self._cache.get(year)
         if cached is not None:
             return cached
-        days: set[date] = set()
-        for month, day, carries in self.fixed_holidays:
-            holiday = date(year, month, day)
-            days.add(holiday)
-            if carries and holiday.weekday() in self.weekend:
+        fixed = {date(year, month, day): carries for month, day, carries in self.fixed_holidays}
+        days: set[date] = set(fixed)
+        for holiday in sorted(fixed):
+            if fixed[holiday] and holiday.weekday() in self.weekend:
                 extra = holiday + timedelta(days=1)
                 while extra.weekday() in self.weekend or extra in days:
                     extra += timedelta(days=1)

@@ -10,8 +10,8 @@ MAX_SUBJECT_LENGTH = 256
 def check_subject(value: str) -> str:
     """``value`` if it is a usable subject identifier, else ``ValueError`` saying why.
 
-    1 to 256 characters, no control characters, no leading or trailing white space, no lone
-    surrogates (every identifier must encode to UTF-8).
+    1 to 256 characters, no leading or trailing white space, nothing unprintable (control
+    characters, lone surrogates, unassigned code points).
     """
     if not value:
         raise ValueError("the subject identifier is empty")
@@ -21,8 +21,4 @@ def check_subject(value: str) -> str:
         raise ValueError("the subject identifier has leading or trailing white space")
     if not value.isprintable():
         raise ValueError("the subject identifier contains control or unprintable characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("the subject identifier is not valid Unicode text") from None
     return value

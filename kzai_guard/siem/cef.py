@@ -65,7 +65,8 @@ class CefEncoder:
     media_type = "text/plain"
 
     def __init__(self, settings: EncoderSettings) -> None:
-        self._prefix = f"CEF:0|{escape_header(settings.vendor)}|{escape_header(settings.product)}|{escape_header(settings.product_version)}|"
+        names = (settings.vendor, settings.product, settings.product_version)
+        self._prefix = "CEF:0|" + "".join(escape_header(name) + "|" for name in names)
         self._dvchost = " dvchost=" + escape_extension(settings.hostname)
         self._headers: dict[tuple[EventKind, str | None], str] = {}
         for kind in EventKind:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from kzai_guard.audit.record import EventKind
-from kzai_guard.siem._event import Level, Outcome, SiemEvent, classify
+from kzai_guard.siem._event import Level, SiemEvent, classify
 from kzai_guard.siem._text import rfc3339
 from kzai_guard.siem.cef import CEF_SEVERITY
 from kzai_guard.siem.settings import EncoderSettings
@@ -91,7 +91,7 @@ class EcsEncoder:
         ecs_event: dict[str, Any] = {
             "kind": "event",
             "category": ["api"],
-            "type": [_event_type(record.kind, record.verdict, c.outcome)],
+            "type": [_event_type(record.kind, record.verdict)],
             "action": record.kind.value,
             "outcome": c.outcome.value,
             "id": event.uid,
@@ -147,7 +147,7 @@ class EcsEncoder:
         return orjson.dumps(self.document(event))
 
 
-def _event_type(kind: EventKind, verdict: str | None, outcome: Outcome) -> str:
+def _event_type(kind: EventKind, verdict: str | None) -> str:
     fixed = _KIND_TYPE.get(kind)
     if fixed is not None:
         return fixed

@@ -71,7 +71,8 @@ class LeefEncoder:
         delimiter = settings.leef_delimiter
         self._delimiter = delimiter
         shown = delimiter if delimiter.isprintable() else f"x{ord(delimiter):02X}"
-        self._prefix = f"LEEF:2.0|{_header(settings.vendor)}|{_header(settings.product)}|{_header(settings.product_version)}|"
+        names = (settings.vendor, settings.product, settings.product_version)
+        self._prefix = "LEEF:2.0|" + "".join(_header(name) + "|" for name in names)
         self._shown = shown
         self._time_format = f"{delimiter}devTimeFormat={LEEF_TIME_FORMAT}{delimiter}cat="
         self._sev: dict[tuple[EventKind, str | None], str] = {}

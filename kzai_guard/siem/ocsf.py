@@ -92,7 +92,14 @@ class OcsfEncoder:
         }
         self._version = settings.ocsf_version
         self._endpoint = {"hostname": settings.hostname}
-        self._api = {"operation": "", "service": {"name": settings.product}}
+        self._api = {
+            "operation": "",
+            "service": {
+                "name": settings.product,
+                "uid": f"{settings.product}@{settings.hostname}",
+                "version": settings.product_version,
+            },
+        }
         self._app_name = settings.product
 
     def document(self, event: SiemEvent) -> dict[str, Any]:

@@ -60,7 +60,7 @@ class EncoderSettings(BaseModel):
     enterprise_number: int = Field(default=EXAMPLE_ENTERPRISE_NUMBER, ge=1)
     """The IANA private enterprise number of the SD-ID; see :data:`EXAMPLE_ENTERPRISE_NUMBER`."""
     leef_delimiter: str = "\t"
-    """The LEEF 2.0 attribute delimiter: tab or one of ``^~!#$%&*+,/:;?@```."""
+    """The LEEF 2.0 attribute delimiter: tab, a backtick or one of ``^~!#$%&*+,/:;?@``."""
     hec_source: str = "kzai_guard"
     """Splunk HEC ``source``."""
     hec_sourcetype: str = "kzai_guard:audit"
@@ -97,7 +97,8 @@ class EncoderSettings(BaseModel):
     def _sd_name(cls, value: str) -> str:
         if not _PRINTUSASCII.fullmatch(value) or any(c in value for c in '=]"@'):
             raise ValueError(
-                'must be printable US-ASCII without space, "=", "]", \'"\' or "@" (RFC 5424 SD-NAME)'
+                "must be printable US-ASCII without space, '=', ']', '\"' or '@' "
+                "(an RFC 5424 SD-NAME)"
             )
         return value
 

@@ -77,7 +77,8 @@ class Shipper:
 
     Example, inside a service::
 
-        shipper = Shipper("/var/lib/app/audit", open_destination(...), cursor="/var/lib/app/siem.cursor")
+        destination = open_destination("tls://siem.example:6514", make_encoder("syslog"))
+        shipper = Shipper("/var/lib/app/audit", destination, cursor="/var/lib/app/siem.cursor")
         shipper.start()
         ...
         shipper.stop()

@@ -22,7 +22,12 @@ from kzai_guard.siem.settings import EncoderSettings
 
 __all__ = ["SYSLOG_SEVERITY", "SyslogEncoder", "escape_param_value"]
 
-SYSLOG_SEVERITY: dict[Level, int] = {Level.INFO: 6, Level.NOTICE: 5, Level.WARNING: 4, Level.HIGH: 3}
+SYSLOG_SEVERITY: dict[Level, int] = {
+    Level.INFO: 6,
+    Level.NOTICE: 5,
+    Level.WARNING: 4,
+    Level.HIGH: 3,
+}
 """RFC 5424 severity (0 emergency - 7 debug) for each level."""
 
 _STRING_FIELDS: tuple[str, ...] = (
@@ -69,7 +74,7 @@ class SyslogEncoder:
             for level, severity in SYSLOG_SEVERITY.items()
         }
         self._middle = f" {settings.hostname} {settings.app_name} {settings.procid or '-'} "
-        self._sd_open = f" [{settings.sd_id} uid=\""
+        self._sd_open = f' [{settings.sd_id} uid="'
         self._fields = tuple((name, f'" {name}="') for name in _STRING_FIELDS)
 
     def render(self, event: SiemEvent) -> str:

@@ -1,0 +1,151 @@
+"""``kzai-guard export``: write the verified audit log once in a SIEM format.
+
+::
+
+    kzai-guard export AUDIT_DIR --format cef|leef|syslog|ocsf|ecs|hec|jsonl
+                      [--since T] [--until T] [--out FILE]
+
+``T`` is an RFC 3339 timestamp (``2026-01-31T00:00:00Z``) or Unix seconds; records with
+``since <= time < until`` are written, one message per line. Exit status: 0 on success, 2 when
+the log's chain is broken (the records before the break have been written), 1 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from kzai_guard.errors import KzaiGuardError
+
+__all__ = ["add_encoder_options", "parse_time", "register", "settings_from_args"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``export`` verb."""
+    from kzai_guard.siem.formats import FORMATS
+
+    parser = subparsers.add_parser(
+        "export",
+        help="write the verified audit log once in a SIEM format",
+        description="Write the records of a verified audit log as CEF, LEEF, syslog, OCSF, "
+        "ECS, Splunk HEC or JSON Lines, one message per line.",
+    )
+    parser.add_argument("directory", metavar="AUDIT_DIR", type=Path, help="the audit log")
+    parser.add_argument("--format", required=True, choices=FORMATS, help="the wire format")
+    parser.add_argument("--since", type=parse_time, metavar="T", help="first time (inclusive)")
+    parser.add_argument("--until", type=parse_time, metavar="T", help="last time (exclusive)")
+    parser.add_argument("--out", type=Path, metavar="FILE", help="output file (default stdout)")
+    add_encoder_options(parser)
+    parser.set_defaults(func=run)
+
+
+def add_encoder_options(parser: argparse.ArgumentParser) -> None:
+    """The options shared by ``export`` and ``ship``: names written into events, keys."""
+    group = parser.add_argument_group("event naming")
+    group.add_argument("--hostname", help="host name written into events (default: this host)")
+    group.add_argument("--app-name", help="syslog APP-NAME (default kzai-guard)")
+    group.add_argument(
+        "--enterprise-number",
+        type=int,
+        help="IANA private enterprise number of the syslog SD-ID (default 32473, the "
+        "documentation placeholder: set your own)",
+    )
+    group.add_argument("--leef-delimiter", help="LEEF attribute delimiter (default tab)")
+    group.add_argument("--hec-index", help="Splunk index (default: the token's)")
+    parser.add_argument(
+        "--public-key",
+        action="append",
+        metavar="KEY",
+        help="check signed checkpoints with this public key (vkey or file); repeatable",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~kzai_guard.siem.EncoderSettings` the options ask for."""
+    from kzai_guard.siem.settings import EncoderSettings
+
+    given = {
+        "hostname": args.hostname,
+        "app_name": args.app_name,
+        "enterprise_number": args.enterprise_number,
+        "leef_delimiter": _delimiter(args.leef_delimiter),
+        "hec_index": args.hec_index,
+    }
+    return EncoderSettings(**{k: v for k, v in given.items() if v is not None})
+
+
+def parse_time(text: str) -> int:
+    """An RFC 3339 timestamp or Unix seconds, as Unix microseconds.
+
+    >>> parse_time("1700000000.5"), parse_time("2023-11-14T22:13:20Z")
+    (1700000000500000, 1700000000000000)
+    """
+    try:
+        return round(float(text) * 1_000_000)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither an RFC 3339 timestamp nor Unix seconds"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add Z or an offset")
+    return round(moment.timestamp() * 1_000_000)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export; returns the exit status."""
+    from pydantic import ValidationError
+
+    from kzai_guard.audit.reader import ChainBroken, read_verified
+    from kzai_guard.siem._event import SiemEvent
+    from kzai_guard.siem.formats import make_encoder
+
+    try:
+        encoder = make_encoder(args.format, settings_from_args(args))
+    except (ValidationError, KzaiGuardError) as exc:
+        print(f"kzai-guard export: {exc}", file=sys.stderr)
+        return 1
+    since, until = args.since, args.until
+    out: BinaryIO = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    written = 0
+    try:
+        encode = encoder.encode
+        write = out.write
+        for entry in read_verified(args.directory, public_keys=args.public_key):
+            t = entry.record.time
+            if (since is not None and t < since) or (until is not None and t >= until):
+                continue
+            write(encode(SiemEvent(entry.record, entry.seq, entry.line_hash)) + b"\n")
+            written += 1
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except ChainBroken as exc:
+        print(
+            f"kzai-guard export: ALARM: {exc}; {written} records before it were written",
+            file=sys.stderr,
+        )
+        return 2
+    except KzaiGuardError as exc:
+        print(f"kzai-guard export: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        out.flush()
+        if args.out:
+            out.close()
+    return 0
+
+
+def _delimiter(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if text.lower() in ("tab", "x09", "0x09", "\\t"):
+        return "\t"
+    return text

@@ -1,0 +1,124 @@
+"""``kzai-guard prove``, ``verify-proof`` and ``consistency``: offline proofs from the audit log.
+
+- ``prove AUDIT_DIR DECISION_ID [--out FILE]`` writes an inclusion-proof bundle for the record.
+- ``verify-proof BUNDLE --public-key KEY`` checks an inclusion or consistency bundle.
+- ``consistency AUDIT_DIR OLD_SIZE [NEW_SIZE] [--out FILE] [--public-key KEY]`` writes (and,
+  given keys, checks) a proof that the log at NEW_SIZE extends the log at OLD_SIZE.
+
+Exit status: 0 success, 1 a proof that does not hold, 2 the command could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from kzai_guard.audit.keys import Keyring
+from kzai_guard.audit.proof import consistency_bundle, inclusion_bundle, verify_bundle
+from kzai_guard.cli.verify import add_key_arguments
+from kzai_guard.errors import AuditLogError, ConfigurationError
+
+__all__ = ["register", "run_consistency", "run_prove", "run_verify_proof"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``prove``, ``verify-proof`` and ``consistency`` verbs."""
+    prove: argparse.ArgumentParser = subparsers.add_parser(
+        "prove",
+        help="write an inclusion proof for one decision",
+        description="Write the RFC 9162 inclusion-proof bundle of a record, by decision id.",
+    )
+    prove.add_argument("directory", metavar="AUDIT_DIR")
+    prove.add_argument("decision_id", metavar="DECISION_ID", nargs="?")
+    prove.add_argument("--seq", type=int, help="prove the record with this sequence number")
+    prove.add_argument("--out", metavar="FILE", help="write the bundle here (default stdout)")
+    prove.set_defaults(func=run_prove)
+
+    check: argparse.ArgumentParser = subparsers.add_parser(
+        "verify-proof",
+        help="check an inclusion or consistency proof bundle",
+        description="Check a proof bundle and its checkpoint signature against trusted keys.",
+    )
+    check.add_argument("bundle", metavar="BUNDLE", help="bundle file, or - for stdin")
+    add_key_arguments(check)
+    check.set_defaults(func=run_verify_proof)
+
+    grow: argparse.ArgumentParser = subparsers.add_parser(
+        "consistency",
+        help="prove the log at NEW_SIZE extends the log at OLD_SIZE",
+        description=(
+            "Write the RFC 9162 consistency-proof bundle between two tree sizes (NEW_SIZE "
+            "defaults to the newest checkpoint); with --public-key, also check it."
+        ),
+    )
+    grow.add_argument("directory", metavar="AUDIT_DIR")
+    grow.add_argument("old_size", metavar="OLD_SIZE", type=int)
+    grow.add_argument("new_size", metavar="NEW_SIZE", type=int, nargs="?")
+    grow.add_argument("--out", metavar="FILE", help="write the bundle here (default stdout)")
+    add_key_arguments(grow)
+    grow.set_defaults(func=run_consistency)
+
+
+def _emit(bundle: dict[str, Any], out: str | None) -> None:
+    text = json.dumps(bundle, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def run_prove(args: argparse.Namespace) -> int:
+    """Build and write an inclusion bundle."""
+    if (args.decision_id is None) == (args.seq is None):
+        print("kzai-guard prove: give a DECISION_ID or --seq", file=sys.stderr)
+        return 2
+    try:
+        bundle = inclusion_bundle(args.directory, decision_id=args.decision_id, seq=args.seq)
+        _emit(bundle, args.out)
+    except (AuditLogError, OSError, ValueError) as exc:
+        print(f"kzai-guard prove: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        print(
+            f"wrote proof of seq {bundle['leaf_index']} in tree size {bundle['tree_size']} "
+            f"to {args.out}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def run_verify_proof(args: argparse.Namespace) -> int:
+    """Check a bundle; 0 if it holds, 1 if not."""
+    try:
+        keyring = Keyring.load(args.public_key)
+        if not len(keyring):
+            raise ConfigurationError("give at least one --public-key")
+        text = sys.stdin.read() if args.bundle == "-" else Path(args.bundle).read_text("utf-8")
+        bundle = json.loads(text)
+        if not isinstance(bundle, dict):
+            raise ValueError("a bundle is a JSON object")
+    except (ConfigurationError, OSError, ValueError) as exc:
+        print(f"kzai-guard verify-proof: {exc}", file=sys.stderr)
+        return 2
+    result = verify_bundle(bundle, keyring)
+    print(("OK: " if result.ok else "FAILED: ") + result.message)
+    return 0 if result.ok else 1
+
+
+def run_consistency(args: argparse.Namespace) -> int:
+    """Build (and with keys, check) a consistency bundle."""
+    try:
+        bundle = consistency_bundle(args.directory, args.old_size, args.new_size)
+        keyring = Keyring.load(args.public_key) if args.public_key else None
+        _emit(bundle, args.out)
+    except (AuditLogError, ConfigurationError, OSError, ValueError) as exc:
+        print(f"kzai-guard consistency: {exc}", file=sys.stderr)
+        return 2
+    if keyring is None:
+        return 0
+    result = verify_bundle(bundle, keyring)
+    print(("OK: " if result.ok else "FAILED: ") + result.message, file=sys.stderr)
+    return 0 if result.ok else 1

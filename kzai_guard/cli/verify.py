@@ -1,0 +1,101 @@
+"""``kzai-guard verify``: check a whole audit log directory.
+
+Exit status 0 when every line, the hash chain, every checkpoint's Merkle root and every
+signature hold; 1 naming the first bad sequence number and what is wrong otherwise; 2 when the
+command cannot run (no such directory, no usable key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from kzai_guard.audit.keys import Keyring
+from kzai_guard.audit.verify import verify_log
+from kzai_guard.errors import AuditLogError, ConfigurationError
+
+__all__ = ["keyring_from_args", "register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``verify`` verb."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "verify",
+        help="verify an audit log: lines, chain, checkpoints, signatures",
+        description=(
+            "Check every record line, the hash chain, the Merkle root of every checkpoint and "
+            "every signature. Exit 0 only if all hold."
+        ),
+    )
+    parser.add_argument("directory", metavar="AUDIT_DIR")
+    add_key_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--allow-unsigned-tail",
+        action="store_true",
+        help="accept records after the newest checkpoint (a live log)",
+    )
+    parser.set_defaults(func=run)
+
+
+def add_key_arguments(parser: argparse.ArgumentParser) -> None:
+    """The repeated ``--public-key`` option."""
+    parser.add_argument(
+        "--public-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="trusted checkpoint key: a .pub file, a PEM public key or a vkey; repeat for old keys",
+    )
+
+
+def keyring_from_args(keys: list[str], directory: Path | None = None) -> Keyring:
+    """The keyring from ``--public-key`` values; without any, the demo keys in the log dir."""
+    if keys:
+        return Keyring.load(keys)
+    local = sorted((directory / "keys").glob("*.pub")) if directory is not None else []
+    if not local:
+        raise ConfigurationError("give at least one --public-key")
+    print(
+        f"kzai-guard: no --public-key given; trusting the keys stored in {directory}/keys "
+        "(this proves integrity only against accidents, not against whoever can write there)",
+        file=sys.stderr,
+    )
+    return Keyring.load(local)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Verify; print a summary (or JSON) and return the exit status."""
+    directory = Path(args.directory)
+    try:
+        keyring = keyring_from_args(args.public_key, directory)
+        progress = _progress if sys.stderr.isatty() and not args.json else None
+        report = verify_log(
+            directory, keyring, allow_unsigned_tail=args.allow_unsigned_tail, progress=progress
+        )
+    except (AuditLogError, ConfigurationError, OSError, ValueError) as exc:
+        print(f"kzai-guard verify: {exc}", file=sys.stderr)
+        return 2
+    if progress is not None:
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+    elif report.problem is None:
+        last = report.first_seq + report.records - 1
+        print(
+            f"OK: {report.records} records (seq {report.first_seq}..{last}), "
+            f"{report.checkpoints} checkpoints, signed up to size {report.signed_size} by "
+            f"{', '.join(report.key_names) or 'no key'}"
+        )
+    else:
+        p = report.problem
+        print(f"FAILED at seq {p.seq}: {p.kind}: {p.message}")
+    return 0 if report.ok else 1
+
+
+def _progress(done: int, total: int) -> None:
+    pct = 100.0 * done / total if total else 100.0
+    print(f"\rverifying: {pct:5.1f}% of {total / 1e6:.1f} MB", end="", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""The demo: a FastAPI loan-decision service guarded by kzai_guard, and a walk through it."""

@@ -1,0 +1,89 @@
+"""Explanations: validation, defaults, digest and language fallback."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from kzai_guard.core.explanation import (
+    Direction,
+    Explanation,
+    ExplanationDefaults,
+    Factor,
+    complete,
+    explanation_digest,
+    missing_fields,
+    render,
+)
+from kzai_guard.core.policy import ModelInfo
+from kzai_guard.core.vocabulary import Language
+
+BASE = Explanation(
+    summary={Language.RU: "Заявка одобрена"},
+    factors=(Factor(name="income", direction=Direction.FAVOURABLE, weight=0.6),),
+    ai_role="A model computed the score.",
+    consequences="The loan is granted.",
+)
+DEFAULTS = ExplanationDefaults(
+    how_to_object="Write to us.",
+    human_contact="Call 1414.",
+    contact="support@example.kz",
+    model=ModelInfo(name="scorer", version="1.4"),
+)
+
+
+def test_an_explanation_needs_at_least_one_summary() -> None:
+    with pytest.raises(ValidationError, match="summary"):
+        Explanation(summary={}, ai_role="x", consequences="y")
+
+
+def test_a_blank_summary_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"summary\[en\]"):
+        Explanation(summary={Language.EN: "   "}, ai_role="x", consequences="y")
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5, float("nan"), float("inf")])
+def test_a_factor_weight_outside_zero_to_one_is_refused(weight: float) -> None:
+    with pytest.raises(ValidationError):
+        Factor(name="income", direction=Direction.NEUTRAL, weight=weight)
+
+
+def test_defaults_fill_only_what_the_function_left_out() -> None:
+    own = BASE.model_copy(update={"contact": "own@example.kz"})
+    completed = complete(own, DEFAULTS)
+    assert completed.contact == "own@example.kz"
+    assert completed.how_to_object == "Write to us."
+    assert completed.model == DEFAULTS.model
+    assert missing_fields(completed) == []
+
+
+def test_missing_fields_are_named_when_no_default_exists() -> None:
+    assert missing_fields(complete(BASE, ExplanationDefaults())) == [
+        "how_to_object",
+        "human_contact",
+        "contact",
+        "model",
+    ]
+
+
+def test_a_missing_language_falls_back_with_a_marker() -> None:
+    body = render(complete(BASE, DEFAULTS), Language.KK)
+    assert body["summary"] == "Заявка одобрена"
+    assert body["summary_language"] == "ru"
+    assert body["summary_fallback"] is True
+
+
+def test_an_available_language_is_served_without_the_marker() -> None:
+    body = render(complete(BASE, DEFAULTS), Language.RU)
+    assert (body["summary_language"], body["summary_fallback"]) == ("ru", False)
+
+
+@given(st.text(min_size=1, max_size=50).filter(str.strip), st.text(min_size=1, max_size=50))
+def test_the_digest_is_stable_and_changes_with_the_content(summary: str, other: str) -> None:
+    one = Explanation(summary={Language.EN: summary}, ai_role="r", consequences="c")
+    same = Explanation(summary={Language.EN: summary}, ai_role="r", consequences="c")
+    assert explanation_digest(one) == explanation_digest(same)
+    changed = one.model_copy(update={"consequences": "c" + other})
+    assert explanation_digest(changed) != explanation_digest(one)

@@ -1,0 +1,270 @@
+"""Every rule of the law, through the real ASGI app, on FastAPI and on Starlette."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import kzai_guard as kg
+from tests.http.conftest import Service
+
+PROBLEM = "application/problem+json"
+
+
+def problem_type(response: object) -> str:
+    return str(response.json()["type"]).rsplit(":", 1)[-1]  # type: ignore[attr-defined]
+
+
+def test_a_solely_automated_significant_decision_without_consent_is_blocked(service: Service) -> None:
+    response = service.decide("loan")
+    assert response.status_code == 403
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["type"] == "urn:kzai-guard:problem:no-legal-basis"
+    assert body["status"] == 403
+    assert body["decision_id"] == response.headers["ai-decision-id"]
+    [record] = service.sink.of_kind(kg.EventKind.DECISION)
+    assert (record.verdict, record.reason, record.id) == ("block", "no-legal-basis", body["decision_id"])
+
+
+def test_with_consent_the_decision_is_allowed_disclosed_and_explained(service: Service) -> None:
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    response = service.decide("loan")
+    assert response.status_code == 200
+    assert response.json()["approved"] is True
+    assert response.headers["ai-disclosure"] == (
+        'mode=machine-generated, model="scorer/1.4", provider="Example Bank"'
+    )
+    decision_id = response.headers["ai-decision-id"]
+    assert response.headers["link"] == f'</ai-decisions/{decision_id}/explanation>; rel="explanation"'
+    explanation = service.client.get(
+        f"/ai-decisions/{decision_id}/explanation", headers={"X-Subject-Id": "A-1"}
+    ).json()
+    assert explanation["summary"] == "Заявка одобрена"
+    assert explanation["contact"] == "support@bank.kz"
+    assert explanation["model"]["version"] == "1.4"
+    assert "/ai-decisions/objections" in explanation["how_to_object"]
+    [record] = service.sink.of_kind(kg.EventKind.DECISION)
+    assert (record.verdict, record.basis, record.reason) == ("allow", "consent", "consent")
+    assert record.explanation_digest is not None and len(record.explanation_digest) == 64
+
+
+def test_sync_endpoints_are_guarded_the_same_way(service: Service) -> None:
+    assert service.decide("loan-sync").status_code == 403
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    response = service.decide("loan-sync")
+    assert response.status_code == 200
+    assert "ai-decision-id" in response.headers
+
+
+def test_the_explanation_is_served_in_the_language_asked_with_fallback(service: Service) -> None:
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    decision_id = service.decide("loan").headers["ai-decision-id"]
+    url = f"/ai-decisions/{decision_id}/explanation"
+    english = service.client.get(url + "?lang=en", headers={"X-Subject-Id": "A-1"}).json()
+    kazakh = service.client.get(url + "?lang=kk", headers={"X-Subject-Id": "A-1"}).json()
+    assert (english["summary"], english["summary_fallback"]) == ("Application approved", False)
+    assert (kazakh["summary_language"], kazakh["summary_fallback"]) == ("ru", True)
+
+
+def test_an_explanation_is_given_to_its_person_only(service: Service) -> None:
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    decision_id = service.decide("loan").headers["ai-decision-id"]
+    url = f"/ai-decisions/{decision_id}/explanation"
+    assert service.client.get(url, headers={"X-Subject-Id": "A-2"}).status_code == 404
+    assert service.client.get(url).status_code == 400
+    assert service.client.get("/ai-decisions/nope/explanation", headers={"X-Subject-Id": "A-1"}).status_code == 404
+
+
+def test_a_consent_for_another_notice_version_does_not_count(service: Service) -> None:
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    assert service.decide("loan-v2").status_code == 403
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-02")
+    assert service.decide("loan-v2").status_code == 200
+
+
+def test_an_expired_consent_does_not_count(service: Service) -> None:
+    from datetime import UTC, datetime
+
+    service.guard.consents.grant(
+        "A-1", "credit-scoring", "2026-01", expires_at=datetime.now(UTC) + timedelta(milliseconds=1)
+    )
+    import time
+
+    time.sleep(0.01)
+    assert service.decide("loan").status_code == 403
+
+
+def test_a_withdrawal_blocks_the_very_next_decision(service: Service) -> None:
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    assert service.decide("loan").status_code == 200
+    service.guard.consents.withdraw("A-1", "credit-scoring")
+    assert service.decide("loan").status_code == 403
+
+
+def test_a_stored_objection_routes_to_a_human_with_a_ticket(service: Service) -> None:
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    service.guard.objections.record("A-1")
+    response = service.decide("loan")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["type"] == "urn:kzai-guard:problem:human-review"
+    review_id = body["review_id"]
+    assert response.headers["location"] == f"/ai-decisions/reviews/{review_id}"
+    assert body["review"]["status"] == "open" and body["review"]["reason"] == "objection"
+    status = service.client.get(response.headers["location"], headers={"X-Subject-Id": "A-1"})
+    assert status.json()["status"] == "open"
+    assert service.client.get(response.headers["location"], headers={"X-Subject-Id": "A-2"}).status_code == 404
+    ticket = service.guard.reviews.get(review_id)
+    assert (ticket.decision_id, ticket.reason) == (body["decision_id"], "objection")
+
+
+def test_the_request_objection_signal_routes_to_a_human(service: Service) -> None:
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    assert service.decide("loan", **{"AI-Objection": "?1"}).status_code == 202
+    assert service.decide("loan", **{"AI-Objection": "?0"}).status_code == 200
+    assert service.decide("loan", **{"AI-Objection": "yes"}).status_code == 200
+
+
+def test_an_objection_does_not_stop_a_decision_the_person_cannot_refuse(service: Service) -> None:
+    response = service.decide("tax", **{"AI-Objection": "?1"})
+    assert response.status_code == 200
+    [record] = service.sink.of_kind(kg.EventKind.DECISION)
+    assert record.basis == "statutory"
+
+
+def test_an_objection_routes_a_refusable_statutory_decision(service: Service) -> None:
+    assert service.decide("benefit").status_code == 200
+    assert service.decide("benefit", **{"AI-Objection": "?1"}).status_code == 202
+
+
+def test_a_person_can_object_and_withdraw_over_http(service: Service) -> None:
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    objected = service.client.post(
+        "/ai-decisions/objections", json={"policy": "loan_approval"}, headers={"X-Subject-Id": "A-1"}
+    )
+    assert objected.status_code == 201
+    assert service.decide("loan").status_code == 202
+    withdrawn = service.client.delete(
+        "/ai-decisions/objections?policy=loan_approval", headers={"X-Subject-Id": "A-1"}
+    )
+    assert withdrawn.json() == {"withdrawn": 1, "policy": "loan_approval"}
+    assert service.decide("loan").status_code == 200
+
+
+def test_a_vulnerable_person_is_routed_to_a_human(service: Service) -> None:
+    service.guard.consents.grant("V-9", "credit-scoring", "2026-01")
+    response = service.decide("loan", subject="V-9")
+    assert response.status_code == 202
+    assert response.json()["review"]["reason"] == "vulnerable-subject"
+
+
+def test_low_autonomy_needs_a_human_and_routes_without_one(service: Service) -> None:
+    service.guard.consents.grant("A-1", "hiring", "2026-01")
+    response = service.decide("hiring")
+    assert (response.status_code, response.json()["review"]["reason"]) == (202, "human-required")
+
+
+def test_an_authenticated_reviewer_makes_the_decision_and_is_recorded(make_service) -> None:  # type: ignore[no-untyped-def]
+    service = make_service(reviewer="officer-7")
+    response = service.decide("hiring")
+    assert response.status_code == 200
+    assert response.headers["ai-disclosure"].startswith("mode=ai-originated")
+    [record] = service.sink.of_kind(kg.EventKind.DECISION)
+    assert (record.basis, record.reviewer) == ("human", "officer-7")
+
+
+def test_a_reviewer_header_sent_by_the_client_is_not_a_human_decision(service: Service) -> None:
+    spoofed = {
+        "X-Reviewer": "officer-7",
+        "X-User": "officer-7",
+        "Authorization": "Bearer officer-7",
+        "AI-Reviewer": "officer-7",
+    }
+    response = service.decide("hiring", **spoofed)
+    assert response.status_code == 202
+    [record] = service.sink.of_kind(kg.EventKind.DECISION)
+    assert record.reviewer is None
+
+
+def test_the_kill_switch_suspends_at_once_and_resumes(service: Service) -> None:
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    service.guard.switches.suspend("loan_approval", by="risk-officer", reason="drift")
+    response = service.decide("loan")
+    assert (response.status_code, problem_type(response)) == (503, "suspended")
+    service.guard.switches.resume("loan_approval", by="risk-officer")
+    assert service.decide("loan").status_code == 200
+    kinds = [r.kind for r in service.sink.records if r.kind.value.startswith("switch")]
+    assert kinds == [kg.EventKind.SWITCH_SUSPENDED, kg.EventKind.SWITCH_RESUMED]
+
+
+def test_a_significant_decision_without_explanation_is_withheld(service: Service) -> None:
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    response = service.decide("loan-unexplained")
+    assert (response.status_code, problem_type(response)) == (500, "explanation-missing")
+    [record] = service.sink.of_kind(kg.EventKind.DECISION_WITHHELD)
+    assert record.detail == "no explanation was given"
+
+
+def test_an_invalid_explanation_withholds_the_decision(service: Service) -> None:
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    response = service.decide("loan-bad-explanation")
+    assert (response.status_code, problem_type(response)) == (500, "explanation-invalid")
+    assert "approved" not in response.text
+
+
+def test_monitor_mode_reports_but_blocks_nothing(service: Service) -> None:
+    response = service.decide("monitor")
+    assert response.status_code == 200
+    assert service.decide("monitor-unexplained").status_code == 200
+    records = service.sink.of_kind(kg.EventKind.DECISION)
+    assert [(r.mode, r.verdict, r.reason) for r in records] == [
+        ("monitor", "block", "no-legal-basis"),
+        ("monitor", "block", "no-legal-basis"),
+    ]
+    assert records[1].detail == "no explanation was given"
+
+
+def test_a_non_significant_decision_is_allowed_with_disclosure_only(service: Service) -> None:
+    response = service.decide("offers")
+    assert response.status_code == 200
+    assert response.headers["ai-disclosure"].startswith("mode=machine-generated")
+    assert "link" not in response.headers
+
+
+def test_contract_necessity_counts_only_in_the_eu_profile(make_service) -> None:  # type: ignore[no-untyped-def]
+    kz = make_service(profile="kz")
+    eu = make_service(profile="eu")
+    strictest = make_service(profile="strictest")
+    assert kz.decide("contract").status_code == 202
+    assert eu.decide("contract").status_code == 200
+    assert strictest.decide("contract").status_code == 202
+
+
+def test_a_reviewer_completes_a_ticket_and_it_is_recorded(service: Service) -> None:
+    service.guard.objections.record("A-1")
+    review_id = service.decide("loan").json()["review_id"]
+    service.guard.reviews.complete(
+        review_id, reviewer=kg.Reviewer(id="officer-7"), outcome=kg.ReviewOutcome.APPROVED
+    )
+    status = service.client.get(f"/ai-decisions/reviews/{review_id}", headers={"X-Subject-Id": "A-1"})
+    assert (status.json()["status"], status.json()["outcome"]) == ("completed", "approved")
+    [record] = service.sink.of_kind(kg.EventKind.REVIEW_COMPLETED)
+    assert (record.reviewer, record.review_id) == ("officer-7", review_id)
+
+
+def test_the_audit_trail_being_down_refuses_significant_decisions(service: Service) -> None:
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    service.sink.fail = True
+    response = service.decide("loan")
+    assert (response.status_code, problem_type(response)) == (503, "audit-unavailable")
+    assert response.headers["retry-after"] == "30"
+
+
+def test_no_audit_record_holds_a_raw_subject(service: Service) -> None:
+    service.guard.consents.grant("A-1-secret-id", "credit-scoring", "2026-01")
+    service.decide("loan", subject="A-1-secret-id")
+    service.guard.objections.record("A-1-secret-id")
+    service.decide("loan", subject="A-1-secret-id")
+    assert len(service.sink.records) >= 5
+    for record in service.sink.records:
+        assert "A-1-secret-id" not in repr(record.as_dict())

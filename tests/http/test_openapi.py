@@ -1,0 +1,74 @@
+"""FastAPI keeps validation, dependency injection and OpenAPI for guarded endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel
+from starlette.testclient import TestClient
+
+import kzai_guard as kg
+from kzai_guard.testing import memory_guard
+
+
+class Application(BaseModel):
+    income: int
+    amount: int
+
+
+def scorer() -> float:
+    return 0.8
+
+
+def build() -> tuple[TestClient, kg.Guard]:
+    guard, _ = memory_guard(
+        [
+            kg.DecisionPolicy(
+                name="loan_approval", purpose="credit-scoring", significance="legal-effect",
+                autonomy="high", risk="high", model=kg.ModelInfo(name="scorer", version="1"),
+            )
+        ],
+        contact="support@bank.kz",
+    )
+    app = FastAPI()
+    guard.install(app)
+
+    @app.post("/loans/{applicant_id}/decision")
+    @guard.decision("loan_approval")
+    async def decide(
+        applicant_id: str, application: Application, score: Annotated[float, Depends(scorer)]
+    ) -> dict[str, object]:
+        kg.explain(kg.Explanation(summary={"en": "ok"}, ai_role="model", consequences="granted"))
+        return {"id": applicant_id, "approved": score > 0.5 and application.amount < application.income}
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return TestClient(app), guard
+
+
+def test_request_validation_still_happens_before_the_decision() -> None:
+    client, guard = build()
+    guard.consents.grant("A-1", "credit-scoring", "v1")
+    invalid = client.post("/loans/A-1/decision", json={"income": "lots"}, headers={"X-Subject-Id": "A-1"})
+    assert invalid.status_code == 422
+    valid = client.post(
+        "/loans/A-1/decision", json={"income": 10, "amount": 5}, headers={"X-Subject-Id": "A-1"}
+    )
+    assert valid.json() == {"id": "A-1", "approved": True}
+    guard.close()
+
+
+def test_guarded_operations_list_the_refusals_and_others_do_not() -> None:
+    client, guard = build()
+    schema = client.get("/openapi.json").json()
+    decide = schema["paths"]["/loans/{applicant_id}/decision"]["post"]
+    assert set(decide["responses"]) == {"200", "202", "400", "403", "422", "500", "503"}
+    problem = decide["responses"]["403"]["content"]["application/problem+json"]["schema"]
+    assert problem == {"$ref": "#/components/schemas/KzaiGuardProblem"}
+    assert [p["name"] for p in decide["parameters"]] == ["applicant_id"]
+    assert decide["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("Application")
+    assert set(schema["paths"]["/health"]["get"]["responses"]) == {"200"}
+    guard.close()
