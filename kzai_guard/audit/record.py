@@ -15,7 +15,7 @@ from typing import Any
 __all__ = ["AuditRecord", "EventKind"]
 
 
-class EventKind(str, enum.Enum):
+class EventKind(enum.StrEnum):
     """What an audit record is about."""
 
     DECISION = "decision"

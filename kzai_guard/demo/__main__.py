@@ -27,12 +27,21 @@ import kzai_guard as kg
 from kzai_guard.demo.service import build_service
 
 APPLICANT = "KZ-880101300123"
-APPLICATION = {"monthly_income": 600_000, "monthly_debt": 50_000, "amount": 2_400_000, "term_months": 24}
+APPLICATION = {
+    "monthly_income": 600_000,
+    "monthly_debt": 50_000,
+    "amount": 2_400_000,
+    "term_months": 24,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kzai_guard.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=Path("kzai-demo"), help="where the store and log go")
+    parser = argparse.ArgumentParser(
+        prog="python -m kzai_guard.demo", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=Path("kzai-demo"), help="where the store and log go"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the previous run's data")
     args = parser.parse_args(argv)
     if args.workdir.exists() and not args.keep:
@@ -104,7 +113,8 @@ def _step(number: int, title: str) -> None:
 
 
 def _show(response: httpx.Response, headers: tuple[str, ...] = (), indent: str = "") -> None:
-    print(f"{indent}   -> {response.request.method} {response.request.url.path}: {response.status_code}")
+    request = response.request
+    print(f"{indent}   -> {request.method} {request.url.path}: {response.status_code}")
     for name in headers:
         if name in response.headers:
             print(f"{indent}      {name}: {response.headers[name]}")

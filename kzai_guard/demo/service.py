@@ -82,7 +82,9 @@ def build_service(workdir: Path) -> tuple[FastAPI, kg.Guard]:
                 factors=(
                     kg.Factor(
                         name="debt-to-income ratio",
-                        direction=kg.Direction.FAVOURABLE if approved else kg.Direction.UNFAVOURABLE,
+                        direction=kg.Direction.FAVOURABLE
+                        if approved
+                        else kg.Direction.UNFAVOURABLE,
                         weight=0.8,
                         value=f"{burden:.0%}",
                     ),

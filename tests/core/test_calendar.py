@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -50,12 +50,12 @@ def test_three_working_days_from_a_thursday_end_on_tuesday_midnight_local() -> N
     opened = datetime(2026, 11, 26, 9, 0, tzinfo=KZ_TIMEZONE)
     deadline = review_deadline(opened, 3, KZ)
     assert deadline == datetime(2026, 12, 2, 0, 0, tzinfo=KZ_TIMEZONE)
-    assert deadline.tzinfo == timezone.utc
+    assert deadline.tzinfo == UTC
 
 
 def test_the_local_date_decides_the_start_not_the_utc_date() -> None:
     # 20:00 UTC on Friday is already Saturday 01:00 in Kazakhstan.
-    opened = datetime(2026, 11, 27, 20, 0, tzinfo=timezone.utc)
+    opened = datetime(2026, 11, 27, 20, 0, tzinfo=UTC)
     assert review_deadline(opened, 1, KZ) == datetime(2026, 12, 1, 0, 0, tzinfo=KZ_TIMEZONE)
 
 

@@ -51,9 +51,7 @@ def test_unusable_subject_identifiers_are_refused_with_the_reason(value: str, me
 
 
 @given(
-    st.text(
-        st.characters(categories=("L", "N", "P", "S")), min_size=1, max_size=MAX_SUBJECT_LENGTH
-    )
+    st.text(st.characters(categories=("L", "N", "P", "S")), min_size=1, max_size=MAX_SUBJECT_LENGTH)
 )
 def test_printable_identifiers_are_accepted_unchanged(value: str) -> None:
     assert check_subject(value) == value

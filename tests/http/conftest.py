@@ -35,34 +35,52 @@ def policies() -> list[kg.DecisionPolicy]:
     }
     return [
         kg.DecisionPolicy(
-            name="loan_approval", purpose="credit-scoring", domain=kg.Domain.CREDIT,
-            autonomy=kg.Autonomy.HIGH, **significant,
+            name="loan_approval",
+            purpose="credit-scoring",
+            domain=kg.Domain.CREDIT,
+            autonomy=kg.Autonomy.HIGH,
+            **significant,
         ),
         kg.DecisionPolicy(
-            name="loan_v2", purpose="credit-scoring", notice_version="2026-02",
-            autonomy=kg.Autonomy.HIGH, **significant,
+            name="loan_v2",
+            purpose="credit-scoring",
+            notice_version="2026-02",
+            autonomy=kg.Autonomy.HIGH,
+            **significant,
         ),
         kg.DecisionPolicy(
-            name="tax_check", autonomy=kg.Autonomy.HIGH,
+            name="tax_check",
+            autonomy=kg.Autonomy.HIGH,
             statutory_basis=kg.StatutoryBasis(law="Tax Code, art. 12", mandatory=True),
             **significant,
         ),
         kg.DecisionPolicy(
-            name="benefit", autonomy=kg.Autonomy.HIGH,
-            statutory_basis=kg.StatutoryBasis(law="Social Code, art. 5"), **significant,
+            name="benefit",
+            autonomy=kg.Autonomy.HIGH,
+            statutory_basis=kg.StatutoryBasis(law="Social Code, art. 5"),
+            **significant,
         ),
         kg.DecisionPolicy(name="hiring", purpose="hiring", autonomy=kg.Autonomy.LOW, **significant),
         kg.DecisionPolicy(
-            name="contract_pricing", contract_necessity=True, fallback=kg.Fallback.HUMAN,
-            autonomy=kg.Autonomy.HIGH, **significant,
+            name="contract_pricing",
+            contract_necessity=True,
+            fallback=kg.Fallback.HUMAN,
+            autonomy=kg.Autonomy.HIGH,
+            **significant,
         ),
         kg.DecisionPolicy(
-            name="loan_monitor", purpose="credit-scoring", autonomy=kg.Autonomy.HIGH,
-            mode=kg.Mode.MONITOR, **significant,
+            name="loan_monitor",
+            purpose="credit-scoring",
+            autonomy=kg.Autonomy.HIGH,
+            mode=kg.Mode.MONITOR,
+            **significant,
         ),
         kg.DecisionPolicy(
-            name="offers", significance=kg.Significance.NONE, autonomy=kg.Autonomy.HIGH,
-            risk=kg.RiskClass.MINIMAL, model=MODEL,
+            name="offers",
+            significance=kg.Significance.NONE,
+            autonomy=kg.Autonomy.HIGH,
+            risk=kg.RiskClass.MINIMAL,
+            model=MODEL,
         ),
     ]
 
@@ -127,19 +145,29 @@ def _add_fastapi_route(
 def build_starlette(guard: kg.Guard, middleware: list[Middleware]) -> Any:
     routes = []
     for path, (policy, explanation, sync) in ENDPOINTS.items():
-        routes.append(Route(f"/{path}/{{applicant_id}}", _starlette_endpoint(guard, policy, explanation, sync), methods=["POST"]))
+        routes.append(
+            Route(
+                f"/{path}/{{applicant_id}}",
+                _starlette_endpoint(guard, policy, explanation, sync),
+                methods=["POST"],
+            )
+        )
     app = Starlette(routes=routes, middleware=middleware)
     guard.install(app)
     return app
 
 
-def _starlette_endpoint(guard: kg.Guard, policy: str, explanation: str, sync: bool) -> Callable[..., Any]:
+def _starlette_endpoint(
+    guard: kg.Guard, policy: str, explanation: str, sync: bool
+) -> Callable[..., Any]:
     if sync:
 
         @guard.decision(policy)
         def decide_sync(request: Request) -> JSONResponse:
             _give_explanation(explanation)
-            return JSONResponse({"applicant": request.path_params["applicant_id"], "approved": True})
+            return JSONResponse(
+                {"applicant": request.path_params["applicant_id"], "approved": True}
+            )
 
         return decide_sync
 
@@ -160,7 +188,9 @@ class Service:
         )
         middleware = []
         if reviewer is not None:
-            middleware.append(Middleware(StaticAuthentication, username=reviewer, scopes=["ai-reviewer"]))
+            middleware.append(
+                Middleware(StaticAuthentication, username=reviewer, scopes=["ai-reviewer"])
+            )
         build = build_fastapi if framework == "fastapi" else build_starlette
         self.app = build(self.guard, middleware)
         self.client = TestClient(self.app, raise_server_exceptions=False)

@@ -13,7 +13,9 @@ import kzai_guard as kg
 from tests.http.conftest import Service
 
 
-async def asgi_call(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[bytes, bytes], bytes]:
+async def asgi_call(
+    app: Any, path: str, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, dict[bytes, bytes], bytes]:
     """One raw ASGI request, so headers can carry any bytes (no client-side validation)."""
     sent: list[dict[str, Any]] = []
 
@@ -24,9 +26,18 @@ async def asgi_call(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> 
         sent.append(message)
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "headers": headers, "client": ("127.0.0.1", 1), "server": ("t", 80),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("t", 80),
     }
     await app(scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
@@ -34,7 +45,9 @@ async def asgi_call(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> 
     return start["status"], dict(start["headers"]), body
 
 
-def call(service: Service, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[bytes, bytes], bytes]:
+def call(
+    service: Service, path: str, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, dict[bytes, bytes], bytes]:
     return anyio.run(asgi_call, service.app, path, headers)
 
 
@@ -47,7 +60,10 @@ def test_a_request_without_a_subject_is_a_problem(service: Service) -> None:
 
 def test_a_huge_subject_is_refused(service: Service) -> None:
     response = service.decide("loan", subject="A" * 5000)
-    assert (response.status_code, response.json()["type"].rsplit(":", 1)[-1]) == (400, "subject-invalid")
+    assert (response.status_code, response.json()["type"].rsplit(":", 1)[-1]) == (
+        400,
+        "subject-invalid",
+    )
 
 
 def test_a_subject_header_that_is_not_utf8_is_refused(service: Service) -> None:
@@ -64,7 +80,9 @@ def test_a_subject_with_control_characters_is_refused(service: Service) -> None:
 
 def test_a_non_utf8_objection_header_is_no_signal(service: Service) -> None:
     service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
-    status, _, _ = call(service, "/loan/x", [(b"x-subject-id", b"A-1"), (b"ai-objection", b"\xff?1")])
+    status, _, _ = call(
+        service, "/loan/x", [(b"x-subject-id", b"A-1"), (b"ai-objection", b"\xff?1")]
+    )
     assert status == 200
 
 
@@ -87,12 +105,16 @@ def test_a_bad_objection_body_is_a_400_problem(service: Service) -> None:
     headers = {"X-Subject-Id": "A-1"}
     not_json = service.client.post("/ai-decisions/objections", content=b"{", headers=headers)
     huge = service.client.post("/ai-decisions/objections", content=b"x" * 10_000, headers=headers)
-    unknown = service.client.post("/ai-decisions/objections", json={"policy": "nope"}, headers=headers)
+    unknown = service.client.post(
+        "/ai-decisions/objections", json={"policy": "nope"}, headers=headers
+    )
     assert [not_json.status_code, huge.status_code, unknown.status_code] == [400, 400, 400]
     assert service.guard.objections.active("A-1") == []
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     subject=st.binary(max_size=300),
     objection=st.binary(max_size=20),

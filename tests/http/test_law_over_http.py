@@ -14,7 +14,9 @@ def problem_type(response: object) -> str:
     return str(response.json()["type"]).rsplit(":", 1)[-1]  # type: ignore[attr-defined]
 
 
-def test_a_solely_automated_significant_decision_without_consent_is_blocked(service: Service) -> None:
+def test_a_solely_automated_significant_decision_without_consent_is_blocked(
+    service: Service,
+) -> None:
     response = service.decide("loan")
     assert response.status_code == 403
     assert response.headers["content-type"] == PROBLEM
@@ -23,7 +25,11 @@ def test_a_solely_automated_significant_decision_without_consent_is_blocked(serv
     assert body["status"] == 403
     assert body["decision_id"] == response.headers["ai-decision-id"]
     [record] = service.sink.of_kind(kg.EventKind.DECISION)
-    assert (record.verdict, record.reason, record.id) == ("block", "no-legal-basis", body["decision_id"])
+    assert (record.verdict, record.reason, record.id) == (
+        "block",
+        "no-legal-basis",
+        body["decision_id"],
+    )
 
 
 def test_with_consent_the_decision_is_allowed_disclosed_and_explained(service: Service) -> None:
@@ -35,7 +41,9 @@ def test_with_consent_the_decision_is_allowed_disclosed_and_explained(service: S
         'mode=machine-generated, model="scorer/1.4", provider="Example Bank"'
     )
     decision_id = response.headers["ai-decision-id"]
-    assert response.headers["link"] == f'</ai-decisions/{decision_id}/explanation>; rel="explanation"'
+    assert (
+        response.headers["link"] == f'</ai-decisions/{decision_id}/explanation>; rel="explanation"'
+    )
     explanation = service.client.get(
         f"/ai-decisions/{decision_id}/explanation", headers={"X-Subject-Id": "A-1"}
     ).json()
@@ -72,7 +80,12 @@ def test_an_explanation_is_given_to_its_person_only(service: Service) -> None:
     url = f"/ai-decisions/{decision_id}/explanation"
     assert service.client.get(url, headers={"X-Subject-Id": "A-2"}).status_code == 404
     assert service.client.get(url).status_code == 400
-    assert service.client.get("/ai-decisions/nope/explanation", headers={"X-Subject-Id": "A-1"}).status_code == 404
+    assert (
+        service.client.get(
+            "/ai-decisions/nope/explanation", headers={"X-Subject-Id": "A-1"}
+        ).status_code
+        == 404
+    )
 
 
 def test_a_consent_for_another_notice_version_does_not_count(service: Service) -> None:
@@ -113,7 +126,12 @@ def test_a_stored_objection_routes_to_a_human_with_a_ticket(service: Service) ->
     assert body["review"]["status"] == "open" and body["review"]["reason"] == "objection"
     status = service.client.get(response.headers["location"], headers={"X-Subject-Id": "A-1"})
     assert status.json()["status"] == "open"
-    assert service.client.get(response.headers["location"], headers={"X-Subject-Id": "A-2"}).status_code == 404
+    assert (
+        service.client.get(
+            response.headers["location"], headers={"X-Subject-Id": "A-2"}
+        ).status_code
+        == 404
+    )
     ticket = service.guard.reviews.get(review_id)
     assert (ticket.decision_id, ticket.reason) == (body["decision_id"], "objection")
 
@@ -140,7 +158,9 @@ def test_an_objection_routes_a_refusable_statutory_decision(service: Service) ->
 def test_a_person_can_object_and_withdraw_over_http(service: Service) -> None:
     service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
     objected = service.client.post(
-        "/ai-decisions/objections", json={"policy": "loan_approval"}, headers={"X-Subject-Id": "A-1"}
+        "/ai-decisions/objections",
+        json={"policy": "loan_approval"},
+        headers={"X-Subject-Id": "A-1"},
     )
     assert objected.status_code == 201
     assert service.decide("loan").status_code == 202
@@ -246,7 +266,9 @@ def test_a_reviewer_completes_a_ticket_and_it_is_recorded(service: Service) -> N
     service.guard.reviews.complete(
         review_id, reviewer=kg.Reviewer(id="officer-7"), outcome=kg.ReviewOutcome.APPROVED
     )
-    status = service.client.get(f"/ai-decisions/reviews/{review_id}", headers={"X-Subject-Id": "A-1"})
+    status = service.client.get(
+        f"/ai-decisions/reviews/{review_id}", headers={"X-Subject-Id": "A-1"}
+    )
     assert (status.json()["status"], status.json()["outcome"]) == ("completed", "approved")
     [record] = service.sink.of_kind(kg.EventKind.REVIEW_COMPLETED)
     assert (record.reviewer, record.review_id) == ("officer-7", review_id)

@@ -25,8 +25,12 @@ def build() -> tuple[TestClient, kg.Guard]:
     guard, _ = memory_guard(
         [
             kg.DecisionPolicy(
-                name="loan_approval", purpose="credit-scoring", significance="legal-effect",
-                autonomy="high", risk="high", model=kg.ModelInfo(name="scorer", version="1"),
+                name="loan_approval",
+                purpose="credit-scoring",
+                significance="legal-effect",
+                autonomy="high",
+                risk="high",
+                model=kg.ModelInfo(name="scorer", version="1"),
             )
         ],
         contact="support@bank.kz",
@@ -40,7 +44,10 @@ def build() -> tuple[TestClient, kg.Guard]:
         applicant_id: str, application: Application, score: Annotated[float, Depends(scorer)]
     ) -> dict[str, object]:
         kg.explain(kg.Explanation(summary={"en": "ok"}, ai_role="model", consequences="granted"))
-        return {"id": applicant_id, "approved": score > 0.5 and application.amount < application.income}
+        return {
+            "id": applicant_id,
+            "approved": score > 0.5 and application.amount < application.income,
+        }
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -52,7 +59,9 @@ def build() -> tuple[TestClient, kg.Guard]:
 def test_request_validation_still_happens_before_the_decision() -> None:
     client, guard = build()
     guard.consents.grant("A-1", "credit-scoring", "v1")
-    invalid = client.post("/loans/A-1/decision", json={"income": "lots"}, headers={"X-Subject-Id": "A-1"})
+    invalid = client.post(
+        "/loans/A-1/decision", json={"income": "lots"}, headers={"X-Subject-Id": "A-1"}
+    )
     assert invalid.status_code == 422
     valid = client.post(
         "/loans/A-1/decision", json={"income": 10, "amount": 5}, headers={"X-Subject-Id": "A-1"}
@@ -69,6 +78,8 @@ def test_guarded_operations_list_the_refusals_and_others_do_not() -> None:
     problem = decide["responses"]["403"]["content"]["application/problem+json"]["schema"]
     assert problem == {"$ref": "#/components/schemas/KzaiGuardProblem"}
     assert [p["name"] for p in decide["parameters"]] == ["applicant_id"]
-    assert decide["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("Application")
+    assert decide["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "Application"
+    )
     assert set(schema["paths"]["/health"]["get"]["responses"]) == {"200"}
     guard.close()
