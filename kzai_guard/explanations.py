@@ -1,8 +1,10 @@
 """Explanations kept for retrieval by decision id, written by a background thread.
 
-The request path only queues an explanation; a writer thread stores them in batches. Until it has,
+The request path hands over the explanation's JSON as the decision function gave it (the bytes
+its audit digest covers); a writer thread stores them in batches. Until it has,
 :meth:`Explanations.get` serves the queued copy, so a person who follows the ``Link`` at once
-still finds it.
+still finds it. The guard's defaults (contact, how to object, model) are applied when an
+explanation is read, so the person always sees the current contact details.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ class Explanations:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._queue: queue.SimpleQueue[StoredExplanation | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[StoredExplanation | threading.Event | object] = (
+            queue.SimpleQueue()
+        )
         self._pending: dict[str, StoredExplanation] = {}
         self._thread = threading.Thread(
             target=self._run, name="kzai-guard-explanations", daemon=True
@@ -55,11 +59,11 @@ class Explanations:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        while True:
+        stop = False
+        while not stop:
             item = self._queue.get()
             batch: list[StoredExplanation] = []
             signals: list[threading.Event] = []
-            stop = False
             while True:
                 if item is _STOP:
                     stop = True
@@ -77,8 +81,6 @@ class Explanations:
                 self._store_batch(batch)
             for signal in signals:
                 signal.set()
-            if stop:
-                return
 
     def _store_batch(self, batch: list[StoredExplanation]) -> None:
         try:

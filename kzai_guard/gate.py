@@ -1,7 +1,9 @@
 """The gate of one decision type: gather the facts, evaluate, carry the verdict out.
 
-Everything that depends only on the policy is computed once, in :class:`Gate.__init__`. A
-decision runs in three steps, the same for HTTP, sync, async and batch callers:
+Everything that depends only on the policy is computed once, in :class:`Gate.__init__`; that
+includes the verdict for each of the 64 combinations of facts, so that a decision looks its
+verdict up instead of evaluating the rules again. A decision runs in three steps, the same for
+HTTP, sync, async and batch callers:
 
 1. :meth:`Gate.begin` (no I/O unless a subject is not cached): resolve the subject, gather facts,
    evaluate. Returns a :class:`Decision`.
@@ -14,25 +16,22 @@ decision runs in three steps, the same for HTTP, sync, async and batch callers:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
+from itertools import product
 from typing import TYPE_CHECKING
 
 from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.context import DecisionContext
 from kzai_guard.core import problems
-from kzai_guard.core.explanation import (
-    ExplanationDefaults,
-    complete,
-    explanation_digest,
-    missing_fields,
-    render,
-)
+from kzai_guard.core.explanation import ExplanationDefaults, explanation_json, missing_fields
 from kzai_guard.core.facts import Facts
 from kzai_guard.core.policy import DecisionPolicy, policy_digest
 from kzai_guard.core.problems import ProblemType
+from kzai_guard.core.profiles import Profile
 from kzai_guard.core.review import Reviewer
 from kzai_guard.core.rules import evaluate
 from kzai_guard.core.subject import check_subject
@@ -100,11 +99,14 @@ class Gate:
     """Runs one policy's decisions for one guard."""
 
     __slots__ = (
+        "_audit_fields",
+        "_check_fields",
         "_disclosure_automated",
         "_disclosure_human",
         "_guard",
         "_link_prefix",
         "_needs_explanation",
+        "_verdicts",
         "_withhold_without_explanation",
         "defaults",
         "digest",
@@ -134,6 +136,16 @@ class Gate:
         self._disclosure_human = disclosure_header(policy.model, human_reviewed=True)
         self._link_prefix = f"<{guard.settings.routes_prefix}/".encode()
         self._withhold_without_explanation = self.enforce and policy.significance.is_significant
+        self._verdicts = verdict_table(policy, guard.profile)
+        # With every completing field defaulted, no explanation can lack one: skip the check.
+        self._check_fields = not self.defaults.complete
+        self._audit_fields = (
+            policy.purpose,
+            guard.profile.value,
+            policy.mode.value,
+            policy.significance.value,
+            policy.autonomy.value,
+        )
         self._needs_explanation = policy.significance is not Significance.NONE
 
     # -- step 1 -----------------------------------------------------------------------------
@@ -170,15 +182,14 @@ class Gate:
                 and policy.significance.is_significant
             ):
                 vulnerable = bool(guard.vulnerability(subject))
-        facts = Facts(
-            suspended=self.name in guard.facts.suspended,
-            reviewer=reviewer is not None,
-            consent=consent,
-            objection=objection,
-            objection_signal=signal,
-            vulnerable=vulnerable,
-        )
-        verdict = evaluate(policy, facts, guard.profile)
+        verdict = self._verdicts[
+            (self.name in guard.facts.suspended)
+            | (reviewer is not None) << 1
+            | consent << 2
+            | objection << 3
+            | signal << 4
+            | vulnerable << 5
+        ]
         return Decision(decision_id, subject, verdict, reviewer, started, context)
 
     # -- step 2 -----------------------------------------------------------------------------
@@ -240,21 +251,21 @@ class Gate:
         explanation = context.explanation
         digest: str | None = None
         withheld: str | None = None
+        raw = b""
         # A decision that runs (allowed, or let through in monitor mode) owes an explanation
         # whenever its significance does.
         owed = Obligation.EXPLANATION in verdict.obligations or (
             not verdict.allowed and self._needs_explanation
         )
-        if owed or explanation is not None:
-            if explanation is not None:
-                explanation = complete(explanation, self.defaults)
-                missing = missing_fields(explanation)
-                if missing:
-                    withheld = "explanation lacks " + ", ".join(missing)
-                else:
-                    digest = explanation_digest(explanation)
+        if explanation is not None:
+            missing = missing_fields(explanation, self.defaults) if self._check_fields else ()
+            if missing:
+                withheld = "explanation lacks " + ", ".join(missing)
             else:
-                withheld = context.explanation_error or "no explanation was given"
+                raw = explanation_json(explanation)
+                digest = hashlib.sha256(raw).hexdigest()
+        elif owed:
+            withheld = context.explanation_error or "no explanation was given"
         if withheld is not None and self._withhold_without_explanation:
             self._record(decision, EventKind.DECISION_WITHHELD, detail=withheld)
             invalid = context.explanation_error is not None or explanation is not None
@@ -263,15 +274,15 @@ class Gate:
                 f"The decision was made but withheld: {withheld}. The operator has been told.",
                 decision_id=decision.id,
             )
-        if explanation is not None and digest is not None and decision.subject is not None:
+        if digest is not None and decision.subject is not None:
             guard.explanations.put(
                 StoredExplanation(
-                    decision_id=decision.id,
-                    subject_ref=guard.auditor.pseudonym(decision.subject),
-                    policy=self.name,
-                    created_at=guard.now(),
-                    body=render(explanation),
-                    digest=digest,
+                    decision.id,
+                    guard.auditor.pseudonym(decision.subject),
+                    self.name,
+                    guard.now(),
+                    raw,
+                    digest,
                 )
             )
         future = self._record(
@@ -342,31 +353,32 @@ class Gate:
         verdict = decision.verdict
         latency_us = (time.perf_counter_ns() - decision.started_ns) // 1000
         trace_id = guard.telemetry.decision(
-            self.name, verdict.outcome.value, verdict.reason.value, decision.id, latency_us
+            self.name, verdict.outcome, verdict.reason, decision.id, latency_us
         )
         subject = decision.subject
-        record = AuditRecord(
-            id=decision.id,
-            time=time.time_ns() // 1000,
-            kind=kind,
-            policy=self.name,
-            policy_digest=self.digest,
-            subject=None if subject is None else guard.auditor.pseudonym(subject),
-            purpose=self.policy.purpose,
-            profile=guard.profile.value,
-            mode=self.policy.mode.value,
-            significance=self.policy.significance.value,
-            autonomy=self.policy.autonomy.value,
-            basis=None if verdict.basis is None else verdict.basis.value,
-            verdict=verdict.outcome.value,
-            reason=verdict.reason.value,
-            reviewer=None if decision.reviewer is None else decision.reviewer.id,
-            review_id=review_id,
-            explanation_digest=explanation_digest,
-            model=self.model_label,
-            trace_id=trace_id,
-            latency_us=latency_us,
-            detail=detail,
+        purpose, profile, mode, significance, autonomy = self._audit_fields
+        record = AuditRecord(  # positional, in the order of AuditRecord's fields
+            decision.id,
+            time.time_ns() // 1000,
+            kind,
+            self.name,
+            self.digest,
+            None if subject is None else guard.auditor.pseudonym(subject),
+            purpose,
+            profile,
+            mode,
+            significance,
+            autonomy,
+            verdict.basis,
+            verdict.outcome,
+            verdict.reason,
+            None if decision.reviewer is None else decision.reviewer.id,
+            review_id,
+            explanation_digest,
+            self.model_label,
+            trace_id,
+            latency_us,
+            detail,
         )
         try:
             return guard.auditor.write(record)
@@ -375,3 +387,17 @@ class Gate:
                 raise
             _log.error("kzai_guard: audit trail unavailable; decision %s not recorded", decision.id)
             return None
+
+
+def verdict_table(policy: DecisionPolicy, profile: Profile) -> tuple[Verdict, ...]:
+    """The verdict for every combination of facts, indexed by a bit mask.
+
+    Bit 0 suspended, 1 reviewer, 2 consent, 3 objection, 4 objection signal, 5 vulnerable.
+    """
+    table = []
+    for vulnerable, signal, objection, consent, reviewer, suspended in product(
+        (False, True), repeat=6
+    ):
+        facts = Facts(suspended, reviewer, consent, objection, signal, vulnerable)
+        table.append(evaluate(policy, facts, profile))
+    return tuple(table)

@@ -16,6 +16,7 @@ from kzai_guard.auditor import Auditor
 from kzai_guard.consents import Consents
 from kzai_guard.core.calendar import WorkingCalendar
 from kzai_guard.core.checks import check_policy
+from kzai_guard.core.explanation import ExplanationDefaults
 from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.core.profiles import Profile
 from kzai_guard.core.pseudonym import Pseudonymizer
@@ -175,8 +176,12 @@ class Guard:
     # -- the person's rights, outside HTTP ---------------------------------------------------
 
     def explanation(self, decision_id: str) -> StoredExplanation | None:
-        """The stored explanation of a decision."""
+        """The stored explanation of a decision (its JSON as the decision function gave it)."""
         return self.explanations.get(decision_id)
+
+    def explanation_defaults(self, policy: str) -> ExplanationDefaults:
+        """What completes the explanations of ``policy`` when they are shown."""
+        return self._gates[policy].defaults
 
     def override(
         self,

@@ -37,9 +37,9 @@ class EventKind(enum.StrEnum):
     SWITCH_RESUMED = "switch.resumed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AuditRecord:
-    """One event for the audit trail.
+    """One event for the audit trail. Treat it as immutable once handed to a sink.
 
     ``time`` is the Unix time in microseconds; ``latency_us`` the guard's wall time for the
     decision, model included. Unused fields stay ``None`` and are left out of :meth:`as_dict`.

@@ -2,7 +2,7 @@
 
 The decision function gives an :class:`Explanation`; the guard fills what the function left out
 from the policy and guard defaults (:func:`complete`), stores it under the decision id and hands
-it to the person in the language they ask for (:func:`render`).
+it to the person in the language they ask for (:func:`localise`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import enum
 import hashlib
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kzai_guard.core.policy import ModelInfo
@@ -24,8 +23,10 @@ __all__ = [
     "Factor",
     "complete",
     "explanation_digest",
+    "explanation_json",
+    "localise",
     "missing_fields",
-    "render",
+    "with_defaults",
 ]
 
 _TEXT = 2000
@@ -94,46 +95,69 @@ class ExplanationDefaults(BaseModel):
     contact: str | None = None
     model: ModelInfo | None = None
 
+    @property
+    def complete(self) -> bool:
+        """True when these defaults give every field an explanation may leave out."""
+        return all(getattr(self, name) is not None for name in _COMPLETED_BY_DEFAULTS)
 
-_REQUIRED_AFTER_DEFAULTS = ("how_to_object", "human_contact", "contact", "model")
+
+_COMPLETED_BY_DEFAULTS = ("how_to_object", "human_contact", "contact", "model")
+_LANGUAGE_CODES = tuple(lang.value for lang in _LANGUAGE_ORDER)
 
 
 def complete(explanation: Explanation, defaults: ExplanationDefaults) -> Explanation:
     """``explanation`` with every field it left empty taken from ``defaults``."""
     updates = {
         name: getattr(defaults, name)
-        for name in _REQUIRED_AFTER_DEFAULTS
+        for name in _COMPLETED_BY_DEFAULTS
         if getattr(explanation, name) is None and getattr(defaults, name) is not None
     }
     return explanation.model_copy(update=updates) if updates else explanation
 
 
-def missing_fields(explanation: Explanation) -> list[str]:
-    """Fields a complete explanation must have but this one lacks."""
-    return [name for name in _REQUIRED_AFTER_DEFAULTS if getattr(explanation, name) is None]
+def missing_fields(explanation: Explanation, defaults: ExplanationDefaults) -> list[str]:
+    """Fields a complete explanation must have that neither it nor ``defaults`` gives."""
+    return [
+        name
+        for name in _COMPLETED_BY_DEFAULTS
+        if getattr(explanation, name) is None and getattr(defaults, name) is None
+    ]
+
+
+def explanation_json(explanation: Explanation) -> bytes:
+    """The explanation as the decision function gave it, as JSON (the form that is digested)."""
+    return explanation.__pydantic_serializer__.to_json(explanation)
 
 
 def explanation_digest(explanation: Explanation) -> str:
-    """SHA-256 (hex) of the explanation's canonical JSON; goes into the audit record."""
-    data = explanation.model_dump(mode="json")
-    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """SHA-256 (hex) of :func:`explanation_json`; goes into the audit record."""
+    return hashlib.sha256(explanation_json(explanation)).hexdigest()
 
 
-def render(explanation: Explanation, language: Language | None = None) -> dict[str, Any]:
-    """The explanation as JSON for the person, its summary in ``language`` if given.
+def with_defaults(body: dict[str, Any], defaults: ExplanationDefaults) -> dict[str, Any]:
+    """A JSON explanation completed from ``defaults`` (what the person is shown)."""
+    out = dict(body)
+    for name, value in defaults.model_dump(mode="json").items():
+        if out.get(name) is None and value is not None:
+            out[name] = value
+    return out
+
+
+def localise(body: dict[str, Any], language: str | None = None) -> dict[str, Any]:
+    """A JSON explanation for the person, its ``summary`` in ``language`` if it exists.
 
     A missing language falls back to the first of kk, ru, en that exists; the payload then says
-    ``"summary_fallback": true`` and which language it holds.
+    ``"summary_fallback": true``. ``summaries`` keeps every language given.
     """
-    wanted = language or next(lang for lang in _LANGUAGE_ORDER if lang in explanation.summary)
-    if wanted in explanation.summary:
-        chosen, fallback = wanted, False
+    summaries: dict[str, str] = body["summary"]
+    available = [code for code in _LANGUAGE_CODES if code in summaries]
+    if language is not None and language in summaries:
+        chosen, fallback = language, False
     else:
-        chosen = next(lang for lang in _LANGUAGE_ORDER if lang in explanation.summary)
-        fallback = True
-    data = explanation.model_dump(mode="json", exclude={"summary"})
-    data["summary"] = explanation.summary[chosen]
-    data["summary_language"] = chosen.value
-    data["summary_fallback"] = fallback
-    data["summaries"] = {lang.value: text for lang, text in explanation.summary.items()}
-    return data
+        chosen, fallback = available[0], language is not None
+    out = {key: value for key, value in body.items() if key != "summary"}
+    out["summary"] = summaries[chosen]
+    out["summary_language"] = chosen
+    out["summary_fallback"] = fallback
+    out["summaries"] = summaries
+    return out

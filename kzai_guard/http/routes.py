@@ -19,6 +19,7 @@ import anyio.to_thread
 import orjson
 
 from kzai_guard.core import problems
+from kzai_guard.core.explanation import localise, with_defaults
 from kzai_guard.core.problems import ProblemType
 from kzai_guard.core.subject import check_subject
 from kzai_guard.errors import UnknownRecord
@@ -76,14 +77,13 @@ class PersonRoutes:
         if stored is None or stored.subject_ref != self.guard.auditor.pseudonym(subject):
             await self._problem(send, problems.NOT_FOUND, "No such decision for this person.")
             return
-        body = dict(stored.body)
         wanted = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("lang", [None])[0]
-        summaries: dict[str, str] = body.get("summaries", {})
-        if wanted is not None and wanted in summaries:
-            body["summary"], body["summary_language"] = summaries[wanted], wanted
-            body["summary_fallback"] = False
-        elif wanted is not None:
-            body["summary_fallback"] = True
+        body = localise(
+            with_defaults(
+                orjson.loads(stored.body), self.guard.explanation_defaults(stored.policy)
+            ),
+            wanted,
+        )
         body["decision_id"] = stored.decision_id
         body["policy"] = stored.policy
         await self._json(send, 200, body)

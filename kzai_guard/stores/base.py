@@ -14,7 +14,7 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from kzai_guard.core.consent import Consent, Objection
 from kzai_guard.core.review import ReviewOutcome, ReviewTicket
@@ -54,14 +54,16 @@ class SwitchState:
 class StoredExplanation:
     """An explanation as kept for later retrieval by the person it is about.
 
-    ``subject_ref`` is the subject's pseudonym: retrieval compares it with the requester's.
+    ``body`` is the explanation's JSON exactly as the decision function gave it; ``digest`` is
+    its SHA-256, as written in the audit record. ``subject_ref`` is the subject's pseudonym:
+    retrieval compares it with the requester's.
     """
 
     decision_id: str
     subject_ref: str
     policy: str
     created_at: datetime
-    body: dict[str, Any]
+    body: bytes
     digest: str
 
 

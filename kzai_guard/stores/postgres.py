@@ -6,7 +6,7 @@ that change numbers become visible in order and no poller skips one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,6 +25,10 @@ class PostgresDialect:
 
     def sql(self, statement: str) -> str:
         return statement.replace("?", "%s")
+
+    def executemany(self, conn: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        with conn.cursor() as cursor:
+            cursor.executemany(statement, rows)
 
     @contextmanager
     def transaction(self, conn: Any) -> Iterator[None]:

@@ -12,8 +12,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from kzai_guard.core.consent import CollectionMethod, Consent, Objection
 from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
 from kzai_guard.errors import StoreError, UnknownRecord
@@ -340,24 +338,29 @@ class SqlStore:
     def add_explanations(self, explanations: Sequence[StoredExplanation]) -> None:
         if not explanations:
             return
-        self._write(
-            [
-                (
-                    "INSERT INTO kzg_explanations "
-                    "(decision_id, subject_ref, policy, created_at, body, digest) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (
-                        e.decision_id,
-                        e.subject_ref,
-                        e.policy,
-                        _us(e.created_at),
-                        orjson.dumps(e.body).decode(),
-                        e.digest,
-                    ),
-                )
-                for e in explanations
-            ]
+        statement = self._dialect.sql(
+            "INSERT INTO kzg_explanations "
+            "(decision_id, subject_ref, policy, created_at, body, digest) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
         )
+        rows = [
+            (
+                e.decision_id,
+                e.subject_ref,
+                e.policy,
+                _us(e.created_at),
+                e.body.decode("utf-8"),
+                e.digest,
+            )
+            for e in explanations
+        ]
+        with self._lock:
+            self._check_open()
+            try:
+                with self._dialect.transaction(self._conn):
+                    self._dialect.executemany(self._conn, statement, rows)
+            except Exception as exc:
+                raise StoreError(f"{self._dialect.name} store write failed: {exc}") from exc
 
     def get_explanation(self, decision_id: str) -> StoredExplanation | None:
         rows = self._read(
@@ -368,7 +371,7 @@ class SqlStore:
         if not rows:
             return None
         r = rows[0]
-        return StoredExplanation(r[0], r[1], r[2], _dt(r[3]), orjson.loads(r[4]), r[5])
+        return StoredExplanation(r[0], r[1], r[2], _dt(r[3]), str(r[4]).encode("utf-8"), r[5])
 
     # -- change feed ------------------------------------------------------------------------
 

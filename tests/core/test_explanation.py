@@ -15,7 +15,8 @@ from kzai_guard.core.explanation import (
     complete,
     explanation_digest,
     missing_fields,
-    render,
+    localise,
+    with_defaults,
 )
 from kzai_guard.core.policy import ModelInfo
 from kzai_guard.core.vocabulary import Language
@@ -56,11 +57,13 @@ def test_defaults_fill_only_what_the_function_left_out() -> None:
     assert completed.contact == "own@example.kz"
     assert completed.how_to_object == "Write to us."
     assert completed.model == DEFAULTS.model
-    assert missing_fields(completed) == []
+    assert missing_fields(completed, ExplanationDefaults()) == []
+    as_json = with_defaults(own.model_dump(mode="json"), DEFAULTS)
+    assert as_json == completed.model_dump(mode="json")
 
 
 def test_missing_fields_are_named_when_no_default_exists() -> None:
-    assert missing_fields(complete(BASE, ExplanationDefaults())) == [
+    assert missing_fields(BASE, ExplanationDefaults()) == [
         "how_to_object",
         "human_contact",
         "contact",
@@ -68,15 +71,19 @@ def test_missing_fields_are_named_when_no_default_exists() -> None:
     ]
 
 
+def as_body(explanation: Explanation) -> dict[str, object]:
+    return with_defaults(explanation.model_dump(mode="json"), DEFAULTS)
+
+
 def test_a_missing_language_falls_back_with_a_marker() -> None:
-    body = render(complete(BASE, DEFAULTS), Language.KK)
+    body = localise(as_body(BASE), "kk")
     assert body["summary"] == "Заявка одобрена"
     assert body["summary_language"] == "ru"
     assert body["summary_fallback"] is True
 
 
 def test_an_available_language_is_served_without_the_marker() -> None:
-    body = render(complete(BASE, DEFAULTS), Language.RU)
+    body = localise(as_body(BASE), "ru")
     assert (body["summary_language"], body["summary_fallback"]) == ("ru", False)
 
 
@@ -87,3 +94,11 @@ def test_the_digest_is_stable_and_changes_with_the_content(summary: str, other: 
     assert explanation_digest(one) == explanation_digest(same)
     changed = one.model_copy(update={"consequences": "c" + other})
     assert explanation_digest(changed) != explanation_digest(one)
+
+
+def test_without_a_language_the_first_of_kk_ru_en_is_served_unmarked() -> None:
+    body = localise(
+        as_body(BASE.model_copy(update={"summary": {Language.EN: "e", Language.RU: "r"}}))
+    )
+    assert (body["summary"], body["summary_fallback"]) == ("r", False)
+    assert body["summaries"] == {"en": "e", "ru": "r"}
