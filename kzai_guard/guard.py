@@ -21,6 +21,7 @@ from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.core.profiles import Profile
 from kzai_guard.core.pseudonym import Pseudonymizer
 from kzai_guard.core.review import Reviewer
+from kzai_guard.core.subject import check_subject
 from kzai_guard.core.vocabulary import Autonomy, VulnerabilityGround
 from kzai_guard.decision import guard_function
 from kzai_guard.errors import ConfigurationError
@@ -66,7 +67,9 @@ class Guard:
         @guard.decision("loan_approval")
         async def decide(applicant_id: str) -> dict: ...
 
-    ``audit`` is a sink, or a directory for the signed audit log (the default, ``kzai-audit``).
+    ``audit`` is a sink, or a directory for the signed audit log (the default, ``kzai-audit``),
+    written with ``durability`` ``"async"`` or ``"sync"`` and signed by ``audit_signer`` (a
+    :class:`kzai_guard.audit.keys.Signer`; without one a demo key is made in the directory).
     ``reviewer`` finds the authenticated human decision-maker (default: ``scope["user"]`` with
     the ``ai-reviewer`` auth scope). ``vulnerability`` says on which grounds a subject is
     vulnerable. ``pseudonym_key`` keys subject pseudonyms (default: a key kept in the store).
@@ -80,6 +83,7 @@ class Guard:
         store: Store | str = DEFAULT_STORE,
         audit: AuditSink | str | Path = DEFAULT_AUDIT_DIR,
         durability: Literal["async", "sync"] = "async",
+        audit_signer: Any = None,
         subject: SubjectResolver | None = None,
         reviewer: ReviewerResolver | None = None,
         vulnerability: VulnerabilityResolver | None = None,
@@ -100,7 +104,9 @@ class Guard:
         self.store: Store = open_store(store) if isinstance(store, str) else store
         key = pseudonym_key or self.store.secret("pseudonym-key", lambda: os.urandom(32))
         self.sink: AuditSink = (
-            audit if not isinstance(audit, (str, Path)) else _open_audit_log(audit, durability)
+            audit
+            if not isinstance(audit, (str, Path))
+            else _open_audit_log(audit, durability, audit_signer)
         )
         self.auditor = Auditor(self.sink, Pseudonymizer(key), self.profile.value)
         self.facts = FactCache(
@@ -211,6 +217,21 @@ class Guard:
             detail=f"{action} {decision_id}" + (f": {note}" if note else ""),
         )
 
+    def erase_subject(self, subject: str) -> None:
+        """Crypto-shred a person's personal fields in the signed audit log.
+
+        Destroys the per-subject key the log sealed them with: they become unreadable while
+        every hash and checkpoint still verifies. The store's own records (consents, tickets)
+        are the controller's to delete under its retention rules.
+        """
+        erase = getattr(self.sink, "erase_subject", None)
+        if erase is None:
+            raise ConfigurationError(
+                "this guard's audit sink does not seal personal fields; erasure needs the "
+                "signed audit log (audit='DIRECTORY')"
+            )
+        erase(self.auditor.pseudonym(check_subject(subject)))
+
     # -- lifecycle --------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -252,10 +273,12 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _open_audit_log(directory: str | Path, durability: Literal["async", "sync"]) -> AuditSink:
+def _open_audit_log(
+    directory: str | Path, durability: Literal["async", "sync"], signer: Any
+) -> AuditSink:
     from kzai_guard.audit.log import AuditLog
 
-    sink: AuditSink = AuditLog.open(directory, durability=durability)
+    sink: AuditSink = AuditLog.open(directory, durability=durability, signer=signer)
     return sink
 
 
