@@ -1,0 +1,49 @@
+"""``kzai-guard check FILE``: the start-up checks and the pre-compliance findings of a policy file.
+
+Exit 0 when the policies may run and nothing needs attention, 1 when there are findings (a
+missing or stale risk review), 2 when the file or a policy is invalid or prohibited.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from typing import Any
+
+from kzai_guard.config import load_config
+from kzai_guard.core.checks import check_policy, findings
+from kzai_guard.core.profiles import Profile
+from kzai_guard.errors import ConfigurationError
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``check`` verb."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "check", help="check a policy file against the law's start-up rules"
+    )
+    parser.add_argument("file", help="the TOML policy file")
+    parser.add_argument(
+        "--today", type=date.fromisoformat, default=None, help="the date to judge risk reviews by"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print what is wrong with the policies in ``args.file``."""
+    try:
+        policies, settings = load_config(args.file)
+        profile = Profile(settings.get("profile", Profile.KZ))
+        for policy in policies:
+            check_policy(policy, profile)
+    except (ConfigurationError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    today = args.today or date.today()
+    found = [finding for policy in policies for finding in findings(policy, today)]
+    for finding in found:
+        print(f"finding: {finding}")
+    print(f"{len(policies)} policies checked ({profile.value} profile), {len(found)} findings")
+    return 1 if found else 0

@@ -1,0 +1,57 @@
+"""``kzai-guard check``: start-up rules and pre-compliance findings of a policy file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kzai_guard.cli.main import main
+
+VALID = """
+[guard]
+profile = "kz"
+
+[[policy]]
+name = "loan_approval"
+purpose = "credit-scoring"
+significance = "legal-effect"
+autonomy = "high"
+risk = "high"
+risk_reviewed_on = "2026-03-01"
+"""
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "kzai-guard.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_sound_file_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", write(tmp_path, VALID), "--today", "2026-11-26"]) == 0
+    assert capsys.readouterr().out == "1 policies checked (kz profile), 0 findings\n"
+
+
+def test_a_stale_risk_review_is_a_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", write(tmp_path, VALID), "--today", "2027-03-02"]) == 1
+    out = capsys.readouterr().out
+    assert "risk review of 2026-03-01 is over 365 days old" in out
+
+
+def test_a_prohibited_capability_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = VALID + 'capabilities = ["social-scoring"]\n'
+    assert main(["check", write(tmp_path, text)]) == 2
+    assert "'social-scoring' is prohibited unless a law provides for it" in capsys.readouterr().err
+
+
+def test_a_significant_automated_policy_without_a_basis_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = VALID.replace('purpose = "credit-scoring"\n', "")
+    assert main(["check", write(tmp_path, text)]) == 2
+    assert "needs a legal basis" in capsys.readouterr().err
