@@ -245,6 +245,11 @@ class Guard:
         if self._owned_store:
             self.store.close()
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._closed
+
     def __enter__(self) -> Guard:
         return self
 

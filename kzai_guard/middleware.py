@@ -9,13 +9,15 @@
 - Serves the person's own routes under the guard's prefix (explanations, review tickets,
   objections; see :mod:`kzai_guard.http.routes`).
 
-Non-HTTP scopes pass straight through.
+Other scopes pass straight through; at lifespan shutdown the guard is closed (final audit
+checkpoint, explanations flushed).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kzai_guard.context import DecisionContext, _current
@@ -42,6 +44,9 @@ class GuardMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self.app(scope, receive, self._closing_on_shutdown(send))
+                return
             await self.app(scope, receive, send)
             return
         if scope["path"].startswith(self.prefix):
@@ -80,6 +85,16 @@ class GuardMiddleware:
             )
         finally:
             _current.reset(token)
+
+    def _closing_on_shutdown(self, send: Send) -> Send:
+        """Close the guard (final checkpoint, flushed explanations) as the server shuts down."""
+
+        async def send_after_closing(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await anyio.to_thread.run_sync(self.guard.close)
+            await send(message)
+
+        return send_after_closing
 
     async def _refusal(self, exc: DecisionRefused, send: Send) -> None:
         headers: list[tuple[bytes, bytes]] = []

@@ -290,3 +290,14 @@ def test_no_audit_record_holds_a_raw_subject(service: Service) -> None:
     assert len(service.sink.records) >= 5
     for record in service.sink.records:
         assert "A-1-secret-id" not in repr(record.as_dict())
+
+
+def test_the_guard_closes_when_the_server_shuts_down(framework: str) -> None:
+    from starlette.testclient import TestClient
+
+    service = Service(framework)
+    with TestClient(service.app) as client:
+        service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+        assert client.post("/loan/A-1", headers={"X-Subject-Id": "A-1"}).status_code == 200
+    assert service.guard.closed is True
+    service.close()
