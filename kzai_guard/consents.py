@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from kzai_guard.audit.record import EventKind
 from kzai_guard.auditor import Auditor
 from kzai_guard.core.consent import CollectionMethod, Consent
-from kzai_guard.core.subject import check_subject
+from kzai_guard.core.subject import check_subject, check_text
 from kzai_guard.fact_cache import FactCache, utcnow
 from kzai_guard.ids import new_id
 from kzai_guard.stores.base import Store
@@ -39,8 +39,10 @@ class Consents:
         ``term`` (or ``expires_at``) ties the consent to the time its purpose needs.
         """
         check_subject(subject)
-        if not purpose or not notice_version:
-            raise ValueError("purpose and notice_version must be non-empty")
+        check_text(purpose, "purpose", 128)
+        check_text(notice_version, "notice_version", 64)
+        if notice_digest is not None:
+            check_text(notice_digest, "notice_digest", 128)
         if term is not None and expires_at is not None:
             raise ValueError("give term or expires_at, not both")
         now = utcnow()
@@ -74,6 +76,7 @@ class Consents:
         the store follow within one poll interval.
         """
         check_subject(subject)
+        check_text(purpose, "purpose", 128)
         self._cache.forget(subject)
         withdrawn = self._store.withdraw_consents(subject, purpose, utcnow())
         self._cache.forget(subject)

@@ -67,6 +67,8 @@ class FactCache:
         self._lock = threading.Lock()
         self._seq = store.latest_change()
         self.suspended: frozenset[str] = self._load_suspended()
+        self._switch_epoch = 0
+        self._reload_switches = False
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -96,27 +98,35 @@ class FactCache:
 
     def set_suspended(self, policy: str, suspended: bool) -> None:
         """Apply a kill-switch change made by this process at once."""
-        current = set(self.suspended)
-        if suspended:
-            current.add(policy)
-        else:
-            current.discard(policy)
-        self.suspended = frozenset(current)
+        with self._lock:
+            self._switch_epoch += 1
+            current = set(self.suspended)
+            if suspended:
+                current.add(policy)
+            else:
+                current.discard(policy)
+            self.suspended = frozenset(current)
 
     def refresh(self) -> None:
         """Apply the store's changes since the last refresh (what the watcher does)."""
         changes = self._store.changes_since(self._seq)
-        if not changes:
-            return
-        switches = False
+        switches = self._reload_switches
         for change in changes:
             if change.kind is ChangeKind.SWITCH:
                 switches = True
             elif change.subject is not None:
                 self.forget(change.subject)
         if switches:
-            self.suspended = self._load_suspended()
-        self._seq = changes[-1].seq
+            # A switch thrown here while the store was read must not be undone by that read:
+            # keep the local state and read again on the next poll.
+            epoch = self._switch_epoch
+            loaded = self._load_suspended()
+            with self._lock:
+                self._reload_switches = self._switch_epoch != epoch
+                if not self._reload_switches:
+                    self.suspended = loaded
+        if changes:
+            self._seq = changes[-1].seq
 
     def start(self) -> None:
         """Start the watcher thread (idempotent)."""

@@ -24,7 +24,7 @@ from kzai_guard.core.review import Reviewer
 from kzai_guard.core.subject import check_subject
 from kzai_guard.core.vocabulary import Autonomy, VulnerabilityGround
 from kzai_guard.decision import guard_function
-from kzai_guard.errors import ConfigurationError
+from kzai_guard.errors import ConfigurationError, ProhibitedPractice
 from kzai_guard.explanations import Explanations
 from kzai_guard.fact_cache import FactCache
 from kzai_guard.gate import Gate
@@ -141,7 +141,12 @@ class Guard:
         from kzai_guard.config import load_config
 
         policies, settings = load_config(path)
-        return cls(policies, **{**settings, **overrides})
+        try:
+            return cls(policies, **{**settings, **overrides})
+        except ProhibitedPractice as exc:
+            raise ProhibitedPractice(f"{path}: {exc}") from exc
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{path}: {exc}") from exc
 
     # -- integration ------------------------------------------------------------------------
 

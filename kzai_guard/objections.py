@@ -5,7 +5,7 @@ from __future__ import annotations
 from kzai_guard.audit.record import EventKind
 from kzai_guard.auditor import Auditor
 from kzai_guard.core.consent import Objection
-from kzai_guard.core.subject import check_subject
+from kzai_guard.core.subject import check_subject, check_text
 from kzai_guard.fact_cache import FactCache, utcnow
 from kzai_guard.ids import new_id
 from kzai_guard.stores.base import Store
@@ -30,6 +30,8 @@ class Objections:
         """Record ``subject``'s objection to ``policy`` (``None``: to every automated decision)."""
         check_subject(subject)
         self._check_policy(policy)
+        if channel is not None:
+            check_text(channel, "channel", 64)
         objection = Objection(
             id=new_id(), subject=subject, policy=policy, recorded_at=utcnow(), channel=channel
         )

@@ -6,6 +6,7 @@ from kzai_guard.audit.record import EventKind
 from kzai_guard.auditor import Auditor
 from kzai_guard.core.calendar import WorkingCalendar, review_deadline
 from kzai_guard.core.review import Reviewer, ReviewOutcome, ReviewStatus, ReviewTicket
+from kzai_guard.core.subject import check_text
 from kzai_guard.fact_cache import utcnow
 from kzai_guard.ids import new_id
 from kzai_guard.stores.base import Store
@@ -67,6 +68,9 @@ class Reviews:
         """Record a human's decision on an open ticket, with who made it."""
         if not isinstance(reviewer, Reviewer) or not reviewer.id:
             raise ValueError("complete() needs an identified Reviewer(id=...)")
+        check_text(reviewer.id, "reviewer id", 256)
+        if note is not None:
+            check_text(note, "note", 4000, multiline=True)
         ticket = self._store.complete_review(
             review_id,
             reviewer=reviewer.id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kzai_guard.audit.record import EventKind
 from kzai_guard.auditor import Auditor
+from kzai_guard.core.subject import check_text
 from kzai_guard.fact_cache import FactCache, utcnow
 from kzai_guard.stores.base import Store, SwitchState
 
@@ -36,8 +37,9 @@ class Switches:
     def _set(self, policy: str, suspended: bool, by: str, reason: str | None) -> None:
         if policy not in self._policies:
             raise ValueError(f"unknown policy {policy!r}; known: {sorted(self._policies)}")
-        if not by:
-            raise ValueError("say who threw the switch: by='...'")
+        check_text(by, "by (who threw the switch)", 128)
+        if reason is not None:
+            check_text(reason, "reason", 2000, multiline=True)
         if suspended:
             self._cache.set_suspended(policy, True)
         self._store.set_switch(SwitchState(policy, suspended, utcnow(), by, reason))

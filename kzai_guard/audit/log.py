@@ -94,6 +94,7 @@ class _Op(enum.Enum):
     CHECKPOINT = 2
     ROTATE = 3
     SIGNER = 4
+    ERASE = 5
 
 
 _Item = tuple[_Op, Any, "Future[None] | None"]
@@ -151,6 +152,7 @@ class AuditLog:
         self._unwritten: list[AuditRecord] = []
 
         self._lock_fd = -1
+        self._owned_keys: SqliteSubjectKeys | None = None
         self._seg: Segment = segment_paths(directory, 0)
         self._fd = -1
         self._seg_bytes = 0
@@ -222,8 +224,9 @@ class AuditLog:
             log_origin = _origin(path, origin)
             if signer is None:
                 signer = _demo_signer(path)
+            owned = None
             if subject_keys is None and seal_personal_fields:
-                subject_keys = SqliteSubjectKeys(path / DEFAULT_SUBJECT_KEYS)
+                subject_keys = owned = SqliteSubjectKeys(path / DEFAULT_SUBJECT_KEYS)
             log = cls(
                 path,
                 signer=signer,
@@ -239,6 +242,7 @@ class AuditLog:
                 retention_days=retention_days,
             )
             log._lock_fd = lock_fd
+            log._owned_keys = owned
             log._recover()
         except OSError as exc:
             os.close(lock_fd)
@@ -434,15 +438,18 @@ class AuditLog:
         self._put((_Op.SIGNER, signer, future), control=True)
         future.result(timeout)
 
-    def erase_subject(self, pseudonym: str) -> None:
+    def erase_subject(self, pseudonym: str, timeout: float | None = None) -> None:
         """Crypto-shred one subject: erase the key sealing its personal fields.
 
+        Records queued before the call are written first, so they are covered too.
         The records stay in the log and keep verifying; their personal fields read as
         :data:`~kzai_guard.audit.shredding.ERASED`.
         """
         if self._subject_keys is None:
             raise ConfigurationError("this log writes personal fields in clear; nothing to erase")
-        self._subject_keys.erase(subject_ref(pseudonym))
+        future: Future[None] = Future()
+        self._put((_Op.ERASE, subject_ref(pseudonym), future), control=True)
+        future.result(timeout)
 
     def close(self) -> None:
         """Write everything queued, sign a final checkpoint and release the directory.
@@ -465,9 +472,12 @@ class AuditLog:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = -1
-        if isinstance(self._subject_keys, SqliteSubjectKeys):
+        if self._owned_keys is not None:
             with contextlib.suppress(Exception):
-                self._subject_keys.close()
+                self._owned_keys.close()
+        elif self._batched_keys is not None:
+            with contextlib.suppress(Exception):
+                self._batched_keys.commit()
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
@@ -578,6 +588,13 @@ class AuditLog:
                 if self._tree.size > self._cp_size:
                     self._guarded(self._write_checkpoint)
                 self._signer = arg
+            elif op is _Op.ERASE:
+                try:
+                    self._erase(arg)
+                except Exception as exc:
+                    if future is not None:
+                        future.set_exception(exc)
+                    continue
             elif op is _Op.FLUSH and not self._sync:
                 self._guarded(lambda: os.fdatasync(self._fd))
             if future is not None:
@@ -589,36 +606,44 @@ class AuditLog:
             self._write_batch(batch)
 
     def _write_batch(self, batch: list[tuple[AuditRecord, Future[None] | None]]) -> None:
-        if self._error is not None:
-            self._reject(batch, self._error)
-            return
-        if self._seg_bytes and (
-            self._seg_bytes >= self._segment_max_bytes
-            or time.time() - self._seg_started >= self._segment_max_age
-        ):
-            self._guarded(self._rotate)
+        while batch:
             if self._error is not None:
                 self._reject(batch, self._error)
                 return
-        try:
-            self._append([r for r, _ in batch])
-        except Exception as exc:
-            self._set_error(exc)
-            self._reject(batch, exc)
-            return
-        for _, future in batch:
-            if future is not None:
-                future.set_result(None)
-        if self._tree.size - self._cp_size >= self._checkpoint_every:
-            self._guarded(self._write_checkpoint)
+            if self._seg_bytes and (
+                self._seg_bytes >= self._segment_max_bytes
+                or time.time() - self._seg_started >= self._segment_max_age
+            ):
+                self._guarded(self._rotate)
+                continue
+            # cut the batch where a checkpoint is due, so checkpoints land every N records
+            room = max(self._checkpoint_every - (self._tree.size - self._cp_size), 1)
+            try:
+                done = self._append([r for r, _ in batch[:room]])
+            except Exception as exc:
+                self._set_error(exc)
+                self._reject(batch, exc)
+                return
+            for _, future in batch[:done]:
+                if future is not None:
+                    future.set_result(None)
+            batch = batch[done:]
+            if self._tree.size - self._cp_size >= self._checkpoint_every:
+                self._guarded(self._write_checkpoint)
 
-    def _append(self, records: list[AuditRecord]) -> None:
-        """Encode, write and (sync) fsync ``records``; state changes only if all succeed."""
+    def _append(self, records: list[AuditRecord]) -> int:
+        """Encode, write and (sync) fsync a prefix of ``records``; returns how many.
+
+        The prefix ends early where the segment fills up. State changes only if the write
+        succeeds.
+        """
         prev = self._prev
         seq = self._seq
         lines = []
         hashes = []
         encode = self._encode
+        room = self._segment_max_bytes - self._seg_bytes
+        size = 0
         for record in records:
             line = encode(record, seq, prev)
             h = _leaf(line)
@@ -626,6 +651,9 @@ class AuditLog:
             hashes.append(h)
             prev = h.hex()
             seq += 1
+            size += len(line) + 1
+            if size >= room:
+                break
         if self._batched_keys is not None:
             self._batched_keys.commit()
         lines.append(b"")
@@ -650,6 +678,7 @@ class AuditLog:
             append(h, on_node)
             level0 += h
         self._flush_levels()
+        return len(hashes)
 
     def _encode(self, record: AuditRecord, seq: int, prev: str) -> bytes:
         rec = {
@@ -683,6 +712,10 @@ class AuditLog:
                 for k, v in rec.items()
             }
             return encode_line(seq, prev, clean, sealed)
+
+    def _erase(self, ref: str) -> None:
+        if self._subject_keys is not None:
+            self._subject_keys.erase(ref)
 
     def _on_node(self, level: int, node: bytes) -> None:
         self._levels[level] += node
@@ -774,7 +807,9 @@ class AuditLog:
         if not self._unwritten:
             return
         try:
-            self._append(self._unwritten)
+            while self._unwritten:
+                done = self._append(self._unwritten)
+                del self._unwritten[:done]
         except Exception as exc:
             with self._lock:
                 self._error = exc

@@ -163,6 +163,7 @@ class _Cursor:
         self.tree: CompactRange | None = None
         self.pending: list[SignedCheckpoint] = []
         self.checked_upto = -1
+        self.broken: ChainBroken | None = None
 
     def close(self) -> None:
         if self._own_keys is not None:
@@ -225,12 +226,26 @@ class _Cursor:
         self.pending = fresh
 
     def poll(self) -> list[LogEntry]:
-        """The entries that became readable since the last call (possibly none)."""
-        if self.segment is None and not self._open_first():
-            return []
-        assert self.segment is not None
+        """The entries that became readable since the last call (possibly none).
+
+        A break found after some good entries is raised on the next call, so that the good
+        entries are delivered first.
+        """
+        if self.broken is not None:
+            raise self.broken
         out: list[LogEntry] = []
-        while True:
+        try:
+            self._poll(out)
+        except ChainBroken as exc:
+            if not out:
+                raise
+            self.broken = exc
+        return out
+
+    def _poll(self, out: list[LogEntry]) -> None:
+        if self.segment is None and not self._open_first():
+            return
+        while self.segment is not None:
             data = _read_from(self.segment.path, self.offset)
             self.offset += len(data)
             data = self.rest + data
@@ -244,7 +259,7 @@ class _Cursor:
                         out.append(entry)
             nxt = self._next_segment()
             if nxt is None:
-                return out
+                return
             if self.rest or _read_from(self.segment.path, self.offset):
                 if self.rest:
                     raise ChainBroken(self.seq, "a sealed segment ends with a partial line")
@@ -265,6 +280,8 @@ class _Cursor:
 
     def finish(self) -> None:
         """At the end of a one-pass read: a checkpoint beyond the last line means truncation."""
+        if self.broken is not None:
+            raise self.broken
         self._check_pending(final=True)
 
     def _check_pending(self, final: bool) -> None:
@@ -280,8 +297,7 @@ class _Cursor:
                 )
 
     def _next_segment(self) -> Segment | None:
-        assert self.segment is not None
-        current = self.segment.first
+        current = self.segment.first if self.segment is not None else -1
         later = [s for s in list_segments(self.directory) if s.first > current]
         return later[0] if later else None
 
@@ -307,7 +323,8 @@ class _Cursor:
         return LogEntry(seq, record, self.prev, line, erased)
 
     def _check_checkpoints(self, seq: int) -> None:
-        assert self.tree is not None and self.keyring is not None
+        if self.tree is None or self.keyring is None:
+            return
         size = self.tree.size
         while self.pending and self.pending[0].checkpoint.size <= size:
             note = self.pending.pop(0)

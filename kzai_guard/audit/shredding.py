@@ -58,7 +58,7 @@ SEALED = "[sealed]"
 _KEY_SIZE = 32
 _NONCE_SIZE = 12
 _AAD_PREFIX = b"kzai-guard sealed v1\n"
-_FIELD_LISTS = {
+_FIELD_LISTS: dict[tuple[str, ...], str] = {
     names: ",".join(names)
     for names in (
         ("subject",),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MAX_SUBJECT_LENGTH", "check_subject"]
+__all__ = ["MAX_SUBJECT_LENGTH", "check_subject", "check_text"]
 
 MAX_SUBJECT_LENGTH = 256
 
@@ -21,4 +21,20 @@ def check_subject(value: str) -> str:
         raise ValueError("the subject identifier has leading or trailing white space")
     if not value.isprintable():
         raise ValueError("the subject identifier contains control or unprintable characters")
+    return value
+
+
+def check_text(value: str, what: str, max_length: int, *, multiline: bool = False) -> str:
+    """``value`` if it is 1 to ``max_length`` characters of printable text, else ``ValueError``.
+
+    Every backend must store it alike, so NUL and other control characters are refused;
+    ``multiline`` admits line breaks and tabs (free-text notes).
+    """
+    if not value or not value.strip():
+        raise ValueError(f"{what} is empty")
+    if len(value) > max_length:
+        raise ValueError(f"{what} is longer than {max_length} characters")
+    text = value.replace("\n", "").replace("\t", "") if multiline else value
+    if not text.isprintable():
+        raise ValueError(f"{what} contains control or unprintable characters")
     return value

@@ -46,5 +46,15 @@ def rfc3339(time_us: int) -> str:
     >>> rfc3339(1_700_000_000_123_456)
     '2023-11-14T22:13:20.123456Z'
     """
-    moment = _EPOCH + timedelta(microseconds=time_us)
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    global _last
+    seconds, micros = divmod(time_us, 1_000_000)
+    last = _last
+    if last[0] == seconds:
+        return f"{last[1]}.{micros:06d}Z"
+    prefix = (_EPOCH + timedelta(seconds=seconds)).isoformat()[:19]
+    _last = (seconds, prefix)
+    return f"{prefix}.{micros:06d}Z"
+
+
+# (Unix second, its "YYYY-MM-DDTHH:MM:SS"): events come in time order, so most share a second.
+_last: tuple[int, str] = (-(2**63), "")

@@ -15,6 +15,8 @@ The extension always ends with ``cn1=<seq>``, so a line never ends in record dat
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from kzai_guard.audit.record import EventKind
 from kzai_guard.siem._event import Level, SiemEvent, classify, classify_kind
 from kzai_guard.siem._text import REPLACEMENT, UNSAFE
@@ -72,10 +74,11 @@ class CefEncoder:
         for kind in EventKind:
             for verdict in (None, "allow", "block", "route"):
                 self._headers[kind, verdict] = self._header(kind, verdict)
-        self._fields = tuple(
-            (name, f" {key}=" if label is None else f" {key}Label={label} {key}=")
-            for name, key, label in _FIELDS
+        self._keys = tuple(
+            f" {key}=" if label is None else f" {key}Label={label} {key}="
+            for _, key, label in _FIELDS
         )
+        self._values = attrgetter(*(name for name, _, _ in _FIELDS))
 
     def _header(self, kind: EventKind, verdict: str | None) -> str:
         c = classify_kind(kind, verdict)
@@ -100,8 +103,7 @@ class CefEncoder:
             self._dvchost,
         ]
         append = parts.append
-        for name, key in self._fields:
-            value = getattr(record, name)
+        for key, value in zip(self._keys, self._values(record), strict=True):
             if value:
                 append(key)
                 append(_value(value))

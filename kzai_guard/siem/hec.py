@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from kzai_guard.siem._event import SiemEvent, classify
-from kzai_guard.siem.jsonl import event_document
+from kzai_guard.siem.jsonl import LEVEL_NAMES, event_document
 from kzai_guard.siem.settings import EncoderSettings
 
 __all__ = ["HecEncoder"]
@@ -50,7 +50,7 @@ class HecEncoder:
         fields = {
             "uid": event.uid,
             "kind": record.kind.value,
-            "level": c.level.name.lower(),
+            "level": LEVEL_NAMES[c.level],
             "outcome": c.outcome.value,
         }
         if record.verdict is not None:

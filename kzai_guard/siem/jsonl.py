@@ -8,14 +8,17 @@ can never end the line; no sanitising is needed.
 
 from __future__ import annotations
 
+from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 import orjson
 
-from kzai_guard.siem._event import SiemEvent, classify
+from kzai_guard.audit.record import AuditRecord
+from kzai_guard.siem._event import Level, SiemEvent, classify
 from kzai_guard.siem.settings import EncoderSettings
 
-__all__ = ["JsonLinesEncoder", "event_document"]
+__all__ = ["LEVEL_NAMES", "JsonLinesEncoder", "event_document", "record_dict"]
 
 
 class JsonLinesEncoder:
@@ -40,12 +43,29 @@ class JsonLinesEncoder:
 
 def event_document(event: SiemEvent) -> dict[str, Any]:
     """The event as a JSON-ready dict (the JSON Lines object and the Splunk HEC ``event``)."""
-    c = classify(event.record)
+    record = event.record
+    c = classify(record)
     return {
         "uid": event.uid,
         "seq": event.seq,
         "line_hash": event.line_hash,
-        "level": c.level.name.lower(),
+        "level": LEVEL_NAMES[c.level],
         "outcome": c.outcome.value,
-        "record": event.record.as_dict(),
+        "record": record_dict(record),
     }
+
+
+def record_dict(record: AuditRecord) -> dict[str, Any]:
+    """:meth:`AuditRecord.as_dict`, faster: ``None`` fields left out, the kind as its value."""
+    out: dict[str, Any] = {"id": record.id, "time": record.time, "kind": record.kind.value}
+    for name, value in zip(_OPTIONAL, _optional_values(record), strict=True):
+        if value is not None:
+            out[name] = value
+    return out
+
+
+LEVEL_NAMES: dict[Level, str] = {level: level.name.lower() for level in Level}
+"""The lower-case level names written into JSON (``info``, ``notice``, ...)."""
+
+_OPTIONAL = tuple(f.name for f in fields(AuditRecord) if f.name not in ("id", "time", "kind"))
+_optional_values = attrgetter(*_OPTIONAL)

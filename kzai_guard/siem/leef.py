@@ -17,6 +17,8 @@ prefixed ``kzai``. The attributes always end with ``kzaiSeq=<seq>``.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from kzai_guard.audit.record import EventKind
 from kzai_guard.siem._event import Level, SiemEvent, classify, classify_kind
 from kzai_guard.siem._text import REPLACEMENT, UNSAFE, rfc3339
@@ -82,7 +84,8 @@ class LeefEncoder:
                 self._sev[kind, verdict] = (
                     f"{delimiter}sev={LEEF_SEVERITY[c.level]}{delimiter}kzaiOutcome={c.outcome.value}"
                 )
-        self._fields = tuple((name, f"{delimiter}{key}=") for name, key in _FIELDS)
+        self._keys = tuple(f"{delimiter}{key}=" for _, key in _FIELDS)
+        self._values = attrgetter(*(name for name, _ in _FIELDS))
 
     def render(self, event: SiemEvent) -> str:
         """One LEEF line, without a line terminator."""
@@ -112,8 +115,7 @@ class LeefEncoder:
         ]
         append = parts.append
         value_of = self._value
-        for name, key in self._fields:
-            value = getattr(record, name)
+        for key, value in zip(self._keys, self._values(record), strict=True):
             if value:
                 append(key)
                 append(value_of(value))

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from kzai_guard.siem._event import Level, SiemEvent, classify
 from kzai_guard.siem._text import REPLACEMENT, UNSAFE, rfc3339
 from kzai_guard.siem.settings import EncoderSettings
@@ -75,7 +77,8 @@ class SyslogEncoder:
         }
         self._middle = f" {settings.hostname} {settings.app_name} {settings.procid or '-'} "
         self._sd_open = f' [{settings.sd_id} uid="'
-        self._fields = tuple((name, f'" {name}="') for name in _STRING_FIELDS)
+        self._keys = tuple(f'" {name}="' for name in _STRING_FIELDS)
+        self._values = attrgetter(*_STRING_FIELDS)
 
     def render(self, event: SiemEvent) -> str:
         """One syslog message, without framing or line terminator."""
@@ -101,8 +104,7 @@ class SyslogEncoder:
             kind,
         ]
         append = parts.append
-        for name, key in self._fields:
-            value = getattr(record, name)
+        for key, value in zip(self._keys, self._values(record), strict=True):
             if value is not None:
                 append(key)
                 append(_value(value))

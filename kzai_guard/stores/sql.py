@@ -84,11 +84,19 @@ class SqlStore:
         self,
         steps: Sequence[tuple[str, Sequence[Any]]],
         change: tuple[ChangeKind, str | None] | None = None,
-    ) -> None:
+        *,
+        select: tuple[str, Sequence[Any]] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Run ``steps`` in one transaction; ``select`` runs first in it, and its rows return."""
         with self._lock:
             self._check_open()
             try:
                 with self._dialect.transaction(self._conn):
+                    rows: list[tuple[Any, ...]] = []
+                    if select is not None:
+                        rows = self._conn.execute(
+                            self._dialect.sql(select[0]), select[1]
+                        ).fetchall()
                     for statement, params in steps:
                         self._conn.execute(self._dialect.sql(statement), params)
                     if change is not None:
@@ -98,6 +106,7 @@ class SqlStore:
                             ),
                             (change[0].value, change[1], _us(datetime.now(UTC))),
                         )
+                    return rows
             except StoreError:
                 raise
             except Exception as exc:
@@ -148,10 +157,7 @@ class SqlStore:
         )
 
     def withdraw_consents(self, subject: str, purpose: str, at: datetime) -> list[Consent]:
-        active = [
-            c for c in self.consents_of(subject) if c.purpose == purpose and c.withdrawn_at is None
-        ]
-        self._write(
+        rows = self._write(
             [
                 (
                     "UPDATE kzg_consents SET withdrawn_at = ? "
@@ -160,8 +166,14 @@ class SqlStore:
                 )
             ],
             (ChangeKind.CONSENT, subject),
+            select=(
+                f"SELECT {_CONSENT_COLUMNS} FROM kzg_consents "
+                "WHERE subject = ? AND purpose = ? AND withdrawn_at IS NULL "
+                "ORDER BY granted_at, id",
+                (subject, purpose),
+            ),
         )
-        return [dataclasses.replace(c, withdrawn_at=at) for c in active]
+        return [dataclasses.replace(_consent(row), withdrawn_at=at) for row in rows]
 
     def consents_of(self, subject: str) -> list[Consent]:
         rows = self._read(
@@ -194,24 +206,25 @@ class SqlStore:
     def withdraw_objections(
         self, subject: str, policy: str | None, at: datetime
     ) -> list[Objection]:
-        active = [
-            o for o in self.objections_of(subject) if o.policy == policy and o.withdrawn_at is None
-        ]
         condition = "policy IS NULL" if policy is None else "policy = ?"
-        params: tuple[Any, ...] = (
-            (_us(at), subject) if policy is None else (_us(at), subject, policy)
-        )
-        self._write(
+        keys: tuple[Any, ...] = (subject,) if policy is None else (subject, policy)
+        rows = self._write(
             [
                 (
                     "UPDATE kzg_objections SET withdrawn_at = ? "
                     f"WHERE subject = ? AND {condition} AND withdrawn_at IS NULL",
-                    params,
+                    (_us(at), *keys),
                 )
             ],
             (ChangeKind.OBJECTION, subject),
+            select=(
+                f"SELECT {_OBJECTION_COLUMNS} FROM kzg_objections "
+                f"WHERE subject = ? AND {condition} AND withdrawn_at IS NULL "
+                "ORDER BY recorded_at, id",
+                keys,
+            ),
         )
-        return active
+        return [dataclasses.replace(_objection(row), withdrawn_at=at) for row in rows]
 
     def objections_of(self, subject: str) -> list[Objection]:
         rows = self._read(
@@ -219,17 +232,7 @@ class SqlStore:
             "ORDER BY recorded_at, id",
             (subject,),
         )
-        return [
-            Objection(
-                id=r[0],
-                subject=r[1],
-                policy=r[2],
-                recorded_at=_dt(r[3]),
-                withdrawn_at=_dt_or_none(r[4]),
-                channel=r[5],
-            )
-            for r in rows
-        ]
+        return [_objection(r) for r in rows]
 
     # -- kill switches ----------------------------------------------------------------------
 
@@ -425,6 +428,17 @@ def _consent(r: tuple[Any, ...]) -> Consent:
         granted_at=_dt(r[6]),
         expires_at=_dt_or_none(r[7]),
         withdrawn_at=_dt_or_none(r[8]),
+    )
+
+
+def _objection(r: tuple[Any, ...]) -> Objection:
+    return Objection(
+        id=r[0],
+        subject=r[1],
+        policy=r[2],
+        recorded_at=_dt(r[3]),
+        withdrawn_at=_dt_or_none(r[4]),
+        channel=r[5],
     )
 
 

@@ -173,7 +173,16 @@ class TcpSyslogTransport:
             pause = min(pause * 2, 0.05)
         readable, _, _ = select.select([sock], [], [], 0)
         if readable:
-            raise TransportError("the receiver closed the connection")
+            # TLS 1.3 session tickets also make the socket readable; only EOF means closed.
+            sock.setblocking(False)
+            try:
+                data: bytes | None = sock.recv(4096)
+            except (ssl.SSLWantReadError, BlockingIOError):
+                data = None
+            finally:
+                sock.settimeout(self._timeout)
+            if data == b"":
+                raise TransportError("the receiver closed the connection")
 
 
 def _where(address: tuple[str, int]) -> str:

@@ -1,0 +1,219 @@
+"""OpenTelemetry: span attributes, trace id in the audit record, the decisions counter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import kzai_guard as kg
+from kzai_guard.testing import memory_guard
+
+LOAN = kg.DecisionPolicy(
+    name="loan_approval",
+    purpose="credit-scoring",
+    significance=kg.Significance.LEGAL_EFFECT,
+    autonomy=kg.Autonomy.HIGH,
+    risk=kg.RiskClass.HIGH,
+    model=kg.ModelInfo(name="scorer", version="2.1"),
+)
+EXPLANATION = kg.Explanation(
+    summary={kg.Language.EN: "Approved"},
+    ai_role="A model computed the score.",
+    consequences="The loan is granted.",
+)
+
+
+@pytest.fixture
+def tracing() -> Iterator[tuple[trace.Tracer, InMemorySpanExporter]]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider.get_tracer("kzai-guard-tests"), exporter
+    provider.shutdown()
+
+
+@pytest.fixture
+def metering() -> Iterator[tuple[MeterProvider, InMemoryMetricReader]]:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    yield provider, reader
+    provider.shutdown()
+
+
+@pytest.fixture
+def guarded(
+    metering: tuple[MeterProvider, InMemoryMetricReader],
+) -> Iterator[tuple[kg.Guard, kg.MemorySink]]:
+    guard, sink = memory_guard([LOAN], contact="credit@example.kz", meter_provider=metering[0])
+    yield guard, sink
+    guard.close()
+
+
+def decide(guard: kg.Guard) -> Callable[[], str]:
+    @guard.decision("loan_approval")
+    def score() -> str:
+        kg.explain(EXPLANATION)
+        return "approved"
+
+    return score
+
+
+def test_decision_inside_a_span_sets_policy_verdict_reason_and_decision_id(
+    guarded: tuple[kg.Guard, kg.MemorySink],
+    tracing: tuple[trace.Tracer, InMemorySpanExporter],
+) -> None:
+    guard, sink = guarded
+    tracer, exporter = tracing
+    score = decide(guard)
+    guard.consents.grant("T-1", "credit-scoring", "v1")
+
+    with tracer.start_as_current_span("score-application"), kg.decision_context("T-1"):
+        score()
+
+    [span] = exporter.get_finished_spans()
+    [record] = sink.of_kind(kg.EventKind.DECISION)
+    assert dict(span.attributes or {}) == {
+        "kzai_guard.policy": "loan_approval",
+        "kzai_guard.verdict": "allow",
+        "kzai_guard.reason": "consent",
+        "kzai_guard.decision_id": record.id,
+    }
+
+
+def test_blocked_decision_inside_a_span_sets_the_block_verdict_and_reason(
+    guarded: tuple[kg.Guard, kg.MemorySink],
+    tracing: tuple[trace.Tracer, InMemorySpanExporter],
+) -> None:
+    guard, _ = guarded
+    tracer, exporter = tracing
+    score = decide(guard)
+
+    with (
+        tracer.start_as_current_span("score-application"),
+        kg.decision_context("T-2"),
+        pytest.raises(kg.DecisionBlocked) as caught,
+    ):
+        score()
+
+    [span] = exporter.get_finished_spans()
+    attributes = dict(span.attributes or {})
+    assert attributes["kzai_guard.verdict"] == "block"
+    assert attributes["kzai_guard.reason"] == "no-legal-basis"
+    assert attributes["kzai_guard.decision_id"] == caught.value.decision_id
+
+
+def test_audit_record_trace_id_is_the_span_trace_id_in_32_hex_digits(
+    guarded: tuple[kg.Guard, kg.MemorySink],
+    tracing: tuple[trace.Tracer, InMemorySpanExporter],
+) -> None:
+    guard, sink = guarded
+    tracer, exporter = tracing
+    score = decide(guard)
+    guard.consents.grant("T-3", "credit-scoring", "v1")
+
+    with tracer.start_as_current_span("score-application"), kg.decision_context("T-3"):
+        score()
+
+    [span] = exporter.get_finished_spans()
+    [record] = sink.of_kind(kg.EventKind.DECISION)
+    assert span.context is not None
+    assert record.trace_id == format(span.context.trace_id, "032x")
+    assert record.trace_id is not None and len(record.trace_id) == 32
+
+
+def test_decisions_counter_counts_by_verdict(
+    guarded: tuple[kg.Guard, kg.MemorySink],
+    metering: tuple[MeterProvider, InMemoryMetricReader],
+) -> None:
+    guard, _ = guarded
+    _, reader = metering
+    score = decide(guard)
+    guard.consents.grant("T-4", "credit-scoring", "v1")
+    for _ in range(3):
+        with kg.decision_context("T-4"):
+            score()
+    for _ in range(2):
+        with kg.decision_context("T-5"), pytest.raises(kg.DecisionBlocked):
+            score()
+
+    counts = {
+        point.attributes["kzai_guard.verdict"]: point.value
+        for resource in reader.get_metrics_data().resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "kzai_guard.decisions"
+        for point in metric.data.data_points
+    }
+    assert counts == {"allow": 3, "block": 2}
+
+
+def test_decision_duration_histogram_counts_every_decision(
+    guarded: tuple[kg.Guard, kg.MemorySink],
+    metering: tuple[MeterProvider, InMemoryMetricReader],
+) -> None:
+    guard, _ = guarded
+    _, reader = metering
+    score = decide(guard)
+    guard.consents.grant("T-6", "credit-scoring", "v1")
+    for _ in range(4):
+        with kg.decision_context("T-6"):
+            score()
+
+    [metric] = [
+        metric
+        for resource in reader.get_metrics_data().resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "kzai_guard.decision.duration"
+    ]
+    assert metric.unit == "us"
+    assert [point.count for point in metric.data.data_points] == [4]
+
+
+def test_decision_outside_any_span_has_no_trace_id(
+    guarded: tuple[kg.Guard, kg.MemorySink],
+) -> None:
+    guard, sink = guarded
+    score = decide(guard)
+    guard.consents.grant("T-7", "credit-scoring", "v1")
+
+    with kg.decision_context("T-7"):
+        score()
+
+    [record] = sink.of_kind(kg.EventKind.DECISION)
+    assert record.trace_id is None
+
+
+def test_decision_under_the_api_no_op_tracer_has_no_trace_id(
+    guarded: tuple[kg.Guard, kg.MemorySink],
+) -> None:
+    guard, sink = guarded
+    score = decide(guard)
+    guard.consents.grant("T-8", "credit-scoring", "v1")
+    tracer = trace.NoOpTracerProvider().get_tracer("kzai-guard-tests")
+
+    with tracer.start_as_current_span("score-application"), kg.decision_context("T-8"):
+        score()
+
+    [record] = sink.of_kind(kg.EventKind.DECISION)
+    assert record.trace_id is None
+
+
+def test_guard_without_a_meter_provider_decides_under_the_api_defaults() -> None:
+    guard, sink = memory_guard([LOAN], contact="credit@example.kz")
+    try:
+        score = decide(guard)
+        guard.consents.grant("T-9", "credit-scoring", "v1")
+        with kg.decision_context("T-9"):
+            assert score() == "approved"
+        [record] = sink.of_kind(kg.EventKind.DECISION)
+        assert (record.verdict, record.trace_id) == ("allow", None)
+    finally:
+        guard.close()
