@@ -14,8 +14,8 @@ from kzai_guard.core.explanation import (
     Factor,
     complete,
     explanation_digest,
-    missing_fields,
     localise,
+    missing_fields,
     with_defaults,
 )
 from kzai_guard.core.policy import ModelInfo
