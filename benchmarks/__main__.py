@@ -15,6 +15,8 @@ the library that is not there yet is reported in the table, never as a failure.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 import traceback
@@ -33,29 +35,37 @@ RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--smoke", action="store_true", help="tiny counts, seconds; for CI")
     mode.add_argument("--long", action="store_true", help="add the 10^7 growth point")
-    parser.add_argument("--only", default="", help="comma-separated sections: "
-                        + ",".join(report.SECTIONS))
+    parser.add_argument(
+        "--only", default="", help="comma-separated sections: " + ",".join(report.SECTIONS)
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results path")
-    parser.add_argument("--write-docs", action="store_true",
-                        help="regenerate docs/benchmarks.md and the growth plot from this run")
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="regenerate docs/benchmarks.md and the growth plot from this run",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin to one core")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # On SIGTERM unwind normally, so child processes (servers, load generator) are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     budget = BUDGETS["smoke" if args.smoke else "long" if args.long else "default"]
     only = {s for s in args.only.split(",") if s}
     unknown = only - set(report.SECTIONS)
     if unknown:
         _parser().error(f"unknown sections: {', '.join(sorted(unknown))}")
-    results = run(budget, only or set(report.SECTIONS), pin=not args.no_pin,
-                  command=_command(argv))
+    results = run(budget, only or set(report.SECTIONS), pin=not args.no_pin, command=_command(argv))
     report.write_json(results, args.output)
     print(report.terminal_table(results))
     print(f"\nResults written to {args.output}")
@@ -77,8 +87,11 @@ def _command(argv: list[str] | None) -> str:
 
 
 def run(budget: Budget, sections: set[str], *, pin: bool, command: str) -> dict[str, Any]:
+    described = machine.describe()
     cores = machine.allowed_cores()
-    layout = machine.layout(cores) if pin else {"bench": None, "server": None, "client": None}
+    layout: dict[str, int | None] = (
+        machine.layout(cores) if pin else {"bench": None, "server": None, "client": None}
+    )
     pinned = machine.pin(layout["bench"])
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -86,9 +99,14 @@ def run(budget: Budget, sections: set[str], *, pin: bool, command: str) -> dict[
         "mode": budget.mode,
         "command": command,
         "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine.describe(),
-        "pinning": {"requested": pin, "bench_core": pinned, "server_core": layout["server"],
-                    "client_core": layout["client"], "allowed_cores": cores},
+        "machine": described,
+        "pinning": {
+            "requested": pin,
+            "bench_core": pinned,
+            "server_core": layout["server"],
+            "client_core": layout["client"],
+            "allowed_cores": cores,
+        },
         "sections": {},
     }
     floor_holder: list[Floor] = []
@@ -109,6 +127,7 @@ def run(budget: Budget, sections: set[str], *, pin: bool, command: str) -> dict[
         entry["seconds"] = round(time.perf_counter() - t0, 2)
         results["sections"][name] = entry
     results["duration_s"] = round(time.perf_counter() - started, 2)
+    results["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["summary"] = report.summary(results)
     return results
 

@@ -4,7 +4,10 @@ Every variant serves ``GET /decide`` with the same decision function, on Starlet
 
 - ``bare``: no middleware at all, the baseline;
 - ``guarded``: the guard installed and the endpoint under ``@guard.decision``, on the allowed
-  path (the subject holds a valid consent, the endpoint gives its explanation);
+  path (the subject holds a valid consent, the endpoint gives its explanation), auditing to the
+  signed log in async durability;
+- ``guarded-null``: the same with a :class:`~kzai_guard.NullSink`, to separate the guard's own
+  work from the audit log's;
 - ``basehttp``: a ``BaseHTTPMiddleware`` that does nothing, to show what a pure ASGI design saves;
 - ``pureasgi``: a pure ASGI middleware that does nothing, the cost of one more layer.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from starlette.requests import Request
@@ -23,7 +27,7 @@ from starlette.requests import Request
 from benchmarks.asgi_driver import ASGIApp, Receive, Scope, Send
 
 Framework = Literal["starlette", "fastapi"]
-Variant = Literal["bare", "guarded", "basehttp", "pureasgi"]
+Variant = Literal["bare", "guarded", "guarded-null", "basehttp", "pureasgi"]
 OtelMode = Literal["api", "sdk"]
 
 FRAMEWORKS: tuple[Framework, ...] = ("starlette", "fastapi")
@@ -49,6 +53,8 @@ class Built:
     guard: Any = None
     audit_label: str = ""
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    settle: Callable[[], None] = lambda: None
+    """Wait until work the app handed to background threads is done (the audit writer)."""
 
     def close(self) -> None:
         for cleanup in reversed(self.cleanups):
@@ -61,8 +67,17 @@ def guard_missing() -> str | None:
         import kzai_guard as kg
     except ImportError as exc:
         return f"kzai_guard cannot be imported ({exc})"
-    needed = ("Guard", "DecisionPolicy", "Domain", "Significance", "Autonomy", "RiskClass",
-              "from_header", "explain", "Explanation")
+    needed = (
+        "Guard",
+        "DecisionPolicy",
+        "Domain",
+        "Significance",
+        "Autonomy",
+        "RiskClass",
+        "from_header",
+        "explain",
+        "Explanation",
+    )
     missing = [name for name in needed if not hasattr(kg, name)]
     if missing:
         return f"kzai_guard has no {', '.join(missing)} yet"
@@ -87,11 +102,15 @@ def configure_otel(mode: OtelMode) -> None:
     trace.set_tracer_provider(provider)
 
 
-def build(framework: Framework, variant: Variant, audit: str = "log") -> Built:
+def build(
+    framework: Framework, variant: Variant, audit: str = "log", store: str = "memory://"
+) -> Built:
     """Build one variant. ``audit``: ``log`` (the signed log, async, in a temporary
     directory; falls back to ``null`` when the log is not there yet) or ``null``."""
     if variant == "guarded":
-        return _guarded(framework, audit)
+        return _guarded(framework, audit, store)
+    if variant == "guarded-null":
+        return _guarded(framework, "null", store)
     app = _app(framework, _bare_endpoint(framework))
     if variant == "basehttp":
         from starlette.middleware.base import BaseHTTPMiddleware
@@ -144,15 +163,13 @@ def _bare_endpoint(framework: Framework) -> Callable[..., Awaitable[Any]]:
 
 
 def audit_sink(kind: str) -> tuple[Any, str, Callable[[], None]]:
-    """The audit target for a guard: (sink or directory, label, cleanup)."""
+    """The audit target for a guard: (sink, label, cleanup)."""
     if kind == "log":
-        try:
-            from kzai_guard.audit.log import AuditLog
-        except ImportError:
-            AuditLog = None  # noqa: N806
-        if AuditLog is not None:
+        from benchmarks import signed_log
+
+        if signed_log.missing() is None:
             directory = tempfile.TemporaryDirectory(prefix="kzai-bench-audit-")
-            log = AuditLog.open(directory.name, durability="async")
+            log = signed_log.open_log(Path(directory.name), "async")
 
             def cleanup() -> None:
                 log.close()
@@ -161,7 +178,8 @@ def audit_sink(kind: str) -> tuple[Any, str, Callable[[], None]]:
             return log, "signed log, async", cleanup
     from kzai_guard.audit.sink import NullSink
 
-    return NullSink(), "null sink (signed log not available)", lambda: None
+    label = "null sink" if kind == "null" else "null sink (signed log not available)"
+    return NullSink(), label, lambda: None
 
 
 def make_guard(store: str = "memory://", audit: Any = None) -> Any:
@@ -181,24 +199,33 @@ def make_guard(store: str = "memory://", audit: Any = None) -> Any:
                 significance=kg.Significance.LEGAL_EFFECT,
                 autonomy=kg.Autonomy.HIGH,
                 risk=kg.RiskClass.HIGH,
+                model=kg.ModelInfo(name="scorer", version="1.4", provider="bench"),
             )
         ],
         profile="kz",
         store=store,
         subject=kg.from_header(SUBJECT_HEADER),
         audit=audit,
+        contact="credit-decisions@bank.example.kz",
     )
 
 
-def _guarded(framework: Framework, audit: str) -> Built:
+def _guarded(framework: Framework, audit: str, store: str) -> Built:
     import kzai_guard as kg
 
     sink, label, cleanup = audit_sink(audit)
-    guard = make_guard(audit=sink)
+    guard: kg.Guard = make_guard(store=store, audit=sink)
     guard.consents.grant(subject=SUBJECT, purpose=PURPOSE, notice_version="1")
 
+    factor = kg.Factor(name="repayment history", direction=kg.Direction.FAVOURABLE, weight=0.6)
+
     def explanation() -> Any:
-        return kg.Explanation(summary="score above the approval threshold")
+        return kg.Explanation(
+            summary={kg.Language.EN: "Application approved", kg.Language.RU: "Заявка одобрена"},
+            factors=(factor,),
+            ai_role="The score was computed by a model; no person reviewed it.",
+            consequences="The loan is granted on the offered terms.",
+        )
 
     if framework == "starlette":
         from starlette.responses import JSONResponse
@@ -218,4 +245,11 @@ def _guarded(framework: Framework, audit: str) -> Built:
 
         app = _app(framework, decide_api)
     guard.install(app)
-    return Built(app, guard=guard, audit_label=label, cleanups=[cleanup])
+    flush = getattr(sink, "flush", None)
+    return Built(
+        app,
+        guard=guard,
+        audit_label=label,
+        cleanups=[guard.close, cleanup],
+        settle=flush if callable(flush) else lambda: None,
+    )

@@ -99,8 +99,9 @@ async def lifespan_startup(app: ASGIApp) -> Callable[[], Awaitable[None]]:
     async def send(message: Message) -> None:
         await outbox.put(message)
 
-    task = asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
-                                     receive, send))
+    task = asyncio.ensure_future(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    )
     await inbox.put({"type": "lifespan.startup"})
     started = await asyncio.wait_for(outbox.get(), 30)
     if started["type"] != "lifespan.startup.complete":

@@ -2,10 +2,11 @@
 
 - append throughput, async durability: the log against ai-audit-trail (target: at least
   100,000 records/s, and at least 5x the rival) and against the floor (encode + two hashes);
-- append in sync durability: one writer waiting for each record, and writers keeping 64
-  records in flight, beside a plain write+fsync per record;
+- append in sync durability: one writer waiting for each record beside a plain write+fsync per
+  record, and writers keeping 64 records in flight beside a bare group-commit writer
+  (:mod:`benchmarks.group_commit`);
 - sync latency at fixed rates (open loop: latency counts from the scheduled send time), beside
-  write+fsync paced the same way (target at 1,000/s: p99 at most 2 ms);
+  the bare group-commit writer paced the same way (target at 1,000/s: p99 at most 2 ms);
 - verification throughput against ai-audit-trail's verifier and the floor (target: at least
   300,000 records/s).
 
@@ -15,7 +16,6 @@ are interleaved.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import threading
@@ -28,6 +28,7 @@ from typing import Any
 from benchmarks import rival, signed_log
 from benchmarks.budget import Budget
 from benchmarks.floor import Floor
+from benchmarks.group_commit import GroupCommitFile
 from benchmarks.measure import Figure, Sample, Target, percentile, rotated, unavailable
 from benchmarks.records import records
 
@@ -38,6 +39,8 @@ VERIFY_RATE = Target(300_000, "min", text=">= 300,000 rec/s")
 SYNC_P99_US = Target(2_000, "max", text="p99 <= 2 ms at 1,000/s")
 POOL = 10_000
 SYNC_DEPTH = 64
+PAYLOAD = b"x" * 559 + b"\n"
+"""What the durable-append floor writes per record: as many bytes as a log line."""
 
 
 class Workspace:
@@ -74,8 +77,13 @@ def run(budget: Budget, floor: Floor) -> list[Figure]:
 def _all_unavailable(why: str) -> list[Figure]:
     return [
         unavailable(SECTION, "append, async durability", "rec/s", why, target=APPEND_RATE),
-        unavailable(SECTION, "append, async durability vs ai-audit-trail", "rec/s", why,
-                    target=APPEND_VS_RIVAL),
+        unavailable(
+            SECTION,
+            "append, async durability vs ai-audit-trail",
+            "rec/s",
+            why,
+            target=APPEND_VS_RIVAL,
+        ),
         unavailable(SECTION, "append, sync durability, one writer", "rec/s", why),
         unavailable(SECTION, f"append, sync durability, {SYNC_DEPTH} in flight", "rec/s", why),
         unavailable(SECTION, "sync latency p99 at 1,000/s", "us", why, target=SYNC_P99_US),
@@ -110,17 +118,43 @@ def _measure(budget: Budget, floor: Floor, work: Workspace, rival_why: str | Non
     log_rate = Sample.of(rates["log"])
     floor_rate = Sample.of([1e6 / floor.append_us])
     note = "open + write every record + close (flushed, checkpoint signed)"
-    figures.append(Figure(SECTION, "append, async durability", "rec/s", "signed log", log_rate,
-                          "floor: encode + 2x SHA-256", floor_rate, APPEND_RATE, note))
+    figures.append(
+        Figure(
+            SECTION,
+            "append, async durability",
+            "rec/s",
+            "signed log",
+            log_rate,
+            "floor: encode + 2x SHA-256",
+            floor_rate,
+            APPEND_RATE,
+            note,
+        )
+    )
     if rival_why is None:
-        figures.append(Figure(
-            SECTION, "append, async durability vs ai-audit-trail", "rec/s", "signed log",
-            log_rate, "ai-audit-trail emit", Sample.of(rates["rival"]), APPEND_VS_RIVAL,
-            "ai-audit-trail keeps receipts in memory only and signs each one",
-        ))
+        figures.append(
+            Figure(
+                SECTION,
+                "append, async durability vs ai-audit-trail",
+                "rec/s",
+                "signed log",
+                log_rate,
+                "ai-audit-trail emit",
+                Sample.of(rates["rival"]),
+                APPEND_VS_RIVAL,
+                "ai-audit-trail keeps receipts in memory only and signs each one",
+            )
+        )
     else:
-        figures.append(unavailable(SECTION, "append, async durability vs ai-audit-trail",
-                                   "rec/s", rival_why, target=APPEND_VS_RIVAL))
+        figures.append(
+            unavailable(
+                SECTION,
+                "append, async durability vs ai-audit-trail",
+                "rec/s",
+                rival_why,
+                target=APPEND_VS_RIVAL,
+            )
+        )
 
     figures += _sync(budget, floor, work, pool)
     figures += _verify(budget, floor, work, pool, rival_why)
@@ -160,15 +194,51 @@ def _sync(budget: Budget, floor: Floor, work: Workspace, pool: list[Any]) -> lis
         latencies = fsync_latencies(each, directory=str(work.root))
         return each / (sum(latencies) / 1e6)
 
-    rates = rotated({"each": log_each, "batched": log_batched, "raw": raw},
-                    max(2, budget.rounds // 3))
+    def group() -> float:
+        target = GroupCommitFile(work.root / "group.raw")
+        futures: list[Future[None]] = []
+        start = time.perf_counter()
+        for _ in range(batched):
+            futures.append(target.write(PAYLOAD))
+            if len(futures) >= SYNC_DEPTH:
+                for future in futures:
+                    future.result()
+                futures.clear()
+        for future in futures:
+            future.result()
+        rate = batched / (time.perf_counter() - start)
+        target.close()
+        return rate
+
+    rates = rotated(
+        {"each": log_each, "batched": log_batched, "raw": raw, "group": group},
+        max(2, budget.rounds // 3),
+    )
     base = Sample.of(rates["raw"])
-    figures.append(Figure(SECTION, "append, sync durability, one writer", "rec/s",
-                          "signed log", Sample.of(rates["each"]), "write+fsync per record",
-                          base, note="each write waited on until durable"))
-    figures.append(Figure(SECTION, f"append, sync durability, {SYNC_DEPTH} in flight", "rec/s",
-                          "signed log", Sample.of(rates["batched"]), "write+fsync per record",
-                          base, note="group commit: one fsync serves many records"))
+    figures.append(
+        Figure(
+            SECTION,
+            "append, sync durability, one writer",
+            "rec/s",
+            "signed log",
+            Sample.of(rates["each"]),
+            "write+fsync per record",
+            base,
+            note="each write waited on until durable",
+        )
+    )
+    figures.append(
+        Figure(
+            SECTION,
+            f"append, sync durability, {SYNC_DEPTH} in flight",
+            "rec/s",
+            "signed log",
+            Sample.of(rates["batched"]),
+            "group-commit write+fsync",
+            Sample.of(rates["group"]),
+            note="one fsync serves every record queued while the last one ran",
+        )
+    )
     for rate in budget.rates:
         figures += _paced(budget, work, pool, rate)
     return figures
@@ -199,23 +269,22 @@ def _paced_run(rate: int, seconds: float, submit: Callable[[], Any]) -> list[flo
         else:
             mark(None)
     for _ in range(count):
-        finished.acquire(timeout=30)
+        if not finished.acquire(timeout=60):
+            raise RuntimeError(f"a paced write did not complete within 60 s (rate {rate}/s)")
     return sorted((d - s) * 1e6 for d, s in zip(done_at, scheduled, strict=True))
 
 
 def _paced(budget: Budget, work: Workspace, pool: list[Any], rate: int) -> list[Figure]:
     path = work.fresh()
     log = signed_log.open_log(path, "sync")
-    fd = os.open(work.root / f"paced-{rate}.raw", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    payload = b"x" * 559 + b"\n"
+    floor_file = GroupCommitFile(work.root / f"paced-{rate}.raw")
     counter = iter(range(1 << 62))
 
     def submit_log() -> Any:
         return log.write(pool[next(counter) % len(pool)])
 
-    def submit_raw() -> None:
-        os.write(fd, payload)
-        os.fsync(fd)
+    def submit_raw() -> Future[None]:
+        return floor_file.write(PAYLOAD)
 
     try:
         p50s: dict[str, list[float]] = {"log": [], "raw": []}
@@ -232,15 +301,31 @@ def _paced(budget: Budget, work: Workspace, pool: list[Any], rate: int) -> list[
                 p99s[label].append(percentile(lat, 0.99))
     finally:
         log.close()
-        os.close(fd)
+        floor_file.close()
         work.drop(path)
     target = SYNC_P99_US if rate == 1_000 else None
     note = f"open loop, {reps} runs of {seconds:g} s; latency from scheduled send to durable"
     return [
-        Figure(SECTION, f"sync latency p50 at {rate:,}/s", "us", "signed log",
-               Sample.of(p50s["log"]), "write+fsync", Sample.of(p50s["raw"]), note=note),
-        Figure(SECTION, f"sync latency p99 at {rate:,}/s", "us", "signed log",
-               Sample.of(p99s["log"]), "write+fsync", Sample.of(p99s["raw"]), target),
+        Figure(
+            SECTION,
+            f"sync latency p50 at {rate:,}/s",
+            "us",
+            "signed log",
+            Sample.of(p50s["log"]),
+            "group-commit write+fsync",
+            Sample.of(p50s["raw"]),
+            note=note,
+        ),
+        Figure(
+            SECTION,
+            f"sync latency p99 at {rate:,}/s",
+            "us",
+            "signed log",
+            Sample.of(p99s["log"]),
+            "group-commit write+fsync",
+            Sample.of(p99s["raw"]),
+            target,
+        ),
     ]
 
 
@@ -250,12 +335,15 @@ def build_log(path: Path, pool: list[Any], n: int) -> None:
     log.close()
 
 
-def _verify(budget: Budget, floor: Floor, work: Workspace, pool: list[Any],
-            rival_why: str | None) -> list[Figure]:
+def _verify(
+    budget: Budget, floor: Floor, work: Workspace, pool: list[Any], rival_why: str | None
+) -> list[Figure]:
     why = signed_log.verify_missing()
     if why:
-        return [unavailable(SECTION, "verify", "rec/s", why, target=VERIFY_RATE),
-                unavailable(SECTION, "verify vs ai-audit-trail", "rec/s", why)]
+        return [
+            unavailable(SECTION, "verify", "rec/s", why, target=VERIFY_RATE),
+            unavailable(SECTION, "verify vs ai-audit-trail", "rec/s", why),
+        ]
     n = budget.log_records
     path = work.fresh()
     build_log(path, pool, n)
@@ -275,14 +363,31 @@ def _verify(budget: Budget, floor: Floor, work: Workspace, pool: list[Any],
     rates = rotated(runs, budget.rounds)
     work.drop(path)
     log_rate = Sample.of(rates["log"])
-    figures = [Figure(SECTION, "verify", "rec/s", "signed log", log_rate,
-                      "floor: decode + 2x SHA-256", Sample.of([1e6 / floor.verify_us]),
-                      VERIFY_RATE, "whole directory: chain, Merkle root, checkpoint signatures")]
+    figures = [
+        Figure(
+            SECTION,
+            "verify",
+            "rec/s",
+            "signed log",
+            log_rate,
+            "floor: decode + 2x SHA-256",
+            Sample.of([1e6 / floor.verify_us]),
+            VERIFY_RATE,
+            "whole directory: chain, Merkle root, checkpoint signatures",
+        )
+    ]
     if store is not None:
-        figures.append(Figure(SECTION, "verify vs ai-audit-trail", "rec/s", "signed log",
-                              log_rate, "ai-audit-trail verify_chain",
-                              Sample.of(rates["rival"])))
+        figures.append(
+            Figure(
+                SECTION,
+                "verify vs ai-audit-trail",
+                "rec/s",
+                "signed log",
+                log_rate,
+                "ai-audit-trail verify_chain",
+                Sample.of(rates["rival"]),
+            )
+        )
     else:
-        figures.append(unavailable(SECTION, "verify vs ai-audit-trail", "rec/s",
-                                   rival_why or ""))
+        figures.append(unavailable(SECTION, "verify vs ai-audit-trail", "rec/s", rival_why or ""))
     return figures

@@ -20,7 +20,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from benchmarks.budget import Budget
-from benchmarks.measure import Figure, Sample, percentile, per_op_us, rotated
+from benchmarks.measure import Figure, Sample, per_op_us, percentile, rotated
 from benchmarks.records import decision_record
 
 SECTION = "floor"
@@ -113,21 +113,54 @@ def run(budget: Budget) -> tuple[list[Figure], Floor]:
     writes = write_latencies(budget.fsyncs)
     size = f"{len(line)}-byte record"
     figures = [
-        Figure(SECTION, f"SHA-256 of a {size}", "us/op", "sha256", s["sha256"],
-               "copy of the bytes", s["copy"]),
-        Figure(SECTION, f"orjson encode, sorted keys ({size})", "us/op", "orjson.dumps",
-               s["encode"], "dict copy", s["dict"]),
-        Figure(SECTION, f"orjson decode ({size})", "us/op", "orjson.loads", s["decode"],
-               "dict copy", s["dict"]),
+        Figure(
+            SECTION,
+            f"SHA-256 of a {size}",
+            "us/op",
+            "sha256",
+            s["sha256"],
+            "copy of the bytes",
+            s["copy"],
+        ),
+        Figure(
+            SECTION,
+            f"orjson encode, sorted keys ({size})",
+            "us/op",
+            "orjson.dumps",
+            s["encode"],
+            "dict copy",
+            s["dict"],
+        ),
+        Figure(
+            SECTION,
+            f"orjson decode ({size})",
+            "us/op",
+            "orjson.loads",
+            s["decode"],
+            "dict copy",
+            s["dict"],
+        ),
         Figure(SECTION, "Ed25519 signature", "us/op", "sign", s["sign"], "SHA-256", s["sha256"]),
-        Figure(SECTION, "Ed25519 verification", "us/op", "verify", s["verify"], "sign",
-               s["sign"]),
-        Figure(SECTION, "fsync of a small append (p50)", "us/op", "write+fsync",
-               Sample.of([percentile(fsyncs, 0.5)]), "write", Sample.of([percentile(writes, 0.5)]),
-               note=f"{len(fsyncs)} appends in {tempfile.gettempdir()}"),
-        Figure(SECTION, "fsync of a small append (p99)", "us/op", "write+fsync",
-               Sample.of([percentile(fsyncs, 0.99)]), "write",
-               Sample.of([percentile(writes, 0.99)])),
+        Figure(SECTION, "Ed25519 verification", "us/op", "verify", s["verify"], "sign", s["sign"]),
+        Figure(
+            SECTION,
+            "fsync of a small append (p50)",
+            "us/op",
+            "write+fsync",
+            Sample.of([percentile(fsyncs, 0.5)]),
+            "write",
+            Sample.of([percentile(writes, 0.5)]),
+            note=f"{len(fsyncs)} appends in {tempfile.gettempdir()}",
+        ),
+        Figure(
+            SECTION,
+            "fsync of a small append (p99)",
+            "us/op",
+            "write+fsync",
+            Sample.of([percentile(fsyncs, 0.99)]),
+            "write",
+            Sample.of([percentile(writes, 0.99)]),
+        ),
     ]
     floor = Floor(
         sha256_us=s["sha256"].median,

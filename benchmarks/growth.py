@@ -52,9 +52,11 @@ def _log_growth(budget: Budget) -> list[Figure]:
     why = signed_log.missing()
     sizes = budget.growth_sizes
     if why:
-        return [unavailable(SECTION, f"{op} at {size:,} records", unit, why)
-                for size in sizes for op, unit in (("append", "rec/s"), ("verify", "rec/s"),
-                                                   ("prove", "us/proof"))]
+        return [
+            unavailable(SECTION, f"{op} at {size:,} records", unit, why)
+            for size in sizes
+            for op, unit in (("append", "rec/s"), ("verify", "rec/s"), ("prove", "us/proof"))
+        ]
     verify_why = signed_log.verify_missing()
     prove_why = signed_log.prove_missing()
     pool = records(min(POOL, sizes[0]))
@@ -62,8 +64,7 @@ def _log_growth(budget: Budget) -> list[Figure]:
     points: list[Point] = []
     try:
         for size in sizes:
-            point = Point(size, [], [] if not verify_why else None,
-                          [] if not prove_why else None)
+            point = Point(size, [], [] if not verify_why else None, [] if not prove_why else None)
             for _ in range(_reps(size, budget)):
                 path = work.fresh()
                 start = time.perf_counter()
@@ -98,39 +99,81 @@ def _prove(path: Any, size: int) -> float:
         prover.close()
 
 
-def _figures(points: list[Point], budget: Budget, verify_why: str | None,
-             prove_why: str | None) -> list[Figure]:
+def _figures(
+    points: list[Point], budget: Budget, verify_why: str | None, prove_why: str | None
+) -> list[Figure]:
     first = points[0]
-    skipped = "" if 10_000_000 in budget.growth_sizes else \
-        "10^7 records: run with --long (not measured in this mode)"
+    skipped = (
+        ""
+        if 10_000_000 in budget.growth_sizes
+        else "10^7 records: run with --long (not measured in this mode)"
+    )
     figures: list[Figure] = []
     for point in points:
         last = point is points[-1]
         note = skipped if last else ""
         label = f"{first.size:,} records"
-        figures.append(Figure(SECTION, f"append at {point.size:,} records", "rec/s",
-                              "signed log", Sample.of(point.append), label,
-                              Sample.of(first.append), note=note,
-                              extra={"size": point.size, "op": "append"}))
+        figures.append(
+            Figure(
+                SECTION,
+                f"append at {point.size:,} records",
+                "rec/s",
+                "signed log",
+                Sample.of(point.append),
+                label,
+                Sample.of(first.append),
+                note=note,
+                extra={"size": point.size, "op": "append"},
+            )
+        )
         if point.verify is not None and first.verify is not None:
-            figures.append(Figure(SECTION, f"verify at {point.size:,} records", "rec/s",
-                                  "signed log", Sample.of(point.verify), label,
-                                  Sample.of(first.verify), note=note,
-                                  extra={"size": point.size, "op": "verify"}))
+            figures.append(
+                Figure(
+                    SECTION,
+                    f"verify at {point.size:,} records",
+                    "rec/s",
+                    "signed log",
+                    Sample.of(point.verify),
+                    label,
+                    Sample.of(first.verify),
+                    note=note,
+                    extra={"size": point.size, "op": "verify"},
+                )
+            )
         else:
-            figures.append(unavailable(SECTION, f"verify at {point.size:,} records", "rec/s",
-                                       verify_why or "", extra={"size": point.size,
-                                                                "op": "verify"}))
+            figures.append(
+                unavailable(
+                    SECTION,
+                    f"verify at {point.size:,} records",
+                    "rec/s",
+                    verify_why or "",
+                    extra={"size": point.size, "op": "verify"},
+                )
+            )
         if point.prove_us is not None and first.prove_us is not None:
-            figures.append(Figure(SECTION, f"prove at {point.size:,} records", "us/proof",
-                                  "inclusion proof", Sample.of(point.prove_us), label,
-                                  Sample.of(first.prove_us), note=note,
-                                  extra={"size": point.size, "op": "prove",
-                                         "proofs": PROOFS}))
+            figures.append(
+                Figure(
+                    SECTION,
+                    f"prove at {point.size:,} records",
+                    "us/proof",
+                    "inclusion proof",
+                    Sample.of(point.prove_us),
+                    label,
+                    Sample.of(first.prove_us),
+                    note=note,
+                    extra={"size": point.size, "op": "prove", "proofs": PROOFS},
+                )
+            )
         else:
-            figures.append(unavailable(SECTION, f"prove at {point.size:,} records", "us/proof",
-                                       prove_why or "", extra={"size": point.size,
-                                                               "op": "prove"}))
+            figures.append(
+                unavailable(
+                    SECTION,
+                    f"prove at {point.size:,} records",
+                    "us/proof",
+                    prove_why or "",
+                    extra={"size": point.size, "op": "prove"},
+                )
+            )
     return figures
 
 
@@ -145,21 +188,45 @@ def _rss(budget: Budget, core: int | None) -> list[Figure]:
     except ChildFailed as exc:
         raise RuntimeError(f"the bare app could not be driven: {exc}") from exc
     if why:
-        return [unavailable(SECTION, name, "MiB", why),
-                unavailable(SECTION, growth_name, "MiB", why, target=RSS_GROWTH)]
+        return [
+            unavailable(SECTION, name, "MiB", why),
+            unavailable(SECTION, growth_name, "MiB", why, target=RSS_GROWTH),
+        ]
     try:
         guarded = run_child("benchmarks.rss", ["--variant", "guarded", *args], timeout=3600)
     except ChildFailed as exc:
-        return [unavailable(SECTION, name, "MiB", str(exc)),
-                unavailable(SECTION, growth_name, "MiB", str(exc), target=RSS_GROWTH)]
+        return [
+            unavailable(SECTION, name, "MiB", str(exc)),
+            unavailable(SECTION, growth_name, "MiB", str(exc), target=RSS_GROWTH),
+        ]
     tenth = str(max(1, n // 10))
     peak_b, peak_g = bare["peak_mb"], guarded["peak_mb"]
     return [
-        Figure(SECTION, name, "MiB", "guarded", Sample.of([peak_g[str(n)]]), "bare",
-               Sample.of([peak_b[str(n)]]), note=f"audit: {guarded['audit']}",
-               extra={"guarded": peak_g, "bare": peak_b}),
-        Figure(SECTION, growth_name, "MiB", "guarded",
-               Sample.of([peak_g[str(n)] - peak_g[tenth]]), "bare",
-               Sample.of([peak_b[str(n)] - peak_b[tenth]]), RSS_GROWTH,
-               note=f"peak after {n:,} minus peak after {int(tenth):,}"),
+        Figure(
+            SECTION,
+            name,
+            "MiB",
+            "guarded",
+            Sample.of([peak_g[str(n)]]),
+            "bare",
+            Sample.of([peak_b[str(n)]]),
+            note=f"audit: {guarded['audit']}; store: {guarded.get('store', '?')}",
+            extra={
+                "guarded_peak": peak_g,
+                "bare_peak": peak_b,
+                "guarded_rss": guarded.get("rss_mb"),
+                "bare_rss": bare.get("rss_mb"),
+            },
+        ),
+        Figure(
+            SECTION,
+            growth_name,
+            "MiB",
+            "guarded",
+            Sample.of([peak_g[str(n)] - peak_g[tenth]]),
+            "bare",
+            Sample.of([peak_b[str(n)] - peak_b[tenth]]),
+            RSS_GROWTH,
+            note=f"peak after {n:,} minus peak after {int(tenth):,}",
+        ),
     ]

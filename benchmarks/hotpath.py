@@ -3,7 +3,9 @@
 Each OpenTelemetry mode runs in its own child process (the global tracer provider can be set
 once per process), pinned to one core. Within it, the bare app, the guarded app and the two
 no-op middlewares are driven in interleaved, rotating rounds of back-to-back requests; a
-figure is microseconds per request, and the guard's cost is guarded minus bare.
+figure is microseconds per request, and the guard's cost is guarded minus bare. A guarded
+repetition ends when the audit log's writer has written every record it was handed, so the
+audit work of a repetition is counted in it and never spills into the next.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import asyncio
 import gc
 import time
+from collections.abc import Callable
 from typing import Any
 
 from benchmarks import apps
@@ -37,16 +40,23 @@ def run(budget: Budget, core: int | None) -> list[Figure]:
             answer = run_child("benchmarks.hotpath", args, timeout=1800)
         except ChildFailed as exc:
             for framework in apps.FRAMEWORKS:
-                figures.append(unavailable(SECTION, _name(framework, "guarded", otel), "us/req",
-                                           str(exc), target=ADDED))
+                figures.append(
+                    unavailable(
+                        SECTION, _name(framework, "guarded", otel), "us/req", str(exc), target=ADDED
+                    )
+                )
             continue
         figures += _figures(answer, otel)
     return figures
 
 
 def _name(framework: str, variant: str, otel: str) -> str:
-    what = {"guarded": "guarded decision", "basehttp": "BaseHTTPMiddleware no-op",
-            "pureasgi": "pure ASGI middleware no-op"}[variant]
+    what = {
+        "guarded": "guarded decision",
+        "guarded-null": "guarded decision, audit to NullSink",
+        "basehttp": "BaseHTTPMiddleware no-op",
+        "pureasgi": "pure ASGI middleware no-op",
+    }[variant]
     return f"in-process {framework}: {what} (otel {otel})"
 
 
@@ -55,22 +65,52 @@ def _figures(answer: dict[str, Any], otel: str) -> list[Figure]:
     pinned = answer.get("core")
     for framework, result in answer["frameworks"].items():
         bare = Sample.of(result["bare"])
-        for variant in ("guarded", "basehttp", "pureasgi"):
+        for variant in ("guarded", "guarded-null", "basehttp", "pureasgi"):
             if otel == "sdk" and variant != "guarded":
                 continue
-            target = ADDED if variant == "guarded" else None
+            target = ADDED if variant.startswith("guarded") else None
             if variant not in result:
-                figures.append(unavailable(SECTION, _name(framework, variant, otel), "us/req",
-                                           result.get("missing", "not built"), target=target))
+                figures.append(
+                    unavailable(
+                        SECTION,
+                        _name(framework, variant, otel),
+                        "us/req",
+                        result.get("missing", "not built"),
+                        target=target,
+                    )
+                )
                 continue
-            note = f"audit: {answer['audit']}" if variant == "guarded" else ""
-            figures.append(Figure(
-                SECTION, _name(framework, variant, otel), "us/req",
-                subject_label=variant, subject=Sample.of(result[variant]),
-                baseline_label="bare", baseline=bare, target=target, note=note,
-                extra={"core": pinned, "otel": otel, "framework": framework},
-            ))
+            note = {
+                "guarded": f"audit: {answer['audit']}",
+                "guarded-null": "the guard's own work, no audit log",
+            }.get(variant, "")
+            if otel == "sdk" and framework == "fastapi" and _fastapi_traces_itself():
+                note += "; FastAPI traces every request itself once an SDK is configured, so the "
+                note += "bare baseline carries FastAPI's own spans"
+            figures.append(
+                Figure(
+                    SECTION,
+                    _name(framework, variant, otel),
+                    "us/req",
+                    subject_label=variant,
+                    subject=Sample.of(result[variant]),
+                    baseline_label="bare",
+                    baseline=bare,
+                    target=target,
+                    note=note,
+                    extra={"core": pinned, "otel": otel, "framework": framework},
+                )
+            )
     return figures
+
+
+def _fastapi_traces_itself() -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec("fastapi.telemetry") is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def measure(budget: Budget, otel: apps.OtelMode) -> dict[str, Any]:
@@ -85,45 +125,50 @@ def measure(budget: Budget, otel: apps.OtelMode) -> dict[str, Any]:
         for framework in apps.FRAMEWORKS:
             variants: list[apps.Variant] = ["bare", "guarded"]
             if otel == "api":
-                variants += ["basehttp", "pureasgi"]
+                variants += ["guarded-null", "basehttp", "pureasgi"]
             drivers: dict[str, Driver] = {}
+            settles: dict[str, Callable[[], None]] = {}
             why_not = missing
             for variant in variants:
-                if variant == "guarded" and missing:
+                guarded = variant.startswith("guarded")
+                if guarded and missing:
                     continue
                 try:
                     built = apps.build(framework, variant)
                 except Exception as exc:
-                    if variant != "guarded":
+                    if not guarded:
                         raise
                     why_not = f"the guarded app cannot be built: {type(exc).__name__}: {exc}"
                     continue
                 built_all.append(built)
-                if built.audit_label:
+                if variant == "guarded":
                     audit_label = built.audit_label
                 driver = Driver(built.app, http_scope(apps.PATH, apps.HEADERS))
                 try:
                     runner.run(driver.check())
                     runner.run(driver.run(max(10, budget.requests // 10)))
                 except Exception as exc:
-                    if variant != "guarded":
+                    if not guarded:
                         raise
                     why_not = f"the guarded request failed: {type(exc).__name__}: {exc}"
                     continue
                 drivers[variant] = driver
+                settles[variant] = built.settle
+                built.settle()
 
-            def timed(driver: Driver) -> Any:
+            def timed(driver: Driver, settle: Callable[[], None]) -> Callable[[], float]:
                 def once() -> float:
                     gc.collect()
                     start = time.perf_counter()
                     runner.run(driver.run(budget.requests))
+                    settle()
                     return (time.perf_counter() - start) / budget.requests * 1e6
 
                 return once
 
-            samples = rotated({v: timed(d) for v, d in drivers.items()}, budget.rounds)
+            samples = rotated({v: timed(d, settles[v]) for v, d in drivers.items()}, budget.rounds)
             result: dict[str, Any] = dict(samples)
-            if why_not and "guarded" not in drivers:
+            if why_not:
                 result["missing"] = why_not
             frameworks[framework] = result
     finally:

@@ -3,7 +3,8 @@
 It reads one JSON command per line on stdin (``{"port", "path", "headers", "connections",
 "duration", "warmup"}``), opens that many keep-alive connections to 127.0.0.1, sends requests
 back to back on each for ``warmup + duration`` seconds, and answers one JSON line on stdout:
-requests completed in the measured window, its length, and latency percentiles. A long-lived
+requests completed in the measured window and during the warm-up, the window's length, and
+latency percentiles. A long-lived
 process serves every round, so its start-up never falls into a measurement.
 
 Run by :mod:`benchmarks.served`; ``python -m benchmarks.loadgen`` on its own waits for commands.
@@ -36,8 +37,13 @@ def _content_length(head: bytes) -> int:
 
 
 async def _connection(
-    port: int, request: bytes, start_at: float, stop_at: float, latencies: list[float],
+    port: int,
+    request: bytes,
+    start_at: float,
+    stop_at: float,
+    latencies: list[float],
     statuses: dict[int, int],
+    warm: list[int],
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     clock = time.perf_counter
@@ -56,6 +62,8 @@ async def _connection(
                 latencies.append(done - sent)
                 status = int(head[9:12])
                 statuses[status] = statuses.get(status, 0) + 1
+            else:
+                warm[0] += 1
     finally:
         writer.close()
 
@@ -69,9 +77,10 @@ async def _round(command: dict[str, Any]) -> dict[str, Any]:
     start_at, stop_at = now + warmup, now + warmup + duration
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    warm = [0]
     await asyncio.gather(
         *(
-            _connection(command["port"], request, start_at, stop_at, latencies, statuses)
+            _connection(command["port"], request, start_at, stop_at, latencies, statuses, warm)
             for _ in range(int(command.get("connections", 8)))
         )
     )
@@ -80,6 +89,7 @@ async def _round(command: dict[str, Any]) -> dict[str, Any]:
     return {
         "client_busy": busy,
         "requests": len(latencies),
+        "warmup_requests": warm[0],
         "seconds": duration,
         "statuses": {str(k): v for k, v in statuses.items()},
         "p50_us": percentile(latencies, 0.5) * 1e6 if latencies else None,

@@ -44,11 +44,17 @@ def allowed_cores() -> list[int]:
 
 
 def pin(core: int | None) -> int | None:
-    """Pin this process to one core; returns the core, or None where pinning is impossible."""
+    """Pin every thread of this process to one core; returns the core, or None where pinning is
+    impossible. Threads started later inherit the pinning."""
     if core is None or not hasattr(os, "sched_setaffinity"):
         return None
     try:
-        os.sched_setaffinity(0, {core})
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]
+    try:
+        for tid in threads:
+            os.sched_setaffinity(tid, {core})
     except OSError:
         return None
     return core

@@ -14,6 +14,7 @@ WIDTH, HEIGHT = 900, 380
 PANEL_W, PANEL_H = 360, 260
 MARGIN_L, MARGIN_T = 80, 60
 GAP = 90
+PAD = 24
 COLOURS = {"append": "#1f77b4", "verify": "#d62728", "prove": "#2ca02c"}
 
 
@@ -33,7 +34,7 @@ def _series(results: dict[str, Any]) -> dict[str, list[tuple[int, dict[str, floa
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
-    exp = 10 ** math.floor(math.log10(value))
+    exp = 10.0 ** math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
         if value <= step * exp:
             return step * exp
@@ -48,8 +49,13 @@ def _label(value: float) -> str:
     return f"{value:g}"
 
 
-def _panel(x0: int, title: str, unit: str, series: dict[str, list[tuple[int, dict[str, float]]]],
-           sizes: list[int]) -> list[str]:
+def _panel(
+    x0: int,
+    title: str,
+    unit: str,
+    series: dict[str, list[tuple[int, dict[str, float]]]],
+    sizes: list[int],
+) -> list[str]:
     parts: list[str] = []
     y0 = MARGIN_T
     lo, hi = math.log10(min(sizes)), math.log10(max(sizes))
@@ -57,45 +63,61 @@ def _panel(x0: int, title: str, unit: str, series: dict[str, list[tuple[int, dic
     top = _nice_max(max((p["max"] for pts in series.values() for _, p in pts), default=1.0))
 
     def px(size: int) -> float:
-        return x0 + (math.log10(size) - lo) / span * PANEL_W
+        return x0 + PAD + (math.log10(size) - lo) / span * (PANEL_W - 2 * PAD)
 
     def py(value: float) -> float:
         return y0 + PANEL_H - value / top * PANEL_H
 
-    parts.append(f'<text x="{x0 + PANEL_W / 2}" y="{y0 - 22}" text-anchor="middle" '
-                 f'font-weight="bold">{escape(title)}</text>')
-    parts.append(f'<rect x="{x0}" y="{y0}" width="{PANEL_W}" height="{PANEL_H}" fill="none" '
-                 f'stroke="#888"/>')
+    parts.append(
+        f'<text x="{x0 + PANEL_W / 2}" y="{y0 - 22}" text-anchor="middle" '
+        f'font-weight="bold">{escape(title)}</text>'
+    )
+    parts.append(
+        f'<rect x="{x0}" y="{y0}" width="{PANEL_W}" height="{PANEL_H}" fill="none" stroke="#888"/>'
+    )
     for i in range(5):
         value = top * i / 4
         y = py(value)
-        parts.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x0 + PANEL_W}" y2="{y:.1f}" '
-                     f'stroke="#eee"/>')
-        parts.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end" '
-                     f'font-size="11">{_label(value)}</text>')
+        parts.append(
+            f'<line x1="{x0}" y1="{y:.1f}" x2="{x0 + PANEL_W}" y2="{y:.1f}" stroke="#eee"/>'
+        )
+        parts.append(
+            f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end" '
+            f'font-size="11">{_label(value)}</text>'
+        )
     for size in sizes:
         x = px(size)
-        parts.append(f'<text x="{x:.1f}" y="{y0 + PANEL_H + 16}" text-anchor="middle" '
-                     f'font-size="11">{_label(size)}</text>')
-    parts.append(f'<text x="{x0 + PANEL_W / 2}" y="{y0 + PANEL_H + 36}" text-anchor="middle" '
-                 f'font-size="12">records in the log</text>')
-    parts.append(f'<text x="{x0 - 58}" y="{y0 + PANEL_H / 2}" text-anchor="middle" '
-                 f'font-size="12" transform="rotate(-90 {x0 - 58} {y0 + PANEL_H / 2})">'
-                 f'{escape(unit)}</text>')
+        parts.append(
+            f'<text x="{x:.1f}" y="{y0 + PANEL_H + 16}" text-anchor="middle" '
+            f'font-size="11">{_label(size)}</text>'
+        )
+    parts.append(
+        f'<text x="{x0 + PANEL_W / 2}" y="{y0 + PANEL_H + 36}" text-anchor="middle" '
+        f'font-size="12">records in the log</text>'
+    )
+    parts.append(
+        f'<text x="{x0 - 58}" y="{y0 + PANEL_H / 2}" text-anchor="middle" '
+        f'font-size="12" transform="rotate(-90 {x0 - 58} {y0 + PANEL_H / 2})">'
+        f"{escape(unit)}</text>"
+    )
     for row, (op, points) in enumerate(series.items()):
         colour = COLOURS.get(op, "#333")
-        path = " ".join(f"{'M' if i == 0 else 'L'}{px(s):.1f},{py(p['median']):.1f}"
-                        for i, (s, p) in enumerate(points))
+        path = " ".join(
+            f"{'M' if i == 0 else 'L'}{px(s):.1f},{py(p['median']):.1f}"
+            for i, (s, p) in enumerate(points)
+        )
         parts.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
         for size, p in points:
             x = px(size)
-            parts.append(f'<line x1="{x:.1f}" y1="{py(p["min"]):.1f}" x2="{x:.1f}" '
-                         f'y2="{py(p["max"]):.1f}" stroke="{colour}"/>')
-            parts.append(f'<circle cx="{x:.1f}" cy="{py(p["median"]):.1f}" r="3.5" '
-                         f'fill="{colour}"/>')
+            parts.append(
+                f'<line x1="{x:.1f}" y1="{py(p["min"]):.1f}" x2="{x:.1f}" '
+                f'y2="{py(p["max"]):.1f}" stroke="{colour}"/>'
+            )
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{py(p["median"]):.1f}" r="3.5" fill="{colour}"/>'
+            )
         ly = y0 + 14 + row * 16
-        parts.append(f'<rect x="{x0 + 8}" y="{ly - 9}" width="10" height="10" '
-                     f'fill="{colour}"/>')
+        parts.append(f'<rect x="{x0 + 8}" y="{ly - 9}" width="10" height="10" fill="{colour}"/>')
         parts.append(f'<text x="{x0 + 24}" y="{ly}" font-size="12">{escape(op)}</text>')
     return parts
 
@@ -108,18 +130,16 @@ def growth_svg(results: dict[str, Any]) -> str | None:
     sizes = sorted({s for pts in series.values() for s, _ in pts})
     rates = {op: pts for op, pts in series.items() if op in ("append", "verify")}
     proofs = {op: pts for op, pts in series.items() if op == "prove"}
+    title = f"kzai_guard signed audit log: growth ({results['mode']} run, {results['started_utc']})"
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif">',
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-        f'<text x="{WIDTH / 2}" y="18" text-anchor="middle" font-size="14">'
-        f'{escape("kzai_guard signed audit log: growth (" + results["mode"] + " run, "
-                  + results["started_utc"] + ")")}</text>',
+        f'<text x="{WIDTH / 2}" y="18" text-anchor="middle" font-size="14">{escape(title)}</text>',
     ]
     if rates:
         parts += _panel(MARGIN_L, "append and verify throughput", "records/s", rates, sizes)
     if proofs:
-        parts += _panel(MARGIN_L + PANEL_W + GAP, "inclusion proof", "us per proof", proofs,
-                        sizes)
+        parts += _panel(MARGIN_L + PANEL_W + GAP, "inclusion proof", "us per proof", proofs, sizes)
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

@@ -96,37 +96,67 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
         if section is None:
             continue
         if section["status"] == "error":
-            out.append([TITLES[name], "section failed", "", "", "", "", "", "", "ERROR",
-                        section.get("error", "")])
+            out.append(
+                [
+                    TITLES[name],
+                    "section failed",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "ERROR",
+                    section.get("error", ""),
+                ]
+            )
         for f in section["figures"]:
             unit = f["unit"]
-            baseline = (f"{f['baseline_label']}: {fmt(_median(f['baseline']), unit)}"
-                        if f["baseline"] else "-")
-            out.append([
-                TITLES[name],
-                f["name"],
-                baseline,
-                f"{f['subject_label']}: {fmt(_median(f['subject']), unit)}"
-                if f["subject"] != UNAVAILABLE else "n/a",
-                fmt(f["delta"]),
-                _ratio(f["ratio"]),
-                _spread(f["subject"]),
-                _target(f["target"]),
-                f["status"],
-                f.get("note", ""),
-            ])
+            baseline = (
+                f"{f['baseline_label']}: {fmt(_median(f['baseline']), unit)}"
+                if f["baseline"]
+                else "-"
+            )
+            out.append(
+                [
+                    TITLES[name],
+                    f["name"],
+                    baseline,
+                    f"{f['subject_label']}: {fmt(_median(f['subject']), unit)}"
+                    if f["subject"] != UNAVAILABLE
+                    else "n/a",
+                    fmt(f["delta"]),
+                    _ratio(f["ratio"]),
+                    _spread(f["subject"]),
+                    _target(f["target"]),
+                    f["status"],
+                    f.get("note", ""),
+                ]
+            )
     return out
 
 
-HEADER = ["Section", "Figure", "Baseline (median)", "Subject (median)", "Delta", "Ratio",
-          "Subject spread", "Target", "Status", "Note"]
+HEADER = [
+    "Section",
+    "Figure",
+    "Baseline (median)",
+    "Subject (median)",
+    "Delta",
+    "Ratio",
+    "Subject spread",
+    "Target",
+    "Status",
+    "Note",
+]
 
 
 def terminal_table(results: dict[str, Any]) -> str:
     table = rows(results)
     shown = [row[:9] for row in table]
-    widths = [max(len(HEADER[i]), *(len(r[i]) for r in shown)) if shown else len(HEADER[i])
-              for i in range(9)]
+    widths = [
+        max(len(HEADER[i]), *(len(r[i]) for r in shown)) if shown else len(HEADER[i])
+        for i in range(9)
+    ]
     widths[1] = min(widths[1], 60)
 
     def line(cells: list[str]) -> str:
@@ -148,15 +178,28 @@ def markdown_table(results: dict[str, Any]) -> str:
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
 
-    head = ["Figure", "Baseline (median)", "Subject (median)", "Delta", "Ratio", "Spread",
-            "Target", "Status"]
+    head = [
+        "Figure",
+        "Baseline (median)",
+        "Subject (median)",
+        "Delta",
+        "Ratio",
+        "Spread",
+        "Target",
+        "Status",
+    ]
     parts: list[str] = []
     current = None
     for row in rows(results):
         if row[0] != current:
             current = row[0]
-            parts += ["", f"### {current}", "", "| " + " | ".join(head) + " |",
-                      "|" + "---|" * len(head)]
+            parts += [
+                "",
+                f"### {current}",
+                "",
+                "| " + " | ".join(head) + " |",
+                "|" + "---|" * len(head),
+            ]
         status = f"**{row[8]}**" if row[8] in ("MISS", "UNAVAILABLE", "ERROR") else row[8]
         parts.append("| " + " | ".join(cell(c) for c in [*row[1:8], status]) + " |")
         if row[9]:

@@ -21,7 +21,7 @@ NAME = "ai-audit-trail"
 def missing() -> str | None:
     """Why the rival cannot be measured, or None."""
     try:
-        import ai_audit  # noqa: F401
+        import ai_audit  # type: ignore[import-untyped]  # noqa: F401
     except ImportError as exc:
         return f"{NAME} is not installed ({exc}); pip install ai-audit-trail"
     return None
@@ -47,8 +47,9 @@ class Rival:
         t0 = time.perf_counter()
         for i in range(start, start + n):
             record = decision_record(i)
-            collector = ReceiptCollector(trace_id=record.id, tenant_id="bench",
-                                         model_id="scorer/1.4")
+            collector = ReceiptCollector(
+                trace_id=record.id, tenant_id="bench", model_id="scorer/1.4"
+            )
             collector.set_input(record.subject or "")
             collector.add_check("consent", score=1.0, threshold=0.5)
             collector.set_output(record.verdict or "")

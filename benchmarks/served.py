@@ -2,8 +2,11 @@
 
 Every variant runs in its own uvicorn process pinned to the server core; the load generator
 (:mod:`benchmarks.loadgen`) runs in another process on another core and drives one server at a
-time, in interleaved rotating rounds. At saturation a single-core server spends
-``1 / throughput`` seconds per request, so the guard's cost is the difference of those times.
+time, in interleaved rotating rounds. A figure is the server process's CPU time (all its
+threads, from /proc, counted until the process is idle again after the round) per request
+served, so work a server leaves queued, such as the audit writer's backlog, is charged to it;
+the guard's cost is guarded minus bare. Throughput and client-side latency percentiles are kept
+in the JSON.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -25,6 +29,7 @@ from benchmarks.hotpath import ADDED
 from benchmarks.measure import Figure, Sample, rotated, unavailable
 
 SECTION = "served"
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 VARIANTS: tuple[tuple[str, str], ...] = (
     ("bare", "api"),
     ("guarded", "api"),
@@ -38,6 +43,7 @@ class Served:
     """A running uvicorn child."""
 
     port: int
+    pid: int
     info: dict[str, Any]
 
 
@@ -51,30 +57,58 @@ def _env() -> dict[str, str]:
     return env
 
 
-@contextmanager
-def _server(framework: str, variant: str, otel: str, core: int | None) -> Iterator[Served]:
-    args = [sys.executable, "-m", "benchmarks.server", "--framework", framework,
-            "--variant", variant, "--otel", otel]
-    if core is not None:
-        args += ["--core", str(core)]
-    proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+class Server:
+    """A uvicorn child: launched at once, waited for later, so that servers boot in parallel."""
+
+    def __init__(self, framework: str, variant: str, otel: str, core: int | None) -> None:
+        args = [sys.executable, "-m", "benchmarks.server", "--framework", framework]
+        args += ["--variant", variant, "--otel", otel]
+        if core is not None:
+            args += ["--core", str(core)]
+        self._proc = subprocess.Popen(
+            args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def ready(self) -> Served:
+        """Wait until the child listens; raises :class:`ServerFailed` if it exited instead."""
+        line = self._proc.stdout.readline() if self._proc.stdout else ""
         if not line.startswith("{"):
-            proc.wait(timeout=10)
-            err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()[-6:]
-            raise ServerFailed(" | ".join(err) or f"exit {proc.returncode}")
+            self._proc.wait(timeout=10)
+            err = (self._proc.stderr.read() if self._proc.stderr else "").strip().splitlines()
+            raise ServerFailed(" | ".join(err[-6:]) or f"exit {self._proc.returncode}")
         info = orjson.loads(line)
-        yield Served(info["port"], info)
-    finally:
-        proc.terminate()
+        return Served(info["port"], self._proc.pid, info)
+
+    def terminate(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+
+    def stop(self) -> None:
+        self.terminate()
         try:
-            proc.wait(timeout=10)
+            self._proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            self._proc.kill()
+            self._proc.wait()
+
+
+@contextmanager
+def _servers(core: int | None) -> Iterator[dict[str, Server]]:
+    """Every server of every framework, launched together; keys ``framework/variant/otel``."""
+    launched: dict[str, Server] = {}
+    try:
+        for framework in apps.FRAMEWORKS:
+            for variant, otel in VARIANTS:
+                if variant == "guarded" and apps.guard_missing():
+                    continue
+                key = f"{framework}/{variant}/{otel}"
+                launched[key] = Server(framework, variant, otel, core)
+        yield launched
+    finally:
+        for server in launched.values():
+            server.terminate()
+        for server in launched.values():
+            server.stop()
 
 
 class LoadGenerator:
@@ -83,27 +117,69 @@ class LoadGenerator:
     def __init__(self, core: int | None) -> None:
         prefix = ["taskset", "-c", str(core)] if core is not None and _has_taskset() else []
         self._proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "benchmarks.loadgen"], cwd=ROOT, env=_env(),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [*prefix, sys.executable, "-m", "benchmarks.loadgen"],
+            cwd=ROOT,
+            env=_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.core = core if prefix else None
 
     def round(self, port: int, seconds: float, connections: int) -> dict[str, Any]:
         stdin: IO[str] | None = self._proc.stdin
         stdout: IO[str] | None = self._proc.stdout
-        assert stdin is not None and stdout is not None
-        command = {"port": port, "path": apps.PATH, "headers": apps.HEADERS,
-                   "connections": connections, "duration": seconds,
-                   "warmup": min(0.3, seconds / 3)}
+        if stdin is None or stdout is None:
+            raise RuntimeError("the load generator has no pipes")
+        command = {
+            "port": port,
+            "path": apps.PATH,
+            "headers": apps.HEADERS,
+            "connections": connections,
+            "duration": seconds,
+            "warmup": min(0.3, seconds / 3),
+        }
         stdin.write(orjson.dumps(command).decode() + "\n")
         stdin.flush()
-        answer: dict[str, Any] = orjson.loads(stdout.readline())
+        line = stdout.readline()
+        if not line:
+            raise RuntimeError(f"the load generator exited ({self._proc.poll()})")
+        answer: dict[str, Any] = orjson.loads(line)
         return answer
+
+    def probe(self, port: int, patience: float = 60.0) -> dict[str, Any]:
+        """Short rounds until the server answers at all (it may still be starting up)."""
+        deadline = time.monotonic() + patience
+        while True:
+            answer = self.round(port, 0.05, 1)
+            if "error" in answer or answer["requests"] or time.monotonic() > deadline:
+                return answer
 
     def close(self) -> None:
         if self._proc.stdin:
             self._proc.stdin.close()
         self._proc.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def settled_cpu_seconds(pid: int, quiet: float = 0.05, patience: float = 10.0) -> float:
+    """CPU time once the process has gone idle: work it queued during a round (the audit
+    writer's backlog) is charged to that round, not to the next server's."""
+    deadline = time.monotonic() + patience
+    last = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = cpu_seconds(pid)
+        if now - last < quiet * 0.05:
+            return now
+        last = now
+    return last
 
 
 def _has_taskset() -> bool:
@@ -114,9 +190,36 @@ def _has_taskset() -> bool:
 
 def run(budget: Budget, layout: dict[str, int | None]) -> list[Figure]:
     figures: list[Figure] = []
-    for framework in apps.FRAMEWORKS:
-        figures += _framework(framework, budget, layout)
+    gen = LoadGenerator(layout["client"])
+    try:
+        with _servers(layout["server"]) as launched:
+            up, failures = _start_all(launched, gen)
+            for framework in apps.FRAMEWORKS:
+                figures += _framework(framework, budget, layout, gen, up, failures)
+    finally:
+        gen.close()
     return figures
+
+
+def _start_all(
+    launched: dict[str, Server], gen: LoadGenerator
+) -> tuple[dict[str, Served], dict[str, str]]:
+    """Wait until every server answers before any is measured: a server still booting on the
+    server core would take time from the one being measured."""
+    up: dict[str, Served] = {}
+    failures: dict[str, str] = {}
+    for key, server in launched.items():
+        try:
+            served = server.ready()
+        except ServerFailed as exc:
+            failures[key] = f"server did not start: {exc}"
+            continue
+        probe = gen.probe(served.port)
+        if "error" in probe or set(probe["statuses"]) != {"200"}:
+            failures[key] = f"server answered {probe.get('statuses') or probe}"
+            continue
+        up[key] = served
+    return up, failures
 
 
 def _name(framework: str, variant: str, otel: str) -> str:
@@ -124,74 +227,87 @@ def _name(framework: str, variant: str, otel: str) -> str:
     return f"uvicorn {framework}: {what} (otel {otel})"
 
 
-def _framework(framework: str, budget: Budget, layout: dict[str, int | None]) -> list[Figure]:
+def _framework(
+    framework: str,
+    budget: Budget,
+    layout: dict[str, int | None],
+    gen: LoadGenerator,
+    up: dict[str, Served],
+    all_failures: dict[str, str],
+) -> list[Figure]:
     results: dict[str, list[dict[str, Any]]] = {}
     failures: dict[str, str] = {}
     info: dict[str, Any] = {}
-    gen = LoadGenerator(layout["client"])
-    try:
-        with ExitStack() as stack:
-            servers: dict[str, Served] = {}
-            for variant, otel in VARIANTS:
-                key = f"{variant}/{otel}"
-                if variant == "guarded" and (why := apps.guard_missing()):
-                    failures[key] = why
-                    continue
-                try:
-                    served = stack.enter_context(_server(framework, variant, otel,
-                                                         layout["server"]))
-                except ServerFailed as exc:
-                    if variant == "bare":
-                        raise
-                    failures[key] = f"server did not start: {exc}"
-                    continue
-                probe = gen.round(served.port, 0.05, 1)
-                if "error" in probe or set(probe["statuses"]) != {"200"}:
-                    failures[key] = f"server answered {probe.get('statuses') or probe}"
-                    continue
-                servers[key] = served
-                info = served.info
-                results[key] = []
+    servers: dict[str, Served] = {}
+    for variant, otel in VARIANTS:
+        key = f"{variant}/{otel}"
+        full = f"{framework}/{key}"
+        if full in up:
+            servers[key] = up[full]
+            info = up[full].info
+            results[key] = []
+        else:
+            failures[key] = all_failures.get(full) or apps.guard_missing() or "not launched"
 
-            def once(key: str) -> Any:
-                def go() -> float:
-                    answer = gen.round(servers[key].port, budget.server_seconds,
-                                       budget.connections)
-                    results[key].append(answer)
-                    return 1e6 * answer["seconds"] / max(1, answer["requests"])
+    def once(key: str) -> Any:
+        def go() -> float:
+            server = servers[key]
+            before = cpu_seconds(server.pid)
+            answer = gen.round(server.port, budget.server_seconds, budget.connections)
+            answer["cpu_s"] = settled_cpu_seconds(server.pid) - before
+            results[key].append(answer)
+            done = max(1, int(answer["requests"]) + int(answer["warmup_requests"]))
+            return 1e6 * float(answer["cpu_s"]) / done
 
-                return go
+        return go
 
-            samples = rotated({key: once(key) for key in servers}, budget.server_rounds)
-    finally:
-        gen.close()
+    samples = rotated({key: once(key) for key in servers}, budget.server_rounds)
 
+    if "bare/api" not in samples:
+        raise RuntimeError(f"the bare {framework} server could not be measured: {failures}")
     figures: list[Figure] = []
     bare = Sample.of(samples["bare/api"])
     for variant, otel in VARIANTS[1:]:
         key = f"{variant}/{otel}"
         target = ADDED if variant == "guarded" else None
         if key not in samples:
-            figures.append(unavailable(SECTION, _name(framework, variant, otel), "us/req",
-                                       failures.get(key, "not measured"), target=target))
+            figures.append(
+                unavailable(
+                    SECTION,
+                    _name(framework, variant, otel),
+                    "us/req",
+                    failures.get(key, "not measured"),
+                    target=target,
+                )
+            )
             continue
         rounds = results[key]
         busy = max(r["client_busy"] for r in results["bare/api"] + rounds)
-        note = f"server {info.get('loop')}+{info.get('http')}, core {layout['server']}; " \
-               f"load generator core {gen.core}, busy up to {busy:.0%}"
+        note = (
+            f"server {info.get('loop')}+{info.get('http')}, core {layout['server']}; "
+            f"load generator core {gen.core}, busy up to {busy:.0%}"
+        )
         if busy > 0.9:
             note += " (client-bound: added time understated)"
-        figures.append(Figure(
-            SECTION, _name(framework, variant, otel), "us/req",
-            subject_label=variant, subject=Sample.of(samples[key]),
-            baseline_label="bare", baseline=bare, target=target, note=note,
-            extra={
-                "req_per_s": [r["requests"] / r["seconds"] for r in rounds],
-                "bare_req_per_s": [r["requests"] / r["seconds"] for r in results["bare/api"]],
-                "p50_us": [r["p50_us"] for r in rounds],
-                "p99_us": [r["p99_us"] for r in rounds],
-                "statuses": [r["statuses"] for r in rounds],
-                "connections": budget.connections,
-            },
-        ))
+        figures.append(
+            Figure(
+                SECTION,
+                _name(framework, variant, otel),
+                "us/req",
+                subject_label=variant,
+                subject=Sample.of(samples[key]),
+                baseline_label="bare",
+                baseline=bare,
+                target=target,
+                note=note,
+                extra={
+                    "req_per_s": [r["requests"] / r["seconds"] for r in rounds],
+                    "bare_req_per_s": [r["requests"] / r["seconds"] for r in results["bare/api"]],
+                    "p50_us": [r["p50_us"] for r in rounds],
+                    "p99_us": [r["p99_us"] for r in rounds],
+                    "statuses": [r["statuses"] for r in rounds],
+                    "connections": budget.connections,
+                },
+            )
+        )
     return figures

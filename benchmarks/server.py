@@ -35,29 +35,39 @@ def _implementations() -> tuple[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--framework", choices=apps.FRAMEWORKS, required=True)
-    parser.add_argument("--variant", choices=["bare", "guarded", "basehttp", "pureasgi"],
-                        required=True)
+    parser.add_argument(
+        "--variant", choices=["bare", "guarded", "basehttp", "pureasgi"], required=True
+    )
     parser.add_argument("--otel", choices=["api", "sdk"], default="api")
     parser.add_argument("--core", type=int, default=None)
     args = parser.parse_args()
 
     import uvicorn
 
-    pin(args.core)
     apps.configure_otel(args.otel)
     built = apps.build(args.framework, args.variant)
+    pin(args.core)
     loop, http = _implementations()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     config = uvicorn.Config(
-        built.app, loop=loop, http=http, log_level="error", access_log=False, lifespan="on",
+        built.app,
+        loop=loop,
+        http=http,
+        log_level="error",
+        access_log=False,
+        lifespan="on",
         backlog=1024,
     )
     server = uvicorn.Server(config)
-    sys.stdout.write(orjson.dumps({"port": sock.getsockname()[1], "loop": loop, "http": http,
-                                   "audit": built.audit_label}).decode() + "\n")
+    sys.stdout.write(
+        orjson.dumps(
+            {"port": sock.getsockname()[1], "loop": loop, "http": http, "audit": built.audit_label}
+        ).decode()
+        + "\n"
+    )
     sys.stdout.flush()
     try:
         server.run(sockets=[sock])

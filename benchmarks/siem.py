@@ -30,14 +30,20 @@ def encoder(fmt: str) -> Any:
         module = importlib.import_module(f"kzai_guard.siem.{fmt}")
     except ImportError as exc:
         raise LookupError(f"kzai_guard.siem.{fmt} cannot be imported ({exc})") from exc
-    classes = [obj for name, obj in vars(module).items()
-               if inspect.isclass(obj) and name.endswith("Encoder")
-               and obj.__module__ == module.__name__ and hasattr(obj, "encode")]
+    classes = [
+        obj
+        for name, obj in vars(module).items()
+        if inspect.isclass(obj)
+        and name.endswith("Encoder")
+        and obj.__module__ == module.__name__
+        and hasattr(obj, "encode")
+    ]
     if not classes:
         raise LookupError(f"kzai_guard.siem.{fmt} has no encoder class")
     from kzai_guard.siem.settings import EncoderSettings
 
-    return classes[0](EncoderSettings(hostname="bench-host.example.kz"))
+    encoder_class: Any = classes[0]
+    return encoder_class(EncoderSettings(hostname="bench-host.example.kz"))
 
 
 def _events() -> list[Any]:
@@ -50,8 +56,16 @@ def run(budget: Budget) -> list[Figure]:
     try:
         events = _events()
     except ImportError as exc:
-        return [unavailable(SECTION, f"{fmt} encoding", "events/s", str(exc),
-                            target=CEF_RATE if fmt == "cef" else None) for fmt in FORMATS]
+        return [
+            unavailable(
+                SECTION,
+                f"{fmt} encoding",
+                "events/s",
+                str(exc),
+                target=CEF_RATE if fmt == "cef" else None,
+            )
+            for fmt in FORMATS
+        ]
     plain = [e.record for e in events]
     ops = budget.ops
 
@@ -73,15 +87,32 @@ def run(budget: Budget) -> list[Figure]:
             enc = encoder(fmt)
             enc.encode(events[0])
         except Exception as exc:
-            figures.append(unavailable(SECTION, f"{fmt} encoding", "events/s",
-                                       f"{type(exc).__name__}: {exc}", target=target))
+            figures.append(
+                unavailable(
+                    SECTION,
+                    f"{fmt} encoding",
+                    "events/s",
+                    f"{type(exc).__name__}: {exc}",
+                    target=target,
+                )
+            )
             continue
-        rates = rotated({"base": loop_of(dump, plain), "enc": loop_of(enc.encode, events)},
-                        budget.rounds)
+        rates = rotated(
+            {"base": loop_of(dump, plain), "enc": loop_of(enc.encode, events)}, budget.rounds
+        )
         size = sum(len(enc.encode(e)) for e in events[:100]) // 100
-        figures.append(Figure(
-            SECTION, f"{fmt} encoding", "events/s", type(enc).__name__,
-            Sample.of(rates["enc"]), "orjson.dumps(record)", Sample.of(rates["base"]), target,
-            f"~{size} bytes per event", extra={"bytes": size},
-        ))
+        figures.append(
+            Figure(
+                SECTION,
+                f"{fmt} encoding",
+                "events/s",
+                type(enc).__name__,
+                Sample.of(rates["enc"]),
+                "orjson.dumps(record)",
+                Sample.of(rates["base"]),
+                target,
+                f"~{size} bytes per event",
+                extra={"bytes": size},
+            )
+        )
     return figures

@@ -84,8 +84,8 @@ _FIELD_NAMES = tuple(AuditRecord.__dataclass_fields__)
 _RECORD_FIELDS = tuple(n for n in _FIELD_NAMES if n not in ("subject", "reviewer", "detail"))
 _get_fields = operator.attrgetter(*_RECORD_FIELDS)
 _RETRY_SECONDS = 1.0
-_LINGER_SECONDS = 0.002
-_LINGER_BELOW = 1024
+_LINGER_SECONDS = 0.005
+_LINGER_BELOW = 4096
 
 
 class _Op(enum.Enum):

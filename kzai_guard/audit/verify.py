@@ -53,7 +53,6 @@ PROBLEM_KINDS = (
 
 _sha256 = hashlib.sha256
 _unhexlify = binascii.unhexlify
-_PREFIX_LEN = len(LINE_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +187,8 @@ class _Verifier:
         cp_start = seq
         stack = tree.hashes
         sha = _sha256
-        unhex = _unhexlify
-        plen = _PREFIX_LEN
-        marker = SEQ_MARKER
+        hexlify = binascii.hexlify
+        prefix = LINE_PREFIX
         for seg_no, seg in enumerate(segments):
             if seg.first != seq:
                 kind = "missing" if seg.first > seq else "duplicated"
@@ -214,19 +212,14 @@ class _Verifier:
                 )
             lines = data.split(b"\n")
             lines.pop()
+            expect = LINE_PREFIX + hexlify(prev)
             for pos, line in enumerate(lines):
                 h = sha(b"\x00" + line).digest()
-                try:
-                    ok = (
-                        line[:plen] == LINE_PREFIX
-                        and unhex(line[plen : plen + 64]) == prev
-                        and int(line[line.rfind(marker) + 7 : -1]) == seq
-                    )
-                except ValueError:
-                    ok = False
-                if not ok:
+                # a canonical line starts with its prev hash and ends with its seq
+                if not (line.startswith(expect) and line.endswith(b',"seq":%d}' % seq)):
                     self._classify(lines, pos, seq, prev, h)
                 prev = h
+                expect = prefix + hexlify(h)
                 since_cp += h
                 stack.append(h)
                 n = seq

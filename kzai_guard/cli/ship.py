@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         if not token:
             print(f"kzai-guard ship: ${args.token_env} is not set", file=sys.stderr)
             return 1
-    directory: Path = args.directory
+    directory: Path = args.directory.resolve()
     cursor = args.cursor or directory.with_name(f"{directory.name}.{args.format}.cursor")
     try:
         encoder = make_encoder(args.format, settings_from_args(args))
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     except TransportError as exc:
         print(f"kzai-guard ship: the receiver refuses the data: {exc}", file=sys.stderr)
         return 3
-    except KzaiGuardError as exc:
+    except (KzaiGuardError, OSError) as exc:
         print(f"kzai-guard ship: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -157,6 +157,8 @@ class Shipper:
         delivery failure and :class:`~kzai_guard.siem.CursorError` when the cursor does not
         match the log.
         """
+        if not self.cursor.path.parent.is_dir():
+            raise CursorError(f"the cursor's directory {self.cursor.path.parent} does not exist")
         position = self.cursor.load()
         if position is not None:
             self._check_resume(position)

@@ -1,0 +1,256 @@
+"""The command line verbs: keygen, verify, prove, verify-proof, consistency."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from kzai_guard.audit.keys import Signer, load_public_key, write_keypair
+from kzai_guard.audit.log import AuditLog
+from kzai_guard.audit.segments import list_segments
+from kzai_guard.cli.main import main
+
+from .conftest import make_record
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def keyed_log(tmp_path: Path) -> tuple[Path, Path, Signer]:
+    """A closed log of 23 records (3 checkpoints) and the path of its public key."""
+    _, public, signer = write_keypair(tmp_path / "keys", "cli-key")
+    directory = tmp_path / "audit"
+    log = AuditLog.open(directory, signer=signer, checkpoint_every=10, durability="sync")
+    for i in range(23):
+        log.write(make_record(i))
+    log.close()
+    return directory, public, signer
+
+
+def test_verify_ok_exits_zero(
+    keyed_log: tuple[Path, Path, Signer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, public, _ = keyed_log
+    assert main(["verify", str(directory), "--public-key", str(public)]) == 0
+    assert capsys.readouterr().out == (
+        "OK: 23 records (seq 0..22), 3 checkpoints, signed up to size 23 by cli-key\n"
+    )
+
+
+def test_verify_json_report(
+    keyed_log: tuple[Path, Path, Signer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, public, _ = keyed_log
+    assert main(["verify", str(directory), "--public-key", str(public), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == {
+        "checkpoints": 3,
+        "directory": str(directory),
+        "first_seq": 0,
+        "key_names": ["cli-key"],
+        "ok": True,
+        "problem": None,
+        "records": 23,
+        "signed_size": 23,
+    }
+
+
+def test_verify_names_the_first_bad_seq_and_exits_one(
+    keyed_log: tuple[Path, Path, Signer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, public, _ = keyed_log
+    seg = list_segments(directory)[0].path
+    lines = seg.read_bytes().split(b"\n")
+    lines[4] = lines[4].replace(b'"verdict":"allow"', b'"verdict":"block"')
+    seg.write_bytes(b"\n".join(lines))
+    assert main(["verify", str(directory), "--public-key", str(public)]) == 1
+    assert capsys.readouterr().out == (
+        "FAILED at seq 4: altered: record 4 was changed: its hash no longer matches the prev "
+        "of record 5\n"
+    )
+
+
+def test_verify_with_a_wrong_key_reports_unknown_key(
+    keyed_log: tuple[Path, Path, Signer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, _, _ = keyed_log
+    other = Signer.generate("cli-key").public_key.vkey()
+    assert main(["verify", str(directory), "--public-key", other]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAILED at seq 9: unknown-key-checkpoint: the checkpoint for size 10")
+
+
+def test_verify_missing_directory_exits_two(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vkey = Signer.generate("k").public_key.vkey()
+    assert main(["verify", str(tmp_path / "nope"), "--public-key", vkey]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_verify_without_key_uses_demo_key_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = AuditLog.open(tmp_path / "a")
+    log.write(make_record(0))
+    log.close()
+    assert main(["verify", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    assert "no --public-key given; trusting the keys stored in" in captured.err
+    assert captured.out.startswith("OK: 1 records")
+
+
+def _independent_inclusion_check(bundle: dict[str, object], public_key: bytes) -> bool:
+    """RFC 9162 2.1.3.2 and the C2SP note signature, written from the specs only."""
+    note = str(bundle["checkpoint"])
+    body, _, sigs = note.partition("\n\n")
+    origin, size_text, root_b64 = body.split("\n")
+    blob = base64.b64decode(sigs.split(" ")[2])
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(blob[4:], (body + "\n").encode())
+    except Exception:
+        return False
+    index, size = int(str(bundle["leaf_index"])), int(size_text)
+    r = hashlib.sha256(b"\x00" + str(bundle["entry"]).encode()).digest()
+    fn, sn = index, size - 1
+    for p64 in bundle["audit_path"]:  # type: ignore[attr-defined]
+        p = base64.b64decode(p64)
+        if fn & 1 or fn == sn:
+            r = hashlib.sha256(b"\x01" + p + r).digest()
+            while fn & 1 == 0 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = hashlib.sha256(b"\x01" + r + p).digest()
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == base64.b64decode(root_b64) and origin == bundle["origin"]
+
+
+def test_prove_writes_a_bundle_any_rfc9162_checker_accepts(
+    keyed_log: tuple[Path, Path, Signer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, public, signer = keyed_log
+    out = tmp_path / "proof.json"
+    assert main(["prove", str(directory), "dec-000017", "--out", str(out)]) == 0
+    bundle = json.loads(out.read_text())
+    assert (bundle["format"], bundle["leaf_index"], bundle["tree_size"]) == (
+        "kzai-guard/inclusion-proof/v1",
+        17,
+        23,
+    )
+    assert json.loads(bundle["entry"])["rec"]["id"] == "dec-000017"
+    assert _independent_inclusion_check(bundle, signer.public_key.raw)
+    capsys.readouterr()
+    assert main(["verify-proof", str(out), "--public-key", str(public)]) == 0
+    assert capsys.readouterr().out == (
+        f"OK: record 'dec-000017' is entry 17 of {bundle['origin']} at size 23 (signed)\n"
+    )
+
+
+def test_verify_proof_rejects_an_altered_entry(
+    keyed_log: tuple[Path, Path, Signer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, public, _ = keyed_log
+    out = tmp_path / "proof.json"
+    assert main(["prove", str(directory), "dec-000003", "--out", str(out)]) == 0
+    bundle = json.loads(out.read_text())
+    bundle["entry"] = bundle["entry"].replace('"verdict":"block"', '"verdict":"allow"')
+    bundle["leaf_hash"] = base64.b64encode(
+        hashlib.sha256(b"\x00" + bundle["entry"].encode()).digest()
+    ).decode()
+    out.write_text(json.dumps(bundle))
+    capsys.readouterr()
+    assert main(["verify-proof", str(out), "--public-key", str(public)]) == 1
+    assert capsys.readouterr().out == ("FAILED: the audit path does not lead to the signed root\n")
+
+
+def test_verify_proof_rejects_an_untrusted_key(
+    keyed_log: tuple[Path, Path, Signer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, _, _ = keyed_log
+    out = tmp_path / "proof.json"
+    assert main(["prove", str(directory), "--seq", "5", "--out", str(out)]) == 0
+    capsys.readouterr()
+    other = Signer.generate("cli-key").public_key.vkey()
+    assert main(["verify-proof", str(out), "--public-key", other]) == 1
+    assert capsys.readouterr().out == (
+        "FAILED: the checkpoint is unknown-key: not signed by a trusted key\n"
+    )
+
+
+def test_prove_unknown_decision_exits_two(
+    keyed_log: tuple[Path, Path, Signer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, _, _ = keyed_log
+    assert main(["prove", str(directory), "no-such-decision"]) == 2
+    assert "decision 'no-such-decision' is not in the retained log" in capsys.readouterr().err
+
+
+def test_consistency_between_checkpoints_shows_the_log_only_grew(
+    keyed_log: tuple[Path, Path, Signer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, public, _ = keyed_log
+    out = tmp_path / "grow.json"
+    args = ["consistency", str(directory), "10", "23", "--out", str(out)]
+    assert main([*args, "--public-key", str(public)]) == 0
+    bundle = json.loads(out.read_text())
+    assert (bundle["old_size"], bundle["new_size"]) == (10, 23)
+    assert bundle["old_checkpoint"] is not None
+    origin = bundle["origin"]
+    assert capsys.readouterr().err == (
+        f"OK: {origin} at size 23 extends size 10 (old root signed)\n"
+    )
+    assert main(["verify-proof", str(out), "--public-key", str(public)]) == 0
+    bundle["old_root"] = base64.b64encode(bytes(32)).decode()
+    bundle["old_checkpoint"] = None
+    out.write_text(json.dumps(bundle))
+    capsys.readouterr()
+    assert main(["verify-proof", str(out), "--public-key", str(public)]) == 1
+    assert capsys.readouterr().out == "FAILED: the proof does not show size 23 extends size 10\n"
+
+
+def test_consistency_to_a_size_without_checkpoint_exits_two(
+    keyed_log: tuple[Path, Path, Signer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, _, _ = keyed_log
+    assert main(["consistency", str(directory), "3", "15"]) == 2
+    assert "no checkpoint has size 15; recent sizes: 10, 20, 23" in capsys.readouterr().err
+
+
+def test_cli_runs_as_a_real_process(keyed_log: tuple[Path, Path, Signer], tmp_path: Path) -> None:
+    directory, public, _ = keyed_log
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "kzai_guard.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+
+    done = run("verify", str(directory), "--public-key", str(public))
+    assert (done.returncode, done.stdout) == (
+        0,
+        "OK: 23 records (seq 0..22), 3 checkpoints, signed up to size 23 by cli-key\n",
+    )
+    bundle = tmp_path / "p.json"
+    assert run("prove", str(directory), "dec-000000", "--out", str(bundle)).returncode == 0
+    done = run("verify-proof", str(bundle), "--public-key", load_public_key(public).vkey())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("OK: record 'dec-000000' is entry 0 of ")
+    keys = run("keygen", "--out", str(tmp_path / "newkeys"), "--name", "proc-key")
+    assert keys.returncode == 0
+    assert (tmp_path / "newkeys" / "proc-key.key").exists()

@@ -1,0 +1,154 @@
+"""Crypto-shredding: erasing a subject's key hides its personal fields, the log still verifies."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kzai_guard.audit.keys import Keyring, Signer
+from kzai_guard.audit.log import AuditLog
+from kzai_guard.audit.reader import read_verified
+from kzai_guard.audit.record import EventKind
+from kzai_guard.audit.segments import list_segments
+from kzai_guard.audit.shredding import (
+    ERASED,
+    SEALED,
+    MemorySubjectKeys,
+    SqliteSubjectKeys,
+    SubjectKeys,
+    subject_ref,
+)
+from kzai_guard.audit.verify import verify_log
+from kzai_guard.errors import ConfigurationError
+
+from .conftest import make_record
+
+
+def _segment_bytes(directory: Path) -> bytes:
+    return b"".join(s.path.read_bytes() for s in list_segments(directory))
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_erasing_a_subject_hides_its_fields_and_keeps_every_hash(
+    tmp_path: Path, signer: Signer, keyring: Keyring, store: str
+) -> None:
+    keys: SubjectKeys = (
+        MemorySubjectKeys() if store == "memory" else SqliteSubjectKeys(tmp_path / "keys.db")
+    )
+    log = AuditLog.open(tmp_path / "a", signer=signer, subject_keys=keys, checkpoint_every=3)
+    for i in range(14):
+        log.write(make_record(i))
+    log.flush()
+    before = _segment_bytes(tmp_path / "a")
+    log.erase_subject("p:0003")
+    log.close()
+    assert _segment_bytes(tmp_path / "a") == before
+    assert verify_log(tmp_path / "a", keyring).ok
+    entries = list(read_verified(tmp_path / "a", public_keys=keyring, subject_keys=keys))
+    assert len(entries) == 14
+    for i, entry in enumerate(entries):
+        original = make_record(i)
+        if original.subject == "p:0003":
+            assert (entry.record.subject, entry.record.detail) == (ERASED, ERASED)
+            assert entry.erased is True
+            assert (entry.record.id, entry.record.verdict) == (original.id, original.verdict)
+        else:
+            assert entry.record == original
+            assert entry.erased is False
+
+
+def test_sqlite_store_forgets_the_key_for_good(tmp_path: Path) -> None:
+    keys = SqliteSubjectKeys(tmp_path / "keys.db")
+    key = keys.key_for("sk:1")
+    keys.commit()
+    assert key is not None
+    keys.erase("sk:1")
+    keys.close()
+    reopened = SqliteSubjectKeys(tmp_path / "keys.db")
+    assert reopened.key_for("sk:1", create=False) is None
+    reopened.close()
+    assert key not in (tmp_path / "keys.db").read_bytes()
+
+
+def test_sqlite_store_keeps_keys_across_reopen(tmp_path: Path) -> None:
+    keys = SqliteSubjectKeys(tmp_path / "keys.db")
+    key = keys.key_for("sk:2")
+    keys.close()
+    reopened = SqliteSubjectKeys(tmp_path / "keys.db")
+    assert reopened.key_for("sk:2", create=False) == key
+    reopened.close()
+
+
+def test_default_store_lives_in_the_audit_directory(tmp_path: Path, signer: Signer) -> None:
+    log = AuditLog.open(tmp_path / "a", signer=signer)
+    log.write(make_record(1))
+    log.erase_subject("p:0001")
+    log.close()
+    assert (tmp_path / "a" / "subject-keys.sqlite3").exists()
+    (entry,) = read_verified(tmp_path / "a")
+    assert entry.record.subject == ERASED
+
+
+def test_reader_without_any_key_store_shows_sealed_marker(tmp_path: Path) -> None:
+    keys = MemorySubjectKeys()
+    log = AuditLog.open(tmp_path / "a", signer=Signer.generate("k"), subject_keys=keys)
+    log.write(make_record(2, reviewer="r:alice", detail=None))
+    log.close()
+    (entry,) = read_verified(tmp_path / "a")
+    assert (entry.record.subject, entry.record.reviewer, entry.record.detail) == (
+        SEALED,
+        SEALED,
+        None,
+    )
+    assert entry.erased is False
+
+
+def test_record_without_subject_is_sealed_under_its_reviewer(tmp_path: Path) -> None:
+    keys = MemorySubjectKeys()
+    log = AuditLog.open(tmp_path / "a", signer=Signer.generate("k"), subject_keys=keys)
+    log.write(make_record(3, kind=EventKind.SWITCH_SUSPENDED, subject=None, reviewer="r:bob"))
+    log.close()
+    assert b"r:bob" not in _segment_bytes(tmp_path / "a")
+    keys.erase(subject_ref("r:bob"))
+    (entry,) = read_verified(tmp_path / "a", subject_keys=keys)
+    assert (entry.record.reviewer, entry.record.detail) == (ERASED, ERASED)
+
+
+def test_sealing_can_be_switched_off(tmp_path: Path) -> None:
+    log = AuditLog.open(tmp_path / "a", signer=Signer.generate("k"), seal_personal_fields=False)
+    log.write(make_record(4))
+    with pytest.raises(ConfigurationError, match="in clear"):
+        log.erase_subject("p:0004")
+    log.close()
+    assert b'"subject":"p:0004"' in _segment_bytes(tmp_path / "a")
+
+
+def test_new_records_after_erasure_get_a_fresh_key(tmp_path: Path) -> None:
+    keys = MemorySubjectKeys()
+    log = AuditLog.open(tmp_path / "a", signer=Signer.generate("k"), subject_keys=keys)
+    log.write(make_record(0, subject="p:x"))
+    log.flush()
+    log.erase_subject("p:x")
+    log.write(make_record(1, subject="p:x"))
+    log.close()
+    old, new = read_verified(tmp_path / "a", subject_keys=keys)
+    assert (old.record.subject, new.record.subject) == (ERASED, "p:x")
+
+
+def test_nonces_never_repeat_within_a_writer(tmp_path: Path) -> None:
+    keys = MemorySubjectKeys()
+    log = AuditLog.open(tmp_path / "a", signer=Signer.generate("k"), subject_keys=keys)
+    for i in range(50):
+        log.write(make_record(i, subject="p:same"))
+    log.close()
+    import base64
+
+    import orjson
+
+    nonces = set()
+    for line in _segment_bytes(tmp_path / "a").split(b"\n")[:-1]:
+        nonces.add(base64.b64decode(orjson.loads(line)["sealed"]["ct"])[:12])
+    assert len(nonces) == 50
+    assert os.path.exists(tmp_path / "a")
