@@ -35,7 +35,7 @@ from kzai_guard.core.profiles import Profile
 from kzai_guard.core.review import Reviewer
 from kzai_guard.core.rules import evaluate
 from kzai_guard.core.subject import check_subject
-from kzai_guard.core.verdict import Obligation, Outcome, Reason, Verdict
+from kzai_guard.core.verdict import Obligation, Outcome, Reason, Verdict, verdict
 from kzai_guard.core.vocabulary import Mode, Significance
 from kzai_guard.errors import (
     AuditUnavailable,
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = ["Decision", "Gate"]
 
 _log = logging.getLogger("kzai_guard")
+_UNDECIDED = verdict(Outcome.BLOCK, Reason.SUBJECT_MISSING)
 _REFUSAL_PROBLEM: dict[Reason, ProblemType] = {
     Reason.SUSPENDED: problems.SUSPENDED,
     Reason.NO_LEGAL_BASIS: problems.NO_LEGAL_BASIS,
@@ -103,6 +104,7 @@ class Gate:
         "_check_fields",
         "_disclosure_automated",
         "_disclosure_human",
+        "_fail_closed",
         "_guard",
         "_link_prefix",
         "_needs_explanation",
@@ -137,6 +139,9 @@ class Gate:
         self._link_prefix = f"<{guard.settings.routes_prefix}/".encode()
         self._withhold_without_explanation = self.enforce and policy.significance.is_significant
         self._verdicts = verdict_table(policy, guard.profile)
+        self._fail_closed = self.enforce and (
+            policy.significance.is_significant or not policy.audit_fail_open
+        )
         # With every completing field defaulted, no explanation can lack one: skip the check.
         self._check_fields = not self.defaults.complete
         self._audit_fields = (
@@ -162,7 +167,8 @@ class Gate:
         decision_id = new_id()
         context.decision_id = decision_id
         scope = context.scope
-        subject = self._subject(context, decision_id)
+        decision = Decision(decision_id, None, _UNDECIDED, None, started, context)
+        subject = decision.subject = self._subject(decision)
         reviewer = context.reviewer
         signal = context.objection
         if scope is not None:
@@ -182,7 +188,8 @@ class Gate:
                 and policy.significance.is_significant
             ):
                 vulnerable = bool(guard.vulnerability(subject))
-        verdict = self._verdicts[
+        decision.reviewer = reviewer
+        decision.verdict = self._verdicts[
             (self.name in guard.facts.suspended)
             | (reviewer is not None) << 1
             | consent << 2
@@ -190,7 +197,7 @@ class Gate:
             | signal << 4
             | vulnerable << 5
         ]
-        return Decision(decision_id, subject, verdict, reviewer, started, context)
+        return decision
 
     # -- step 2 -----------------------------------------------------------------------------
 
@@ -231,12 +238,11 @@ class Gate:
         return decision.verdict.outcome is not Outcome.ALLOW and self.enforce
 
     def check_audit(self, decision: Decision) -> None:
-        """Fail closed: a significant decision does not run while the audit trail is down."""
-        if (
-            self.enforce
-            and self.policy.significance.is_significant
-            and not self._guard.auditor.sink.healthy
-        ):
+        """Fail closed: an enforced decision does not run while the audit trail is down.
+
+        Only a non-significant policy with ``audit_fail_open`` runs regardless.
+        """
+        if self._fail_closed and not self._guard.auditor.sink.healthy:
             raise AuditUnavailable(
                 f"decision {decision.id} refused: the audit trail cannot record it"
             )
@@ -307,30 +313,39 @@ class Gate:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _subject(self, context: DecisionContext, decision_id: str) -> str | None:
-        guard = self._guard
+    def _subject(self, decision: Decision) -> str | None:
+        """The subject of the decision; an unusable one is recorded and refused (enforce mode)."""
+        context = decision.context
         try:
             raw = context.subject
             if raw is None and context.scope is not None:
-                raw = guard.subject_resolver(context.scope)
+                raw = self._guard.subject_resolver(context.scope)
         except InvalidSubjectEncoding as exc:
-            return self._bad_subject(problems.SUBJECT_INVALID, str(exc), decision_id)
+            return self._bad_subject(decision, Reason.SUBJECT_INVALID, f"{exc}.")
         if raw is None:
             return self._bad_subject(
-                problems.SUBJECT_MISSING,
+                decision,
+                Reason.SUBJECT_MISSING,
                 "The request does not say whom the decision is about.",
-                decision_id,
             )
         try:
             return check_subject(raw)
         except ValueError as exc:
+            text = str(exc)
             return self._bad_subject(
-                problems.SUBJECT_INVALID, str(exc).capitalize() + ".", decision_id
+                decision, Reason.SUBJECT_INVALID, text[:1].upper() + text[1:] + "."
             )
 
-    def _bad_subject(self, problem: ProblemType, detail: str, decision_id: str) -> str | None:
+    def _bad_subject(self, decision: Decision, reason: Reason, detail: str) -> str | None:
         if self.enforce:
-            raise DecisionBlocked(problem, detail, decision_id=decision_id)
+            decision.verdict = verdict(Outcome.BLOCK, reason)
+            self._record(decision, EventKind.DECISION, detail=detail)
+            problem = (
+                problems.SUBJECT_MISSING
+                if reason is Reason.SUBJECT_MISSING
+                else problems.SUBJECT_INVALID
+            )
+            raise DecisionBlocked(problem, detail, decision_id=decision.id)
         return None
 
     def _objection_signal(self, scope: object) -> bool:
@@ -383,7 +398,7 @@ class Gate:
         try:
             return guard.auditor.write(record)
         except AuditUnavailable:
-            if self.policy.significance.is_significant or not self.policy.audit_fail_open:
+            if self._fail_closed:
                 raise
             _log.error("kzai_guard: audit trail unavailable; decision %s not recorded", decision.id)
             return None

@@ -15,11 +15,11 @@ from kzai_guard.audit.sink import AuditSink
 from kzai_guard.auditor import Auditor
 from kzai_guard.consents import Consents
 from kzai_guard.core.calendar import WorkingCalendar
-from kzai_guard.core.checks import check_policy
+from kzai_guard.core.checks import check_explanation_sources, check_policy
 from kzai_guard.core.explanation import ExplanationDefaults
 from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.core.profiles import Profile
-from kzai_guard.core.pseudonym import Pseudonymizer
+from kzai_guard.core.pseudonym import MIN_KEY_BYTES, Pseudonymizer
 from kzai_guard.core.review import Reviewer
 from kzai_guard.core.subject import check_subject
 from kzai_guard.core.vocabulary import Autonomy, VulnerabilityGround
@@ -70,9 +70,12 @@ class Guard:
     ``audit`` is a sink, or a directory for the signed audit log (the default, ``kzai-audit``),
     written with ``durability`` ``"async"`` or ``"sync"`` and signed by ``audit_signer`` (a
     :class:`kzai_guard.audit.keys.Signer`; without one a demo key is made in the directory).
-    ``reviewer`` finds the authenticated human decision-maker (default: ``scope["user"]`` with
-    the ``ai-reviewer`` auth scope). ``vulnerability`` says on which grounds a subject is
-    vulnerable. ``pseudonym_key`` keys subject pseudonyms (default: a key kept in the store).
+    ``person`` finds who is asking on the person's own routes (explanations, review tickets,
+    objections); it defaults to ``subject``, which will not do when ``subject`` reads a path
+    parameter of the decision route. ``reviewer`` finds the authenticated human decision-maker
+    (default: ``scope["user"]`` with the ``ai-reviewer`` auth scope). ``vulnerability`` says on
+    which grounds a subject is vulnerable. ``pseudonym_key`` keys subject pseudonyms (default:
+    a key kept in the store).
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class Guard:
         durability: Literal["async", "sync"] = "async",
         audit_signer: Any = None,
         subject: SubjectResolver | None = None,
+        person: SubjectResolver | None = None,
         reviewer: ReviewerResolver | None = None,
         vulnerability: VulnerabilityResolver | None = None,
         pseudonym_key: bytes | None = None,
@@ -103,6 +107,10 @@ class Guard:
         self._owned_store = isinstance(store, str)
         self.store: Store = open_store(store) if isinstance(store, str) else store
         key = pseudonym_key or self.store.secret("pseudonym-key", lambda: os.urandom(32))
+        if len(key) < MIN_KEY_BYTES:
+            raise ConfigurationError(
+                f"pseudonym_key must be at least {MIN_KEY_BYTES} bytes; use os.urandom(32)"
+            )
         self.sink: AuditSink = (
             audit
             if not isinstance(audit, (str, Path))
@@ -114,6 +122,7 @@ class Guard:
         )
         self.now: Callable[[], datetime] = clock or _utcnow
         self.subject_resolver: SubjectResolver = subject or from_header("X-Subject-Id")
+        self.person_resolver: SubjectResolver = person or self.subject_resolver
         self.reviewer_resolver: ReviewerResolver = reviewer or reviewer_from_auth()
         self.vulnerability = vulnerability
         self.telemetry = Telemetry(meter_provider)
@@ -151,10 +160,26 @@ class Guard:
     # -- integration ------------------------------------------------------------------------
 
     def install(self, app: Any) -> None:
-        """Add the middleware to a Starlette or FastAPI app, and the refusals to its OpenAPI."""
+        """Add the middleware, the person's routes and (FastAPI) the refusals to the OpenAPI.
+
+        The person's routes go first in the app's router, so they run behind every middleware
+        of the app, its authentication included.
+        """
+        from starlette.routing import Route
+
+        from kzai_guard.http.routes import PersonRoutes
         from kzai_guard.middleware import GuardMiddleware
 
-        app.add_middleware(GuardMiddleware, guard=self)
+        app.add_middleware(GuardMiddleware, guard=self, person_routes=False)
+        app.router.routes.insert(
+            0,
+            Route(
+                self.settings.routes_prefix + "/{path:path}",
+                PersonRoutes(self),
+                methods=["GET", "POST", "DELETE"],
+                include_in_schema=False,
+            ),
+        )
         if hasattr(app, "openapi") and hasattr(app, "openapi_schema"):
             from kzai_guard.openapi import document_refusals
 
@@ -275,6 +300,7 @@ class Guard:
             if policy.name in by_name:
                 raise ConfigurationError(f"two policies are called {policy.name!r}; rename one")
             check_policy(policy, self.profile)
+            check_explanation_sources(policy, self.settings.contact)
             by_name[policy.name] = policy
         return by_name
 

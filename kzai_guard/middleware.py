@@ -6,8 +6,10 @@
   response as it starts; the body streams through untouched.
 - Turns :class:`~kzai_guard.errors.DecisionRefused` and
   :class:`~kzai_guard.errors.AuditUnavailable` into RFC 9457 problem responses.
-- Serves the person's own routes under the guard's prefix (explanations, review tickets,
-  objections; see :mod:`kzai_guard.http.routes`).
+- For a plain ASGI app, serves the person's own routes under the guard's prefix
+  (explanations, review tickets, objections; see :mod:`kzai_guard.http.routes`).
+  ``guard.install(app)`` puts them in a Starlette or FastAPI router instead, behind the app's
+  own middleware.
 
 Other scopes pass straight through; at lifespan shutdown the guard is closed (final audit
 checkpoint, explanations flushed).
@@ -35,11 +37,11 @@ __all__ = ["GuardMiddleware"]
 class GuardMiddleware:
     """Install with ``guard.install(app)`` (or ``app.add_middleware(GuardMiddleware, guard=g)``)."""
 
-    def __init__(self, app: ASGIApp, guard: Guard) -> None:
+    def __init__(self, app: ASGIApp, guard: Guard, person_routes: bool = True) -> None:
         self.app = app
         self.guard = guard
         self.problem_base = guard.settings.problem_base
-        self.routes = PersonRoutes(guard)
+        self.routes = PersonRoutes(guard) if person_routes else None
         self.prefix = guard.settings.routes_prefix + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,7 +51,7 @@ class GuardMiddleware:
                 return
             await self.app(scope, receive, send)
             return
-        if scope["path"].startswith(self.prefix):
+        if self.routes is not None and scope["path"].startswith(self.prefix):
             await self.routes(scope, receive, send)
             return
 
@@ -81,7 +83,12 @@ class GuardMiddleware:
                 "The audit trail cannot record decisions right now, so none are made. "
                 "Try again later.",
                 decision_id=context.decision_id,
-                extra_headers=[(b"retry-after", b"30")],
+                extra_headers=[(b"retry-after", b"30")]
+                + (
+                    [(b"ai-decision-id", context.decision_id.encode())]
+                    if context.decision_id
+                    else []
+                ),
             )
         finally:
             _current.reset(token)
@@ -144,6 +151,7 @@ class GuardMiddleware:
                 "headers": [
                     (b"content-type", PROBLEM_CONTENT_TYPE),
                     (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),
                     *extra_headers,
                 ],
             }

@@ -10,10 +10,16 @@ from datetime import date
 
 from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.core.profiles import Profile, accepted_bases
-from kzai_guard.core.vocabulary import Autonomy, BasisKind, Capability, Fallback
+from kzai_guard.core.vocabulary import Autonomy, BasisKind, Capability, Fallback, Significance
 from kzai_guard.errors import ConfigurationError, ProhibitedPractice
 
-__all__ = ["PROHIBITED", "RISK_REVIEW_MAX_AGE_DAYS", "check_policy", "findings"]
+__all__ = [
+    "PROHIBITED",
+    "RISK_REVIEW_MAX_AGE_DAYS",
+    "check_explanation_sources",
+    "check_policy",
+    "findings",
+]
 
 PROHIBITED: dict[Capability, str] = {
     Capability.SUBLIMINAL_MANIPULATION: "KZ-AI 17(3)(1): subliminal or manipulative techniques",
@@ -66,6 +72,27 @@ def check_policy(policy: DecisionPolicy, profile: Profile) -> None:
                 "autonomy can be made without a human, so it needs a legal basis; set 'purpose' "
                 "(consent), 'statutory_basis', or fallback = 'human'"
             )
+
+
+def check_explanation_sources(policy: DecisionPolicy, contact: str | None) -> None:
+    """Raise when the explanations of ``policy`` could not name the model or a contact.
+
+    An explanation must name the model and a contact (KZ-AI 16(1)(4)); a decision whose
+    explanation lacks them is withheld, so a policy that owes explanations must declare its
+    model, and the guard a contact, before the service takes a request.
+    """
+    if policy.significance is Significance.NONE:
+        return
+    if policy.model is None:
+        raise ConfigurationError(
+            f"policy {policy.name!r}: its decisions owe an explanation naming the model; "
+            "set 'model' (ModelInfo(name=..., version=...))"
+        )
+    if contact is None:
+        raise ConfigurationError(
+            f"policy {policy.name!r}: its decisions owe an explanation with a contact; "
+            "give the guard contact='...' (or [guard] contact in the file)"
+        )
 
 
 def findings(policy: DecisionPolicy, today: date) -> list[str]:

@@ -33,6 +33,10 @@ class Reason(enum.StrEnum):
     OBJECTION = "objection"
     VULNERABLE_SUBJECT = "vulnerable-subject"
     HUMAN_REQUIRED = "human-required"
+    SUBJECT_MISSING = "subject-missing"
+    """Not a rule's verdict: the request did not name its subject (the rules never ran)."""
+    SUBJECT_INVALID = "subject-invalid"
+    """Not a rule's verdict: the subject identifier was unusable (the rules never ran)."""
 
 
 class Obligation(enum.StrEnum):

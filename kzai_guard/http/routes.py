@@ -6,8 +6,8 @@
 - ``POST {prefix}/objections`` (``{"policy": "..."}`` optional): object to automated decisions.
 - ``DELETE {prefix}/objections[?policy=...]``: withdraw that objection.
 
-The person is found with the guard's subject resolver; someone else's decision answers 404, so
-that nobody learns which decision ids exist.
+The person is found with the guard's person resolver (by default its subject resolver);
+someone else's decision answers 404, so that nobody learns which decision ids exist.
 """
 
 from __future__ import annotations
@@ -62,15 +62,15 @@ class PersonRoutes:
 
     def _subject(self, scope: Scope) -> str | tuple[ProblemType, str]:
         try:
-            raw = self.guard.subject_resolver(scope)
+            raw = self.guard.person_resolver(scope)
         except InvalidSubjectEncoding as exc:
-            return problems.SUBJECT_INVALID, str(exc)
+            return problems.SUBJECT_INVALID, _sentence(str(exc))
         if raw is None:
             return problems.SUBJECT_MISSING, "The request does not say who is asking."
         try:
             return check_subject(raw)
         except ValueError as exc:
-            return problems.SUBJECT_INVALID, str(exc)
+            return problems.SUBJECT_INVALID, _sentence(str(exc))
 
     async def _explanation(self, scope: Scope, send: Send, subject: str, decision_id: str) -> None:
         stored = await anyio.to_thread.run_sync(self.guard.explanations.get, decision_id)
@@ -151,6 +151,10 @@ class PersonRoutes:
     async def _problem(self, send: Send, problem: ProblemType, detail: str) -> None:
         body = problem_body(self.guard.settings.problem_base, problem, detail)
         await _send(send, problem.status, PROBLEM_CONTENT_TYPE, body)
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 async def _read_body(receive: Receive) -> bytes | None:
