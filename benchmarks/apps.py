@@ -245,11 +245,28 @@ def _guarded(framework: Framework, audit: str, store: str) -> Built:
 
         app = _app(framework, decide_api)
     guard.install(app)
-    flush = getattr(sink, "flush", None)
     return Built(
         app,
         guard=guard,
         audit_label=label,
-        cleanups=[guard.close, cleanup],
-        settle=flush if callable(flush) else lambda: None,
+        cleanups=[cleanup, guard.close],
+        settle=_settler(guard, sink),
     )
+
+
+def _settler(guard: Any, sink: Any) -> Callable[[], None]:
+    """Waits for the guard's background writers: stored explanations, then the audit log."""
+    flushes = [
+        flush
+        for flush in (
+            getattr(getattr(guard, "explanations", None), "flush", None),
+            getattr(sink, "flush", None),
+        )
+        if callable(flush)
+    ]
+
+    def settle() -> None:
+        for flush in flushes:
+            flush()
+
+    return settle

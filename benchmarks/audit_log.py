@@ -1,12 +1,14 @@
 """Section 2: the signed audit log beside ai-audit-trail and beside the physical floor.
 
 - append throughput, async durability: the log against ai-audit-trail (target: at least
-  100,000 records/s, and at least 5x the rival) and against the floor (encode + two hashes);
+  100,000 records/s, and at least 5x the rival), against the floor (encode + two hashes), and
+  against itself with personal fields in clear (what per-subject sealing costs);
 - append in sync durability: one writer waiting for each record beside a plain write+fsync per
   record, and writers keeping 64 records in flight beside a bare group-commit writer
   (:mod:`benchmarks.group_commit`);
 - sync latency at fixed rates (open loop: latency counts from the scheduled send time), beside
-  the bare group-commit writer paced the same way (target at 1,000/s: p99 at most 2 ms);
+  the bare group-commit writer paced the same way (target at 1,000/s: p99 at most 2 ms), and
+  the same with personal fields in clear;
 - verification throughput against ai-audit-trail's verifier and the floor (target: at least
   300,000 records/s).
 
@@ -84,9 +86,14 @@ def _all_unavailable(why: str) -> list[Figure]:
             why,
             target=APPEND_VS_RIVAL,
         ),
+        unavailable(
+            SECTION, "append, async durability, personal fields sealed vs in clear", "rec/s", why
+        ),
         unavailable(SECTION, "append, sync durability, one writer", "rec/s", why),
         unavailable(SECTION, f"append, sync durability, {SYNC_DEPTH} in flight", "rec/s", why),
+        unavailable(SECTION, "sync latency p50 at 1,000/s", "us", why),
         unavailable(SECTION, "sync latency p99 at 1,000/s", "us", why, target=SYNC_P99_US),
+        unavailable(SECTION, "sync latency p99 at 1,000/s, personal fields in clear", "us", why),
         unavailable(SECTION, "verify", "rec/s", why, target=VERIFY_RATE),
         unavailable(SECTION, "verify vs ai-audit-trail", "rec/s", why),
     ]
@@ -97,10 +104,10 @@ def _measure(budget: Budget, floor: Floor, work: Workspace, rival_why: str | Non
     n = budget.log_records
     figures: list[Figure] = []
 
-    def log_append() -> float:
+    def log_append(seal: bool = True) -> float:
         path = work.fresh()
         start = time.perf_counter()
-        log = signed_log.open_log(path, "async")
+        log = signed_log.open_log(path, "async", seal=seal)
         signed_log.append_all(log, pool, n)
         log.close()
         rate = n / (time.perf_counter() - start)
@@ -111,7 +118,10 @@ def _measure(budget: Budget, floor: Floor, work: Workspace, rival_why: str | Non
         store = rival.Rival(budget.rival_records)
         return budget.rival_records / store.append(budget.rival_records)
 
-    runs: dict[str, Callable[[], float]] = {"log": log_append}
+    runs: dict[str, Callable[[], float]] = {
+        "log": log_append,
+        "clear": lambda: log_append(seal=False),
+    }
     if rival_why is None:
         runs["rival"] = rival_append
     rates = rotated(runs, budget.rounds)
@@ -129,6 +139,18 @@ def _measure(budget: Budget, floor: Floor, work: Workspace, rival_why: str | Non
             floor_rate,
             APPEND_RATE,
             note,
+        )
+    )
+    figures.append(
+        Figure(
+            SECTION,
+            "append, async durability, personal fields sealed vs in clear",
+            "rec/s",
+            "sealed (default)",
+            log_rate,
+            "seal_personal_fields=False",
+            Sample.of(rates["clear"]),
+            note="what per-subject encryption (crypto-shredding) costs on append",
         )
     )
     if rival_why is None:
@@ -275,36 +297,41 @@ def _paced_run(rate: int, seconds: float, submit: Callable[[], Any]) -> list[flo
 
 
 def _paced(budget: Budget, work: Workspace, pool: list[Any], rate: int) -> list[Figure]:
-    path = work.fresh()
-    log = signed_log.open_log(path, "sync")
+    sealed_path, clear_path = work.fresh(), work.fresh()
+    sealed = signed_log.open_log(sealed_path, "sync")
+    clear = signed_log.open_log(clear_path, "sync", seal=False)
     floor_file = GroupCommitFile(work.root / f"paced-{rate}.raw")
     counter = iter(range(1 << 62))
+    submits: dict[str, Callable[[], Any]] = {
+        "log": lambda: sealed.write(pool[next(counter) % len(pool)]),
+        "clear": lambda: clear.write(pool[next(counter) % len(pool)]),
+        "raw": lambda: floor_file.write(PAYLOAD),
+    }
+    p50s: dict[str, list[float]] = {label: [] for label in submits}
+    p99s: dict[str, list[float]] = {label: [] for label in submits}
+    reps = max(2, budget.rounds // 5)
+    seconds = budget.paced_seconds / reps * 2
 
-    def submit_log() -> Any:
-        return log.write(pool[next(counter) % len(pool)])
+    def paced(label: str) -> Callable[[], float]:
+        def once() -> float:
+            lat = _paced_run(rate, seconds, submits[label])
+            p50s[label].append(percentile(lat, 0.5))
+            p99s[label].append(percentile(lat, 0.99))
+            return p50s[label][-1]
 
-    def submit_raw() -> Future[None]:
-        return floor_file.write(PAYLOAD)
+        return once
 
     try:
-        p50s: dict[str, list[float]] = {"log": [], "raw": []}
-        p99s: dict[str, list[float]] = {"log": [], "raw": []}
-        reps = max(2, budget.rounds // 5)
-        seconds = budget.paced_seconds / reps * 2
-        for i in range(reps):
-            order = [("log", submit_log), ("raw", submit_raw)]
-            if i % 2:
-                order.reverse()
-            for label, submit in order:
-                lat = _paced_run(rate, seconds, submit)
-                p50s[label].append(percentile(lat, 0.5))
-                p99s[label].append(percentile(lat, 0.99))
+        rotated({label: paced(label) for label in submits}, reps)
     finally:
-        log.close()
+        sealed.close()
+        clear.close()
         floor_file.close()
-        work.drop(path)
+        work.drop(sealed_path)
+        work.drop(clear_path)
     target = SYNC_P99_US if rate == 1_000 else None
     note = f"open loop, {reps} runs of {seconds:g} s; latency from scheduled send to durable"
+    floor_label = "group-commit write+fsync"
     return [
         Figure(
             SECTION,
@@ -312,7 +339,7 @@ def _paced(budget: Budget, work: Workspace, pool: list[Any], rate: int) -> list[
             "us",
             "signed log",
             Sample.of(p50s["log"]),
-            "group-commit write+fsync",
+            floor_label,
             Sample.of(p50s["raw"]),
             note=note,
         ),
@@ -322,9 +349,20 @@ def _paced(budget: Budget, work: Workspace, pool: list[Any], rate: int) -> list[
             "us",
             "signed log",
             Sample.of(p99s["log"]),
-            "group-commit write+fsync",
+            floor_label,
             Sample.of(p99s["raw"]),
             target,
+        ),
+        Figure(
+            SECTION,
+            f"sync latency p99 at {rate:,}/s, personal fields in clear",
+            "us",
+            "seal_personal_fields=False",
+            Sample.of(p99s["clear"]),
+            floor_label,
+            Sample.of(p99s["raw"]),
+            note=f"p50 {Sample.of(p50s['clear']).median:,.0f} us; without per-subject "
+            "encryption keys, to show what sealing adds to durable latency",
         ),
     ]
 

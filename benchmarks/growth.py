@@ -1,7 +1,9 @@
 """Section 4: how append, verify and prove scale from 10^4 to 10^7 records, and peak memory.
 
 Each size builds one log (async durability) and times the append, a full verification, and
-inclusion proofs for records spread over the log. Every point stands beside the smallest
+inclusion proofs for records spread over the log: the library's public proof bundle
+(``kzai_guard.audit.proof.inclusion_bundle``, what ``kzai-guard prove`` writes) and the bare
+RFC 9162 audit path read from the stored tree. Every point stands beside the smallest
 size measured in the same run, so the ratio shows the slope: about 1x for append and verify
 rates (linear total work), a slowly rising time for proofs (O(log n) hashes read).
 
@@ -13,8 +15,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 from benchmarks import apps, signed_log
 from benchmarks.audit_log import POOL, Workspace, build_log
@@ -25,15 +26,17 @@ from benchmarks.records import records
 
 SECTION = "growth"
 PROOFS = 200
+BUNDLES = 20
 RSS_GROWTH = Target(16.0, "max", text="<= 16 MiB growth (bounded)")
 
 
-@dataclass
-class Point:
-    size: int
-    append: list[float]
-    verify: list[float] | None
-    prove_us: list[float] | None
+OPS: dict[str, tuple[str, str]] = {
+    "append": ("rec/s", "signed log, async"),
+    "verify": ("rec/s", "verify_log"),
+    "prove": ("us/proof", "inclusion_bundle"),
+    "path": ("us/proof", "audit path from the stored tree"),
+}
+"""Each measured operation: its unit and the label of what performs it."""
 
 
 def run(budget: Budget, core: int | None) -> list[Figure]:
@@ -48,44 +51,74 @@ def _reps(size: int, budget: Budget) -> int:
     return 3
 
 
+def _missing() -> dict[str, str]:
+    why = {
+        "append": signed_log.missing(),
+        "verify": signed_log.verify_missing(),
+        "prove": signed_log.bundle_missing(),
+        "path": signed_log.prove_missing(),
+    }
+    return {op: reason for op, reason in why.items() if reason}
+
+
 def _log_growth(budget: Budget) -> list[Figure]:
-    why = signed_log.missing()
     sizes = budget.growth_sizes
-    if why:
-        return [
-            unavailable(SECTION, f"{op} at {size:,} records", unit, why)
-            for size in sizes
-            for op, unit in (("append", "rec/s"), ("verify", "rec/s"), ("prove", "us/proof"))
-        ]
-    verify_why = signed_log.verify_missing()
-    prove_why = signed_log.prove_missing()
+    missing = _missing()
+    if "append" in missing:
+        missing = dict.fromkeys(OPS, missing["append"])
+    values: dict[tuple[str, int], list[float]] = {}
+    if "append" not in missing:
+        values = _measure(sizes, budget, missing)
+    return _figures(sizes, values, missing, budget)
+
+
+def _measure(
+    sizes: tuple[int, ...], budget: Budget, missing: dict[str, str]
+) -> dict[tuple[str, int], list[float]]:
     pool = records(min(POOL, sizes[0]))
     work = Workspace()
-    points: list[Point] = []
+    values: dict[tuple[str, int], list[float]] = {}
     try:
         for size in sizes:
-            point = Point(size, [], [] if not verify_why else None, [] if not prove_why else None)
             for _ in range(_reps(size, budget)):
                 path = work.fresh()
                 start = time.perf_counter()
                 build_log(path, pool, size)
-                point.append.append(size / (time.perf_counter() - start))
-                if point.verify is not None:
+                values.setdefault(("append", size), []).append(size / (time.perf_counter() - start))
+                if "verify" not in missing:
                     start = time.perf_counter()
                     signed_log.verify(path)
-                    point.verify.append(size / (time.perf_counter() - start))
-                if point.prove_us is not None:
-                    point.prove_us.append(_prove(path, size))
+                    values.setdefault(("verify", size), []).append(
+                        size / (time.perf_counter() - start)
+                    )
+                if "prove" not in missing:
+                    values.setdefault(("prove", size), []).append(_bundles(path, size))
+                if "path" not in missing:
+                    values.setdefault(("path", size), []).append(_paths(path, size))
                 work.drop(path)
-            points.append(point)
     finally:
         work.close()
-    return _figures(points, budget, verify_why, prove_why)
+    return values
 
 
-def _prove(path: Any, size: int) -> float:
+def _indices(size: int, count: int) -> list[int]:
     rng = random.Random(size)
-    indices = [rng.randrange(size) for _ in range(PROOFS)]
+    return [rng.randrange(size) for _ in range(count)]
+
+
+def _bundles(path: Path, size: int) -> float:
+    """Microseconds per inclusion-proof bundle, the library's public proof."""
+    indices = _indices(size, BUNDLES)
+    signed_log.check_bundle(signed_log.inclusion_bundle(path, indices[0]))
+    start = time.perf_counter()
+    for index in indices:
+        signed_log.inclusion_bundle(path, index)
+    return (time.perf_counter() - start) / len(indices) * 1e6
+
+
+def _paths(path: Path, size: int) -> float:
+    """Microseconds per RFC 9162 audit path read from the stored tree."""
+    indices = _indices(size, PROOFS)
     prover = signed_log.Prover(path)
     try:
         if prover.size != size:
@@ -94,84 +127,41 @@ def _prove(path: Any, size: int) -> float:
         start = time.perf_counter()
         for index in indices:
             prover.prove(index)
-        return (time.perf_counter() - start) / PROOFS * 1e6
+        return (time.perf_counter() - start) / len(indices) * 1e6
     finally:
         prover.close()
 
 
 def _figures(
-    points: list[Point], budget: Budget, verify_why: str | None, prove_why: str | None
+    sizes: tuple[int, ...],
+    values: dict[tuple[str, int], list[float]],
+    missing: dict[str, str],
+    budget: Budget,
 ) -> list[Figure]:
-    first = points[0]
     skipped = (
-        ""
-        if 10_000_000 in budget.growth_sizes
-        else "10^7 records: run with --long (not measured in this mode)"
+        "" if 10_000_000 in sizes else "10^7 records: run with --long (not measured in this mode)"
     )
+    first = sizes[0]
     figures: list[Figure] = []
-    for point in points:
-        last = point is points[-1]
-        note = skipped if last else ""
-        label = f"{first.size:,} records"
-        figures.append(
-            Figure(
-                SECTION,
-                f"append at {point.size:,} records",
-                "rec/s",
-                "signed log",
-                Sample.of(point.append),
-                label,
-                Sample.of(first.append),
-                note=note,
-                extra={"size": point.size, "op": "append"},
-            )
-        )
-        if point.verify is not None and first.verify is not None:
+    for size in sizes:
+        note = skipped if size == sizes[-1] else ""
+        for op, (unit, label) in OPS.items():
+            name = f"{op} at {size:,} records"
+            extra = {"size": size, "op": op}
+            if op in missing:
+                figures.append(unavailable(SECTION, name, unit, missing[op], extra=extra))
+                continue
             figures.append(
                 Figure(
                     SECTION,
-                    f"verify at {point.size:,} records",
-                    "rec/s",
-                    "signed log",
-                    Sample.of(point.verify),
+                    name,
+                    unit,
                     label,
-                    Sample.of(first.verify),
+                    Sample.of(values[op, size]),
+                    f"{first:,} records",
+                    Sample.of(values[op, first]),
                     note=note,
-                    extra={"size": point.size, "op": "verify"},
-                )
-            )
-        else:
-            figures.append(
-                unavailable(
-                    SECTION,
-                    f"verify at {point.size:,} records",
-                    "rec/s",
-                    verify_why or "",
-                    extra={"size": point.size, "op": "verify"},
-                )
-            )
-        if point.prove_us is not None and first.prove_us is not None:
-            figures.append(
-                Figure(
-                    SECTION,
-                    f"prove at {point.size:,} records",
-                    "us/proof",
-                    "inclusion proof",
-                    Sample.of(point.prove_us),
-                    label,
-                    Sample.of(first.prove_us),
-                    note=note,
-                    extra={"size": point.size, "op": "prove", "proofs": PROOFS},
-                )
-            )
-        else:
-            figures.append(
-                unavailable(
-                    SECTION,
-                    f"prove at {point.size:,} records",
-                    "us/proof",
-                    prove_why or "",
-                    extra={"size": point.size, "op": "prove"},
+                    extra=extra,
                 )
             )
     return figures

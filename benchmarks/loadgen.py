@@ -12,6 +12,7 @@ Run by :mod:`benchmarks.served`; ``python -m benchmarks.loadgen`` on its own wai
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.machine import pin
 from benchmarks.measure import percentile
 
 
@@ -107,6 +109,9 @@ def _event_loop_factory() -> Any:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--core", type=int, default=None, help="pin to this core")
+    pin(parser.parse_args().core)
     factory = _event_loop_factory()
     with asyncio.Runner(loop_factory=factory) as runner:
         for line in sys.stdin:

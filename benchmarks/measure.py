@@ -47,28 +47,6 @@ class Sample:
             q1 = q3 = ordered[0]
         return cls(statistics.median(ordered), q1, q3, ordered[0], ordered[-1], len(ordered))
 
-    def scaled(self, factor: float) -> Sample:
-        """The same sample in another unit (``factor`` > 0 keeps the order)."""
-        return Sample(
-            self.median * factor,
-            self.q1 * factor,
-            self.q3 * factor,
-            self.low * factor,
-            self.high * factor,
-            self.n,
-        )
-
-    def inverted(self, numerator: float = 1.0) -> Sample:
-        """``numerator / value`` for every statistic: a time per operation into a rate."""
-        return Sample(
-            numerator / self.median,
-            numerator / self.q3,
-            numerator / self.q1,
-            numerator / self.high,
-            numerator / self.low,
-            self.n,
-        )
-
     def as_json(self) -> dict[str, float | int]:
         return {
             "median": self.median,
@@ -174,29 +152,15 @@ def unavailable(section: str, name: str, unit: str, reason: str, **kw: Any) -> F
 
 
 def per_op_us(run: Callable[[int], object], n: int) -> float:
-    """Microseconds per operation of ``run(n)``, which performs ``n`` operations."""
-    start = time.perf_counter_ns()
-    run(n)
-    return (time.perf_counter_ns() - start) / n / 1_000
+    """CPU microseconds per operation of ``run(n)``, which performs ``n`` operations.
 
-
-def interleaved(
-    baseline: Callable[[], float], subject: Callable[[], float], rounds: int
-) -> tuple[Sample, Sample]:
-    """Run ``rounds`` repetitions of each, alternating which goes first (A B, B A, ...).
-
-    Each callable runs one repetition and returns its measurement.
+    The process CPU clock, not the wall clock: on a machine shared with other work, time the
+    process spends descheduled is not the operation's cost. For CPU-bound operations on a quiet
+    machine the two agree.
     """
-    base: list[float] = []
-    subj: list[float] = []
-    for i in range(rounds):
-        if i % 2 == 0:
-            base.append(baseline())
-            subj.append(subject())
-        else:
-            subj.append(subject())
-            base.append(baseline())
-    return Sample.of(base), Sample.of(subj)
+    start = time.process_time_ns()
+    run(n)
+    return (time.process_time_ns() - start) / n / 1_000
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:

@@ -1,7 +1,8 @@
 """The growth curves as a self-contained SVG: no plotting library needed.
 
 Two panels share a logarithmic x axis (records in the log): append and verify throughput on
-the left, time per inclusion proof on the right. Each point is a median; a bar spans min-max.
+the left, time per inclusion proof on the right (the public bundle, and the bare audit path).
+Each point is a median; a bar spans min-max.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ PANEL_W, PANEL_H = 360, 260
 MARGIN_L, MARGIN_T = 80, 60
 GAP = 90
 PAD = 24
-COLOURS = {"append": "#1f77b4", "verify": "#d62728", "prove": "#2ca02c"}
+COLOURS = {"append": "#1f77b4", "verify": "#d62728", "prove": "#2ca02c", "path": "#9467bd"}
 
 
 def _series(results: dict[str, Any]) -> dict[str, list[tuple[int, dict[str, float]]]]:
@@ -129,7 +130,7 @@ def growth_svg(results: dict[str, Any]) -> str | None:
         return None
     sizes = sorted({s for pts in series.values() for s, _ in pts})
     rates = {op: pts for op, pts in series.items() if op in ("append", "verify")}
-    proofs = {op: pts for op, pts in series.items() if op == "prove"}
+    proofs = {op: pts for op, pts in series.items() if op in ("prove", "path")}
     title = f"kzai_guard signed audit log: growth ({results['mode']} run, {results['started_utc']})"
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
@@ -140,6 +141,7 @@ def growth_svg(results: dict[str, Any]) -> str | None:
     if rates:
         parts += _panel(MARGIN_L, "append and verify throughput", "records/s", rates, sizes)
     if proofs:
-        parts += _panel(MARGIN_L + PANEL_W + GAP, "inclusion proof", "us per proof", proofs, sizes)
+        proof_title = "inclusion proof: bundle, and bare path"
+        parts += _panel(MARGIN_L + PANEL_W + GAP, proof_title, "us per proof", proofs, sizes)
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

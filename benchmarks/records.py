@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 from kzai_guard.audit.record import AuditRecord, EventKind
 
@@ -39,7 +38,3 @@ def decision_record(i: int) -> AuditRecord:
 def records(n: int) -> list[AuditRecord]:
     """``n`` distinct decision records, made before any timing starts."""
     return [decision_record(i) for i in range(n)]
-
-
-def now_us() -> int:
-    return time.time_ns() // 1_000

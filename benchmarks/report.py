@@ -187,6 +187,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         "Spread",
         "Target",
         "Status",
+        "Note",
     ]
     parts: list[str] = []
     current = None
@@ -201,7 +202,5 @@ def markdown_table(results: dict[str, Any]) -> str:
                 "|" + "---|" * len(head),
             ]
         status = f"**{row[8]}**" if row[8] in ("MISS", "UNAVAILABLE", "ERROR") else row[8]
-        parts.append("| " + " | ".join(cell(c) for c in [*row[1:8], status]) + " |")
-        if row[9]:
-            parts.append(f"| &nbsp;&nbsp;*{cell(row[9])}* |" + " |" * (len(head) - 1))
+        parts.append("| " + " | ".join(cell(c) for c in [*row[1:8], status, row[9]]) + " |")
     return "\n".join(parts)

@@ -7,6 +7,7 @@ the socket is listening, and serves until it is terminated.
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
 
@@ -69,6 +70,9 @@ def main() -> None:
         + "\n"
     )
     sys.stdout.flush()
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal; exiting through
+    # SystemExit instead lets the app's clean-up (audit log, temporary directory) run.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.run(sockets=[sock])
     finally:

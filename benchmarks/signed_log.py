@@ -53,9 +53,13 @@ def signer() -> Any:
     return _SIGNER[0]
 
 
-def open_log(directory: Path, durability: str) -> Any:
-    """A fresh log in ``directory`` with the given durability (``async`` or ``sync``)."""
-    return _log_class().open(directory, durability=durability, signer=signer())
+def open_log(directory: Path, durability: str, *, seal: bool = True) -> Any:
+    """A fresh log in ``directory`` with the given durability (``async`` or ``sync``);
+    ``seal=False`` writes personal fields in clear instead of encrypting them per subject."""
+    cls = _log_class()
+    if seal:
+        return cls.open(directory, durability=durability, signer=signer())
+    return cls.open(directory, durability=durability, signer=signer(), seal_personal_fields=False)
 
 
 def append_all(log: Any, records: Sequence[AuditRecord], n: int) -> None:
@@ -157,3 +161,28 @@ def prove_missing() -> str | None:
     except Unavailable as exc:
         return str(exc)
     return None
+
+
+def bundle_missing() -> str | None:
+    try:
+        _attr("kzai_guard.audit.proof", "inclusion_bundle")
+    except Unavailable as exc:
+        return str(exc)
+    return None
+
+
+def inclusion_bundle(directory: Path, index: int) -> dict[str, Any]:
+    """The library's inclusion-proof bundle of record ``index`` (what ``kzai-guard prove``
+    writes): finds the line, reads the covering checkpoint, proves and self-checks."""
+    bundle: dict[str, Any] = _attr("kzai_guard.audit.proof", "inclusion_bundle")(
+        directory, seq=index
+    )
+    return bundle
+
+
+def check_bundle(bundle: dict[str, Any]) -> None:
+    """Verify a bundle offline against the run's key; raises if it does not hold."""
+    keyring = _attr("kzai_guard.audit.keys", "Keyring")([signer().public_key])
+    check = _attr("kzai_guard.audit.proof", "verify_bundle")(bundle, keyring)
+    if not check.ok:
+        raise RuntimeError(f"the inclusion bundle does not verify: {check.message}")
