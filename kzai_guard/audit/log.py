@@ -47,7 +47,7 @@ import orjson
 from kzai_guard.audit.checkpoint import Checkpoint, SignedCheckpoint, read_notes
 from kzai_guard.audit.keys import Signer, write_keypair
 from kzai_guard.audit.merkle import CompactRange
-from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS
+from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS, hash_of_last_line
 from kzai_guard.audit.record import AuditRecord
 from kzai_guard.audit.retention import DEFAULT_RETENTION_DAYS, prune
 from kzai_guard.audit.segments import (
@@ -145,7 +145,8 @@ class AuditLog:
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
-        self._items: collections.deque[_Item] = collections.deque()
+        self._items: collections.deque[Any] = collections.deque()
+        self._tuples = 0
         self._closing = False
         self._closed = False
         self._error: BaseException | None = None
@@ -220,11 +221,12 @@ class AuditLog:
         except OSError as exc:
             os.close(lock_fd)
             raise AuditLogError(f"audit log {path} is already open in another process") from exc
+        owned: SqliteSubjectKeys | None = None
+        log: AuditLog | None = None
         try:
             log_origin = _origin(path, origin)
             if signer is None:
                 signer = _demo_signer(path)
-            owned = None
             if subject_keys is None and seal_personal_fields:
                 subject_keys = owned = SqliteSubjectKeys(path / DEFAULT_SUBJECT_KEYS)
             log = cls(
@@ -244,11 +246,17 @@ class AuditLog:
             log._lock_fd = lock_fd
             log._owned_keys = owned
             log._recover()
-        except OSError as exc:
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                if owned is not None:
+                    owned.close()
+            if log is not None:
+                log._tree_files.close()
+                if log._fd >= 0:
+                    os.close(log._fd)
             os.close(lock_fd)
-            raise AuditLogError(f"cannot open audit log {path}: {exc}") from exc
-        except BaseException:
-            os.close(lock_fd)
+            if isinstance(exc, OSError):
+                raise AuditLogError(f"cannot open audit log {path}: {exc}") from exc
             raise
         log._writer.start()
         return log
@@ -265,7 +273,7 @@ class AuditLog:
         last = segments[-1]
         first = last.first
         tree = self._tree_files
-        if tree.count(0) < first:
+        if tree.count(0) < first or not self._index_agrees(segments, anchor):
             self._rebuild_tree(segments, anchor)
         tree.truncate(first)
         if anchor is not None and first == anchor.size and tree.count(0) < first:
@@ -324,6 +332,19 @@ class AuditLog:
             self._seq += 1
             offset = end + 1
         return offset, started
+
+    def _index_agrees(self, segments: list[Segment], anchor: Any) -> bool:
+        """Whether the stored tree matches the sealed segments where they meet the active one."""
+        first = segments[-1].first
+        if len(segments) < 2 or first == 0 or (anchor is not None and first == anchor.size):
+            return True
+        previous = segments[-2]
+        if self._tree_files.leaf(first - 1).hex() != hash_of_last_line(previous.path):
+            return False
+        for note in reversed(read_notes(previous.checkpoints)):
+            if isinstance(note, SignedCheckpoint) and note.checkpoint.size == first:
+                return bool(self._tree_files.compact_range(first).root() == note.checkpoint.root)
+        return True
 
     def _rebuild_tree(self, segments: list[Segment], anchor: Any) -> None:
         if anchor is not None:
@@ -405,9 +426,12 @@ class AuditLog:
         Raises :class:`~kzai_guard.errors.AuditUnavailable` if the log is closed, unhealthy, or
         (``async``) its queue stayed full for ``put_timeout`` seconds.
         """
-        future: Future[None] | None = Future() if self._sync else None
-        self._put((_Op.RECORD, record, future))
-        return future
+        if self._sync:
+            future: Future[None] = Future()
+            self._put((_Op.RECORD, record, future))
+            return future
+        self._put(record)
+        return None
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything queued so far is written (and fsynced in ``sync`` mode)."""
@@ -492,7 +516,7 @@ class AuditLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _put(self, item: _Item, control: bool = False) -> None:
+    def _put(self, item: _Item | AuditRecord, control: bool = False) -> None:
         with self._lock:
             if self._closing:
                 raise AuditUnavailable(f"the audit log {self.directory} is closed")
@@ -511,6 +535,8 @@ class AuditLog:
                         )
                     self._not_full.wait(left)
             self._items.append(item)
+            if type(item) is tuple:
+                self._tuples += 1
             if len(self._items) == 1:
                 self._not_empty.notify()
 
@@ -535,6 +561,8 @@ class AuditLog:
                     if timeout == 0.0:
                         break
                     self._not_empty.wait(timeout)
+                    if self._error is not None:
+                        break  # time to retry
                 linger = not self._sync and 0 < len(self._items) < _LINGER_BELOW
             if linger:
                 # async callers do not wait for the disk: let a batch build up instead of
@@ -542,12 +570,13 @@ class AuditLog:
                 time.sleep(_LINGER_SECONDS)
             with self._lock:
                 items, self._items = self._items, collections.deque()
+                plain, self._tuples = self._tuples == 0, 0
                 closing = self._closing
                 self._not_full.notify_all()
             if self._error is not None:
                 self._retry(items)
             elif items:
-                self._handle(items)
+                self._handle(items, plain)
             if self._error is None:
                 self._maybe_checkpoint()
             if closing:
@@ -568,47 +597,64 @@ class AuditLog:
             return None
         return max(0.0, self._cp_time + self._checkpoint_interval - time.monotonic())
 
-    def _handle(self, items: collections.deque[_Item]) -> None:
-        batch: list[tuple[AuditRecord, Future[None] | None]] = []
-        for op, arg, future in items:
+    def _handle(self, items: collections.deque[Any], plain: bool) -> None:
+        """Process queued items in order; ``plain`` means they are all async records."""
+        if plain:
+            self._write_batch(list(items), None)
+            return
+        records: list[AuditRecord] = []
+        futures: list[Future[None] | None] = []
+        for item in items:
+            if type(item) is not tuple:
+                records.append(item)
+                futures.append(None)
+                continue
+            op, arg, future = item
             if op is _Op.RECORD:
-                batch.append((arg, future))
+                records.append(arg)
+                futures.append(future)
                 continue
-            if batch:
-                self._write_batch(batch)
-                batch = []
-            if self._error is not None:
-                self._fail_control(future)
-                continue
-            if op is _Op.CHECKPOINT and self._tree.size > self._cp_size:
-                self._guarded(self._write_checkpoint)
-            elif op is _Op.ROTATE:
-                self._guarded(self._rotate)
-            elif op is _Op.SIGNER:
-                if self._tree.size > self._cp_size:
-                    self._guarded(self._write_checkpoint)
-                self._signer = arg
-            elif op is _Op.ERASE:
-                try:
-                    self._erase(arg)
-                except Exception as exc:
-                    if future is not None:
-                        future.set_exception(exc)
-                    continue
-            elif op is _Op.FLUSH and not self._sync:
-                self._guarded(lambda: os.fdatasync(self._fd))
-            if future is not None:
-                if self._error is None:
-                    future.set_result(None)
-                else:
-                    self._fail_control(future)
-        if batch:
-            self._write_batch(batch)
+            if records:
+                self._write_batch(records, futures)
+                records, futures = [], []
+            self._control(op, arg, future)
+        if records:
+            self._write_batch(records, futures)
 
-    def _write_batch(self, batch: list[tuple[AuditRecord, Future[None] | None]]) -> None:
-        while batch:
+    def _control(self, op: _Op, arg: Any, future: Future[None] | None) -> None:
+        if self._error is not None:
+            self._fail_control(future)
+            return
+        if op is _Op.CHECKPOINT and self._tree.size > self._cp_size:
+            self._guarded(self._write_checkpoint)
+        elif op is _Op.ROTATE:
+            self._guarded(self._rotate)
+        elif op is _Op.SIGNER:
+            if self._tree.size > self._cp_size:
+                self._guarded(self._write_checkpoint)
+            self._signer = arg
+        elif op is _Op.ERASE:
+            try:
+                self._erase(arg)
+            except Exception as exc:
+                if future is not None:
+                    future.set_exception(exc)
+                return
+        elif op is _Op.FLUSH and not self._sync:
+            self._guarded(lambda: os.fdatasync(self._fd))
+        if future is not None:
+            if self._error is None:
+                future.set_result(None)
+            else:
+                self._fail_control(future)
+
+    def _write_batch(
+        self, records: list[AuditRecord], futures: list[Future[None] | None] | None
+    ) -> None:
+        start, end = 0, len(records)
+        while start < end:
             if self._error is not None:
-                self._reject(batch, self._error)
+                self._reject(records[start:], futures[start:] if futures else None, self._error)
                 return
             if self._seg_bytes and (
                 self._seg_bytes >= self._segment_max_bytes
@@ -619,15 +665,16 @@ class AuditLog:
             # cut the batch where a checkpoint is due, so checkpoints land every N records
             room = max(self._checkpoint_every - (self._tree.size - self._cp_size), 1)
             try:
-                done = self._append([r for r, _ in batch[:room]])
+                done = self._append(records[start : start + room])
             except Exception as exc:
                 self._set_error(exc)
-                self._reject(batch, exc)
+                self._reject(records[start:], futures[start:] if futures else None, exc)
                 return
-            for _, future in batch[:done]:
-                if future is not None:
-                    future.set_result(None)
-            batch = batch[done:]
+            if futures is not None:
+                for future in futures[start : start + done]:
+                    if future is not None:
+                        future.set_result(None)
+            start += done
             if self._tree.size - self._cp_size >= self._checkpoint_every:
                 self._guarded(self._write_checkpoint)
 
@@ -713,6 +760,19 @@ class AuditLog:
             }
             return encode_line(seq, prev, clean, sealed)
 
+    def _probe(self) -> None:
+        """Raise ``OSError`` unless 64 KiB can be written and synced in the directory."""
+        path = self.directory / _PROBE_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            if os.write(fd, _PROBE_BYTES) != len(_PROBE_BYTES):
+                raise OSError(f"short write to {path}")
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     def _erase(self, ref: str) -> None:
         if self._subject_keys is not None:
             self._subject_keys.erase(ref)
@@ -778,9 +838,13 @@ class AuditLog:
             self._error = exc
 
     def _reject(
-        self, batch: list[tuple[AuditRecord, Future[None] | None]], exc: BaseException
+        self,
+        records: list[AuditRecord],
+        futures: list[Future[None] | None] | None,
+        exc: BaseException,
     ) -> None:
-        for record, future in batch:
+        for i, record in enumerate(records):
+            future = futures[i] if futures is not None else None
             if future is None:
                 self._unwritten.append(record)
             else:
@@ -790,23 +854,31 @@ class AuditLog:
         if future is not None and not future.done():
             future.set_exception(_unavailable(self.directory, self._error))
 
-    def _fail(self, items: collections.deque[_Item], exc: BaseException) -> None:
-        for op, arg, future in items:
+    def _fail(self, items: collections.deque[Any], exc: BaseException) -> None:
+        for item in items:
+            if type(item) is not tuple:
+                self._unwritten.append(item)
+                continue
+            op, arg, future = item
             if op is _Op.RECORD and future is None:
                 self._unwritten.append(arg)
             elif future is not None and not future.done():
                 future.set_exception(_unavailable(self.directory, exc))
 
-    def _retry(self, items: collections.deque[_Item]) -> None:
+    def _retry(self, items: collections.deque[Any]) -> None:
         """While unhealthy: reject sync work, keep async records, try to write them again."""
-        for op, arg, future in items:
+        for item in items:
+            if type(item) is not tuple:
+                self._unwritten.append(item)
+                continue
+            op, arg, future = item
             if op is _Op.RECORD and future is None:
                 self._unwritten.append(arg)
             elif future is not None:
                 self._fail_control(future)
-        if not self._unwritten:
-            return
         try:
+            if not self._unwritten:
+                self._probe()
             while self._unwritten:
                 done = self._append(self._unwritten)
                 del self._unwritten[:done]
@@ -818,6 +890,10 @@ class AuditLog:
         with self._lock:
             self._error = None
         _log.warning("audit log %s is writable again", self.directory)
+
+
+_PROBE_FILE = ".probe"
+_PROBE_BYTES = b"\0" * 65_536
 
 
 def _leaf(line: bytes) -> bytes:

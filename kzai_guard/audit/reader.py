@@ -192,7 +192,7 @@ class _Cursor:
             self.prev = anchor.prev
         elif seg.first != first_of_log:
             index = segments.index(seg)
-            self.prev = _hash_of_last_line(segments[index - 1].path)
+            self.prev = hash_of_last_line(segments[index - 1].path)
         else:
             raise ChainBroken(seg.first, "the log's first segment does not start at seq 0")
         if self.keyring is not None:
@@ -376,7 +376,7 @@ def _read_from(path: Path, offset: int) -> bytes:
         return b""
 
 
-def _hash_of_last_line(path: Path) -> str:
+def hash_of_last_line(path: Path) -> str:
     """The line hash of the last complete line of a sealed segment."""
     size = os.path.getsize(path)
     chunk = 4096

@@ -148,6 +148,9 @@ class SqliteSubjectKeys:
 
     def key_for(self, ref: str, create: bool = True) -> bytes | None:
         """The key for ``ref``, made on first use when ``create`` (durable after :meth:`commit`)."""
+        key = self._cache.get(ref)
+        if key is not None:
+            return key
         with self._lock:
             key = self._cache.get(ref) or self._pending.get(ref)
             if key is not None:

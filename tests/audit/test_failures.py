@@ -205,3 +205,33 @@ def test_write_errors_make_the_log_unhealthy_then_it_recovers(
     log.close()
     assert [e.seq for e in read_verified(tmp_path / "a")] == [0, 1]
     assert verify_log(tmp_path / "a", keyring).ok
+
+
+def test_sync_log_becomes_healthy_again_once_the_disk_takes_writes(
+    tmp_path: Path, signer: Signer, keyring: Keyring
+) -> None:
+    import time
+
+    log = AuditLog.open(tmp_path / "a", signer=signer, durability="sync")
+    first = log.write(make_record(0))
+    assert first is not None
+    first.result()
+    writable = log._fd
+    log._fd = os.open(tmp_path / "a" / "00000000000000000000.log", os.O_RDONLY)
+    failed = log.write(make_record(1))
+    assert failed is not None
+    with pytest.raises(AuditUnavailable, match="Bad file descriptor"):
+        failed.result(timeout=5)
+    assert log.healthy is False
+    os.close(log._fd)
+    log._fd = writable
+    deadline = time.monotonic() + 10
+    while not log.healthy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.healthy is True
+    again = log.write(make_record(2))
+    assert again is not None
+    again.result(timeout=5)
+    log.close()
+    assert [e.record.id for e in read_verified(tmp_path / "a")] == ["dec-000000", "dec-000002"]
+    assert verify_log(tmp_path / "a", keyring).ok

@@ -302,3 +302,113 @@ def test_reader_with_keys_rejects_a_forged_checkpoint(
     with pytest.raises(ChainBroken, match="signed by no known key") as info:
         list(read_verified(directory, public_keys=keyring))
     assert info.value.seq == 6
+
+
+def test_written_lines_are_rfc8785_canonical(write_log: WriteLog) -> None:
+    import orjson
+    import rfc8785
+
+    for line in _lines(write_log(10)):
+        assert rfc8785.dumps(orjson.loads(line)) == line
+
+
+def test_torn_last_line_is_cut_and_the_chain_continues(
+    tmp_path: Path, signer: Signer, keyring: Keyring
+) -> None:
+    log = AuditLog.open(tmp_path / "a", signer=signer)
+    for i in range(5):
+        log.write(make_record(i))
+    log.close()
+    seg = list_segments(tmp_path / "a")[0].path
+    with open(seg, "ab") as f:
+        f.write(b'{"prev":"00ab')
+    log = AuditLog.open(tmp_path / "a", signer=signer)
+    log.write(make_record(5))
+    log.close()
+    assert [e.seq for e in read_verified(tmp_path / "a", public_keys=keyring)] == list(range(6))
+    assert verify_log(tmp_path / "a", keyring).ok
+
+
+def test_damage_in_the_middle_is_not_repaired_but_refused(tmp_path: Path, signer: Signer) -> None:
+    log = AuditLog.open(tmp_path / "a", signer=signer)
+    for i in range(5):
+        log.write(make_record(i))
+    log.close()
+    seg = list_segments(tmp_path / "a")[0].path
+    lines = seg.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b'"seq":2', b'"seq":9')
+    seg.write_bytes(b"\n".join(lines))
+    with pytest.raises(AuditLogError, match="line for seq 2 does not continue the chain"):
+        AuditLog.open(tmp_path / "a", signer=signer)
+
+
+def test_missing_tree_files_are_rebuilt_on_open(
+    tmp_path: Path, signer: Signer, keyring: Keyring
+) -> None:
+    import shutil
+
+    from kzai_guard.audit.proof import inclusion_bundle, verify_bundle
+
+    log = AuditLog.open(tmp_path / "a", signer=signer, segment_max_bytes=1500, durability="sync")
+    for i in range(20):
+        log.write(make_record(i))
+    log.close()
+    shutil.rmtree(tmp_path / "a" / "tree")
+    AuditLog.open(tmp_path / "a", signer=signer).close()
+    for seq in (0, 7, 19):
+        assert verify_bundle(inclusion_bundle(tmp_path / "a", seq=seq), keyring).ok
+
+
+def test_segments_rotate_by_age(tmp_path: Path, signer: Signer, keyring: Keyring) -> None:
+    log = AuditLog.open(tmp_path / "a", signer=signer, segment_max_age_s=0.0, durability="sync")
+    for i in range(3):
+        future = log.write(make_record(i))
+        assert future is not None
+        future.result()
+    log.close()
+    assert [s.first for s in list_segments(tmp_path / "a")] == [0, 1, 2]
+    assert verify_log(tmp_path / "a", keyring).ok
+
+
+def test_full_async_queue_refuses_after_put_timeout(tmp_path: Path, signer: Signer) -> None:
+    release = threading.Event()
+
+    class SlowSigner:
+        def __call__(self, message: bytes) -> bytes:
+            release.wait(10)
+            return signer._sign(message)
+
+    slow = Signer(signer.public_key, SlowSigner())
+    log = AuditLog.open(
+        tmp_path / "a", signer=slow, queue_limit=2, put_timeout=0.05, checkpoint_every=1
+    )
+    log.write(make_record(0))
+    deadline = time.monotonic() + 5
+    while log.size == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    log.write(make_record(1))
+    log.write(make_record(2))
+    with pytest.raises(AuditUnavailable, match=r"2 records behind for 0\.05s"):
+        log.write(make_record(3))
+    release.set()
+    log.close()
+    assert [e.seq for e in read_verified(tmp_path / "a")] == [0, 1, 2]
+
+
+def test_corrupted_tree_files_are_detected_and_rebuilt_on_open(
+    tmp_path: Path, signer: Signer, keyring: Keyring
+) -> None:
+    from kzai_guard.audit.proof import inclusion_bundle, verify_bundle
+
+    log = AuditLog.open(tmp_path / "a", signer=signer, segment_max_bytes=1500, durability="sync")
+    for i in range(20):
+        log.write(make_record(i))
+    log.close()
+    level0 = tmp_path / "a" / "tree" / "level-00.hashes"
+    level0.write_bytes(bytes(len(level0.read_bytes())))
+    log = AuditLog.open(tmp_path / "a", signer=signer)
+    log.write(make_record(20))
+    log.close()
+    assert verify_log(tmp_path / "a", keyring).ok
+    for seq in (0, 11, 20):
+        assert verify_bundle(inclusion_bundle(tmp_path / "a", seq=seq), keyring).ok

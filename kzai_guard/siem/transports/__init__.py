@@ -6,7 +6,6 @@ the caller's job, so that the shipper decides what happens during an outage.
 """
 
 from kzai_guard.siem.transports._base import Backoff, Transport, TransportError
-from kzai_guard.siem.transports.http import HEC_EVENT_PATH, HecTransport, HttpTransport
 from kzai_guard.siem.transports.stream import FileTransport, StdoutTransport
 from kzai_guard.siem.transports.syslog import (
     MAX_UDP_PAYLOAD,
@@ -15,6 +14,7 @@ from kzai_guard.siem.transports.syslog import (
     octet_counted,
     tls_context,
 )
+from kzai_guard.siem.transports.web import HEC_EVENT_PATH, HecTransport, HttpTransport
 
 __all__ = [
     "HEC_EVENT_PATH",
