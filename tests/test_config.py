@@ -24,6 +24,7 @@ significance = "legal-effect"
 autonomy = "high"
 risk = "high"
 notice_version = "2026-01"
+model = { name = "m", version = "1" }
 
 [[policy]]
 name = "offer_ranking"
@@ -31,8 +32,11 @@ significance = "affects-interests"
 autonomy = "medium"
 risk = "minimal"
 mode = "monitor"
+model = { name = "m", version = "1" }
 """
 KEY = b"k" * 32
+MODEL = kg.ModelInfo(name="m", version="1")
+CONTACT = "credit@example.kz"
 
 
 def write(tmp_path: Path, text: str, name: str = "kzai-guard.toml") -> Path:
@@ -57,6 +61,7 @@ def test_valid_file_builds_a_guard_with_its_policies_and_settings(tmp_path: Path
             autonomy=kg.Autonomy.HIGH,
             risk=kg.RiskClass.HIGH,
             notice_version="2026-01",
+            model=MODEL,
         )
         assert guard.policy("offer_ranking").mode is kg.Mode.MONITOR
         assert guard.profile is kg.Profile.KZ
@@ -221,18 +226,20 @@ def policy(**fields: object) -> kg.DecisionPolicy:
         "significance": kg.Significance.LEGAL_EFFECT,
         "autonomy": kg.Autonomy.HIGH,
         "risk": kg.RiskClass.HIGH,
+        "model": MODEL,
     }
     values.update(fields)
     return kg.DecisionPolicy(**values)  # type: ignore[arg-type]
 
 
-def start(*policies: kg.DecisionPolicy, profile: str = "kz") -> None:
+def start(*policies: kg.DecisionPolicy, profile: str = "kz", contact: str | None = CONTACT) -> None:
     guard = kg.Guard(
         list(policies),
         profile=profile,
         store="memory://",
         audit=kg.MemorySink(),
         pseudonym_key=KEY,
+        contact=contact,
     )
     guard.close()
 
@@ -362,5 +369,66 @@ def test_invalid_guard_setting_raises_configuration_error_naming_the_setting() -
             store="memory://",
             audit=kg.MemorySink(),
             pseudonym_key=KEY,
+            contact=CONTACT,
             review_deadline_days=0,
         )
+
+
+# -- explanation sources (KZ-AI 16(1)(4)) -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "significance",
+    [
+        kg.Significance.LEGAL_EFFECT,
+        kg.Significance.SIMILARLY_SIGNIFICANT,
+        kg.Significance.AFFECTS_INTERESTS,
+    ],
+)
+def test_significant_policy_without_model_refuses_to_start_naming_policy_and_model(
+    significance: kg.Significance,
+) -> None:
+    with pytest.raises(kg.ConfigurationError) as caught:
+        start(policy(significance=significance, model=None))
+
+    message = str(caught.value)
+    assert "policy 'loan_approval'" in message
+    assert "'model'" in message
+
+
+def test_policy_without_model_in_a_file_refuses_to_start_naming_file_policy_and_model(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, VALID.replace('model = { name = "m", version = "1" }\n', "", 1))
+
+    with pytest.raises(kg.ConfigurationError) as caught:
+        from_file(path)
+
+    message = str(caught.value)
+    assert str(path) in message
+    assert "policy 'loan_approval'" in message
+    assert "'model'" in message
+
+
+def test_guard_without_contact_refuses_to_start_naming_contact() -> None:
+    with pytest.raises(kg.ConfigurationError) as caught:
+        start(policy(), contact=None)
+
+    assert "contact" in str(caught.value)
+
+
+def test_guard_file_without_contact_refuses_to_start_naming_file_and_contact(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, VALID.replace('contact = "credit@example.kz"\n', "", 1))
+
+    with pytest.raises(kg.ConfigurationError) as caught:
+        from_file(path)
+
+    message = str(caught.value)
+    assert str(path) in message
+    assert "contact" in message
+
+
+def test_policy_of_no_significance_starts_without_model_or_contact() -> None:
+    start(policy(significance=kg.Significance.NONE, model=None), contact=None)

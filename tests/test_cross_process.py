@@ -36,7 +36,13 @@ import kzai_guard as kg
 
 LOAN = kg.DecisionPolicy.model_validate_json({LOAN.model_dump_json()!r})
 CARD = kg.DecisionPolicy.model_validate_json({CARD.model_dump_json()!r})
-guard = kg.Guard([LOAN, CARD], store=sys.argv[1], audit=kg.MemorySink(), pseudonym_key=b"x" * 32)
+guard = kg.Guard(
+    [LOAN, CARD],
+    store=sys.argv[1],
+    audit=kg.MemorySink(),
+    pseudonym_key=b"x" * 32,
+    contact="credit@example.kz",
+)
 print("ready", flush=True)
 for line in sys.stdin:
     operation, argument = line.split()

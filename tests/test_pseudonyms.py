@@ -149,9 +149,9 @@ def _granted_pseudonym(guard: kg.Guard, sink: kg.MemorySink) -> Callable[[str], 
 
 
 def test_pseudonym_is_stable_for_one_key_and_differs_across_keys() -> None:
-    first, first_sink = memory_guard([LOAN], pseudonym_key=KEY_A)
-    second, second_sink = memory_guard([LOAN], pseudonym_key=KEY_A)
-    other, other_sink = memory_guard([LOAN], pseudonym_key=KEY_B)
+    first, first_sink = memory_guard([LOAN], contact="credit@example.kz", pseudonym_key=KEY_A)
+    second, second_sink = memory_guard([LOAN], contact="credit@example.kz", pseudonym_key=KEY_A)
+    other, other_sink = memory_guard([LOAN], contact="credit@example.kz", pseudonym_key=KEY_B)
     try:
         in_first = _granted_pseudonym(first, first_sink)
         in_second = _granted_pseudonym(second, second_sink)
@@ -174,7 +174,7 @@ def test_pseudonym_is_stable_for_one_key_and_differs_across_keys() -> None:
 
 
 def test_distinct_subjects_get_distinct_pseudonyms() -> None:
-    guard, sink = memory_guard([LOAN], pseudonym_key=KEY_A)
+    guard, sink = memory_guard([LOAN], contact="credit@example.kz", pseudonym_key=KEY_A)
     try:
         grant = _granted_pseudonym(guard, sink)
 
@@ -191,12 +191,16 @@ def test_distinct_subjects_get_distinct_pseudonyms() -> None:
 
 def test_store_kept_key_gives_the_same_pseudonyms_after_reopening(tmp_path: object) -> None:
     url = f"sqlite:///{tmp_path}/kzg.db"
-    first, first_sink = memory_guard([LOAN], store=url, pseudonym_key=None)
+    first, first_sink = memory_guard(
+        [LOAN], contact="credit@example.kz", store=url, pseudonym_key=None
+    )
     try:
         before = _granted_pseudonym(first, first_sink)("A-1")
     finally:
         first.close()
-    again, again_sink = memory_guard([LOAN], store=url, pseudonym_key=None)
+    again, again_sink = memory_guard(
+        [LOAN], contact="credit@example.kz", store=url, pseudonym_key=None
+    )
     try:
         after = _granted_pseudonym(again, again_sink)("A-1")
     finally:

@@ -15,6 +15,7 @@ HIGH = kg.DecisionPolicy(
     significance=kg.Significance.LEGAL_EFFECT,
     autonomy=kg.Autonomy.HIGH,
     risk=kg.RiskClass.HIGH,
+    model=kg.ModelInfo(name="scorer", version="2.1"),
 )
 MEDIUM = kg.DecisionPolicy(
     name="card_limit",
@@ -22,12 +23,13 @@ MEDIUM = kg.DecisionPolicy(
     significance=kg.Significance.SIMILARLY_SIGNIFICANT,
     autonomy=kg.Autonomy.MEDIUM,
     risk=kg.RiskClass.MEDIUM,
+    model=kg.ModelInfo(name="limits", version="1.0"),
 )
 
 
 @pytest.fixture
 def guarded() -> Iterator[tuple[kg.Guard, kg.MemorySink]]:
-    guard, sink = memory_guard([HIGH, MEDIUM])
+    guard, sink = memory_guard([HIGH, MEDIUM], contact="credit@example.kz")
     yield guard, sink
     guard.close()
 

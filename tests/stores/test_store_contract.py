@@ -448,8 +448,15 @@ def test_consent_purpose_with_nul_is_refused_alike_by_every_backend(store: Store
         significance=kg.Significance.LEGAL_EFFECT,
         autonomy=kg.Autonomy.HIGH,
         risk=kg.RiskClass.HIGH,
+        model=kg.ModelInfo(name="scorer", version="2.1"),
     )
-    guard = kg.Guard([policy], store=store, audit=kg.MemorySink(), pseudonym_key=b"x" * 32)
+    guard = kg.Guard(
+        [policy],
+        store=store,
+        audit=kg.MemorySink(),
+        pseudonym_key=b"x" * 32,
+        contact="credit@example.kz",
+    )
     try:
         with pytest.raises(ValueError):
             guard.consents.grant(unique("s"), "credit\x00scoring", "v1")
