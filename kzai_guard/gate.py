@@ -44,6 +44,7 @@ from kzai_guard.errors import (
     HumanReviewRequired,
 )
 from kzai_guard.http.disclosure import disclosure_header
+from kzai_guard.http.problem import as_sentence
 from kzai_guard.http.structured import parse_boolean
 from kzai_guard.ids import new_id
 from kzai_guard.stores.base import StoredExplanation
@@ -321,7 +322,7 @@ class Gate:
             if raw is None and context.scope is not None:
                 raw = self._guard.subject_resolver(context.scope)
         except InvalidSubjectEncoding as exc:
-            return self._bad_subject(decision, Reason.SUBJECT_INVALID, f"{exc}.")
+            return self._bad_subject(decision, Reason.SUBJECT_INVALID, as_sentence(str(exc)))
         if raw is None:
             return self._bad_subject(
                 decision,
@@ -331,10 +332,7 @@ class Gate:
         try:
             return check_subject(raw)
         except ValueError as exc:
-            text = str(exc)
-            return self._bad_subject(
-                decision, Reason.SUBJECT_INVALID, text[:1].upper() + text[1:] + "."
-            )
+            return self._bad_subject(decision, Reason.SUBJECT_INVALID, as_sentence(str(exc)))
 
     def _bad_subject(self, decision: Decision, reason: Reason, detail: str) -> str | None:
         if self.enforce:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
@@ -26,7 +26,7 @@ from kzai_guard.core.vocabulary import Autonomy, VulnerabilityGround
 from kzai_guard.decision import guard_function
 from kzai_guard.errors import ConfigurationError, ProhibitedPractice
 from kzai_guard.explanations import Explanations
-from kzai_guard.fact_cache import FactCache
+from kzai_guard.fact_cache import FactCache, utcnow
 from kzai_guard.gate import Gate
 from kzai_guard.objections import Objections
 from kzai_guard.reviewers import ReviewerResolver, reviewer_from_auth
@@ -120,7 +120,7 @@ class Guard:
         self.facts = FactCache(
             self.store, limit=self.settings.cache_limit, poll_interval=self.settings.poll_interval
         )
-        self.now: Callable[[], datetime] = clock or _utcnow
+        self.now: Callable[[], datetime] = clock or utcnow
         self.subject_resolver: SubjectResolver = subject or from_header("X-Subject-Id")
         self.person_resolver: SubjectResolver = person or self.subject_resolver
         self.reviewer_resolver: ReviewerResolver = reviewer or reviewer_from_auth()
@@ -303,10 +303,6 @@ class Guard:
             check_explanation_sources(policy, self.settings.contact)
             by_name[policy.name] = policy
         return by_name
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _open_audit_log(

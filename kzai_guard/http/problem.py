@@ -8,7 +8,7 @@ import orjson
 
 from kzai_guard.core.problems import ProblemType
 
-__all__ = ["PROBLEM_CONTENT_TYPE", "problem_body"]
+__all__ = ["PROBLEM_CONTENT_TYPE", "as_sentence", "problem_body"]
 
 PROBLEM_CONTENT_TYPE = b"application/problem+json"
 
@@ -23,3 +23,8 @@ def problem_body(base: str, problem: ProblemType, detail: str, **extensions: Any
     }
     body.update({k: v for k, v in extensions.items() if v is not None})
     return orjson.dumps(body)
+
+
+def as_sentence(text: str) -> str:
+    """An error message as a problem's ``detail``: capitalised, ending with a full stop."""
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")

@@ -23,7 +23,7 @@ from kzai_guard.core.explanation import localise, with_defaults
 from kzai_guard.core.problems import ProblemType
 from kzai_guard.core.subject import check_subject
 from kzai_guard.errors import UnknownRecord
-from kzai_guard.http.problem import PROBLEM_CONTENT_TYPE, problem_body
+from kzai_guard.http.problem import PROBLEM_CONTENT_TYPE, as_sentence, problem_body
 from kzai_guard.subjects import InvalidSubjectEncoding
 
 if TYPE_CHECKING:
@@ -64,13 +64,13 @@ class PersonRoutes:
         try:
             raw = self.guard.person_resolver(scope)
         except InvalidSubjectEncoding as exc:
-            return problems.SUBJECT_INVALID, _sentence(str(exc))
+            return problems.SUBJECT_INVALID, as_sentence(str(exc))
         if raw is None:
             return problems.SUBJECT_MISSING, "The request does not say who is asking."
         try:
             return check_subject(raw)
         except ValueError as exc:
-            return problems.SUBJECT_INVALID, _sentence(str(exc))
+            return problems.SUBJECT_INVALID, as_sentence(str(exc))
 
     async def _explanation(self, scope: Scope, send: Send, subject: str, decision_id: str) -> None:
         stored = await anyio.to_thread.run_sync(self.guard.explanations.get, decision_id)
@@ -151,10 +151,6 @@ class PersonRoutes:
     async def _problem(self, send: Send, problem: ProblemType, detail: str) -> None:
         body = problem_body(self.guard.settings.problem_base, problem, detail)
         await _send(send, problem.status, PROBLEM_CONTENT_TYPE, body)
-
-
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 async def _read_body(receive: Receive) -> bytes | None:
