@@ -691,6 +691,13 @@ class AuditLog:
         encode = self._encode
         room = self._segment_max_bytes - self._seg_bytes
         size = 0
+        if self._batched_keys is not None and self._sealer is not None:
+            ref = self._sealer.ref
+            self._batched_keys.prefetch(
+                ref(owner)
+                for owner in (r.subject if r.subject is not None else r.reviewer for r in records)
+                if owner is not None
+            )
         for record in records:
             line = encode(record, seq, prev)
             h = _leaf(line)

@@ -24,7 +24,7 @@ import hashlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -55,6 +55,8 @@ ERASED = "[erased]"
 SEALED = "[sealed]"
 """What a reader gets for a personal field when it was given no key store."""
 
+_PREFETCH_CHUNK = 500
+_CACHE_LIMIT = 65_536
 _KEY_SIZE = 32
 _NONCE_SIZE = 12
 _AAD_PREFIX = b"kzai-guard sealed v1\n"
@@ -102,6 +104,10 @@ class BatchedSubjectKeys(SubjectKeys, Protocol):
         """Make the keys made since the last commit durable."""
         ...
 
+    def prefetch(self, refs: Iterable[str]) -> None:
+        """Look up the keys of ``refs`` at once, so that :meth:`key_for` needs no query."""
+        ...
+
 
 class MemorySubjectKeys:
     """Keys in a dict; for tests and short-lived processes."""
@@ -125,7 +131,7 @@ class MemorySubjectKeys:
 
 
 class SqliteSubjectKeys:
-    """Keys in a SQLite file, with ``secure_delete`` on so erasure overwrites the key bytes.
+    """Keys in a SQLite file (WAL), with ``secure_delete`` on so erasure overwrites the key bytes.
 
     New keys are committed in one transaction per batch of records (:meth:`commit`), before the
     records that use them are written; the log calls it.
@@ -136,13 +142,18 @@ class SqliteSubjectKeys:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA secure_delete=ON")
-        self._db.execute("PRAGMA journal_mode=DELETE")
+        # WAL: one fsync per commit of new keys (the rollback journal needs several), which is
+        # what a durable group commit waits for. erase() checkpoints and truncates the WAL so
+        # an erased key does not outlive its deletion there.
+        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS subject_key (ref TEXT PRIMARY KEY, key BLOB NOT NULL)"
         )
         self._cache: dict[str, bytes] = {}
         self._pending: dict[str, bytes] = {}
+        # refs looked up by prefetch() and found absent: key_for() creates them without a query
+        self._absent: set[str] = set()
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
 
@@ -155,15 +166,43 @@ class SqliteSubjectKeys:
             key = self._cache.get(ref) or self._pending.get(ref)
             if key is not None:
                 return key
-            row = self._db.execute("SELECT key FROM subject_key WHERE ref = ?", (ref,)).fetchone()
-            if row is not None:
-                key = bytes(row[0])
-                self._cache[ref] = key
-                return key
+            if ref not in self._absent:
+                row = self._db.execute(
+                    "SELECT key FROM subject_key WHERE ref = ?", (ref,)
+                ).fetchone()
+                if row is not None:
+                    key = bytes(row[0])
+                    self._cache[ref] = key
+                    return key
             if not create:
                 return None
+            self._absent.discard(ref)
             key = self._pending[ref] = os.urandom(_KEY_SIZE)
             return key
+
+    def prefetch(self, refs: Iterable[str]) -> None:
+        """Look up the keys of ``refs`` in a few queries, so that :meth:`key_for` needs none."""
+        with self._lock:
+            if len(self._cache) > _CACHE_LIMIT:
+                self._cache.clear()
+            wanted = [
+                r for r in dict.fromkeys(refs) if r not in self._cache and r not in self._pending
+            ]
+            self._absent.clear()
+            for start in range(0, len(wanted), _PREFETCH_CHUNK):
+                chunk = wanted[start : start + _PREFETCH_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                found = dict(
+                    self._db.execute(
+                        f"SELECT ref, key FROM subject_key WHERE ref IN ({marks})", chunk
+                    ).fetchall()
+                )
+                for ref in chunk:
+                    key = found.get(ref)
+                    if key is None:
+                        self._absent.add(ref)
+                    else:
+                        self._cache[ref] = bytes(key)
 
     def commit(self) -> None:
         """Write the keys made since the last commit, in one transaction."""
@@ -183,8 +222,10 @@ class SqliteSubjectKeys:
         with self._lock:
             self._cache.pop(ref, None)
             self._pending.pop(ref, None)
+            self._absent.discard(ref)
             with _transaction(self._db):
                 self._db.execute("DELETE FROM subject_key WHERE ref = ?", (ref,))
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         """Commit pending keys and close the database."""
