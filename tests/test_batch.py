@@ -12,6 +12,7 @@ from datetime import datetime
 import pytest
 
 import kzai_guard as kg
+from kzai_guard.stores.base import StoredExplanation
 from kzai_guard.testing import memory_guard
 
 LOAN = kg.DecisionPolicy(
@@ -114,7 +115,7 @@ def test_allowed_decision_keeps_its_explanation_retrievable_by_decision_id(
 
     assert context.decision_id is not None
     stored = guard.explanation(context.decision_id)
-    assert stored is not None
+    assert isinstance(stored, StoredExplanation)
     [record] = sink.of_kind(kg.EventKind.DECISION)
     assert (stored.decision_id, stored.policy, stored.digest) == (
         context.decision_id,

@@ -161,7 +161,7 @@ def test_pseudonym_is_stable_for_one_key_and_differs_across_keys() -> None:
         @given(SUBJECTS)
         def check(subject: str) -> None:
             pseudonym = in_first(subject)
-            assert pseudonym is not None
+            assert pseudonym is not None and len(pseudonym) == 32
             assert in_first(subject) == pseudonym
             assert in_second(subject) == pseudonym
             assert in_other(subject) != pseudonym

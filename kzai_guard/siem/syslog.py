@@ -16,8 +16,10 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from operator import attrgetter
 
+from kzai_guard.audit.record import AuditRecord
 from kzai_guard.siem._event import Level, SiemEvent, classify
 from kzai_guard.siem._text import REPLACEMENT, UNSAFE, rfc3339
 from kzai_guard.siem.settings import EncoderSettings
@@ -32,25 +34,8 @@ SYSLOG_SEVERITY: dict[Level, int] = {
 }
 """RFC 5424 severity (0 emergency - 7 debug) for each level."""
 
-_STRING_FIELDS: tuple[str, ...] = (
-    "id",
-    "policy",
-    "policy_digest",
-    "subject",
-    "purpose",
-    "profile",
-    "mode",
-    "significance",
-    "autonomy",
-    "basis",
-    "verdict",
-    "reason",
-    "reviewer",
-    "review_id",
-    "explanation_digest",
-    "model",
-    "trace_id",
-    "detail",
+_STRING_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(AuditRecord) if f.name not in ("time", "kind", "latency_us")
 )
 
 

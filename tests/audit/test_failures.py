@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -214,12 +215,12 @@ def test_sync_log_becomes_healthy_again_once_the_disk_takes_writes(
 
     log = AuditLog.open(tmp_path / "a", signer=signer, durability="sync")
     first = log.write(make_record(0))
-    assert first is not None
+    assert isinstance(first, Future)
     first.result()
     writable = log._fd
     log._fd = os.open(tmp_path / "a" / "00000000000000000000.log", os.O_RDONLY)
     failed = log.write(make_record(1))
-    assert failed is not None
+    assert isinstance(failed, Future)
     with pytest.raises(AuditUnavailable, match="Bad file descriptor"):
         failed.result(timeout=5)
     assert log.healthy is False
@@ -230,7 +231,7 @@ def test_sync_log_becomes_healthy_again_once_the_disk_takes_writes(
         time.sleep(0.05)
     assert log.healthy is True
     again = log.write(make_record(2))
-    assert again is not None
+    assert isinstance(again, Future)
     again.result(timeout=5)
     log.close()
     assert [e.record.id for e in read_verified(tmp_path / "a")] == ["dec-000000", "dec-000002"]

@@ -268,7 +268,7 @@ def test_follow_sees_new_records_across_rotation(tmp_path: Path, signer: Signer)
     reader.start()
     for i in range(5, 25):
         future = log.write(make_record(i))
-        assert future is not None
+        assert isinstance(future, Future)
         future.result()
     reader.join(timeout=10)
     log.close()
@@ -363,7 +363,7 @@ def test_segments_rotate_by_age(tmp_path: Path, signer: Signer, keyring: Keyring
     log = AuditLog.open(tmp_path / "a", signer=signer, segment_max_age_s=0.0, durability="sync")
     for i in range(3):
         future = log.write(make_record(i))
-        assert future is not None
+        assert isinstance(future, Future)
         future.result()
     log.close()
     assert [s.first for s in list_segments(tmp_path / "a")] == [0, 1, 2]

@@ -13,7 +13,7 @@ from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.proof import consistency_bundle, inclusion_bundle, verify_bundle
 from kzai_guard.audit.reader import read_verified
 from kzai_guard.audit.retention import DEFAULT_RETENTION_DAYS, prune
-from kzai_guard.audit.segments import list_segments, read_anchor
+from kzai_guard.audit.segments import Anchor, list_segments, read_anchor
 from kzai_guard.audit.verify import verify_log
 
 from .conftest import make_record
@@ -106,7 +106,7 @@ def test_tampered_anchor_is_reported(tmp_path: Path, signer: Signer, keyring: Ke
     prune(path)
     text = (path / "anchor.json").read_text()
     anchor = read_anchor(path)
-    assert anchor is not None
+    assert isinstance(anchor, Anchor)
     (path / "anchor.json").write_text(text.replace(anchor.range[0].hex(), "00" * 32))
     report = verify_log(path, keyring)
     assert report.problem is not None

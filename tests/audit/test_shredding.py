@@ -63,7 +63,7 @@ def test_sqlite_store_forgets_the_key_for_good(tmp_path: Path) -> None:
     keys = SqliteSubjectKeys(tmp_path / "keys.db")
     key = keys.key_for("sk:1")
     keys.commit()
-    assert key is not None
+    assert key is not None and len(key) == 32
     keys.erase("sk:1")
     keys.close()
     reopened = SqliteSubjectKeys(tmp_path / "keys.db")

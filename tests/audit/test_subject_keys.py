@@ -27,7 +27,7 @@ def test_an_erased_key_is_gone_after_prefetch_and_from_the_wal(tmp_path: Path) -
     path = tmp_path / "keys.sqlite3"
     keys = SqliteSubjectKeys(path)
     key = keys.key_for("sk:a")
-    assert key is not None
+    assert key is not None and len(key) == 32
     keys.commit()
     keys.erase("sk:a")
     keys.prefetch(["sk:a"])

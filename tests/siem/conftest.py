@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -13,25 +14,8 @@ from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.siem import EncoderSettings, SiemEvent
 
-STRING_FIELDS = (
-    "id",
-    "policy",
-    "policy_digest",
-    "subject",
-    "purpose",
-    "profile",
-    "mode",
-    "significance",
-    "autonomy",
-    "basis",
-    "verdict",
-    "reason",
-    "reviewer",
-    "review_id",
-    "explanation_digest",
-    "model",
-    "trace_id",
-    "detail",
+STRING_FIELDS = tuple(
+    f.name for f in fields(AuditRecord) if f.name not in ("time", "kind", "latency_us")
 )
 
 SETTINGS = EncoderSettings(hostname="api-1.example.kz", product_version="1.0", procid="42")

@@ -54,7 +54,7 @@ def check(event: SiemEvent) -> None:
     assert len(line.splitlines()) == 1
     assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", line)
     parsed = pycef.parse(line)
-    assert parsed is not None
+    assert isinstance(parsed, dict)
     record = event.record
     assert parsed["CEFVersion"] == "0"
     assert parsed["DeviceVendor"] == "kzai"

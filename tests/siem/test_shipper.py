@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import orjson
@@ -56,7 +57,7 @@ def open_log(directory: Path) -> AuditLog:
 def append(log: AuditLog, start: int, stop: int) -> None:
     for i in range(start, stop):
         future = log.write(sample_record(i))
-        assert future is not None
+        assert isinstance(future, Future)
         future.result(timeout=10)
 
 
