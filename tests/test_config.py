@@ -432,3 +432,14 @@ def test_guard_file_without_contact_refuses_to_start_naming_file_and_contact(
 
 def test_policy_of_no_significance_starts_without_model_or_contact() -> None:
     start(policy(significance=kg.Significance.NONE, model=None), contact=None)
+
+
+def test_a_short_pseudonym_key_refuses_to_start() -> None:
+    with pytest.raises(kg.ConfigurationError, match="pseudonym_key must be at least 32 bytes"):
+        kg.Guard(
+            [policy()],
+            store="memory://",
+            audit=kg.MemorySink(),
+            pseudonym_key=b"short",
+            contact=CONTACT,
+        )

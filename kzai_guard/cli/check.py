@@ -1,7 +1,8 @@
 """``kzai-guard check FILE``: the start-up checks and the pre-compliance findings of a policy file.
 
-Exit 0 when the policies may run and nothing needs attention, 1 when there are findings (a
-missing or stale risk review), 2 when the file or a policy is invalid or prohibited.
+Exit 0 when the policies may run and nothing needs attention, 1 when there are findings (such
+as a missing or stale risk review), 2 when the file or a policy is invalid, prohibited, or could
+not be explained (no model, no contact): whatever would stop ``Guard.from_file`` from starting.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from kzai_guard.config import load_config
-from kzai_guard.core.checks import check_policy, findings
+from kzai_guard.core.checks import check_explanation_sources, check_policy, findings
 from kzai_guard.core.profiles import Profile
 from kzai_guard.errors import ConfigurationError
 
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         profile = Profile(settings.get("profile", Profile.KZ))
         for policy in policies:
             check_policy(policy, profile)
+            check_explanation_sources(policy, settings.get("contact"))
     except (ConfigurationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ from kzai_guard.cli.main import main
 VALID = """
 [guard]
 profile = "kz"
+contact = "privacy@bank.kz"
 
 [[policy]]
 name = "loan_approval"
@@ -19,6 +20,7 @@ significance = "legal-effect"
 autonomy = "high"
 risk = "high"
 risk_reviewed_on = "2026-03-01"
+model = { name = "scorer", version = "1.4" }
 """
 
 
@@ -55,3 +57,11 @@ def test_a_significant_automated_policy_without_a_basis_is_an_error(
     text = VALID.replace('purpose = "credit-scoring"\n', "")
     assert main(["check", write(tmp_path, text)]) == 2
     assert "needs a legal basis" in capsys.readouterr().err
+
+
+def test_a_policy_whose_explanations_lack_a_contact_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = VALID.replace('contact = "privacy@bank.kz"\n', "")
+    assert main(["check", write(tmp_path, text)]) == 2
+    assert "owe an explanation with a contact" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import kzai_guard as kg
 from tests.http.conftest import Service
@@ -301,3 +302,57 @@ def test_the_guard_closes_when_the_server_shuts_down(framework: str) -> None:
         assert client.post("/loan/A-1", headers={"X-Subject-Id": "A-1"}).status_code == 200
     assert service.guard.closed is True
     service.close()
+
+
+def test_a_non_significant_policy_fails_closed_unless_it_opts_out(framework: str) -> None:
+    from starlette.testclient import TestClient
+
+    from kzai_guard.testing import memory_guard
+
+    closed = kg.DecisionPolicy(name="offers", significance="none", autonomy="high", risk="minimal")
+    opened = closed.model_copy(update={"name": "offers_open", "audit_fail_open": True})
+    guard, sink = memory_guard([closed, opened])
+    calls: list[str] = []
+
+    @guard.decision("offers")
+    def offers() -> dict[str, bool]:
+        calls.append("offers")
+        return {"ok": True}
+
+    @guard.decision("offers_open")
+    def offers_open() -> dict[str, bool]:
+        calls.append("offers_open")
+        return {"ok": True}
+
+    from fastapi import FastAPI
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    if framework == "fastapi":
+        app: Any = FastAPI()
+        app.post("/offers")(offers)
+        app.post("/offers-open")(offers_open)
+    else:
+        app = Starlette(
+            routes=[
+                Route("/offers", lambda r: JSONResponse(offers()), methods=["POST"]),
+                Route("/offers-open", lambda r: JSONResponse(offers_open()), methods=["POST"]),
+            ]
+        )
+    guard.install(app)
+    sink.fail = True
+    client = TestClient(app, raise_server_exceptions=False)
+    refused = client.post("/offers", headers={"X-Subject-Id": "A-1"})
+    assert refused.status_code == 503
+    assert refused.headers["ai-decision-id"] == refused.json()["decision_id"]
+    assert client.post("/offers-open", headers={"X-Subject-Id": "A-1"}).status_code == 200
+    assert calls == ["offers_open"]
+    guard.close()
+
+
+def test_monitor_mode_does_not_block_when_the_audit_trail_is_down(service: Service) -> None:
+    service.sink.fail = True
+    response = service.decide("monitor")
+    assert response.status_code == 200
+    assert response.json()["approved"] is True
