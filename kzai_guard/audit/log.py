@@ -861,7 +861,7 @@ class AuditLog:
         if future is not None and not future.done():
             future.set_exception(_unavailable(self.directory, self._error))
 
-    def _fail(self, items: collections.deque[Any], exc: BaseException) -> None:
+    def _fail(self, items: collections.deque[Any], exc: BaseException | None) -> None:
         for item in items:
             if type(item) is not tuple:
                 self._unwritten.append(item)
@@ -874,15 +874,7 @@ class AuditLog:
 
     def _retry(self, items: collections.deque[Any]) -> None:
         """While unhealthy: reject sync work, keep async records, try to write them again."""
-        for item in items:
-            if type(item) is not tuple:
-                self._unwritten.append(item)
-                continue
-            op, arg, future = item
-            if op is _Op.RECORD and future is None:
-                self._unwritten.append(arg)
-            elif future is not None:
-                self._fail_control(future)
+        self._fail(items, self._error)
         try:
             if not self._unwritten:
                 self._probe()
