@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from kzai_guard.audit.record import EventKind
 from kzai_guard.auditor import Auditor
 from kzai_guard.core.consent import CollectionMethod, Consent
 from kzai_guard.core.subject import check_subject, check_text
-from kzai_guard.fact_cache import FactCache, utcnow
+from kzai_guard.fact_cache import FactCache
 from kzai_guard.ids import new_id
 from kzai_guard.stores.base import Store
 
@@ -18,7 +19,10 @@ __all__ = ["Consents"]
 class Consents:
     """Consents of the people decisions are about. A withdrawal applies to the next decision."""
 
-    def __init__(self, store: Store, cache: FactCache, auditor: Auditor) -> None:
+    def __init__(
+        self, store: Store, cache: FactCache, auditor: Auditor, now: Callable[[], datetime]
+    ) -> None:
+        self._now = now
         self._store = store
         self._cache = cache
         self._auditor = auditor
@@ -45,7 +49,7 @@ class Consents:
             check_text(notice_digest, "notice_digest", 128)
         if term is not None and expires_at is not None:
             raise ValueError("give term or expires_at, not both")
-        now = utcnow()
+        now = self._now()
         if term is not None:
             if term <= timedelta(0):
                 raise ValueError("term must be positive")
@@ -78,7 +82,7 @@ class Consents:
         check_subject(subject)
         check_text(purpose, "purpose", 128)
         self._cache.forget(subject)
-        withdrawn = self._store.withdraw_consents(subject, purpose, utcnow())
+        withdrawn = self._store.withdraw_consents(subject, purpose, self._now())
         self._cache.forget(subject)
         self._auditor.event(EventKind.CONSENT_WITHDRAWN, subject=subject, purpose=purpose)
         return withdrawn
@@ -90,4 +94,4 @@ class Consents:
     def is_valid(self, subject: str, purpose: str, notice_version: str | None = None) -> bool:
         """True when ``subject`` has a consent in force for ``purpose`` (and notice version)."""
         state = self._cache.state(check_subject(subject))
-        return state.consent_valid(purpose, notice_version, utcnow())
+        return state.consent_valid(purpose, notice_version, self._now())

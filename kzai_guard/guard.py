@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
@@ -26,7 +26,7 @@ from kzai_guard.core.vocabulary import Autonomy, VulnerabilityGround
 from kzai_guard.decision import guard_function
 from kzai_guard.errors import ConfigurationError, ProhibitedPractice
 from kzai_guard.explanations import Explanations
-from kzai_guard.fact_cache import FactCache, utcnow
+from kzai_guard.fact_cache import FactCache
 from kzai_guard.gate import Gate
 from kzai_guard.objections import Objections
 from kzai_guard.reviewers import ReviewerResolver, reviewer_from_auth
@@ -75,7 +75,8 @@ class Guard:
     parameter of the decision route. ``reviewer`` finds the authenticated human decision-maker
     (default: ``scope["user"]`` with the ``ai-reviewer`` auth scope). ``vulnerability`` says on
     which grounds a subject is vulnerable. ``pseudonym_key`` keys subject pseudonyms (default:
-    a key kept in the store).
+    a key kept in the store). ``clock`` is the one time source: what consents, objections,
+    tickets and switches are stamped with and what decisions are judged by (default: UTC now).
     """
 
     def __init__(
@@ -120,20 +121,23 @@ class Guard:
         self.facts = FactCache(
             self.store, limit=self.settings.cache_limit, poll_interval=self.settings.poll_interval
         )
-        self.now: Callable[[], datetime] = clock or utcnow
+        self.now: Callable[[], datetime] = clock or _utc_now
         self.subject_resolver: SubjectResolver = subject or from_header("X-Subject-Id")
         self.person_resolver: SubjectResolver = person or self.subject_resolver
         self.reviewer_resolver: ReviewerResolver = reviewer or reviewer_from_auth()
         self.vulnerability = vulnerability
         self.telemetry = Telemetry(meter_provider)
-        self.consents = Consents(self.store, self.facts, self.auditor)
-        self.objections = Objections(self.store, self.facts, self.auditor, self.policy_names)
-        self.switches = Switches(self.store, self.facts, self.auditor, self.policy_names)
+        self.consents = Consents(self.store, self.facts, self.auditor, self.now)
+        self.objections = Objections(
+            self.store, self.facts, self.auditor, self.policy_names, self.now
+        )
+        self.switches = Switches(self.store, self.facts, self.auditor, self.policy_names, self.now)
         self.reviews = Reviews(
             self.store,
             self.auditor,
             calendar or WorkingCalendar(),
             self.settings.review_deadline_days,
+            self.now,
         )
         self.explanations = Explanations(self.store)
         self._gates = {name: Gate(self, policy) for name, policy in self._policies.items()}
@@ -319,3 +323,7 @@ def _describe(where: str, exc: ValidationError) -> str:
         f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
     )
     return f"{where}: {problems}"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)

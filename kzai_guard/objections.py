@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from kzai_guard.audit.record import EventKind
 from kzai_guard.auditor import Auditor
 from kzai_guard.core.consent import Objection
 from kzai_guard.core.subject import check_subject, check_text
-from kzai_guard.fact_cache import FactCache, utcnow
+from kzai_guard.fact_cache import FactCache
 from kzai_guard.ids import new_id
 from kzai_guard.stores.base import Store
 
@@ -17,8 +20,14 @@ class Objections:
     """The objection registry: an objected decision is routed to a human, not made by the model."""
 
     def __init__(
-        self, store: Store, cache: FactCache, auditor: Auditor, policies: frozenset[str]
+        self,
+        store: Store,
+        cache: FactCache,
+        auditor: Auditor,
+        policies: frozenset[str],
+        now: Callable[[], datetime],
     ) -> None:
+        self._now = now
         self._store = store
         self._cache = cache
         self._auditor = auditor
@@ -33,7 +42,7 @@ class Objections:
         if channel is not None:
             check_text(channel, "channel", 64)
         objection = Objection(
-            id=new_id(), subject=subject, policy=policy, recorded_at=utcnow(), channel=channel
+            id=new_id(), subject=subject, policy=policy, recorded_at=self._now(), channel=channel
         )
         self._cache.forget(subject)
         self._store.add_objection(objection)
@@ -48,7 +57,7 @@ class Objections:
         check_subject(subject)
         self._check_policy(policy)
         self._cache.forget(subject)
-        withdrawn = self._store.withdraw_objections(subject, policy, utcnow())
+        withdrawn = self._store.withdraw_objections(subject, policy, self._now())
         self._cache.forget(subject)
         self._auditor.event(EventKind.OBJECTION_WITHDRAWN, subject=subject, policy=policy)
         return withdrawn

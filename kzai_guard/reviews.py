@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from kzai_guard.audit.record import EventKind
 from kzai_guard.auditor import Auditor
 from kzai_guard.core.calendar import WorkingCalendar, review_deadline
 from kzai_guard.core.review import Reviewer, ReviewOutcome, ReviewStatus, ReviewTicket
 from kzai_guard.core.subject import check_text
-from kzai_guard.fact_cache import utcnow
 from kzai_guard.ids import new_id
 from kzai_guard.stores.base import Store
 
@@ -18,8 +20,14 @@ class Reviews:
     """Review tickets. ``guard.reviews.complete(...)`` is how a human answers one."""
 
     def __init__(
-        self, store: Store, auditor: Auditor, calendar: WorkingCalendar, deadline_days: int
+        self,
+        store: Store,
+        auditor: Auditor,
+        calendar: WorkingCalendar,
+        deadline_days: int,
+        now: Callable[[], datetime],
     ) -> None:
+        self._now = now
         self._store = store
         self._auditor = auditor
         self._calendar = calendar
@@ -35,7 +43,7 @@ class Reviews:
         deadline_days: int | None = None,
     ) -> ReviewTicket:
         """Open a ticket for a decision routed to a human; its deadline counts working days."""
-        now = utcnow()
+        now = self._now()
         ticket = ReviewTicket(
             id=new_id(),
             decision_id=decision_id,
@@ -76,7 +84,7 @@ class Reviews:
             reviewer=reviewer.id,
             outcome=ReviewOutcome(outcome),
             note=note,
-            at=utcnow(),
+            at=self._now(),
         )
         self._auditor.event(
             EventKind.REVIEW_COMPLETED,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from kzai_guard.audit.record import EventKind
 from kzai_guard.auditor import Auditor
 from kzai_guard.core.subject import check_text
-from kzai_guard.fact_cache import FactCache, utcnow
+from kzai_guard.fact_cache import FactCache
 from kzai_guard.stores.base import Store, SwitchState
 
 __all__ = ["Switches"]
@@ -15,8 +18,14 @@ class Switches:
     """Suspend and resume decision types; effective at once here, within a poll elsewhere."""
 
     def __init__(
-        self, store: Store, cache: FactCache, auditor: Auditor, policies: frozenset[str]
+        self,
+        store: Store,
+        cache: FactCache,
+        auditor: Auditor,
+        policies: frozenset[str],
+        now: Callable[[], datetime],
     ) -> None:
+        self._now = now
         self._store = store
         self._cache = cache
         self._auditor = auditor
@@ -42,7 +51,7 @@ class Switches:
             check_text(reason, "reason", 2000, multiline=True)
         if suspended:
             self._cache.set_suspended(policy, True)
-        self._store.set_switch(SwitchState(policy, suspended, utcnow(), by, reason))
+        self._store.set_switch(SwitchState(policy, suspended, self._now(), by, reason))
         self._cache.set_suspended(policy, suspended)
         self._auditor.event(
             EventKind.SWITCH_SUSPENDED if suspended else EventKind.SWITCH_RESUMED,
