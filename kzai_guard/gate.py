@@ -90,6 +90,8 @@ class Decision:
     reviewer: Reviewer | None
     started_ns: int
     context: DecisionContext
+    subject_ref: str | None = None
+    """The subject's pseudonym, as everything outside the store names it."""
 
     @property
     def refused(self) -> bool:
@@ -170,6 +172,8 @@ class Gate:
         scope = context.scope
         decision = Decision(decision_id, None, _UNDECIDED, None, started, context)
         subject = decision.subject = self._subject(decision)
+        if subject is not None:
+            decision.subject_ref = guard.auditor.pseudonym(subject)
         reviewer = context.reviewer
         signal = context.objection
         if scope is not None:
@@ -281,11 +285,11 @@ class Gate:
                 f"The decision was made but withheld: {withheld}. The operator has been told.",
                 decision_id=decision.id,
             )
-        if digest is not None and decision.subject is not None:
+        if digest is not None and decision.subject_ref is not None:
             guard.explanations.put(
                 StoredExplanation(
                     decision.id,
-                    guard.auditor.pseudonym(decision.subject),
+                    decision.subject_ref,
                     self.name,
                     guard.now(),
                     raw,
@@ -368,7 +372,6 @@ class Gate:
         trace_id = guard.telemetry.decision(
             self.name, verdict.outcome, verdict.reason, decision.id, latency_us
         )
-        subject = decision.subject
         purpose, profile, mode, significance, autonomy = self._audit_fields
         record = AuditRecord(  # positional, in the order of AuditRecord's fields
             decision.id,
@@ -376,7 +379,7 @@ class Gate:
             kind,
             self.name,
             self.digest,
-            None if subject is None else guard.auditor.pseudonym(subject),
+            decision.subject_ref,
             purpose,
             profile,
             mode,
