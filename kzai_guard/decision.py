@@ -14,29 +14,34 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import anyio.to_thread
 
-from kzai_guard.context import current_context
+from kzai_guard.context import _current
 from kzai_guard.core.verdict import Outcome
 from kzai_guard.gate import Gate
 
 __all__ = ["guard_function"]
 
 P = ParamSpec("P")
+ALLOW = Outcome.ALLOW
+current_context = _current.get
 R = TypeVar("R")
 
 
 def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
     """Wrap ``fn`` so that every call is a decision under ``gate``'s policy."""
+    begin = gate.begin
+    sink = gate.sink
     if inspect.iscoroutinefunction(fn):
         async_fn = cast(Callable[P, Awaitable[Any]], fn)
 
         @functools.wraps(fn)
         async def async_decision(*args: P.args, **kwargs: P.kwargs) -> Any:
-            decision = gate.begin(current_context())
-            if gate.enforced_refusal(decision):
+            decision = begin(current_context())
+            if decision.verdict.outcome is not ALLOW and gate.enforce:
                 if decision.verdict.outcome is Outcome.ROUTE:
                     await anyio.to_thread.run_sync(gate.refuse, decision)
                 gate.refuse(decision)
-            gate.check_audit(decision)
+            if gate.fail_closed and not sink.healthy:
+                gate.audit_unavailable(decision)
             result = await async_fn(*args, **kwargs)
             durable = gate.finish(decision)
             if durable is not None:
@@ -47,10 +52,11 @@ def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def sync_decision(*args: P.args, **kwargs: P.kwargs) -> R:
-        decision = gate.begin(current_context())
-        if gate.enforced_refusal(decision):
+        decision = begin(current_context())
+        if decision.verdict.outcome is not ALLOW and gate.enforce:
             gate.refuse(decision)
-        gate.check_audit(decision)
+        if gate.fail_closed and not sink.healthy:
+            gate.audit_unavailable(decision)
         result = fn(*args, **kwargs)
         durable = gate.finish(decision)
         if durable is not None:

@@ -16,12 +16,13 @@ HTTP, sync, async and batch callers:
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
+from hashlib import sha256
 from itertools import product
+from time import perf_counter_ns, time_ns
 from typing import TYPE_CHECKING
 
 from kzai_guard.audit.record import AuditRecord, EventKind
@@ -57,6 +58,7 @@ __all__ = ["Decision", "Gate"]
 
 _log = logging.getLogger("kzai_guard")
 _UNDECIDED = verdict(Outcome.BLOCK, Reason.SUBJECT_MISSING)
+_LINK_SUFFIX = b'/explanation>; rel="explanation"'
 _REFUSAL_PROBLEM: dict[Reason, ProblemType] = {
     Reason.SUSPENDED: problems.SUSPENDED,
     Reason.NO_LEGAL_BASIS: problems.NO_LEGAL_BASIS,
@@ -92,6 +94,8 @@ class Decision:
     context: DecisionContext
     subject_ref: str | None = None
     """The subject's pseudonym, as everything outside the store names it."""
+    at: datetime | None = None
+    """The guard's time when the facts were judged; stamps what the decision stores."""
 
     @property
     def refused(self) -> bool:
@@ -107,18 +111,23 @@ class Gate:
         "_check_fields",
         "_disclosure_automated",
         "_disclosure_human",
-        "_fail_closed",
+        "_explanations",
         "_guard",
         "_link_prefix",
         "_needs_explanation",
+        "_objection_header",
+        "_route_vulnerable",
+        "_telemetry",
         "_verdicts",
         "_withhold_without_explanation",
         "defaults",
         "digest",
         "enforce",
+        "fail_closed",
         "model_label",
         "name",
         "policy",
+        "sink",
     )
 
     def __init__(self, guard: Guard, policy: DecisionPolicy) -> None:
@@ -142,9 +151,13 @@ class Gate:
         self._link_prefix = f"<{guard.settings.routes_prefix}/".encode()
         self._withhold_without_explanation = self.enforce and policy.significance.is_significant
         self._verdicts = verdict_table(policy, guard.profile)
-        self._fail_closed = self.enforce and (
+        self.fail_closed = self.enforce and (
             policy.significance.is_significant or not policy.audit_fail_open
         )
+        """Whether a decision is refused while the audit trail cannot record it."""
+        self.sink = guard.auditor.sink
+        self._explanations = guard.explanations
+        self._telemetry = guard.telemetry
         # With every completing field defaulted, no explanation can lack one: skip the check.
         self._check_fields = not self.defaults.complete
         self._audit_fields = (
@@ -155,44 +168,45 @@ class Gate:
             policy.autonomy.value,
         )
         self._needs_explanation = policy.significance is not Significance.NONE
+        self._objection_header = guard.settings.objection_header
+        self._route_vulnerable = (
+            guard.vulnerability is not None
+            and policy.route_vulnerable
+            and policy.significance.is_significant
+        )
 
     # -- step 1 -----------------------------------------------------------------------------
 
     def begin(self, context: DecisionContext | None) -> Decision:
         """Gather the facts and evaluate. Raises on a request that names no usable subject."""
-        started = time.perf_counter_ns()
-        guard = self._guard
+        started = perf_counter_ns()
         if context is None:
             raise RuntimeError(
                 f"decision {self.name!r} ran outside a decision context: install the guard "
                 "(guard.install(app)) or wrap the call in kzai_guard.decision_context(...)"
             )
-        decision_id = new_id()
-        context.decision_id = decision_id
+        guard = self._guard
+        decision_id = context.decision_id = new_id()
         scope = context.scope
         decision = Decision(decision_id, None, _UNDECIDED, None, started, context)
         subject = decision.subject = self._subject(decision)
-        if subject is not None:
-            decision.subject_ref = guard.auditor.pseudonym(subject)
-        reviewer = context.reviewer
-        signal = context.objection
-        if scope is not None:
+        if scope is None:
+            reviewer = context.reviewer
+            signal = context.objection
+        else:
             reviewer = guard.reviewer_resolver(scope)
             signal = self._objection_signal(scope)
-        policy = self.policy
         consent = objection = vulnerable = False
         if subject is not None:
+            decision.subject_ref = guard.auditor.pseudonym(subject)
+            now = decision.at = guard.now()
             state = guard.facts.state(subject)
+            policy = self.policy
             if policy.purpose is not None:
-                consent = state.consent_valid(policy.purpose, policy.notice_version, guard.now())
+                consent = state.consent_valid(policy.purpose, policy.notice_version, now)
             objection = state.objected(self.name)
-            if (
-                guard.vulnerability is not None
-                and reviewer is None
-                and policy.route_vulnerable
-                and policy.significance.is_significant
-            ):
-                vulnerable = bool(guard.vulnerability(subject))
+            if self._route_vulnerable and reviewer is None:
+                vulnerable = bool(guard.vulnerability(subject))  # type: ignore[misc]
         decision.reviewer = reviewer
         decision.verdict = self._verdicts[
             (self.name in guard.facts.suspended)
@@ -238,44 +252,42 @@ class Gate:
             decision_id=decision.id,
         )
 
-    def enforced_refusal(self, decision: Decision) -> bool:
-        """True when the verdict refuses and this policy enforces (monitor mode lets it run)."""
-        return decision.verdict.outcome is not Outcome.ALLOW and self.enforce
+    def audit_unavailable(self, decision: Decision) -> None:
+        """Fail closed: raise, because the audit trail cannot record ``decision``.
 
-    def check_audit(self, decision: Decision) -> None:
-        """Fail closed: an enforced decision does not run while the audit trail is down.
-
-        Only a non-significant policy with ``audit_fail_open`` runs regardless.
+        Callers check first: an enforced decision (:attr:`fail_closed`) does not run while
+        :attr:`sink` is unhealthy. Only a non-significant policy with ``audit_fail_open`` runs
+        regardless.
         """
-        if self._fail_closed and not self._guard.auditor.sink.healthy:
-            raise AuditUnavailable(
-                f"decision {decision.id} refused: the audit trail cannot record it"
-            )
+        raise AuditUnavailable(f"decision {decision.id} refused: the audit trail cannot record it")
 
     # -- step 3 -----------------------------------------------------------------------------
 
     def finish(self, decision: Decision) -> Future[None] | None:
         """After the function returned: explanation, audit record, response headers."""
         context = decision.context
-        verdict = decision.verdict
-        guard = self._guard
         explanation = context.explanation
         digest: str | None = None
         withheld: str | None = None
-        raw = b""
-        # A decision that runs (allowed, or let through in monitor mode) owes an explanation
-        # whenever its significance does.
-        owed = Obligation.EXPLANATION in verdict.obligations or (
-            not verdict.allowed and self._needs_explanation
-        )
         if explanation is not None:
             missing = missing_fields(explanation, self.defaults) if self._check_fields else ()
             if missing:
                 withheld = "explanation lacks " + ", ".join(missing)
             else:
                 raw = explanation_json(explanation)
-                digest = hashlib.sha256(raw).hexdigest()
-        elif owed:
+                digest = sha256(raw).hexdigest()
+                if decision.subject_ref is not None:
+                    self._explanations.put(
+                        StoredExplanation(
+                            decision.id,
+                            decision.subject_ref,
+                            self.name,
+                            decision.at or self._guard.now(),
+                            raw,
+                            digest,
+                        )
+                    )
+        elif self._owes_explanation(decision.verdict):
             withheld = context.explanation_error or "no explanation was given"
         if withheld is not None and self._withhold_without_explanation:
             self._record(decision, EventKind.DECISION_WITHHELD, detail=withheld)
@@ -285,36 +297,29 @@ class Gate:
                 f"The decision was made but withheld: {withheld}. The operator has been told.",
                 decision_id=decision.id,
             )
-        if digest is not None and decision.subject_ref is not None:
-            guard.explanations.put(
-                StoredExplanation(
-                    decision.id,
-                    decision.subject_ref,
-                    self.name,
-                    guard.now(),
-                    raw,
-                    digest,
-                )
-            )
-        future = self._record(
-            decision, EventKind.DECISION, explanation_digest=digest, detail=withheld
+        future = self._record(decision, EventKind.DECISION, None, digest, withheld)
+        decision_id = decision.id.encode()
+        disclosure = (
+            b"ai-disclosure",
+            self._disclosure_human if decision.reviewer else self._disclosure_automated,
         )
-        headers = [
-            (
-                b"ai-disclosure",
-                self._disclosure_human if decision.reviewer else self._disclosure_automated,
-            ),
-            (b"ai-decision-id", decision.id.encode()),
-        ]
-        if digest is not None:
-            headers.append(
-                (
-                    b"link",
-                    self._link_prefix + decision.id.encode() + b'/explanation>; rel="explanation"',
-                )
-            )
-        context.response_headers = headers
+        context.response_headers = (
+            [disclosure, (b"ai-decision-id", decision_id)]
+            if digest is None
+            else [
+                disclosure,
+                (b"ai-decision-id", decision_id),
+                (b"link", self._link_prefix + decision_id + _LINK_SUFFIX),
+            ]
+        )
         return future
+
+    def _owes_explanation(self, verdict: Verdict) -> bool:
+        """A decision that runs (allowed, or let through in monitor mode) owes an explanation
+        whenever its significance does."""
+        return Obligation.EXPLANATION in verdict.obligations or (
+            not verdict.allowed and self._needs_explanation
+        )
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -351,7 +356,7 @@ class Gate:
         return None
 
     def _objection_signal(self, scope: object) -> bool:
-        wanted = self._guard.settings.objection_header
+        wanted = self._objection_header
         for key, value in scope["headers"]:  # type: ignore[index]
             if key == wanted:
                 return parse_boolean(value) is True
@@ -361,21 +366,19 @@ class Gate:
         self,
         decision: Decision,
         kind: EventKind,
-        *,
         review_id: str | None = None,
         explanation_digest: str | None = None,
         detail: str | None = None,
     ) -> Future[None] | None:
-        guard = self._guard
         verdict = decision.verdict
-        latency_us = (time.perf_counter_ns() - decision.started_ns) // 1000
-        trace_id = guard.telemetry.decision(
+        latency_us = (perf_counter_ns() - decision.started_ns) // 1000
+        trace_id = self._telemetry.decision(
             self.name, verdict.outcome, verdict.reason, decision.id, latency_us
         )
         purpose, profile, mode, significance, autonomy = self._audit_fields
         record = AuditRecord(  # positional, in the order of AuditRecord's fields
             decision.id,
-            time.time_ns() // 1000,
+            time_ns() // 1000,
             kind,
             self.name,
             self.digest,
@@ -397,9 +400,9 @@ class Gate:
             detail,
         )
         try:
-            return guard.auditor.write(record)
+            return self.sink.write(record)
         except AuditUnavailable:
-            if self._fail_closed:
+            if self.fail_closed:
                 raise
             _log.error("kzai_guard: audit trail unavailable; decision %s not recorded", decision.id)
             return None

@@ -169,21 +169,11 @@ class Guard:
         The person's routes go first in the app's router, so they run behind every middleware
         of the app, its authentication included.
         """
-        from starlette.routing import Route
-
-        from kzai_guard.http.routes import PersonRoutes
+        from kzai_guard.http.routes import PersonRoute
         from kzai_guard.middleware import GuardMiddleware
 
         app.add_middleware(GuardMiddleware, guard=self, person_routes=False)
-        app.router.routes.insert(
-            0,
-            Route(
-                self.settings.routes_prefix + "/{path:path}",
-                PersonRoutes(self),
-                methods=["GET", "POST", "DELETE"],
-                include_in_schema=False,
-            ),
-        )
+        app.router.routes.insert(0, PersonRoute(self))
         if hasattr(app, "openapi") and hasattr(app, "openapi_schema"):
             from kzai_guard.openapi import document_refusals
 

@@ -26,7 +26,7 @@ from kzai_guard.context import DecisionContext, _current
 from kzai_guard.core import problems
 from kzai_guard.errors import AuditUnavailable, DecisionRefused, HumanReviewRequired
 from kzai_guard.http.problem import PROBLEM_CONTENT_TYPE, problem_body
-from kzai_guard.http.routes import PersonRoutes
+from kzai_guard.http.routes import PersonRoutes, route_path
 
 if TYPE_CHECKING:
     from kzai_guard.guard import Guard
@@ -51,7 +51,7 @@ class GuardMiddleware:
                 return
             await self.app(scope, receive, send)
             return
-        if self.routes is not None and scope["path"].startswith(self.prefix):
+        if self.routes is not None and route_path(scope).startswith(self.prefix):
             await self.routes(scope, receive, send)
             return
 

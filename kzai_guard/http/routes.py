@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 
 import anyio.to_thread
 import orjson
+from starlette.routing import BaseRoute, Match, NoMatchFound
 
 from kzai_guard.core import problems
 from kzai_guard.core.explanation import localise, with_defaults
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
     from kzai_guard.guard import Guard
 
-__all__ = ["PersonRoutes"]
+__all__ = ["PersonRoute", "PersonRoutes", "route_path"]
 
 _MAX_BODY = 4096
 _JSON = b"application/json"
@@ -45,7 +46,7 @@ class PersonRoutes:
         self.prefix = guard.settings.routes_prefix + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        parts = scope["path"][len(self.prefix) :].split("/")
+        parts = route_path(scope)[len(self.prefix) :].split("/")
         method = scope["method"]
         subject = self._subject(scope)
         if isinstance(subject, tuple):
@@ -151,6 +152,42 @@ class PersonRoutes:
     async def _problem(self, send: Send, problem: ProblemType, detail: str) -> None:
         body = problem_body(self.guard.settings.problem_base, problem, detail)
         await _send(send, problem.status, PROBLEM_CONTENT_TYPE, body)
+
+
+class PersonRoute(BaseRoute):
+    """The router entry of :class:`PersonRoutes`: every HTTP path under the guard's prefix.
+
+    ``guard.install(app)`` puts it first in the app's router, so the person's routes run behind
+    the app's own middleware (its authentication included) and no app route can shadow them.
+    A prefix test instead of a path pattern keeps the cost for every other request at one
+    string comparison.
+    """
+
+    include_in_schema = False
+
+    def __init__(self, guard: Guard) -> None:
+        self.app = PersonRoutes(guard)
+        self.prefix = self.app.prefix
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and route_path(scope).startswith(self.prefix):
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def route_path(scope: Scope) -> str:
+    """The request path below the app's ``root_path`` (what the app's routes match)."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
 
 
 async def _read_body(receive: Receive) -> bytes | None:

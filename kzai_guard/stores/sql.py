@@ -17,6 +17,7 @@ from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
 from kzai_guard.errors import StoreError, UnknownRecord
 from kzai_guard.stores.base import Change, ChangeKind, StoredExplanation, SwitchState
 from kzai_guard.stores.dialect import Connection, Dialect
+from kzai_guard.stores.pages import Entry, bucket_of, encode_page, find_entry, group_by_bucket
 
 __all__ = ["SqlStore"]
 
@@ -42,6 +43,9 @@ CREATE INDEX IF NOT EXISTS kzg_reviews_status ON kzg_reviews (status, opened_at)
 CREATE TABLE IF NOT EXISTS kzg_explanations (
     decision_id TEXT PRIMARY KEY, subject_ref TEXT NOT NULL, policy TEXT NOT NULL,
     created_at BIGINT NOT NULL, body TEXT NOT NULL, digest TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kzg_explanation_pages (
+    id {serial}, bucket BIGINT NOT NULL, entries {blob} NOT NULL);
+CREATE INDEX IF NOT EXISTS kzg_explanation_pages_bucket ON kzg_explanation_pages (bucket, id);
 CREATE TABLE IF NOT EXISTS kzg_changes (
     seq {serial}, kind TEXT NOT NULL, subject TEXT, at BIGINT NOT NULL);
 """
@@ -339,24 +343,19 @@ class SqlStore:
     # -- explanations -----------------------------------------------------------------------
 
     def add_explanations(self, explanations: Sequence[StoredExplanation]) -> None:
+        # One row per bucket the batch touches (see kzai_guard.stores.pages), not per explanation.
         if not explanations:
             return
-        statement = self._dialect.sql(
-            "INSERT INTO kzg_explanations "
-            "(decision_id, subject_ref, policy, created_at, body, digest) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-        )
-        rows = [
-            (
-                e.decision_id,
-                e.subject_ref,
-                e.policy,
-                _us(e.created_at),
-                e.body.decode("utf-8"),
-                e.digest,
+        buckets: dict[int, list[Entry]] = {}
+        for key, group in group_by_bucket(explanations).items():
+            buckets.setdefault(key, []).extend(
+                (e.decision_id, e.subject_ref, e.policy, _us(e.created_at), e.digest, e.body)
+                for e in group
             )
-            for e in explanations
-        ]
+        statement = self._dialect.sql(
+            "INSERT INTO kzg_explanation_pages (bucket, entries) VALUES (?, ?)"
+        )
+        rows = [(bucket, encode_page(entries)) for bucket, entries in buckets.items()]
         with self._lock:
             self._check_open()
             try:
@@ -366,6 +365,21 @@ class SqlStore:
                 raise StoreError(f"{self._dialect.name} store write failed: {exc}") from exc
 
     def get_explanation(self, decision_id: str) -> StoredExplanation | None:
+        pages = self._read(
+            "SELECT entries FROM kzg_explanation_pages WHERE bucket = ? ORDER BY id",
+            (bucket_of(decision_id),),
+        )
+        try:
+            entry = find_entry([bytes(row[0]) for row in pages], decision_id)
+        except ValueError as exc:
+            raise StoreError(
+                f"the explanation pages of {decision_id!r} are damaged: {exc}"
+            ) from exc
+        if entry is not None:
+            return StoredExplanation(
+                entry[0], entry[1], entry[2], _dt(entry[3]), entry[5], entry[4]
+            )
+        # Stores written before explanation pages kept one row per explanation.
         rows = self._read(
             "SELECT decision_id, subject_ref, policy, created_at, body, digest "
             "FROM kzg_explanations WHERE decision_id = ?",
