@@ -8,7 +8,13 @@ from datetime import datetime
 from kzai_guard.audit.record import EventKind
 from kzai_guard.auditor import Auditor
 from kzai_guard.core.calendar import WorkingCalendar, review_deadline
-from kzai_guard.core.review import Reviewer, ReviewOutcome, ReviewStatus, ReviewTicket
+from kzai_guard.core.review import (
+    Reviewer,
+    ReviewOutcome,
+    ReviewStatus,
+    ReviewTicket,
+    is_overdue,
+)
 from kzai_guard.core.subject import check_text
 from kzai_guard.ids import new_id
 from kzai_guard.stores.base import Store
@@ -64,6 +70,17 @@ class Reviews:
     def pending(self) -> list[ReviewTicket]:
         """Every open ticket, oldest first."""
         return self._store.open_reviews()
+
+    def overdue(self, at: datetime | None = None) -> list[ReviewTicket]:
+        """Open tickets whose deadline has passed at ``at`` (default: now), oldest first.
+
+        The person was owed an answer by then; escalate these. Example::
+
+            for ticket in guard.reviews.overdue():
+                page_the_duty_officer(ticket.id, ticket.deadline)
+        """
+        when = self._now() if at is None else at
+        return [t for t in self._store.open_reviews() if is_overdue(t, when)]
 
     def complete(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -183,3 +184,15 @@ def test_override_with_an_unknown_action_raises_value_error(
         )
 
     assert sink.of_kind(kg.EventKind.DECISION_OVERRIDDEN) == []
+
+
+def test_overdue_lists_only_open_tickets_past_their_deadline_at_the_given_time(
+    guarded: tuple[kg.Guard, kg.MemorySink],
+) -> None:
+    guard, _ = guarded
+    late = routed_ticket(guard, "R-late")
+    answered = routed_ticket(guard, "R-answered")
+    guard.reviews.complete(answered.id, reviewer=kg.Reviewer(id="officer-7"), outcome="approved")
+
+    assert guard.reviews.overdue(at=late.deadline) == []
+    assert guard.reviews.overdue(at=late.deadline + timedelta(seconds=1)) == [late]

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["Reviewer", "ReviewOutcome", "ReviewStatus", "ReviewTicket"]
+__all__ = ["Reviewer", "ReviewOutcome", "ReviewStatus", "ReviewTicket", "is_overdue"]
 
 
 class ReviewStatus(enum.StrEnum):
@@ -52,3 +52,8 @@ class ReviewTicket:
     outcome: ReviewOutcome | None = None
     note: str | None = None
     completed_at: datetime | None = None
+
+
+def is_overdue(ticket: ReviewTicket, at: datetime) -> bool:
+    """True when ``ticket`` is still open after its deadline: the person is owed an answer."""
+    return ticket.status is ReviewStatus.OPEN and at > ticket.deadline

@@ -2,7 +2,8 @@
 
 - ``GET {prefix}/{decision_id}/explanation[?lang=kk|ru|en]``: the explanation of a decision
   (KZ-AI 16(1)(4)), to the person it is about only.
-- ``GET {prefix}/reviews/{review_id}``: where a review ticket stands, to its person only.
+- ``GET {prefix}/reviews/{review_id}``: where a review ticket stands (``overdue`` once its
+  deadline has passed unanswered), to its person only.
 - ``POST {prefix}/objections`` (``{"policy": "..."}`` optional): object to automated decisions.
 - ``DELETE {prefix}/objections[?policy=...]``: withdraw that objection.
 
@@ -22,6 +23,7 @@ from starlette.routing import BaseRoute, Match, NoMatchFound
 from kzai_guard.core import problems
 from kzai_guard.core.explanation import localise, with_defaults
 from kzai_guard.core.problems import ProblemType
+from kzai_guard.core.review import is_overdue
 from kzai_guard.core.subject import check_subject
 from kzai_guard.errors import UnknownRecord
 from kzai_guard.http.problem import PROBLEM_CONTENT_TYPE, as_sentence, problem_body
@@ -107,6 +109,7 @@ class PersonRoutes:
                 "status": ticket.status.value,
                 "reason": ticket.reason,
                 "deadline": ticket.deadline.isoformat(),
+                "overdue": is_overdue(ticket, self.guard.now()),
                 "outcome": ticket.outcome.value if ticket.outcome else None,
                 "completed_at": ticket.completed_at.isoformat() if ticket.completed_at else None,
             },

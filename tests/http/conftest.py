@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -182,9 +183,19 @@ def _starlette_endpoint(
 class Service:
     """A running test service: its guard, its audit records and a client."""
 
-    def __init__(self, framework: str, profile: str = "kz", reviewer: str | None = None) -> None:
+    def __init__(
+        self,
+        framework: str,
+        profile: str = "kz",
+        reviewer: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.guard, self.sink = memory_guard(
-            policies(), profile=profile, vulnerability=vulnerable, contact="support@bank.kz"
+            policies(),
+            profile=profile,
+            vulnerability=vulnerable,
+            contact="support@bank.kz",
+            clock=clock,
         )
         middleware = []
         if reviewer is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kzai_guard as kg
@@ -273,6 +273,34 @@ def test_a_reviewer_completes_a_ticket_and_it_is_recorded(service: Service) -> N
     assert (status.json()["status"], status.json()["outcome"]) == ("completed", "approved")
     [record] = service.sink.of_kind(kg.EventKind.REVIEW_COMPLETED)
     assert (record.reviewer, record.review_id) == ("officer-7", review_id)
+
+
+def test_a_ticket_unanswered_past_its_deadline_says_overdue(framework: str) -> None:
+    now = [datetime(2026, 3, 19, 9, 0, tzinfo=UTC)]  # Thursday; Nauryz follows
+    service = Service(framework, clock=lambda: now[0])
+    service.guard.objections.record("A-1")
+    review_id = service.decide("loan").json()["review_id"]
+
+    def ticket() -> dict[str, object]:
+        response = service.client.get(
+            f"/ai-decisions/reviews/{review_id}", headers={"X-Subject-Id": "A-1"}
+        )
+        return dict(response.json())
+
+    before = ticket()
+    now[0] = datetime(2026, 3, 27, 19, 0, 1, tzinfo=UTC)  # just past the end of Friday 27th
+    after = ticket()
+    assert (before["deadline"], before["overdue"], after["overdue"]) == (
+        "2026-03-27T19:00:00+00:00",
+        False,
+        True,
+    )
+    assert [t.id for t in service.guard.reviews.overdue()] == [review_id]
+    service.guard.reviews.complete(
+        review_id, reviewer=kg.Reviewer(id="officer-7"), outcome="approved"
+    )
+    assert (ticket()["overdue"], service.guard.reviews.overdue()) == (False, [])
+    service.guard.close()
 
 
 def test_the_audit_trail_being_down_refuses_significant_decisions(service: Service) -> None:
