@@ -10,7 +10,7 @@ from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.audit.sink import AuditSink, MemorySink, NullSink
 from kzai_guard.context import DecisionContext, decision_context, explain
 from kzai_guard.core.calendar import WorkingCalendar
-from kzai_guard.core.consent import CollectionMethod, Consent, Objection
+from kzai_guard.core.consent import CollectionMethod, Consent, Objection, WithdrawalRestriction
 from kzai_guard.core.explanation import Direction, Explanation, Factor
 from kzai_guard.core.facts import Facts
 from kzai_guard.core.policy import DecisionPolicy, ModelInfo, StatutoryBasis
@@ -42,6 +42,7 @@ from kzai_guard.errors import (
     ProhibitedPractice,
     StoreError,
     UnknownRecord,
+    WithdrawalRestricted,
 )
 from kzai_guard.guard import Guard
 from kzai_guard.middleware import GuardMiddleware
@@ -99,6 +100,8 @@ __all__ = [
     "UnknownRecord",
     "Verdict",
     "VulnerabilityGround",
+    "WithdrawalRestricted",
+    "WithdrawalRestriction",
     "WorkingCalendar",
     "__version__",
     "decision_context",

@@ -9,6 +9,7 @@
     │   ├── DecisionBlocked           blocked: no legal basis, suspended, invalid subject, ...
     │   ├── HumanReviewRequired       routed to a human; carries the review ticket
     │   └── ExplanationMissing        a significant decision came with no (valid) explanation
+    ├── WithdrawalRestricted          a law or unfulfilled obligation forbids a consent withdrawal
     ├── AuditUnavailable              the audit trail cannot take a record (fail closed)
     ├── StoreError                    the store failed or holds inconsistent data
     │   └── UnknownRecord             a consent, review ticket or explanation does not exist
@@ -23,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from kzai_guard.core.consent import WithdrawalRestriction
     from kzai_guard.core.problems import ProblemType
     from kzai_guard.core.review import ReviewTicket
 
@@ -38,6 +40,7 @@ __all__ = [
     "ProhibitedPractice",
     "StoreError",
     "UnknownRecord",
+    "WithdrawalRestricted",
 ]
 
 
@@ -88,6 +91,21 @@ class HumanReviewRequired(DecisionRefused):
 
 class ExplanationMissing(DecisionRefused):
     """Raised when a significant decision returned without a valid explanation (enforce mode)."""
+
+
+class WithdrawalRestricted(KzaiGuardError):
+    """Raised by ``guard.consents.withdraw`` while a law or an unfulfilled obligation forbids it.
+
+    Nothing was withdrawn. ``restrictions`` are those in force (tell the person their
+    ``ground``); the withdrawal is possible from the latest ``until`` on.
+    """
+
+    def __init__(self, restrictions: tuple[WithdrawalRestriction, ...]) -> None:
+        grounds = "; ".join(r.ground for r in restrictions)
+        until = max(r.until for r in restrictions)
+        super().__init__(f"the consent cannot be withdrawn until {until.isoformat()}: {grounds}")
+        self.restrictions = restrictions
+        self.until = until
 
 
 class AuditUnavailable(KzaiGuardError):

@@ -30,6 +30,8 @@ class EventKind(enum.StrEnum):
     """A human corrected or cancelled an automated decision (medium autonomy)."""
     CONSENT_GRANTED = "consent.granted"
     CONSENT_WITHDRAWN = "consent.withdrawn"
+    CONSENT_WITHDRAWAL_REFUSED = "consent.withdrawal_refused"
+    """A withdrawal was refused: a law or an unfulfilled obligation forbids it (KZ-PD 8)."""
     OBJECTION_RECORDED = "objection.recorded"
     OBJECTION_WITHDRAWN = "objection.withdrawn"
     SWITCH_SUSPENDED = "switch.suspended"

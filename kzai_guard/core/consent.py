@@ -6,7 +6,15 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["CollectionMethod", "Consent", "Objection", "consent_is_valid", "objection_applies"]
+__all__ = [
+    "CollectionMethod",
+    "Consent",
+    "Objection",
+    "WithdrawalRestriction",
+    "consent_is_valid",
+    "objection_applies",
+    "withdrawal_restricted",
+]
 
 
 class CollectionMethod(enum.StrEnum):
@@ -21,11 +29,25 @@ class CollectionMethod(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class WithdrawalRestriction:
+    """Why, and until when, a consent cannot be withdrawn (KZ-PD 8).
+
+    ``ground`` names the law or the unfulfilled obligation that forbids the withdrawal, in words
+    the person can be told (``"loan agreement No. 77-1 is outstanding"``); ``until`` is when it
+    ends (timezone-aware UTC).
+    """
+
+    ground: str
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Consent:
     """One consent record: who agreed to what, under which notice, when, until when.
 
-    ``expires_at`` ties the term to the purpose; ``withdrawn_at`` is set once withdrawn. All
-    times are timezone-aware UTC.
+    ``expires_at`` ties the term to the purpose; ``withdrawn_at`` is set once withdrawn;
+    ``withdrawal_restriction``, when set, forbids withdrawing it until its ``until``. All times
+    are timezone-aware UTC.
     """
 
     id: str
@@ -37,6 +59,7 @@ class Consent:
     granted_at: datetime
     expires_at: datetime | None = None
     withdrawn_at: datetime | None = None
+    withdrawal_restriction: WithdrawalRestriction | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +83,12 @@ def consent_is_valid(consent: Consent | None, *, notice_version: str | None, at:
     if consent.expires_at is not None and consent.expires_at <= at:
         return False
     return notice_version is None or consent.notice_version == notice_version
+
+
+def withdrawal_restricted(consent: Consent, at: datetime) -> bool:
+    """True when ``consent`` is in force and a law or obligation forbids withdrawal at ``at``."""
+    restriction = consent.withdrawal_restriction
+    return consent.withdrawn_at is None and restriction is not None and at < restriction.until
 
 
 def objection_applies(objection: Objection | None, policy: str) -> bool:

@@ -115,6 +115,9 @@ _KIND_TABLE: dict[EventKind, Classification] = {
     ),
     EventKind.CONSENT_GRANTED: Classification(Level.INFO, Outcome.SUCCESS, "Consent granted"),
     EventKind.CONSENT_WITHDRAWN: Classification(Level.INFO, Outcome.SUCCESS, "Consent withdrawn"),
+    EventKind.CONSENT_WITHDRAWAL_REFUSED: Classification(
+        Level.NOTICE, Outcome.FAILURE, "Consent withdrawal refused: restricted by law or obligation"
+    ),
     EventKind.OBJECTION_RECORDED: Classification(
         Level.NOTICE, Outcome.SUCCESS, "Objection to automated decision recorded"
     ),

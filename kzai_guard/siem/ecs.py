@@ -37,6 +37,7 @@ ECS_LOG_LEVEL: dict[Level, str] = {
 _KIND_TYPE: dict[EventKind, str] = {
     EventKind.CONSENT_GRANTED: "creation",
     EventKind.CONSENT_WITHDRAWN: "deletion",
+    EventKind.CONSENT_WITHDRAWAL_REFUSED: "denied",
     EventKind.OBJECTION_RECORDED: "creation",
     EventKind.OBJECTION_WITHDRAWN: "deletion",
     EventKind.REVIEW_OPENED: "creation",

@@ -42,6 +42,7 @@ _ACTIVITY: dict[EventKind, tuple[int, str]] = {
     EventKind.DECISION_OVERRIDDEN: (3, "Update"),
     EventKind.CONSENT_GRANTED: (1, "Create"),
     EventKind.CONSENT_WITHDRAWN: (4, "Delete"),
+    EventKind.CONSENT_WITHDRAWAL_REFUSED: (4, "Delete"),
     EventKind.OBJECTION_RECORDED: (1, "Create"),
     EventKind.OBJECTION_WITHDRAWN: (4, "Delete"),
     EventKind.SWITCH_SUSPENDED: (3, "Update"),

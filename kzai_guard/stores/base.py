@@ -79,7 +79,12 @@ class Store(Protocol):
         ...
 
     def withdraw_consents(self, subject: str, purpose: str, at: datetime) -> list[Consent]:
-        """Withdraw every consent of ``subject`` for ``purpose`` still in force; return them."""
+        """Withdraw every consent of ``subject`` for ``purpose`` still in force; return them.
+
+        Atomically refuses, withdrawing none, with
+        :class:`~kzai_guard.errors.WithdrawalRestricted` while any of them has a
+        withdrawal restriction in force at ``at``.
+        """
         ...
 
     def consents_of(self, subject: str) -> list[Consent]:

@@ -35,3 +35,10 @@ class Dialect(Protocol):
     def transaction(self, conn: Any) -> AbstractContextManager[None]:
         """A write transaction that serialises writers of the change feed."""
         ...
+
+    def ensure_column(self, conn: Any, table: str, column: str, sql_type: str) -> None:
+        """Add ``column`` to ``table`` unless it is there (a schema written by an earlier build).
+
+        Runs inside :meth:`transaction`.
+        """
+        ...

@@ -37,6 +37,9 @@ class PostgresDialect:
                 conn.execute("LOCK TABLE kzg_changes IN EXCLUSIVE MODE")
             yield
 
+    def ensure_column(self, conn: Any, table: str, column: str, sql_type: str) -> None:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
+
 
 def _has_changes_table(conn: Any) -> bool:
     row = conn.execute("SELECT to_regclass('kzg_changes') IS NOT NULL").fetchone()

@@ -12,9 +12,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from kzai_guard.core.consent import CollectionMethod, Consent, Objection
+from kzai_guard.core.consent import (
+    CollectionMethod,
+    Consent,
+    Objection,
+    WithdrawalRestriction,
+    withdrawal_restricted,
+)
 from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
-from kzai_guard.errors import StoreError, UnknownRecord
+from kzai_guard.errors import StoreError, UnknownRecord, WithdrawalRestricted
 from kzai_guard.stores.base import Change, ChangeKind, StoredExplanation, SwitchState
 from kzai_guard.stores.dialect import Connection, Dialect
 from kzai_guard.stores.pages import Entry, bucket_of, encode_page, find_entry, group_by_bucket
@@ -26,7 +32,8 @@ CREATE TABLE IF NOT EXISTS kzg_meta (name TEXT PRIMARY KEY, value {blob} NOT NUL
 CREATE TABLE IF NOT EXISTS kzg_consents (
     id TEXT PRIMARY KEY, subject TEXT NOT NULL, purpose TEXT NOT NULL,
     notice_version TEXT NOT NULL, notice_digest TEXT, method TEXT NOT NULL,
-    granted_at BIGINT NOT NULL, expires_at BIGINT, withdrawn_at BIGINT);
+    granted_at BIGINT NOT NULL, expires_at BIGINT, withdrawn_at BIGINT,
+    restriction_ground TEXT, restricted_until BIGINT);
 CREATE INDEX IF NOT EXISTS kzg_consents_subject ON kzg_consents (subject, purpose);
 CREATE TABLE IF NOT EXISTS kzg_objections (
     id TEXT PRIMARY KEY, subject TEXT NOT NULL, policy TEXT,
@@ -52,8 +59,13 @@ CREATE TABLE IF NOT EXISTS kzg_changes (
 
 _CONSENT_COLUMNS = (
     "id, subject, purpose, notice_version, notice_digest, method, granted_at, expires_at, "
-    "withdrawn_at"
+    "withdrawn_at, restriction_ground, restricted_until"
 )
+_ADDED_COLUMNS = (
+    ("kzg_consents", "restriction_ground", "TEXT"),
+    ("kzg_consents", "restricted_until", "BIGINT"),
+)
+"""Columns added since the first schema: stores made by earlier builds get them on open."""
 _OBJECTION_COLUMNS = "id, subject, policy, recorded_at, withdrawn_at, channel"
 _REVIEW_COLUMNS = (
     "id, decision_id, policy, subject, reason, status, opened_at, deadline, reviewer, outcome, "
@@ -73,6 +85,8 @@ class SqlStore:
         with self._lock, dialect.transaction(conn):
             for statement in filter(None, (s.strip() for s in schema.split(";"))):
                 conn.execute(statement)
+            for table, column, sql_type in _ADDED_COLUMNS:
+                dialect.ensure_column(conn, table, column, sql_type)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -90,8 +104,13 @@ class SqlStore:
         change: tuple[ChangeKind, str | None] | None = None,
         *,
         select: tuple[str, Sequence[Any]] | None = None,
+        check: Callable[[list[tuple[Any, ...]]], None] | None = None,
     ) -> list[tuple[Any, ...]]:
-        """Run ``steps`` in one transaction; ``select`` runs first in it, and its rows return."""
+        """Run ``steps`` in one transaction; ``select`` runs first in it, and its rows return.
+
+        ``check`` sees those rows before the steps run; what it raises rolls the transaction
+        back and reaches the caller.
+        """
         with self._lock:
             self._check_open()
             try:
@@ -101,6 +120,8 @@ class SqlStore:
                         rows = self._conn.execute(
                             self._dialect.sql(select[0]), select[1]
                         ).fetchall()
+                    if check is not None:
+                        check(rows)
                     for statement, params in steps:
                         self._conn.execute(self._dialect.sql(statement), params)
                     if change is not None:
@@ -111,7 +132,7 @@ class SqlStore:
                             (change[0].value, change[1], _us(datetime.now(UTC))),
                         )
                     return rows
-            except StoreError:
+            except (StoreError, WithdrawalRestricted):
                 raise
             except Exception as exc:
                 raise StoreError(f"{self._dialect.name} store write failed: {exc}") from exc
@@ -139,11 +160,12 @@ class SqlStore:
     # -- consents ---------------------------------------------------------------------------
 
     def add_consent(self, consent: Consent) -> None:
+        restriction = consent.withdrawal_restriction
         self._write(
             [
                 (
                     f"INSERT INTO kzg_consents ({_CONSENT_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         consent.id,
                         consent.subject,
@@ -154,6 +176,8 @@ class SqlStore:
                         _us(consent.granted_at),
                         _us_or_none(consent.expires_at),
                         _us_or_none(consent.withdrawn_at),
+                        None if restriction is None else restriction.ground,
+                        None if restriction is None else _us(restriction.until),
                     ),
                 )
             ],
@@ -161,6 +185,15 @@ class SqlStore:
         )
 
     def withdraw_consents(self, subject: str, purpose: str, at: datetime) -> list[Consent]:
+        def refuse_if_restricted(rows: list[tuple[Any, ...]]) -> None:
+            restricted = tuple(
+                c.withdrawal_restriction
+                for c in map(_consent, rows)
+                if c.withdrawal_restriction is not None and withdrawal_restricted(c, at)
+            )
+            if restricted:
+                raise WithdrawalRestricted(restricted)
+
         rows = self._write(
             [
                 (
@@ -176,6 +209,7 @@ class SqlStore:
                 "ORDER BY granted_at, id",
                 (subject, purpose),
             ),
+            check=refuse_if_restricted,
         )
         return [dataclasses.replace(_consent(row), withdrawn_at=at) for row in rows]
 
@@ -442,6 +476,9 @@ def _consent(r: tuple[Any, ...]) -> Consent:
         granted_at=_dt(r[6]),
         expires_at=_dt_or_none(r[7]),
         withdrawn_at=_dt_or_none(r[8]),
+        withdrawal_restriction=None
+        if r[9] is None
+        else WithdrawalRestriction(ground=r[9], until=_dt(r[10])),
     )
 
 

@@ -41,6 +41,11 @@ class SqliteDialect:
             raise
         conn.execute("COMMIT")
 
+    def ensure_column(self, conn: Any, table: str, column: str, sql_type: str) -> None:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+
 
 def open_sqlite(path: str | Path | None) -> SqlStore:
     """Open (creating if needed) the SQLite store at ``path``; ``None`` for an in-memory one."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
@@ -11,8 +12,10 @@ from kzai_guard.core.consent import (
     CollectionMethod,
     Consent,
     Objection,
+    WithdrawalRestriction,
     consent_is_valid,
     objection_applies,
+    withdrawal_restricted,
 )
 from kzai_guard.fact_cache import SubjectState
 
@@ -76,3 +79,14 @@ def test_a_general_objection_covers_every_policy_and_a_specific_one_only_its_own
     assert objection_applies(specific, "loan") is True
     assert objection_applies(specific, "hiring") is False
     assert objection_applies(withdrawn, "loan") is False
+
+
+@given(consents(), times, times)
+def test_a_withdrawal_is_restricted_exactly_while_the_restriction_is_in_force(
+    consent: Consent, until: datetime, at: datetime
+) -> None:
+    restricted = replace(
+        consent, withdrawal_restriction=WithdrawalRestriction("loan 77-1 is outstanding", until)
+    )
+    assert withdrawal_restricted(restricted, at) is (consent.withdrawn_at is None and at < until)
+    assert withdrawal_restricted(consent, at) is False

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 import kzai_guard as kg
 from tests.http.conftest import Service
 
@@ -300,6 +302,36 @@ def test_a_ticket_unanswered_past_its_deadline_says_overdue(framework: str) -> N
         review_id, reviewer=kg.Reviewer(id="officer-7"), outcome="approved"
     )
     assert (ticket()["overdue"], service.guard.reviews.overdue()) == (False, [])
+    service.guard.close()
+
+
+def test_a_refused_withdrawal_leaves_the_consent_counting_until_the_restriction_ends(
+    framework: str,
+) -> None:
+    now = [datetime(2026, 3, 2, 9, 0, tzinfo=UTC)]
+    service = Service(framework, clock=lambda: now[0])
+    until = datetime(2026, 6, 30, tzinfo=UTC)
+    service.guard.consents.grant(
+        "A-1",
+        "credit-scoring",
+        "2026-01",
+        withdrawal_restriction=kg.WithdrawalRestriction("loan 77-1 is outstanding", until),
+    )
+    with pytest.raises(kg.WithdrawalRestricted) as refused:
+        service.guard.consents.withdraw("A-1", "credit-scoring")
+    still = service.decide("loan").status_code
+    [record] = service.sink.of_kind(kg.EventKind.CONSENT_WITHDRAWAL_REFUSED)
+
+    now[0] = until
+    service.guard.consents.withdraw("A-1", "credit-scoring")
+    after = service.decide("loan")
+
+    assert (refused.value.until, still) == (until, 200)
+    assert (record.purpose, record.detail) == (
+        "credit-scoring",
+        "the consent cannot be withdrawn until 2026-06-30T00:00:00+00:00: loan 77-1 is outstanding",
+    )
+    assert (after.status_code, problem_type(after)) == (403, "no-legal-basis")
     service.guard.close()
 
 

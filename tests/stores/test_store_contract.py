@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kzai_guard as kg
-from kzai_guard.core.consent import CollectionMethod, Consent, Objection
+from kzai_guard.core.consent import CollectionMethod, Consent, Objection, WithdrawalRestriction
 from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
-from kzai_guard.errors import StoreError, UnknownRecord
+from kzai_guard.errors import StoreError, UnknownRecord, WithdrawalRestricted
 from kzai_guard.stores.base import ChangeKind, Store, StoredExplanation, SwitchState
 from kzai_guard.stores.url import open_store
 
@@ -488,6 +488,7 @@ _CONSENTS = st.builds(
     granted_at=_AWARE,
     expires_at=st.none() | _AWARE,
     withdrawn_at=st.none() | _AWARE,
+    withdrawal_restriction=st.none() | st.builds(WithdrawalRestriction, ground=_TEXT, until=_AWARE),
 )
 
 
@@ -511,3 +512,29 @@ def test_consent_records_round_trip_unchanged(store: Store) -> None:
         )
 
     round_trip()
+
+
+@backends(*BACKENDS)
+def test_a_restricted_consent_is_not_withdrawn_until_its_restriction_ends(store: Store) -> None:
+    subject = unique("s")
+    until = T0 + timedelta(days=30)
+    restricted = replace(
+        consent(subject, "credit-scoring"),
+        withdrawal_restriction=WithdrawalRestriction("loan 77-1 is outstanding", until),
+    )
+    free = consent(subject, "credit-scoring")
+    store.add_consent(restricted)
+    store.add_consent(free)
+    start = store.latest_change()
+
+    with pytest.raises(WithdrawalRestricted) as refused:
+        store.withdraw_consents(subject, "credit-scoring", until - timedelta(microseconds=1))
+
+    assert (refused.value.restrictions, refused.value.until) == (
+        (restricted.withdrawal_restriction,),
+        until,
+    )
+    assert [c.withdrawn_at for c in store.consents_of(subject)] == [None, None]
+    assert store.changes_since(start) == []
+    withdrawn = store.withdraw_consents(subject, "credit-scoring", until)
+    assert sorted(c.id for c in withdrawn) == sorted([restricted.id, free.id])
