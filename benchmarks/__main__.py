@@ -149,6 +149,12 @@ def _hotpath(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> l
     return hotpath.run(budget, layout["bench"])
 
 
+def _instructions(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list[Figure]:
+    from benchmarks import instructions
+
+    return instructions.run(budget)
+
+
 def _served(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list[Figure]:
     from benchmarks import served
 
@@ -182,6 +188,7 @@ def _siem(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list
 _SECTIONS: dict[str, Runner] = {
     "floor": _floor,
     "hotpath": _hotpath,
+    "instructions": _instructions,
     "served": _served,
     "audit": _audit,
     "growth": _growth,

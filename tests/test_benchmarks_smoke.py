@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = {"floor", "hotpath", "served", "audit", "growth", "consent", "siem"}
+SECTIONS = {"floor", "hotpath", "instructions", "served", "audit", "growth", "consent", "siem"}
 STATS = ("median", "q1", "q3", "min", "max", "n")
 STATUSES = {"PASS", "MISS", "INFO", "UNAVAILABLE"}
 UNAVAILABLE = "unavailable"
