@@ -9,7 +9,8 @@ HTTP, sync, async and batch callers:
    evaluate. Returns a :class:`Decision`.
 2. If the verdict refuses (in enforce mode), :meth:`Gate.refuse` records it, opens a review ticket
    where routed, and raises :class:`~kzai_guard.errors.DecisionBlocked` or
-   :class:`~kzai_guard.errors.HumanReviewRequired`; the decision function never runs.
+   :class:`~kzai_guard.errors.HumanReviewRequired`; the decision function never runs. Nor does
+   it while the audit trail cannot record it (:meth:`Gate.audit_unavailable`, fail closed).
 3. Otherwise the function runs and :meth:`Gate.finish` checks the explanation, queues it,
    writes the audit record and sets the response headers.
 """
