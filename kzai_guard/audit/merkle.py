@@ -14,6 +14,7 @@ algorithms of RFC 9162 sections 2.1.3.2 and 2.1.4.2.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Callable, Sequence
 
 __all__ = [
@@ -33,6 +34,9 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 """The root hash of the empty tree."""
 
 _sha256 = hashlib.sha256
+_digest = operator.methodcaller("digest")
+_node_input = b"\x01".__add__
+_concat = bytes.__add__
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -82,6 +86,38 @@ class CompactRange:
                 on_node(level, node)
             n >>= 1
         self.size += 1
+
+    def extend(self, leaves: Sequence[bytes]) -> list[list[bytes]]:
+        """Add many leaf hashes; returns the subtrees they complete, level by level.
+
+        ``result[i]`` lists, in order, the roots of the complete subtrees of ``2**(i + 1)``
+        leaves closed by this call (what :meth:`append` reports through ``on_node``). The
+        tree is built a level at a time, pairing all nodes of a level in one pass, so the
+        per-leaf work runs in C rather than in a Python loop.
+        """
+        stack = self.hashes
+        n = self.size
+        self.size += len(leaves)
+        nodes = list(leaves)
+        closed: list[list[bytes]] = []
+        leftover: list[bytes] = []
+        while nodes:
+            if n & 1:
+                # the rightmost complete subtree of this level is the left sibling
+                nodes = [stack.pop(), *nodes]
+                n -= 1
+            if len(nodes) & 1:
+                leftover.append(nodes[-1])
+                nodes = nodes[:-1]
+            n >>= 1
+            if not nodes:
+                break
+            nodes = list(
+                map(_digest, map(_sha256, map(_node_input, map(_concat, nodes[::2], nodes[1::2]))))
+            )
+            closed.append(nodes)
+        stack.extend(reversed(leftover))
+        return closed
 
     def root(self) -> bytes:
         """``MTH`` of the leaves appended so far."""

@@ -21,18 +21,20 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import operator
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
+    "AAD_PREFIX",
     "ERASED",
     "PERSONAL_FIELDS",
     "SEALED",
@@ -41,6 +43,7 @@ __all__ = [
     "Sealer",
     "SqliteSubjectKeys",
     "SubjectKeys",
+    "SubjectSeal",
     "seal",
     "subject_ref",
     "unseal",
@@ -59,7 +62,9 @@ _PREFETCH_CHUNK = 500
 _CACHE_LIMIT = 65_536
 _KEY_SIZE = 32
 _NONCE_SIZE = 12
-_AAD_PREFIX = b"kzai-guard sealed v1\n"
+AAD_PREFIX = b"kzai-guard sealed v1\n"
+"""What the associated data of every sealed record starts with (then id, newline, ref)."""
+_nonce_bytes = operator.methodcaller("to_bytes", _NONCE_SIZE, "big")
 _FIELD_LISTS: dict[tuple[str, ...], str] = {
     names: ",".join(names)
     for names in (
@@ -246,7 +251,7 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
 
 
 def _aad(record_id: str, ref: str) -> bytes:
-    return _AAD_PREFIX + record_id.encode() + b"\n" + ref.encode()
+    return AAD_PREFIX + record_id.encode() + b"\n" + ref.encode()
 
 
 def seal(
@@ -259,18 +264,24 @@ def seal(
     return {"ct": base64.b64encode(nonce + ct).decode(), "fields": ",".join(fields), "ref": ref}
 
 
+SubjectSeal = tuple[Callable[[bytes, bytes, bytes | None], bytes], bytes, bytes]
+"""How one batch seals for one owner: (AES-GCM encrypt, key reference, AAD tail)."""
+
+
 class Sealer:
     """Seals the personal fields of records for one writer, caching what it can.
 
     Key references and cipher objects are cached, never the decision to use a key: the key is
-    asked of the store for every record, so a key erased meanwhile is never used again. Nonces
-    are a random 8-byte prefix per writer and a 4-byte counter (a fresh prefix on wrap-around),
-    so they never repeat under one key.
+    asked of the store once per owner per batch (:meth:`for_batch`), and the writer never puts
+    an erasure inside a batch, so a key erased through the log is never used for a record
+    queued after the erasure. Nonces are a random 8-byte prefix per writer and a 4-byte
+    counter (a fresh prefix on wrap-around), so they never repeat under one key.
     """
 
     def __init__(self, keys: SubjectKeys, cache_size: int = 65_536) -> None:
         self.keys = keys
-        self._refs: dict[str, tuple[str, bytes]] = {}
+        self._batched = keys if isinstance(keys, BatchedSubjectKeys) else None
+        self._refs: dict[str, tuple[str, bytes, bytes]] = {}
         self._ciphers: dict[bytes, AESGCM] = {}
         self._cache_size = cache_size
         self._prefix = os.urandom(8)
@@ -280,19 +291,47 @@ class Sealer:
         """:func:`subject_ref` of ``owner``, cached."""
         return self._ref(owner)[0]
 
-    def _ref(self, owner: str) -> tuple[str, bytes]:
+    def _ref(self, owner: str) -> tuple[str, bytes, bytes]:
+        """The reference, and as bytes alone and after a newline (line, associated data)."""
         entry = self._refs.get(owner)
         if entry is None:
             if len(self._refs) >= self._cache_size:
                 self._refs.clear()
             ref = subject_ref(owner)
-            entry = self._refs[owner] = (ref, b"\n" + ref.encode())
+            entry = self._refs[owner] = (ref, ref.encode(), b"\n" + ref.encode())
         return entry
 
-    def seal(self, record_id: str, owner: str, fields: dict[str, Any]) -> dict[str, str]:
-        """The ``sealed`` member for ``fields``, under the key of ``owner``."""
-        ref, aad_tail = self._ref(owner)
-        key = self.keys.key_for(ref, True)
+    def for_batch(self, owners: Iterable[str]) -> dict[str, SubjectSeal]:
+        """What sealing needs for each distinct owner of one batch, keys looked up once each.
+
+        A batched store is asked for all the keys at once (:meth:`BatchedSubjectKeys.prefetch`);
+        keys it makes stay pending until the writer commits them, before the batch is written.
+        """
+        distinct = list(dict.fromkeys(owners))
+        cached = list(map(self._refs.get, distinct))
+        refs = (
+            cast(list[tuple[str, bytes, bytes]], cached)
+            if None not in cached
+            else [self._ref(owner) for owner in distinct]
+        )
+        names = [name for name, _, _ in refs]
+        if self._batched is not None:
+            self._batched.prefetch(names)
+        key_for = self.keys.key_for
+        keys = [key_for(name, True) for name in names]
+        # a missing key (None) finds no cipher and is reported by _cipher
+        found = list(map(self._ciphers.get, cast(list[bytes], keys)))
+        ciphers = (
+            cast(list[AESGCM], found)
+            if None not in found
+            else [self._cipher(key, name) for key, name in zip(keys, names, strict=True)]
+        )
+        return {
+            owner: (cipher.encrypt, ref, tail)
+            for owner, cipher, (_, ref, tail) in zip(distinct, ciphers, refs, strict=True)
+        }
+
+    def _cipher(self, key: bytes | None, ref: str) -> AESGCM:
         if key is None:
             raise KeyError(f"the subject key store gave no key for {ref}")
         cipher = self._ciphers.get(key)
@@ -300,17 +339,36 @@ class Sealer:
             if len(self._ciphers) >= self._cache_size:
                 self._ciphers.clear()
             cipher = self._ciphers[key] = AESGCM(key)
-        self._counter += 1
-        if self._counter > 0xFFFFFFFF:
-            self._prefix = os.urandom(8)
-            self._counter = 1
-        nonce = self._prefix + self._counter.to_bytes(4, "big")
-        aad = _AAD_PREFIX + record_id.encode() + aad_tail
-        ct = cipher.encrypt(nonce, orjson.dumps(fields), aad)
+        return cipher
+
+    def nonces(self, count: int) -> list[bytes]:
+        """``count`` fresh 12-byte nonces, each used at most once by this writer."""
+        out: list[bytes] = []
+        while count > 0:
+            if self._counter >= 0xFFFFFFFF:
+                self._prefix = os.urandom(8)
+                self._counter = 0
+            first = self._counter + 1
+            last = min(first + count, 0x100000000)
+            base = int.from_bytes(self._prefix, "big") << 32
+            out += map(_nonce_bytes, range(base + first, base + last))
+            count -= last - first
+            self._counter = last - 1
+        return out
+
+    def forget(self) -> None:
+        """Drop the cached cipher objects (after an erasure, so no erased key stays in memory)."""
+        self._ciphers.clear()
+
+    def seal(self, record_id: str, owner: str, fields: dict[str, Any]) -> dict[str, str]:
+        """The ``sealed`` member for ``fields``, under the key of ``owner``."""
+        encrypt, ref, aad_tail = self.for_batch([owner])[owner]
+        nonce = self.nonces(1)[0]
+        ct = encrypt(nonce, orjson.dumps(fields), AAD_PREFIX + record_id.encode() + aad_tail)
         return {
             "ct": binascii.b2a_base64(nonce + ct, newline=False).decode(),
             "fields": _FIELD_LISTS.get(tuple(fields)) or ",".join(fields),
-            "ref": ref,
+            "ref": ref.decode(),
         }
 
 
