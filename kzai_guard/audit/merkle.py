@@ -14,7 +14,6 @@ algorithms of RFC 9162 sections 2.1.3.2 and 2.1.4.2.
 from __future__ import annotations
 
 import hashlib
-import operator
 from collections.abc import Callable, Sequence
 
 __all__ = [
@@ -34,9 +33,6 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 """The root hash of the empty tree."""
 
 _sha256 = hashlib.sha256
-_digest = operator.methodcaller("digest")
-_node_input = b"\x01".__add__
-_concat = bytes.__add__
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -92,12 +88,13 @@ class CompactRange:
 
         ``result[i]`` lists, in order, the roots of the complete subtrees of ``2**(i + 1)``
         leaves closed by this call (what :meth:`append` reports through ``on_node``). The
-        tree is built a level at a time, pairing all nodes of a level in one pass, so the
-        per-leaf work runs in C rather than in a Python loop.
+        tree is built a level at a time, pairing all nodes of a level in one pass: no Python
+        loop per leaf, only one comprehension per level.
         """
         stack = self.hashes
         n = self.size
         self.size += len(leaves)
+        pairs = _pairs
         nodes = list(leaves)
         closed: list[list[bytes]] = []
         leftover: list[bytes] = []
@@ -112,9 +109,8 @@ class CompactRange:
             n >>= 1
             if not nodes:
                 break
-            nodes = list(
-                map(_digest, map(_sha256, map(_node_input, map(_concat, nodes[::2], nodes[1::2]))))
-            )
+            sha = _sha256
+            nodes = [sha(b"\x01" + left + right).digest() for left, right in pairs(nodes)]
             closed.append(nodes)
         stack.extend(reversed(leftover))
         return closed
@@ -132,6 +128,10 @@ class CompactRange:
     def copy(self) -> CompactRange:
         """An independent copy."""
         return CompactRange(self.size, self.hashes)
+
+
+def _pairs(nodes: list[bytes]) -> zip[tuple[bytes, bytes]]:
+    return zip(nodes[::2], nodes[1::2], strict=True)
 
 
 def inclusion_proof(index: int, size: int, subtree: Callable[[int, int], bytes]) -> list[bytes]:
