@@ -16,6 +16,7 @@ plaintext, one AES-GCM encryption and one SHA-256.
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import operator
 from collections.abc import Sequence
@@ -37,11 +38,12 @@ _get_open = operator.attrgetter(*_OPEN)
 _get_personal = operator.attrgetter(*PERSONAL_FIELDS)
 _subject_of = operator.attrgetter("subject")
 _dumps = orjson.dumps
-_b64 = binascii.b2a_base64
+_b64 = functools.partial(binascii.b2a_base64, newline=False)
 _hex = binascii.hexlify
 _LEAF = hashlib.sha256(b"\x00")
 _LINE = b'{"prev":"%s%s%d}'
 _SEALED_BODY = b'","rec":%s,"sealed":{"ct":"%s","fields":"%s","ref":"%s"},"seq":'
+_NUMBERED_BODY = b'","rec":%s,"sealed":{"ct":"%s","fields":"%s","key":%d,"ref":"%s"},"seq":'
 _CLEAR_BODY = b'","rec":%s,"seq":'
 _CHUNK = 256
 
@@ -121,9 +123,12 @@ class LineEncoder:
                     plain, fields = _personal(subject, reviewer, detail)
             except orjson.JSONEncodeError:
                 rec, plain, fields = _escaped(kept, subject, reviewer, detail)
-            encrypt, ref, aad_tail = seals[owner]
-            ct = encrypt(nonce, plain, AAD_PREFIX + record.id.encode() + aad_tail)
-            append(_SEALED_BODY % (rec, _b64(nonce + ct, newline=False), fields, ref))
+            encrypt, ref, aad_tail, number = seals[owner]
+            ct = _b64(nonce + encrypt(nonce, plain, AAD_PREFIX + record.id.encode() + aad_tail))
+            if number is None:
+                append(_SEALED_BODY % (rec, ct, fields, ref))
+            else:
+                append(_NUMBERED_BODY % (rec, ct, fields, number, ref))
         return bodies
 
     def _clear_rec(self, record: AuditRecord) -> bytes:

@@ -60,6 +60,7 @@ from kzai_guard.audit.segments import (
 )
 from kzai_guard.audit.shredding import (
     BatchedSubjectKeys,
+    ReservedSubjectKeys,
     Sealer,
     SqliteSubjectKeys,
     SubjectKeys,
@@ -129,6 +130,11 @@ class AuditLog:
         self._checkpoint_interval = checkpoint_interval_ms / 1000.0
         self._subject_keys = subject_keys
         self._batched_keys = subject_keys if isinstance(subject_keys, BatchedSubjectKeys) else None
+        self._reserved_keys = (
+            subject_keys if isinstance(subject_keys, ReservedSubjectKeys) else None
+        )
+        # (ref, key number) of the replayed lines: assignments a crash may have taken away
+        self._assignments: list[tuple[str, int]] = []
         self._sealer = Sealer(subject_keys) if subject_keys is not None else None
         self._encoder = LineEncoder(self._sealer)
         self._queue_limit = queue_limit
@@ -257,6 +263,11 @@ class AuditLog:
         return log
 
     def _recover(self) -> None:
+        self._replay_segments()
+        if self._reserved_keys is not None and self._reserved_keys.needs_reserve():
+            self._reserved_keys.reserve()
+
+    def _replay_segments(self) -> None:
         segments = list_segments(self.directory)
         anchor = read_anchor(self.directory)
         if not segments:
@@ -283,6 +294,9 @@ class AuditLog:
             self._prev = tree.leaf(first - 1).hex()
         self._seq = first
         good, started = self._replay(last)
+        if self._reserved_keys is not None:
+            self._reserved_keys.recover(self._assignments)
+        self._assignments = []
         self._seg = last
         self._seg_started = started
         with open(last.path, "r+b") as f:
@@ -317,6 +331,9 @@ class AuditLog:
                         "Run `kzai-guard verify` on it."
                     )
                 break
+            sealed = value.get("sealed")
+            if isinstance(sealed, dict) and isinstance(sealed.get("key"), int):
+                self._assignments.append((str(sealed.get("ref")), sealed["key"]))
             if offset == 0:
                 with contextlib.suppress(KeyError, TypeError):
                     started = int(value["rec"]["time"]) / 1_000_000
@@ -505,6 +522,8 @@ class AuditLog:
         elif self._batched_keys is not None:
             with contextlib.suppress(Exception):
                 self._batched_keys.commit()
+                if self._reserved_keys is not None:
+                    self._reserved_keys.sync()
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
@@ -582,6 +601,7 @@ class AuditLog:
                 self._handle(items, plain)
             if self._error is None:
                 self._maybe_checkpoint()
+                self._maybe_reserve()
             if closing:
                 with self._lock:
                     more = bool(self._items)
@@ -769,11 +789,20 @@ class AuditLog:
         ):
             self._guarded(self._write_checkpoint)
 
+    def _maybe_reserve(self) -> None:
+        # after the batch's futures resolved: the reserve's fsync delays no record written
+        if self._reserved_keys is not None and self._reserved_keys.needs_reserve():
+            self._guarded(self._reserved_keys.reserve)
+
     def _rotate(self) -> None:
         if self._seg_bytes == 0:
             return
         if self._tree.size > self._cp_size:
             self._write_checkpoint()
+        if self._reserved_keys is not None:
+            # a reopened log replays the active segment only: the sealed one's records
+            # must not need their key numbers any more
+            self._reserved_keys.sync()
         os.fsync(self._fd)
         self._tree_files.sync()
         old = self._fd

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import orjson
 import rfc8785
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from kzai_guard.audit.canonical import canonical_json
 from kzai_guard.audit.lines import LineEncoder
 from kzai_guard.audit.segments import encode_line
-from kzai_guard.audit.shredding import MemorySubjectKeys, Sealer
+from kzai_guard.audit.shredding import MemorySubjectKeys, Sealer, SqliteSubjectKeys
 
 from .conftest import make_record
 
@@ -91,3 +92,13 @@ def test_text_json_cannot_hold_is_written_escaped() -> None:
     (line,), _, _ = encoder.encode([record], 0, b"0" * 64, 1 << 30)
     rec = orjson.loads(line)["rec"]
     assert (rec["subject"], rec["detail"], rec["reason"]) == ("p:\\ud800", "d\\udfff", "r\\ud801")
+
+
+def test_line_with_a_reserved_key_number_equals_rfc8785(tmp_path: Path) -> None:
+    keys = SqliteSubjectKeys(tmp_path / "keys.sqlite3")
+    keys.reserve(2)
+    (line,), _, _ = LineEncoder(Sealer(keys)).encode([make_record(1)], 7, b"0" * 64, 1 << 30)
+    value = orjson.loads(line)
+    assert isinstance(value["sealed"]["key"], int)
+    assert line == rfc8785.dumps(value)
+    keys.close()
