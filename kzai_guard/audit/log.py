@@ -709,7 +709,8 @@ class AuditLog:
         """
         room = self._segment_max_bytes - self._seg_bytes
         lines, hashes, _ = self._encoder.encode(records, self._seq, self._prev.encode(), room)
-        # the subject keys the lines were sealed under are durable before the lines are
+        # the keys the lines are sealed under are committed before the lines are written:
+        # durably, or (reserved keys) so that the lines' key numbers can redo the commit
         if self._batched_keys is not None:
             self._batched_keys.commit()
         lines.append(b"")
@@ -790,9 +791,15 @@ class AuditLog:
             self._guarded(self._write_checkpoint)
 
     def _maybe_reserve(self) -> None:
-        # after the batch's futures resolved: the reserve's fsync delays no record written
-        if self._reserved_keys is not None and self._reserved_keys.needs_reserve():
-            self._guarded(self._reserved_keys.reserve)
+        # preferably while nothing is queued, so that the reserve's fsync delays no record;
+        # but before it runs dry, or every batch with a new subject would pay an extra fsync
+        keys = self._reserved_keys
+        if keys is None or not keys.needs_reserve():
+            return
+        with self._lock:
+            idle = not self._items
+        if idle or keys.needs_reserve(urgently=True):
+            self._guarded(keys.reserve)
 
     def _rotate(self) -> None:
         if self._seg_bytes == 0:

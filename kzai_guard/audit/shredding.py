@@ -63,9 +63,9 @@ SEALED = "[sealed]"
 """What a reader gets for a personal field when it was given no key store."""
 
 _PREFETCH_CHUNK = 500
-_RESERVE_CHUNK = 1024
+_RESERVE_CHUNK = 512
 _RESERVE_LOW = 256
-_WAL_PAGES = 16_384
+_RESERVE_EMPTY = 32
 _CACHE_LIMIT = 65_536
 _KEY_SIZE = 32
 _NONCE_SIZE = 12
@@ -129,8 +129,8 @@ class ReservedSubjectKeys(BatchedSubjectKeys, Protocol):
         """The number of the reserved key of ``ref`` while its assignment is not durable."""
         ...
 
-    def needs_reserve(self) -> bool:
-        """Whether the reserve of keys is running low."""
+    def needs_reserve(self, urgently: bool = False) -> bool:
+        """Whether the reserve of keys is running low, or (``urgently``) nearly empty."""
         ...
 
     def reserve(self, count: int = ...) -> None:
@@ -192,9 +192,6 @@ class SqliteSubjectKeys:
         # deletion there.
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        # WAL checkpoints (two fsyncs) run when the reserve is refilled, not inside a commit;
-        # the automatic one only bounds the WAL of a store nobody refills
-        self._db.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS subject_key (ref TEXT PRIMARY KEY, key BLOB NOT NULL)"
         )
@@ -312,7 +309,6 @@ class SqliteSubjectKeys:
                 first = max(int(issued or 0), self._last_number) + 1
                 rows = list(enumerate(keys, first))
                 self._db.executemany("INSERT INTO reserved_key (number, key) VALUES (?, ?)", rows)
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._last_number = first + count - 1
             reserve.extend(rows)
             # the fsync of that commit made every assignment committed before it durable
@@ -320,9 +316,12 @@ class SqliteSubjectKeys:
             for ref in committed:
                 del self._numbers[ref]
 
-    def needs_reserve(self) -> bool:
-        """Whether the reserve is running low (the log then calls :meth:`reserve`)."""
-        return len(self._reserved()) < _RESERVE_LOW
+    def needs_reserve(self, urgently: bool = False) -> bool:
+        """Whether the reserve is running low, or (``urgently``) nearly empty.
+
+        The log calls :meth:`reserve` when it is low and nothing is queued, or nearly empty.
+        """
+        return len(self._reserved()) < (_RESERVE_EMPTY if urgently else _RESERVE_LOW)
 
     def sync(self) -> None:
         """Make every committed assignment durable (one fsync)."""
