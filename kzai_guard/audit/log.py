@@ -33,7 +33,6 @@ import enum
 import fcntl
 import hashlib
 import logging
-import operator
 import os
 import threading
 import time
@@ -42,10 +41,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
-
 from kzai_guard.audit.checkpoint import Checkpoint, SignedCheckpoint, read_notes
 from kzai_guard.audit.keys import Signer, write_keypair
+from kzai_guard.audit.lines import LineEncoder
 from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS, hash_of_last_line
 from kzai_guard.audit.record import AuditRecord
@@ -54,7 +52,6 @@ from kzai_guard.audit.segments import (
     GENESIS,
     ORIGIN_FILE,
     Segment,
-    encode_line,
     list_segments,
     parse_line,
     read_anchor,
@@ -63,6 +60,7 @@ from kzai_guard.audit.segments import (
 )
 from kzai_guard.audit.shredding import (
     BatchedSubjectKeys,
+    ReservedSubjectKeys,
     Sealer,
     SqliteSubjectKeys,
     SubjectKeys,
@@ -80,9 +78,6 @@ Durability = Literal["sync", "async"]
 DEMO_KEY_DIR = "keys"
 DEMO_KEY_NAME = "kzai-guard-demo"
 _LOCK_FILE = ".lock"
-_FIELD_NAMES = tuple(AuditRecord.__dataclass_fields__)
-_RECORD_FIELDS = tuple(n for n in _FIELD_NAMES if n not in ("subject", "reviewer", "detail"))
-_get_fields = operator.attrgetter(*_RECORD_FIELDS)
 _RETRY_SECONDS = 1.0
 _LINGER_SECONDS = 0.005
 _LINGER_BELOW = 4096
@@ -135,7 +130,13 @@ class AuditLog:
         self._checkpoint_interval = checkpoint_interval_ms / 1000.0
         self._subject_keys = subject_keys
         self._batched_keys = subject_keys if isinstance(subject_keys, BatchedSubjectKeys) else None
+        self._reserved_keys = (
+            subject_keys if isinstance(subject_keys, ReservedSubjectKeys) else None
+        )
+        # (ref, key number) of the replayed lines: assignments a crash may have taken away
+        self._assignments: list[tuple[str, int]] = []
         self._sealer = Sealer(subject_keys) if subject_keys is not None else None
+        self._encoder = LineEncoder(self._sealer)
         self._queue_limit = queue_limit
         self._put_timeout = put_timeout
         self._segment_max_bytes = segment_max_bytes
@@ -262,6 +263,11 @@ class AuditLog:
         return log
 
     def _recover(self) -> None:
+        self._replay_segments()
+        if self._reserved_keys is not None and self._reserved_keys.needs_reserve():
+            self._reserved_keys.reserve()
+
+    def _replay_segments(self) -> None:
         segments = list_segments(self.directory)
         anchor = read_anchor(self.directory)
         if not segments:
@@ -288,6 +294,9 @@ class AuditLog:
             self._prev = tree.leaf(first - 1).hex()
         self._seq = first
         good, started = self._replay(last)
+        if self._reserved_keys is not None:
+            self._reserved_keys.recover(self._assignments)
+        self._assignments = []
         self._seg = last
         self._seg_started = started
         with open(last.path, "r+b") as f:
@@ -322,6 +331,9 @@ class AuditLog:
                         "Run `kzai-guard verify` on it."
                     )
                 break
+            sealed = value.get("sealed")
+            if isinstance(sealed, dict) and isinstance(sealed.get("key"), int):
+                self._assignments.append((str(sealed.get("ref")), sealed["key"]))
             if offset == 0:
                 with contextlib.suppress(KeyError, TypeError):
                     started = int(value["rec"]["time"]) / 1_000_000
@@ -430,6 +442,14 @@ class AuditLog:
             future: Future[None] = Future()
             self._put((_Op.RECORD, record, future))
             return future
+        with self._lock:
+            # the common case inline; _put handles closing, errors and a full queue
+            items = self._items  # read under the lock: the writer swaps in a fresh deque
+            if len(items) < self._queue_limit and not self._closing and self._error is None:
+                items.append(record)
+                if len(items) == 1:
+                    self._not_empty.notify()
+                return None
         self._put(record)
         return None
 
@@ -502,6 +522,8 @@ class AuditLog:
         elif self._batched_keys is not None:
             with contextlib.suppress(Exception):
                 self._batched_keys.commit()
+                if self._reserved_keys is not None:
+                    self._reserved_keys.sync()
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
@@ -579,6 +601,7 @@ class AuditLog:
                 self._handle(items, plain)
             if self._error is None:
                 self._maybe_checkpoint()
+                self._maybe_reserve()
             if closing:
                 with self._lock:
                     more = bool(self._items)
@@ -684,30 +707,10 @@ class AuditLog:
         The prefix ends early where the segment fills up. State changes only if the write
         succeeds.
         """
-        prev = self._prev
-        seq = self._seq
-        lines = []
-        hashes = []
-        encode = self._encode
         room = self._segment_max_bytes - self._seg_bytes
-        size = 0
-        if self._batched_keys is not None and self._sealer is not None:
-            ref = self._sealer.ref
-            self._batched_keys.prefetch(
-                ref(owner)
-                for owner in (r.subject if r.subject is not None else r.reviewer for r in records)
-                if owner is not None
-            )
-        for record in records:
-            line = encode(record, seq, prev)
-            h = _leaf(line)
-            lines.append(line)
-            hashes.append(h)
-            prev = h.hex()
-            seq += 1
-            size += len(line) + 1
-            if size >= room:
-                break
+        lines, hashes, _ = self._encoder.encode(records, self._seq, self._prev.encode(), room)
+        # the keys the lines are sealed under are committed before the lines are written:
+        # durably, or (reserved keys) so that the lines' key numbers can redo the commit
         if self._batched_keys is not None:
             self._batched_keys.commit()
         lines.append(b"")
@@ -723,49 +726,17 @@ class AuditLog:
                 os.ftruncate(self._fd, self._seg_bytes)
             raise
         self._seg_bytes += len(data)
-        self._prev = prev
-        self._seq = seq
-        append = self._tree.append
-        on_node = self._on_node
-        level0 = self._levels[0]
-        for h in hashes:
-            append(h, on_node)
-            level0 += h
+        self._prev = hashes[-1].hex()
+        self._seq += len(hashes)
+        self._extend_tree(hashes)
         self._flush_levels()
         return len(hashes)
 
-    def _encode(self, record: AuditRecord, seq: int, prev: str) -> bytes:
-        rec = {
-            k: v for k, v in zip(_RECORD_FIELDS, _get_fields(record), strict=True) if v is not None
-        }
-        rec["kind"] = record.kind.value
-        sealed = None
-        subject, reviewer, detail = record.subject, record.reviewer, record.detail
-        owner = subject if subject is not None else reviewer
-        if self._sealer is not None and owner is not None:
-            personal = {}
-            if subject is not None:
-                personal["subject"] = subject
-            if reviewer is not None:
-                personal["reviewer"] = reviewer
-            if detail is not None:
-                personal["detail"] = detail
-            sealed = self._sealer.seal(record.id, owner, personal)
-        else:
-            if subject is not None:
-                rec["subject"] = subject
-            if reviewer is not None:
-                rec["reviewer"] = reviewer
-            if detail is not None:
-                rec["detail"] = detail
-        try:
-            return encode_line(seq, prev, rec, sealed)
-        except orjson.JSONEncodeError:
-            clean = {
-                k: v.encode("utf-8", "backslashreplace").decode() if isinstance(v, str) else v
-                for k, v in rec.items()
-            }
-            return encode_line(seq, prev, clean, sealed)
+    def _extend_tree(self, hashes: list[bytes]) -> None:
+        levels = self._levels
+        levels[0] += b"".join(hashes)
+        for level, nodes in enumerate(self._tree.extend(hashes), 1):
+            levels[level] += b"".join(nodes)
 
     def _probe(self) -> None:
         """Raise ``OSError`` unless 64 KiB can be written and synced in the directory."""
@@ -783,6 +754,8 @@ class AuditLog:
     def _erase(self, ref: str) -> None:
         if self._subject_keys is not None:
             self._subject_keys.erase(ref)
+        if self._sealer is not None:
+            self._sealer.forget()
 
     def _on_node(self, level: int, node: bytes) -> None:
         self._levels[level] += node
@@ -817,11 +790,26 @@ class AuditLog:
         ):
             self._guarded(self._write_checkpoint)
 
+    def _maybe_reserve(self) -> None:
+        # preferably while nothing is queued, so that the reserve's fsync delays no record;
+        # but before it runs dry, or every batch with a new subject would pay an extra fsync
+        keys = self._reserved_keys
+        if keys is None or not keys.needs_reserve():
+            return
+        with self._lock:
+            idle = not self._items
+        if idle or keys.needs_reserve(urgently=True):
+            self._guarded(keys.reserve)
+
     def _rotate(self) -> None:
         if self._seg_bytes == 0:
             return
         if self._tree.size > self._cp_size:
             self._write_checkpoint()
+        if self._reserved_keys is not None:
+            # a reopened log replays the active segment only: the sealed one's records
+            # must not need their key numbers any more
+            self._reserved_keys.sync()
         os.fsync(self._fd)
         self._tree_files.sync()
         old = self._fd

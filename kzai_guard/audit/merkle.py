@@ -83,6 +83,38 @@ class CompactRange:
             n >>= 1
         self.size += 1
 
+    def extend(self, leaves: Sequence[bytes]) -> list[list[bytes]]:
+        """Add many leaf hashes; returns the subtrees they complete, level by level.
+
+        ``result[i]`` lists, in order, the roots of the complete subtrees of ``2**(i + 1)``
+        leaves closed by this call (what :meth:`append` reports through ``on_node``). The
+        tree is built a level at a time, pairing all nodes of a level in one pass: no Python
+        loop per leaf, only one comprehension per level.
+        """
+        stack = self.hashes
+        n = self.size
+        self.size += len(leaves)
+        pairs = _pairs
+        nodes = list(leaves)
+        closed: list[list[bytes]] = []
+        leftover: list[bytes] = []
+        while nodes:
+            if n & 1:
+                # the rightmost complete subtree of this level is the left sibling
+                nodes = [stack.pop(), *nodes]
+                n -= 1
+            if len(nodes) & 1:
+                leftover.append(nodes[-1])
+                nodes = nodes[:-1]
+            n >>= 1
+            if not nodes:
+                break
+            sha = _sha256
+            nodes = [sha(b"\x01" + left + right).digest() for left, right in pairs(nodes)]
+            closed.append(nodes)
+        stack.extend(reversed(leftover))
+        return closed
+
     def root(self) -> bytes:
         """``MTH`` of the leaves appended so far."""
         stack = self.hashes
@@ -96,6 +128,10 @@ class CompactRange:
     def copy(self) -> CompactRange:
         """An independent copy."""
         return CompactRange(self.size, self.hashes)
+
+
+def _pairs(nodes: list[bytes]) -> zip[tuple[bytes, bytes]]:
+    return zip(nodes[::2], nodes[1::2], strict=True)
 
 
 def inclusion_proof(index: int, size: int, subtree: Callable[[int, int], bytes]) -> list[bytes]:

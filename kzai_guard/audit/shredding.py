@@ -3,8 +3,10 @@
 The personal fields of a record (``subject``, ``reviewer``, ``detail``) are not written in
 clear. They are encrypted together with AES-256-GCM under a key that belongs to the record's
 subject (or, for records without a subject, to its reviewer) and stored in the line's
-``sealed`` member as ``{"ct": base64(nonce || ciphertext), "ref": <key reference>}``. The key
-reference is :func:`subject_ref` of the pseudonym, so the pseudonym itself never appears in clear.
+``sealed`` member as ``{"ct": base64(nonce || ciphertext), "fields", "key"?, "ref": <key
+reference>}``. The key reference is :func:`subject_ref` of the pseudonym, so the pseudonym itself
+never appears in clear; ``key`` is the number of a reserved key whose assignment is not yet
+durable (:class:`SqliteSubjectKeys`).
 
 Erasing the subject's key (:meth:`SubjectKeys.erase`) makes those fields unreadable for good,
 while the line, its hash, the chain and every checkpoint stay exactly as they were. Readers
@@ -19,28 +21,33 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import contextlib
 import hashlib
+import operator
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
+    "AAD_PREFIX",
     "ERASED",
     "PERSONAL_FIELDS",
     "SEALED",
     "BatchedSubjectKeys",
     "MemorySubjectKeys",
+    "ReservedSubjectKeys",
     "Sealer",
     "SqliteSubjectKeys",
     "SubjectKeys",
+    "SubjectSeal",
     "seal",
     "subject_ref",
     "unseal",
@@ -56,10 +63,15 @@ SEALED = "[sealed]"
 """What a reader gets for a personal field when it was given no key store."""
 
 _PREFETCH_CHUNK = 500
+_RESERVE_CHUNK = 512
+_RESERVE_LOW = 256
+_RESERVE_EMPTY = 32
 _CACHE_LIMIT = 65_536
 _KEY_SIZE = 32
 _NONCE_SIZE = 12
-_AAD_PREFIX = b"kzai-guard sealed v1\n"
+AAD_PREFIX = b"kzai-guard sealed v1\n"
+"""What the associated data of every sealed record starts with (then id, newline, ref)."""
+_nonce_bytes = operator.methodcaller("to_bytes", _NONCE_SIZE, "big")
 _FIELD_LISTS: dict[tuple[str, ...], str] = {
     names: ",".join(names)
     for names in (
@@ -109,6 +121,31 @@ class BatchedSubjectKeys(SubjectKeys, Protocol):
         ...
 
 
+@runtime_checkable
+class ReservedSubjectKeys(BatchedSubjectKeys, Protocol):
+    """A batched store that makes keys durable ahead of need (see :class:`SqliteSubjectKeys`)."""
+
+    def key_number(self, ref: str) -> int | None:
+        """The number of the reserved key of ``ref`` while its assignment is not durable."""
+        ...
+
+    def needs_reserve(self, urgently: bool = False) -> bool:
+        """Whether the reserve of keys is running low, or (``urgently``) nearly empty."""
+        ...
+
+    def reserve(self, count: int = ...) -> None:
+        """Make more keys ahead of need, durably."""
+        ...
+
+    def sync(self) -> None:
+        """Make every committed assignment durable."""
+        ...
+
+    def recover(self, assignments: Iterable[tuple[str, int]]) -> None:
+        """Redo the assignments ``(ref, number)`` a crash took away."""
+        ...
+
+
 class MemorySubjectKeys:
     """Keys in a dict; for tests and short-lived processes."""
 
@@ -135,6 +172,13 @@ class SqliteSubjectKeys:
 
     New keys are committed in one transaction per batch of records (:meth:`commit`), before the
     records that use them are written; the log calls it.
+
+    Keys are made ahead of need and kept durable, numbered, in a reserve (:meth:`reserve`).
+    A new subject takes the next reserved key, and until the assignment is durable too
+    (:meth:`sync`) the records sealed under it carry the key's number
+    (:meth:`key_number`), so that :meth:`recover` can redo an assignment a crash took away.
+    The commit of an assignment therefore needs no fsync of its own: a durable group commit
+    pays one fsync, that of the log segment, and the key was durable before it.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -142,18 +186,28 @@ class SqliteSubjectKeys:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA secure_delete=ON")
-        # WAL: one fsync per commit of new keys (the rollback journal needs several), which is
-        # what a durable group commit waits for. erase() checkpoints and truncates the WAL so
-        # an erased key does not outlive its deletion there.
+        # WAL: a commit appends to one file; assignments of reserved keys are committed
+        # without an fsync (synchronous=NORMAL, still atomic), everything else with one.
+        # erase() checkpoints and truncates the WAL so an erased key does not outlive its
+        # deletion there.
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS subject_key (ref TEXT PRIMARY KEY, key BLOB NOT NULL)"
         )
+        # AUTOINCREMENT: a number is never handed out twice, even after its key was taken
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS reserved_key "
+            "(number INTEGER PRIMARY KEY AUTOINCREMENT, key BLOB NOT NULL)"
+        )
         self._cache: dict[str, bytes] = {}
         self._pending: dict[str, bytes] = {}
         # refs looked up by prefetch() and found absent: key_for() creates them without a query
         self._absent: set[str] = set()
+        # refs whose key came from the reserve and whose assignment is not yet durable
+        self._numbers: dict[str, int] = {}
+        self._reserve: collections.deque[tuple[int, bytes]] | None = None
+        self._last_number = 0
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
 
@@ -177,8 +231,18 @@ class SqliteSubjectKeys:
             if not create:
                 return None
             self._absent.discard(ref)
-            key = self._pending[ref] = os.urandom(_KEY_SIZE)
+            reserve = self._reserved()
+            if reserve:
+                number, key = reserve.popleft()
+                self._numbers[ref] = number
+            else:
+                key = os.urandom(_KEY_SIZE)
+            self._pending[ref] = key
             return key
+
+    def key_number(self, ref: str) -> int | None:
+        """The number of the reserved key of ``ref`` while its assignment is not durable."""
+        return self._numbers.get(ref)
 
     def prefetch(self, refs: Iterable[str]) -> None:
         """Look up the keys of ``refs`` in a few queries, so that :meth:`key_for` needs none."""
@@ -205,31 +269,115 @@ class SqliteSubjectKeys:
                         self._cache[ref] = bytes(key)
 
     def commit(self) -> None:
-        """Write the keys made since the last commit, in one transaction."""
+        """Write the keys made since the last commit, in one transaction.
+
+        Assignments of reserved keys are committed without an fsync (the records carry the
+        key numbers until :meth:`sync`); a key made outside the reserve is fsynced.
+        """
         with self._lock:
             if not self._pending:
                 return
-            with _transaction(self._db):
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO subject_key (ref, key) VALUES (?, ?)",
-                    self._pending.items(),
-                )
+            numbered = [self._numbers[r] for r in self._pending if r in self._numbers]
+            durable = len(numbered) < len(self._pending)
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            try:
+                with _transaction(self._db):
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO subject_key (ref, key) VALUES (?, ?)",
+                        self._pending.items(),
+                    )
+                    self._db.executemany(
+                        "DELETE FROM reserved_key WHERE number = ?", [(n,) for n in numbered]
+                    )
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
+            if durable:
+                self._numbers.clear()
             self._cache.update(self._pending)
             self._pending.clear()
+
+    def reserve(self, count: int = _RESERVE_CHUNK) -> None:
+        """Make ``count`` more keys ahead of need, durably (with every assignment before them)."""
+        with self._lock:
+            reserve = self._reserved()
+            raw = os.urandom(_KEY_SIZE * count)
+            keys = [raw[i : i + _KEY_SIZE] for i in range(0, len(raw), _KEY_SIZE)]
+            with _transaction(self._db):
+                issued = self._db.execute(
+                    "SELECT max(seq) FROM sqlite_sequence WHERE name = 'reserved_key'"
+                ).fetchone()[0]
+                first = max(int(issued or 0), self._last_number) + 1
+                rows = list(enumerate(keys, first))
+                self._db.executemany("INSERT INTO reserved_key (number, key) VALUES (?, ?)", rows)
+            self._last_number = first + count - 1
+            reserve.extend(rows)
+            # the fsync of that commit made every assignment committed before it durable
+            committed = [r for r in self._numbers if r not in self._pending]
+            for ref in committed:
+                del self._numbers[ref]
+
+    def needs_reserve(self, urgently: bool = False) -> bool:
+        """Whether the reserve is running low, or (``urgently``) nearly empty.
+
+        The log calls :meth:`reserve` when it is low and nothing is queued, or nearly empty.
+        """
+        return len(self._reserved()) < (_RESERVE_EMPTY if urgently else _RESERVE_LOW)
+
+    def sync(self) -> None:
+        """Make every committed assignment durable (one fsync)."""
+        if self._numbers:
+            self.reserve(1)
+
+    def recover(self, assignments: Iterable[tuple[str, int]]) -> None:
+        """Redo assignments of reserved keys (``(ref, number)`` read from the log's records).
+
+        An assignment whose reserved key is still there was lost in a crash after its
+        records were written; one whose key is gone was durable (and may since have been
+        erased, which stays so).
+        """
+        with self._lock:
+            with _transaction(self._db):
+                for ref, number in dict.fromkeys(assignments):
+                    row = self._db.execute(
+                        "SELECT key FROM reserved_key WHERE number = ?", (number,)
+                    ).fetchone()
+                    if row is None:
+                        continue
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO subject_key (ref, key) VALUES (?, ?)", (ref, row[0])
+                    )
+                    self._db.execute("DELETE FROM reserved_key WHERE number = ?", (number,))
+            self._reserve = None
+            self._cache.clear()
+            self._absent.clear()
+
+    def _reserved(self) -> collections.deque[tuple[int, bytes]]:
+        if self._reserve is None:
+            rows = self._db.execute("SELECT number, key FROM reserved_key ORDER BY number")
+            self._reserve = collections.deque((int(n), bytes(k)) for n, k in rows)
+            self._last_number = max(self._last_number, self._reserve[-1][0] if self._reserve else 0)
+        return self._reserve
 
     def erase(self, ref: str) -> None:
         """Delete the key for ``ref``; the row's bytes are overwritten on disk."""
         with self._lock:
             self._cache.pop(ref, None)
-            self._pending.pop(ref, None)
+            if self._pending.pop(ref, None) is not None and ref in self._numbers:
+                # never written: the reserved key must not be handed out again
+                with _transaction(self._db):
+                    self._db.execute(
+                        "DELETE FROM reserved_key WHERE number = ?", (self._numbers[ref],)
+                    )
+            self._numbers.pop(ref, None)
             self._absent.discard(ref)
             with _transaction(self._db):
                 self._db.execute("DELETE FROM subject_key WHERE ref = ?", (ref,))
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
-        """Commit pending keys and close the database."""
+        """Commit pending keys, make them durable and close the database."""
         self.commit()
+        self.sync()
         with self._lock:
             self._db.close()
 
@@ -246,7 +394,7 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
 
 
 def _aad(record_id: str, ref: str) -> bytes:
-    return _AAD_PREFIX + record_id.encode() + b"\n" + ref.encode()
+    return AAD_PREFIX + record_id.encode() + b"\n" + ref.encode()
 
 
 def seal(
@@ -259,18 +407,27 @@ def seal(
     return {"ct": base64.b64encode(nonce + ct).decode(), "fields": ",".join(fields), "ref": ref}
 
 
+SubjectSeal = tuple[Callable[[bytes, bytes, bytes | None], bytes], bytes, bytes, int | None]
+"""How one batch seals for one owner: (AES-GCM encrypt, key reference, AAD tail, key number).
+
+The key number is set while the store's assignment of a reserved key is not durable."""
+
+
 class Sealer:
     """Seals the personal fields of records for one writer, caching what it can.
 
     Key references and cipher objects are cached, never the decision to use a key: the key is
-    asked of the store for every record, so a key erased meanwhile is never used again. Nonces
-    are a random 8-byte prefix per writer and a 4-byte counter (a fresh prefix on wrap-around),
-    so they never repeat under one key.
+    asked of the store once per owner per batch (:meth:`for_batch`), and the writer never puts
+    an erasure inside a batch, so a key erased through the log is never used for a record
+    queued after the erasure. Nonces are a random 8-byte prefix per writer and a 4-byte
+    counter (a fresh prefix on wrap-around), so they never repeat under one key.
     """
 
     def __init__(self, keys: SubjectKeys, cache_size: int = 65_536) -> None:
         self.keys = keys
-        self._refs: dict[str, tuple[str, bytes]] = {}
+        self._batched = keys if isinstance(keys, BatchedSubjectKeys) else None
+        self._reserved = keys if isinstance(keys, ReservedSubjectKeys) else None
+        self._refs: dict[str, tuple[str, bytes, bytes]] = {}
         self._ciphers: dict[bytes, AESGCM] = {}
         self._cache_size = cache_size
         self._prefix = os.urandom(8)
@@ -280,19 +437,53 @@ class Sealer:
         """:func:`subject_ref` of ``owner``, cached."""
         return self._ref(owner)[0]
 
-    def _ref(self, owner: str) -> tuple[str, bytes]:
+    def _ref(self, owner: str) -> tuple[str, bytes, bytes]:
+        """The reference, and as bytes alone and after a newline (line, associated data)."""
         entry = self._refs.get(owner)
         if entry is None:
             if len(self._refs) >= self._cache_size:
                 self._refs.clear()
             ref = subject_ref(owner)
-            entry = self._refs[owner] = (ref, b"\n" + ref.encode())
+            entry = self._refs[owner] = (ref, ref.encode(), b"\n" + ref.encode())
         return entry
 
-    def seal(self, record_id: str, owner: str, fields: dict[str, Any]) -> dict[str, str]:
-        """The ``sealed`` member for ``fields``, under the key of ``owner``."""
-        ref, aad_tail = self._ref(owner)
-        key = self.keys.key_for(ref, True)
+    def for_batch(self, owners: Iterable[str]) -> dict[str, SubjectSeal]:
+        """What sealing needs for each distinct owner of one batch, keys looked up once each.
+
+        A batched store is asked for all the keys at once (:meth:`BatchedSubjectKeys.prefetch`);
+        keys it makes stay pending until the writer commits them, before the batch is written.
+        """
+        distinct = list(dict.fromkeys(owners))
+        cached = list(map(self._refs.get, distinct))
+        refs = (
+            cast(list[tuple[str, bytes, bytes]], cached)
+            if None not in cached
+            else [self._ref(owner) for owner in distinct]
+        )
+        names = [name for name, _, _ in refs]
+        if self._batched is not None:
+            self._batched.prefetch(names)
+        key_for = self.keys.key_for
+        keys = [key_for(name, True) for name in names]
+        # a missing key (None) finds no cipher and is reported by _cipher
+        found = list(map(self._ciphers.get, cast(list[bytes], keys)))
+        ciphers = (
+            cast(list[AESGCM], found)
+            if None not in found
+            else [self._cipher(key, name) for key, name in zip(keys, names, strict=True)]
+        )
+        if self._reserved is not None:
+            numbers = list(map(self._reserved.key_number, names))
+        else:
+            numbers = [None] * len(names)
+        return {
+            owner: (cipher.encrypt, ref, tail, number)
+            for owner, cipher, (_, ref, tail), number in zip(
+                distinct, ciphers, refs, numbers, strict=True
+            )
+        }
+
+    def _cipher(self, key: bytes | None, ref: str) -> AESGCM:
         if key is None:
             raise KeyError(f"the subject key store gave no key for {ref}")
         cipher = self._ciphers.get(key)
@@ -300,18 +491,40 @@ class Sealer:
             if len(self._ciphers) >= self._cache_size:
                 self._ciphers.clear()
             cipher = self._ciphers[key] = AESGCM(key)
-        self._counter += 1
-        if self._counter > 0xFFFFFFFF:
-            self._prefix = os.urandom(8)
-            self._counter = 1
-        nonce = self._prefix + self._counter.to_bytes(4, "big")
-        aad = _AAD_PREFIX + record_id.encode() + aad_tail
-        ct = cipher.encrypt(nonce, orjson.dumps(fields), aad)
-        return {
+        return cipher
+
+    def nonces(self, count: int) -> list[bytes]:
+        """``count`` fresh 12-byte nonces, each used at most once by this writer."""
+        out: list[bytes] = []
+        while count > 0:
+            if self._counter >= 0xFFFFFFFF:
+                self._prefix = os.urandom(8)
+                self._counter = 0
+            first = self._counter + 1
+            last = min(first + count, 0x100000000)
+            base = int.from_bytes(self._prefix, "big") << 32
+            out += map(_nonce_bytes, range(base + first, base + last))
+            count -= last - first
+            self._counter = last - 1
+        return out
+
+    def forget(self) -> None:
+        """Drop the cached cipher objects (after an erasure, so no erased key stays in memory)."""
+        self._ciphers.clear()
+
+    def seal(self, record_id: str, owner: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """The ``sealed`` member for ``fields``, under the key of ``owner``."""
+        encrypt, ref, aad_tail, number = self.for_batch([owner])[owner]
+        nonce = self.nonces(1)[0]
+        ct = encrypt(nonce, orjson.dumps(fields), AAD_PREFIX + record_id.encode() + aad_tail)
+        sealed: dict[str, Any] = {
             "ct": binascii.b2a_base64(nonce + ct, newline=False).decode(),
             "fields": _FIELD_LISTS.get(tuple(fields)) or ",".join(fields),
-            "ref": ref,
+            "ref": ref.decode(),
         }
+        if number is not None:
+            sealed["key"] = number
+        return sealed
 
 
 def unseal(sealed: dict[str, Any], record_id: str, key: bytes | None) -> dict[str, Any] | None:

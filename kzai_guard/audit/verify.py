@@ -1,10 +1,13 @@
 """Verifying a whole audit directory: every line, the chain, every checkpoint and signature.
 
-:func:`verify_log` reads the segments in order in a tight loop: per line one SHA-256 (the line
-hash is the Merkle leaf hash), a comparison of the ``prev`` bytes, the sequence number read from
-the end of the line, and one amortised node hash to extend the tree. Only when something does
-not match is the line parsed, to say what is wrong. At each checkpoint size the tree root is
-compared with the signed root, and the signature with the keyring.
+:func:`verify_log` reads the segments in order, a run of lines at a time (up to the next
+checkpoint): per line one SHA-256 (the line hash is the Merkle leaf hash), a comparison of the
+line's start with ``{"prev":"`` and the hex hash of the line before, and of its end with
+``,"seq":N}``; then the tree is extended by the whole run, one node hash per line amortised.
+Each check runs over the whole run in C (``map``), not in a Python loop per line. Only when
+something does not match is the line parsed, to say what is wrong; to tell a reordering from
+a gap, the lines after it are searched, across segment ends. At each checkpoint size the tree
+root is compared with the signed root, and the signature with the keyring.
 
 The first problem ends the run and is reported as a :class:`Problem`: the first sequence
 number in doubt and one of the :data:`PROBLEM_KINDS`.
@@ -27,12 +30,13 @@ from kzai_guard.audit.segments import (
     GENESIS,
     LINE_PREFIX,
     SEQ_MARKER,
+    Segment,
     list_segments,
     parse_line,
     read_anchor,
     read_origin,
 )
-from kzai_guard.audit.tree import HASH_SIZE, TreeFiles
+from kzai_guard.audit.tree import TreeFiles
 from kzai_guard.errors import AuditLogError
 
 __all__ = ["PROBLEM_KINDS", "Problem", "VerifyReport", "verify_log"]
@@ -53,6 +57,10 @@ PROBLEM_KINDS = (
 
 _sha256 = hashlib.sha256
 _unhexlify = binascii.unhexlify
+_hexlify = binascii.hexlify
+_PREFIX = LINE_PREFIX.__add__
+_SEQ_TAIL = b',"seq":%d}'.__mod__
+_LOOKAHEAD = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,12 +191,9 @@ class _Verifier:
         done = 0
         cp_index = 0
         next_cp = notes[0].checkpoint.size if notes else -1
-        since_cp = bytearray()
+        since_cp: list[bytes] = []
         cp_start = seq
-        stack = tree.hashes
         sha = _sha256
-        hexlify = binascii.hexlify
-        prefix = LINE_PREFIX
         for seg_no, seg in enumerate(segments):
             if seg.first != seq:
                 kind = "missing" if seg.first > seq else "duplicated"
@@ -212,33 +217,45 @@ class _Verifier:
                 )
             lines = data.split(b"\n")
             lines.pop()
-            expect = LINE_PREFIX + hexlify(prev)
-            for pos, line in enumerate(lines):
-                h = sha(b"\x00" + line).digest()
+            pos = 0
+            while pos < len(lines):
+                # up to the next checkpoint at most, so its root can be compared
+                stop = len(lines) if next_cp < 0 else min(len(lines), pos + next_cp - seq)
+                chunk = lines[pos:stop]
+                hashes = [sha(b"\x00" + line).digest() for line in chunk]
+                prevs = [prev, *hashes[:-1]]
                 # a canonical line starts with its prev hash and ends with its seq
-                if not (line.startswith(expect) and line.endswith(b',"seq":%d}' % seq)):
-                    self._classify(lines, pos, seq, prev, h)
-                prev = h
-                expect = prefix + hexlify(h)
-                since_cp += h
-                stack.append(h)
-                n = seq
-                while n & 1:
-                    right = stack.pop()
-                    stack.append(sha(b"\x01" + stack.pop() + right).digest())
-                    n >>= 1
-                seq += 1
+                if not (
+                    all(map(bytes.startswith, chunk, map(_PREFIX, map(_hexlify, prevs))))
+                    and all(
+                        map(bytes.endswith, chunk, map(_SEQ_TAIL, range(seq, seq + len(chunk))))
+                    )
+                ):
+                    bad = next(
+                        i
+                        for i, line in enumerate(chunk)
+                        if not (
+                            line.startswith(LINE_PREFIX + _hexlify(prevs[i]))
+                            and line.endswith(b',"seq":%d}' % (seq + i))
+                        )
+                    )
+                    window = _window(segments, seg_no, lines, pos + bad)
+                    in_segment = len(lines) - pos - bad
+                    self._classify(window, in_segment, seq + bad, prevs[bad], hashes[bad])
+                tree.extend(hashes)
+                since_cp += hashes
+                prev = hashes[-1]
+                seq += len(chunk)
+                pos = stop
                 if seq == next_cp:
-                    tree.size = seq
                     while cp_index < len(notes) and notes[cp_index].checkpoint.size == seq:
                         self._check_checkpoint(notes[cp_index], tree, since_cp, cp_start)
                         cp_index += 1
                     report.checkpoints = cp_index
                     report.signed_size = seq
-                    since_cp = bytearray()
+                    since_cp = []
                     cp_start = seq
                     next_cp = notes[cp_index].checkpoint.size if cp_index < len(notes) else -1
-            tree.size = seq
             report.records = seq - report.first_seq
             done += len(data)
             if self.progress is not None:
@@ -296,7 +313,7 @@ class _Verifier:
                 self.keys_seen.add(name)
 
     def _check_checkpoint(
-        self, note: SignedCheckpoint, tree: CompactRange, since_cp: bytearray, cp_start: int
+        self, note: SignedCheckpoint, tree: CompactRange, since_cp: list[bytes], cp_start: int
     ) -> None:
         size = note.checkpoint.size
         self._check_signature(note, size - 1)
@@ -313,19 +330,26 @@ class _Verifier:
             )
         )
 
-    def _first_index_mismatch(self, hashes: bytearray, start: int) -> int | None:
-        for i in range(len(hashes) // HASH_SIZE):
+    def _first_index_mismatch(self, hashes: list[bytes], start: int) -> int | None:
+        for i, h in enumerate(hashes):
             try:
                 stored = self.index.get(0, start + i)
             except AuditLogError:
                 return None
-            if stored != hashes[i * HASH_SIZE : (i + 1) * HASH_SIZE]:
+            if stored != h:
                 return start + i
         return None
 
-    def _classify(self, lines: list[bytes], pos: int, seq: int, prev: bytes, h: bytes) -> None:
-        line = lines[pos]
-        nxt = lines[pos + 1] if pos + 1 < len(lines) else None
+    def _classify(
+        self, window: list[bytes], in_segment: int, seq: int, prev: bytes, h: bytes
+    ) -> None:
+        """Say what is wrong with ``window[0]``, the line for ``seq``; always raises ``_Stop``.
+
+        ``window`` continues with the lines after it, into later segments; the first
+        ``in_segment`` are in the same segment.
+        """
+        line = window[0]
+        nxt = window[1] if in_segment > 1 else None
         try:
             value = parse_line(line)
         except ValueError:
@@ -344,7 +368,7 @@ class _Verifier:
         if found < seq:
             raise _Stop(Problem(seq, "duplicated", f"at seq {seq} the log repeats record {found}"))
         if found > seq:
-            if any(_tail_seq(later) == seq for later in lines[pos + 1 : pos + 4097]):
+            if any(_tail_seq(later) == seq for later in window[1:]):
                 raise _Stop(Problem(seq, "reordered", f"record {seq} comes after record {found}"))
             raise _Stop(Problem(seq, "missing", f"records {seq}..{found - 1} are missing"))
         if value["prev"] != prev.hex():
@@ -372,6 +396,16 @@ class _Verifier:
                 )
             )
         raise _Stop(Problem(seq, "altered", f"the line for seq {seq} is not in canonical form"))
+
+
+def _window(segments: list[Segment], seg_no: int, lines: list[bytes], pos: int) -> list[bytes]:
+    """The line at ``pos`` and up to ``_LOOKAHEAD`` lines after it, across segment ends."""
+    window = lines[pos : pos + _LOOKAHEAD + 1]
+    for seg in segments[seg_no + 1 :]:
+        if len(window) > _LOOKAHEAD:
+            break
+        window += seg.path.read_bytes().split(b"\n")[:-1][: _LOOKAHEAD + 1 - len(window)]
+    return window
 
 
 def _tail_seq(line: bytes) -> int:

@@ -255,3 +255,19 @@ def test_agrees_with_pymerkle(entries: list[bytes], data: st.DataObject) -> None
 def test_node_hash_is_sha256_of_prefix_left_right() -> None:
     left, right = b"\x01" * 32, b"\x02" * 32
     assert node_hash(left, right) == hashlib.sha256(b"\x01" + left + right).digest()
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(st.binary(max_size=8), max_size=40), max_size=8))
+def test_extend_equals_appending_one_leaf_at_a_time(batches: list[list[bytes]]) -> None:
+    one, many = CompactRange(), CompactRange()
+    reported: dict[int, list[bytes]] = {}
+    closed: dict[int, list[bytes]] = {}
+    for batch in batches:
+        leaves = _hashes(batch)
+        for leaf in leaves:
+            one.append(leaf, lambda level, node: reported.setdefault(level, []).append(node))
+        for level, nodes in enumerate(many.extend(leaves), 1):
+            closed.setdefault(level, []).extend(nodes)
+        assert (many.size, many.hashes, many.root()) == (one.size, one.hashes, one.root())
+    assert {k: v for k, v in closed.items() if v} == reported

@@ -16,6 +16,7 @@ from kzai_guard.audit.shredding import (
     ERASED,
     SEALED,
     MemorySubjectKeys,
+    Sealer,
     SqliteSubjectKeys,
     SubjectKeys,
     subject_ref,
@@ -152,3 +153,33 @@ def test_nonces_never_repeat_within_a_writer(tmp_path: Path) -> None:
         nonces.add(base64.b64decode(orjson.loads(line)["sealed"]["ct"])[:12])
     assert len(nonces) == 50
     assert os.path.exists(tmp_path / "a")
+
+
+def test_sealed_personal_fields_read_back_after_a_batch_of_many_subjects(tmp_path: Path) -> None:
+    keys = MemorySubjectKeys()
+    log = AuditLog.open(tmp_path / "a", signer=Signer.generate("k"), subject_keys=keys)
+    for i in range(300):
+        log.write(make_record(i, subject=f"p:{i % 37}", reviewer="r:x" if i % 5 else None))
+    log.close()
+    entries = list(read_verified(tmp_path / "a", subject_keys=keys))
+    assert [(e.record.subject, e.record.reviewer, e.record.detail) for e in entries] == [
+        (f"p:{i % 37}", "r:x" if i % 5 else None, f"score={i % 100}") for i in range(300)
+    ]
+
+
+def test_personal_field_json_cannot_hold_is_sealed_escaped(tmp_path: Path) -> None:
+    keys = MemorySubjectKeys()
+    log = AuditLog.open(tmp_path / "a", signer=Signer.generate("k"), subject_keys=keys)
+    log.write(make_record(1, subject="p:1", detail="bad \ud800"))
+    log.close()
+    (entry,) = read_verified(tmp_path / "a", subject_keys=keys)
+    assert entry.record.detail == "bad \\ud800"
+
+
+def test_nonces_stay_unique_when_the_counter_wraps() -> None:
+    sealer = Sealer(MemorySubjectKeys())
+    sealer._counter = 0xFFFFFFFF - 3
+    nonces = sealer.nonces(10)
+    assert len(set(nonces)) == 10
+    assert {len(n) for n in nonces} == {12}
+    assert len({n[:8] for n in nonces}) == 2

@@ -1,10 +1,25 @@
-"""The SQLite subject-key store: batch look-ups, and erasure that leaves no copy in the WAL."""
+"""The SQLite subject-key store: batch look-ups, erasure that leaves no copy in the WAL, and
+reserved keys whose assignments a crash may take away but the log restores."""
 
 from __future__ import annotations
 
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from kzai_guard.audit.shredding import SqliteSubjectKeys
+import orjson
+import pytest
+
+from kzai_guard.audit.keys import Signer
+from kzai_guard.audit.log import AuditLog
+from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS, read_verified
+from kzai_guard.audit.segments import list_segments
+from kzai_guard.audit.shredding import ERASED, SqliteSubjectKeys
+
+from .conftest import make_record
 
 
 def test_prefetch_finds_stored_keys_and_lets_new_ones_be_made(tmp_path: Path) -> None:
@@ -36,3 +51,118 @@ def test_an_erased_key_is_gone_after_prefetch_and_from_the_wal(tmp_path: Path) -
     assert not wal.exists() or wal.stat().st_size == 0
     assert key not in path.read_bytes()
     keys.close()
+
+
+def _lines(directory: Path) -> list[dict[str, object]]:
+    return [
+        orjson.loads(line)
+        for seg in list_segments(directory)
+        for line in seg.path.read_bytes().split(b"\n")[:-1]
+    ]
+
+
+def _undo_assignments(store: Path, pairs: list[tuple[str, int]]) -> None:
+    """Put the database back as a crash before the assignments reached the disk leaves it."""
+    db = sqlite3.connect(store, isolation_level=None)
+    db.execute("BEGIN")
+    for ref, number in pairs:
+        (key,) = db.execute("SELECT key FROM subject_key WHERE ref = ?", (ref,)).fetchone()
+        db.execute("DELETE FROM subject_key WHERE ref = ?", (ref,))
+        db.execute("INSERT INTO reserved_key (number, key) VALUES (?, ?)", (number, key))
+    db.execute("COMMIT")
+    db.close()
+
+
+def _crash_after(directory: Path, signer: Signer, work: Callable[[AuditLog], None]) -> None:
+    """Run ``work`` on a sync log in a child process, then kill it with SIGKILL."""
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            log = AuditLog.open(directory, signer=signer, durability="sync")
+            work(log)
+            os.write(ready_w, b"x")
+            time.sleep(60)
+        finally:
+            os._exit(3)
+    assert os.read(ready_r, 1) == b"x"
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(ready_r)
+    os.close(ready_w)
+
+
+def _write_five(log: AuditLog) -> None:
+    for i in range(5):
+        future = log.write(make_record(i, subject=f"p:new-{i}"))
+        assert future is not None
+        future.result()
+
+
+def test_a_durable_record_reads_back_when_its_key_assignment_was_lost(tmp_path: Path) -> None:
+    directory, signer = tmp_path / "audit", Signer.generate("k")
+    _crash_after(directory, signer, _write_five)
+    sealed = [line["sealed"] for line in _lines(directory)]
+    pairs = [(str(s["ref"]), int(s["key"])) for s in sealed if isinstance(s, dict)]
+    assert len(pairs) == 5
+    _undo_assignments(directory / DEFAULT_SUBJECT_KEYS, pairs)
+    AuditLog.open(directory, signer=signer).close()
+    subjects = [e.record.subject for e in read_verified(directory)]
+    assert subjects == [f"p:new-{i}" for i in range(5)]
+
+
+def test_an_erased_subject_stays_erased_after_a_crash(tmp_path: Path) -> None:
+    directory, signer = tmp_path / "audit", Signer.generate("k")
+
+    def write_and_erase(log: AuditLog) -> None:
+        _write_five(log)
+        log.erase_subject("p:new-2")
+
+    _crash_after(directory, signer, write_and_erase)
+    AuditLog.open(directory, signer=signer).close()
+    subjects = [e.record.subject for e in read_verified(directory)]
+    assert subjects == ["p:new-0", "p:new-1", ERASED, "p:new-3", "p:new-4"]
+
+
+def test_a_sync_group_commit_with_a_new_subject_pays_one_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = AuditLog.open(tmp_path / "audit", signer=Signer.generate("k"), durability="sync")
+    log.write(make_record(0, subject="p:warm")).result()  # type: ignore[union-attr]
+    store = log._subject_keys
+    assert isinstance(store, SqliteSubjectKeys)
+    calls: list[str] = []
+    statements: list[str] = []
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(
+        os, "fdatasync", lambda fd: (calls.append("fdatasync"), real_fdatasync(fd))[1]
+    )
+    store._db.set_trace_callback(statements.append)
+    log.write(make_record(1, subject="p:a-new-subject")).result()  # type: ignore[union-attr]
+    store._db.set_trace_callback(None)
+    monkeypatch.undo()
+    log.close()
+    assert calls == ["fdatasync"]  # the segment's
+    # SQLite fsyncs a WAL commit only under synchronous=FULL
+    commits = [i for i, s in enumerate(statements) if s == "COMMIT"]
+    modes = [s for s in statements if s.startswith("PRAGMA synchronous=")]
+    assert len(commits) == 1
+    assert [s for s in statements[: commits[0]] if s in modes][-1] == "PRAGMA synchronous=NORMAL"
+
+
+def test_reserved_key_numbers_are_never_handed_out_twice(tmp_path: Path) -> None:
+    path = tmp_path / "keys.sqlite3"
+    keys = SqliteSubjectKeys(path)
+    keys.reserve(3)
+    numbers = []
+    for ref in ("sk:a", "sk:b", "sk:c"):
+        keys.key_for(ref)
+        numbers.append(keys.key_number(ref))
+    keys.commit()
+    keys.close()
+    reopened = SqliteSubjectKeys(path)
+    reopened.reserve(3)
+    reopened.key_for("sk:d")
+    assert reopened.key_number("sk:d") not in numbers
+    reopened.close()

@@ -128,6 +128,16 @@ def test_swapped_records_are_reordered(edit: _Edit, log_dir: Path, i: int) -> No
     assert _problem(log_dir) == (i, "reordered")
 
 
+@pytest.mark.parametrize("i", [i - 1 for i in SEGMENT_STARTS[1:]])
+def test_records_swapped_across_a_segment_boundary_are_reordered(
+    edit: _Edit, log_dir: Path, i: int
+) -> None:
+    lines = list(edit.lines)
+    lines[i], lines[i + 1] = lines[i + 1], lines[i]
+    _rewrite(edit, lines)
+    assert _problem(log_dir) == (i, "reordered")
+
+
 @settings(max_examples=120, deadline=None)
 @given(st.data())
 def test_every_truncation_is_found(log_dir: Path, data: st.DataObject) -> None:
