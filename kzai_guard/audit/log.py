@@ -45,6 +45,7 @@ from typing import Any, Literal
 import orjson
 
 from kzai_guard.audit.checkpoint import Checkpoint, SignedCheckpoint, read_notes
+from kzai_guard.audit.index import Indexer, unindexed
 from kzai_guard.audit.keys import Signer, write_keypair
 from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS, hash_of_last_line
@@ -166,6 +167,7 @@ class AuditLog:
         self._cp_size = 0
         self._cp_time = time.monotonic()
         self._last_checkpoint: SignedCheckpoint | None = None
+        self._indexer = Indexer()
         self._writer = threading.Thread(target=self._run, name="kzai-audit-writer", daemon=True)
 
     # ------------------------------------------------------------------ opening
@@ -298,6 +300,8 @@ class AuditLog:
         self._repair_checkpoints(last, segments)
         if self._tree.size > self._cp_size:
             self._write_checkpoint()
+        start = anchor.size if anchor is not None else 0
+        self._indexer.add(unindexed([s for s in segments if s.first >= start]))
 
     def _replay(self, seg: Segment) -> tuple[int, float]:
         """Re-read the active segment into the chain and tree; returns (good bytes, start time)."""
@@ -487,6 +491,7 @@ class AuditLog:
             self._closing = True
             self._not_empty.notify_all()
         self._writer.join()
+        self._indexer.close()
         self._closed = True
         lost = len(self._unwritten)
         error = self._error
@@ -824,9 +829,10 @@ class AuditLog:
             self._write_checkpoint()
         os.fsync(self._fd)
         self._tree_files.sync()
-        old = self._fd
+        old, sealed = self._fd, self._seg
         self._start_segment(self._tree.size)
         os.close(old)
+        self._indexer.add([sealed])
         if self._retention_days is not None:
             try:
                 prune(self.directory, keep_days=self._retention_days)

@@ -1,0 +1,363 @@
+"""Finding one record or one checkpoint of an audit directory without reading the whole log.
+
+- :func:`find_record` by sequence number: the segment is chosen by its name, the line by a
+  binary search on byte offsets (every line ends with its ``seq``), O(log n) reads.
+- :func:`find_record` by record id: through each sealed segment's id index
+  (:mod:`kzai_guard.audit.index`), one small read for a segment whose id range cannot hold the
+  id and one 4 KiB block for one that can; the active segment, which has no index yet, is
+  scanned (it is bounded by ``segment_max_bytes``). A segment whose index is missing or damaged
+  is scanned too: slower, never a different answer.
+- :func:`newest_checkpoint` reads the tail of the newest checkpoint file,
+  :func:`checkpoint_at` the one checkpoint file whose segment a size falls in.
+
+Every line found is checked (a canonical line with the ``seq`` and ``id`` asked for); whether
+it is the line the log signed is what the inclusion proof then shows.
+"""
+
+from __future__ import annotations
+
+import bisect
+import mmap
+import os
+from pathlib import Path
+
+import orjson
+
+from kzai_guard.audit.checkpoint import SignedCheckpoint, parse_notes, read_notes
+from kzai_guard.audit.index import IdIndex
+from kzai_guard.audit.segments import (
+    SEQ_MARKER,
+    Segment,
+    list_segments,
+    parse_line,
+    read_anchor,
+    read_origin,
+)
+from kzai_guard.errors import AuditLogError
+
+__all__ = [
+    "checkpoint_at",
+    "find_record",
+    "newest_checkpoint",
+    "recent_checkpoints",
+    "retained_segments",
+]
+
+_PROBE = 4096
+_SCAN_BELOW = 65_536
+"""Below this many bytes, the binary search reads the rest and splits it into lines."""
+_TAIL = 8192
+
+
+def retained_segments(directory: Path) -> list[Segment]:
+    """The segments of the retained log: those from the anchor on (all, if never pruned)."""
+    segments = list_segments(directory)
+    anchor = read_anchor(directory)
+    if anchor is not None:
+        segments = [s for s in segments if s.first >= anchor.size]
+    return segments
+
+
+def find_record(
+    directory: str | os.PathLike[str], *, decision_id: str | None = None, seq: int | None = None
+) -> tuple[int, bytes]:
+    """``(seq, line)`` of the first record with ``id == decision_id``, or of record ``seq``.
+
+    Give exactly one of the two. Raises :class:`~kzai_guard.errors.AuditLogError` if the
+    retained log has no such record.
+    """
+    path = Path(directory)
+    if decision_id is not None and seq is None:
+        found = _by_id(retained_segments(path), decision_id)
+    elif seq is not None and decision_id is None:
+        found = _by_seq(retained_segments(path), seq)
+    else:
+        raise ValueError("give a decision_id or a seq, not both")
+    if found is None:
+        what = f"decision {decision_id!r}" if decision_id is not None else f"seq {seq}"
+        raise AuditLogError(f"{what} is not in the retained log {path}")
+    return found
+
+
+def _by_seq(segments: list[Segment], seq: int) -> tuple[int, bytes] | None:
+    firsts = [s.first for s in segments]
+    at = bisect.bisect_right(firsts, seq) - 1
+    if at < 0 or seq < 0:
+        return None
+    seg = segments[at]
+    if at + 1 < len(segments) and seq >= segments[at + 1].first:
+        return None
+    line = line_at(seg, seq)
+    if line is None:
+        # a line that does not end with its seq: read the segment by position instead
+        line = _nth_line(seg, seq - seg.first)
+    if line is None:
+        return None
+    return seq, line
+
+
+def _by_id(segments: list[Segment], decision_id: str) -> tuple[int, bytes] | None:
+    needle = b'"id":' + orjson.dumps(decision_id)
+    for at, seg in enumerate(segments):
+        index = None
+        if at + 1 < len(segments):
+            index = IdIndex.open(seg, segments[at + 1].first - seg.first)
+        if index is None:
+            found = _scan(seg, needle, decision_id)
+            if found is not None:
+                return found
+            continue
+        try:
+            if not index.may_hold(decision_id):
+                continue
+            candidates = index.lookup(decision_id)
+        finally:
+            index.close()
+        if candidates is None:
+            found = _scan(seg, needle, decision_id)
+        else:
+            found = _first_match(seg, candidates, needle, decision_id)
+        if found is not None:
+            return found
+    return None
+
+
+def _first_match(
+    seg: Segment, candidates: list[int], needle: bytes, decision_id: str
+) -> tuple[int, bytes] | None:
+    for seq in candidates:
+        line = line_at(seg, seq)
+        if line is None:
+            # the index points into a segment that cannot be searched: trust neither
+            return _scan(seg, needle, decision_id)
+        if _is_record(line, decision_id, seq):
+            return seq, line
+    return None  # only other ids with the same key
+
+
+def _is_record(line: bytes, decision_id: str, seq: int) -> bool:
+    try:
+        value = parse_line(line)
+    except ValueError:
+        return False
+    return bool(value["seq"] == seq and value["rec"].get("id") == decision_id)
+
+
+def _scan(seg: Segment, needle: bytes, decision_id: str) -> tuple[int, bytes] | None:
+    """The first complete line of ``seg`` whose record id is ``decision_id``."""
+    try:
+        with open(seg.path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return None
+            # mapped, not read: a 64 MiB segment is searched without being copied
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return _scan_bytes(data, needle, decision_id)
+    except FileNotFoundError:
+        return None
+
+
+def _scan_bytes(data: mmap.mmap, needle: bytes, decision_id: str) -> tuple[int, bytes] | None:
+    pos = data.find(needle)
+    while pos >= 0:
+        start = data.rfind(b"\n", 0, pos) + 1
+        end = data.find(b"\n", pos)
+        if end < 0:
+            return None  # a line still being written
+        line = data[start:end]
+        try:
+            value = parse_line(line)
+        except ValueError:
+            value = None
+        if value is not None and value["rec"].get("id") == decision_id:
+            return int(value["seq"]), line
+        pos = data.find(needle, end)
+    return None
+
+
+def line_at(seg: Segment, seq: int) -> bytes | None:
+    """The complete line of ``seg`` that ends with sequence number ``seq``, by binary search.
+
+    ``None`` if there is none or the segment's lines do not end with ascending numbers.
+    """
+    try:
+        fd = os.open(seg.path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        return _search(fd, os.fstat(fd).st_size, seg.first, seq)
+    finally:
+        os.close(fd)
+
+
+def _search(fd: int, size: int, first: int, seq: int) -> bytes | None:
+    # invariant: a line starts at ``lo``, and the line for ``seq`` (if any) starts in [lo, hi)
+    lo, hi = 0, size
+    if seq < first:
+        return None
+    while hi - lo > _SCAN_BELOW:
+        mid = (lo + hi) // 2
+        start, line = _line_after(fd, mid - 1, hi)
+        if line is None:
+            hi = mid
+            continue
+        found = _tail_seq(line)
+        if found is None:
+            return None
+        if found == seq:
+            return line
+        if found < seq:
+            lo = start + len(line) + 1
+        else:
+            hi = start
+    data = os.pread(fd, hi - lo, lo)
+    for line in data.split(b"\n")[:-1]:
+        found = _tail_seq(line)
+        if found == seq:
+            return line
+    return _continue_after(fd, lo + len(data), seq, data)
+
+
+def _continue_after(fd: int, offset: int, seq: int, data: bytes) -> bytes | None:
+    # the window ended inside a line: that line may be the one
+    if data.endswith(b"\n") or not data:
+        return None
+    head = data[data.rfind(b"\n") + 1 :]
+    chunk = _PROBE
+    while True:
+        more = os.pread(fd, chunk, offset)
+        cut = more.find(b"\n")
+        if cut >= 0:
+            line = head + more[:cut]
+            return line if _tail_seq(line) == seq else None
+        if len(more) < chunk:
+            return None
+        head += more
+        offset += len(more)
+        chunk *= 2
+
+
+def _line_after(fd: int, offset: int, limit: int) -> tuple[int, bytes | None]:
+    """The first complete line that starts after byte ``offset`` and before ``limit``."""
+    chunk = _PROBE
+    while True:
+        data = os.pread(fd, chunk, offset)
+        cut = data.find(b"\n")
+        if cut >= 0:
+            start = offset + cut + 1
+            if start >= limit:
+                return start, None
+            end = data.find(b"\n", cut + 1)
+            if end >= 0:
+                return start, data[cut + 1 : end]
+        if len(data) < chunk:
+            return offset, None
+        chunk *= 2
+
+
+def _tail_seq(line: bytes) -> int | None:
+    cut = line.rfind(SEQ_MARKER)
+    if cut < 0 or not line.endswith(b"}"):
+        return None
+    digits = line[cut + len(SEQ_MARKER) : -1]
+    return int(digits) if digits.isdigit() else None
+
+
+def _nth_line(seg: Segment, n: int) -> bytes | None:
+    try:
+        lines = seg.path.read_bytes().split(b"\n")[:-1]
+    except FileNotFoundError:
+        return None
+    return lines[n] if 0 <= n < len(lines) else None
+
+
+def newest_checkpoint(directory: str | os.PathLike[str]) -> SignedCheckpoint | None:
+    """The log's newest well-formed checkpoint (the anchor's, if no segment has one)."""
+    notes = recent_checkpoints(directory, 1)
+    return notes[-1] if notes else None
+
+
+def recent_checkpoints(directory: str | os.PathLike[str], count: int) -> list[SignedCheckpoint]:
+    """Up to ``count`` of the log's newest well-formed checkpoints, oldest first.
+
+    Reads the tails of the newest checkpoint files only.
+    """
+    path = Path(directory)
+    origin = read_origin(path)
+    found: list[SignedCheckpoint] = []
+    for seg in reversed(list_segments(path)):
+        found[:0] = _last_notes(seg.checkpoints, origin, count - len(found))
+        if len(found) >= count:
+            return found
+    anchor = read_anchor(path)
+    if anchor is not None:
+        found.insert(0, SignedCheckpoint.parse(anchor.checkpoint))
+    return found
+
+
+def checkpoint_at(directory: str | os.PathLike[str], size: int) -> SignedCheckpoint | None:
+    """The newest well-formed checkpoint for exactly ``size`` records, if the log has one."""
+    path = Path(directory)
+    anchor = read_anchor(path)
+    if anchor is not None and size <= anchor.size:
+        return SignedCheckpoint.parse(anchor.checkpoint) if size == anchor.size else None
+    segments = list_segments(path)
+    firsts = [s.first for s in segments]
+    # a checkpoint for ``size`` is taken while the segment holding record ``size - 1`` is active
+    at = bisect.bisect_left(firsts, size) - 1
+    origin = read_origin(path)
+    for seg in segments[max(at, 0) : at + 2]:
+        note = _note_of_size(seg.checkpoints, origin, size)
+        if note is not None:
+            return note
+    return None
+
+
+def _last_notes(path: Path, origin: str | None, count: int) -> list[SignedCheckpoint]:
+    if origin is None:
+        notes = [n for n in read_notes(path) if isinstance(n, SignedCheckpoint)]
+        return notes[-count:]
+    marker = b"\n\n" + origin.encode() + b"\n"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return []
+    try:
+        size = os.fstat(fd).st_size
+        chunk = _TAIL
+        while True:
+            start = max(0, size - chunk)
+            data = os.pread(fd, size - start, start)
+            # parse from the first note that starts inside the chunk
+            begin = 0 if start == 0 else data.find(marker) + 2
+            if begin >= 2 or start == 0:
+                text = data[begin:].decode("utf-8", errors="replace")
+                good = [n for n in parse_notes(text) if isinstance(n, SignedCheckpoint)]
+                if len(good) >= count or start == 0:
+                    return good[-count:]
+            if start == 0:
+                return []
+            chunk *= 4
+    finally:
+        os.close(fd)
+
+
+def _note_of_size(path: Path, origin: str | None, size: int) -> SignedCheckpoint | None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if origin is None:
+        notes = parse_notes(data.decode("utf-8", errors="replace"))
+        found = [n for n in notes if isinstance(n, SignedCheckpoint) and n.checkpoint.size == size]
+        return found[-1] if found else None
+    body = origin.encode() + b"\n%d\n" % size
+    pos = len(data)
+    while True:
+        pos = data.rfind(body, 0, pos)
+        if pos < 0:
+            return None
+        if pos == 0 or data[pos - 2 : pos] == b"\n\n":
+            notes = parse_notes(data[pos:].decode("utf-8", errors="replace"))
+            note = next(notes, None)
+            if isinstance(note, SignedCheckpoint) and note.checkpoint.size == size:
+                return note
