@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import mmap
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
@@ -314,8 +315,7 @@ def checkpoint_at(directory: str | os.PathLike[str], size: int) -> SignedCheckpo
 
 def _last_notes(path: Path, origin: str | None, count: int) -> list[SignedCheckpoint]:
     if origin is None:
-        notes = [n for n in read_notes(path) if isinstance(n, SignedCheckpoint)]
-        return notes[-count:]
+        return _good(read_notes(path))[-count:]
     marker = b"\n\n" + origin.encode() + b"\n"
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -327,18 +327,26 @@ def _last_notes(path: Path, origin: str | None, count: int) -> list[SignedCheckp
         while True:
             start = max(0, size - chunk)
             data = os.pread(fd, size - start, start)
-            # parse from the first note that starts inside the chunk
-            begin = 0 if start == 0 else data.find(marker) + 2
-            if begin >= 2 or start == 0:
-                text = data[begin:].decode("utf-8", errors="replace")
-                good = [n for n in parse_notes(text) if isinstance(n, SignedCheckpoint)]
-                if len(good) >= count or start == 0:
+            # where the newest notes begin: one more than asked for, the newest may be torn
+            begin, end, found = -1, len(data), 0
+            while found <= count:
+                cut = data.rfind(marker, 0, end)
+                if cut < 0:
+                    break
+                begin, end, found = cut + 2, cut, found + 1
+            if begin >= 0:
+                good = _good(parse_notes(data[begin:].decode("utf-8", errors="replace")))
+                if len(good) >= count:
                     return good[-count:]
             if start == 0:
-                return []
+                return _good(parse_notes(data.decode("utf-8", errors="replace")))[-count:]
             chunk *= 4
     finally:
         os.close(fd)
+
+
+def _good(notes: Iterable[SignedCheckpoint | ValueError]) -> list[SignedCheckpoint]:
+    return [n for n in notes if isinstance(n, SignedCheckpoint)]
 
 
 def _note_of_size(path: Path, origin: str | None, size: int) -> SignedCheckpoint | None:
