@@ -12,6 +12,7 @@ Layout (integers big-endian)::
 
     magic    b"kzai-guard/id-index/v1\\n"
     header   first seq (8), entries (4), blocks (4), len(min id) (4), len(max id) (4),
+             the line hash of the segment's last line (32),
              the smallest and the largest id of the segment (UTF-8),
              fence: the last entry of each block (8 each),
              CRC-32 of everything above (4)
@@ -19,9 +20,11 @@ Layout (integers big-endian)::
 
 The index is derived data and is never trusted blindly: every byte a lookup uses is covered by
 a CRC, so a damaged index is noticed (the lookup returns ``None`` and the caller scans the
-segment instead), and a line found through it is checked against the id and the sequence
-number asked for. The id range lets a lookup skip a segment after one small read: record ids
-are UUIDv7, roughly time-ordered, so the ranges of successive segments barely overlap.
+segment instead); an index is used only for the segment whose first sequence number, record
+count and last line it names; and a line found through it is checked against the id and the
+sequence number asked for. The id range lets a lookup skip a segment after one small read:
+record ids are UUIDv7, roughly time-ordered, so the ranges of successive segments barely
+overlap.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from pathlib import Path
 
 import orjson
 
+from kzai_guard.audit.merkle import leaf_hash
+from kzai_guard.audit.reader import hash_of_last_line
 from kzai_guard.audit.segments import Segment
 
 __all__ = [
@@ -56,7 +61,7 @@ __all__ = [
 
 INDEX_SUFFIX = ".index"
 _MAGIC = b"kzai-guard/id-index/v1\n"
-_FIXED = struct.Struct(">QIIII")
+_FIXED = struct.Struct(">QIIII32s")
 _CRC = struct.Struct(">I")
 _BLOCK = 512
 """Entries per block: one block is a 4 KiB read."""
@@ -89,9 +94,10 @@ def build_index(seg: Segment) -> bool:
     Nothing is written when the segment is not a clean run of complete lines with one record
     id each (a damaged segment is left to ``kzai-guard verify``; lookups then scan it).
     """
-    ids = _record_ids(seg.path)
-    if not ids or len(ids) >= _MAX_ENTRIES:
+    found = _record_ids(seg.path)
+    if found is None or len(found[0]) >= _MAX_ENTRIES:
         return False
+    ids, last = found
     count = len(ids)
     entries = array("Q", sorted([(key << 32) | n for n, key in enumerate(map(_crc32, ids))]))
     low, high = min(ids), max(ids)
@@ -100,7 +106,7 @@ def build_index(seg: Segment) -> bool:
     entries.byteswap()
     fence.byteswap()
     header = b"".join(
-        (_MAGIC, _FIXED.pack(seg.first, count, blocks, len(low), len(high)), low, high)
+        (_MAGIC, _FIXED.pack(seg.first, count, blocks, len(low), len(high), last), low, high)
     )
     header += fence.tobytes()
     parts = [header, _CRC.pack(_crc32(header))]
@@ -119,13 +125,15 @@ def build_index(seg: Segment) -> bool:
     return True
 
 
-def _record_ids(path: Path) -> list[bytes] | None:
-    """The UTF-8 record id of every line, in order; ``None`` unless every line has exactly one.
+def _record_ids(path: Path) -> tuple[list[bytes], bytes] | None:
+    """The UTF-8 record id of every line, in order, and the line hash of the last line.
+
+    ``None`` unless the file is complete lines with exactly one record id each.
 
     Read in bounded chunks, so indexing a 64 MiB segment does not hold it in memory.
     """
     ids: list[bytes] = []
-    rest = b""
+    rest = last = b""
     with open(path, "rb") as f:
         while True:
             chunk = f.read(_READ_CHUNK)
@@ -134,11 +142,16 @@ def _record_ids(path: Path) -> list[bytes] | None:
             data = rest + chunk
             cut = data.rfind(b"\n") + 1
             rest = data[cut:]
+            if not cut:
+                continue
             found = _ids_of(data[:cut])
             if found is None:
                 return None
             ids += found
-    return None if rest else ids
+            last = data[data.rfind(b"\n", 0, cut - 1) + 1 : cut - 1]
+    if rest or not ids:
+        return None
+    return ids, leaf_hash(last)
 
 
 def _ids_of(lines: bytes) -> list[bytes] | None:
@@ -161,20 +174,24 @@ class IdIndex:
     def __init__(
         self,
         fd: int,
-        first: int,
+        seg: Segment,
         count: int,
         low: bytes,
         high: bytes,
+        last: bytes,
         fence: array[int],
         data_start: int,
     ) -> None:
         self._fd = fd
-        self.first = first
+        self.segment = seg
+        self.first = seg.first
         self.count = count
         self.low = low
         self.high = high
+        self._last = last
         self._fence = fence
         self._data_start = data_start
+        self._matched: bool | None = None
 
     @classmethod
     def open(cls, seg: Segment, count: int) -> IdIndex | None:
@@ -197,7 +214,8 @@ class IdIndex:
         fixed_end = len(_MAGIC) + _FIXED.size
         if not head.startswith(_MAGIC) or len(head) < fixed_end:
             return None
-        first, entries, blocks, low_len, high_len = _FIXED.unpack(head[len(_MAGIC) : fixed_end])
+        fixed = _FIXED.unpack(head[len(_MAGIC) : fixed_end])
+        first, entries, blocks, low_len, high_len, last = fixed
         if first != seg.first or entries != count or blocks != math.ceil(count / _BLOCK):
             return None
         fence_start = fixed_end + low_len + high_len
@@ -216,15 +234,33 @@ class IdIndex:
         fence.byteswap()
         low = head[fixed_end : fixed_end + low_len]
         high = head[fixed_end + low_len : fence_start]
-        return cls(fd, first, count, low, high, fence, data_start)
+        return cls(fd, seg, count, low, high, last, fence, data_start)
 
     def may_hold(self, record_id: str) -> bool:
-        """False if ``record_id`` lies outside the segment's id range (so it is not there)."""
+        """False if ``record_id`` lies outside the segment's id range (so it is not there).
+
+        Trust it only for an index that :meth:`matches_segment`.
+        """
         raw = record_id.encode("utf-8", "surrogatepass")
         return self.low <= raw <= self.high
 
+    def matches_segment(self) -> bool:
+        """Whether the segment still ends with the line this index was built from."""
+        if self._matched is None:
+            try:
+                last = hash_of_last_line(self.segment.path)
+            except OSError:
+                last = ""
+            self._matched = last == self._last.hex()
+        return self._matched
+
     def lookup(self, record_id: str) -> list[int] | None:
-        """The sequence numbers whose id has ``record_id``'s key, ascending; ``None`` if damaged."""
+        """The sequence numbers whose id has ``record_id``'s key, ascending.
+
+        ``None`` if the index is damaged or was built from another segment: scan instead.
+        """
+        if not self.matches_segment():
+            return None
         key = record_key(record_id)
         low, high = key << 32, (key << 32) | 0xFFFFFFFF
         block = bisect.bisect_left(self._fence, low)
@@ -301,6 +337,8 @@ def unindexed(segments: Sequence[Segment]) -> list[Segment]:
         if index is None:
             out.append(seg)
         else:
+            if not index.matches_segment():
+                out.append(seg)
             index.close()
     return out
 

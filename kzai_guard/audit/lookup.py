@@ -10,6 +10,9 @@
 - :func:`newest_checkpoint` reads the tail of the newest checkpoint file,
   :func:`checkpoint_at` the one checkpoint file whose segment a size falls in.
 
+A :class:`LogLookup` lists the directory once for several lookups (a proof bundle makes one);
+the functions make one each.
+
 Every line found is checked (a canonical line with the ``seq`` and ``id`` asked for); whether
 it is the line the log signed is what the inclusion proof then shows.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import bisect
 import mmap
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,34 +33,145 @@ from kzai_guard.audit.index import IdIndex
 from kzai_guard.audit.segments import (
     SEQ_MARKER,
     Segment,
-    list_segments,
     parse_line,
     read_anchor,
     read_origin,
+    segment_paths,
 )
 from kzai_guard.errors import AuditLogError
 
 __all__ = [
+    "LogLookup",
     "checkpoint_at",
     "find_record",
     "newest_checkpoint",
     "recent_checkpoints",
-    "retained_segments",
 ]
 
 _PROBE = 4096
 _SCAN_BELOW = 65_536
 """Below this many bytes, the binary search reads the rest and splits it into lines."""
 _TAIL = 8192
+_SEGMENT_NAME = re.compile(r"^\d{20}\.log$")
 
 
-def retained_segments(directory: Path) -> list[Segment]:
-    """The segments of the retained log: those from the anchor on (all, if never pruned)."""
-    segments = list_segments(directory)
-    anchor = read_anchor(directory)
-    if anchor is not None:
-        segments = [s for s in segments if s.first >= anchor.size]
-    return segments
+class LogLookup:
+    """One look at an audit directory, for several lookups.
+
+    The segment names, the anchor and the origin are read once, when it is made; paths are
+    made only for the segments a lookup opens. Make a new one to see later changes.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.anchor = read_anchor(self.directory)
+        self.origin = read_origin(self.directory)
+        firsts = sorted(
+            int(name[:20])
+            for name in os.listdir(self.directory)
+            if name.endswith(".log") and _SEGMENT_NAME.match(name)
+        )
+        start = self.anchor.size if self.anchor is not None else 0
+        self.firsts = firsts
+        """First sequence numbers of every segment, in order."""
+        self.retained = firsts[bisect.bisect_left(firsts, start) :]
+        """Those of the retained log: from the anchor on."""
+
+    def segment(self, first: int) -> Segment:
+        """The segment starting at ``first``."""
+        return segment_paths(self.directory, first)
+
+    def find_record(
+        self, *, decision_id: str | None = None, seq: int | None = None
+    ) -> tuple[int, bytes]:
+        """See :func:`find_record`."""
+        if decision_id is not None and seq is None:
+            found = self._by_id(decision_id)
+        elif seq is not None and decision_id is None:
+            found = self._by_seq(seq)
+        else:
+            raise ValueError("give a decision_id or a seq, not both")
+        if found is None:
+            what = f"decision {decision_id!r}" if decision_id is not None else f"seq {seq}"
+            raise AuditLogError(f"{what} is not in the retained log {self.directory}")
+        return found
+
+    def _by_seq(self, seq: int) -> tuple[int, bytes] | None:
+        firsts = self.retained
+        at = bisect.bisect_right(firsts, seq) - 1
+        if at < 0 or seq < 0:
+            return None
+        if at + 1 < len(firsts) and seq >= firsts[at + 1]:
+            return None
+        seg = self.segment(firsts[at])
+        line = line_at(seg, seq)
+        if line is None:
+            # a line that does not end with its seq: read the segment by position instead
+            line = _nth_line(seg, seq - seg.first)
+        if line is None:
+            return None
+        return seq, line
+
+    def _by_id(self, decision_id: str) -> tuple[int, bytes] | None:
+        needle = b'"id":' + orjson.dumps(decision_id)
+        firsts = self.retained
+        for at, first in enumerate(firsts):
+            seg = self.segment(first)
+            index = None
+            if at + 1 < len(firsts):
+                index = IdIndex.open(seg, firsts[at + 1] - first)
+            if index is not None and not index.matches_segment():
+                index.close()
+                index = None
+            if index is None:
+                found = _scan(seg, needle, decision_id)
+                if found is not None:
+                    return found
+                continue
+            try:
+                if not index.may_hold(decision_id):
+                    continue
+                candidates = index.lookup(decision_id)
+            finally:
+                index.close()
+            if candidates is None:
+                found = _scan(seg, needle, decision_id)
+            else:
+                found = _first_match(seg, candidates, needle, decision_id)
+            if found is not None:
+                return found
+        return None
+
+    def newest_checkpoint(self) -> SignedCheckpoint | None:
+        """See :func:`newest_checkpoint`."""
+        notes = self.recent_checkpoints(1)
+        return notes[-1] if notes else None
+
+    def recent_checkpoints(self, count: int) -> list[SignedCheckpoint]:
+        """See :func:`recent_checkpoints`."""
+        found: list[SignedCheckpoint] = []
+        for first in reversed(self.firsts):
+            notes = _last_notes(self.segment(first).checkpoints, self.origin, count - len(found))
+            found[:0] = notes
+            if len(found) >= count:
+                return found
+        if self.anchor is not None:
+            found.insert(0, SignedCheckpoint.parse(self.anchor.checkpoint))
+        return found
+
+    def checkpoint_at(self, size: int) -> SignedCheckpoint | None:
+        """See :func:`checkpoint_at`."""
+        anchor = self.anchor
+        if anchor is not None and size <= anchor.size:
+            return SignedCheckpoint.parse(anchor.checkpoint) if size == anchor.size else None
+        # a checkpoint for ``size`` is taken while the segment holding record ``size - 1`` is
+        # active; the next segment is looked at too
+        at = bisect.bisect_left(self.firsts, size) - 1
+        for first in self.firsts[max(at, 0) : at + 2]:
+            note = _note_of_size(self.segment(first).checkpoints, self.origin, size)
+            if note is not None:
+                return note
+        return None
 
 
 def find_record(
@@ -67,60 +182,25 @@ def find_record(
     Give exactly one of the two. Raises :class:`~kzai_guard.errors.AuditLogError` if the
     retained log has no such record.
     """
-    path = Path(directory)
-    if decision_id is not None and seq is None:
-        found = _by_id(retained_segments(path), decision_id)
-    elif seq is not None and decision_id is None:
-        found = _by_seq(retained_segments(path), seq)
-    else:
-        raise ValueError("give a decision_id or a seq, not both")
-    if found is None:
-        what = f"decision {decision_id!r}" if decision_id is not None else f"seq {seq}"
-        raise AuditLogError(f"{what} is not in the retained log {path}")
-    return found
+    return LogLookup(directory).find_record(decision_id=decision_id, seq=seq)
 
 
-def _by_seq(segments: list[Segment], seq: int) -> tuple[int, bytes] | None:
-    firsts = [s.first for s in segments]
-    at = bisect.bisect_right(firsts, seq) - 1
-    if at < 0 or seq < 0:
-        return None
-    seg = segments[at]
-    if at + 1 < len(segments) and seq >= segments[at + 1].first:
-        return None
-    line = line_at(seg, seq)
-    if line is None:
-        # a line that does not end with its seq: read the segment by position instead
-        line = _nth_line(seg, seq - seg.first)
-    if line is None:
-        return None
-    return seq, line
+def newest_checkpoint(directory: str | os.PathLike[str]) -> SignedCheckpoint | None:
+    """The log's newest well-formed checkpoint (the anchor's, if no segment has one)."""
+    return LogLookup(directory).newest_checkpoint()
 
 
-def _by_id(segments: list[Segment], decision_id: str) -> tuple[int, bytes] | None:
-    needle = b'"id":' + orjson.dumps(decision_id)
-    for at, seg in enumerate(segments):
-        index = None
-        if at + 1 < len(segments):
-            index = IdIndex.open(seg, segments[at + 1].first - seg.first)
-        if index is None:
-            found = _scan(seg, needle, decision_id)
-            if found is not None:
-                return found
-            continue
-        try:
-            if not index.may_hold(decision_id):
-                continue
-            candidates = index.lookup(decision_id)
-        finally:
-            index.close()
-        if candidates is None:
-            found = _scan(seg, needle, decision_id)
-        else:
-            found = _first_match(seg, candidates, needle, decision_id)
-        if found is not None:
-            return found
-    return None
+def recent_checkpoints(directory: str | os.PathLike[str], count: int) -> list[SignedCheckpoint]:
+    """Up to ``count`` of the log's newest well-formed checkpoints, oldest first.
+
+    Reads the tails of the newest checkpoint files only.
+    """
+    return LogLookup(directory).recent_checkpoints(count)
+
+
+def checkpoint_at(directory: str | os.PathLike[str], size: int) -> SignedCheckpoint | None:
+    """The newest well-formed checkpoint for exactly ``size`` records, if the log has one."""
+    return LogLookup(directory).checkpoint_at(size)
 
 
 def _first_match(
@@ -210,6 +290,8 @@ def _search(fd: int, size: int, first: int, seq: int) -> bytes | None:
             lo = start + len(line) + 1
         else:
             hi = start
+    if hi <= lo:
+        return None  # the window closed: no line ends with ``seq``
     data = os.pread(fd, hi - lo, lo)
     for line in data.split(b"\n")[:-1]:
         found = _tail_seq(line)
@@ -269,48 +351,6 @@ def _nth_line(seg: Segment, n: int) -> bytes | None:
     except FileNotFoundError:
         return None
     return lines[n] if 0 <= n < len(lines) else None
-
-
-def newest_checkpoint(directory: str | os.PathLike[str]) -> SignedCheckpoint | None:
-    """The log's newest well-formed checkpoint (the anchor's, if no segment has one)."""
-    notes = recent_checkpoints(directory, 1)
-    return notes[-1] if notes else None
-
-
-def recent_checkpoints(directory: str | os.PathLike[str], count: int) -> list[SignedCheckpoint]:
-    """Up to ``count`` of the log's newest well-formed checkpoints, oldest first.
-
-    Reads the tails of the newest checkpoint files only.
-    """
-    path = Path(directory)
-    origin = read_origin(path)
-    found: list[SignedCheckpoint] = []
-    for seg in reversed(list_segments(path)):
-        found[:0] = _last_notes(seg.checkpoints, origin, count - len(found))
-        if len(found) >= count:
-            return found
-    anchor = read_anchor(path)
-    if anchor is not None:
-        found.insert(0, SignedCheckpoint.parse(anchor.checkpoint))
-    return found
-
-
-def checkpoint_at(directory: str | os.PathLike[str], size: int) -> SignedCheckpoint | None:
-    """The newest well-formed checkpoint for exactly ``size`` records, if the log has one."""
-    path = Path(directory)
-    anchor = read_anchor(path)
-    if anchor is not None and size <= anchor.size:
-        return SignedCheckpoint.parse(anchor.checkpoint) if size == anchor.size else None
-    segments = list_segments(path)
-    firsts = [s.first for s in segments]
-    # a checkpoint for ``size`` is taken while the segment holding record ``size - 1`` is active
-    at = bisect.bisect_left(firsts, size) - 1
-    origin = read_origin(path)
-    for seg in segments[max(at, 0) : at + 2]:
-        note = _note_of_size(seg.checkpoints, origin, size)
-        if note is not None:
-            return note
-    return None
 
 
 def _last_notes(path: Path, origin: str | None, count: int) -> list[SignedCheckpoint]:

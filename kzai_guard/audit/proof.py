@@ -25,12 +25,7 @@ from typing import Any
 
 from kzai_guard.audit.checkpoint import CheckpointStatus, SignedCheckpoint, read_notes
 from kzai_guard.audit.keys import Keyring
-from kzai_guard.audit.lookup import (
-    checkpoint_at,
-    find_record,
-    newest_checkpoint,
-    recent_checkpoints,
-)
+from kzai_guard.audit.lookup import LogLookup, checkpoint_at, find_record, newest_checkpoint
 from kzai_guard.audit.merkle import (
     consistency_proof,
     inclusion_proof,
@@ -99,8 +94,9 @@ def inclusion_bundle(
 ) -> dict[str, Any]:
     """The inclusion-proof bundle of one record against the newest checkpoint covering it."""
     path = Path(directory)
-    index, line = find_record(path, decision_id=decision_id, seq=seq)
-    note = newest_checkpoint(path)
+    lookup = LogLookup(path)
+    index, line = lookup.find_record(decision_id=decision_id, seq=seq)
+    note = lookup.newest_checkpoint()
     if note is None or note.checkpoint.size <= index:
         raise AuditLogError(f"no signed checkpoint covers seq {index} yet; try again shortly")
     size = note.checkpoint.size
@@ -133,23 +129,24 @@ def consistency_bundle(
 ) -> dict[str, Any]:
     """The consistency-proof bundle from ``old_size`` to ``new_size`` (default: newest)."""
     path = Path(directory)
-    newest = newest_checkpoint(path)
+    lookup = LogLookup(path)
+    newest = lookup.newest_checkpoint()
     if newest is None:
         raise AuditLogError(f"{path} has no signed checkpoint")
-    new_note = newest if new_size is None else checkpoint_at(path, new_size)
+    new_note = newest if new_size is None else lookup.checkpoint_at(new_size)
     if new_note is None:
-        sizes = ", ".join(str(n.checkpoint.size) for n in recent_checkpoints(path, 5))
+        sizes = ", ".join(str(n.checkpoint.size) for n in lookup.recent_checkpoints(5))
         raise AuditLogError(f"no checkpoint has size {new_size}; recent sizes: {sizes}")
     new_size = new_note.checkpoint.size
     if not 0 <= old_size <= new_size:
         raise AuditLogError(f"old size {old_size} must be between 0 and {new_size}")
-    anchor = read_anchor(path)
+    anchor = lookup.anchor
     if anchor is not None and old_size < anchor.size:
         raise AuditLogError(
             f"the records before {anchor.size} were pruned with the tree over them; a "
             f"consistency proof can start at size {anchor.size} or later"
         )
-    old_note = checkpoint_at(path, old_size)
+    old_note = lookup.checkpoint_at(old_size)
     tree = TreeFiles(path)
     try:
         proof = consistency_proof(old_size, new_size, tree.subtree)

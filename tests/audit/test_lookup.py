@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint
-from kzai_guard.audit.index import IdIndex, build_index, index_path
+from kzai_guard.audit.index import IdIndex, build_index, index_path, unindexed
 from kzai_guard.audit.keys import Keyring, Signer
 from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.lookup import (
@@ -134,6 +134,24 @@ def test_an_index_of_another_segment_is_not_used(log_copy: Path) -> None:
     shutil.copyfile(index_path(second), index_path(first))
     assert IdIndex.open(first, second.first - first.first) is None
     assert {i: find_record(log_copy, decision_id=i)[0] for i in IDS} == _scanned(log_copy)
+
+
+def test_an_index_of_the_same_segment_of_another_log_is_not_used(
+    log_copy: Path, pristine: tuple[Path, Signer], tmp_path: Path
+) -> None:
+    other = _write(tmp_path / "other", pristine[1], [_uuid7(i + 1000) for i in range(len(IDS))])
+    mine, theirs = list_segments(log_copy)[:2], list_segments(other)[:2]
+    assert [s.first for s in mine] == [s.first for s in theirs]
+    shutil.copyfile(index_path(theirs[0]), index_path(mine[0]))
+    index = IdIndex.open(mine[0], mine[1].first)
+    assert index is not None
+    try:
+        assert not index.matches_segment()
+        assert index.lookup(IDS[0]) is None
+    finally:
+        index.close()
+    assert {i: find_record(log_copy, decision_id=i)[0] for i in IDS} == _scanned(log_copy)
+    assert mine[0] in unindexed(list_segments(log_copy))
 
 
 @settings(max_examples=60)
