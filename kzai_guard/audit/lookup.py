@@ -3,10 +3,11 @@
 - :func:`find_record` by sequence number: the segment is chosen by its name, the line by a
   binary search on byte offsets (every line ends with its ``seq``), O(log n) reads.
 - :func:`find_record` by record id: through each sealed segment's id index
-  (:mod:`kzai_guard.audit.index`), one small read for a segment whose id range cannot hold the
-  id and one 4 KiB block for one that can; the active segment, which has no index yet, is
-  scanned (it is bounded by ``segment_max_bytes``). A segment whose index is missing or damaged
-  is scanned too: slower, never a different answer.
+  (:mod:`kzai_guard.audit.index`), two small reads (the index header, the segment's last line)
+  for a segment whose id range cannot hold the id and one 4 KiB block more for one that can;
+  the active segment, which has no index yet, is scanned (it is bounded by
+  ``segment_max_bytes``). A segment whose index is missing, damaged or another segment's is
+  scanned too: slower, never a different answer.
 - :func:`newest_checkpoint` reads the tail of the newest checkpoint file,
   :func:`checkpoint_at` the one checkpoint file whose segment a size falls in.
 
