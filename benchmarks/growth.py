@@ -2,8 +2,10 @@
 
 Each size builds one log (async durability) and times the append, a full verification, and
 inclusion proofs for records spread over the log: the library's public proof bundle
-(``kzai_guard.audit.proof.inclusion_bundle``, what ``kzai-guard prove`` writes) and the bare
-RFC 9162 audit path read from the stored tree. Every point stands beside the smallest
+(``kzai_guard.audit.proof.inclusion_bundle`` by sequence number, what ``kzai-guard prove --seq``
+writes: the line found by a binary search in its segment, the newest checkpoint read from the
+tail of its file, the path read from the stored tree, the bundle checked) and the bare RFC 9162
+audit path read from the stored tree. Every point stands beside the smallest
 size measured in the same run, so the ratio shows the slope: about 1x for append and verify
 rates (linear total work), a slowly rising time for proofs (O(log n) hashes read).
 

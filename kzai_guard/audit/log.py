@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kzai_guard.audit.checkpoint import Checkpoint, SignedCheckpoint, read_notes
+from kzai_guard.audit.index import Indexer, unindexed
 from kzai_guard.audit.keys import Signer, write_keypair
 from kzai_guard.audit.lines import LineEncoder
 from kzai_guard.audit.merkle import CompactRange
@@ -167,6 +168,7 @@ class AuditLog:
         self._cp_size = 0
         self._cp_time = time.monotonic()
         self._last_checkpoint: SignedCheckpoint | None = None
+        self._indexer = Indexer()
         self._writer = threading.Thread(target=self._run, name="kzai-audit-writer", daemon=True)
 
     # ------------------------------------------------------------------ opening
@@ -307,6 +309,8 @@ class AuditLog:
         self._repair_checkpoints(last, segments)
         if self._tree.size > self._cp_size:
             self._write_checkpoint()
+        start = anchor.size if anchor is not None else 0
+        self._indexer.add(unindexed([s for s in segments if s.first >= start]))
 
     def _replay(self, seg: Segment) -> tuple[int, float]:
         """Re-read the active segment into the chain and tree; returns (good bytes, start time)."""
@@ -507,6 +511,7 @@ class AuditLog:
             self._closing = True
             self._not_empty.notify_all()
         self._writer.join()
+        self._indexer.close()
         self._closed = True
         lost = len(self._unwritten)
         error = self._error
@@ -812,9 +817,10 @@ class AuditLog:
             self._reserved_keys.sync()
         os.fsync(self._fd)
         self._tree_files.sync()
-        old = self._fd
+        old, sealed = self._fd, self._seg
         self._start_segment(self._tree.size)
         os.close(old)
+        self._indexer.add([sealed])
         if self._retention_days is not None:
             try:
                 prune(self.directory, keep_days=self._retention_days)

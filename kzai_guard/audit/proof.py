@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from kzai_guard.audit.checkpoint import CheckpointStatus, SignedCheckpoint, read_notes
 from kzai_guard.audit.keys import Keyring
+from kzai_guard.audit.lookup import LogLookup, checkpoint_at, find_record, newest_checkpoint
 from kzai_guard.audit.merkle import (
     consistency_proof,
     inclusion_proof,
@@ -42,10 +41,12 @@ __all__ = [
     "CONSISTENCY_FORMAT",
     "INCLUSION_FORMAT",
     "ProofCheck",
+    "checkpoint_at",
     "checkpoints",
     "consistency_bundle",
     "find_record",
     "inclusion_bundle",
+    "newest_checkpoint",
     "verify_bundle",
 ]
 
@@ -72,7 +73,11 @@ class ProofCheck:
 
 
 def checkpoints(directory: str | os.PathLike[str]) -> list[SignedCheckpoint]:
-    """Every well-formed checkpoint of the log (the anchor's included), by size."""
+    """Every well-formed checkpoint of the log (the anchor's included), by size.
+
+    This reads every checkpoint file; the proofs use :func:`newest_checkpoint` and
+    :func:`checkpoint_at`, which read one.
+    """
     path = Path(directory)
     found: list[SignedCheckpoint] = []
     anchor = read_anchor(path)
@@ -84,37 +89,16 @@ def checkpoints(directory: str | os.PathLike[str]) -> list[SignedCheckpoint]:
     return found
 
 
-def find_record(
-    directory: str | os.PathLike[str], *, decision_id: str | None = None, seq: int | None = None
-) -> tuple[int, bytes]:
-    """``(seq, line)`` of the first record with ``id == decision_id``, or of record ``seq``."""
-    path = Path(directory)
-    needle = b'"id":' + orjson.dumps(decision_id) if decision_id is not None else None
-    for seg in list_segments(path):
-        if seq is not None and seg.first > seq:
-            break
-        data = seg.path.read_bytes()
-        for n, line in enumerate(data.split(b"\n")[:-1]):
-            if seq is not None and seg.first + n == seq:
-                return seq, line
-            if needle is not None and needle in line:
-                value = parse_line(line)
-                if value["rec"].get("id") == decision_id:
-                    return int(value["seq"]), line
-    what = f"decision {decision_id!r}" if decision_id is not None else f"seq {seq}"
-    raise AuditLogError(f"{what} is not in the retained log {path}")
-
-
 def inclusion_bundle(
     directory: str | os.PathLike[str], *, decision_id: str | None = None, seq: int | None = None
 ) -> dict[str, Any]:
     """The inclusion-proof bundle of one record against the newest checkpoint covering it."""
     path = Path(directory)
-    index, line = find_record(path, decision_id=decision_id, seq=seq)
-    covering = [n for n in checkpoints(path) if n.checkpoint.size > index]
-    if not covering:
+    lookup = LogLookup(path)
+    index, line = lookup.find_record(decision_id=decision_id, seq=seq)
+    note = lookup.newest_checkpoint()
+    if note is None or note.checkpoint.size <= index:
         raise AuditLogError(f"no signed checkpoint covers seq {index} yet; try again shortly")
-    note = covering[-1]
     size = note.checkpoint.size
     tree = TreeFiles(path)
     try:
@@ -145,25 +129,30 @@ def consistency_bundle(
 ) -> dict[str, Any]:
     """The consistency-proof bundle from ``old_size`` to ``new_size`` (default: newest)."""
     path = Path(directory)
-    notes = checkpoints(path)
-    if not notes:
+    lookup = LogLookup(path)
+    newest = lookup.newest_checkpoint()
+    if newest is None:
         raise AuditLogError(f"{path} has no signed checkpoint")
-    if new_size is None:
-        new_size = notes[-1].checkpoint.size
-    new_notes = [n for n in notes if n.checkpoint.size == new_size]
-    if not new_notes:
-        sizes = ", ".join(str(n.checkpoint.size) for n in notes[-5:])
+    new_note = newest if new_size is None else lookup.checkpoint_at(new_size)
+    if new_note is None:
+        sizes = ", ".join(str(n.checkpoint.size) for n in lookup.recent_checkpoints(5))
         raise AuditLogError(f"no checkpoint has size {new_size}; recent sizes: {sizes}")
+    new_size = new_note.checkpoint.size
     if not 0 <= old_size <= new_size:
         raise AuditLogError(f"old size {old_size} must be between 0 and {new_size}")
-    old_notes = [n for n in notes if n.checkpoint.size == old_size]
+    anchor = lookup.anchor
+    if anchor is not None and old_size < anchor.size:
+        raise AuditLogError(
+            f"the records before {anchor.size} were pruned with the tree over them; a "
+            f"consistency proof can start at size {anchor.size} or later"
+        )
+    old_note = lookup.checkpoint_at(old_size)
     tree = TreeFiles(path)
     try:
         proof = consistency_proof(old_size, new_size, tree.subtree)
         old_root = tree.subtree(0, old_size)
     finally:
         tree.close()
-    new_note = new_notes[-1]
     return {
         "format": CONSISTENCY_FORMAT,
         "origin": new_note.checkpoint.origin,
@@ -172,7 +161,7 @@ def consistency_bundle(
         "old_root": _b64(old_root),
         "new_root": _b64(new_note.checkpoint.root),
         "proof": [_b64(h) for h in proof],
-        "old_checkpoint": old_notes[-1].note() if old_notes else None,
+        "old_checkpoint": old_note.note() if old_note is not None else None,
         "checkpoint": new_note.note(),
     }
 

@@ -5,8 +5,13 @@ removes whole sealed segments from the oldest on, never the active one. Before i
 anything it writes ``anchor.json``: the size of the pruned prefix, the line hash of its last
 record, the right edge of the Merkle tree over it and the signed checkpoint for exactly that
 size (the checkpoint every segment is sealed with). From the anchor the retained segments,
-their chain and every later checkpoint still verify. The per-level tree hash files are kept
-(about 64 bytes per record) so that consistency proofs from old checkpoints still work.
+their chain and every later checkpoint still verify.
+
+Then the pruned segments go, with their checkpoint and id index files, and so do the tree
+hashes over the pruned records, except the few that proofs into the retained log still use
+(:meth:`~kzai_guard.audit.tree.TreeFiles.release_before`): every retained record can still be
+proved against every retained checkpoint, and the log proved consistent from the anchor's size
+on. A consistency proof from an older size needs the pruned hashes and is no longer possible.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import time
 from pathlib import Path
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint, read_notes
-from kzai_guard.audit.segments import ANCHOR_FILE, Anchor, Segment, list_segments
+from kzai_guard.audit.index import INDEX_SUFFIX
+from kzai_guard.audit.segments import ANCHOR_FILE, Anchor, Segment, list_segments, read_anchor
 from kzai_guard.audit.tree import TreeFiles
 from kzai_guard.errors import AuditLogError
 
@@ -46,6 +52,7 @@ def prune(
             break
         doomed.append(seg)
     if not doomed:
+        _release_tree(path)
         return []
     size = segments[len(doomed)].first
     seal = _sealing_checkpoint(doomed[-1], size)
@@ -75,7 +82,28 @@ def prune(
         os.fsync(fd)
     finally:
         os.close(fd)
+    _release_tree(path)
     return doomed
+
+
+def _release_tree(path: Path) -> None:
+    """Free what the anchor made unnecessary: indexes of pruned segments, old tree hashes.
+
+    Run again at every pruning, so that a crash between deleting segments and this step only
+    postpones it.
+    """
+    anchor = read_anchor(path)
+    if anchor is None:
+        return
+    for index in path.glob("*" + INDEX_SUFFIX + "*"):
+        first = index.name.split(".", 1)[0]
+        if first.isdigit() and int(first) < anchor.size:
+            index.unlink(missing_ok=True)
+    tree = TreeFiles(path)
+    try:
+        tree.release_before(anchor.size)
+    finally:
+        tree.close()
 
 
 def _sealing_checkpoint(seg: Segment, size: int) -> SignedCheckpoint:

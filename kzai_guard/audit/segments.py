@@ -6,6 +6,7 @@
       origin                          the log's name, first line of every checkpoint
       00000000000000000000.log        segment: lines for seq 0, 1, ...
       00000000000000000000.checkpoints  signed checkpoints taken while that segment was active
+      00000000000000000000.index      record-id index, once the segment is sealed
       00000000000000052113.log        next segment, named by its first sequence number
       ...
       tree/level-LL.hashes            stored Merkle tree (see kzai_guard.audit.tree)
@@ -23,6 +24,7 @@ without its newline: one hash serves both the chain and the Merkle tree.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,11 +80,12 @@ def segment_paths(directory: Path, first: int) -> Segment:
 
 def list_segments(directory: Path) -> list[Segment]:
     """The segments in ``directory``, in order."""
-    found = []
-    for path in directory.iterdir():
-        match = _SEGMENT_RE.match(path.name)
-        if match:
-            found.append(Segment(int(match.group(1)), path))
+    # names first, paths only for the matches: a log has three files per segment and more
+    found = [
+        Segment(int(name[:20]), directory / name)
+        for name in os.listdir(directory)
+        if name.endswith(".log") and _SEGMENT_RE.match(name)
+    ]
     found.sort(key=lambda s: s.first)
     return found
 

@@ -9,12 +9,21 @@ consistency proof reads O(log n) hashes and never the log itself.
 The files are derived data: the log rebuilds their tail from the segments when it reopens
 after a crash (:meth:`TreeFiles.truncate` then re-appending), so they are flushed with every
 batch but only fsynced when a segment is sealed.
+
+After retention pruning, :meth:`TreeFiles.release_before` frees the hashes the retained log no
+longer needs. It punches holes in place (Linux ``fallocate``) instead of rewriting the files, so
+every hash keeps its offset and a writer appending at the same time is not disturbed.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from kzai_guard.audit.merkle import EMPTY_ROOT, CompactRange, node_hash
 from kzai_guard.errors import AuditLogError
@@ -23,6 +32,8 @@ __all__ = ["HASH_SIZE", "TreeFiles"]
 
 HASH_SIZE = 32
 _MAX_LEVELS = 64
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
 
 
 class TreeFiles:
@@ -123,6 +134,25 @@ class TreeFiles:
             if path.stat().st_size != keep:
                 os.truncate(path, keep)
 
+    def release_before(self, size: int) -> int:
+        """Free the hashes below the first ``size`` leaves that no proof from there needs.
+
+        What stays at level ``L`` is entry ``(size >> L) - 1`` (the piece of the tree's right
+        edge at ``size``, or a left sibling of a path into the retained leaves) and everything
+        after it: enough for inclusion proofs of every leaf from ``size`` on and consistency
+        proofs from every size from ``size`` on. Returns how many bytes were released (0 where
+        the file system cannot punch holes; the hashes then stay on disk, which is harmless).
+        """
+        released = 0
+        for level in range(_MAX_LEVELS):
+            path = self._path(level)
+            if not path.exists():
+                break
+            drop = max((size >> level) - 1, 0) * HASH_SIZE
+            if drop and _punch_hole(path, drop):
+                released += drop
+        return released
+
     def sync(self) -> None:
         """fsync every open level file."""
         for fd in self._fds.values():
@@ -133,3 +163,29 @@ class TreeFiles:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+
+
+def _punch_hole(path: Path, length: int) -> bool:
+    """Deallocate the first ``length`` bytes of ``path``, keeping its size; False if unsupported."""
+    fallocate = _fallocate()
+    if fallocate is None:
+        return False
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        return fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, 0, length) == 0
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _fallocate() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``fallocate(fd, mode, offset, length)``, where there is one."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    func.restype = ctypes.c_int
+    return cast("Callable[[int, int, int, int], int]", func)
