@@ -22,6 +22,7 @@ __all__ = ["guard_function"]
 
 P = ParamSpec("P")
 ALLOW = Outcome.ALLOW
+# the context variable's own getter, bound once: no Python call around it per decision
 current_context = _current.get
 R = TypeVar("R")
 

@@ -23,7 +23,7 @@ from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
 from kzai_guard.errors import StoreError, UnknownRecord, WithdrawalRestricted
 from kzai_guard.stores.base import Change, ChangeKind, StoredExplanation, SwitchState
 from kzai_guard.stores.dialect import Connection, Dialect
-from kzai_guard.stores.pages import Entry, bucket_of, encode_page, find_entry, group_by_bucket
+from kzai_guard.stores.pages import bucket_of, encode_page, find_entry, group_by_bucket
 
 __all__ = ["SqlStore"]
 
@@ -380,16 +380,28 @@ class SqlStore:
         # One row per bucket the batch touches (see kzai_guard.stores.pages), not per explanation.
         if not explanations:
             return
-        buckets: dict[int, list[Entry]] = {}
-        for key, group in group_by_bucket(explanations).items():
-            buckets.setdefault(key, []).extend(
-                (e.decision_id, e.subject_ref, e.policy, _us(e.created_at), e.digest, e.body)
-                for e in group
-            )
         statement = self._dialect.sql(
             "INSERT INTO kzg_explanation_pages (bucket, entries) VALUES (?, ?)"
         )
-        rows = [(bucket, encode_page(entries)) for bucket, entries in buckets.items()]
+        rows = [
+            (
+                bucket,
+                encode_page(
+                    [
+                        (
+                            e.decision_id,
+                            e.subject_ref,
+                            e.policy,
+                            _us(e.created_at),
+                            e.digest,
+                            e.body,
+                        )
+                        for e in group
+                    ]
+                ),
+            )
+            for bucket, group in group_by_bucket(explanations).items()
+        ]
         with self._lock:
             self._check_open()
             try:
