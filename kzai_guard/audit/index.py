@@ -47,7 +47,7 @@ import orjson
 
 from kzai_guard.audit.merkle import leaf_hash
 from kzai_guard.audit.reader import hash_of_last_line
-from kzai_guard.audit.segments import Segment
+from kzai_guard.audit.segments import Segment, fsync_directory
 
 __all__ = [
     "INDEX_SUFFIX",
@@ -121,7 +121,7 @@ def build_index(seg: Segment) -> bool:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, target)
-    _fsync_dir(target.parent)
+    fsync_directory(target.parent)
     return True
 
 
@@ -361,11 +361,3 @@ def _unescape(raw: bytes) -> bytes:
         return raw
     value = orjson.loads(b'"' + raw + b'"')
     return str(value).encode("utf-8", "surrogatepass")
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

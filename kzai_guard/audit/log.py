@@ -53,6 +53,7 @@ from kzai_guard.audit.segments import (
     GENESIS,
     ORIGIN_FILE,
     Segment,
+    fsync_directory,
     list_segments,
     parse_line,
     read_anchor,
@@ -408,7 +409,7 @@ class AuditLog:
     def _start_segment(self, first: int) -> None:
         seg = segment_paths(self.directory, first)
         self._fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        _fsync_dir(self.directory)
+        fsync_directory(self.directory)
         self._seg = seg
         self._seg_bytes = os.fstat(self._fd).st_size
         self._seg_started = time.time()
@@ -899,14 +900,6 @@ def _unavailable(directory: Path, exc: BaseException | None) -> AuditUnavailable
     return error
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _origin(directory: Path, wanted: str | None) -> str:
     existing = read_origin(directory)
     if existing is not None:
@@ -922,7 +915,7 @@ def _origin(directory: Path, wanted: str | None) -> str:
     tmp = directory / (ORIGIN_FILE + ".tmp")
     tmp.write_text(origin + "\n")
     os.replace(tmp, directory / ORIGIN_FILE)
-    _fsync_dir(directory)
+    fsync_directory(directory)
     return origin
 
 

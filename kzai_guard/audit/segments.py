@@ -41,6 +41,7 @@ __all__ = [
     "Anchor",
     "Segment",
     "encode_line",
+    "fsync_directory",
     "list_segments",
     "parse_line",
     "read_anchor",
@@ -71,6 +72,15 @@ class Segment:
     def checkpoints(self) -> Path:
         """The file of checkpoints taken while this segment was active."""
         return self.path.with_suffix(".checkpoints")
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make the entries of ``directory`` (files created, renamed or removed) durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def segment_paths(directory: Path, first: int) -> Segment:
