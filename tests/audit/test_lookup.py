@@ -80,7 +80,7 @@ def test_every_sealed_segment_gets_an_index_that_finds_each_of_its_records(
     assert len(segments) >= 4
     for seg, nxt in itertools.pairwise(segments):
         index = IdIndex.open(seg, nxt.first - seg.first)
-        assert index is not None
+        assert isinstance(index, IdIndex)
         try:
             for seq in range(seg.first, nxt.first):
                 assert index.may_hold(IDS[seq])
@@ -93,7 +93,7 @@ def test_every_sealed_segment_gets_an_index_that_finds_each_of_its_records(
 def test_an_index_rules_out_ids_outside_its_segment(log_copy: Path) -> None:
     first, second = list_segments(log_copy)[:2]
     index = IdIndex.open(first, second.first - first.first)
-    assert index is not None
+    assert isinstance(index, IdIndex)
     try:
         assert not index.may_hold(IDS[second.first])
         assert index.lookup(IDS[second.first]) == []
@@ -144,7 +144,7 @@ def test_an_index_of_the_same_segment_of_another_log_is_not_used(
     assert [s.first for s in mine] == [s.first for s in theirs]
     shutil.copyfile(index_path(theirs[0]), index_path(mine[0]))
     index = IdIndex.open(mine[0], mine[1].first)
-    assert index is not None
+    assert isinstance(index, IdIndex)
     try:
         assert not index.matches_segment()
         assert index.lookup(IDS[0]) is None

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 import orjson
@@ -95,7 +96,7 @@ def _crash_after(directory: Path, signer: Signer, work: Callable[[AuditLog], Non
 def _write_five(log: AuditLog) -> None:
     for i in range(5):
         future = log.write(make_record(i, subject=f"p:new-{i}"))
-        assert future is not None
+        assert isinstance(future, Future)
         future.result()
 
 
