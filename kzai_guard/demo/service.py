@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 import kzai_guard as kg
@@ -107,9 +108,20 @@ def build_service(workdir: Path) -> tuple[FastAPI, kg.Guard]:
         )
         return {"consent_id": consent.id, "purpose": consent.purpose}
 
-    @app.delete("/consents/{applicant_id}/credit-scoring")
-    def withdraw_consent(applicant_id: str) -> dict[str, Any]:
-        withdrawn = guard.consents.withdraw(applicant_id, "credit-scoring")
+    @app.delete("/consents/{applicant_id}/credit-scoring", response_model=None)
+    def withdraw_consent(applicant_id: str) -> dict[str, Any] | JSONResponse:
+        try:
+            withdrawn = guard.consents.withdraw(applicant_id, "credit-scoring")
+        except kg.WithdrawalRestricted as refused:
+            # a law or an unfulfilled obligation forbids it (KZ-PD 8): tell the person why
+            return JSONResponse(
+                {
+                    "withdrawn": 0,
+                    "grounds": [r.ground for r in refused.restrictions],
+                    "possible_from": refused.until.isoformat(),
+                },
+                status_code=409,
+            )
         return {"withdrawn": len(withdrawn)}
 
     return app, guard
