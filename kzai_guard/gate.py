@@ -277,13 +277,14 @@ class Gate:
             else:
                 raw = explanation_json(explanation)
                 digest = sha256(raw).hexdigest()
-                if decision.subject_ref is not None:
+                # begin() sets the pseudonym and the time together, for every named subject
+                if decision.subject_ref is not None and decision.at is not None:
                     self._explanations.put(
                         StoredExplanation(
                             decision.id,
                             decision.subject_ref,
                             self.name,
-                            decision.at or self._guard.now(),
+                            decision.at,
                             raw,
                             digest,
                         )
