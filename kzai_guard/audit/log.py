@@ -607,7 +607,6 @@ class AuditLog:
                 self._handle(items, plain)
             if self._error is None:
                 self._maybe_checkpoint()
-                self._maybe_reserve()
             if closing:
                 with self._lock:
                     more = bool(self._items)
@@ -795,17 +794,6 @@ class AuditLog:
             or time.monotonic() - self._cp_time >= self._checkpoint_interval
         ):
             self._guarded(self._write_checkpoint)
-
-    def _maybe_reserve(self) -> None:
-        # preferably while nothing is queued, so that the reserve's fsync delays no record;
-        # but before it runs dry, or every batch with a new subject would pay an extra fsync
-        keys = self._reserved_keys
-        if keys is None or not keys.needs_reserve():
-            return
-        with self._lock:
-            idle = not self._items
-        if idle or keys.needs_reserve(urgently=True):
-            self._guarded(keys.reserve)
 
     def _rotate(self) -> None:
         if self._seg_bytes == 0:

@@ -32,6 +32,7 @@ from kzai_guard.audit.shredding import (
     ERASED,
     PERSONAL_FIELDS,
     SEALED,
+    ReservedSubjectKeys,
     SqliteSubjectKeys,
     SubjectKeys,
     unseal,
@@ -345,8 +346,13 @@ class _Cursor:
         erased = False
         if isinstance(sealed, dict):
             key = None
-            if self.subject_keys is not None:
-                key = self.subject_keys.key_for(str(sealed.get("ref")), create=False)
+            keys = self.subject_keys
+            if keys is not None:
+                key = keys.key_for(str(sealed.get("ref")), create=False)
+                number = sealed.get("key")
+                if key is None and type(number) is int and isinstance(keys, ReservedSubjectKeys):
+                    # written before its key's assignment was committed
+                    key = keys.reserved_key(number)
             fields = unseal(sealed, str(rec.get("id")), key)
             if fields is None:
                 marker = ERASED if self.subject_keys is not None else SEALED

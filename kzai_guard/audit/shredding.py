@@ -21,20 +21,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import collections
-import contextlib
 import hashlib
 import operator
 import os
-import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, cast, runtime_checkable
 
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from kzai_guard.audit.subject_keys import KEY_SIZE, SqliteSubjectKeys
 
 __all__ = [
     "AAD_PREFIX",
@@ -62,12 +60,6 @@ ERASED = "[erased]"
 SEALED = "[sealed]"
 """What a reader gets for a personal field when it was given no key store."""
 
-_PREFETCH_CHUNK = 500
-_RESERVE_CHUNK = 512
-_RESERVE_LOW = 256
-_RESERVE_EMPTY = 32
-_CACHE_LIMIT = 65_536
-_KEY_SIZE = 32
 _NONCE_SIZE = 12
 AAD_PREFIX = b"kzai-guard sealed v1\n"
 """What the associated data of every sealed record starts with (then id, newline, ref)."""
@@ -113,7 +105,8 @@ class BatchedSubjectKeys(SubjectKeys, Protocol):
     """A key store that buffers new keys until :meth:`commit` (one transaction per batch)."""
 
     def commit(self) -> None:
-        """Make the keys made since the last commit durable."""
+        """Make the keys made since the last commit safe to seal records under: durable, or
+        (a store with a reserve) recoverable from the key numbers the records carry."""
         ...
 
     def prefetch(self, refs: Iterable[str]) -> None:
@@ -129,8 +122,12 @@ class ReservedSubjectKeys(BatchedSubjectKeys, Protocol):
         """The number of the reserved key of ``ref`` while its assignment is not durable."""
         ...
 
-    def needs_reserve(self, urgently: bool = False) -> bool:
-        """Whether the reserve of keys is running low, or (``urgently``) nearly empty."""
+    def needs_reserve(self) -> bool:
+        """Whether the reserve of keys is running low."""
+        ...
+
+    def reserved_key(self, number: int) -> bytes | None:
+        """The reserved key numbered ``number``, while it is still reserved."""
         ...
 
     def reserve(self, count: int = ...) -> None:
@@ -158,239 +155,13 @@ class MemorySubjectKeys:
         with self._lock:
             key = self._keys.get(ref)
             if key is None and create:
-                key = self._keys[ref] = os.urandom(_KEY_SIZE)
+                key = self._keys[ref] = os.urandom(KEY_SIZE)
             return key
 
     def erase(self, ref: str) -> None:
         """Forget the key for ``ref``."""
         with self._lock:
             self._keys.pop(ref, None)
-
-
-class SqliteSubjectKeys:
-    """Keys in a SQLite file (WAL), with ``secure_delete`` on so erasure overwrites the key bytes.
-
-    New keys are committed in one transaction per batch of records (:meth:`commit`), before the
-    records that use them are written; the log calls it.
-
-    Keys are made ahead of need and kept durable, numbered, in a reserve (:meth:`reserve`).
-    A new subject takes the next reserved key, and until the assignment is durable too
-    (:meth:`sync`) the records sealed under it carry the key's number
-    (:meth:`key_number`), so that :meth:`recover` can redo an assignment a crash took away.
-    The commit of an assignment therefore needs no fsync of its own: a durable group commit
-    pays one fsync, that of the log segment, and the key was durable before it.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA secure_delete=ON")
-        # WAL: a commit appends to one file; assignments of reserved keys are committed
-        # without an fsync (synchronous=NORMAL, still atomic), everything else with one.
-        # erase() checkpoints and truncates the WAL so an erased key does not outlive its
-        # deletion there.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS subject_key (ref TEXT PRIMARY KEY, key BLOB NOT NULL)"
-        )
-        # AUTOINCREMENT: a number is never handed out twice, even after its key was taken
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS reserved_key "
-            "(number INTEGER PRIMARY KEY AUTOINCREMENT, key BLOB NOT NULL)"
-        )
-        self._cache: dict[str, bytes] = {}
-        self._pending: dict[str, bytes] = {}
-        # refs looked up by prefetch() and found absent: key_for() creates them without a query
-        self._absent: set[str] = set()
-        # refs whose key came from the reserve and whose assignment is not yet durable
-        self._numbers: dict[str, int] = {}
-        self._reserve: collections.deque[tuple[int, bytes]] | None = None
-        self._last_number = 0
-        with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o600)
-
-    def key_for(self, ref: str, create: bool = True) -> bytes | None:
-        """The key for ``ref``, made on first use when ``create`` (durable after :meth:`commit`)."""
-        key = self._cache.get(ref)
-        if key is not None:
-            return key
-        with self._lock:
-            key = self._cache.get(ref) or self._pending.get(ref)
-            if key is not None:
-                return key
-            if ref not in self._absent:
-                row = self._db.execute(
-                    "SELECT key FROM subject_key WHERE ref = ?", (ref,)
-                ).fetchone()
-                if row is not None:
-                    key = bytes(row[0])
-                    self._cache[ref] = key
-                    return key
-            if not create:
-                return None
-            self._absent.discard(ref)
-            reserve = self._reserved()
-            if reserve:
-                number, key = reserve.popleft()
-                self._numbers[ref] = number
-            else:
-                key = os.urandom(_KEY_SIZE)
-            self._pending[ref] = key
-            return key
-
-    def key_number(self, ref: str) -> int | None:
-        """The number of the reserved key of ``ref`` while its assignment is not durable."""
-        return self._numbers.get(ref)
-
-    def prefetch(self, refs: Iterable[str]) -> None:
-        """Look up the keys of ``refs`` in a few queries, so that :meth:`key_for` needs none."""
-        with self._lock:
-            if len(self._cache) > _CACHE_LIMIT:
-                self._cache.clear()
-            wanted = [
-                r for r in dict.fromkeys(refs) if r not in self._cache and r not in self._pending
-            ]
-            self._absent.clear()
-            for start in range(0, len(wanted), _PREFETCH_CHUNK):
-                chunk = wanted[start : start + _PREFETCH_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                found = dict(
-                    self._db.execute(
-                        f"SELECT ref, key FROM subject_key WHERE ref IN ({marks})", chunk
-                    ).fetchall()
-                )
-                for ref in chunk:
-                    key = found.get(ref)
-                    if key is None:
-                        self._absent.add(ref)
-                    else:
-                        self._cache[ref] = bytes(key)
-
-    def commit(self) -> None:
-        """Write the keys made since the last commit, in one transaction.
-
-        Assignments of reserved keys are committed without an fsync (the records carry the
-        key numbers until :meth:`sync`); a key made outside the reserve is fsynced.
-        """
-        with self._lock:
-            if not self._pending:
-                return
-            numbered = [self._numbers[r] for r in self._pending if r in self._numbers]
-            durable = len(numbered) < len(self._pending)
-            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            try:
-                with _transaction(self._db):
-                    self._db.executemany(
-                        "INSERT OR IGNORE INTO subject_key (ref, key) VALUES (?, ?)",
-                        self._pending.items(),
-                    )
-                    self._db.executemany(
-                        "DELETE FROM reserved_key WHERE number = ?", [(n,) for n in numbered]
-                    )
-            finally:
-                self._db.execute("PRAGMA synchronous=FULL")
-            if durable:
-                self._numbers.clear()
-            self._cache.update(self._pending)
-            self._pending.clear()
-
-    def reserve(self, count: int = _RESERVE_CHUNK) -> None:
-        """Make ``count`` more keys ahead of need, durably (with every assignment before them)."""
-        with self._lock:
-            reserve = self._reserved()
-            raw = os.urandom(_KEY_SIZE * count)
-            keys = [raw[i : i + _KEY_SIZE] for i in range(0, len(raw), _KEY_SIZE)]
-            with _transaction(self._db):
-                issued = self._db.execute(
-                    "SELECT max(seq) FROM sqlite_sequence WHERE name = 'reserved_key'"
-                ).fetchone()[0]
-                first = max(int(issued or 0), self._last_number) + 1
-                rows = list(enumerate(keys, first))
-                self._db.executemany("INSERT INTO reserved_key (number, key) VALUES (?, ?)", rows)
-            self._last_number = first + count - 1
-            reserve.extend(rows)
-            # the fsync of that commit made every assignment committed before it durable
-            committed = [r for r in self._numbers if r not in self._pending]
-            for ref in committed:
-                del self._numbers[ref]
-
-    def needs_reserve(self, urgently: bool = False) -> bool:
-        """Whether the reserve is running low, or (``urgently``) nearly empty.
-
-        The log calls :meth:`reserve` when it is low and nothing is queued, or nearly empty.
-        """
-        return len(self._reserved()) < (_RESERVE_EMPTY if urgently else _RESERVE_LOW)
-
-    def sync(self) -> None:
-        """Make every committed assignment durable (one fsync)."""
-        if self._numbers:
-            self.reserve(1)
-
-    def recover(self, assignments: Iterable[tuple[str, int]]) -> None:
-        """Redo assignments of reserved keys (``(ref, number)`` read from the log's records).
-
-        An assignment whose reserved key is still there was lost in a crash after its
-        records were written; one whose key is gone was durable (and may since have been
-        erased, which stays so).
-        """
-        with self._lock:
-            with _transaction(self._db):
-                for ref, number in dict.fromkeys(assignments):
-                    row = self._db.execute(
-                        "SELECT key FROM reserved_key WHERE number = ?", (number,)
-                    ).fetchone()
-                    if row is None:
-                        continue
-                    self._db.execute(
-                        "INSERT OR IGNORE INTO subject_key (ref, key) VALUES (?, ?)", (ref, row[0])
-                    )
-                    self._db.execute("DELETE FROM reserved_key WHERE number = ?", (number,))
-            self._reserve = None
-            self._cache.clear()
-            self._absent.clear()
-
-    def _reserved(self) -> collections.deque[tuple[int, bytes]]:
-        if self._reserve is None:
-            rows = self._db.execute("SELECT number, key FROM reserved_key ORDER BY number")
-            self._reserve = collections.deque((int(n), bytes(k)) for n, k in rows)
-            self._last_number = max(self._last_number, self._reserve[-1][0] if self._reserve else 0)
-        return self._reserve
-
-    def erase(self, ref: str) -> None:
-        """Delete the key for ``ref``; the row's bytes are overwritten on disk."""
-        with self._lock:
-            self._cache.pop(ref, None)
-            if self._pending.pop(ref, None) is not None and ref in self._numbers:
-                # never written: the reserved key must not be handed out again
-                with _transaction(self._db):
-                    self._db.execute(
-                        "DELETE FROM reserved_key WHERE number = ?", (self._numbers[ref],)
-                    )
-            self._numbers.pop(ref, None)
-            self._absent.discard(ref)
-            with _transaction(self._db):
-                self._db.execute("DELETE FROM subject_key WHERE ref = ?", (ref,))
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def close(self) -> None:
-        """Commit pending keys, make them durable and close the database."""
-        self.commit()
-        self.sync()
-        with self._lock:
-            self._db.close()
-
-
-@contextlib.contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _aad(record_id: str, ref: str) -> bytes:

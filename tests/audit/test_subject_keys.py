@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -14,11 +15,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from kzai_guard.audit import subject_keys
 from kzai_guard.audit.keys import Signer
 from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS, read_verified
 from kzai_guard.audit.segments import list_segments
-from kzai_guard.audit.shredding import ERASED, SqliteSubjectKeys
+from kzai_guard.audit.shredding import ERASED, SqliteSubjectKeys, subject_ref
 
 from .conftest import make_record
 
@@ -67,9 +69,13 @@ def _undo_assignments(store: Path, pairs: list[tuple[str, int]]) -> None:
     db = sqlite3.connect(store, isolation_level=None)
     db.execute("BEGIN")
     for ref, number in pairs:
-        (key,) = db.execute("SELECT key FROM subject_key WHERE ref = ?", (ref,)).fetchone()
+        row = db.execute("SELECT key FROM subject_key WHERE ref = ?", (ref,)).fetchone()
+        if row is None:
+            # the keeper had not committed it yet: the key is still reserved
+            assert db.execute("SELECT 1 FROM reserved_key WHERE number = ?", (number,)).fetchone()
+            continue
         db.execute("DELETE FROM subject_key WHERE ref = ?", (ref,))
-        db.execute("INSERT INTO reserved_key (number, key) VALUES (?, ?)", (number, key))
+        db.execute("INSERT INTO reserved_key (number, key) VALUES (?, ?)", (number, row[0]))
     db.execute("COMMIT")
     db.close()
 
@@ -125,7 +131,7 @@ def test_an_erased_subject_stays_erased_after_a_crash(tmp_path: Path) -> None:
     assert subjects == ["p:new-0", "p:new-1", ERASED, "p:new-3", "p:new-4"]
 
 
-def test_a_sync_group_commit_with_a_new_subject_pays_one_fsync(
+def test_a_sync_group_commit_with_a_new_subject_pays_one_fsync_and_writes_no_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = AuditLog.open(tmp_path / "audit", signer=Signer.generate("k"), durability="sync")
@@ -133,23 +139,33 @@ def test_a_sync_group_commit_with_a_new_subject_pays_one_fsync(
     store = log._subject_keys
     assert isinstance(store, SqliteSubjectKeys)
     calls: list[str] = []
-    statements: list[str] = []
+    reads: list[str] = []
+    writes: list[tuple[str, str]] = []
     real_fsync, real_fdatasync = os.fsync, os.fdatasync
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
     monkeypatch.setattr(
         os, "fdatasync", lambda fd: (calls.append("fdatasync"), real_fdatasync(fd))[1]
     )
-    store._db.set_trace_callback(statements.append)
+    store._db.set_trace_callback(reads.append)
+    store._wdb.set_trace_callback(lambda s: writes.append((threading.current_thread().name, s)))
     log.write(make_record(1, subject="p:a-new-subject")).result()  # type: ignore[union-attr]
-    store._db.set_trace_callback(None)
     monkeypatch.undo()
-    log.close()
     assert calls == ["fdatasync"]  # the segment's
-    # SQLite fsyncs a WAL commit only under synchronous=FULL
-    commits = [i for i, s in enumerate(statements) if s == "COMMIT"]
-    modes = [s for s in statements if s.startswith("PRAGMA synchronous=")]
-    assert len(commits) == 1
-    assert [s for s in statements[: commits[0]] if s in modes][-1] == "PRAGMA synchronous=NORMAL"
+    assert reads and all(s.startswith("SELECT") for s in reads)
+    ref = subject_ref("p:a-new-subject")
+    watcher = sqlite3.connect(store.path)
+    deadline = time.monotonic() + 10
+    while not watcher.execute("SELECT 1 FROM subject_key WHERE ref = ?", (ref,)).fetchone():
+        assert time.monotonic() < deadline, "the keeper never committed the assignment"
+        time.sleep(0.01)
+    watcher.close()
+    store._db.set_trace_callback(None)
+    store._wdb.set_trace_callback(None)
+    log.close()
+    # the assignment was committed by the keeper thread, without an fsync of its own
+    assert writes and {name for name, _ in writes} == {"kzai-subject-keys"}
+    modes = [s for _, s in writes if s.startswith("PRAGMA synchronous=")]
+    assert modes[0] == "PRAGMA synchronous=NORMAL"
 
 
 def test_reserved_key_numbers_are_never_handed_out_twice(tmp_path: Path) -> None:
@@ -167,3 +183,79 @@ def test_reserved_key_numbers_are_never_handed_out_twice(tmp_path: Path) -> None
     reopened.key_for("sk:d")
     assert reopened.key_number("sk:d") not in numbers
     reopened.close()
+
+
+def test_a_reader_finds_the_key_of_a_line_whose_assignment_is_not_committed_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(subject_keys, "_KEEP_INTERVAL_S", 60.0)
+    directory = tmp_path / "audit"
+    log = AuditLog.open(directory, signer=Signer.generate("k"), durability="sync")
+    log.write(make_record(0, subject="p:early")).result()  # type: ignore[union-attr]
+    ref = subject_ref("p:early")
+    db = sqlite3.connect(directory / DEFAULT_SUBJECT_KEYS)
+    assert db.execute("SELECT 1 FROM subject_key WHERE ref = ?", (ref,)).fetchone() is None
+    db.close()
+    # another reader, with a store of its own: the line's key number finds the reserved key
+    assert [e.record.subject for e in read_verified(directory)] == ["p:early"]
+    log.close()
+    assert [e.record.subject for e in read_verified(directory)] == ["p:early"]
+
+
+def test_the_keeper_refills_the_reserve_and_commits_assignments_on_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(subject_keys, "_RESERVE_LOW", 3)
+    monkeypatch.setattr(subject_keys, "_RESERVE_CHUNK", 5)
+    path = tmp_path / "keys.sqlite3"
+    keys = SqliteSubjectKeys(path)
+    keys.reserve(4)
+    taken = {ref: keys.key_for(ref) for ref in ("sk:a", "sk:b")}
+    assert keys.key_number("sk:a") is not None
+    keys.commit()  # reserved keys only: nothing for the writer to commit
+    watcher = sqlite3.connect(path)
+    deadline = time.monotonic() + 10
+    while watcher.execute("SELECT count(*) FROM reserved_key").fetchone()[0] != 7:
+        assert time.monotonic() < deadline, "the keeper never refilled the reserve"
+        time.sleep(0.01)
+    stored = dict(watcher.execute("SELECT ref, key FROM subject_key").fetchall())
+    watcher.close()
+    assert stored == taken
+    # the refill's fsync made the assignments committed before it durable
+    assert keys.key_number("sk:a") is None and keys.key_number("sk:b") is None
+    keys.close()
+
+
+def test_a_key_erased_before_the_keeper_commits_it_is_gone_for_good(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(subject_keys, "_KEEP_INTERVAL_S", 60.0)
+    path = tmp_path / "keys.sqlite3"
+    keys = SqliteSubjectKeys(path)
+    keys.reserve(3)
+    keys.key_for("sk:gone")
+    number = keys.key_number("sk:gone")
+    assert number is not None
+    keys.erase("sk:gone")
+    assert keys.key_for("sk:gone", create=False) is None
+    keys.close()
+    reopened = SqliteSubjectKeys(path)
+    assert reopened.key_for("sk:gone", create=False) is None
+    assert reopened.reserved_key(number) is None
+    reopened.close()
+
+
+def test_an_empty_reserve_makes_a_fresh_key_committed_durably_before_its_records(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "keys.sqlite3"
+    keys = SqliteSubjectKeys(path)
+    key = keys.key_for("sk:fresh")
+    assert keys.key_number("sk:fresh") is None
+    keys.commit()
+    watcher = sqlite3.connect(path)
+    assert watcher.execute("SELECT key FROM subject_key WHERE ref = 'sk:fresh'").fetchone() == (
+        key,
+    )
+    watcher.close()
+    keys.close()

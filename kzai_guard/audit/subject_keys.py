@@ -1,0 +1,355 @@
+"""The default per-subject key store: a SQLite file beside the log, with a reserve of keys.
+
+A key must be durable no later than the first record sealed under it, or that record would be
+unreadable after a power failure; and the writer of a durable log should pay one fsync per
+group commit, its segment's, not a second one for the keys. So keys are made ahead of need and
+committed durably, numbered, in a reserve (table ``reserved_key``). A new subject takes the
+next reserved key, and every line sealed under it names the key's number until the assignment
+is durable: a crash that takes the assignment away leaves the key in the reserve, and
+:meth:`SqliteSubjectKeys.recover` assigns it again from the lines.
+
+The writer's path therefore does no database write at all while the reserve lasts. A keeper
+thread, on a connection of its own, commits the assignments (a few times a second, without an
+fsync) and refills the reserve before it runs low (with one); the writer's connection only
+reads, and in WAL mode a read never waits for a write. Should the reserve run dry, a new key is
+made on the spot and committed durably before its records are written, as other stores do.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+__all__ = ["SqliteSubjectKeys"]
+
+KEY_SIZE = 32
+"""Bytes in a subject key (AES-256)."""
+_PREFETCH_CHUNK = 500
+_RESERVE_CHUNK = 1024
+_RESERVE_LOW = 1024
+_CACHE_LIMIT = 65_536
+_KEEP_INTERVAL_S = 0.05
+"""How long the keeper lets assignments gather before it commits them."""
+
+
+class SqliteSubjectKeys:
+    """Keys in a SQLite file (WAL), with ``secure_delete`` on so erasure overwrites the key bytes.
+
+    :meth:`key_for` makes a key on first use: the next one of the reserve, or a fresh one if the
+    reserve is empty. :meth:`commit` (the log calls it before writing the lines of a batch)
+    commits fresh keys durably; assignments of reserved keys are left to the keeper thread,
+    since the lines name their keys' numbers (:meth:`key_number`) until :meth:`sync` or a
+    refill of the reserve has made the assignments durable.
+
+    >>> import tempfile, pathlib
+    >>> keys = SqliteSubjectKeys(pathlib.Path(tempfile.mkdtemp()) / "keys.sqlite3")
+    >>> len(keys.key_for("sk:0123")) == KEY_SIZE
+    True
+    >>> keys.erase("sk:0123"); keys.key_for("sk:0123", create=False) is None
+    True
+    >>> keys.close()
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        # _lock guards the state in memory and is never held across a database write;
+        # _write_lock serialises the writes, all of them on _wdb
+        self._lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._wdb = _connect(self.path)
+        self._wdb.execute(
+            "CREATE TABLE IF NOT EXISTS subject_key (ref TEXT PRIMARY KEY, key BLOB NOT NULL)"
+        )
+        # AUTOINCREMENT: a number is never handed out twice, even after its key was taken
+        self._wdb.execute(
+            "CREATE TABLE IF NOT EXISTS reserved_key "
+            "(number INTEGER PRIMARY KEY AUTOINCREMENT, key BLOB NOT NULL)"
+        )
+        self._db = _connect(self.path)
+        self._cache: dict[str, bytes] = {}
+        # keys made since they were last committed (the keeper's included, until its commit ends)
+        self._pending: dict[str, bytes] = {}
+        # refs in _pending whose key is not from the reserve: committed durably by commit()
+        self._fresh: set[str] = set()
+        # refs looked up by prefetch() and found absent: key_for() creates them without a query
+        self._absent: set[str] = set()
+        # refs whose key came from the reserve and whose assignment is not yet durable
+        self._numbers: dict[str, int] = {}
+        self._reserve: collections.deque[tuple[int, bytes]] | None = None
+        self._last_number = 0
+        self._due = threading.Condition(self._lock)
+        self._work = False
+        self._closing = False
+        self._keeper: threading.Thread | None = None
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)
+
+    def key_for(self, ref: str, create: bool = True) -> bytes | None:
+        """The key for ``ref``, made on first use when ``create``."""
+        key = self._cache.get(ref)
+        if key is not None:
+            return key
+        with self._lock:
+            key = self._cache.get(ref) or self._pending.get(ref)
+            if key is not None:
+                return key
+            if ref not in self._absent:
+                row = self._db.execute(
+                    "SELECT key FROM subject_key WHERE ref = ?", (ref,)
+                ).fetchone()
+                if row is not None:
+                    key = bytes(row[0])
+                    self._cache[ref] = key
+                    return key
+            if not create:
+                return None
+            self._absent.discard(ref)
+            reserve = self._reserved()
+            if reserve:
+                number, key = reserve.popleft()
+                self._numbers[ref] = number
+            else:
+                key = os.urandom(KEY_SIZE)
+                self._fresh.add(ref)
+            self._pending[ref] = key
+            self._wake()
+            return key
+
+    def key_number(self, ref: str) -> int | None:
+        """The number of the reserved key of ``ref`` while its assignment is not durable."""
+        return self._numbers.get(ref)
+
+    def reserved_key(self, number: int) -> bytes | None:
+        """The reserved key numbered ``number``, if it is still reserved.
+
+        A reader in another process finds through it the key of a line written before its
+        assignment was committed; once committed, the key is found by its reference.
+        """
+        row = self._db.execute(
+            "SELECT key FROM reserved_key WHERE number = ?", (number,)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def prefetch(self, refs: Iterable[str]) -> None:
+        """Look up the keys of ``refs`` in a few queries, so that :meth:`key_for` needs none."""
+        with self._lock:
+            if len(self._cache) > _CACHE_LIMIT:
+                self._cache.clear()
+            wanted = [
+                r for r in dict.fromkeys(refs) if r not in self._cache and r not in self._pending
+            ]
+            self._absent.clear()
+            for start in range(0, len(wanted), _PREFETCH_CHUNK):
+                chunk = wanted[start : start + _PREFETCH_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                found = dict(
+                    self._db.execute(
+                        f"SELECT ref, key FROM subject_key WHERE ref IN ({marks})", chunk
+                    ).fetchall()
+                )
+                for ref in chunk:
+                    key = found.get(ref)
+                    if key is None:
+                        self._absent.add(ref)
+                    else:
+                        self._cache[ref] = bytes(key)
+
+    def commit(self) -> None:
+        """Make it safe to write the records sealed under the keys made so far.
+
+        A fresh key (the reserve was empty) is committed durably, with every assignment made
+        before it. Reserved keys need nothing here: their records carry the keys' numbers.
+        """
+        if self._fresh:
+            self._commit(durable=True)
+
+    def reserve(self, count: int = _RESERVE_CHUNK) -> None:
+        """Make ``count`` more keys ahead of need, durably (with every assignment before them)."""
+        raw = os.urandom(KEY_SIZE * count)
+        keys = [raw[i : i + KEY_SIZE] for i in range(0, len(raw), KEY_SIZE)]
+        with self._write_lock:
+            with self._lock:
+                reserve = self._reserved()
+                committed = [r for r in self._numbers if r not in self._pending]
+            with _transaction(self._wdb):
+                issued = self._wdb.execute(
+                    "SELECT max(seq) FROM sqlite_sequence WHERE name = 'reserved_key'"
+                ).fetchone()[0]
+                first = max(int(issued or 0), self._last_number) + 1
+                rows = list(enumerate(keys, first))
+                self._wdb.executemany("INSERT INTO reserved_key (number, key) VALUES (?, ?)", rows)
+            with self._lock:
+                self._last_number = first + count - 1
+                reserve.extend(rows)
+                # the fsync of that commit made every assignment committed before it durable
+                for ref in committed:
+                    self._numbers.pop(ref, None)
+
+    def needs_reserve(self) -> bool:
+        """Whether the reserve is running low."""
+        with self._lock:
+            return len(self._reserved()) < _RESERVE_LOW
+
+    def sync(self) -> None:
+        """Make every assignment made so far durable (one fsync)."""
+        with self._write_lock:
+            self._commit(durable=True)
+            if self._numbers:
+                self.reserve(1)
+
+    def recover(self, assignments: Iterable[tuple[str, int]]) -> None:
+        """Redo assignments of reserved keys (``(ref, number)`` read from the log's records).
+
+        An assignment whose reserved key is still there was lost in a crash after its
+        records were written; one whose key is gone was durable (and may since have been
+        erased, which stays so).
+        """
+        with self._write_lock, _transaction(self._wdb):
+            for ref, number in dict.fromkeys(assignments):
+                row = self._wdb.execute(
+                    "SELECT key FROM reserved_key WHERE number = ?", (number,)
+                ).fetchone()
+                if row is None:
+                    continue
+                self._wdb.execute(
+                    "INSERT OR IGNORE INTO subject_key (ref, key) VALUES (?, ?)", (ref, row[0])
+                )
+                self._wdb.execute("DELETE FROM reserved_key WHERE number = ?", (number,))
+        with self._lock:
+            self._reserve = None
+            self._cache.clear()
+            self._absent.clear()
+
+    def erase(self, ref: str) -> None:
+        """Delete the key for ``ref``; the row's bytes are overwritten on disk."""
+        with self._write_lock:
+            with self._lock:
+                self._cache.pop(ref, None)
+                self._pending.pop(ref, None)
+                self._fresh.discard(ref)
+                self._absent.discard(ref)
+                number = self._numbers.pop(ref, None)
+            with _transaction(self._wdb):
+                if number is not None:
+                    # a key assigned but not committed must not be handed out again
+                    self._wdb.execute("DELETE FROM reserved_key WHERE number = ?", (number,))
+                self._wdb.execute("DELETE FROM subject_key WHERE ref = ?", (ref,))
+            self._wdb.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        """Stop the keeper, make every key durable and close the database."""
+        with self._lock:
+            self._closing = True
+            self._due.notify_all()
+            keeper = self._keeper
+        if keeper is not None:
+            keeper.join()
+        self.sync()
+        with self._write_lock:
+            self._db.close()
+            self._wdb.close()
+
+    def _commit(self, durable: bool) -> None:
+        """Commit the pending keys in one transaction; with an fsync if ``durable`` or fresh."""
+        with self._write_lock:
+            with self._lock:
+                items = list(self._pending.items())
+                numbered = [self._numbers[r] for r, _ in items if r in self._numbers]
+            if not items:
+                return
+            durable = durable or len(numbered) < len(items)
+            self._wdb.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            try:
+                with _transaction(self._wdb):
+                    self._wdb.executemany(
+                        "INSERT OR IGNORE INTO subject_key (ref, key) VALUES (?, ?)", items
+                    )
+                    self._wdb.executemany(
+                        "DELETE FROM reserved_key WHERE number = ?", [(n,) for n in numbered]
+                    )
+            finally:
+                self._wdb.execute("PRAGMA synchronous=FULL")
+            with self._lock:
+                for ref, key in items:
+                    if self._pending.get(ref) is key:
+                        del self._pending[ref]
+                        self._cache[ref] = key
+                    self._fresh.discard(ref)
+                if durable:
+                    for ref in [r for r in self._numbers if r not in self._pending]:
+                        del self._numbers[ref]
+
+    def _reserved(self) -> collections.deque[tuple[int, bytes]]:
+        """The reserve (loaded on first use); call with ``_lock`` held."""
+        if self._reserve is None:
+            rows = self._db.execute("SELECT number, key FROM reserved_key ORDER BY number")
+            self._reserve = collections.deque((int(n), bytes(k)) for n, k in rows)
+            self._last_number = max(self._last_number, self._reserve[-1][0] if self._reserve else 0)
+        return self._reserve
+
+    def _wake(self) -> None:
+        """Have the keeper commit the new assignment soon; call with ``_lock`` held."""
+        if self._work or self._closing:
+            return
+        self._work = True
+        if self._keeper is None:
+            self._keeper = threading.Thread(
+                target=self._keep, name="kzai-subject-keys", daemon=True
+            )
+            self._keeper.start()
+        else:
+            self._due.notify()
+
+    def _keep(self) -> None:
+        """The keeper thread: commit assignments, refill the reserve before it runs low."""
+        while True:
+            with self._lock:
+                while not self._work and not self._closing:
+                    self._due.wait()
+                if self._closing:
+                    return
+                # let the assignments of the next few batches join this commit
+                self._due.wait(_KEEP_INTERVAL_S)
+                if self._closing:
+                    return
+                self._work = False
+                low = len(self._reserved()) < _RESERVE_LOW
+            try:
+                self._commit(durable=False)
+                if low:
+                    # its fsync makes the assignments just committed durable too
+                    self.reserve(_RESERVE_CHUNK)
+            except sqlite3.Error:
+                # the records name their keys' numbers meanwhile; the next commit, the
+                # writer's own (a fresh key) or close() tries again and reports the error
+                with self._lock:
+                    self._work = True
+                    self._due.wait(1.0)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+    db.execute("PRAGMA secure_delete=ON")
+    # WAL: a commit appends to one file, and readers never wait for it; assignments of
+    # reserved keys are committed without an fsync (synchronous=NORMAL, still atomic),
+    # everything else with one. erase() checkpoints and truncates the WAL so that an erased
+    # key does not outlive its deletion there.
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    return db
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
