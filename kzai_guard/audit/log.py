@@ -232,7 +232,9 @@ class AuditLog:
             if signer is None:
                 signer = _demo_signer(path)
             if subject_keys is None and seal_personal_fields:
-                subject_keys = owned = SqliteSubjectKeys(path / DEFAULT_SUBJECT_KEYS)
+                subject_keys = owned = SqliteSubjectKeys(
+                    path / DEFAULT_SUBJECT_KEYS, reserve_keys=durability == "sync"
+                )
             log = cls(
                 path,
                 signer=signer,

@@ -40,11 +40,13 @@ _KEEP_INTERVAL_S = 0.05
 class SqliteSubjectKeys:
     """Keys in a SQLite file (WAL), with ``secure_delete`` on so erasure overwrites the key bytes.
 
-    :meth:`key_for` makes a key on first use: the next one of the reserve, or a fresh one if the
-    reserve is empty. :meth:`commit` (the log calls it before writing the lines of a batch)
-    commits fresh keys durably; assignments of reserved keys are left to the keeper thread,
-    since the lines name their keys' numbers (:meth:`key_number`) until :meth:`sync` or a
-    refill of the reserve has made the assignments durable.
+    :meth:`key_for` makes a key on first use: the next one of the reserve, or a fresh one if
+    the reserve is empty or the store was made with ``reserve_keys=False``. An ``async`` log
+    makes its store so: no caller waits for its disk, and one fsync of the store per batch is
+    less work than keeping a reserve. :meth:`commit` (the log calls it before writing the lines
+    of a batch) commits fresh keys durably; assignments of reserved keys are left to the keeper
+    thread, since the lines name their keys' numbers (:meth:`key_number`) until :meth:`sync` or
+    a refill of the reserve has made the assignments durable.
 
     >>> import tempfile, pathlib
     >>> keys = SqliteSubjectKeys(pathlib.Path(tempfile.mkdtemp()) / "keys.sqlite3")
@@ -55,8 +57,9 @@ class SqliteSubjectKeys:
     >>> keys.close()
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, reserve_keys: bool = True) -> None:
         self.path = Path(path)
+        self._reserve_keys = reserve_keys
         # _lock guards the state in memory and is never held across a database write;
         # _write_lock serialises the writes, all of them on _wdb
         self._lock = threading.Lock()
@@ -109,15 +112,15 @@ class SqliteSubjectKeys:
             if not create:
                 return None
             self._absent.discard(ref)
-            reserve = self._reserved()
+            reserve = self._reserved() if self._reserve_keys else None
             if reserve:
                 number, key = reserve.popleft()
                 self._numbers[ref] = number
+                self._wake()
             else:
                 key = os.urandom(KEY_SIZE)
                 self._fresh.add(ref)
             self._pending[ref] = key
-            self._wake()
             return key
 
     def key_number(self, ref: str) -> int | None:
@@ -191,7 +194,10 @@ class SqliteSubjectKeys:
                     self._numbers.pop(ref, None)
 
     def needs_reserve(self) -> bool:
-        """Whether the reserve is running low."""
+        """Whether the reserve is running low (never, for a store made with
+        ``reserve_keys=False``)."""
+        if not self._reserve_keys:
+            return False
         with self._lock:
             return len(self._reserved()) < _RESERVE_LOW
 

@@ -259,3 +259,35 @@ def test_an_empty_reserve_makes_a_fresh_key_committed_durably_before_its_records
     )
     watcher.close()
     keys.close()
+
+
+def test_an_async_log_commits_fresh_keys_before_its_lines_and_numbers_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "audit"
+    log = AuditLog.open(directory, signer=Signer.generate("k"))
+    store = log._subject_keys
+    assert isinstance(store, SqliteSubjectKeys)
+    statements: list[str] = []
+    store._wdb.set_trace_callback(statements.append)
+    written: list[bool] = []
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:
+        # when the lines reach the segment, the keys sealing them are committed already
+        if fd == log._fd:
+            written.append("COMMIT" in statements)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    for i in range(3):
+        log.write(make_record(i, subject=f"p:async-{i}"))
+    log.flush()
+    monkeypatch.undo()
+    store._wdb.set_trace_callback(None)
+    log.close()
+    assert written and all(written)
+    assert "PRAGMA synchronous=FULL" in statements[: statements.index("COMMIT")]
+    assert all("key" not in line["sealed"] for line in _lines(directory))  # type: ignore[operator]
+    subjects = [e.record.subject for e in read_verified(directory)]
+    assert subjects == [f"p:async-{i}" for i in range(3)]
