@@ -31,7 +31,6 @@ import collections
 import contextlib
 import enum
 import fcntl
-import hashlib
 import logging
 import os
 import threading
@@ -45,7 +44,7 @@ from kzai_guard.audit.checkpoint import Checkpoint, SignedCheckpoint, read_notes
 from kzai_guard.audit.index import Indexer, unindexed
 from kzai_guard.audit.keys import Signer, write_keypair
 from kzai_guard.audit.lines import LineEncoder
-from kzai_guard.audit.merkle import CompactRange
+from kzai_guard.audit.merkle import CompactRange, leaf_hash
 from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS, hash_of_last_line
 from kzai_guard.audit.record import AuditRecord
 from kzai_guard.audit.retention import DEFAULT_RETENTION_DAYS, prune
@@ -344,7 +343,7 @@ class AuditLog:
             if offset == 0:
                 with contextlib.suppress(KeyError, TypeError):
                     started = int(value["rec"]["time"]) / 1_000_000
-            h = _leaf(line)
+            h = leaf_hash(line)
             self._tree.append(h, self._on_node)
             self._levels[0] += h
             self._prev = h.hex()
@@ -878,10 +877,6 @@ class AuditLog:
 
 _PROBE_FILE = ".probe"
 _PROBE_BYTES = b"\0" * 65_536
-
-
-def _leaf(line: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + line).digest()
 
 
 def _unavailable(directory: Path, exc: BaseException | None) -> AuditUnavailable:
