@@ -133,9 +133,10 @@ class SqliteSubjectKeys:
         A reader in another process finds through it the key of a line written before its
         assignment was committed; once committed, the key is found by its reference.
         """
-        row = self._db.execute(
-            "SELECT key FROM reserved_key WHERE number = ?", (number,)
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT key FROM reserved_key WHERE number = ?", (number,)
+            ).fetchone()
         return None if row is None else bytes(row[0])
 
     def prefetch(self, refs: Iterable[str]) -> None:
