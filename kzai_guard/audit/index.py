@@ -1,11 +1,15 @@
 """The record-id index of a sealed segment: finding a decision by id without reading the log.
 
 ``NNNN.index`` beside a sealed ``NNNN.log`` maps every record id of the segment to its sequence
-number. It is written once, when the segment is sealed, from the segment itself, by a
-background thread of the writer (:class:`Indexer`), so appending never waits for it. Each entry
-is 8 bytes, ``CRC-32(UTF-8 id) << 32 | (seq - first)``, and the entries are sorted, so a lookup
-is one read of the header and fence and one read of a 4 KiB block, whatever the segment's
-size. Different ids may share a key: a lookup returns candidate sequence numbers and the caller
+number. It is written once, when the segment is sealed, by a background thread of the writer
+(:class:`Indexer`), so appending never waits for it. The writer keeps what the index needs
+while it appends (:class:`WrittenIds`: 4 bytes a record, not the ids), so the segment is not
+read again; a segment the writer did not see whole, or whose ids it cannot vouch for, is
+indexed from the segment itself (:func:`build_index`), and so are the sealed segments found
+unindexed when a log is opened. Both ways give the same bytes. Each entry is 8 bytes,
+``CRC-32(UTF-8 id) << 32 | (seq - first)``, and the entries are sorted, so a lookup is one
+read of the header and fence and one read of a 4 KiB block, whatever the segment's size.
+Different ids may share a key: a lookup returns candidate sequence numbers and the caller
 checks each line.
 
 Layout (integers big-endian)::
@@ -37,11 +41,13 @@ import math
 import os
 import re
 import struct
+import sys
 import threading
 import zlib
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -53,8 +59,11 @@ __all__ = [
     "INDEX_SUFFIX",
     "IdIndex",
     "Indexer",
+    "WrittenIds",
     "build_index",
+    "build_index_from",
     "index_path",
+    "line_id",
     "record_key",
     "unindexed",
 ]
@@ -74,6 +83,9 @@ _MAX_ENTRIES = 1 << 32
 # read again with the exact pattern and decoded.
 _ID_FAST = re.compile(rb'"id":"([^"]*)"')
 _ID_EXACT = re.compile(rb'"id":"((?:[^"\\]|\\.)*)"')
+_ID_MEMBER = b'"id":'
+# where the key and the record number lie in the bytes of a native 64-bit ``key << 32 | n``
+_KEY_AT, _N_AT = (4, 0) if sys.byteorder == "little" else (0, 4)
 _crc32 = zlib.crc32
 _log = logging.getLogger("kzai_guard.audit")
 
@@ -89,7 +101,7 @@ def record_key(record_id: str) -> int:
 
 
 def build_index(seg: Segment) -> bool:
-    """Write the index of the sealed segment ``seg`` (atomically); False if it cannot be built.
+    """Write the index of the sealed segment ``seg`` from its file (atomically); False if not.
 
     Nothing is written when the segment is not a clean run of complete lines with one record
     id each (a damaged segment is left to ``kzai-guard verify``; lookups then scan it).
@@ -98,9 +110,90 @@ def build_index(seg: Segment) -> bool:
     if found is None or len(found[0]) >= _MAX_ENTRIES:
         return False
     ids, last = found
-    count = len(ids)
-    entries = array("Q", sorted([(key << 32) | n for n, key in enumerate(map(_crc32, ids))]))
-    low, high = min(ids), max(ids)
+    _write_index(seg, array("I", map(_crc32, ids)), min(ids), max(ids), last)
+    return True
+
+
+def build_index_from(seg: Segment, written: WrittenIds) -> bool:
+    """Write the index of ``seg`` from what its writer kept, without reading the segment.
+
+    The same bytes as :func:`build_index`. False, and nothing written, unless ``written``
+    vouches for every line of ``seg`` (:attr:`WrittenIds.complete`).
+    """
+    count = len(written.keys)
+    if not written.complete or written.first != seg.first or not 0 < count < _MAX_ENTRIES:
+        return False
+    os.stat(seg.path)  # FileNotFoundError if it was pruned meanwhile, as from the file
+    _write_index(seg, written.keys, written.low, written.high, written.last)
+    return True
+
+
+def line_id(line: bytes, rec: dict[str, Any]) -> str | None:
+    """The record id of ``line`` (whose parsed ``rec`` is given), as :func:`build_index` reads it.
+
+    ``None`` unless the first ``"id":`` of the line is followed by the canonical JSON of
+    ``rec["id"]``, a string: only then does the scan of the file read that very id there.
+    """
+    record_id = rec.get("id")
+    at = line.find(_ID_MEMBER)
+    if type(record_id) is not str or at < 0:
+        return None
+    try:
+        encoded = orjson.dumps(record_id)
+    except orjson.JSONEncodeError:
+        return None
+    return record_id if line.startswith(encoded, at + len(_ID_MEMBER)) else None
+
+
+class WrittenIds:
+    """What the index of the active segment needs, kept by its writer as it appends.
+
+    Per record the 4-byte key of its id (:func:`record_key`), in order; the smallest and the
+    largest UTF-8 id; the line hash of the last line. The ids themselves are not kept.
+
+    ``complete`` turns false for good once the writer cannot vouch for every line of the
+    segment: an id that is not a string of valid Unicode (a lone surrogate is written escaped,
+    so only the file knows what a scan reads), a replayed line whose id a scan reads otherwise
+    (:func:`line_id`), or lines it did not see. The segment is then indexed from its file.
+
+    The index is the one :func:`build_index` writes whenever that one is written at all: a
+    line holding a second ``"id":`` member (a record field that is neither text nor a number)
+    makes the scan give up on the segment, while this index still maps every record's id.
+    """
+
+    __slots__ = ("complete", "first", "high", "keys", "last", "low")
+
+    def __init__(self, first: int, *, complete: bool = True) -> None:
+        self.first = first
+        self.complete = complete
+        self.keys = array("I")
+        self.low = self.high = self.last = b""
+
+    def add(self, ids: Iterable[str], last: bytes) -> None:
+        """Add the ids of lines just appended, in order; ``last`` is the last one's line hash."""
+        if not self.complete:
+            return
+        fresh = not self.keys
+        try:
+            raw = [i.encode() for i in ids]
+            if not raw:
+                return
+            low, high = min(raw), max(raw)
+            self.keys.extend(map(_crc32, raw))
+        except (AttributeError, TypeError, UnicodeEncodeError):
+            self.complete = False
+            return
+        if fresh or low < self.low:
+            self.low = low
+        if fresh or high > self.high:
+            self.high = high
+        self.last = last
+
+
+def _write_index(seg: Segment, keys: array[int], low: bytes, high: bytes, last: bytes) -> None:
+    """Write the index of ``seg``, whose n-th record's key is ``keys[n]``."""
+    count = len(keys)
+    entries = _entries(keys)
     blocks = math.ceil(count / _BLOCK)
     fence = array("Q", (entries[min((b + 1) * _BLOCK, count) - 1] for b in range(blocks)))
     entries.byteswap()
@@ -122,7 +215,21 @@ def build_index(seg: Segment) -> bool:
         os.fsync(f.fileno())
     os.replace(tmp, target)
     fsync_directory(target.parent)
-    return True
+
+
+def _entries(keys: array[int]) -> array[int]:
+    """The entries ``keys[n] << 32 | n``, sorted.
+
+    The 64-bit integers are put together from the bytes of ``keys`` and of the numbers
+    ``0, 1, ...``: the only integer objects made are the ones the sort needs.
+    """
+    count = len(keys)
+    packed = bytearray(_ENTRY * count)
+    key_bytes, n_bytes = keys.tobytes(), array("I", range(count)).tobytes()
+    for i in range(4):
+        packed[_KEY_AT + i :: _ENTRY] = key_bytes[i::4]
+        packed[_N_AT + i :: _ENTRY] = n_bytes[i::4]
+    return array("Q", sorted(array("Q", packed)))
 
 
 def _record_ids(path: Path) -> tuple[list[bytes], bytes] | None:
@@ -312,12 +419,19 @@ class Indexer:
         self._threads: list[threading.Thread] = []
 
     def add(self, segments: Sequence[Segment]) -> None:
-        """Index ``segments`` (sealed ones), in order, in the background."""
-        if not segments:
+        """Index ``segments`` (sealed ones), in order, in the background, from their files."""
+        self._start([(seg, None) for seg in segments])
+
+    def add_written(self, seg: Segment, written: WrittenIds) -> None:
+        """Index ``seg``, just sealed, from what its writer kept (else from its file)."""
+        self._start([(seg, written)])
+
+    def _start(self, jobs: list[tuple[Segment, WrittenIds | None]]) -> None:
+        if not jobs:
             return
         self._threads = [t for t in self._threads if t.is_alive()]
         thread = threading.Thread(
-            target=_build_all, args=(list(segments),), name="kzai-audit-indexer", daemon=True
+            target=_build_all, args=(jobs,), name="kzai-audit-indexer", daemon=True
         )
         self._threads.append(thread)
         thread.start()
@@ -343,9 +457,16 @@ def unindexed(segments: Sequence[Segment]) -> list[Segment]:
     return out
 
 
-def _build_all(segments: list[Segment]) -> None:
-    for seg in segments:
+def _build_all(jobs: list[tuple[Segment, WrittenIds | None]]) -> None:
+    for seg, written in jobs:
         try:
+            if written is not None:
+                if build_index_from(seg, written):
+                    continue
+                _log.debug(
+                    "audit segment %s is indexed from its file: its writer's ids do not cover it",
+                    seg.path,
+                )
             if not build_index(seg):
                 _log.warning("audit segment %s was not indexed: it is not cleanly sealed", seg.path)
         except FileNotFoundError:

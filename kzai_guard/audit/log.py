@@ -32,6 +32,7 @@ import contextlib
 import enum
 import fcntl
 import logging
+import operator
 import os
 import threading
 import time
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kzai_guard.audit.checkpoint import Checkpoint, SignedCheckpoint, read_notes
-from kzai_guard.audit.index import Indexer, unindexed
+from kzai_guard.audit.index import Indexer, WrittenIds, line_id, unindexed
 from kzai_guard.audit.keys import Signer, write_keypair
 from kzai_guard.audit.lines import LineEncoder
 from kzai_guard.audit.merkle import CompactRange, leaf_hash
@@ -82,6 +83,9 @@ _LOCK_FILE = ".lock"
 _RETRY_SECONDS = 1.0
 _LINGER_SECONDS = 0.005
 _LINGER_BELOW = 4096
+_REPLAY_IDS = 4096
+"""Ids of replayed lines handed to the active segment's :class:`WrittenIds` at a time."""
+_record_id = operator.attrgetter("id")
 
 
 class _Op(enum.Enum):
@@ -169,6 +173,7 @@ class AuditLog:
         self._cp_time = time.monotonic()
         self._last_checkpoint: SignedCheckpoint | None = None
         self._indexer = Indexer()
+        self._written = WrittenIds(0)
         self._writer = threading.Thread(target=self._run, name="kzai-audit-writer", daemon=True)
 
     # ------------------------------------------------------------------ opening
@@ -297,7 +302,8 @@ class AuditLog:
         else:
             self._prev = tree.leaf(first - 1).hex()
         self._seq = first
-        good, started = self._replay(last)
+        self._written = WrittenIds(first)
+        good, started = self._replay(last, self._written)
         if self._reserved_keys is not None:
             self._reserved_keys.recover(self._assignments)
         self._assignments = []
@@ -314,11 +320,16 @@ class AuditLog:
         start = anchor.size if anchor is not None else 0
         self._indexer.add(unindexed([s for s in segments if s.first >= start]))
 
-    def _replay(self, seg: Segment) -> tuple[int, float]:
-        """Re-read the active segment into the chain and tree; returns (good bytes, start time)."""
+    def _replay(self, seg: Segment, written: WrittenIds | None = None) -> tuple[int, float]:
+        """Re-read a segment into the chain and tree; returns (good bytes, start time).
+
+        ``written`` (for the active segment) gets the record ids of the lines, so that the
+        segment need not be read again to be indexed when it is sealed.
+        """
         data = seg.path.read_bytes()
         offset = 0
         started = time.time()
+        ids: list[str] = []
         while True:
             end = data.find(b"\n", offset)
             if end < 0:
@@ -349,6 +360,17 @@ class AuditLog:
             self._prev = h.hex()
             self._seq += 1
             offset = end + 1
+            if written is not None and written.complete:
+                record_id = line_id(line, value["rec"])
+                if record_id is None:
+                    written.complete = False  # its index is built from the file
+                else:
+                    ids.append(record_id)
+                    if len(ids) == _REPLAY_IDS:
+                        written.add(ids, h)
+                        ids = []
+        if written is not None and ids:
+            written.add(ids, bytes.fromhex(self._prev))
         return offset, started
 
     def _index_agrees(self, segments: list[Segment], anchor: Any) -> bool:
@@ -415,6 +437,7 @@ class AuditLog:
         self._seg_bytes = os.fstat(self._fd).st_size
         self._seg_started = time.time()
         self._seq = first
+        self._written = WrittenIds(first, complete=self._seg_bytes == 0)
 
     # ------------------------------------------------------------------ the sink API
 
@@ -728,15 +751,19 @@ class AuditLog:
             if self._sync:
                 os.fdatasync(self._fd)
         except OSError:
-            with contextlib.suppress(OSError):
+            try:
                 os.ftruncate(self._fd, self._seg_bytes)
+            except OSError:
+                self._written.complete = False  # the segment may keep part of the lines
             raise
+        count = len(hashes)
+        self._written.add(map(_record_id, records[:count]), hashes[-1])
         self._seg_bytes += len(data)
         self._prev = hashes[-1].hex()
-        self._seq += len(hashes)
+        self._seq += count
         self._extend_tree(hashes)
         self._flush_levels()
-        return len(hashes)
+        return count
 
     def _extend_tree(self, hashes: list[bytes]) -> None:
         levels = self._levels
@@ -807,10 +834,10 @@ class AuditLog:
             self._reserved_keys.sync()
         os.fsync(self._fd)
         self._tree_files.sync()
-        old, sealed = self._fd, self._seg
+        old, sealed, written = self._fd, self._seg, self._written
         self._start_segment(self._tree.size)
         os.close(old)
-        self._indexer.add([sealed])
+        self._indexer.add_written(sealed, written)
         if self._retention_days is not None:
             try:
                 prune(self.directory, keep_days=self._retention_days)
