@@ -16,6 +16,7 @@ plaintext, one AES-GCM encryption and one SHA-256.
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import functools
 import hashlib
 import operator
@@ -95,6 +96,14 @@ class LineEncoder:
         sealer = self._sealer
         if sealer is None:
             return [_CLEAR_BODY % self._clear_rec(record) for record in records]
+        try:
+            return self._sealed_bodies(records, sealer)
+        except UnicodeEncodeError:
+            # a lone surrogate in an id or a key owner, which the key reference and the
+            # associated data need as UTF-8: written as escapes, as in any other field
+            return self._sealed_bodies(list(map(_text_safe_record, records)), sealer)
+
+    def _sealed_bodies(self, records: Sequence[AuditRecord], sealer: Sealer) -> list[bytes]:
         owners = dict.fromkeys(map(_subject_of, records))
         if None in owners:
             del owners[None]
@@ -157,6 +166,17 @@ def _escaped(
     personal = _text_safe({"subject": subject, "reviewer": reviewer, "detail": detail})
     plain, fields = _personal(personal["subject"], personal["reviewer"], personal["detail"])
     return _dumps(_text_safe(kept)), plain, fields
+
+
+def _text_safe_record(record: AuditRecord) -> AuditRecord:
+    """``record`` with every string field made encodable (itself if all of them are)."""
+    changed: dict[str, Any] = {}
+    for name, value in zip(_ALL, _get_all(record), strict=True):
+        if type(value) is str:
+            safe = value.encode("utf-8", "backslashreplace").decode()
+            if safe != value:
+                changed[name] = safe
+    return dataclasses.replace(record, **changed) if changed else record
 
 
 def _text_safe(values: dict[str, Any]) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def test_the_index_built_from_the_writers_ids_is_the_one_built_from_the_file(
 
 
 def test_a_lone_surrogate_id_leaves_the_segment_to_the_file(tmp_path: Path, signer: Signer) -> None:
-    # an id with a lone surrogate cannot be sealed (it is part of the associated data)
+    # the line holds the id escaped, which the ids the writer kept cannot vouch for
     ids = ["plain-1", "lone-\udc80-surrogate", "\u4e2d-2", "plain-3"]
     with _audit_messages() as messages:
         log = AuditLog.open(tmp_path / "a", signer=signer, **_options())  # type: ignore[arg-type]

@@ -176,6 +176,24 @@ def test_personal_field_json_cannot_hold_is_sealed_escaped(tmp_path: Path) -> No
     assert entry.record.detail == "bad \\ud800"
 
 
+def test_an_id_or_owner_utf8_cannot_hold_is_sealed_escaped_and_the_log_stays_healthy(
+    tmp_path: Path,
+) -> None:
+    keys = MemorySubjectKeys()
+    log = AuditLog.open(tmp_path / "a", signer=Signer.generate("k"), subject_keys=keys)
+    log.write(make_record(1, id="dec-\udc80", subject="p:\ud800", detail="d"))
+    log.write(make_record(2, subject=None, reviewer="r:\udfff"))
+    log.write(make_record(3, subject="p:fine"))
+    log.close()
+    entries = read_verified(tmp_path / "a", subject_keys=keys)
+    assert [(e.record.id, e.record.subject, e.record.reviewer) for e in entries] == [
+        ("dec-\\udc80", "p:\\ud800", None),
+        ("dec-000002", None, "r:\\udfff"),
+        ("dec-000003", "p:fine", None),
+    ]
+    assert not any(e.erased for e in entries)
+
+
 def test_nonces_stay_unique_when_the_counter_wraps() -> None:
     sealer = Sealer(MemorySubjectKeys())
     sealer._counter = 0xFFFFFFFF - 3
