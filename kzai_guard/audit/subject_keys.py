@@ -33,7 +33,7 @@ _PREFETCH_CHUNK = 500
 _RESERVE_CHUNK = 1024
 _RESERVE_LOW = 1024
 _CACHE_LIMIT = 65_536
-_KEEP_INTERVAL_S = 0.05
+_KEEP_INTERVAL_S = 0.25
 """How long the keeper lets assignments gather before it commits them."""
 
 
