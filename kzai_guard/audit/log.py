@@ -171,6 +171,9 @@ class AuditLog:
         self._last_checkpoint: SignedCheckpoint | None = None
         self._indexer = Indexer()
         self._writer = threading.Thread(target=self._run, name="kzai-audit-writer", daemon=True)
+        self._writing = False
+        """True from just before the writer starts until it stops, however it stops: what
+        :attr:`healthy` reads instead of asking the thread on every decision."""
 
     # ------------------------------------------------------------------ opening
 
@@ -262,6 +265,7 @@ class AuditLog:
             if isinstance(exc, OSError):
                 raise AuditLogError(f"cannot open audit log {path}: {exc}") from exc
             raise
+        log._writing = True
         log._writer.start()
         return log
 
@@ -420,7 +424,7 @@ class AuditLog:
     @property
     def healthy(self) -> bool:
         """False while records cannot be written, and after :meth:`close`."""
-        return self._error is None and not self._closing and self._writer.is_alive()
+        return self._error is None and not self._closing and self._writing
 
     @property
     def size(self) -> int:
@@ -580,6 +584,8 @@ class AuditLog:
                 items, self._items = self._items, collections.deque()
                 self._not_full.notify_all()
             self._fail(items, exc)
+        finally:
+            self._writing = False
 
     def _loop(self) -> None:
         while True:
