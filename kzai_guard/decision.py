@@ -29,22 +29,22 @@ R = TypeVar("R")
 
 def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
     """Wrap ``fn`` so that every call is a decision under ``gate``'s policy."""
-    begin = gate.begin
-    sink = gate.sink
+    begin, finish, sink = gate.begin, gate.finish, gate.sink
+    enforce, fail_closed = gate.enforce, gate.fail_closed
     if inspect.iscoroutinefunction(fn):
         async_fn = cast(Callable[P, Awaitable[Any]], fn)
 
         @functools.wraps(fn)
         async def async_decision(*args: P.args, **kwargs: P.kwargs) -> Any:
             decision = begin(current_context())
-            if decision.verdict.outcome is not ALLOW and gate.enforce:
+            if decision.verdict.outcome is not ALLOW and enforce:
                 if decision.verdict.outcome is Outcome.ROUTE:
                     await anyio.to_thread.run_sync(gate.refuse, decision)
                 gate.refuse(decision)
-            if gate.fail_closed and not sink.healthy:
+            if fail_closed and not sink.healthy:
                 gate.audit_unavailable(decision)
             result = await async_fn(*args, **kwargs)
-            durable = gate.finish(decision)
+            durable = finish(decision)
             if durable is not None:
                 await asyncio.wrap_future(durable)
             return result
@@ -54,12 +54,12 @@ def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def sync_decision(*args: P.args, **kwargs: P.kwargs) -> R:
         decision = begin(current_context())
-        if decision.verdict.outcome is not ALLOW and gate.enforce:
+        if decision.verdict.outcome is not ALLOW and enforce:
             gate.refuse(decision)
-        if gate.fail_closed and not sink.healthy:
+        if fail_closed and not sink.healthy:
             gate.audit_unavailable(decision)
         result = fn(*args, **kwargs)
-        durable = gate.finish(decision)
+        durable = finish(decision)
         if durable is not None:
             durable.result()
         return result

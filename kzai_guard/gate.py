@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 __all__ = ["Decision", "Gate"]
 
 _log = logging.getLogger("kzai_guard")
-_UNDECIDED = verdict(Outcome.BLOCK, Reason.SUBJECT_MISSING)
+_SUBJECT_REFS_LIMIT = 65_536
 _LINK_SUFFIX = b'/explanation>; rel="explanation"'
 _REFUSAL_PROBLEM: dict[Reason, ProblemType] = {
     Reason.SUSPENDED: problems.SUSPENDED,
@@ -113,13 +113,23 @@ class Gate:
         "_disclosure_automated",
         "_disclosure_human",
         "_explanations",
+        "_facts",
         "_guard",
         "_link_prefix",
         "_needs_explanation",
+        "_notice_version",
+        "_now",
         "_objection_header",
+        "_pseudonym",
+        "_purpose",
+        "_resolve_reviewer",
+        "_resolve_subject",
         "_route_vulnerable",
+        "_state",
+        "_subject_refs",
         "_telemetry",
         "_verdicts",
+        "_vulnerability",
         "_withhold_without_explanation",
         "defaults",
         "digest",
@@ -175,6 +185,19 @@ class Gate:
             and policy.route_vulnerable
             and policy.significance.is_significant
         )
+        # What every decision calls, bound once.
+        self._facts = guard.facts
+        self._state = guard.facts.state
+        self._now = guard.now
+        self._pseudonym = guard.auditor.pseudonym
+        self._resolve_subject = guard.subject_resolver
+        self._resolve_reviewer = guard.reviewer_resolver
+        self._vulnerability = guard.vulnerability
+        self._purpose = policy.purpose
+        self._notice_version = policy.notice_version
+        self._subject_refs: dict[str, str] = {}
+        """Subjects already found usable, with their pseudonyms (both pure functions of the
+        identifier), so that a returning subject costs one dictionary lookup."""
 
     # -- step 1 -----------------------------------------------------------------------------
 
@@ -186,38 +209,61 @@ class Gate:
                 f"decision {self.name!r} ran outside a decision context: install the guard "
                 "(guard.install(app)) or wrap the call in kzai_guard.decision_context(...)"
             )
-        guard = self._guard
         decision_id = context.decision_id = new_id()
         scope = context.scope
-        decision = Decision(decision_id, None, _UNDECIDED, None, started, context)
-        subject = decision.subject = self._subject(decision)
+        subject_ref: str | None = None
+        try:
+            subject = context.subject
+            if subject is None and scope is not None:
+                subject = self._resolve_subject(scope)
+        except InvalidSubjectEncoding as exc:
+            self._bad_subject(
+                decision_id, started, context, Reason.SUBJECT_INVALID, as_sentence(str(exc))
+            )
+            subject = None
+        else:
+            if subject is not None:
+                subject_ref = self._subject_refs.get(subject)
+            if subject_ref is None:
+                subject, subject_ref = self._first_sight(decision_id, started, context, subject)
         if scope is None:
             reviewer = context.reviewer
             signal = context.objection
         else:
-            reviewer = guard.reviewer_resolver(scope)
-            signal = self._objection_signal(scope)
+            reviewer = self._resolve_reviewer(scope)
+            signal = False
+            wanted = self._objection_header
+            for key, value in scope["headers"]:
+                if key == wanted:
+                    signal = parse_boolean(value) is True
+                    break
         consent = objection = vulnerable = False
+        now = None
         if subject is not None:
-            decision.subject_ref = guard.auditor.pseudonym(subject)
-            now = decision.at = guard.now()
-            state = guard.facts.state(subject)
-            policy = self.policy
-            if policy.purpose is not None:
-                consent = state.consent_valid(policy.purpose, policy.notice_version, now)
+            now = self._now()
+            state = self._state(subject)
+            if self._purpose is not None:
+                consent = state.consent_valid(self._purpose, self._notice_version, now)
             objection = state.objected(self.name)
             if self._route_vulnerable and reviewer is None:
-                vulnerable = bool(guard.vulnerability(subject))  # type: ignore[misc]
-        decision.reviewer = reviewer
-        decision.verdict = self._verdicts[
-            (self.name in guard.facts.suspended)
-            | (reviewer is not None) << 1
-            | consent << 2
-            | objection << 3
-            | signal << 4
-            | vulnerable << 5
-        ]
-        return decision
+                vulnerable = bool(self._vulnerability(subject))  # type: ignore[misc]
+        return Decision(
+            decision_id,
+            subject,
+            self._verdicts[
+                (self.name in self._facts.suspended)
+                | (reviewer is not None) << 1
+                | consent << 2
+                | objection << 3
+                | signal << 4
+                | vulnerable << 5
+            ],
+            reviewer,
+            started,
+            context,
+            subject_ref,
+            now,
+        )
 
     # -- step 2 -----------------------------------------------------------------------------
 
@@ -325,44 +371,48 @@ class Gate:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _subject(self, decision: Decision) -> str | None:
-        """The subject of the decision; an unusable one is recorded and refused (enforce mode)."""
-        context = decision.context
-        try:
-            raw = context.subject
-            if raw is None and context.scope is not None:
-                raw = self._guard.subject_resolver(context.scope)
-        except InvalidSubjectEncoding as exc:
-            return self._bad_subject(decision, Reason.SUBJECT_INVALID, as_sentence(str(exc)))
+    def _first_sight(
+        self, decision_id: str, started: int, context: DecisionContext, raw: str | None
+    ) -> tuple[str | None, str | None]:
+        """Check a subject not seen before and pseudonymise it; an unusable one is recorded
+        and refused (enforce mode). Returns the subject and its pseudonym, or two ``None``."""
         if raw is None:
-            return self._bad_subject(
-                decision,
+            self._bad_subject(
+                decision_id,
+                started,
+                context,
                 Reason.SUBJECT_MISSING,
                 "The request does not say whom the decision is about.",
             )
+            return None, None
         try:
-            return check_subject(raw)
+            subject = check_subject(raw)
         except ValueError as exc:
-            return self._bad_subject(decision, Reason.SUBJECT_INVALID, as_sentence(str(exc)))
+            self._bad_subject(
+                decision_id, started, context, Reason.SUBJECT_INVALID, as_sentence(str(exc))
+            )
+            return None, None
+        subject_ref = self._pseudonym(subject)
+        refs = self._subject_refs
+        if len(refs) >= _SUBJECT_REFS_LIMIT:
+            refs.clear()
+        refs[subject] = subject_ref
+        return subject, subject_ref
 
-    def _bad_subject(self, decision: Decision, reason: Reason, detail: str) -> str | None:
+    def _bad_subject(
+        self, decision_id: str, started: int, context: DecisionContext, reason: Reason, detail: str
+    ) -> None:
         if self.enforce:
-            decision.verdict = verdict(Outcome.BLOCK, reason)
+            decision = Decision(
+                decision_id, None, verdict(Outcome.BLOCK, reason), None, started, context
+            )
             self._record(decision, EventKind.DECISION, detail=detail)
             problem = (
                 problems.SUBJECT_MISSING
                 if reason is Reason.SUBJECT_MISSING
                 else problems.SUBJECT_INVALID
             )
-            raise DecisionBlocked(problem, detail, decision_id=decision.id)
-        return None
-
-    def _objection_signal(self, scope: object) -> bool:
-        wanted = self._objection_header
-        for key, value in scope["headers"]:  # type: ignore[index]
-            if key == wanted:
-                return parse_boolean(value) is True
-        return False
+            raise DecisionBlocked(problem, detail, decision_id=decision_id)
 
     def _record(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
@@ -315,5 +316,4 @@ def _describe(where: str, exc: ValidationError) -> str:
     return f"{where}: {problems}"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+_utc_now: Callable[[], datetime] = partial(datetime.now, UTC)

@@ -15,18 +15,19 @@ __all__ = ["new_id"]
 _random = random.Random(os.urandom(32))
 _getrandbits = _random.getrandbits
 _time_ns = time.time_ns
+# the 80 bits after the millisecond: version 7 in the top nibble, variant 0b10 at bits 62-63,
+# 74 random bits around them
+_VERSION_VARIANT = (0x7 << 76) | (0b10 << 62)
+_RANDOM = ((1 << 80) - 1) ^ (0xF << 76) ^ (0b11 << 62)
 
 
 def new_id() -> str:
     """A new UUIDv7 string."""
-    value = (
-        ((_time_ns() // 1_000_000) << 80)
-        | (0x7 << 76)
-        | (_getrandbits(12) << 64)
-        | (0b10 << 62)
-        | _getrandbits(62)
+    h = (
+        (((_time_ns() // 1_000_000) << 80) | (_getrandbits(80) & _RANDOM) | _VERSION_VARIANT)
+        .to_bytes(16)
+        .hex()
     )
-    h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

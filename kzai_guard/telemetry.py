@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry import metrics, trace
+from opentelemetry import metrics
+from opentelemetry.trace import INVALID_SPAN, get_current_span
 
 __all__ = ["Telemetry"]
 
@@ -47,7 +48,9 @@ class Telemetry:
             self._attributes[key] = attributes
         self._counter.add(1, attributes)
         self._latency.record(latency_us, attributes)
-        span = trace.get_current_span()
+        span = get_current_span()
+        if span is INVALID_SPAN:
+            return None
         context = span.get_span_context()
         if not context.is_valid:
             return None

@@ -175,6 +175,9 @@ class AuditLog:
         self._indexer = Indexer()
         self._written = WrittenIds(0)
         self._writer = threading.Thread(target=self._run, name="kzai-audit-writer", daemon=True)
+        self._writing = False
+        """True from just before the writer starts until it stops, however it stops: what
+        :attr:`healthy` reads instead of asking the thread on every decision."""
 
     # ------------------------------------------------------------------ opening
 
@@ -268,6 +271,7 @@ class AuditLog:
             if isinstance(exc, OSError):
                 raise AuditLogError(f"cannot open audit log {path}: {exc}") from exc
             raise
+        log._writing = True
         log._writer.start()
         return log
 
@@ -444,7 +448,7 @@ class AuditLog:
     @property
     def healthy(self) -> bool:
         """False while records cannot be written, and after :meth:`close`."""
-        return self._error is None and not self._closing and self._writer.is_alive()
+        return self._error is None and not self._closing and self._writing
 
     @property
     def size(self) -> int:
@@ -604,6 +608,8 @@ class AuditLog:
                 items, self._items = self._items, collections.deque()
                 self._not_full.notify_all()
             self._fail(items, exc)
+        finally:
+            self._writing = False
 
     def _loop(self) -> None:
         while True:

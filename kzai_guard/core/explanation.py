@@ -11,6 +11,7 @@ import enum
 import hashlib
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kzai_guard.core.policy import ModelInfo
@@ -102,6 +103,8 @@ class ExplanationDefaults(BaseModel):
 
 
 _COMPLETED_BY_DEFAULTS = ("how_to_object", "human_contact", "contact", "model")
+_JSON_KEYS = orjson.OPT_NON_STR_KEYS
+"""The summary's keys are :class:`Language` members: orjson writes their values."""
 _LANGUAGE_CODES = tuple(lang.value for lang in _LANGUAGE_ORDER)
 
 
@@ -125,8 +128,25 @@ def missing_fields(explanation: Explanation, defaults: ExplanationDefaults) -> l
 
 
 def explanation_json(explanation: Explanation) -> bytes:
-    """The explanation as the decision function gave it, as JSON (the form that is digested)."""
+    """The explanation as the decision function gave it, as JSON (the form that is digested).
+
+    Byte for byte what pydantic's serializer writes. orjson writes it straight from the
+    model's fields, several times faster; pydantic serves subclasses and whatever orjson
+    refuses (a string that is not valid UTF-8), so that it raises its own error there.
+    """
+    if type(explanation) is Explanation:
+        try:
+            return orjson.dumps(explanation.__dict__, default=_nested_fields, option=_JSON_KEYS)
+        except orjson.JSONEncodeError:
+            pass
     return explanation.__pydantic_serializer__.to_json(explanation)
+
+
+def _nested_fields(value: object) -> dict[str, Any]:
+    """The fields of the models an explanation holds, for orjson; anything else it refuses."""
+    if type(value) is Factor or type(value) is ModelInfo:
+        return value.__dict__
+    raise TypeError(f"{type(value).__name__} is not part of an explanation")
 
 
 def explanation_digest(explanation: Explanation) -> str:

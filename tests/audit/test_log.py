@@ -40,6 +40,19 @@ def test_audit_log_is_an_audit_sink(tmp_path: Path, signer: Signer) -> None:
     assert log.healthy is False
 
 
+def test_a_writer_that_stopped_leaves_the_log_unhealthy(
+    tmp_path: Path, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(AuditLog, "_loop", lambda self: None)
+    log = AuditLog.open(tmp_path / "a", signer=signer)
+    try:
+        log._writer.join(timeout=10)
+        assert not log._writer.is_alive()
+        assert log.healthy is False
+    finally:
+        log.close()
+
+
 def test_records_read_back_in_order_with_personal_fields(write_log: WriteLog) -> None:
     directory = write_log(20)
     entries = list(read_verified(directory))

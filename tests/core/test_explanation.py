@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from kzai_guard.core.explanation import (
     Direction,
@@ -14,6 +15,7 @@ from kzai_guard.core.explanation import (
     Factor,
     complete,
     explanation_digest,
+    explanation_json,
     localise,
     missing_fields,
     with_defaults,
@@ -102,3 +104,50 @@ def test_without_a_language_the_first_of_kk_ru_en_is_served_unmarked() -> None:
     )
     assert (body["summary"], body["summary_fallback"]) == ("r", False)
     assert body["summaries"] == {"en": "e", "ru": "r"}
+
+
+_TEXT = st.text(min_size=1, max_size=40).filter(str.strip)
+_FACTORS = st.builds(
+    Factor,
+    name=st.text(min_size=1, max_size=40),
+    direction=st.sampled_from(Direction),
+    weight=st.floats(0.0, 1.0),
+    value=st.none() | st.text(max_size=40),
+)
+_MODELS = st.none() | st.builds(
+    ModelInfo,
+    name=st.from_regex(r"[\x21-\x7e]{1,20}", fullmatch=True),
+    version=st.from_regex(r"[\x21-\x7e]{1,10}", fullmatch=True),
+    provider=st.none() | st.text(max_size=20),
+)
+_EXPLANATIONS = st.builds(
+    Explanation,
+    summary=st.dictionaries(st.sampled_from(Language), _TEXT, min_size=1),
+    factors=st.lists(_FACTORS, max_size=4).map(tuple),
+    ai_role=_TEXT,
+    consequences=_TEXT,
+    how_to_object=st.none() | _TEXT,
+    human_contact=st.none() | _TEXT,
+    contact=st.none() | _TEXT,
+    model=_MODELS,
+)
+
+
+@given(_EXPLANATIONS)
+def test_the_json_is_byte_for_byte_what_pydantic_writes(explanation: Explanation) -> None:
+    assert explanation_json(explanation) == explanation.model_dump_json().encode()
+
+
+def test_a_string_json_cannot_hold_fails_as_pydantic_fails() -> None:
+    broken = Explanation(summary={Language.EN: "a\ud800"}, ai_role="r", consequences="c")
+    with pytest.raises(PydanticSerializationError, match="surrogates not allowed"):
+        explanation_json(broken)
+
+
+def test_a_subclass_is_written_by_pydantic_with_its_own_fields() -> None:
+    class Tagged(Explanation):
+        tag: str = "t"
+
+    tagged = Tagged(summary={Language.EN: "s"}, ai_role="r", consequences="c")
+    assert explanation_json(tagged) == tagged.model_dump_json().encode()
+    assert b'"tag":"t"' in explanation_json(tagged)

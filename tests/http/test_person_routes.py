@@ -108,3 +108,15 @@ def test_a_refusal_for_a_missing_subject_is_recorded_and_not_cached() -> None:
         None,
     )
     guard.close()
+
+
+def test_person_routes_are_found_below_the_apps_root_path() -> None:
+    guard, _ = memory_guard([loan_policy()], subject=kg.from_user(), contact="c")
+    app = app_with(guard, [Middleware(StaticAuthentication, username="A-1")])
+    client = TestClient(app, root_path="/bank")
+    guard.consents.grant("A-1", "credit", "v1")
+    decision_id = client.post("/loans/A-1").headers["ai-decision-id"]
+    explanation = client.get(f"/ai-decisions/{decision_id}/explanation")
+    assert explanation.status_code == 200
+    assert explanation.json()["decision_id"] == decision_id
+    guard.close()
