@@ -9,7 +9,7 @@ is durable: a crash that takes the assignment away leaves the key in the reserve
 :meth:`SqliteSubjectKeys.recover` assigns it again from the lines.
 
 The writer's path therefore does no database write at all while the reserve lasts. A keeper
-thread, on a connection of its own, commits the assignments (a few times a second, without an
+thread, on a connection of its own, commits the assignments (four times a second, without an
 fsync) and refills the reserve before it runs low (with one); the writer's connection only
 reads, and in WAL mode a read never waits for a write. Should the reserve run dry, a new key is
 made on the spot and committed durably before its records are written, as other stores do.
