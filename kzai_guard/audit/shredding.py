@@ -25,7 +25,7 @@ import hashlib
 import operator
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, cast, runtime_checkable
 
 import orjson
@@ -64,6 +64,10 @@ _NONCE_SIZE = 12
 AAD_PREFIX = b"kzai-guard sealed v1\n"
 """What the associated data of every sealed record starts with (then id, newline, ref)."""
 _nonce_bytes = operator.methodcaller("to_bytes", _NONCE_SIZE, "big")
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
+_third = operator.itemgetter(2)
+_encrypt_of = operator.attrgetter("encrypt")
 _FIELD_LISTS: dict[tuple[str, ...], str] = {
     names: ",".join(names)
     for names in (
@@ -120,6 +124,14 @@ class ReservedSubjectKeys(BatchedSubjectKeys, Protocol):
 
     def key_number(self, ref: str) -> int | None:
         """The number of the reserved key of ``ref`` while its assignment is not durable."""
+        ...
+
+    def key_numbers(self, refs: Sequence[str]) -> list[int | None]:
+        """:meth:`key_number` of each of ``refs``, in order."""
+        ...
+
+    def keys_for(self, refs: Sequence[str]) -> list[bytes]:
+        """The key of each of ``refs`` (made where absent, as ``key_for``), in order."""
         ...
 
     def needs_reserve(self) -> bool:
@@ -231,11 +243,17 @@ class Sealer:
             if None not in cached
             else [self._ref(owner) for owner in distinct]
         )
-        names = [name for name, _, _ in refs]
+        names = list(map(_first, refs))
         if self._batched is not None:
             self._batched.prefetch(names)
-        key_for = self.keys.key_for
-        keys = [key_for(name, True) for name in names]
+        reserved = self._reserved
+        if reserved is not None:
+            keys: list[bytes | None] = list(reserved.keys_for(names))
+            numbers = reserved.key_numbers(names)
+        else:
+            key_for = self.keys.key_for
+            keys = [key_for(name, True) for name in names]
+            numbers = [None] * len(names)
         # a missing key (None) finds no cipher and is reported by _cipher
         found = list(map(self._ciphers.get, cast(list[bytes], keys)))
         ciphers = (
@@ -243,16 +261,10 @@ class Sealer:
             if None not in found
             else [self._cipher(key, name) for key, name in zip(keys, names, strict=True)]
         )
-        if self._reserved is not None:
-            numbers = list(map(self._reserved.key_number, names))
-        else:
-            numbers = [None] * len(names)
-        return {
-            owner: (cipher.encrypt, ref, tail, number)
-            for owner, cipher, (_, ref, tail), number in zip(
-                distinct, ciphers, refs, numbers, strict=True
-            )
-        }
+        seals = zip(
+            map(_encrypt_of, ciphers), map(_second, refs), map(_third, refs), numbers, strict=True
+        )
+        return dict(zip(distinct, cast(Iterable[SubjectSeal], seals), strict=True))
 
     def _cipher(self, key: bytes | None, ref: str) -> AESGCM:
         if key is None:

@@ -22,8 +22,9 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 __all__ = ["SqliteSubjectKeys"]
 
@@ -127,6 +128,21 @@ class SqliteSubjectKeys:
         """The number of the reserved key of ``ref`` while its assignment is not durable."""
         return self._numbers.get(ref)
 
+    def key_numbers(self, refs: Sequence[str]) -> list[int | None]:
+        """:meth:`key_number` of each of ``refs``, in order."""
+        return list(map(self._numbers.get, refs))
+
+    def keys_for(self, refs: Sequence[str]) -> list[bytes]:
+        """:meth:`key_for` of each of ``refs`` (made where absent), in order."""
+        found = list(map(self._cache.get, refs))
+        if None not in found:
+            return cast(list[bytes], found)
+        key_for = self.key_for
+        return [
+            key if key is not None else cast(bytes, key_for(ref))
+            for ref, key in zip(refs, found, strict=True)
+        ]
+
     def reserved_key(self, number: int) -> bytes | None:
         """The reserved key numbered ``number``, if it is still reserved.
 
@@ -144,10 +160,13 @@ class SqliteSubjectKeys:
         with self._lock:
             if len(self._cache) > _CACHE_LIMIT:
                 self._cache.clear()
+            self._absent.clear()
+            refs = list(refs)
+            if all(map(self._cache.__contains__, refs)):
+                return
             wanted = [
                 r for r in dict.fromkeys(refs) if r not in self._cache and r not in self._pending
             ]
-            self._absent.clear()
             for start in range(0, len(wanted), _PREFETCH_CHUNK):
                 chunk = wanted[start : start + _PREFETCH_CHUNK]
                 marks = ",".join("?" * len(chunk))

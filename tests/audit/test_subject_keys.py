@@ -291,3 +291,19 @@ def test_an_async_log_commits_fresh_keys_before_its_lines_and_numbers_none(
     assert all("key" not in line["sealed"] for line in _lines(directory))  # type: ignore[operator]
     subjects = [e.record.subject for e in read_verified(directory)]
     assert subjects == [f"p:async-{i}" for i in range(3)]
+
+
+def test_keys_for_a_batch_are_what_key_for_gives_each_ref(tmp_path: Path) -> None:
+    keys = SqliteSubjectKeys(tmp_path / "keys.sqlite3")
+    keys.reserve(2)
+    stored = keys.key_for("sk:stored")
+    keys.commit()
+    keys.sync()
+    pending = keys.key_for("sk:pending")
+    refs = ["sk:stored", "sk:pending", "sk:new", "sk:stored"]
+    batch = keys.keys_for(refs)
+    assert batch[:2] == [stored, pending] and batch[3] == stored
+    assert batch[2] == keys.key_for("sk:new", create=False)
+    assert keys.key_numbers(refs) == [keys.key_number(r) for r in refs]
+    assert keys.key_numbers(refs)[1] is not None  # a reserved key, not yet durable
+    keys.close()
