@@ -21,21 +21,9 @@ from starlette.testclient import TestClient
 import kzai_guard as kg
 from kzai_guard.stores.base import Store, SwitchState
 from kzai_guard.stores.url import open_store
+from tests.samples import EXPLANATION, LOAN
 
-LOAN = kg.DecisionPolicy(
-    name="loan_approval",
-    purpose="credit-scoring",
-    significance=kg.Significance.LEGAL_EFFECT,
-    autonomy=kg.Autonomy.HIGH,
-    risk=kg.RiskClass.HIGH,
-    model=kg.ModelInfo(name="scorer", version="2.1"),
-)
 CARD = LOAN.model_copy(update={"name": "card_limit"})
-EXPLANATION = kg.Explanation(
-    summary={kg.Language.EN: "Approved"},
-    ai_role="A model computed the score.",
-    consequences="The loan is granted.",
-)
 SUBJECT = "A-1"
 ROUNDS = 20
 _AHEAD = 300

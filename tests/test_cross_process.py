@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 import kzai_guard as kg
+from tests.samples import LOAN
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = "postgresql://127.0.0.1/test"
@@ -21,14 +22,6 @@ BOUND_S = 1.0
 GIVE_UP_S = 5.0
 POLL_S = 0.005
 
-LOAN = kg.DecisionPolicy(
-    name="loan_approval",
-    purpose="credit-scoring",
-    significance=kg.Significance.LEGAL_EFFECT,
-    autonomy=kg.Autonomy.HIGH,
-    risk=kg.RiskClass.HIGH,
-    model=kg.ModelInfo(name="scorer", version="2.1"),
-)
 CARD = LOAN.model_copy(update={"name": "card_limit"})
 OTHER_PROCESS = f"""
 import sys, time

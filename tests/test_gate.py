@@ -10,21 +10,9 @@ import kzai_guard as kg
 from kzai_guard import gate
 from kzai_guard.core.pseudonym import Pseudonymizer
 from kzai_guard.testing import memory_guard
+from tests.samples import EXPLANATION, LOAN
 
 KEY = b"kzai-guard-test-pseudonym-key-32b"
-LOAN = kg.DecisionPolicy(
-    name="loan_approval",
-    purpose="credit-scoring",
-    significance=kg.Significance.LEGAL_EFFECT,
-    autonomy=kg.Autonomy.HIGH,
-    risk=kg.RiskClass.HIGH,
-    model=kg.ModelInfo(name="scorer", version="2.1"),
-)
-EXPLANATION = kg.Explanation(
-    summary={kg.Language.EN: "Approved"},
-    ai_role="A model computed the score.",
-    consequences="The loan is granted.",
-)
 
 
 @pytest.fixture

@@ -12,20 +12,8 @@ from hypothesis import strategies as st
 import kzai_guard as kg
 from kzai_guard.core.subject import check_subject
 from kzai_guard.testing import memory_guard
+from tests.samples import EXPLANATION, LOAN
 
-LOAN = kg.DecisionPolicy(
-    name="loan_approval",
-    purpose="credit-scoring",
-    significance=kg.Significance.LEGAL_EFFECT,
-    autonomy=kg.Autonomy.HIGH,
-    risk=kg.RiskClass.HIGH,
-    model=kg.ModelInfo(name="scorer", version="2.1"),
-)
-EXPLANATION = kg.Explanation(
-    summary={kg.Language.EN: "Approved"},
-    ai_role="A model computed the score.",
-    consequences="The loan is granted.",
-)
 KEY_A = b"a" * 32
 KEY_B = b"b" * 32
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

@@ -9,15 +9,8 @@ import pytest
 
 import kzai_guard as kg
 from kzai_guard.testing import memory_guard
+from tests.samples import LOAN as HIGH
 
-HIGH = kg.DecisionPolicy(
-    name="loan_approval",
-    purpose="credit-scoring",
-    significance=kg.Significance.LEGAL_EFFECT,
-    autonomy=kg.Autonomy.HIGH,
-    risk=kg.RiskClass.HIGH,
-    model=kg.ModelInfo(name="scorer", version="2.1"),
-)
 MEDIUM = kg.DecisionPolicy(
     name="card_limit",
     purpose="credit-scoring",

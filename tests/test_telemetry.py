@@ -14,20 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import kzai_guard as kg
 from kzai_guard.testing import memory_guard
-
-LOAN = kg.DecisionPolicy(
-    name="loan_approval",
-    purpose="credit-scoring",
-    significance=kg.Significance.LEGAL_EFFECT,
-    autonomy=kg.Autonomy.HIGH,
-    risk=kg.RiskClass.HIGH,
-    model=kg.ModelInfo(name="scorer", version="2.1"),
-)
-EXPLANATION = kg.Explanation(
-    summary={kg.Language.EN: "Approved"},
-    ai_role="A model computed the score.",
-    consequences="The loan is granted.",
-)
+from tests.samples import EXPLANATION, LOAN
 
 
 @pytest.fixture

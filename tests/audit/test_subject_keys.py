@@ -80,6 +80,14 @@ def _undo_assignments(store: Path, pairs: list[tuple[str, int]]) -> None:
     db.close()
 
 
+def _wait_until(condition: Callable[[], object], failure: str) -> None:
+    """Poll ``condition`` until it holds; fail with ``failure`` after ten seconds."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.01)
+
+
 def _crash_after(directory: Path, signer: Signer, work: Callable[[AuditLog], None]) -> None:
     """Run ``work`` on a sync log in a child process, then kill it with SIGKILL."""
     ready_r, ready_w = os.pipe()
@@ -154,10 +162,10 @@ def test_a_sync_group_commit_with_a_new_subject_pays_one_fsync_and_writes_no_key
     assert reads and all(s.startswith("SELECT") for s in reads)
     ref = subject_ref("p:a-new-subject")
     watcher = sqlite3.connect(store.path)
-    deadline = time.monotonic() + 10
-    while not watcher.execute("SELECT 1 FROM subject_key WHERE ref = ?", (ref,)).fetchone():
-        assert time.monotonic() < deadline, "the keeper never committed the assignment"
-        time.sleep(0.01)
+    _wait_until(
+        lambda: watcher.execute("SELECT 1 FROM subject_key WHERE ref = ?", (ref,)).fetchone(),
+        "the keeper never committed the assignment",
+    )
     watcher.close()
     store._db.set_trace_callback(None)
     store._wdb.set_trace_callback(None)
@@ -211,13 +219,13 @@ def test_the_keeper_refills_the_reserve_and_commits_assignments_on_its_own(
     keys = SqliteSubjectKeys(path)
     keys.reserve(4)
     taken = {ref: keys.key_for(ref) for ref in ("sk:a", "sk:b")}
-    assert keys.key_number("sk:a") is not None
+    assert (keys.key_number("sk:a"), keys.key_number("sk:b")) == (1, 2)
     keys.commit()  # reserved keys only: nothing for the writer to commit
     watcher = sqlite3.connect(path)
-    deadline = time.monotonic() + 10
-    while watcher.execute("SELECT count(*) FROM reserved_key").fetchone()[0] != 7:
-        assert time.monotonic() < deadline, "the keeper never refilled the reserve"
-        time.sleep(0.01)
+    _wait_until(
+        lambda: watcher.execute("SELECT count(*) FROM reserved_key").fetchone()[0] == 7,
+        "the keeper never refilled the reserve",
+    )
     stored = dict(watcher.execute("SELECT ref, key FROM subject_key").fetchall())
     watcher.close()
     assert stored == taken
@@ -235,7 +243,7 @@ def test_a_key_erased_before_the_keeper_commits_it_is_gone_for_good(
     keys.reserve(3)
     keys.key_for("sk:gone")
     number = keys.key_number("sk:gone")
-    assert number is not None
+    assert number == 1  # the first key of the reserve
     keys.erase("sk:gone")
     assert keys.key_for("sk:gone", create=False) is None
     keys.close()
@@ -304,6 +312,6 @@ def test_keys_for_a_batch_are_what_key_for_gives_each_ref(tmp_path: Path) -> Non
     batch = keys.keys_for(refs)
     assert batch[:2] == [stored, pending] and batch[3] == stored
     assert batch[2] == keys.key_for("sk:new", create=False)
-    assert keys.key_numbers(refs) == [keys.key_number(r) for r in refs]
-    assert keys.key_numbers(refs)[1] is not None  # a reserved key, not yet durable
+    # "sk:stored" took reserved key 1, durable since sync(); "sk:new" found the reserve empty
+    assert keys.key_numbers(refs) == [keys.key_number(r) for r in refs] == [None, 2, None, None]
     keys.close()

@@ -1,0 +1,22 @@
+"""The loan decision and the explanation that many tests share."""
+
+from __future__ import annotations
+
+import kzai_guard as kg
+
+LOAN = kg.DecisionPolicy(
+    name="loan_approval",
+    purpose="credit-scoring",
+    significance=kg.Significance.LEGAL_EFFECT,
+    autonomy=kg.Autonomy.HIGH,
+    risk=kg.RiskClass.HIGH,
+    model=kg.ModelInfo(name="scorer", version="2.1"),
+)
+"""A significant, high-autonomy credit decision that relies on consent."""
+
+EXPLANATION = kg.Explanation(
+    summary={kg.Language.EN: "Approved"},
+    ai_role="A model computed the score.",
+    consequences="The loan is granted.",
+)
+"""A complete explanation for :data:`LOAN` (with the guard's defaults)."""
