@@ -195,9 +195,7 @@ class Gate:
         self._vulnerability = guard.vulnerability
         self._purpose = policy.purpose
         self._notice_version = policy.notice_version
-        self._subject_refs: dict[str, str] = {}
-        """Subjects already found usable, with their pseudonyms (both pure functions of the
-        identifier), so that a returning subject costs one dictionary lookup."""
+        self._subject_refs = guard.checked_subjects
 
     # -- step 1 -----------------------------------------------------------------------------
 

@@ -119,6 +119,10 @@ class Guard:
             else _open_audit_log(audit, durability, audit_signer)
         )
         self.auditor = Auditor(self.sink, Pseudonymizer(key), self.profile.value)
+        self.checked_subjects: dict[str, str] = {}
+        """Subjects a gate has found usable, with their pseudonyms (both pure functions of the
+        identifier, whatever the policy), so that a returning subject costs every gate one
+        dictionary lookup. The gates keep it bounded."""
         self.facts = FactCache(
             self.store, limit=self.settings.cache_limit, poll_interval=self.settings.poll_interval
         )

@@ -81,3 +81,28 @@ def test_subjects_beyond_the_memory_limit_are_still_checked_and_pseudonymised(
     pseudonym = Pseudonymizer(KEY)
     recorded = [r.subject for r in sink.of_kind(kg.EventKind.DECISION)]
     assert recorded == [pseudonym(s) for s in subjects]
+
+
+def test_a_subject_checked_under_one_policy_is_not_checked_again_under_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    card = LOAN.model_copy(update={"name": "card_limit"})
+    guard, sink = memory_guard([LOAN, card], contact="credit@example.kz", pseudonym_key=KEY)
+    checked: list[str] = []
+    real_check = gate.check_subject
+    monkeypatch.setattr(
+        gate, "check_subject", lambda raw: (checked.append(raw), real_check(raw))[1]
+    )
+    guard.consents.grant("A-1", "credit-scoring", "v1")
+
+    @guard.decision("card_limit")
+    def limit() -> str:
+        kg.explain(EXPLANATION)
+        return "approved"
+
+    assert [decide(scorer(guard), "A-1"), decide(limit, "A-1")] == ["approved", "approved"]
+    guard.close()
+
+    assert checked == ["A-1"]
+    expected = Pseudonymizer(KEY)("A-1")
+    assert [r.subject for r in sink.of_kind(kg.EventKind.DECISION)] == [expected, expected]

@@ -173,10 +173,8 @@ class PersonRoute(BaseRoute):
         self.prefix = self.app.prefix
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] == "http":
-            path: str = scope["path"] if not scope.get("root_path") else route_path(scope)
-            if path.startswith(self.prefix):
-                return Match.FULL, {}
+        if scope["type"] == "http" and route_path(scope).startswith(self.prefix):
+            return Match.FULL, {}
         return Match.NONE, {}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
