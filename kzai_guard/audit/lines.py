@@ -170,12 +170,8 @@ def _escaped(
 
 def _text_safe_record(record: AuditRecord) -> AuditRecord:
     """``record`` with every string field made encodable (itself if all of them are)."""
-    changed: dict[str, Any] = {}
-    for name, value in zip(_ALL, _get_all(record), strict=True):
-        if type(value) is str:
-            safe = value.encode("utf-8", "backslashreplace").decode()
-            if safe != value:
-                changed[name] = safe
+    values = dict(zip(_ALL, _get_all(record), strict=True))
+    changed = {k: v for k, v in _text_safe(values).items() if v != values[k]}
     return dataclasses.replace(record, **changed) if changed else record
 
 
