@@ -93,6 +93,7 @@ def run(budget: Budget, sections: set[str], *, pin: bool, command: str) -> dict[
         machine.layout(cores) if pin else {"bench": None, "server": None, "client": None}
     )
     pinned = machine.pin(layout["bench"])
+    snapshot = machine.cpu_snapshot()
     started = time.perf_counter()
     results: dict[str, Any] = {
         "schema": report.SCHEMA,
@@ -128,6 +129,9 @@ def run(budget: Budget, sections: set[str], *, pin: bool, command: str) -> dict[
         results["sections"][name] = entry
     results["duration_s"] = round(time.perf_counter() - started, 2)
     results["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["contention"] = machine.contention(
+        snapshot, machine.cpu_snapshot(), described["cores"] or 1
+    )
     results["summary"] = report.summary(results)
     return results
 

@@ -103,7 +103,10 @@ SCHEMA = """\
 ## The JSON results
 
 `{"schema", "mode", "command", "started_utc", "duration_s", "machine", "pinning", "summary",
-"sections": {name: {"status": "ok"|"error", "seconds", "figures": [...]}}}`; a figure is
+"loadavg_at_end", "contention", "sections": {name: {"status": "ok"|"error", "seconds",
+"figures": [...]}}}`; `contention` is `{"others", "steal"}`, the shares of the CPU (all cores,
+over the run) that other processes and other guests of the hypervisor took, or `null` without
+`/proc/stat`; a figure is
 `{"section", "name", "unit", "subject_label", "subject", "baseline_label", "baseline", "delta",
 "ratio", "target", "status", "note", "extra"}`, where `subject` and `baseline` are
 `{"median", "q1", "q3", "min", "max", "n"}` or `"unavailable"`.
@@ -122,11 +125,30 @@ def _machine(results: dict[str, Any]) -> str:
             f"{results['duration_s']:.0f} s, started {results['started_utc']})",
             f"- CPU: {m['cpu']}, {m['cores']} cores (allowed: {m['allowed_cores']}); "
             f"load average at start {m['loadavg_at_start']}",
+            _contention_line(results),
             f"- Python {m['python']} ({m['implementation']}) on {m['platform']}",
             f"- Pinning: in-process measurements on core {pinning['bench_core']}, servers on core "
             f"{pinning['server_core']}, load generator on core {pinning['client_core']}",
             f"- Packages: {packages}",
         ]
+    )
+
+
+BUSY_LOAD_AT_START = 0.5
+"""A run that starts with more than this load per core shared the CPU from the start."""
+BUSY_OTHERS = 0.10
+"""A run in which other processes took more than this share of the CPU (all cores) is busy."""
+BUSY_STEAL = 0.05
+"""Likewise for the share the hypervisor gave to other guests (steal time)."""
+
+
+def _contention_line(results: dict[str, Any]) -> str:
+    shares = results.get("contention")
+    if shares is None:
+        return "- Other work during the run: not known (no /proc/stat)"
+    return (
+        f"- Other work during the run: {shares['others']:.1%} of the CPU (all cores, the run's "
+        f"own processes and its children excluded); steal {shares['steal']:.1%}"
     )
 
 
@@ -139,10 +161,23 @@ def _warnings(results: dict[str, Any]) -> str:
         )
     cores = results["machine"]["cores"] or 1
     loads = [results["machine"]["loadavg_at_start"][0], results.get("loadavg_at_end", [0])[0]]
-    if max(loads) > 0.5 * cores:
+    shares = results.get("contention")
+    if shares is None:
+        # no CPU counters: the load average, the run's own processes included, is all there is
+        if max(loads) > 0.5 * cores:
+            lines.append(
+                f"> **Busy machine.** Load average {loads[0]} at the start and {loads[1]} at the "
+                f"end of the run, on {cores} cores: the figures may be noisy."
+            )
+    elif (
+        loads[0] > BUSY_LOAD_AT_START * cores
+        or shares["others"] > BUSY_OTHERS
+        or shares["steal"] > BUSY_STEAL
+    ):
         lines.append(
-            f"> **Busy machine.** Load average {loads[0]} at the start and {loads[1]} at the end "
-            f"of the run, on {cores} cores: other work shared the CPU and the figures are noisy."
+            f"> **Busy machine.** During the run other work took {shares['others']:.0%} of the "
+            f"CPU and the hypervisor gave {shares['steal']:.0%} to other guests (load average "
+            f"{loads[0]} at the start, on {cores} cores): the figures are noisy."
         )
     return "\n>\n".join(lines)
 

@@ -1,10 +1,14 @@
-"""The machine a run measured: CPU, cores, Python, library versions, and core pinning."""
+"""The machine a run measured: CPU, cores, Python, library versions, core pinning, and how
+much of the CPU other work took while the run went on."""
 
 from __future__ import annotations
 
 import os
 import platform
+import resource
 import sys
+import time
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -91,4 +95,53 @@ def describe() -> dict[str, Any]:
         "platform": platform.platform(),
         "loadavg_at_start": [round(x, 2) for x in load],
         "packages": versions,
+    }
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU time of the whole machine and of this run's own processes, at one moment."""
+
+    wall_s: float
+    busy_s: float | None
+    """Every core's non-idle time (user, nice, system, irq, softirq), or None without /proc."""
+    steal_s: float | None
+    """Time the hypervisor gave the virtual cores to other guests."""
+    own_s: float
+    """This process's CPU time and that of its children waited for (servers, load generator,
+    callgrind runs)."""
+
+
+def cpu_snapshot() -> CpuSnapshot:
+    """Read the machine's CPU counters (``/proc/stat``) and this run's own CPU time."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own_s = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    busy_s = steal_s = None
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        fields = []
+    if fields and fields[0] == "cpu" and len(fields) >= 9:
+        tick = os.sysconf("SC_CLK_TCK")
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+        busy_s = (user + nice + system + irq + softirq) / tick
+        steal_s = steal / tick
+    return CpuSnapshot(time.perf_counter(), busy_s, steal_s, own_s)
+
+
+def contention(before: CpuSnapshot, after: CpuSnapshot, cores: int) -> dict[str, float] | None:
+    """What share of the machine's CPU (all cores, the run's wall time) went to work other than
+    this run (``others``) and to other guests of the hypervisor (``steal``); None without
+    ``/proc/stat``."""
+    if before.busy_s is None or after.busy_s is None:
+        return None
+    if before.steal_s is None or after.steal_s is None:
+        return None
+    capacity = max(after.wall_s - before.wall_s, 1e-9) * max(cores, 1)
+    others = (after.busy_s - before.busy_s) - (after.own_s - before.own_s)
+    return {
+        "others": round(max(others, 0.0) / capacity, 4),
+        "steal": round(max(after.steal_s - before.steal_s, 0.0) / capacity, 4),
     }

@@ -79,3 +79,44 @@ def test_smoke_run_describes_the_machine(results: dict[str, Any]) -> None:
     machine = results["machine"]
     assert machine["cpu"] and machine["python"] and machine["cores"] >= 1
     assert results["summary"]["ERROR"] == 0
+
+
+def test_smoke_run_says_how_much_cpu_other_work_took(results: dict[str, Any]) -> None:
+    shares = results["contention"]
+    if not Path("/proc/stat").exists():
+        assert shares is None
+        return
+    assert set(shares) == {"others", "steal"}
+    assert all(_is_number(v) and v >= 0.0 for v in shares.values()), shares
+
+
+def test_contention_counts_only_what_the_run_did_not_use() -> None:
+    from benchmarks.machine import CpuSnapshot, contention
+
+    before = CpuSnapshot(wall_s=0.0, busy_s=100.0, steal_s=5.0, own_s=10.0)
+    # 10 s on 2 cores: 12 s busy, 9 of them this run's own, 1 s stolen
+    after = CpuSnapshot(wall_s=10.0, busy_s=112.0, steal_s=6.0, own_s=19.0)
+    assert contention(before, after, 2) == {"others": 0.15, "steal": 0.05}
+    blind = CpuSnapshot(wall_s=10.0, busy_s=None, steal_s=None, own_s=19.0)
+    assert contention(before, blind, 2) is None
+
+
+def _described(contention: dict[str, float] | None, load: float) -> dict[str, Any]:
+    return {
+        "mode": "default",
+        "machine": {"cores": 2, "loadavg_at_start": [load, 0.0, 0.0]},
+        "loadavg_at_end": [1.9, 0.0, 0.0],
+        "contention": contention,
+    }
+
+
+def test_docs_call_a_run_busy_from_other_work_not_from_its_own() -> None:
+    from benchmarks.docs import _warnings
+
+    # the run's own server and load generator raise the load average at its end
+    assert _warnings(_described({"others": 0.02, "steal": 0.01}, 0.3)) == ""
+    assert "Busy machine" in _warnings(_described({"others": 0.25, "steal": 0.0}, 0.3))
+    assert "Busy machine" in _warnings(_described({"others": 0.0, "steal": 0.08}, 0.3))
+    assert "Busy machine" in _warnings(_described({"others": 0.0, "steal": 0.0}, 1.5))
+    # without CPU counters the load average at either end is all there is
+    assert "Busy machine" in _warnings(_described(None, 0.3))
