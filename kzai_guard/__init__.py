@@ -47,7 +47,7 @@ from kzai_guard.errors import (
 from kzai_guard.guard import Guard
 from kzai_guard.middleware import GuardMiddleware
 from kzai_guard.reviewers import reviewer_from_auth
-from kzai_guard.subjects import from_header, from_path_param, from_user
+from kzai_guard.subjects import UnusableSubject, from_header, from_path_param, from_user
 
 __version__ = "0.1.0"
 
@@ -98,6 +98,7 @@ __all__ = [
     "StatutoryBasis",
     "StoreError",
     "UnknownRecord",
+    "UnusableSubject",
     "Verdict",
     "VulnerabilityGround",
     "WithdrawalRestricted",

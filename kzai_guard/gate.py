@@ -50,7 +50,7 @@ from kzai_guard.http.problem import as_sentence
 from kzai_guard.http.structured import parse_boolean
 from kzai_guard.ids import new_id
 from kzai_guard.stores.base import StoredExplanation
-from kzai_guard.subjects import InvalidSubjectEncoding
+from kzai_guard.subjects import UnusableSubject
 
 if TYPE_CHECKING:
     from kzai_guard.guard import Guard
@@ -214,7 +214,7 @@ class Gate:
             subject = context.subject
             if subject is None and scope is not None:
                 subject = self._resolve_subject(scope)
-        except InvalidSubjectEncoding as exc:
+        except UnusableSubject as exc:
             self._bad_subject(
                 decision_id, started, context, Reason.SUBJECT_INVALID, as_sentence(str(exc))
             )

@@ -9,31 +9,59 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["SubjectResolver", "from_header", "from_path_param", "from_user"]
+__all__ = [
+    "InvalidSubjectEncoding",
+    "RepeatedSubjectHeader",
+    "SubjectResolver",
+    "UnusableSubject",
+    "from_header",
+    "from_path_param",
+    "from_user",
+]
 
 SubjectResolver = Callable[[Mapping[str, Any]], str | None]
 """Takes the ASGI scope, returns the subject identifier or ``None``."""
 
 
-class InvalidSubjectEncoding(ValueError):
+class UnusableSubject(ValueError):
+    """The request names its subject in a form the guard cannot take: the decision is refused
+    (``subject-invalid``) rather than made about a guess."""
+
+
+class InvalidSubjectEncoding(UnusableSubject):
     """The subject's bytes are not UTF-8."""
+
+
+class RepeatedSubjectHeader(UnusableSubject):
+    """The subject header came more than once.
+
+    It names one person, so a second copy is either a client's attempt to add its own beside
+    the gateway's or a gateway that appends instead of replacing; neither can be trusted.
+    """
 
 
 def from_header(name: str) -> SubjectResolver:
     """The subject is the value of the request header ``name`` (UTF-8).
 
     Only suitable where a trusted gateway sets the header; otherwise prefer :func:`from_user`.
+    A header that is not UTF-8 (:class:`InvalidSubjectEncoding`) or comes more than once
+    (:class:`RepeatedSubjectHeader`) names no usable subject.
     """
     wanted = name.lower().encode("latin-1")
 
     def resolve(scope: Mapping[str, Any]) -> str | None:
+        found = None
         for key, value in scope["headers"]:
             if key == wanted:
-                try:
-                    return bytes(value).decode("utf-8")
-                except UnicodeDecodeError:
-                    raise InvalidSubjectEncoding("the subject header is not UTF-8") from None
-        return None
+                if found is not None:
+                    raise RepeatedSubjectHeader(f"the {name} header came more than once")
+                found = value
+        if found is None:
+            return None
+        try:
+            return bytes(found).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidSubjectEncoding("the subject header is not UTF-8") from None
 
     return resolve
 

@@ -27,7 +27,7 @@ from kzai_guard.core.review import is_overdue
 from kzai_guard.core.subject import check_subject
 from kzai_guard.errors import UnknownRecord
 from kzai_guard.http.problem import PROBLEM_CONTENT_TYPE, as_sentence, problem_body
-from kzai_guard.subjects import InvalidSubjectEncoding
+from kzai_guard.subjects import UnusableSubject
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
@@ -66,7 +66,7 @@ class PersonRoutes:
     def _subject(self, scope: Scope) -> str | tuple[ProblemType, str]:
         try:
             raw = self.guard.person_resolver(scope)
-        except InvalidSubjectEncoding as exc:
+        except UnusableSubject as exc:
             return problems.SUBJECT_INVALID, as_sentence(str(exc))
         if raw is None:
             return problems.SUBJECT_MISSING, "The request does not say who is asking."

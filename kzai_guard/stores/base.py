@@ -50,9 +50,10 @@ class SwitchState:
     reason: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredExplanation:
-    """An explanation as kept for later retrieval by the person it is about.
+    """An explanation as kept for later retrieval by the person it is about. Treat it as
+    immutable once made (not frozen, so that making one per decision costs less).
 
     ``body`` is the explanation's JSON exactly as the decision function gave it; ``digest`` is
     its SHA-256, as written in the audit record. ``subject_ref`` is the subject's pseudonym:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -132,3 +133,29 @@ def test_any_header_bytes_get_a_decision_or_a_problem_never_a_crash(
     if status != 400:
         assert len(service.sink.records) > before
     assert subject not in body or len(subject) < 4
+
+
+def test_a_subject_header_sent_twice_is_refused_and_recorded(service: Service) -> None:
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    service.guard.consents.grant("B-2", "credit-scoring", "2026-01")
+    status, headers, body = call(
+        service, "/loan/x", [(b"x-subject-id", b"A-1"), (b"x-subject-id", b"B-2")]
+    )
+    assert status == 400 and headers[b"content-type"] == b"application/problem+json"
+    problem = orjson.loads(body)
+    assert problem["type"].endswith("subject-invalid")
+    assert problem["detail"] == "The X-Subject-Id header came more than once."
+    blocked = [r for r in service.sink.records if r.id == problem["decision_id"]]
+    assert [(r.verdict, r.reason, r.subject) for r in blocked] == [
+        ("block", "subject-invalid", None)
+    ]
+
+
+def test_a_subject_header_sent_twice_on_the_persons_routes_is_refused(service: Service) -> None:
+    status, _, body = call(
+        service,
+        "/ai-decisions/objections",
+        [(b"x-subject-id", b"A-1"), (b"x-subject-id", b"A-1")],
+    )
+    assert status == 400 and b"subject-invalid" in body
+    assert not service.guard.facts.state("A-1").objected("loan")
