@@ -153,6 +153,12 @@ def _hotpath(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> l
     return hotpath.run(budget, layout["bench"])
 
 
+def _breakdown(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list[Figure]:
+    from benchmarks import breakdown
+
+    return breakdown.run(budget, layout["bench"])
+
+
 def _instructions(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list[Figure]:
     from benchmarks import instructions
 
@@ -192,6 +198,7 @@ def _siem(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list
 _SECTIONS: dict[str, Runner] = {
     "floor": _floor,
     "hotpath": _hotpath,
+    "breakdown": _breakdown,
     "instructions": _instructions,
     "served": _served,
     "audit": _audit,

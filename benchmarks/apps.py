@@ -210,22 +210,37 @@ def make_guard(store: str = "memory://", audit: Any = None) -> Any:
     )
 
 
+def explanation() -> Any:
+    """The explanation every guarded variant gives, built anew on each call as an endpoint
+    would."""
+    import kzai_guard as kg
+
+    return kg.Explanation(
+        summary={kg.Language.EN: "Application approved", kg.Language.RU: "Заявка одобрена"},
+        factors=(_factor(),),
+        ai_role="The score was computed by a model; no person reviewed it.",
+        consequences="The loan is granted on the offered terms.",
+    )
+
+
+def _factor() -> Any:
+    global _FACTOR
+    if _FACTOR is None:
+        import kzai_guard as kg
+
+        _FACTOR = kg.Factor(name="repayment history", direction=kg.Direction.FAVOURABLE, weight=0.6)
+    return _FACTOR
+
+
+_FACTOR: Any = None
+
+
 def _guarded(framework: Framework, audit: str, store: str) -> Built:
     import kzai_guard as kg
 
     sink, label, cleanup = audit_sink(audit)
     guard: kg.Guard = make_guard(store=store, audit=sink)
     guard.consents.grant(subject=SUBJECT, purpose=PURPOSE, notice_version="1")
-
-    factor = kg.Factor(name="repayment history", direction=kg.Direction.FAVOURABLE, weight=0.6)
-
-    def explanation() -> Any:
-        return kg.Explanation(
-            summary={kg.Language.EN: "Application approved", kg.Language.RU: "Заявка одобрена"},
-            factors=(factor,),
-            ai_role="The score was computed by a model; no person reviewed it.",
-            consequences="The loan is granted on the offered terms.",
-        )
 
     if framework == "starlette":
         from starlette.responses import JSONResponse
@@ -250,11 +265,11 @@ def _guarded(framework: Framework, audit: str, store: str) -> Built:
         guard=guard,
         audit_label=label,
         cleanups=[cleanup, guard.close],
-        settle=_settler(guard, sink),
+        settle=settler(guard, sink),
     )
 
 
-def _settler(guard: Any, sink: Any) -> Callable[[], None]:
+def settler(guard: Any, sink: Any) -> Callable[[], None]:
     """Waits for the guard's background writers: stored explanations, then the audit log."""
     flushes = [
         flush

@@ -60,6 +60,15 @@ METHOD = """\
   the FastAPI baseline carries those spans too). A `BaseHTTPMiddleware` that does nothing and
   a pure ASGI middleware that does nothing show what the pure ASGI design saves. Target: at
   most 10 us added per guarded decision.
+- **Hot path, part by part.** The Starlette app of the in-process figures built in layers,
+  each adding one part of the guard to the layer below it, and driven the same way in one child
+  process: the middleware alone (endpoint undecorated); the decorator with a stand-in gate
+  that does none of the gate's work; the real `Gate.begin` (subject, consent, verdict) or the
+  real `Gate.finish` (explanation JSON, digest and archive, audit record, telemetry, response
+  headers) beside that stand-in; both real with an explanation made once at start-up; the
+  endpoint building its pydantic `Explanation` per request; the signed log instead of a
+  `NullSink`. Each figure is a layer beside the one below it, so its delta is that part's
+  cost; the stand-ins cost a little themselves, so the parts need not add up exactly.
 - **Hot path, instructions.** The Starlette variants of the in-process figures, each run in a
   child process under valgrind's callgrind with 1,000 and with 3,000 requests after the same
   warm-up; the difference over 2,000 requests is what one request costs, every thread counted.

@@ -114,7 +114,7 @@ def _figures(answer: dict[str, Any], otel: str) -> list[Figure]:
     return figures
 
 
-def _repetition(
+def repetition(
     runner: asyncio.Runner,
     driver: Driver,
     settle: Callable[[], None],
@@ -190,7 +190,7 @@ def measure(budget: Budget, otel: apps.OtelMode) -> dict[str, Any]:
 
             wall: dict[str, list[float]] = {v: [] for v in drivers}
             runs = {
-                v: _repetition(runner, drivers[v], settles[v], budget.requests, wall[v])
+                v: repetition(runner, drivers[v], settles[v], budget.requests, wall[v])
                 for v in drivers
             }
             samples = rotated(runs, budget.rounds)

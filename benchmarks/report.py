@@ -16,10 +16,21 @@ import orjson
 from benchmarks.measure import UNAVAILABLE
 
 SCHEMA = 1
-SECTIONS = ("floor", "hotpath", "instructions", "served", "audit", "growth", "consent", "siem")
+SECTIONS = (
+    "floor",
+    "hotpath",
+    "breakdown",
+    "instructions",
+    "served",
+    "audit",
+    "growth",
+    "consent",
+    "siem",
+)
 TITLES = {
     "floor": "Physical floor",
     "hotpath": "Hot path, in-process ASGI",
+    "breakdown": "Hot path, part by part",
     "instructions": "Hot path, instructions per request",
     "served": "Hot path, uvicorn on 127.0.0.1",
     "audit": "Audit log",

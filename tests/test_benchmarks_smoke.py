@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 
+from benchmarks import report
+
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = {"floor", "hotpath", "instructions", "served", "audit", "growth", "consent", "siem"}
+SECTIONS = set(report.SECTIONS)
 STATS = ("median", "q1", "q3", "min", "max", "n")
 STATUSES = {"PASS", "MISS", "INFO", "UNAVAILABLE"}
 UNAVAILABLE = "unavailable"
