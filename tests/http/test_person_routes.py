@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -42,10 +43,11 @@ def app_with(guard: kg.Guard, middleware: list[Middleware]) -> Starlette:
     return app
 
 
-def test_person_routes_see_the_user_set_by_the_apps_own_authentication() -> None:
+@pytest.mark.parametrize("root_path", ["", "/bank"], ids=["at-the-root", "below-a-root-path"])
+def test_person_routes_see_the_user_set_by_the_apps_own_authentication(root_path: str) -> None:
     guard, _ = memory_guard([loan_policy()], subject=kg.from_user(), contact="c")
     app = app_with(guard, [Middleware(StaticAuthentication, username="A-1")])
-    client = TestClient(app)
+    client = TestClient(app, root_path=root_path)
     guard.consents.grant("A-1", "credit", "v1")
     decision_id = client.post("/loans/A-1").headers["ai-decision-id"]
     explanation = client.get(f"/ai-decisions/{decision_id}/explanation")
@@ -107,16 +109,4 @@ def test_a_refusal_for_a_missing_subject_is_recorded_and_not_cached() -> None:
         "subject-missing",
         None,
     )
-    guard.close()
-
-
-def test_person_routes_are_found_below_the_apps_root_path() -> None:
-    guard, _ = memory_guard([loan_policy()], subject=kg.from_user(), contact="c")
-    app = app_with(guard, [Middleware(StaticAuthentication, username="A-1")])
-    client = TestClient(app, root_path="/bank")
-    guard.consents.grant("A-1", "credit", "v1")
-    decision_id = client.post("/loans/A-1").headers["ai-decision-id"]
-    explanation = client.get(f"/ai-decisions/{decision_id}/explanation")
-    assert explanation.status_code == 200
-    assert explanation.json()["decision_id"] == decision_id
     guard.close()

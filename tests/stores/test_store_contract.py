@@ -19,6 +19,7 @@ from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
 from kzai_guard.errors import StoreError, UnknownRecord, WithdrawalRestricted
 from kzai_guard.stores.base import ChangeKind, Store, StoredExplanation, SwitchState
 from kzai_guard.stores.url import open_store
+from tests.samples import LOAN
 
 PG_ADMIN_URL = "postgresql://127.0.0.1/test"
 BACKENDS = ("memory", "sqlite", "postgresql")
@@ -442,16 +443,8 @@ def test_a_closed_store_raises_store_error_on_reads_and_writes(store: Store) -> 
 
 @backends(*BACKENDS)
 def test_consent_purpose_with_nul_is_refused_alike_by_every_backend(store: Store) -> None:
-    policy = kg.DecisionPolicy(
-        name="loan_approval",
-        purpose="credit-scoring",
-        significance=kg.Significance.LEGAL_EFFECT,
-        autonomy=kg.Autonomy.HIGH,
-        risk=kg.RiskClass.HIGH,
-        model=kg.ModelInfo(name="scorer", version="2.1"),
-    )
     guard = kg.Guard(
-        [policy],
+        [LOAN],
         store=store,
         audit=kg.MemorySink(),
         pseudonym_key=b"x" * 32,
