@@ -8,6 +8,8 @@ Every variant serves ``GET /decide`` with the same decision function, on Starlet
   signed log in async durability;
 - ``guarded-null``: the same with a :class:`~kzai_guard.NullSink`, to separate the guard's own
   work from the audit log's;
+- ``least``: the per-decision work the rules require written with nothing around it and
+  nothing stored (:mod:`benchmarks.least`), what the guard's own work is read against;
 - ``basehttp``: a ``BaseHTTPMiddleware`` that does nothing, to show what a pure ASGI design saves;
 - ``pureasgi``: a pure ASGI middleware that does nothing, the cost of one more layer.
 
@@ -27,7 +29,7 @@ from starlette.requests import Request
 from benchmarks.asgi_driver import ASGIApp, Receive, Scope, Send
 
 Framework = Literal["starlette", "fastapi"]
-Variant = Literal["bare", "guarded", "guarded-null", "basehttp", "pureasgi"]
+Variant = Literal["bare", "guarded", "guarded-null", "least", "basehttp", "pureasgi"]
 OtelMode = Literal["api", "sdk"]
 
 FRAMEWORKS: tuple[Framework, ...] = ("starlette", "fastapi")
@@ -111,7 +113,11 @@ def build(
         return _guarded(framework, audit, store)
     if variant == "guarded-null":
         return _guarded(framework, "null", store)
-    app = _app(framework, _bare_endpoint(framework))
+    if variant == "least":
+        from benchmarks import least
+
+        return least.build(framework)
+    app = app_for(framework, _bare_endpoint(framework))
     if variant == "basehttp":
         from starlette.middleware.base import BaseHTTPMiddleware
 
@@ -134,7 +140,8 @@ class NoopMiddleware:
         await self.app(scope, receive, send)
 
 
-def _app(framework: Framework, endpoint: Callable[..., Awaitable[Any]]) -> Any:
+def app_for(framework: Framework, endpoint: Callable[..., Awaitable[Any]]) -> Any:
+    """An app that serves ``endpoint`` at :data:`PATH`, and nothing else."""
     if framework == "starlette":
         from starlette.applications import Starlette
         from starlette.routing import Route
@@ -191,22 +198,27 @@ def make_guard(store: str = "memory://", audit: Any = None) -> Any:
 
         audit = NullSink()
     return kg.Guard(
-        policies=[
-            kg.DecisionPolicy(
-                name=POLICY,
-                purpose=PURPOSE,
-                domain=kg.Domain.CREDIT,
-                significance=kg.Significance.LEGAL_EFFECT,
-                autonomy=kg.Autonomy.HIGH,
-                risk=kg.RiskClass.HIGH,
-                model=kg.ModelInfo(name="scorer", version="1.4", provider="bench"),
-            )
-        ],
+        policies=[policy()],
         profile="kz",
         store=store,
         subject=kg.from_header(SUBJECT_HEADER),
         audit=audit,
         contact="credit-decisions@bank.example.kz",
+    )
+
+
+def policy() -> Any:
+    """The one policy every guarded variant runs: high-risk, solely automated credit scoring."""
+    import kzai_guard as kg
+
+    return kg.DecisionPolicy(
+        name=POLICY,
+        purpose=PURPOSE,
+        domain=kg.Domain.CREDIT,
+        significance=kg.Significance.LEGAL_EFFECT,
+        autonomy=kg.Autonomy.HIGH,
+        risk=kg.RiskClass.HIGH,
+        model=kg.ModelInfo(name="scorer", version="1.4", provider="bench"),
     )
 
 
@@ -250,7 +262,7 @@ def _guarded(framework: Framework, audit: str, store: str) -> Built:
             kg.explain(explanation())
             return JSONResponse(score(request.headers.get(SUBJECT_HEADER)))
 
-        app = _app(framework, decide)
+        app = app_for(framework, decide)
     else:
 
         @guard.decision(POLICY)
@@ -258,7 +270,7 @@ def _guarded(framework: Framework, audit: str, store: str) -> Built:
             kg.explain(explanation())
             return score(request.headers.get(SUBJECT_HEADER))
 
-        app = _app(framework, decide_api)
+        app = app_for(framework, decide_api)
     guard.install(app)
     return Built(
         app,

@@ -58,8 +58,13 @@ METHOD = """\
   (no SDK configured) and with the SDK configured (a `TracerProvider` whose spans go to an
   exporter that drops them; recent FastAPI releases then trace every request themselves, so
   the FastAPI baseline carries those spans too). A `BaseHTTPMiddleware` that does nothing and
-  a pure ASGI middleware that does nothing show what the pure ASGI design saves. Target: at
-  most 10 us added per guarded decision.
+  a pure ASGI middleware that does nothing show what the pure ASGI design saves. The least
+  guard (`benchmarks/least.py`) stands beside them as a reference: the per-decision work the
+  rules require (decision id, subject and objection headers, pseudonym, kill switch, consent
+  and objection lookups, the verdict table, the pydantic explanation encoded and digested,
+  OpenTelemetry, the audit record's fields, three headers) written with nothing around it and
+  storing nothing, so the guard's figure can be read against what that work costs on its own.
+  Target: at most 10 us added per guarded decision.
 - **Hot path, part by part.** The Starlette app of the in-process figures built in layers,
   each adding one part of the guard to the layer below it, and driven the same way in one child
   process: the middleware alone (endpoint undecorated); the decorator with a stand-in gate

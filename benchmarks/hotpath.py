@@ -1,11 +1,11 @@
 """Section 1a: the decision endpoint bare and guarded, called in-process through ASGI.
 
 Each OpenTelemetry mode runs in its own child process (the global tracer provider can be set
-once per process), pinned to one core. Within it, the bare app, the guarded app and the two
-no-op middlewares are driven in interleaved, rotating rounds of back-to-back requests; a
-figure is microseconds of process CPU time (every thread) per request, which other work on a
-shared machine disturbs far less than wall time (kept in the JSON as ``wall_us``); the guard's
-cost is guarded minus bare. A guarded
+once per process), pinned to one core. Within it, the bare app, the guarded app, the least
+guard (:mod:`benchmarks.least`) and the two no-op middlewares are driven in interleaved,
+rotating rounds of back-to-back requests; a figure is microseconds of process CPU time (every
+thread) per request, which other work on a shared machine disturbs far less than wall time
+(kept in the JSON as ``wall_us``); the guard's cost is guarded minus bare. A guarded
 repetition ends when the guard's background writers (stored explanations, the audit log) have
 written everything they were handed, so that work is counted in the repetition that caused it
 and never spills into the next.
@@ -57,6 +57,7 @@ def _name(framework: str, variant: str, otel: str) -> str:
     what = {
         "guarded": "guarded decision",
         "guarded-null": "guarded decision, audit to NullSink",
+        "least": "least guard, nothing stored",
         "basehttp": "BaseHTTPMiddleware no-op",
         "pureasgi": "pure ASGI middleware no-op",
     }[variant]
@@ -68,7 +69,7 @@ def _figures(answer: dict[str, Any], otel: str) -> list[Figure]:
     pinned = answer.get("core")
     for framework, result in answer["frameworks"].items():
         bare = Sample.of(result["bare"])
-        for variant in ("guarded", "guarded-null", "basehttp", "pureasgi"):
+        for variant in ("guarded", "guarded-null", "least", "basehttp", "pureasgi"):
             if otel == "sdk" and variant != "guarded":
                 continue
             target = ADDED if variant.startswith("guarded") else None
@@ -86,6 +87,7 @@ def _figures(answer: dict[str, Any], otel: str) -> list[Figure]:
             note = {
                 "guarded": f"audit: {answer['audit']}",
                 "guarded-null": "the guard's own work, no audit log",
+                "least": "the rules' work with nothing around it (benchmarks/least.py)",
             }.get(variant, "")
             if otel == "sdk" and framework == "fastapi" and _fastapi_traces_itself():
                 note += "; FastAPI traces every request itself once an SDK is configured, so the "
@@ -157,12 +159,12 @@ def measure(budget: Budget, otel: apps.OtelMode) -> dict[str, Any]:
         for framework in apps.FRAMEWORKS:
             variants: list[apps.Variant] = ["bare", "guarded"]
             if otel == "api":
-                variants += ["guarded-null", "basehttp", "pureasgi"]
+                variants += ["guarded-null", "least", "basehttp", "pureasgi"]
             drivers: dict[str, Driver] = {}
             settles: dict[str, Callable[[], None]] = {}
             why_not = missing
             for variant in variants:
-                guarded = variant.startswith("guarded")
+                guarded = variant.startswith("guarded") or variant == "least"
                 if guarded and missing:
                     continue
                 try:

@@ -26,7 +26,7 @@ from benchmarks.child import ROOT
 from benchmarks.measure import Figure, Sample, unavailable
 
 SECTION = "instructions"
-VARIANTS: tuple[apps.Variant, ...] = ("bare", "guarded-null", "guarded")
+VARIANTS: tuple[apps.Variant, ...] = ("bare", "least", "guarded-null", "guarded")
 WARM_UP = 300
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
