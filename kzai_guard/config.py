@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import enum
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -79,12 +80,40 @@ def load_config(path: str | Path) -> tuple[list[DecisionPolicy], dict[str, Any]]
     return policies, guard
 
 
-def _policy(source: Path, index: int, raw: dict[str, Any]) -> DecisionPolicy:
+def _policy(source: Path, index: int, raw: Any) -> DecisionPolicy:
+    if not isinstance(raw, dict):
+        raise ConfigurationError(
+            f"{source}: policy #{index + 1} is not a table; declare each policy as [[policy]]"
+        )
     name = raw.get("name", f"#{index + 1}")
     try:
         return DecisionPolicy.model_validate(raw)
     except ValidationError as exc:
         details = "; ".join(
-            f"field '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors()
+            f"field '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}{_fix(err)}"
+            for err in exc.errors()
         )
         raise ConfigurationError(f"{source}: policy {name!r}: {details}") from exc
+
+
+def _fix(error: Any) -> str:
+    """What to do about one validation error of a policy table, where pydantic does not say."""
+    field = error["loc"][0] if error["loc"] else None
+    if error["type"] == "extra_forbidden":
+        return f" (remove it, or check its spelling; a policy's fields: {', '.join(_FIELDS)})"
+    if error["type"] == "missing" and isinstance(field, str):
+        values = _choices(field)
+        return f" (add {field} = {values})" if values else f" (add {field})"
+    return ""
+
+
+def _choices(field: str) -> str | None:
+    """The allowed values of an enumerated policy field, quoted as TOML writes them."""
+    annotation = DecisionPolicy.model_fields[field].annotation
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        *others, last = (f'"{member.value}"' for member in annotation)
+        return f"{', '.join(others)} or {last}" if others else last
+    return None
+
+
+_FIELDS = tuple(DecisionPolicy.model_fields)

@@ -15,13 +15,14 @@ from typing import Any, ParamSpec, TypeVar, cast
 import anyio.to_thread
 
 from kzai_guard.context import _current
-from kzai_guard.core.verdict import Outcome
+from kzai_guard.core.verdict import Outcome, Reason
 from kzai_guard.gate import Gate
 
 __all__ = ["guard_function"]
 
 P = ParamSpec("P")
 ALLOW = Outcome.ALLOW
+SUSPENDED = Reason.SUSPENDED
 # the context variable's own getter, bound once: no Python call around it per decision
 current_context = _current.get
 R = TypeVar("R")
@@ -37,7 +38,9 @@ def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)
         async def async_decision(*args: P.args, **kwargs: P.kwargs) -> Any:
             decision = begin(current_context())
-            if decision.verdict.outcome is not ALLOW and enforce:
+            if decision.verdict.outcome is not ALLOW and (
+                enforce or decision.verdict.reason is SUSPENDED
+            ):
                 if decision.verdict.outcome is Outcome.ROUTE:
                     await anyio.to_thread.run_sync(gate.refuse, decision)
                 gate.refuse(decision)
@@ -54,7 +57,9 @@ def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def sync_decision(*args: P.args, **kwargs: P.kwargs) -> R:
         decision = begin(current_context())
-        if decision.verdict.outcome is not ALLOW and enforce:
+        if decision.verdict.outcome is not ALLOW and (
+            enforce or decision.verdict.reason is SUSPENDED
+        ):
             gate.refuse(decision)
         if fail_closed and not sink.healthy:
             gate.audit_unavailable(decision)

@@ -7,8 +7,9 @@ HTTP, sync, async and batch callers:
 
 1. :meth:`Gate.begin` (no I/O unless a subject is not cached): resolve the subject, gather facts,
    evaluate. Returns a :class:`Decision`.
-2. If the verdict refuses (in enforce mode), :meth:`Gate.refuse` records it, opens a review ticket
-   where routed, and raises :class:`~kzai_guard.errors.DecisionBlocked` or
+2. If the verdict refuses (in enforce mode; a suspended decision type in monitor mode too),
+   :meth:`Gate.refuse` records it, opens a review ticket where routed, and raises
+   :class:`~kzai_guard.errors.DecisionBlocked` or
    :class:`~kzai_guard.errors.HumanReviewRequired`; the decision function never runs. Nor does
    it while the audit trail cannot record it (:meth:`Gate.audit_unavailable`, fail closed).
 3. Otherwise the function runs and :meth:`Gate.finish` checks the explanation, queues it,

@@ -42,7 +42,7 @@ def document_refusals(app: Any, guard: Guard) -> None:
             return schema
         schema = original()
         guarded = {
-            (route.path, method.lower())
+            (getattr(route, "path_format", route.path), method.lower())
             for route in app.routes
             if getattr(getattr(route, "endpoint", None), POLICY_ATTRIBUTE, None)
             for method in getattr(route, "methods", ())

@@ -148,14 +148,23 @@ def test_file_without_policies_raises_configuration_error_naming_the_file(
 @pytest.mark.parametrize(
     ("edit", "field", "problem"),
     [
-        (('risk = "high"\n', ""), "risk", "Field required"),
+        (
+            ('risk = "high"\n', ""),
+            "risk",
+            'Field required (add risk = "minimal", "medium" or "high")',
+        ),
         (('autonomy = "high"', 'autonomy = "total"'), "autonomy", "'low', 'medium' or 'high'"),
         (
             ('significance = "legal-effect"', 'significance = "huge"'),
             "significance",
             "Input should be",
         ),
-        (('risk = "high"', 'risk = "high"\ncolour = "red"'), "colour", "Extra inputs"),
+        (
+            ('risk = "high"', 'risk = "high"\ncolour = "red"'),
+            "colour",
+            "Extra inputs are not permitted (remove it, or check its spelling; a policy's fields: "
+            "name, purpose, domain",
+        ),
         (('purpose = "credit-scoring"', "purpose = 42"), "purpose", "valid string"),
     ],
     ids=["missing-field", "invalid-enum", "invalid-significance", "unknown-field", "wrong-type"],
@@ -173,6 +182,17 @@ def test_invalid_policy_raises_configuration_error_naming_file_policy_and_field(
     assert "policy 'loan_approval'" in message
     assert f"field '{field}'" in message
     assert problem in message
+
+
+def test_a_policy_that_is_not_a_table_says_how_to_declare_one(tmp_path: Path) -> None:
+    path = write(tmp_path, 'policy = [1, 2]\n[guard]\ncontact = "x@bank.kz"\n')
+
+    with pytest.raises(kg.ConfigurationError) as caught:
+        from_file(path)
+
+    assert str(caught.value) == (
+        f"{path}: policy #1 is not a table; declare each policy as [[policy]]"
+    )
 
 
 def test_invalid_unnamed_policy_is_named_by_its_position(tmp_path: Path) -> None:

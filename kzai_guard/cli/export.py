@@ -13,6 +13,7 @@ the log's chain is broken (the records before the break have been written), 1 on
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from datetime import datetime
@@ -85,9 +86,13 @@ def parse_time(text: str) -> int:
     (1700000000500000, 1700000000000000)
     """
     try:
-        return round(float(text) * 1_000_000)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
+        return round(seconds * 1_000_000)
     try:
         moment = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:

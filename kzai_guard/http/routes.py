@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["PersonRoute", "PersonRoutes", "route_path"]
 
 _MAX_BODY = 4096
+_OBJECTION_FIELDS = frozenset({"policy"})
 _JSON = b"application/json"
 
 
@@ -118,7 +119,10 @@ class PersonRoutes:
     async def _objection(self, scope: Scope, receive: Receive, send: Send, subject: str) -> None:
         policy: str | None
         if scope["method"] == "POST":
-            body = await _read_body(receive)
+            try:
+                body = await _read_body(receive)
+            except _Disconnected:
+                return  # the client left before its body was complete: nothing is recorded
             if body is None:
                 await self._problem(send, problems.BAD_REQUEST, "The body is larger than 4 KiB.")
                 return
@@ -127,7 +131,19 @@ class PersonRoutes:
             except orjson.JSONDecodeError:
                 await self._problem(send, problems.BAD_REQUEST, "The body is not JSON.")
                 return
-            policy = data.get("policy") if isinstance(data, dict) else None
+            if (
+                not isinstance(data, dict)
+                or not data.keys() <= _OBJECTION_FIELDS
+                or not isinstance(data.get("policy"), str | None)
+            ):
+                await self._problem(
+                    send,
+                    problems.BAD_REQUEST,
+                    "The body must be empty (an objection to every automated decision) or a "
+                    'JSON object {"policy": "<decision type>"}.',
+                )
+                return
+            policy = data.get("policy")
         else:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             policy = query.get("policy", [None])[0]
@@ -193,13 +209,18 @@ def route_path(scope: Scope) -> str:
     return path
 
 
+class _Disconnected(Exception):
+    """The client went away before the request body was complete."""
+
+
 async def _read_body(receive: Receive) -> bytes | None:
+    """The request body, or ``None`` when it is larger than :data:`_MAX_BODY`."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b""
+            raise _Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > _MAX_BODY:

@@ -113,6 +113,62 @@ def test_a_bad_objection_body_is_a_400_problem(service: Service) -> None:
     assert service.guard.objections.active("A-1") == []
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[]",
+        b'"loan_approval"',
+        b"42",
+        b"null",
+        b'{"polcy": "loan_approval"}',
+        b'{"policy": ["loan_approval"]}',
+        b'{"policy": {"a": 1}}',
+        b'{"policy": 7}',
+    ],
+)
+def test_an_objection_body_of_another_shape_is_a_400_problem_and_records_nothing(
+    service: Service, body: bytes
+) -> None:
+    response = service.client.post(
+        "/ai-decisions/objections", content=body, headers={"X-Subject-Id": "A-1"}
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert service.guard.objections.active("A-1") == []
+
+
+def test_an_objection_whose_client_leaves_mid_body_records_nothing(service: Service) -> None:
+    messages = [
+        {"type": "http.request", "body": b'{"policy": "loan', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/ai-decisions/objections",
+        "raw_path": b"/ai-decisions/objections",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"x-subject-id", b"A-1")],
+        "client": ("127.0.0.1", 1),
+        "server": ("t", 80),
+    }
+    anyio.run(service.app, scope, receive, send)
+    assert service.guard.objections.active("A-1") == []
+    assert not [m for m in sent if m["type"] == "http.response.start" and m["status"] == 201]
+
+
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -220,6 +220,17 @@ def test_the_kill_switch_suspends_at_once_and_resumes(service: Service) -> None:
     assert kinds == [kg.EventKind.SWITCH_SUSPENDED, kg.EventKind.SWITCH_RESUMED]
 
 
+def test_the_kill_switch_stops_a_monitored_decision_type_too(service: Service) -> None:
+    service.guard.switches.suspend("loan_monitor", by="risk-officer", reason="drift")
+    response = service.decide("monitor")
+    assert (response.status_code, problem_type(response)) == (503, "suspended")
+    assert "approved" not in response.text
+    [record] = service.sink.of_kind(kg.EventKind.DECISION)
+    assert (record.mode, record.verdict, record.reason) == ("monitor", "block", "suspended")
+    service.guard.switches.resume("loan_monitor", by="risk-officer")
+    assert service.decide("monitor").status_code == 200
+
+
 def test_a_significant_decision_without_explanation_is_withheld(service: Service) -> None:
     service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
     response = service.decide("loan-unexplained")

@@ -49,6 +49,14 @@ def build() -> tuple[TestClient, kg.Guard]:
             "approved": score > 0.5 and application.amount < application.income,
         }
 
+    @app.post("/loans/{loan_id:int}/review-decision")
+    @guard.decision("loan_approval")
+    def decide_sync(
+        loan_id: int, application: Application, score: Annotated[float, Depends(scorer)]
+    ) -> dict[str, object]:
+        kg.explain(kg.Explanation(summary={"en": "ok"}, ai_role="model", consequences="granted"))
+        return {"loan": loan_id, "approved": score > 0.5 and application.amount < 100}
+
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -82,4 +90,28 @@ def test_guarded_operations_list_the_refusals_and_others_do_not() -> None:
         "Application"
     )
     assert set(schema["paths"]["/health"]["get"]["responses"]) == {"200"}
+    guard.close()
+
+
+def test_a_sync_endpoint_keeps_validation_and_injection() -> None:
+    client, guard = build()
+    guard.consents.grant("A-1", "credit-scoring", "v1")
+    headers = {"X-Subject-Id": "A-1"}
+    not_a_number = client.post("/loans/x/review-decision", json={"income": 1, "amount": 5})
+    invalid = client.post("/loans/7/review-decision", json={"amount": 5}, headers=headers)
+    valid = client.post(
+        "/loans/7/review-decision", json={"income": 10, "amount": 5}, headers=headers
+    )
+    assert (not_a_number.status_code, invalid.status_code) == (404, 422)
+    assert valid.json() == {"loan": 7, "approved": True}
+    assert valid.headers["ai-decision-id"]
+    guard.close()
+
+
+def test_a_guarded_path_with_a_converter_lists_the_refusals() -> None:
+    client, guard = build()
+    schema = client.get("/openapi.json").json()
+    decide = schema["paths"]["/loans/{loan_id}/review-decision"]["post"]
+    assert set(decide["responses"]) == {"200", "202", "400", "403", "422", "500", "503"}
+    assert [p["name"] for p in decide["parameters"]] == ["loan_id"]
     guard.close()
