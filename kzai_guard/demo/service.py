@@ -61,7 +61,10 @@ def build_service(workdir: Path) -> tuple[FastAPI, kg.Guard]:
         profile="kz",
         store=f"sqlite:///{workdir / 'kzai-guard.db'}",
         audit=workdir / "kzai-audit",
-        subject=kg.from_header("X-Subject-Id"),
+        # the decision is about the applicant its route names, and relies on that one's consent
+        subject=kg.from_path_param("applicant_id"),
+        # who asks on the person's routes: the bank's gateway sets this header after login
+        person=kg.from_header("X-Subject-Id"),
         contact="privacy@demo-bank.kz, +7 727 000 00 00",
     )
     app = FastAPI(title="Demo Bank loans")
