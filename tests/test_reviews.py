@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -189,3 +189,30 @@ def test_overdue_lists_only_open_tickets_past_their_deadline_at_the_given_time(
 
     assert guard.reviews.overdue(at=late.deadline) == []
     assert guard.reviews.overdue(at=late.deadline + timedelta(seconds=1)) == [late]
+
+
+def test_a_guard_wide_review_deadline_counts_its_working_days_past_the_weekend() -> None:
+    monday = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
+    guard, _ = memory_guard(
+        [HIGH], contact="credit@example.kz", clock=lambda: monday, review_deadline_days=5
+    )
+
+    ticket = routed_ticket(guard, "R-6")
+
+    # Tue 3 .. Fri 6 and Mon 9 February; the ticket is due by the end of Monday in Almaty
+    assert (ticket.opened_at, ticket.deadline) == (monday, datetime(2026, 2, 9, 19, 0, tzinfo=UTC))
+    guard.close()
+
+
+def test_a_policys_review_deadline_overrides_the_guards_and_skips_a_carried_over_holiday() -> None:
+    friday = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)
+    two_days = HIGH.model_copy(update={"review_deadline_days": 2})
+    guard, _ = memory_guard(
+        [two_days], contact="credit@example.kz", clock=lambda: friday, review_deadline_days=5
+    )
+
+    ticket = routed_ticket(guard, "R-7")
+
+    # 8 March is a Sunday in 2026, so Monday 9th is off: Tue 10 and Wed 11 count
+    assert ticket.deadline == datetime(2026, 3, 11, 19, 0, tzinfo=UTC)
+    guard.close()

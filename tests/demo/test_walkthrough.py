@@ -1,0 +1,40 @@
+"""``python -m kzai_guard.demo`` walks through the law in order and the audit log verifies."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+DECISION = re.compile(r"^   -> POST /loans/[^/]+/decision: (\d{3})$", re.MULTILINE)
+STEP = re.compile(r"^(\d)\. ", re.MULTILINE)
+EXPLAINED = re.compile(
+    r"^   -> POST /loans/[^/]+/decision: 200\n"
+    r"      ai-disclosure: mode=machine-generated, model=[^\n]+\n"
+    r"      ai-decision-id: (\S+)\n"
+    r"      link: </ai-decisions/\1/explanation>; rel=\"explanation\"\n",
+    re.MULTILINE,
+)
+
+
+def test_the_demo_blocks_allows_routes_and_blocks_again_then_verifies_its_log(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kzai_guard.demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = done.stdout
+
+    assert done.returncode == 0, done.stderr
+    assert STEP.findall(output) == ["1", "2", "3", "4", "5"]
+    assert DECISION.findall(output) == ["403", "200", "202", "403"]
+    assert EXPLAINED.search(output)
+    assert output.count('"type": "urn:kzai-guard:problem:no-legal-basis"') == 2
+    assert '"type": "urn:kzai-guard:problem:human-review"' in output
+    assert re.search(r"^OK: \d+ records", output, re.MULTILINE)
+    assert (tmp_path / "kzai-demo" / "kzai-audit").is_dir()
