@@ -1,0 +1,136 @@
+"""Any request to the person's routes is answered with a success or an RFC 9457 problem.
+
+Arbitrary paths under the prefix, arbitrary objection bodies and query strings, and any
+``?lang=`` on the explanation route: never a server error, never a body of another kind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from tests.http.conftest import Service
+
+PREFIX = "/ai-decisions"
+FIXTURES = [HealthCheck.function_scoped_fixture]
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.sampled_from([math.inf, math.nan, "loan_approval", "offers", ""])
+    | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+
+
+async def asgi_request(
+    app: Any, method: str, path: str, query: bytes, body: bytes
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"x-subject-id", b"A-1"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("t", 80),
+    }
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], dict(start["headers"]), content
+
+
+def request(
+    service: Service, method: str, path: str, query: bytes = b"", body: bytes = b""
+) -> tuple[int, bytes]:
+    status, headers, content = anyio.run(asgi_request, service.app, method, path, query, body)
+    assert status != 500
+    if 200 <= status < 300:
+        assert headers[b"content-type"] == b"application/json"
+        json.loads(content)
+    else:
+        assert headers[b"content-type"] == b"application/problem+json"
+        assert json.loads(content)["status"] == status
+    return status, content
+
+
+@pytest.fixture
+def decision_id(service: Service) -> Iterator[str]:
+    """A decision about A-1 with an explanation, so that the explanation route answers."""
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    response = service.decide("loan")
+    assert response.status_code == 200
+    yield response.headers["ai-decision-id"]
+
+
+@settings(max_examples=150, suppress_health_check=FIXTURES)
+@given(
+    method=st.sampled_from(["GET", "POST", "DELETE", "PUT", "HEAD"]),
+    tail=st.text(max_size=40)
+    | st.sampled_from(["objections", "reviews/", "reviews/x", "x/explanation", "/", "//"]),
+)
+def test_any_path_under_the_prefix_is_a_success_or_a_problem(
+    service: Service, method: str, tail: str
+) -> None:
+    request(service, method, f"{PREFIX}/{tail}")
+
+
+@settings(max_examples=200, suppress_health_check=FIXTURES)
+@given(
+    body=st.binary(max_size=5000)
+    | JSON_VALUES.map(lambda v: json.dumps(v).encode())
+    | st.fixed_dictionaries({"policy": JSON_VALUES}).map(lambda v: json.dumps(v).encode())
+)
+@example(body=b'{"policy": ["loan_approval"]}')
+def test_any_objection_body_is_a_success_or_a_problem(service: Service, body: bytes) -> None:
+    request(service, "POST", f"{PREFIX}/objections", body=body)
+
+
+@settings(max_examples=150, suppress_health_check=FIXTURES)
+@given(
+    query=st.binary(max_size=200)
+    | st.text().map(lambda t: f"policy={quote(t)}".encode())
+    | st.sampled_from([b"policy=loan_approval", b"policy=", b"policy", b"policy=a&policy=b"])
+)
+def test_any_objection_withdrawal_query_is_a_success_or_a_problem(
+    service: Service, query: bytes
+) -> None:
+    request(service, "DELETE", f"{PREFIX}/objections", query=query)
+
+
+@settings(max_examples=150, suppress_health_check=FIXTURES)
+@given(
+    query=st.binary(max_size=200)
+    | st.text().map(lambda t: f"lang={quote(t)}".encode())
+    | st.sampled_from([b"lang=kk", b"lang=ru", b"lang=en", b"lang=", b"lang=xx&lang=ru"])
+)
+def test_any_explanation_language_is_the_explanation_or_a_problem(
+    service: Service, decision_id: str, query: bytes
+) -> None:
+    status, content = request(service, "GET", f"{PREFIX}/{decision_id}/explanation", query=query)
+    assert status == 200
+    assert json.loads(content)["decision_id"] == decision_id
