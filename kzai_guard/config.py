@@ -50,6 +50,12 @@ _GUARD_KEYS = {
     "cache_limit",
 }
 
+_TEXT_KEYS = {
+    "store": '"sqlite:///kzai-guard.db"',
+    "audit": '"kzai-audit" (a directory)',
+    "durability": '"async"',
+}
+
 
 def load_config(path: str | Path) -> tuple[list[DecisionPolicy], dict[str, Any]]:
     """The policies and the ``Guard`` keyword arguments that the file at ``path`` declares."""
@@ -58,6 +64,8 @@ def load_config(path: str | Path) -> tuple[list[DecisionPolicy], dict[str, Any]]
         data = tomllib.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigurationError(f"{source}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"{source}: not UTF-8 text, as TOML must be: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{source}: not valid TOML: {exc}") from exc
     unknown_tables = set(data) - {"guard", "policy"}
@@ -65,14 +73,26 @@ def load_config(path: str | Path) -> tuple[list[DecisionPolicy], dict[str, Any]]
         raise ConfigurationError(
             f"{source}: unknown table(s) {sorted(unknown_tables)}; use [guard] and [[policy]]"
         )
+    if not isinstance(data.get("guard", {}), dict):
+        raise ConfigurationError(f"{source}: guard must be a table: write [guard] above its keys")
     guard = dict(data.get("guard", {}))
     unknown = set(guard) - _GUARD_KEYS
     if unknown:
         raise ConfigurationError(
             f"{source}: [guard] has unknown key(s) {sorted(unknown)}; known: {sorted(_GUARD_KEYS)}"
         )
+    for key, example in _TEXT_KEYS.items():
+        if key in guard and (not isinstance(guard[key], str) or not guard[key]):
+            raise ConfigurationError(f"{source}: [guard] {key} must be text, such as {example}")
+    if guard.get("durability", "async") not in ("async", "sync"):
+        raise ConfigurationError(f'{source}: [guard] durability must be "async" or "sync"')
     if "subject_header" in guard:
-        guard["subject"] = from_header(guard.pop("subject_header"))
+        header = guard.pop("subject_header")
+        if not isinstance(header, str) or not header:
+            raise ConfigurationError(
+                f'{source}: [guard] subject_header must be a header name, such as "X-Subject-Id"'
+            )
+        guard["subject"] = from_header(header)
     raw_policies = data.get("policy", [])
     if not isinstance(raw_policies, list) or not raw_policies:
         raise ConfigurationError(f"{source}: declare at least one [[policy]] table")

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -116,7 +116,10 @@ def load_public_key(source: str | Path, *, name: str | None = None) -> PublicKey
     except OSError as exc:
         raise ConfigurationError(f"cannot read public key {text}: {exc}") from exc
     if data.lstrip().startswith(b"-----BEGIN"):
-        loaded = serialization.load_pem_public_key(data)
+        try:
+            loaded = serialization.load_pem_public_key(data)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise ConfigurationError(f"{text} holds no readable public key: {exc}") from None
         if not isinstance(loaded, Ed25519PublicKey):
             raise ConfigurationError(f"{text} is not an Ed25519 public key")
         raw = loaded.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -173,8 +176,16 @@ class Signer:
 
     @classmethod
     def from_pem(cls, pem: bytes, name: str) -> Signer:
-        """A signer from a PKCS#8 PEM private key."""
-        key = serialization.load_pem_private_key(pem, password=None)
+        """A signer from an unencrypted PKCS#8 PEM private key."""
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except TypeError:
+            raise ConfigurationError(
+                f"the private key for {name} is encrypted; give it unencrypted (PKCS#8, "
+                "no password), or sign with a KMS or HSM through Signer.from_callable"
+            ) from None
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise ConfigurationError(f"the private key for {name} cannot be read: {exc}") from None
         if not isinstance(key, Ed25519PrivateKey):
             raise ConfigurationError(f"the private key for {name} is not an Ed25519 key")
         return cls.from_private_key(key, name)

@@ -177,7 +177,7 @@ def verify_bundle(bundle: dict[str, Any], keyring: Keyring) -> ProofCheck:
         if kind == CONSISTENCY_FORMAT:
             return _verify_consistency(bundle, keyring)
         return ProofCheck(False, f"unknown bundle format {kind!r}")
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         return ProofCheck(False, f"malformed bundle: {exc}")
 
 
@@ -200,8 +200,10 @@ def _verify_inclusion(bundle: dict[str, Any], keyring: Keyring) -> ProofCheck:
         return ProofCheck(False, str(exc))
     cp = note.checkpoint
     index, size = int(bundle["leaf_index"]), int(bundle["tree_size"])
-    if size != cp.size or cp.origin != bundle["origin"]:
-        return ProofCheck(False, "the bundle's tree size or origin differs from its checkpoint")
+    if size != cp.size or cp.origin != bundle["origin"] or _unb64(bundle["root_hash"]) != cp.root:
+        return ProofCheck(
+            False, "the bundle's tree size, origin or root differs from its checkpoint"
+        )
     entry = str(bundle["entry"]).encode()
     leaf = leaf_hash(entry)
     if _unb64(bundle["leaf_hash"]) != leaf:
@@ -229,8 +231,8 @@ def _verify_consistency(bundle: dict[str, Any], keyring: Keyring) -> ProofCheck:
     old, new = int(bundle["old_size"]), int(bundle["new_size"])
     old_root, new_root = _unb64(bundle["old_root"]), _unb64(bundle["new_root"])
     cp = note.checkpoint
-    if cp.size != new or cp.root != new_root:
-        return ProofCheck(False, "new_size/new_root differ from the signed checkpoint")
+    if cp.size != new or cp.root != new_root or cp.origin != bundle["origin"]:
+        return ProofCheck(False, "new_size/new_root/origin differ from the signed checkpoint")
     if old_note is not None and (
         old_note.checkpoint.size != old
         or old_note.checkpoint.root != old_root

@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from kzai_guard.audit.canonical import canonical_json
+from kzai_guard.errors import AuditLogError
 
 __all__ = [
     "ANCHOR_FILE",
@@ -124,9 +125,11 @@ def parse_line(line: bytes) -> dict[str, Any]:
 def read_origin(directory: Path) -> str | None:
     """The log's origin line, if the directory has one."""
     try:
-        return (directory / ORIGIN_FILE).read_text().strip() or None
+        return (directory / ORIGIN_FILE).read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError as exc:
+        raise AuditLogError(f"{directory / ORIGIN_FILE} is not UTF-8 text: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,13 +161,16 @@ class Anchor:
 
 def read_anchor(directory: Path) -> Anchor | None:
     """The anchor of a pruned log, or ``None`` if nothing was pruned."""
+    path = directory / ANCHOR_FILE
     try:
-        data = json.loads((directory / ANCHOR_FILE).read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Anchor(
+            size=int(data["size"]),
+            prev=str(data["prev"]),
+            range=tuple(bytes.fromhex(h) for h in data["range"]),
+            checkpoint=str(data["checkpoint"]),
+        )
     except FileNotFoundError:
         return None
-    return Anchor(
-        size=int(data["size"]),
-        prev=str(data["prev"]),
-        range=tuple(bytes.fromhex(h) for h in data["range"]),
-        checkpoint=str(data["checkpoint"]),
-    )
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        raise AuditLogError(f"{path} is damaged: {type(exc).__name__}: {exc}") from None

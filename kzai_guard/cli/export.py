@@ -86,13 +86,13 @@ def parse_time(text: str) -> int:
     (1700000000500000, 1700000000000000)
     """
     try:
-        seconds = float(text)
+        micros = float(text) * 1_000_000
     except ValueError:
         pass
     else:
-        if not math.isfinite(seconds):
+        if not math.isfinite(micros):
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
-        return round(seconds * 1_000_000)
+        return round(micros)
     try:
         moment = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
