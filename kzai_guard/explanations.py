@@ -8,6 +8,12 @@ one per decision. Until then,
 :meth:`Explanations.get` serves the queued copy, so a person who follows the ``Link`` at once
 still finds it. The guard's defaults (contact, how to object, model) are applied when an
 explanation is read, so the person always sees the current contact details.
+
+At most :data:`PENDING_LIMIT` explanations wait for the writer: a decision that finds that many
+waits until the writer has stored a batch, so a service that decides faster than its store
+writes holds a bounded backlog, not a growing one. While the store fails, nothing waits (the
+explanations stay in memory and the failure is logged), so a broken store does not stall
+decisions.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ __all__ = ["LINGER_SECONDS", "Explanations"]
 _BATCH = 256
 LINGER_SECONDS = 0.005
 """How long the writer waits, after the first explanation of a batch, for more to arrive."""
+PENDING_LIMIT = 16_384
+"""How many explanations may wait for the writer before a decision waits for room."""
+_ROOM_WAIT_SECONDS = 5.0
 _log = logging.getLogger("kzai_guard")
 _STOP = object()
 
@@ -31,8 +40,13 @@ _STOP = object()
 class Explanations:
     """The explanation archive of one guard."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, pending_limit: int = PENDING_LIMIT) -> None:
+        if pending_limit < 1:
+            raise ValueError("pending_limit must be at least 1")
         self._store = store
+        self._limit = pending_limit
+        self._room = threading.Condition()
+        self._failing = False
         self._queue: queue.SimpleQueue[StoredExplanation | threading.Event | object] = (
             queue.SimpleQueue()
         )
@@ -43,9 +57,21 @@ class Explanations:
         self._thread.start()
 
     def put(self, explanation: StoredExplanation) -> None:
-        """Queue an explanation for storage (no I/O on the caller's thread)."""
+        """Queue an explanation for storage (no I/O on the caller's thread).
+
+        Waits while :data:`PENDING_LIMIT` explanations are already waiting for the writer
+        (never while the store is failing, and at most a few seconds)."""
+        if len(self._pending) >= self._limit and not self._failing:
+            self._wait_for_room()
         self._pending[explanation.decision_id] = explanation
         self._queue.put(explanation)
+
+    def _wait_for_room(self) -> None:
+        with self._room:
+            self._room.wait_for(
+                lambda: len(self._pending) < self._limit or self._failing,
+                timeout=_ROOM_WAIT_SECONDS,
+            )
 
     def get(self, decision_id: str) -> StoredExplanation | None:
         """The explanation of ``decision_id``, stored or still queued."""
@@ -95,7 +121,12 @@ class Explanations:
             self._store.add_explanations(batch)
         except Exception:
             _log.exception("kzai_guard: storing %d explanations failed; kept in memory", len(batch))
-            return
-        for item in batch:
-            if self._pending.get(item.decision_id) is item:
-                del self._pending[item.decision_id]
+            stored = False
+        else:
+            stored = True
+            for item in batch:
+                if self._pending.get(item.decision_id) is item:
+                    del self._pending[item.decision_id]
+        with self._room:
+            self._failing = not stored
+            self._room.notify_all()
