@@ -316,7 +316,9 @@ class Gate:
         digest: str | None = None
         withheld: str | None = None
         if explanation is not None:
-            missing = missing_fields(explanation, self.defaults) if self._check_fields else ()
+            missing = missing_fields(explanation, self.defaults) if self._check_fields else []
+            if self._needs_explanation and not explanation.factors:
+                missing = [*missing, "factors"]
             if missing:
                 withheld = "explanation lacks " + ", ".join(missing)
             else:

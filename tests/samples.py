@@ -16,6 +16,7 @@ LOAN = kg.DecisionPolicy(
 
 EXPLANATION = kg.Explanation(
     summary={kg.Language.EN: "Approved"},
+    factors=(kg.Factor(name="income", direction=kg.Direction.FAVOURABLE, weight=0.6),),
     ai_role="A model computed the score.",
     consequences="The loan is granted.",
 )

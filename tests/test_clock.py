@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import kzai_guard as kg
 from kzai_guard.testing import memory_guard
+from tests.samples import EXPLANATION
 
 POLICY = kg.DecisionPolicy(
     name="loan",
@@ -15,7 +16,6 @@ POLICY = kg.DecisionPolicy(
     risk="high",
     model=kg.ModelInfo(name="m", version="1"),
 )
-EXPLANATION = kg.Explanation(summary={"en": "ok"}, ai_role="model", consequences="granted")
 
 
 class Clock:

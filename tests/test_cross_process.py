@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 import kzai_guard as kg
-from tests.samples import LOAN
+from tests.samples import EXPLANATION, LOAN
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = "postgresql://127.0.0.1/test"
@@ -48,11 +48,6 @@ for line in sys.stdin:
     print("done", time.monotonic_ns(), flush=True)
 guard.close()
 """
-EXPLANATION = kg.Explanation(
-    summary={kg.Language.EN: "Approved"},
-    ai_role="A model computed the score.",
-    consequences="The loan is granted.",
-)
 
 
 class OtherProcess:

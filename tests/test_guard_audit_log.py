@@ -11,6 +11,7 @@ import kzai_guard.testing
 from kzai_guard.audit.keys import Keyring
 from kzai_guard.audit.reader import read_verified
 from kzai_guard.audit.verify import verify_log
+from tests.samples import EXPLANATION
 
 POLICY = kg.DecisionPolicy(
     name="loan",
@@ -20,7 +21,6 @@ POLICY = kg.DecisionPolicy(
     risk="high",
     model=kg.ModelInfo(name="m", version="1"),
 )
-EXPLANATION = kg.Explanation(summary={"en": "ok"}, ai_role="model", consequences="granted")
 
 
 def make_guard(directory: Path) -> kg.Guard:

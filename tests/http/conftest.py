@@ -90,13 +90,15 @@ def vulnerable(subject: str) -> list[kg.VulnerabilityGround]:
     return [kg.VulnerabilityGround.ELDERLY] if subject.startswith("V-") else []
 
 
-# endpoint name -> (policy, explanation to give: "ok", "none" or "invalid", sync?)
+# endpoint name -> (policy, explanation to give: "ok", "none", "invalid" or "no-factors", sync?)
 ENDPOINTS: dict[str, tuple[str, str, bool]] = {
     "loan": ("loan_approval", "ok", False),
     "loan-sync": ("loan_approval", "ok", True),
     "loan-v2": ("loan_v2", "ok", False),
     "loan-unexplained": ("loan_approval", "none", False),
     "loan-bad-explanation": ("loan_approval", "invalid", True),
+    "loan-no-factors": ("loan_approval", "no-factors", False),
+    "monitor-no-factors": ("loan_monitor", "no-factors", False),
     "tax": ("tax_check", "ok", False),
     "benefit": ("benefit", "ok", False),
     "hiring": ("hiring", "ok", False),
@@ -112,6 +114,8 @@ def _give_explanation(kind: str) -> None:
         kg.explain(kg.Explanation.model_validate(EXPLANATION))
     elif kind == "invalid":
         kg.explain({**EXPLANATION, "factors": [{"name": "x", "direction": "up", "weight": 7}]})
+    elif kind == "no-factors":
+        kg.explain({**EXPLANATION, "factors": []})
 
 
 def build_fastapi(guard: kg.Guard, middleware: list[Middleware]) -> Any:

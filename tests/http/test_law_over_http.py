@@ -246,6 +246,25 @@ def test_an_invalid_explanation_withholds_the_decision(service: Service) -> None
     assert "approved" not in response.text
 
 
+def test_an_explanation_without_its_main_factors_withholds_the_decision(service: Service) -> None:
+    service.guard.consents.grant("A-1", "credit-scoring", "2026-01")
+    response = service.decide("loan-no-factors")
+    assert (response.status_code, problem_type(response)) == (500, "explanation-invalid")
+    assert "approved" not in response.text
+    [record] = service.sink.of_kind(kg.EventKind.DECISION_WITHHELD)
+    assert record.detail == "explanation lacks factors"
+    assert service.guard.explanation(record.id) is None
+
+
+def test_monitor_mode_delivers_an_explanation_without_factors_and_flags_it(
+    service: Service,
+) -> None:
+    response = service.decide("monitor-no-factors")
+    assert response.status_code == 200
+    [record] = service.sink.of_kind(kg.EventKind.DECISION)
+    assert record.detail == "explanation lacks factors"
+
+
 def test_monitor_mode_reports_but_blocks_nothing(service: Service) -> None:
     response = service.decide("monitor")
     assert response.status_code == 200

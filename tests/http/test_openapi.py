@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 
 import kzai_guard as kg
 from kzai_guard.testing import memory_guard
+from tests.samples import EXPLANATION
 
 
 class Application(BaseModel):
@@ -43,7 +44,7 @@ def build() -> tuple[TestClient, kg.Guard]:
     async def decide(
         applicant_id: str, application: Application, score: Annotated[float, Depends(scorer)]
     ) -> dict[str, object]:
-        kg.explain(kg.Explanation(summary={"en": "ok"}, ai_role="model", consequences="granted"))
+        kg.explain(EXPLANATION)
         return {
             "id": applicant_id,
             "approved": score > 0.5 and application.amount < application.income,
@@ -54,7 +55,7 @@ def build() -> tuple[TestClient, kg.Guard]:
     def decide_sync(
         loan_id: int, application: Application, score: Annotated[float, Depends(scorer)]
     ) -> dict[str, object]:
-        kg.explain(kg.Explanation(summary={"en": "ok"}, ai_role="model", consequences="granted"))
+        kg.explain(EXPLANATION)
         return {"loan": loan_id, "approved": score > 0.5 and application.amount < 100}
 
     @app.get("/health")

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 import kzai_guard as kg
 from kzai_guard.testing import StaticAuthentication, memory_guard
+from tests.samples import EXPLANATION
 
 MODEL = kg.ModelInfo(name="m", version="1")
 
@@ -33,7 +34,7 @@ def loan_policy(**extra: Any) -> kg.DecisionPolicy:
 def app_with(guard: kg.Guard, middleware: list[Middleware]) -> Starlette:
     @guard.decision("loan")
     async def decide(request: Request) -> JSONResponse:
-        kg.explain(kg.Explanation(summary={"en": "ok"}, ai_role="model", consequences="granted"))
+        kg.explain(EXPLANATION)
         return JSONResponse({"ok": True})
 
     app = Starlette(
