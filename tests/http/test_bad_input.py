@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 
 import anyio
 import orjson
@@ -11,45 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kzai_guard as kg
+from tests.http.asgi import raw_request
 from tests.http.conftest import Service
-
-
-async def asgi_call(
-    app: Any, path: str, headers: list[tuple[bytes, bytes]]
-) -> tuple[int, dict[bytes, bytes], bytes]:
-    """One raw ASGI request, so headers can carry any bytes (no client-side validation)."""
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 1),
-        "server": ("t", 80),
-    }
-    await app(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], dict(start["headers"]), body
 
 
 def call(
     service: Service, path: str, headers: list[tuple[bytes, bytes]]
-) -> tuple[int, dict[bytes, bytes], bytes]:
-    return anyio.run(asgi_call, service.app, path, headers)
+) -> tuple[int | None, dict[bytes, bytes], bytes]:
+    return anyio.run(raw_request, service.app, path, headers)
 
 
 def test_a_request_without_a_subject_is_a_problem(service: Service) -> None:
@@ -138,35 +107,20 @@ def test_an_objection_body_of_another_shape_is_a_400_problem_and_records_nothing
 
 
 def test_an_objection_whose_client_leaves_mid_body_records_nothing(service: Service) -> None:
-    messages = [
-        {"type": "http.request", "body": b'{"policy": "loan', "more_body": True},
-        {"type": "http.disconnect"},
-    ]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return messages.pop(0)
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/ai-decisions/objections",
-        "raw_path": b"/ai-decisions/objections",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"x-subject-id", b"A-1")],
-        "client": ("127.0.0.1", 1),
-        "server": ("t", 80),
-    }
-    anyio.run(service.app, scope, receive, send)
+    status, _, _ = anyio.run(
+        partial(
+            raw_request,
+            service.app,
+            "/ai-decisions/objections",
+            [(b"x-subject-id", b"A-1")],
+            messages=[
+                {"type": "http.request", "body": b'{"policy": "loan', "more_body": True},
+                {"type": "http.disconnect"},
+            ],
+        )
+    )
+    assert status is None
     assert service.guard.objections.active("A-1") == []
-    assert not [m for m in sent if m["type"] == "http.response.start" and m["status"] == 201]
 
 
 @settings(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from typing import Any
+from functools import partial
 from urllib.parse import quote
 
 import anyio
@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.http.asgi import raw_request
 from tests.http.conftest import Service
 
 PREFIX = "/ai-decisions"
@@ -33,41 +34,20 @@ JSON_VALUES = st.recursive(
 )
 
 
-async def asgi_request(
-    app: Any, method: str, path: str, query: bytes, body: bytes
-) -> tuple[int, dict[bytes, bytes], bytes]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query,
-        "root_path": "",
-        "headers": [(b"x-subject-id", b"A-1"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1),
-        "server": ("t", 80),
-    }
-    await app(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], dict(start["headers"]), content
-
-
 def request(
     service: Service, method: str, path: str, query: bytes = b"", body: bytes = b""
 ) -> tuple[int, bytes]:
-    status, headers, content = anyio.run(asgi_request, service.app, method, path, query, body)
+    status, headers, content = anyio.run(
+        partial(
+            raw_request,
+            service.app,
+            path,
+            [(b"x-subject-id", b"A-1"), (b"content-type", b"application/json")],
+            method=method,
+            query=query,
+            body=body,
+        )
+    )
     assert status != 500
     if 200 <= status < 300:
         assert headers[b"content-type"] == b"application/json"
