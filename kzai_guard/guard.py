@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -39,13 +40,16 @@ from kzai_guard.subjects import SubjectResolver, from_header
 from kzai_guard.switches import Switches
 from kzai_guard.telemetry import Telemetry
 
-__all__ = ["DEFAULT_AUDIT_DIR", "DEFAULT_STORE", "Guard"]
+__all__ = ["DEFAULT_AUDIT_DIR", "DEFAULT_STORE", "DEFAULT_SUBJECT_HEADER", "Guard"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_STORE = "sqlite:///kzai-guard.db"
 DEFAULT_AUDIT_DIR = "kzai-audit"
+DEFAULT_SUBJECT_HEADER = "X-Subject-Id"
+"""Where the subject is read from when ``Guard`` is given no ``subject=`` (logged as a warning)."""
+_log = logging.getLogger("kzai_guard")
 POLICY_ATTRIBUTE = "__kzai_guard_policy__"
 
 VulnerabilityResolver = Callable[[str], Iterable[VulnerabilityGround]]
@@ -60,7 +64,8 @@ class Guard:
             policies=[DecisionPolicy(name="loan_approval", purpose="credit-scoring", ...)],
             profile="kz",
             store="sqlite:///kzai-guard.db",
-            subject=from_header("X-Subject-Id"),
+            subject=from_path_param("applicant_id"),   # whom the decision is about
+            person=from_header("X-Subject-Id"),        # who asks on the person's routes
         )
         guard.install(app)
 
@@ -127,7 +132,14 @@ class Guard:
             self.store, limit=self.settings.cache_limit, poll_interval=self.settings.poll_interval
         )
         self.now: Callable[[], datetime] = clock or _utc_now
-        self.subject_resolver: SubjectResolver = subject or from_header("X-Subject-Id")
+        if subject is None:
+            _log.warning(
+                "kzai_guard: no subject= given, so every decision's subject is read from the "
+                "%s request header, which only a gateway you control may set; pass subject= "
+                "(from_path_param, from_user, from_header) to say where it comes from",
+                DEFAULT_SUBJECT_HEADER,
+            )
+        self.subject_resolver: SubjectResolver = subject or from_header(DEFAULT_SUBJECT_HEADER)
         self.person_resolver: SubjectResolver = person or self.subject_resolver
         self.reviewer_resolver: ReviewerResolver = reviewer or reviewer_from_auth()
         self.vulnerability = vulnerability

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 import kzai_guard as kg
 from kzai_guard.subjects import InvalidSubjectEncoding, RepeatedSubjectHeader
 from kzai_guard.testing import memory_guard
+from tests.samples import LOAN
 
 _WANTED = b"x-subject-id"
 _others = st.tuples(
@@ -75,3 +76,18 @@ def test_a_custom_resolver_that_raises_unusable_subject_refuses_the_decision() -
     assert [(r.verdict, r.reason, r.subject) for r in sink.records] == [
         ("block", "subject-invalid", None)
     ]
+
+
+def test_a_guard_given_no_subject_resolver_warns_that_it_trusts_the_header(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING", logger="kzai_guard"):
+        implicit, _ = memory_guard([LOAN], contact="credit@example.kz")
+        explicit, _ = memory_guard(
+            [LOAN], contact="credit@example.kz", subject=kg.from_header("X-Subject-Id")
+        )
+    warnings = [r.getMessage() for r in caplog.records if "no subject= given" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "X-Subject-Id request header, which only a gateway you control may set" in warnings[0]
+    implicit.close()
+    explicit.close()
