@@ -36,7 +36,6 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
-import orjson
 from opentelemetry import metrics
 from opentelemetry.trace import INVALID_SPAN, get_current_span
 from starlette.requests import Request
@@ -130,6 +129,7 @@ class LeastGuard:
         return ref
 
     def decision(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        from kzai_guard.core.explanation import explanation_json
         from kzai_guard.ids import new_id
 
         verdicts, disclosure = self.verdicts, self.disclosure
@@ -138,7 +138,7 @@ class LeastGuard:
         consents, objections, suspended = self.consents, self.objections, self.suspended
         explanations, records, pseudonym = self.explanations, self.records, self.pseudonym
         counter, latency, attributes = self.counter, self.latency, self.attributes
-        dumps, sha256, clock, now_s = orjson.dumps, hashlib.sha256, time.perf_counter_ns, time.time
+        sha256, clock, now_s = hashlib.sha256, time.perf_counter_ns, time.time
 
         @functools.wraps(fn)
         async def decide(*args: Any, **kwargs: Any) -> Any:
@@ -175,7 +175,7 @@ class LeastGuard:
                 raise _Refused
             result = await fn(*args, **kwargs)
             explanation = context.explanation
-            raw = dumps(explanation.__dict__, default=_fields, option=orjson.OPT_NON_STR_KEYS)
+            raw = explanation_json(explanation)
             digest = sha256(raw).hexdigest()
             if len(explanations) >= _KEEP:
                 explanations.clear()
@@ -229,10 +229,6 @@ def explain(explanation: Any) -> None:
     if context is None:
         raise RuntimeError("explain() outside a decision")
     context.explanation = explanation
-
-
-def _fields(value: Any) -> dict[str, Any]:
-    return value.__dict__  # type: ignore[no-any-return]
 
 
 def build(framework: apps.Framework) -> apps.Built:

@@ -53,7 +53,7 @@ _GUARD_KEYS = {
 _TEXT_KEYS = {
     "store": '"sqlite:///kzai-guard.db"',
     "audit": '"kzai-audit" (a directory)',
-    "durability": '"async"',
+    "subject_header": '"X-Subject-Id"',
 }
 
 
@@ -87,12 +87,7 @@ def load_config(path: str | Path) -> tuple[list[DecisionPolicy], dict[str, Any]]
     if guard.get("durability", "async") not in ("async", "sync"):
         raise ConfigurationError(f'{source}: [guard] durability must be "async" or "sync"')
     if "subject_header" in guard:
-        header = guard.pop("subject_header")
-        if not isinstance(header, str) or not header:
-            raise ConfigurationError(
-                f'{source}: [guard] subject_header must be a header name, such as "X-Subject-Id"'
-            )
-        guard["subject"] = from_header(header)
+        guard["subject"] = from_header(guard.pop("subject_header"))
     raw_policies = data.get("policy", [])
     if not isinstance(raw_policies, list) or not raw_policies:
         raise ConfigurationError(f"{source}: declare at least one [[policy]] table")

@@ -19,6 +19,7 @@ HTTP, sync, async and batch callers:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -316,9 +317,11 @@ class Gate:
         digest: str | None = None
         withheld: str | None = None
         if explanation is not None:
-            missing = missing_fields(explanation, self.defaults) if self._check_fields else []
+            missing: Sequence[str] = (
+                missing_fields(explanation, self.defaults) if self._check_fields else ()
+            )
             if self._needs_explanation and not explanation.factors:
-                missing = [*missing, "factors"]
+                missing = (*missing, "factors")
             if missing:
                 withheld = "explanation lacks " + ", ".join(missing)
             else:

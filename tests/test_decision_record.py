@@ -25,7 +25,11 @@ def test_an_allowed_decision_is_recorded_whole() -> None:
     [record] = sink.of_kind(kg.EventKind.DECISION)
     assert context.decision_id is not None
     stored = guard.explanation(context.decision_id)
-    assert stored is not None
+    assert stored is not None and (stored.decision_id, stored.policy, stored.subject_ref) == (
+        context.decision_id,
+        "loan_approval",
+        guard.auditor.pseudonym("A-1"),
+    )
     fields = record.as_dict()
     time, latency = fields.pop("time"), fields.pop("latency_us")
     assert fields == {

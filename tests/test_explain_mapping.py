@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from hypothesis import given, settings
@@ -10,17 +9,9 @@ from hypothesis import strategies as st
 
 import kzai_guard as kg
 from tests.http.conftest import EXPLANATION
+from tests.strategies import json_values
 
-JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.sampled_from([math.inf, math.nan, "", " ", "kk", "ru", "en", "favourable"])
-    | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
-    max_leaves=10,
-)
+JSON_VALUES = json_values("", " ", "kk", "ru", "en", "favourable")
 FIELDS = [*EXPLANATION, "how_to_object", "human_contact", "contact", "model"]
 MAPPINGS = (
     st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), JSON_VALUES)

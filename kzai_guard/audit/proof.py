@@ -169,7 +169,7 @@ def consistency_bundle(
 def verify_bundle(bundle: dict[str, Any], keyring: Keyring) -> ProofCheck:
     """Check an inclusion or consistency bundle: its proof and its checkpoint signature(s)."""
     if not isinstance(bundle, dict):
-        return ProofCheck(False, f"malformed bundle: a JSON object is needed, not {_kind(bundle)}")
+        return ProofCheck(False, f"malformed bundle: a JSON object is needed, not {bundle!r:.40}")
     try:
         kind = bundle.get("format")
         if kind == INCLUSION_FORMAT:
@@ -244,9 +244,3 @@ def _verify_consistency(bundle: dict[str, Any], keyring: Keyring) -> ProofCheck:
         return ProofCheck(False, f"the proof does not show size {new} extends size {old}")
     signed = "signed" if old_note is not None else "unsigned: compare old_root with your copy"
     return ProofCheck(True, f"{cp.origin} at size {new} extends size {old} (old root {signed})")
-
-
-def _kind(value: object) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number" if isinstance(value, int | float) else type(value).__name__
-    )

@@ -43,28 +43,25 @@ from kzai_guard.audit.proof import (
 from kzai_guard.audit.segments import ANCHOR_FILE, ORIGIN_FILE, Anchor, read_anchor, read_origin
 from kzai_guard.errors import AuditLogError, ConfigurationError
 from tests.audit.conftest import make_record
+from tests.strategies import json_values
 
 SIGNER = Signer.generate("test-key")
 KEYRING = Keyring([SIGNER.public_key])
 ROOT = bytes(range(32))
 NOTE = Checkpoint("example.org/log", 42, ROOT).sign([SIGNER])
 
-JSON_SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.sampled_from([math.inf, -math.inf, math.nan])
-    | st.text(max_size=20)
-    | st.sampled_from(["", "0", "-1", INCLUSION_FORMAT, CONSISTENCY_FORMAT, NOTE.note()])
-)
-"""What ``json.loads`` (which ``kzai-guard verify-proof`` uses) can give: ``NaN`` and
-``Infinity`` included, and integers of any size."""
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
+JSON_VALUES = json_values(
+    "",
+    "0",
+    "-1",
+    INCLUSION_FORMAT,
+    CONSISTENCY_FORMAT,
+    NOTE.note(),
+    text_size=20,
+    max_size=4,
     max_leaves=12,
 )
+"""What ``json.loads`` (which ``kzai-guard verify-proof`` uses) can give."""
 FIXTURES = [HealthCheck.function_scoped_fixture]
 FLIPS = st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)), min_size=1, max_size=4)
 KEY_NAMES = st.text(

@@ -7,7 +7,6 @@ Arbitrary paths under the prefix, arbitrary objection bodies and query strings, 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from functools import partial
 from urllib.parse import quote
@@ -19,19 +18,11 @@ from hypothesis import strategies as st
 
 from tests.http.asgi import raw_request
 from tests.http.conftest import Service
+from tests.strategies import json_values
 
 PREFIX = "/ai-decisions"
 FIXTURES = [HealthCheck.function_scoped_fixture]
-JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.sampled_from([math.inf, math.nan, "loan_approval", "offers", ""])
-    | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
-    max_leaves=8,
-)
+JSON_VALUES = json_values("loan_approval", "offers", "", max_leaves=8)
 
 
 def request(

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kzai_guard.siem.cursor import CursorError, CursorFile, Position
+from tests.strategies import json_values
 
 FIXTURES = [HealthCheck.function_scoped_fixture]
-JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.sampled_from([math.inf, -math.inf, math.nan])
-    | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
-    max_leaves=8,
-)
+JSON_VALUES = json_values()
 CURSOR_LIKE = st.fixed_dictionaries(
     {}, optional={"seq": JSON_VALUES, "uid": JSON_VALUES, "line_hash": JSON_VALUES}
 )
