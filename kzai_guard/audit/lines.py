@@ -11,6 +11,11 @@ sorted without being asked to sort. The test suite checks every line against the
 Per batch, the subject keys are looked up once per owner (:meth:`Sealer.for_batch`) and the
 nonces drawn at once; per record there is one ``orjson`` call for ``rec``, one for the
 plaintext, one AES-GCM encryption and one SHA-256.
+
+Where it was built, the C encoder (``kzai_guard/audit/_lines.c``, OpenSSL's libcrypto) does the
+per-record work of a chunk in one call, and gives the same bytes. It handles str, int and
+``None`` members in valid UTF-8; for anything else it refuses the chunk and this module encodes
+it (:data:`NATIVE` says whether it is in use; :data:`PUREPYTHON_VARIABLE` turns it off).
 """
 
 from __future__ import annotations
@@ -20,15 +25,38 @@ import dataclasses
 import functools
 import hashlib
 import operator
-from collections.abc import Sequence
+import os
+import types
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import orjson
 
 from kzai_guard.audit.record import AuditRecord
-from kzai_guard.audit.shredding import AAD_PREFIX, PERSONAL_FIELDS, Sealer
+from kzai_guard.audit.shredding import (
+    AAD_PREFIX,
+    PERSONAL_FIELDS,
+    Encrypt,
+    Sealer,
+    SubjectSeal,
+)
 
-__all__ = ["LineEncoder"]
+__all__ = ["NATIVE", "PUREPYTHON_VARIABLE", "LineEncoder"]
+
+PUREPYTHON_VARIABLE = "KZAI_GUARD_PUREPYTHON"
+"""Set it (to anything but ``0``) before the import to encode lines in Python only."""
+
+_native_lines: types.ModuleType | None
+try:
+    from kzai_guard.audit import _lines as _native_lines
+except ImportError:  # built without a C compiler or OpenSSL's headers
+    _native_lines = None
+if os.environ.get(PUREPYTHON_VARIABLE, "") not in ("", "0"):
+    _native_lines = None
+
+NATIVE = _native_lines is not None
+"""Whether the C line encoder is in use (built, and not turned off); without it, lines are
+encoded here (the same bytes)."""
 
 _FIELDS = tuple(AuditRecord.__dataclass_fields__)
 # ASCII names: sorted by code point is sorted by UTF-16 code unit, as RFC 8785 wants
@@ -54,10 +82,23 @@ class LineEncoder:
 
     With a :class:`~kzai_guard.audit.shredding.Sealer`, the personal fields of every record
     with a subject (or a reviewer) are sealed; without one they are written in clear.
+    ``native`` picks the encoder: the C one (``True``; a ``RuntimeError`` where it is not in
+    use), the Python one (``False``), or the C one where it is in use (``None``).
     """
 
-    def __init__(self, sealer: Sealer | None) -> None:
+    def __init__(self, sealer: Sealer | None, *, native: bool | None = None) -> None:
         self._sealer = sealer
+        if native and _native_lines is None:
+            raise RuntimeError(
+                "the C line encoder (kzai_guard.audit._lines) is not in use: it was not built, "
+                f"or {PUREPYTHON_VARIABLE} is set"
+            )
+        use = NATIVE if native is None else native
+        self._native: Callable[..., tuple[list[bytes], list[bytes], int]] | None = (
+            _native_lines.Encoder(_ALL, _OPEN, AAD_PREFIX).encode
+            if use and _native_lines is not None
+            else None
+        )
 
     def encode(
         self, records: Sequence[AuditRecord], seq: int, prev: bytes, room: int
@@ -71,46 +112,94 @@ class LineEncoder:
         lines: list[bytes] = []
         hashes: list[bytes] = []
         size = 0
-        leaf = _LEAF.copy
         start, end = 0, len(records)
         while start < end and size < room:
             # a chunk at a time, so that a nearly full segment wastes little encoding
             chunk = records[start : start + _CHUNK]
             start += len(chunk)
-            for body in self._bodies(chunk):
-                line = _LINE % (prev, body, seq)
-                h = leaf()
-                h.update(line)
-                digest = h.digest()
-                lines.append(line)
-                hashes.append(digest)
-                prev = _hex(digest)
-                seq += 1
-                size += len(line) + 1
-                if size >= room:
-                    break
+            try:
+                done = self._chunk(chunk, seq, prev, room - size)
+            except UnicodeEncodeError:
+                # a lone surrogate in an id or a key owner, which the key reference and the
+                # associated data need as UTF-8: written as escapes, as in any other field
+                done = self._chunk(list(map(_text_safe_record, chunk)), seq, prev, room - size)
+            chunk_lines, chunk_hashes, chunk_size = done
+            lines += chunk_lines
+            hashes += chunk_hashes
+            size += chunk_size
+            seq += len(chunk_hashes)
+            prev = _hex(chunk_hashes[-1])
         return lines, hashes, size
 
-    def _bodies(self, records: Sequence[AuditRecord]) -> list[bytes]:
-        """Each record's line between the ``prev`` hex digits and the ``seq`` digits."""
+    def _chunk(
+        self, records: Sequence[AuditRecord], seq: int, prev: bytes, room: int
+    ) -> tuple[list[bytes], list[bytes], int]:
+        if self._native is not None:
+            seals, nonces = self._seals(records, ciphers=False)
+            try:
+                return self._native(records, seq, prev, room, seals, nonces)
+            except (TypeError, ValueError, OverflowError):
+                # what only this module handles (lone surrogates, other member types);
+                # nothing the C encoder sealed is kept, and fresh nonces are drawn
+                pass
+        seals, nonces = self._seals(records)
+        return self._python_chunk(records, seq, prev, room, seals, nonces)
+
+    def _seals(
+        self, records: Sequence[AuditRecord], ciphers: bool = True
+    ) -> tuple[dict[str, SubjectSeal] | None, list[bytes]]:
+        """The seal of every owner in ``records`` (``None`` in clear) and a nonce per record."""
         sealer = self._sealer
         if sealer is None:
-            return [_CLEAR_BODY % self._clear_rec(record) for record in records]
-        try:
-            return self._sealed_bodies(records, sealer)
-        except UnicodeEncodeError:
-            # a lone surrogate in an id or a key owner, which the key reference and the
-            # associated data need as UTF-8: written as escapes, as in any other field
-            return self._sealed_bodies(list(map(_text_safe_record, records)), sealer)
+            return None, []
+        seals = sealer.for_batch(_owners(records), ciphers)
+        return seals, sealer.nonces(len(records)) if seals else []
 
-    def _sealed_bodies(self, records: Sequence[AuditRecord], sealer: Sealer) -> list[bytes]:
-        owners = dict.fromkeys(map(_subject_of, records))
-        if None in owners:
-            del owners[None]
-            owners.update(dict.fromkeys(r.reviewer for r in records if r.subject is None))
-            owners.pop(None, None)
-        seals = sealer.for_batch(cast(dict[str, None], owners))
-        nonces = sealer.nonces(len(records)) if seals else []
+    def _python_chunk(
+        self,
+        records: Sequence[AuditRecord],
+        seq: int,
+        prev: bytes,
+        room: int,
+        seals: dict[str, SubjectSeal] | None,
+        nonces: list[bytes],
+    ) -> tuple[list[bytes], list[bytes], int]:
+        """What the C encoder's ``encode`` does, in Python."""
+        lines: list[bytes] = []
+        hashes: list[bytes] = []
+        size = 0
+        leaf = _LEAF.copy
+        for body in self._bodies(records, seals, nonces):
+            line = _LINE % (prev, body, seq)
+            h = leaf()
+            h.update(line)
+            digest = h.digest()
+            lines.append(line)
+            hashes.append(digest)
+            prev = _hex(digest)
+            seq += 1
+            size += len(line) + 1
+            if size >= room:
+                break
+        return lines, hashes, size
+
+    def _bodies(
+        self,
+        records: Sequence[AuditRecord],
+        seals: dict[str, SubjectSeal] | None,
+        nonces: list[bytes],
+    ) -> list[bytes]:
+        """Each record's line between the ``prev`` hex digits and the ``seq`` digits."""
+        if seals is None:
+            return [_CLEAR_BODY % self._clear_rec(record) for record in records]
+        return self._sealed_bodies(records, seals, nonces)
+
+    def _sealed_bodies(
+        self,
+        records: Sequence[AuditRecord],
+        seals: dict[str, SubjectSeal],
+        nonces: list[bytes],
+    ) -> list[bytes]:
         bodies: list[bytes] = []
         append = bodies.append
         for record, nonce in zip(records, nonces or [b""] * len(records), strict=True):
@@ -132,8 +221,9 @@ class LineEncoder:
                     plain, fields = _personal(subject, reviewer, detail)
             except orjson.JSONEncodeError:
                 rec, plain, fields = _escaped(kept, subject, reviewer, detail)
-            encrypt, ref, aad_tail, number = seals[owner]
-            ct = _b64(nonce + encrypt(nonce, plain, AAD_PREFIX + record.id.encode() + aad_tail))
+            _, ref, number, encrypt, aad_tail = seals[owner]
+            aad = AAD_PREFIX + record.id.encode() + aad_tail
+            ct = _b64(nonce + cast(Encrypt, encrypt)(nonce, plain, aad))
             if number is None:
                 append(_SEALED_BODY % (rec, ct, fields, ref))
             else:
@@ -147,6 +237,16 @@ class LineEncoder:
             return _dumps(rec)
         except orjson.JSONEncodeError:
             return _dumps(_text_safe(rec))
+
+
+def _owners(records: Sequence[AuditRecord]) -> dict[str, None]:
+    """The owners of the records' keys, in order: the subject, else the reviewer."""
+    owners = dict.fromkeys(map(_subject_of, records))
+    if None in owners:
+        del owners[None]
+        owners.update(dict.fromkeys(r.reviewer for r in records if r.subject is None))
+        owners.pop(None, None)
+    return cast(dict[str, None], owners)
 
 
 def _personal(subject: str | None, reviewer: str | None, detail: str | None) -> tuple[bytes, bytes]:

@@ -40,6 +40,7 @@ __all__ = [
     "PERSONAL_FIELDS",
     "SEALED",
     "BatchedSubjectKeys",
+    "Encrypt",
     "MemorySubjectKeys",
     "ReservedSubjectKeys",
     "Sealer",
@@ -190,10 +191,16 @@ def seal(
     return {"ct": base64.b64encode(nonce + ct).decode(), "fields": ",".join(fields), "ref": ref}
 
 
-SubjectSeal = tuple[Callable[[bytes, bytes, bytes | None], bytes], bytes, bytes, int | None]
-"""How one batch seals for one owner: (AES-GCM encrypt, key reference, AAD tail, key number).
+Encrypt = Callable[[bytes, bytes, bytes | None], bytes]
+"""AES-GCM encryption under one key: ``encrypt(nonce, plaintext, associated_data)``."""
 
-The key number is set while the store's assignment of a reserved key is not durable."""
+SubjectSeal = tuple[bytes, bytes, int | None, Encrypt | None, bytes]
+"""How one batch seals for one owner: (key, key reference, key number, AES-GCM encrypt, AAD
+tail).
+
+The key number is set while the store's assignment of a reserved key is not durable. The first
+three are what the C line encoder reads; the Python one also uses the cipher, which
+:meth:`Sealer.for_batch` leaves out (``None``) when asked to."""
 
 
 class Sealer:
@@ -230,11 +237,12 @@ class Sealer:
             entry = self._refs[owner] = (ref, ref.encode(), b"\n" + ref.encode())
         return entry
 
-    def for_batch(self, owners: Iterable[str]) -> dict[str, SubjectSeal]:
+    def for_batch(self, owners: Iterable[str], ciphers: bool = True) -> dict[str, SubjectSeal]:
         """What sealing needs for each distinct owner of one batch, keys looked up once each.
 
         A batched store is asked for all the keys at once (:meth:`BatchedSubjectKeys.prefetch`);
         keys it makes stay pending until the writer commits them, before the batch is written.
+        ``ciphers=False`` leaves the cipher objects out (the C encoder needs only the keys).
         """
         distinct = list(dict.fromkeys(owners))
         cached = list(map(self._refs.get, distinct))
@@ -254,16 +262,21 @@ class Sealer:
             key_for = self.keys.key_for
             keys = [key_for(name, True) for name in names]
             numbers = [None] * len(names)
-        # a missing key (None) finds no cipher and is reported by _cipher
-        found = list(map(self._ciphers.get, cast(list[bytes], keys)))
-        ciphers = (
-            cast(list[AESGCM], found)
-            if None not in found
-            else [self._cipher(key, name) for key, name in zip(keys, names, strict=True)]
-        )
-        seals = zip(
-            map(_encrypt_of, ciphers), map(_second, refs), map(_third, refs), numbers, strict=True
-        )
+        encrypts: Iterable[Encrypt | None]
+        if ciphers:
+            # a missing key (None) finds no cipher and is reported by _cipher
+            found = list(map(self._ciphers.get, cast(list[bytes], keys)))
+            encrypts = map(
+                _encrypt_of,
+                found
+                if None not in found
+                else [self._cipher(key, name) for key, name in zip(keys, names, strict=True)],
+            )
+        else:
+            if None in keys:
+                self._cipher(None, names[keys.index(None)])
+            encrypts = [None] * len(names)
+        seals = zip(keys, map(_second, refs), numbers, encrypts, map(_third, refs), strict=True)
         return dict(zip(distinct, cast(Iterable[SubjectSeal], seals), strict=True))
 
     def _cipher(self, key: bytes | None, ref: str) -> AESGCM:
@@ -297,9 +310,11 @@ class Sealer:
 
     def seal(self, record_id: str, owner: str, fields: dict[str, Any]) -> dict[str, Any]:
         """The ``sealed`` member for ``fields``, under the key of ``owner``."""
-        encrypt, ref, aad_tail, number = self.for_batch([owner])[owner]
+        _, ref, number, encrypt, aad_tail = self.for_batch([owner])[owner]
         nonce = self.nonces(1)[0]
-        ct = encrypt(nonce, orjson.dumps(fields), AAD_PREFIX + record_id.encode() + aad_tail)
+        ct = cast(Encrypt, encrypt)(
+            nonce, orjson.dumps(fields), AAD_PREFIX + record_id.encode() + aad_tail
+        )
         sealed: dict[str, Any] = {
             "ct": binascii.b2a_base64(nonce + ct, newline=False).decode(),
             "fields": _FIELD_LISTS.get(tuple(fields)) or ",".join(fields),
