@@ -11,6 +11,11 @@
  * UTF-8. Anything else raises TypeError, ValueError or OverflowError, and lines.py then
  * encodes the chunk in Python, which owns every other case (lone surrogates, other types).
  * The test suite checks that both give the same bytes.
+ *
+ * A call reads the records with the GIL held (the UTF-8 of their strings, which the call keeps
+ * references to), then writes, seals and hashes the lines without it, so that the request
+ * threads run meanwhile, and makes the bytes objects with it again. It keeps no state between
+ * calls other than what its constructor set, so an encoder may be used by several threads.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -25,7 +30,7 @@
 #define DIGEST_SIZE 32
 #define PREV_SIZE 64
 
-/* -- a growable byte buffer ---------------------------------------------------------------- */
+/* -- a growable byte buffer, usable without the GIL (PyMem_Raw*; errors are return codes) -- */
 
 typedef struct {
     char *data;
@@ -36,8 +41,7 @@ typedef struct {
 static int
 buf_reserve(Buf *b, Py_ssize_t extra)
 {
-    if (extra > PY_SSIZE_T_MAX - b->len) {
-        PyErr_NoMemory();
+    if (extra < 0 || extra > PY_SSIZE_T_MAX - b->len) {
         return -1;
     }
     Py_ssize_t need = b->len + extra;
@@ -52,9 +56,8 @@ buf_reserve(Buf *b, Py_ssize_t extra)
         }
         cap *= 2;
     }
-    char *data = PyMem_Realloc(b->data, (size_t)cap);
+    char *data = PyMem_RawRealloc(b->data, (size_t)cap);
     if (data == NULL) {
-        PyErr_NoMemory();
         return -1;
     }
     b->data = data;
@@ -84,9 +87,6 @@ buf_json_string(Buf *b, const char *s, Py_ssize_t n)
 {
     /* at most 6 bytes per input byte, and the quotes */
     if (n > (PY_SSIZE_T_MAX - 2) / 6 || buf_reserve(b, n * 6 + 2) < 0) {
-        if (!PyErr_Occurred()) {
-            PyErr_NoMemory();
-        }
         return -1;
     }
     char *out = b->data + b->len;
@@ -127,21 +127,6 @@ buf_int(Buf *b, long long v)
     return buf_put(b, tmp, n);
 }
 
-static int
-buf_hex(Buf *b, const unsigned char *d, Py_ssize_t n)
-{
-    if (buf_reserve(b, n * 2) < 0) {
-        return -1;
-    }
-    char *out = b->data + b->len;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        *out++ = HEX[d[i] >> 4];
-        *out++ = HEX[d[i] & 0xF];
-    }
-    b->len += n * 2;
-    return 0;
-}
-
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Standard base64 with padding and no newline, as binascii.b2a_base64(newline=False). */
@@ -171,29 +156,83 @@ buf_b64(Buf *b, const unsigned char *d, Py_ssize_t n)
     return 0;
 }
 
-/* -- values -------------------------------------------------------------------------------- */
+/* -- what one chunk is made of, gathered with the GIL held --------------------------------- */
 
-/* One member value: 1 written, 0 None (nothing written), -1 error. */
+typedef enum { ABSENT, TEXT, NUMBER } Kind;
+
+typedef struct {
+    Kind kind;
+    const char *text; /* UTF-8 of a str the chunk holds a reference to */
+    Py_ssize_t len;
+    long long number;
+} Value;
+
+typedef struct {
+    Value *members;             /* one per name of all_names */
+    int sealed;                 /* its personal fields are sealed */
+    const unsigned char *key;   /* KEY_SIZE bytes */
+    const unsigned char *nonce; /* NONCE_SIZE bytes */
+    const char *ref;
+    Py_ssize_t ref_len;
+    int numbered;
+    long long number;
+} Row;
+
+/* Everything phase two reads, and the references that keep it alive. */
+typedef struct {
+    Py_ssize_t count;
+    Row *rows;
+    Value *values;
+    PyObject **refs;
+    Py_ssize_t nrefs, refs_cap;
+} Chunk;
+
 static int
-buf_value(Buf *b, PyObject *value)
+chunk_keep(Chunk *c, PyObject *obj)
+{
+    if (c->nrefs == c->refs_cap) {
+        Py_ssize_t cap = c->refs_cap ? c->refs_cap * 2 : 64;
+        PyObject **refs = PyMem_Realloc(c->refs, (size_t)cap * sizeof(PyObject *));
+        if (refs == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        c->refs = refs;
+        c->refs_cap = cap;
+    }
+    c->refs[c->nrefs++] = obj;
+    return 0;
+}
+
+static void
+chunk_free(Chunk *c)
+{
+    for (Py_ssize_t i = 0; i < c->nrefs; i++) {
+        Py_DECREF(c->refs[i]);
+    }
+    PyMem_Free(c->refs);
+    PyMem_Free(c->rows);
+    PyMem_Free(c->values);
+}
+
+/* A member value as phase two writes it; raises TypeError (or a UnicodeEncodeError, a
+ * ValueError, or OverflowError) for what only the Python encoder writes. */
+static int
+read_value(PyObject *value, Value *out)
 {
     if (value == Py_None) {
+        out->kind = ABSENT;
         return 0;
     }
     if (PyUnicode_Check(value)) {
-        Py_ssize_t n;
-        const char *s = PyUnicode_AsUTF8AndSize(value, &n);
-        if (s == NULL) {
-            return -1; /* a lone surrogate: UnicodeEncodeError, a ValueError */
-        }
-        return buf_json_string(b, s, n) < 0 ? -1 : 1;
+        out->text = PyUnicode_AsUTF8AndSize(value, &out->len);
+        out->kind = TEXT;
+        return out->text == NULL ? -1 : 0;
     }
     if (PyLong_Check(value) && !PyBool_Check(value)) {
-        long long v = PyLong_AsLongLong(value);
-        if (v == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-        return buf_int(b, v) < 0 ? -1 : 1;
+        out->number = PyLong_AsLongLong(value);
+        out->kind = NUMBER;
+        return out->number == -1 && PyErr_Occurred() ? -1 : 0;
     }
     PyErr_Format(PyExc_TypeError, "audit record member of type %.100s",
                  Py_TYPE(value)->tp_name);
@@ -205,16 +244,13 @@ buf_value(Buf *b, PyObject *value)
 typedef struct {
     PyObject_HEAD
     PyObject *all_names;  /* tuple of str: every member, sorted */
-    PyObject *open_names; /* tuple of str: the members that are not personal, sorted */
     PyObject *keys_all;   /* tuple of bytes: '"name":' for each of all_names */
-    PyObject *keys_open;  /* tuple of bytes: the same for open_names */
+    Py_ssize_t *open;     /* the positions in all_names of the members that are not personal */
+    Py_ssize_t nopen;
+    Py_ssize_t id, subject, reviewer, detail; /* positions in all_names */
     PyObject *aad_prefix; /* bytes */
-    PyObject *s_id, *s_subject, *s_reviewer, *s_detail;
     EVP_MD *sha256;
     EVP_CIPHER *gcm;
-    EVP_MD_CTX *md;
-    EVP_CIPHER_CTX *cx;
-    Buf line, rec, plain, aad;
 } Encoder;
 
 static PyObject *
@@ -238,12 +274,13 @@ member_keys(PyObject *names)
             return NULL;
         }
         if (buf_json_string(&b, s, len) < 0 || BUF_LITERAL(&b, ":") < 0) {
-            PyMem_Free(b.data);
+            PyMem_RawFree(b.data);
             Py_DECREF(out);
+            PyErr_NoMemory();
             return NULL;
         }
         PyObject *key = PyBytes_FromStringAndSize(b.data, b.len);
-        PyMem_Free(b.data);
+        PyMem_RawFree(b.data);
         if (key == NULL) {
             Py_DECREF(out);
             return NULL;
@@ -251,6 +288,18 @@ member_keys(PyObject *names)
         PyTuple_SET_ITEM(out, i, key);
     }
     return out;
+}
+
+static Py_ssize_t
+position(PyObject *names, const char *name)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(names, i), name) == 0) {
+            return i;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "all_names has no %s", name);
+    return -1;
 }
 
 static int
@@ -262,24 +311,36 @@ Encoder_init(Encoder *self, PyObject *args, PyObject *kwds)
                                      &PyTuple_Type, &open_names, &aad_prefix)) {
         return -1;
     }
-    Py_XSETREF(self->keys_all, member_keys(all_names));
-    Py_XSETREF(self->keys_open, member_keys(open_names));
-    if (self->keys_all == NULL || self->keys_open == NULL) {
+    Py_ssize_t nopen = PyTuple_GET_SIZE(open_names);
+    Py_ssize_t *open = PyMem_Malloc((size_t)(nopen ? nopen : 1) * sizeof(Py_ssize_t));
+    if (open == NULL) {
+        PyErr_NoMemory();
         return -1;
     }
-    Py_XSETREF(self->all_names, Py_NewRef(all_names));
-    Py_XSETREF(self->open_names, Py_NewRef(open_names));
-    Py_XSETREF(self->aad_prefix, Py_NewRef(aad_prefix));
-    if (self->s_id == NULL) {
-        self->s_id = PyUnicode_InternFromString("id");
-        self->s_subject = PyUnicode_InternFromString("subject");
-        self->s_reviewer = PyUnicode_InternFromString("reviewer");
-        self->s_detail = PyUnicode_InternFromString("detail");
-        if (!self->s_id || !self->s_subject || !self->s_reviewer || !self->s_detail) {
+    for (Py_ssize_t i = 0; i < nopen; i++) {
+        PyObject *name = PyTuple_GET_ITEM(open_names, i);
+        const char *s = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+        if (s == NULL || (open[i] = position(all_names, s)) < 0) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "member names must be str");
+            }
+            PyMem_Free(open);
             return -1;
         }
     }
-    if (self->md == NULL) {
+    PyMem_Free(self->open);
+    self->open = open;
+    self->nopen = nopen;
+    Py_XSETREF(self->keys_all, member_keys(all_names));
+    if (self->keys_all == NULL || (self->id = position(all_names, "id")) < 0 ||
+        (self->subject = position(all_names, "subject")) < 0 ||
+        (self->reviewer = position(all_names, "reviewer")) < 0 ||
+        (self->detail = position(all_names, "detail")) < 0) {
+        return -1;
+    }
+    Py_XSETREF(self->all_names, Py_NewRef(all_names));
+    Py_XSETREF(self->aad_prefix, Py_NewRef(aad_prefix));
+    if (self->sha256 == NULL) {
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
         self->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
         self->gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
@@ -287,9 +348,7 @@ Encoder_init(Encoder *self, PyObject *args, PyObject *kwds)
         self->sha256 = (EVP_MD *)EVP_sha256();
         self->gcm = (EVP_CIPHER *)EVP_aes_256_gcm();
 #endif
-        self->md = EVP_MD_CTX_new();
-        self->cx = EVP_CIPHER_CTX_new();
-        if (!self->sha256 || !self->gcm || !self->md || !self->cx) {
+        if (self->sha256 == NULL || self->gcm == NULL) {
             PyErr_SetString(PyExc_RuntimeError, "OpenSSL has no SHA-256 or AES-256-GCM");
             return -1;
         }
@@ -301,58 +360,156 @@ static void
 Encoder_dealloc(Encoder *self)
 {
     Py_XDECREF(self->all_names);
-    Py_XDECREF(self->open_names);
     Py_XDECREF(self->keys_all);
-    Py_XDECREF(self->keys_open);
     Py_XDECREF(self->aad_prefix);
-    Py_XDECREF(self->s_id);
-    Py_XDECREF(self->s_subject);
-    Py_XDECREF(self->s_reviewer);
-    Py_XDECREF(self->s_detail);
-    if (self->md) {
-        EVP_MD_CTX_free(self->md);
-    }
-    if (self->cx) {
-        EVP_CIPHER_CTX_free(self->cx);
-    }
+    PyMem_Free(self->open);
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
     EVP_MD_free(self->sha256);
     EVP_CIPHER_free(self->gcm);
 #endif
-    PyMem_Free(self->line.data);
-    PyMem_Free(self->rec.data);
-    PyMem_Free(self->plain.data);
-    PyMem_Free(self->aad.data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* The members of `record` named in `names` as a JSON object into `b`, None left out. */
+/* The seal of one record's owner, from the caller's ``seals`` and ``nonces``. */
 static int
-write_members(Buf *b, PyObject *record, PyObject *names, PyObject *keys)
+read_seal(Chunk *c, Row *row, PyObject *seals, PyObject *owner, PyObject *nonce)
+{
+    PyObject *seal = PyDict_GetItemWithError(seals, owner); /* borrowed */
+    if (seal == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetObject(PyExc_KeyError, owner);
+        }
+        return -1;
+    }
+    if (!PyTuple_Check(seal) || PyTuple_GET_SIZE(seal) < 3) {
+        PyErr_SetString(PyExc_TypeError, "a seal starts with (key, ref, number)");
+        return -1;
+    }
+    PyObject *key = PyTuple_GET_ITEM(seal, 0);
+    PyObject *ref = PyTuple_GET_ITEM(seal, 1);
+    PyObject *number = PyTuple_GET_ITEM(seal, 2);
+    if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) != KEY_SIZE || !PyBytes_Check(ref) ||
+        nonce == NULL || !PyBytes_Check(nonce) || PyBytes_GET_SIZE(nonce) != NONCE_SIZE) {
+        PyErr_SetString(PyExc_TypeError,
+                        "a seal needs a 32-byte key, a bytes ref, a 12-byte nonce");
+        return -1;
+    }
+    if (number != Py_None && (!PyLong_Check(number) || PyBool_Check(number))) {
+        PyErr_SetString(PyExc_TypeError, "a key number must be int");
+        return -1;
+    }
+    row->numbered = number != Py_None;
+    if (row->numbered) {
+        row->number = PyLong_AsLongLong(number);
+        if (row->number == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    /* the seal tuple keeps its key and ref alive, the nonce itself */
+    if (chunk_keep(c, Py_NewRef(seal)) < 0) {
+        Py_DECREF(seal);
+        return -1;
+    }
+    if (chunk_keep(c, Py_NewRef(nonce)) < 0) {
+        Py_DECREF(nonce);
+        return -1;
+    }
+    row->sealed = 1;
+    row->key = (const unsigned char *)PyBytes_AS_STRING(key);
+    row->ref = PyBytes_AS_STRING(ref);
+    row->ref_len = PyBytes_GET_SIZE(ref);
+    row->nonce = (const unsigned char *)PyBytes_AS_STRING(nonce);
+    return 0;
+}
+
+/* Phase one, with the GIL: read every record's members and seal into ``c``. */
+static int
+gather(Encoder *self, Chunk *c, PyObject *records, PyObject *seals, PyObject *nonces)
+{
+    Py_ssize_t nnames = PyTuple_GET_SIZE(self->all_names);
+    Py_ssize_t nnonces = nonces ? PySequence_Fast_GET_SIZE(nonces) : 0;
+    c->count = PySequence_Fast_GET_SIZE(records);
+    if (nnames && c->count > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Value) / nnames) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t cells = c->count * nnames;
+    c->rows = PyMem_Calloc((size_t)(c->count ? c->count : 1), sizeof(Row));
+    c->values = PyMem_Calloc((size_t)(cells ? cells : 1), sizeof(Value));
+    if (c->rows == NULL || c->values == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < c->count; i++) {
+        PyObject *record = PySequence_Fast_GET_ITEM(records, i);
+        Row *row = &c->rows[i];
+        row->members = &c->values[i * nnames];
+        for (Py_ssize_t j = 0; j < nnames; j++) {
+            PyObject *value = PyObject_GetAttr(record, PyTuple_GET_ITEM(self->all_names, j));
+            if (value == NULL) {
+                return -1;
+            }
+            if (chunk_keep(c, value) < 0) {
+                Py_DECREF(value);
+                return -1;
+            }
+            if (read_value(value, &row->members[j]) < 0) {
+                return -1;
+            }
+        }
+        if (seals == Py_None) {
+            continue;
+        }
+        Py_ssize_t owner = row->members[self->subject].kind != ABSENT ? self->subject
+                           : row->members[self->reviewer].kind != ABSENT ? self->reviewer
+                                                                         : -1;
+        if (owner < 0) {
+            continue;
+        }
+        if (row->members[self->id].kind != TEXT) {
+            PyErr_SetString(PyExc_TypeError, "audit record id must be str");
+            return -1;
+        }
+        /* the owner's value object is the one kept above for this member */
+        PyObject *owner_value = c->refs[c->nrefs - nnames + owner];
+        PyObject *nonce = i < nnonces ? PySequence_Fast_GET_ITEM(nonces, i) : NULL;
+        if (read_seal(c, row, seals, owner_value, nonce) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* -- phase two, without the GIL: write, seal, hash ----------------------------------------- */
+
+typedef enum { DONE, NO_MEMORY, OPENSSL, TOO_LARGE } Outcome;
+
+static int
+write_value(Buf *b, const Value *v)
+{
+    return v->kind == TEXT ? buf_json_string(b, v->text, v->len) : buf_int(b, v->number);
+}
+
+/* The members named by ``positions`` (all of them when NULL) as a JSON object, absent ones
+ * left out. */
+static int
+write_members(Buf *b, const Encoder *self, const Row *row, const Py_ssize_t *positions,
+              Py_ssize_t count)
 {
     int first = 1;
     if (BUF_LITERAL(b, "{") < 0) {
         return -1;
     }
-    Py_ssize_t n = PyTuple_GET_SIZE(names);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *value = PyObject_GetAttr(record, PyTuple_GET_ITEM(names, i));
-        if (value == NULL) {
-            return -1;
-        }
-        if (value == Py_None) {
-            Py_DECREF(value);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        Py_ssize_t j = positions ? positions[k] : k;
+        const Value *v = &row->members[j];
+        if (v->kind == ABSENT) {
             continue;
         }
-        PyObject *key = PyTuple_GET_ITEM(keys, i);
+        PyObject *key = PyTuple_GET_ITEM(self->keys_all, j);
         if ((!first && BUF_LITERAL(b, ",") < 0) ||
-            buf_put(b, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)) < 0) {
-            Py_DECREF(value);
-            return -1;
-        }
-        int written = buf_value(b, value);
-        Py_DECREF(value);
-        if (written < 0) {
+            buf_put(b, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)) < 0 ||
+            write_value(b, v) < 0) {
             return -1;
         }
         first = 0;
@@ -363,216 +520,187 @@ write_members(Buf *b, PyObject *record, PyObject *names, PyObject *keys)
 /* The personal fields present, as {"subject":..,"reviewer":..,"detail":..} in that order, and
  * their names joined by commas. */
 static int
-write_personal(Buf *b, Buf *fields, PyObject *subject, PyObject *reviewer, PyObject *detail)
+write_personal(Buf *plain, Buf *fields, const Encoder *self, const Row *row)
 {
     static const char *names[] = {"subject", "reviewer", "detail"};
-    PyObject *values[] = {subject, reviewer, detail};
+    const Value *values[] = {&row->members[self->subject], &row->members[self->reviewer],
+                             &row->members[self->detail]};
     int first = 1;
-    if (BUF_LITERAL(b, "{") < 0) {
+    if (BUF_LITERAL(plain, "{") < 0) {
         return -1;
     }
     for (int i = 0; i < 3; i++) {
-        if (values[i] == Py_None) {
+        if (values[i]->kind == ABSENT) {
             continue;
         }
-        const char *sep = first ? "" : ",";
-        if (buf_put(b, sep, first ? 0 : 1) < 0 || buf_put(fields, sep, first ? 0 : 1) < 0 ||
-            BUF_LITERAL(b, "\"") < 0 || buf_put(b, names[i], (Py_ssize_t)strlen(names[i])) < 0 ||
-            BUF_LITERAL(b, "\":") < 0 ||
-            buf_put(fields, names[i], (Py_ssize_t)strlen(names[i])) < 0 ||
-            buf_value(b, values[i]) < 0) {
+        Py_ssize_t n = (Py_ssize_t)strlen(names[i]);
+        if ((!first && (BUF_LITERAL(plain, ",") < 0 || BUF_LITERAL(fields, ",") < 0)) ||
+            BUF_LITERAL(plain, "\"") < 0 || buf_put(plain, names[i], n) < 0 ||
+            BUF_LITERAL(plain, "\":") < 0 || buf_put(fields, names[i], n) < 0 ||
+            write_value(plain, values[i]) < 0) {
             return -1;
         }
         first = 0;
     }
-    return BUF_LITERAL(b, "}");
+    return BUF_LITERAL(plain, "}");
 }
 
-static int
-openssl_error(const char *what)
-{
-    PyErr_Format(PyExc_RuntimeError, "OpenSSL failed to %s", what);
-    return -1;
-}
+/* The buffers and OpenSSL contexts of one call. */
+typedef struct {
+    EVP_MD_CTX *md;
+    EVP_CIPHER_CTX *cx;
+    Buf plain, fields, aad, sealed;
+} Work;
 
-/* AES-256-GCM of `plain` under `key` and `nonce` with associated data `aad`, written into `b`
- * as base64(nonce || ciphertext || tag). */
-static int
-write_sealed(Encoder *self, Buf *b, const unsigned char *key, const unsigned char *nonce,
-             const Buf *aad, const Buf *plain)
+/* ,"sealed":{"ct":"<base64(nonce || ciphertext || tag)>","fields":"..","key"?:N,"ref":".."} */
+static Outcome
+write_seal(Buf *line, const Encoder *self, const Row *row, Work *w)
 {
-    unsigned char small[NONCE_SIZE + 512 + TAG_SIZE];
-    unsigned char *raw = small;
-    Py_ssize_t size = NONCE_SIZE + plain->len + TAG_SIZE;
-    int outl = 0, finl = 0, rc = -1;
-    if (plain->len > INT_MAX - NONCE_SIZE - TAG_SIZE || aad->len > INT_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "sealed fields too large");
-        return -1;
-    }
-    if (size > (Py_ssize_t)sizeof(small)) {
-        raw = PyMem_Malloc((size_t)size);
-        if (raw == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-    }
-    memcpy(raw, nonce, NONCE_SIZE);
-    if (EVP_EncryptInit_ex(self->cx, self->gcm, NULL, key, nonce) != 1 ||
-        EVP_EncryptUpdate(self->cx, NULL, &outl, (const unsigned char *)aad->data,
-                          (int)aad->len) != 1 ||
-        EVP_EncryptUpdate(self->cx, raw + NONCE_SIZE, &outl,
-                          (const unsigned char *)plain->data, (int)plain->len) != 1 ||
-        EVP_EncryptFinal_ex(self->cx, raw + NONCE_SIZE + outl, &finl) != 1 ||
-        EVP_CIPHER_CTX_ctrl(self->cx, EVP_CTRL_GCM_GET_TAG, TAG_SIZE,
-                            raw + NONCE_SIZE + outl + finl) != 1) {
-        openssl_error("seal the personal fields");
-        goto done;
-    }
-    rc = buf_b64(b, raw, NONCE_SIZE + outl + finl + TAG_SIZE);
-done:
-    if (raw != small) {
-        PyMem_Free(raw);
-    }
-    return rc;
-}
-
-/* The "sealed" member's value for one record, or 0 after writing nothing when the record has
- * no owner (neither subject nor reviewer); -1 on error. */
-static int
-write_seal(Encoder *self, Buf *line, PyObject *record, PyObject *seals, PyObject *nonce,
-           PyObject *subject, PyObject *reviewer, PyObject *detail)
-{
-    PyObject *owner = subject != Py_None ? subject : reviewer;
-    Buf fields = {0};
-    int rc = -1;
-    PyObject *seal = PyDict_GetItemWithError(seals, owner); /* borrowed */
-    if (seal == NULL) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetObject(PyExc_KeyError, owner);
-        }
-        return -1;
-    }
-    PyObject *key, *ref, *number;
-    if (!PyTuple_Check(seal) || PyTuple_GET_SIZE(seal) < 3) {
-        PyErr_SetString(PyExc_TypeError, "a seal starts with (key, ref, number)");
-        return -1;
-    }
-    key = PyTuple_GET_ITEM(seal, 0);
-    ref = PyTuple_GET_ITEM(seal, 1);
-    number = PyTuple_GET_ITEM(seal, 2);
-    if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) != KEY_SIZE || !PyBytes_Check(ref) ||
-        !PyBytes_Check(nonce) || PyBytes_GET_SIZE(nonce) != NONCE_SIZE) {
-        PyErr_SetString(PyExc_TypeError, "a seal needs a 32-byte key, a bytes ref, a 12-byte nonce");
-        return -1;
-    }
-    PyObject *id = PyObject_GetAttr(record, self->s_id);
-    if (id == NULL) {
-        return -1;
-    }
-    Py_ssize_t id_len;
-    const char *id_s = PyUnicode_Check(id) ? PyUnicode_AsUTF8AndSize(id, &id_len) : NULL;
-    if (id_s == NULL) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "audit record id must be str");
-        }
-        Py_DECREF(id);
-        return -1;
-    }
-    self->plain.len = 0;
-    self->aad.len = 0;
-    if (write_personal(&self->plain, &fields, subject, reviewer, detail) < 0 ||
-        buf_put(&self->aad, PyBytes_AS_STRING(self->aad_prefix),
+    const Value *id = &row->members[self->id];
+    w->plain.len = w->fields.len = w->aad.len = w->sealed.len = 0;
+    if (write_personal(&w->plain, &w->fields, self, row) < 0 ||
+        buf_put(&w->aad, PyBytes_AS_STRING(self->aad_prefix),
                 PyBytes_GET_SIZE(self->aad_prefix)) < 0 ||
-        buf_put(&self->aad, id_s, id_len) < 0 || BUF_LITERAL(&self->aad, "\n") < 0 ||
-        buf_put(&self->aad, PyBytes_AS_STRING(ref), PyBytes_GET_SIZE(ref)) < 0) {
-        goto done;
+        buf_put(&w->aad, id->text, id->len) < 0 || BUF_LITERAL(&w->aad, "\n") < 0 ||
+        buf_put(&w->aad, row->ref, row->ref_len) < 0) {
+        return NO_MEMORY;
+    }
+    if (w->plain.len > INT_MAX - NONCE_SIZE - TAG_SIZE || w->aad.len > INT_MAX) {
+        return TOO_LARGE;
+    }
+    if (buf_reserve(&w->sealed, NONCE_SIZE + w->plain.len + TAG_SIZE) < 0) {
+        return NO_MEMORY;
+    }
+    unsigned char *raw = (unsigned char *)w->sealed.data;
+    int outl = 0, finl = 0;
+    memcpy(raw, row->nonce, NONCE_SIZE);
+    if (EVP_EncryptInit_ex(w->cx, self->gcm, NULL, row->key, row->nonce) != 1 ||
+        EVP_EncryptUpdate(w->cx, NULL, &outl, (const unsigned char *)w->aad.data,
+                          (int)w->aad.len) != 1 ||
+        EVP_EncryptUpdate(w->cx, raw + NONCE_SIZE, &outl, (const unsigned char *)w->plain.data,
+                          (int)w->plain.len) != 1 ||
+        EVP_EncryptFinal_ex(w->cx, raw + NONCE_SIZE + outl, &finl) != 1 ||
+        EVP_CIPHER_CTX_ctrl(w->cx, EVP_CTRL_GCM_GET_TAG, TAG_SIZE,
+                            raw + NONCE_SIZE + outl + finl) != 1) {
+        return OPENSSL;
     }
     if (BUF_LITERAL(line, ",\"sealed\":{\"ct\":\"") < 0 ||
-        write_sealed(self, line, (const unsigned char *)PyBytes_AS_STRING(key),
-                     (const unsigned char *)PyBytes_AS_STRING(nonce), &self->aad,
-                     &self->plain) < 0 ||
-        BUF_LITERAL(line, "\",\"fields\":\"") < 0 || buf_put(line, fields.data, fields.len) < 0 ||
-        BUF_LITERAL(line, "\"") < 0) {
-        goto done;
-    }
-    if (number != Py_None) {
-        if (!PyLong_Check(number) || PyBool_Check(number)) {
-            PyErr_SetString(PyExc_TypeError, "a key number must be int");
-            goto done;
-        }
-        long long v = PyLong_AsLongLong(number);
-        if ((v == -1 && PyErr_Occurred()) || BUF_LITERAL(line, ",\"key\":") < 0 ||
-            buf_int(line, v) < 0) {
-            goto done;
-        }
-    }
-    if (BUF_LITERAL(line, ",\"ref\":\"") < 0 ||
-        buf_put(line, PyBytes_AS_STRING(ref), PyBytes_GET_SIZE(ref)) < 0 ||
+        buf_b64(line, raw, NONCE_SIZE + outl + finl + TAG_SIZE) < 0 ||
+        BUF_LITERAL(line, "\",\"fields\":\"") < 0 ||
+        buf_put(line, w->fields.data, w->fields.len) < 0 || BUF_LITERAL(line, "\"") < 0 ||
+        (row->numbered && (BUF_LITERAL(line, ",\"key\":") < 0 || buf_int(line, row->number) < 0)) ||
+        BUF_LITERAL(line, ",\"ref\":\"") < 0 || buf_put(line, row->ref, row->ref_len) < 0 ||
         BUF_LITERAL(line, "\"}") < 0) {
-        goto done;
+        return NO_MEMORY;
     }
-    rc = 1;
-done:
-    Py_DECREF(id);
-    PyMem_Free(fields.data);
-    return rc;
+    return DONE;
 }
 
-/* One line into self->line: {"prev":"..","rec":..,"sealed"?:..,"seq":N}. */
-static int
-write_line(Encoder *self, PyObject *record, const char *prev, long long seq, PyObject *seals,
-           PyObject *nonce)
-{
-    Buf *line = &self->line;
-    PyObject *subject = NULL, *reviewer = NULL, *detail = NULL;
-    int sealed = 0, rc = -1;
-    line->len = 0;
-    if (BUF_LITERAL(line, "{\"prev\":\"") < 0 || buf_put(line, prev, PREV_SIZE) < 0 ||
-        BUF_LITERAL(line, "\",\"rec\":") < 0) {
-        return -1;
-    }
-    if (seals != Py_None) {
-        subject = PyObject_GetAttr(record, self->s_subject);
-        reviewer = subject ? PyObject_GetAttr(record, self->s_reviewer) : NULL;
-        detail = reviewer ? PyObject_GetAttr(record, self->s_detail) : NULL;
-        if (detail == NULL) {
-            goto done;
-        }
-        sealed = subject != Py_None || reviewer != Py_None;
-    }
-    if (sealed) {
-        if (write_members(line, record, self->open_names, self->keys_open) < 0 ||
-            write_seal(self, line, record, seals, nonce, subject, reviewer, detail) < 0) {
-            goto done;
-        }
-    }
-    else if (write_members(line, record, self->all_names, self->keys_all) < 0) {
-        goto done;
-    }
-    if (BUF_LITERAL(line, ",\"seq\":") < 0 || buf_int(line, seq) < 0 ||
-        BUF_LITERAL(line, "}") < 0) {
-        goto done;
-    }
-    rc = 0;
-done:
-    Py_XDECREF(subject);
-    Py_XDECREF(reviewer);
-    Py_XDECREF(detail);
-    return rc;
-}
-
-static int
-leaf_hash(Encoder *self, const Buf *line, unsigned char *digest)
+/* The lines of a prefix of the chunk, one after the other in ``out``; ``ends[i]`` is where
+ * line ``i`` ends and ``digests`` holds the leaf hashes. ``*written`` lines were made. */
+static Outcome
+write_lines(const Encoder *self, const Chunk *c, const char *prev_in, long long seq,
+            Py_ssize_t room, Buf *out, Py_ssize_t *ends, unsigned char *digests,
+            Py_ssize_t *written)
 {
     static const unsigned char zero = 0;
-    unsigned int n = 0;
-    if (EVP_DigestInit_ex(self->md, self->sha256, NULL) != 1 ||
-        EVP_DigestUpdate(self->md, &zero, 1) != 1 ||
-        EVP_DigestUpdate(self->md, line->data, (size_t)line->len) != 1 ||
-        EVP_DigestFinal_ex(self->md, digest, &n) != 1 || n != DIGEST_SIZE) {
-        return openssl_error("hash a line");
+    char prev[PREV_SIZE];
+    Py_ssize_t size = 0;
+    Outcome outcome = DONE;
+    Work w = {EVP_MD_CTX_new(), EVP_CIPHER_CTX_new()};
+    memcpy(prev, prev_in, PREV_SIZE);
+    *written = 0;
+    if (w.md == NULL || w.cx == NULL) {
+        outcome = NO_MEMORY;
+        goto done;
     }
-    return 0;
+    for (Py_ssize_t i = 0; i < c->count && size < room; i++) {
+        const Row *row = &c->rows[i];
+        Py_ssize_t start = out->len;
+        if (seq == LLONG_MAX) {
+            outcome = TOO_LARGE;
+            goto done;
+        }
+        if (BUF_LITERAL(out, "{\"prev\":\"") < 0 || buf_put(out, prev, PREV_SIZE) < 0 ||
+            BUF_LITERAL(out, "\",\"rec\":") < 0) {
+            outcome = NO_MEMORY;
+            goto done;
+        }
+        if (row->sealed) {
+            if (write_members(out, self, row, self->open, self->nopen) < 0) {
+                outcome = NO_MEMORY;
+                goto done;
+            }
+            if ((outcome = write_seal(out, self, row, &w)) != DONE) {
+                goto done;
+            }
+        }
+        else if (write_members(out, self, row, NULL, PyTuple_GET_SIZE(self->all_names)) < 0) {
+            outcome = NO_MEMORY;
+            goto done;
+        }
+        if (BUF_LITERAL(out, ",\"seq\":") < 0 || buf_int(out, seq) < 0 ||
+            BUF_LITERAL(out, "}") < 0) {
+            outcome = NO_MEMORY;
+            goto done;
+        }
+        unsigned char *digest = digests + i * DIGEST_SIZE;
+        unsigned int n = 0;
+        if (EVP_DigestInit_ex(w.md, self->sha256, NULL) != 1 ||
+            EVP_DigestUpdate(w.md, &zero, 1) != 1 ||
+            EVP_DigestUpdate(w.md, out->data + start, (size_t)(out->len - start)) != 1 ||
+            EVP_DigestFinal_ex(w.md, digest, &n) != 1 || n != DIGEST_SIZE) {
+            outcome = OPENSSL;
+            goto done;
+        }
+        for (int j = 0; j < DIGEST_SIZE; j++) {
+            prev[2 * j] = HEX[digest[j] >> 4];
+            prev[2 * j + 1] = HEX[digest[j] & 0xF];
+        }
+        ends[i] = out->len;
+        size += out->len - start + 1;
+        seq++;
+        *written = i + 1;
+    }
+done:
+    EVP_MD_CTX_free(w.md);
+    EVP_CIPHER_CTX_free(w.cx);
+    PyMem_RawFree(w.plain.data);
+    PyMem_RawFree(w.fields.data);
+    PyMem_RawFree(w.aad.data);
+    PyMem_RawFree(w.sealed.data);
+    return outcome;
+}
+
+/* -- phase three, with the GIL: the lines and hashes as Python objects --------------------- */
+
+static PyObject *
+results(const Buf *out, const Py_ssize_t *ends, const unsigned char *digests, Py_ssize_t count)
+{
+    PyObject *lines = PyList_New(count), *hashes = PyList_New(count);
+    if (lines == NULL || hashes == NULL) {
+        goto fail;
+    }
+    Py_ssize_t size = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t start = i ? ends[i - 1] : 0;
+        PyObject *line = PyBytes_FromStringAndSize(out->data + start, ends[i] - start);
+        PyObject *hash =
+            PyBytes_FromStringAndSize((const char *)digests + i * DIGEST_SIZE, DIGEST_SIZE);
+        if (line == NULL || hash == NULL) {
+            Py_XDECREF(line);
+            Py_XDECREF(hash);
+            goto fail;
+        }
+        PyList_SET_ITEM(lines, i, line);
+        PyList_SET_ITEM(hashes, i, hash);
+        size += ends[i] - start + 1;
+    }
+    return Py_BuildValue("(NNn)", lines, hashes, size);
+fail:
+    Py_XDECREF(lines);
+    Py_XDECREF(hashes);
+    return NULL;
 }
 
 PyDoc_STRVAR(Encoder_encode_doc,
@@ -581,16 +709,17 @@ PyDoc_STRVAR(Encoder_encode_doc,
 "digits), stopping after the line that brings the total size (newlines included) to\n"
 "``room`` or more. ``seals`` is None (personal fields in clear) or maps each owner to a\n"
 "tuple that starts with (key, ref, key number or None); ``nonces`` then holds a 12-byte\n"
-"nonce for each record, by position.");
+"nonce for each record, by position. The records are read with the GIL held; the lines\n"
+"are written, sealed and hashed without it.");
 
 static PyObject *
 Encoder_encode(Encoder *self, PyObject *args)
 {
     PyObject *records, *seals, *nonces;
     long long seq;
-    const char *prev_in;
+    const char *prev;
     Py_ssize_t prev_len, room;
-    if (!PyArg_ParseTuple(args, "OLy#nOO", &records, &seq, &prev_in, &prev_len, &room, &seals,
+    if (!PyArg_ParseTuple(args, "OLy#nOO", &records, &seq, &prev, &prev_len, &room, &seals,
                           &nonces)) {
         return NULL;
     }
@@ -602,72 +731,56 @@ Encoder_encode(Encoder *self, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "seals must be a dict or None");
         return NULL;
     }
-    PyObject *seq_records = PySequence_Fast(records, "records must be a sequence");
-    if (seq_records == NULL) {
+    PyObject *result = NULL, *fast_nonces = NULL;
+    PyObject *fast = PySequence_Fast(records, "records must be a sequence");
+    Chunk c = {0};
+    Buf out = {0};
+    Py_ssize_t *ends = NULL, written = 0;
+    unsigned char *digests = NULL;
+    char prev_copy[PREV_SIZE];
+    if (fast == NULL) {
         return NULL;
     }
-    PyObject *seq_nonces = NULL;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq_records);
-    Py_ssize_t nonce_count = 0;
-    if (seals != Py_None) {
-        seq_nonces = PySequence_Fast(nonces, "nonces must be a sequence");
-        if (seq_nonces == NULL) {
-            Py_DECREF(seq_records);
-            return NULL;
-        }
-        nonce_count = PySequence_Fast_GET_SIZE(seq_nonces);
+    if (seals != Py_None &&
+        (fast_nonces = PySequence_Fast(nonces, "nonces must be a sequence")) == NULL) {
+        goto done;
     }
-    char prev[PREV_SIZE];
-    memcpy(prev, prev_in, PREV_SIZE);
-    PyObject *lines = PyList_New(0), *hashes = PyList_New(0);
-    if (lines == NULL || hashes == NULL) {
-        Py_XDECREF(lines);
-        Py_XDECREF(hashes);
-        goto fail_early;
+    if (gather(self, &c, fast, seals, fast_nonces) < 0) {
+        goto done;
     }
-    Py_ssize_t size = 0;
-    for (Py_ssize_t i = 0; i < count && size < room; i++) {
-        PyObject *record = PySequence_Fast_GET_ITEM(seq_records, i);
-        /* a record that needs sealing and has no nonce is refused in write_seal */
-        PyObject *nonce = i < nonce_count ? PySequence_Fast_GET_ITEM(seq_nonces, i) : Py_None;
-        unsigned char digest[DIGEST_SIZE];
-        if (seq > LLONG_MAX - 1) {
-            PyErr_SetString(PyExc_OverflowError, "sequence number too large");
-            goto fail;
-        }
-        if (write_line(self, record, prev, seq, seals, nonce) < 0 ||
-            leaf_hash(self, &self->line, digest) < 0) {
-            goto fail;
-        }
-        PyObject *line = PyBytes_FromStringAndSize(self->line.data, self->line.len);
-        if (line == NULL || PyList_Append(lines, line) < 0) {
-            Py_XDECREF(line);
-            goto fail;
-        }
-        Py_DECREF(line);
-        PyObject *hash = PyBytes_FromStringAndSize((const char *)digest, DIGEST_SIZE);
-        if (hash == NULL || PyList_Append(hashes, hash) < 0) {
-            Py_XDECREF(hash);
-            goto fail;
-        }
-        Py_DECREF(hash);
-        for (int j = 0; j < DIGEST_SIZE; j++) {
-            prev[2 * j] = HEX[digest[j] >> 4];
-            prev[2 * j + 1] = HEX[digest[j] & 0xF];
-        }
-        size += self->line.len + 1;
-        seq++;
+    ends = PyMem_RawMalloc((size_t)(c.count ? c.count : 1) * sizeof(Py_ssize_t));
+    digests = PyMem_RawMalloc((size_t)(c.count ? c.count : 1) * DIGEST_SIZE);
+    if (ends == NULL || digests == NULL) {
+        PyErr_NoMemory();
+        goto done;
     }
-    Py_DECREF(seq_records);
-    Py_XDECREF(seq_nonces);
-    return Py_BuildValue("(NNn)", lines, hashes, size);
-fail:
-    Py_DECREF(lines);
-    Py_DECREF(hashes);
-fail_early:
-    Py_DECREF(seq_records);
-    Py_XDECREF(seq_nonces);
-    return NULL;
+    memcpy(prev_copy, prev, PREV_SIZE); /* the bytes object is not read without the GIL */
+    Outcome outcome;
+    Py_BEGIN_ALLOW_THREADS
+    outcome = write_lines(self, &c, prev_copy, seq, room, &out, ends, digests, &written);
+    Py_END_ALLOW_THREADS
+    switch (outcome) {
+    case DONE:
+        result = results(&out, ends, digests, written);
+        break;
+    case NO_MEMORY:
+        PyErr_NoMemory();
+        break;
+    case TOO_LARGE:
+        PyErr_SetString(PyExc_OverflowError, "a record or sequence number too large to encode");
+        break;
+    case OPENSSL:
+        PyErr_SetString(PyExc_RuntimeError, "OpenSSL failed to hash or seal a line");
+        break;
+    }
+done:
+    chunk_free(&c);
+    PyMem_RawFree(out.data);
+    PyMem_RawFree(ends);
+    PyMem_RawFree(digests);
+    Py_XDECREF(fast_nonces);
+    Py_DECREF(fast);
+    return result;
 }
 
 static PyMethodDef Encoder_methods[] = {

@@ -189,7 +189,13 @@ class PersonRoute(BaseRoute):
         self.prefix = self.app.prefix
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] == "http" and route_path(scope).startswith(self.prefix):
+        # route_path(scope) is a suffix of the path: a path without the prefix anywhere in it
+        # (every request but the person's own) is turned away by one substring search
+        if (
+            self.prefix in scope["path"]
+            and scope["type"] == "http"
+            and route_path(scope).startswith(self.prefix)
+        ):
             return Match.FULL, {}
         return Match.NONE, {}
 
