@@ -102,6 +102,7 @@ class Guard:
         calendar: WorkingCalendar | None = None,
         clock: Callable[[], datetime] | None = None,
         meter_provider: Any = None,
+        tracer_provider: Any = None,
         **settings: Any,
     ) -> None:
         try:
@@ -143,7 +144,7 @@ class Guard:
         self.person_resolver: SubjectResolver = person or self.subject_resolver
         self.reviewer_resolver: ReviewerResolver = reviewer or reviewer_from_auth()
         self.vulnerability = vulnerability
-        self.telemetry = Telemetry(meter_provider)
+        self.telemetry = Telemetry(meter_provider, tracer_provider)
         self.consents = Consents(self.store, self.facts, self.auditor, self.now)
         self.objections = Objections(
             self.store, self.facts, self.auditor, self.policy_names, self.now

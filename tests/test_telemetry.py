@@ -1,4 +1,5 @@
-"""OpenTelemetry: span attributes, trace id in the audit record, the decisions counter."""
+"""OpenTelemetry: span attributes, a span of its own outside any, trace id in the audit record,
+the decisions counter."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
 import kzai_guard as kg
+from kzai_guard.telemetry import SPAN_NAME
 from kzai_guard.testing import memory_guard
 from tests.samples import EXPLANATION, LOAN
 
@@ -204,3 +211,92 @@ def test_guard_without_a_meter_provider_decides_under_the_api_defaults() -> None
         assert (record.verdict, record.trace_id) == ("allow", None)
     finally:
         guard.close()
+
+
+@pytest.fixture
+def provider() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield tracer_provider, exporter
+    tracer_provider.shutdown()
+
+
+def test_decision_outside_any_span_gets_a_span_of_its_own_from_the_given_provider(
+    provider: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    tracer_provider, exporter = provider
+    guard, sink = memory_guard([LOAN], contact="credit@example.kz", tracer_provider=tracer_provider)
+    try:
+        score = decide(guard)
+        guard.consents.grant("T-10", "credit-scoring", "v1")
+        with kg.decision_context("T-10"):
+            score()
+        with kg.decision_context("T-11"), pytest.raises(kg.DecisionBlocked):
+            score()
+    finally:
+        guard.close()
+
+    allowed, blocked = exporter.get_finished_spans()
+    records = sink.of_kind(kg.EventKind.DECISION)
+    assert [span.name for span in (allowed, blocked)] == [SPAN_NAME, SPAN_NAME]
+    assert dict(allowed.attributes or {}) == {
+        "kzai_guard.policy": "loan_approval",
+        "kzai_guard.verdict": "allow",
+        "kzai_guard.reason": "consent",
+        "kzai_guard.decision_id": records[0].id,
+    }
+    assert (blocked.attributes or {})["kzai_guard.verdict"] == "block"
+    for span, record in zip((allowed, blocked), records, strict=True):
+        assert span.context is not None and span.parent is None
+        assert record.trace_id == format(span.context.trace_id, "032x")
+        assert span.start_time is not None and span.end_time is not None
+        assert span.end_time - span.start_time == (record.latency_us or 0) * 1000
+
+
+def test_decision_inside_a_span_gets_no_span_of_its_own(
+    provider: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    tracer_provider, exporter = provider
+    guard, sink = memory_guard([LOAN], contact="credit@example.kz", tracer_provider=tracer_provider)
+    try:
+        score = decide(guard)
+        guard.consents.grant("T-12", "credit-scoring", "v1")
+        tracer = tracer_provider.get_tracer("kzai-guard-tests")
+        with tracer.start_as_current_span("score-application"), kg.decision_context("T-12"):
+            score()
+    finally:
+        guard.close()
+
+    [span] = exporter.get_finished_spans()
+    assert span.name == "score-application"
+    assert (span.attributes or {})["kzai_guard.decision_id"] == sink.records[-1].id
+
+
+def test_http_decision_without_instrumentation_gets_a_span_of_its_own(
+    provider: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    tracer_provider, exporter = provider
+    guard, sink = memory_guard([LOAN], contact="credit@example.kz", tracer_provider=tracer_provider)
+
+    @guard.decision("loan_approval")
+    async def decide_loan(request: Request) -> JSONResponse:
+        kg.explain(EXPLANATION)
+        return JSONResponse({"approved": True})
+
+    app = Starlette(routes=[Route("/loans", decide_loan, methods=["POST"])])
+    guard.install(app)
+    guard.consents.grant("A-1", "credit-scoring", "v1")
+    try:
+        with TestClient(app) as client:
+            response = client.post("/loans", headers={"X-Subject-Id": "A-1"})
+    finally:
+        guard.close()
+
+    assert response.status_code == 200
+    [span] = exporter.get_finished_spans()
+    [record] = sink.of_kind(kg.EventKind.DECISION)
+    assert span.name == SPAN_NAME
+    assert (span.attributes or {})["kzai_guard.decision_id"] == response.headers["AI-Decision-Id"]
+    assert span.context is not None
+    assert record.trace_id == format(span.context.trace_id, "032x")
