@@ -251,6 +251,7 @@ typedef struct {
     PyObject *aad_prefix; /* bytes */
     EVP_MD *sha256;
     EVP_CIPHER *gcm;
+    int ready; /* configured by a successful __init__; never changed after */
 } Encoder;
 
 static PyObject *
@@ -311,6 +312,11 @@ Encoder_init(Encoder *self, PyObject *args, PyObject *kwds)
                                      &PyTuple_Type, &open_names, &aad_prefix)) {
         return -1;
     }
+    if (self->ready) {
+        /* another thread may be encoding with this configuration, without the GIL */
+        PyErr_SetString(PyExc_TypeError, "an Encoder is configured once");
+        return -1;
+    }
     Py_ssize_t nopen = PyTuple_GET_SIZE(open_names);
     Py_ssize_t *open = PyMem_Malloc((size_t)(nopen ? nopen : 1) * sizeof(Py_ssize_t));
     if (open == NULL) {
@@ -353,6 +359,7 @@ Encoder_init(Encoder *self, PyObject *args, PyObject *kwds)
             return -1;
         }
     }
+    self->ready = 1;
     return 0;
 }
 
@@ -721,6 +728,10 @@ Encoder_encode(Encoder *self, PyObject *args)
     Py_ssize_t prev_len, room;
     if (!PyArg_ParseTuple(args, "OLy#nOO", &records, &seq, &prev, &prev_len, &room, &seals,
                           &nonces)) {
+        return NULL;
+    }
+    if (!self->ready) {
+        PyErr_SetString(PyExc_TypeError, "the Encoder was not configured");
         return NULL;
     }
     if (prev_len != PREV_SIZE) {

@@ -195,3 +195,18 @@ def test_the_c_encoder_refuses_bad_arguments_with_an_exception(
     assert native is not None
     with pytest.raises(error):
         native([make_record(0)], 0, prev, 1 << 30, seals, nonces)
+
+
+@needs_native
+def test_a_c_encoder_is_configured_once_and_refuses_to_encode_unconfigured() -> None:
+    from kzai_guard.audit import _lines
+
+    names = tuple(sorted(f.name for f in dataclasses.fields(AuditRecord)))
+    encoder = _lines.Encoder(names, (), b"")
+    with pytest.raises(TypeError, match="configured once"):
+        encoder.__init__(names, (), b"")  # type: ignore[misc]
+    half = _lines.Encoder.__new__(_lines.Encoder)
+    with pytest.raises(ValueError, match="no subject"):
+        half.__init__(("id",), (), b"")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="not configured"):
+        half.encode([make_record(0)], 0, b"0" * 64, 1 << 30, None, [])
