@@ -213,29 +213,31 @@ def test_guard_without_a_meter_provider_decides_under_the_api_defaults() -> None
         guard.close()
 
 
+Traced = tuple[kg.Guard, kg.MemorySink, TracerProvider, InMemorySpanExporter]
+
+
 @pytest.fixture
-def provider() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+def traced() -> Iterator[Traced]:
+    """A guard given a tracer provider whose spans land in the returned exporter."""
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield tracer_provider, exporter
+    guard, sink = memory_guard([LOAN], contact="credit@example.kz", tracer_provider=tracer_provider)
+    yield guard, sink, tracer_provider, exporter
+    guard.close()
     tracer_provider.shutdown()
 
 
 def test_decision_outside_any_span_gets_a_span_of_its_own_from_the_given_provider(
-    provider: tuple[TracerProvider, InMemorySpanExporter],
+    traced: Traced,
 ) -> None:
-    tracer_provider, exporter = provider
-    guard, sink = memory_guard([LOAN], contact="credit@example.kz", tracer_provider=tracer_provider)
-    try:
-        score = decide(guard)
-        guard.consents.grant("T-10", "credit-scoring", "v1")
-        with kg.decision_context("T-10"):
-            score()
-        with kg.decision_context("T-11"), pytest.raises(kg.DecisionBlocked):
-            score()
-    finally:
-        guard.close()
+    guard, sink, _, exporter = traced
+    score = decide(guard)
+    guard.consents.grant("T-10", "credit-scoring", "v1")
+    with kg.decision_context("T-10"):
+        score()
+    with kg.decision_context("T-11"), pytest.raises(kg.DecisionBlocked):
+        score()
 
     allowed, blocked = exporter.get_finished_spans()
     records = sink.of_kind(kg.EventKind.DECISION)
@@ -254,30 +256,21 @@ def test_decision_outside_any_span_gets_a_span_of_its_own_from_the_given_provide
         assert span.end_time - span.start_time == (record.latency_us or 0) * 1000
 
 
-def test_decision_inside_a_span_gets_no_span_of_its_own(
-    provider: tuple[TracerProvider, InMemorySpanExporter],
-) -> None:
-    tracer_provider, exporter = provider
-    guard, sink = memory_guard([LOAN], contact="credit@example.kz", tracer_provider=tracer_provider)
-    try:
-        score = decide(guard)
-        guard.consents.grant("T-12", "credit-scoring", "v1")
-        tracer = tracer_provider.get_tracer("kzai-guard-tests")
-        with tracer.start_as_current_span("score-application"), kg.decision_context("T-12"):
-            score()
-    finally:
-        guard.close()
+def test_decision_inside_a_span_gets_no_span_of_its_own(traced: Traced) -> None:
+    guard, sink, tracer_provider, exporter = traced
+    score = decide(guard)
+    guard.consents.grant("T-12", "credit-scoring", "v1")
+    tracer = tracer_provider.get_tracer("kzai-guard-tests")
+    with tracer.start_as_current_span("score-application"), kg.decision_context("T-12"):
+        score()
 
     [span] = exporter.get_finished_spans()
     assert span.name == "score-application"
     assert (span.attributes or {})["kzai_guard.decision_id"] == sink.records[-1].id
 
 
-def test_http_decision_without_instrumentation_gets_a_span_of_its_own(
-    provider: tuple[TracerProvider, InMemorySpanExporter],
-) -> None:
-    tracer_provider, exporter = provider
-    guard, sink = memory_guard([LOAN], contact="credit@example.kz", tracer_provider=tracer_provider)
+def test_http_decision_without_instrumentation_gets_a_span_of_its_own(traced: Traced) -> None:
+    guard, sink, _, exporter = traced
 
     @guard.decision("loan_approval")
     async def decide_loan(request: Request) -> JSONResponse:
@@ -287,11 +280,8 @@ def test_http_decision_without_instrumentation_gets_a_span_of_its_own(
     app = Starlette(routes=[Route("/loans", decide_loan, methods=["POST"])])
     guard.install(app)
     guard.consents.grant("A-1", "credit-scoring", "v1")
-    try:
-        with TestClient(app) as client:
-            response = client.post("/loans", headers={"X-Subject-Id": "A-1"})
-    finally:
-        guard.close()
+    with TestClient(app) as client:
+        response = client.post("/loans", headers={"X-Subject-Id": "A-1"})
 
     assert response.status_code == 200
     [span] = exporter.get_finished_spans()
