@@ -317,6 +317,11 @@ Encoder_init(Encoder *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "an Encoder is configured once");
         return -1;
     }
+    /* every name is checked to be str before any is compared */
+    Py_XSETREF(self->keys_all, member_keys(all_names));
+    if (self->keys_all == NULL) {
+        return -1;
+    }
     Py_ssize_t nopen = PyTuple_GET_SIZE(open_names);
     Py_ssize_t *open = PyMem_Malloc((size_t)(nopen ? nopen : 1) * sizeof(Py_ssize_t));
     if (open == NULL) {
@@ -337,8 +342,7 @@ Encoder_init(Encoder *self, PyObject *args, PyObject *kwds)
     PyMem_Free(self->open);
     self->open = open;
     self->nopen = nopen;
-    Py_XSETREF(self->keys_all, member_keys(all_names));
-    if (self->keys_all == NULL || (self->id = position(all_names, "id")) < 0 ||
+    if ((self->id = position(all_names, "id")) < 0 ||
         (self->subject = position(all_names, "subject")) < 0 ||
         (self->reviewer = position(all_names, "reviewer")) < 0 ||
         (self->detail = position(all_names, "detail")) < 0) {
@@ -346,18 +350,20 @@ Encoder_init(Encoder *self, PyObject *args, PyObject *kwds)
     }
     Py_XSETREF(self->all_names, Py_NewRef(all_names));
     Py_XSETREF(self->aad_prefix, Py_NewRef(aad_prefix));
-    if (self->sha256 == NULL) {
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    if (self->sha256 == NULL) {
         self->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    }
+    if (self->gcm == NULL) {
         self->gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    }
 #else
-        self->sha256 = (EVP_MD *)EVP_sha256();
-        self->gcm = (EVP_CIPHER *)EVP_aes_256_gcm();
+    self->sha256 = (EVP_MD *)EVP_sha256();
+    self->gcm = (EVP_CIPHER *)EVP_aes_256_gcm();
 #endif
-        if (self->sha256 == NULL || self->gcm == NULL) {
-            PyErr_SetString(PyExc_RuntimeError, "OpenSSL has no SHA-256 or AES-256-GCM");
-            return -1;
-        }
+    if (self->sha256 == NULL || self->gcm == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "OpenSSL has no SHA-256 or AES-256-GCM");
+        return -1;
     }
     self->ready = 1;
     return 0;

@@ -208,5 +208,7 @@ def test_a_c_encoder_is_configured_once_and_refuses_to_encode_unconfigured() -> 
     half = _lines.Encoder.__new__(_lines.Encoder)
     with pytest.raises(ValueError, match="no subject"):
         half.__init__(("id",), (), b"")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="must be str"):
+        half.__init__((*names, 7), ("id",), b"")  # type: ignore[misc, arg-type]
     with pytest.raises(TypeError, match="not configured"):
         half.encode([make_record(0)], 0, b"0" * 64, 1 << 30, None, [])
