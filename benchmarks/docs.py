@@ -87,7 +87,8 @@ METHOD = """\
   figure is the server process's CPU time (every thread, read from `/proc`, counted until the
   process is idle again) per request served, so the audit writer's backlog is charged to the
   round that made it; throughput and client-side latency percentiles are in the JSON. The note
-  says how busy the load generator was (above 90% it, not the server, may set the pace).
+  says how busy the load generator was (above 90% it, not the server, may set the pace). The
+  least guard is served the same way, so the guard's figure can be read against it here too.
 - **Audit log.** Append throughput in async durability (open, write every record, close) beside
   `ai-audit-trail` (each receipt a pydantic model, sorted-key JSON, SHA-256 and an Ed25519
   signature, kept in memory) and beside the floor (encode + two SHA-256). Sync durability:

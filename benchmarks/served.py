@@ -36,6 +36,7 @@ VARIANTS: tuple[tuple[str, str], ...] = (
     ("bare", "api"),
     ("guarded", "api"),
     ("guarded", "sdk"),
+    ("least", "api"),
     ("basehttp", "api"),
 )
 
@@ -101,7 +102,7 @@ def _servers(core: int | None) -> Iterator[dict[str, Server]]:
     try:
         for framework in apps.FRAMEWORKS:
             for variant, otel in VARIANTS:
-                if variant == "guarded" and apps.guard_missing():
+                if variant in ("guarded", "least") and apps.guard_missing():
                     continue
                 key = f"{framework}/{variant}/{otel}"
                 launched[key] = Server(framework, variant, otel, core)
@@ -221,7 +222,11 @@ def _start_all(
 
 
 def _name(framework: str, variant: str, otel: str) -> str:
-    what = {"guarded": "guarded decision", "basehttp": "BaseHTTPMiddleware no-op"}[variant]
+    what = {
+        "guarded": "guarded decision",
+        "least": "least guard, nothing stored",
+        "basehttp": "BaseHTTPMiddleware no-op",
+    }[variant]
     return f"uvicorn {framework}: {what} (otel {otel})"
 
 

@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--framework", choices=apps.FRAMEWORKS, required=True)
     parser.add_argument(
-        "--variant", choices=["bare", "guarded", "basehttp", "pureasgi"], required=True
+        "--variant", choices=["bare", "guarded", "least", "basehttp", "pureasgi"], required=True
     )
     parser.add_argument("--otel", choices=["api", "sdk"], default="api")
     parser.add_argument("--core", type=int, default=None)
