@@ -274,14 +274,14 @@ class Sealer:
             )
         else:
             if None in keys:
-                self._cipher(None, names[keys.index(None)])
+                raise _missing_key(names[keys.index(None)])
             encrypts = [None] * len(names)
         seals = zip(keys, map(_second, refs), numbers, encrypts, map(_third, refs), strict=True)
         return dict(zip(distinct, cast(Iterable[SubjectSeal], seals), strict=True))
 
     def _cipher(self, key: bytes | None, ref: str) -> AESGCM:
         if key is None:
-            raise KeyError(f"the subject key store gave no key for {ref}")
+            raise _missing_key(ref)
         cipher = self._ciphers.get(key)
         if cipher is None:
             if len(self._ciphers) >= self._cache_size:
@@ -323,6 +323,10 @@ class Sealer:
         if number is not None:
             sealed["key"] = number
         return sealed
+
+
+def _missing_key(ref: str) -> KeyError:
+    return KeyError(f"the subject key store gave no key for {ref}")
 
 
 def unseal(sealed: dict[str, Any], record_id: str, key: bytes | None) -> dict[str, Any] | None:
