@@ -1,11 +1,14 @@
-"""Build settings that pyproject.toml cannot hold: the optional C line encoder.
+"""Build settings that pyproject.toml cannot hold: the optional C extensions.
 
-``kzai_guard.audit._lines`` links OpenSSL's libcrypto (already loaded by Python's hashlib).
-Where it cannot be built (no C compiler, no OpenSSL headers) the install still succeeds and
-the audit log encodes its lines in Python, byte for byte the same.
+``kzai_guard.audit._lines``, the audit log's line encoder, links OpenSSL's libcrypto (already
+loaded by Python's hashlib); ``kzai_guard._ids`` makes decision ids. Where one cannot be built
+(no C compiler, no OpenSSL headers) the install still succeeds and its Python twin does the
+work: the same bytes for the lines, the same kind of id.
 """
 
 from setuptools import Extension, setup
+
+WARNINGS = ["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
 
 setup(
     ext_modules=[
@@ -13,8 +16,14 @@ setup(
             "kzai_guard.audit._lines",
             ["kzai_guard/audit/_lines.c"],
             libraries=["crypto"],
-            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+            extra_compile_args=WARNINGS,
             optional=True,
-        )
+        ),
+        Extension(
+            "kzai_guard._ids",
+            ["kzai_guard/_ids.c"],
+            extra_compile_args=WARNINGS,
+            optional=True,
+        ),
     ]
 )

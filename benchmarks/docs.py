@@ -53,7 +53,9 @@ METHOD = """\
   subject holds a valid consent and the endpoint gives its explanation; the audit goes to the
   signed log in async durability. The guard's background writers (stored explanations, the
   audit log) share the pinned core, and each guarded repetition ends only once they have
-  written everything they were handed, so their cost is counted. A variant auditing to a
+  written everything they were handed, so their cost is counted; the guarded variants are also
+  shown by the CPU time of the serving thread alone (OpenTelemetry API only), what the request
+  itself spends, the rest of the process figure being the writers'. A variant auditing to a
   `NullSink` separates the guard's own work from the log's. OpenTelemetry runs twice: API only
   (no SDK configured) and with the SDK configured (a `TracerProvider` whose spans go to an
   exporter that drops them; recent FastAPI releases then trace every request themselves, so

@@ -5,7 +5,10 @@ once per process), pinned to one core. Within it, the bare app, the guarded app,
 guard (:mod:`benchmarks.least`) and the two no-op middlewares are driven in interleaved,
 rotating rounds of back-to-back requests; a figure is microseconds of process CPU time (every
 thread) per request, which other work on a shared machine disturbs far less than wall time
-(kept in the JSON as ``wall_us``); the guard's cost is guarded minus bare. A guarded
+(kept in the JSON as ``wall_us``); the guard's cost is guarded minus bare. The CPU time of the
+thread that serves the requests is kept too: the guarded variants' figures for that thread
+alone show how much of the cost is the request's own and how much the background writers'.
+A guarded
 repetition ends when the guard's background writers (stored explanations, the audit log) have
 written everything they were handed, so that work is counted in the repetition that caused it
 and never spills into the next.
@@ -53,7 +56,7 @@ def run(budget: Budget, core: int | None) -> list[Figure]:
     return figures
 
 
-def _name(framework: str, variant: str, otel: str) -> str:
+def _name(framework: str, variant: str, otel: str, part: str = "") -> str:
     what = {
         "guarded": "guarded decision",
         "guarded-null": "guarded decision, audit to NullSink",
@@ -61,7 +64,7 @@ def _name(framework: str, variant: str, otel: str) -> str:
         "basehttp": "BaseHTTPMiddleware no-op",
         "pureasgi": "pure ASGI middleware no-op",
     }[variant]
-    return f"in-process {framework}: {what} (otel {otel})"
+    return f"in-process {framework}: {what}{part} (otel {otel})"
 
 
 def _figures(answer: dict[str, Any], otel: str) -> list[Figure]:
@@ -113,7 +116,25 @@ def _figures(answer: dict[str, Any], otel: str) -> list[Figure]:
                     },
                 )
             )
+            if variant.startswith("guarded") and otel == "api" and "thread" in result:
+                figures.append(_thread_figure(framework, variant, result, pinned))
     return figures
+
+
+def _thread_figure(framework: str, variant: str, result: dict[str, Any], core: Any) -> Figure:
+    """The guarded variant's cost on the thread that serves the request, without the writers'."""
+    return Figure(
+        SECTION,
+        _name(framework, variant, "api", ", the request's thread alone"),
+        "us/req",
+        subject_label=variant,
+        subject=Sample.of(result["thread"][variant]),
+        baseline_label="bare",
+        baseline=Sample.of(result["thread"]["bare"]),
+        note="CPU time of the thread serving the requests; the rest of the process figure is "
+        "the background writers' (stored explanations, audit log)",
+        extra={"core": core, "otel": "api", "framework": framework, "measure": "thread CPU time"},
+    )
 
 
 def repetition(
@@ -122,17 +143,22 @@ def repetition(
     settle: Callable[[], None],
     requests: int,
     wall: list[float],
+    thread: list[float] | None = None,
 ) -> Callable[[], float]:
     """One repetition: ``requests`` back to back, then wait for background writers; returns
-    process CPU microseconds per request and appends wall microseconds per request to ``wall``."""
+    process CPU microseconds per request and appends wall microseconds per request to ``wall``
+    and, when given, the serving thread's own CPU microseconds per request to ``thread``."""
 
     def once() -> float:
         gc.collect()
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu, own = time.perf_counter(), time.process_time(), time.thread_time()
         runner.run(driver.run(requests))
+        own = time.thread_time() - own
         settle()
         per = 1e6 / requests
         wall.append((time.perf_counter() - start) * per)
+        if thread is not None:
+            thread.append(own * per)
         return (time.process_time() - cpu) * per
 
     return once
@@ -191,13 +217,15 @@ def measure(budget: Budget, otel: apps.OtelMode) -> dict[str, Any]:
                 built.settle()
 
             wall: dict[str, list[float]] = {v: [] for v in drivers}
+            thread: dict[str, list[float]] = {v: [] for v in drivers}
             runs = {
-                v: repetition(runner, drivers[v], settles[v], budget.requests, wall[v])
+                v: repetition(runner, drivers[v], settles[v], budget.requests, wall[v], thread[v])
                 for v in drivers
             }
             samples = rotated(runs, budget.rounds)
             result: dict[str, Any] = dict(samples)
             result["wall"] = wall
+            result["thread"] = thread
             if why_not:
                 result["missing"] = why_not
             frameworks[framework] = result

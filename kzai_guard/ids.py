@@ -2,6 +2,9 @@
 
 Time-ordered, so records sort by creation; unique across processes and hosts. They are names,
 not secrets: access to what they name is checked against the requester.
+
+Where it was built, the C twin (``kzai_guard/_ids.c``) makes them; :func:`python_new_id` makes
+the same kind of id in Python (:data:`NATIVE` says which is in use).
 """
 
 from __future__ import annotations
@@ -9,8 +12,12 @@ from __future__ import annotations
 import os
 import random
 import time
+import types
+from collections.abc import Callable
 
-__all__ = ["new_id"]
+from kzai_guard._native import purepython
+
+__all__ = ["NATIVE", "new_id", "python_new_id"]
 
 _random = random.Random(os.urandom(32))
 _getrandbits = _random.getrandbits
@@ -21,8 +28,8 @@ _VERSION_VARIANT = (0x7 << 76) | (0b10 << 62)
 _RANDOM = ((1 << 80) - 1) ^ (0xF << 76) ^ (0b11 << 62)
 
 
-def new_id() -> str:
-    """A new UUIDv7 string."""
+def python_new_id() -> str:
+    """A new UUIDv7 string, made in Python."""
     h = (
         (((_time_ns() // 1_000_000) << 80) | (_getrandbits(80) & _RANDOM) | _VERSION_VARIANT)
         .to_bytes(16)
@@ -36,3 +43,17 @@ def _reseed_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reseed_after_fork)
+
+_native_ids: types.ModuleType | None
+try:
+    from kzai_guard import _ids as _native_ids
+except ImportError:
+    _native_ids = None
+if purepython():
+    _native_ids = None
+
+NATIVE = _native_ids is not None
+"""True when ids are made by the C twin."""
+
+new_id: Callable[[], str] = python_new_id if _native_ids is None else _native_ids.new_id
+"""A new UUIDv7 string."""

@@ -123,3 +123,19 @@ def test_docs_call_a_run_busy_from_other_work_not_from_its_own() -> None:
     assert _warnings(_described({"others": 0.0, "steal": 0.0}, 1.5)) == ""
     # without CPU counters the load average at either end is all there is
     assert "Busy machine" in _warnings(_described(None, 0.3))
+
+
+def test_smoke_run_splits_the_guarded_cost_by_thread(results: dict[str, Any]) -> None:
+    figures = {f["name"]: f for f in results["sections"]["hotpath"]["figures"]}
+    for framework in ("starlette", "fastapi"):
+        for what in ("guarded decision", "guarded decision, audit to NullSink"):
+            process = figures[f"in-process {framework}: {what} (otel api)"]
+            thread = figures[
+                f"in-process {framework}: {what}, the request's thread alone (otel api)"
+            ]
+            if process["subject"] == UNAVAILABLE:
+                continue
+            # the serving thread's CPU time is part of the process's, repetition by repetition
+            assert thread["subject"]["median"] <= process["subject"]["median"], (thread, process)
+            assert thread["subject"]["max"] <= process["subject"]["max"], (thread, process)
+            assert thread["subject"]["n"] == process["subject"]["n"]

@@ -25,13 +25,13 @@ import dataclasses
 import functools
 import hashlib
 import operator
-import os
 import types
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import orjson
 
+from kzai_guard._native import PUREPYTHON_VARIABLE, purepython
 from kzai_guard.audit.record import AuditRecord
 from kzai_guard.audit.shredding import (
     AAD_PREFIX,
@@ -43,15 +43,13 @@ from kzai_guard.audit.shredding import (
 
 __all__ = ["NATIVE", "PUREPYTHON_VARIABLE", "LineEncoder"]
 
-PUREPYTHON_VARIABLE = "KZAI_GUARD_PUREPYTHON"
-"""Set it (to anything but ``0``) before the import to encode lines in Python only."""
 
 _native_lines: types.ModuleType | None
 try:
     from kzai_guard.audit import _lines as _native_lines
 except ImportError:  # built without a C compiler or OpenSSL's headers
     _native_lines = None
-if os.environ.get(PUREPYTHON_VARIABLE, "") not in ("", "0"):
+if purepython():
     _native_lines = None
 
 NATIVE = _native_lines is not None
