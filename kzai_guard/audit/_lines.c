@@ -19,6 +19,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -119,12 +120,22 @@ buf_json_string(Buf *b, const char *s, Py_ssize_t n)
     return 0;
 }
 
+/* The decimal form of ``v``, as Python's str(int) writes it. */
 static int
 buf_int(Buf *b, long long v)
 {
-    char tmp[32];
-    int n = PyOS_snprintf(tmp, sizeof(tmp), "%lld", v);
-    return buf_put(b, tmp, n);
+    char tmp[24];
+    char *end = tmp + sizeof(tmp), *p = end;
+    /* the magnitude as unsigned, so that LLONG_MIN has one too */
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) {
+        *--p = '-';
+    }
+    return buf_put(b, p, end - p);
 }
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -183,6 +194,7 @@ typedef struct {
     Py_ssize_t count;
     Row *rows;
     Value *values;
+    Py_ssize_t *offsets; /* where the chunk's slotted record type keeps each member */
     PyObject **refs;
     Py_ssize_t nrefs, refs_cap;
 } Chunk;
@@ -213,6 +225,7 @@ chunk_free(Chunk *c)
     PyMem_Free(c->refs);
     PyMem_Free(c->rows);
     PyMem_Free(c->values);
+    PyMem_Free(c->offsets);
 }
 
 /* A member value as phase two writes it; raises TypeError (or a UnicodeEncodeError, a
@@ -435,6 +448,55 @@ read_seal(Chunk *c, Row *row, PyObject *seals, PyObject *owner, PyObject *nonce)
     return 0;
 }
 
+/* Where instances of ``type`` hold each of ``names``: the offsets of their slots, when every
+ * name is a plain object slot of ``type`` (as in a dataclass with slots=True). Returns 1 and
+ * fills ``offsets``, 0 when some name is anything else or the type reads attributes its own
+ * way (its members are then read by name), -1 on an error. */
+static int
+slot_offsets(PyTypeObject *type, PyObject *names, Py_ssize_t *offsets)
+{
+    if (type->tp_getattro != PyObject_GenericGetAttr) {
+        return 0; /* its own __getattribute__ decides what a name reads */
+    }
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(names); j++) {
+        PyObject *descr = PyObject_GetAttr((PyObject *)type, PyTuple_GET_ITEM(names, j));
+        if (descr == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                return -1;
+            }
+            PyErr_Clear();
+            return 0;
+        }
+        int plain = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                    ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX &&
+                    PyType_IsSubtype(type, PyDescr_TYPE(descr));
+        if (plain) {
+            offsets[j] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        }
+        Py_DECREF(descr);
+        if (!plain) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Member ``j`` of ``record`` (a new reference): from its slot when ``offsets`` says where it
+ * is, else by name. An empty slot raises AttributeError, as reading it by name does. */
+static PyObject *
+read_member(const Encoder *self, PyObject *record, Py_ssize_t j, const Py_ssize_t *offsets)
+{
+    if (offsets == NULL) {
+        return PyObject_GetAttr(record, PyTuple_GET_ITEM(self->all_names, j));
+    }
+    PyObject *value = *(PyObject **)((char *)record + offsets[j]);
+    if (value == NULL) {
+        PyErr_SetObject(PyExc_AttributeError, PyTuple_GET_ITEM(self->all_names, j));
+        return NULL;
+    }
+    return Py_NewRef(value);
+}
+
 /* Phase one, with the GIL: read every record's members and seal into ``c``. */
 static int
 gather(Encoder *self, Chunk *c, PyObject *records, PyObject *seals, PyObject *nonces)
@@ -453,12 +515,30 @@ gather(Encoder *self, Chunk *c, PyObject *records, PyObject *seals, PyObject *no
         PyErr_NoMemory();
         return -1;
     }
+    /* the records of a chunk are nearly always of one slotted type: find its slots once */
+    PyTypeObject *slotted = NULL;
+    c->offsets = PyMem_Calloc((size_t)(nnames ? nnames : 1), sizeof(Py_ssize_t));
+    if (c->offsets == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (c->count) {
+        PyTypeObject *first = Py_TYPE(PySequence_Fast_GET_ITEM(records, 0));
+        int found = slot_offsets(first, self->all_names, c->offsets);
+        if (found < 0) {
+            return -1;
+        }
+        if (found) {
+            slotted = first;
+        }
+    }
     for (Py_ssize_t i = 0; i < c->count; i++) {
         PyObject *record = PySequence_Fast_GET_ITEM(records, i);
+        const Py_ssize_t *offsets = Py_IS_TYPE(record, slotted) ? c->offsets : NULL;
         Row *row = &c->rows[i];
         row->members = &c->values[i * nnames];
         for (Py_ssize_t j = 0; j < nnames; j++) {
-            PyObject *value = PyObject_GetAttr(record, PyTuple_GET_ITEM(self->all_names, j));
+            PyObject *value = read_member(self, record, j, offsets);
             if (value == NULL) {
                 return -1;
             }

@@ -227,3 +227,66 @@ def test_a_c_encoder_is_configured_once_and_refuses_to_encode_unconfigured() -> 
         half.__init__((*names, 7), ("id",), b"")  # type: ignore[misc, arg-type]
     with pytest.raises(TypeError, match="not configured"):
         half.encode([make_record(0)], 0, b"0" * 64, 1 << 30, None, [])
+
+
+class _Fields:
+    """A record read by name: its fields in a ``__dict__``, not in slots."""
+
+    def __init__(self, record: AuditRecord) -> None:
+        for f in dataclasses.fields(AuditRecord):
+            setattr(self, f.name, getattr(record, f.name))
+
+
+class _Renamed(AuditRecord):
+    """A slotted record whose own ``__getattribute__`` decides what its fields read."""
+
+    __slots__ = ()
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        return f"{value}!" if name == "detail" and isinstance(value, str) else value
+
+
+def _c_lines(chunk: list[Any]) -> tuple[list[bytes], list[bytes], int]:
+    return _c_encoder().encode(chunk, 0, b"0" * 64, 1 << 30, None, [])  # type: ignore[no-any-return]
+
+
+@needs_native
+@given(st.lists(records(), min_size=1, max_size=6), st.data())
+def test_records_of_any_type_in_one_chunk_are_read_as_by_name(
+    chunk: list[AuditRecord], data: st.DataObject
+) -> None:
+    # slotted records are read from their slots; a chunk that mixes in others reads those by name
+    mixed = [data.draw(st.sampled_from([r, _Fields(r)])) for r in chunk]
+    expected = LineEncoder(None, native=False)._python_chunk(chunk, 0, b"0" * 64, 1 << 30, None, [])
+    assert _c_lines(mixed) == expected
+    assert _c_lines([_Fields(r) for r in chunk]) == expected
+
+
+@needs_native
+def test_a_type_that_reads_its_own_attributes_is_read_by_name() -> None:
+    record = make_record(0, detail="as given")
+    expected = LineEncoder(None, native=False)._python_chunk(
+        [make_record(0, detail="as given!")], 0, b"0" * 64, 1 << 30, None, []
+    )
+    renamed = _Renamed(*(getattr(record, f.name) for f in dataclasses.fields(AuditRecord)))
+    assert _c_lines([renamed]) == expected
+
+
+@needs_native
+def test_a_record_with_an_empty_slot_raises_attribute_error_as_by_name() -> None:
+    emptied = make_record(1)
+    del emptied.detail
+    for chunk in ([emptied], [make_record(0), emptied]):
+        with pytest.raises(AttributeError):
+            _c_lines(chunk)
+    with pytest.raises(AttributeError):
+        LineEncoder(None, native=False).encode([emptied], 0, b"0" * 64, 1 << 30)
+
+
+@needs_native
+@pytest.mark.parametrize("value", [0, -1, 9, 10, -10, 2**63 - 1, -(2**63), 10**18, -(10**18)])
+def test_integers_are_written_as_python_writes_them(value: int) -> None:
+    chunk = [make_record(0, latency_us=value, time=value)]
+    python = LineEncoder(None, native=False)._python_chunk(chunk, 0, b"0" * 64, 1 << 30, None, [])
+    assert _c_lines(chunk) == python
