@@ -7,11 +7,10 @@ rotating rounds of back-to-back requests; a figure is microseconds of process CP
 thread) per request, which other work on a shared machine disturbs far less than wall time
 (kept in the JSON as ``wall_us``); the guard's cost is guarded minus bare. The CPU time of the
 thread that serves the requests is kept too: the guarded variants' figures for that thread
-alone show how much of the cost is the request's own and how much the background writers'.
-A guarded
-repetition ends when the guard's background writers (stored explanations, the audit log) have
-written everything they were handed, so that work is counted in the repetition that caused it
-and never spills into the next.
+alone show how much of the cost is the request's own and how much the background writers'. A
+guarded repetition ends when the guard's background writers (stored explanations, the audit
+log) have written everything they were handed, so that work is counted in the repetition that
+caused it and never spills into the next.
 """
 
 from __future__ import annotations

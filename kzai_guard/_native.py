@@ -7,9 +7,11 @@ the same results. Setting :data:`PUREPYTHON_VARIABLE` before the import uses the
 
 from __future__ import annotations
 
+import importlib
 import os
+import types
 
-__all__ = ["PUREPYTHON_VARIABLE", "purepython"]
+__all__ = ["PUREPYTHON_VARIABLE", "native_module", "purepython"]
 
 PUREPYTHON_VARIABLE = "KZAI_GUARD_PUREPYTHON"
 """Set it (to anything but ``0``) before the import to run the Python code only."""
@@ -18,3 +20,13 @@ PUREPYTHON_VARIABLE = "KZAI_GUARD_PUREPYTHON"
 def purepython() -> bool:
     """True when :data:`PUREPYTHON_VARIABLE` turns the C extensions off."""
     return os.environ.get(PUREPYTHON_VARIABLE, "") not in ("", "0")
+
+
+def native_module(name: str) -> types.ModuleType | None:
+    """The C extension ``name``, or ``None`` where it was not built or is turned off."""
+    if purepython():
+        return None
+    try:
+        return importlib.import_module(name)
+    except ImportError:  # built without a C compiler (or, for the encoder, OpenSSL's headers)
+        return None

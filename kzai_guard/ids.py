@@ -12,10 +12,9 @@ from __future__ import annotations
 import os
 import random
 import time
-import types
 from collections.abc import Callable
 
-from kzai_guard._native import purepython
+from kzai_guard._native import native_module
 
 __all__ = ["NATIVE", "new_id", "python_new_id"]
 
@@ -44,13 +43,7 @@ def _reseed_after_fork() -> None:
 
 os.register_at_fork(after_in_child=_reseed_after_fork)
 
-_native_ids: types.ModuleType | None
-try:
-    from kzai_guard import _ids as _native_ids
-except ImportError:
-    _native_ids = None
-if purepython():
-    _native_ids = None
+_native_ids = native_module("kzai_guard._ids")
 
 NATIVE = _native_ids is not None
 """True when ids are made by the C twin."""

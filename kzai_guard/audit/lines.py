@@ -25,13 +25,12 @@ import dataclasses
 import functools
 import hashlib
 import operator
-import types
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import orjson
 
-from kzai_guard._native import PUREPYTHON_VARIABLE, purepython
+from kzai_guard._native import PUREPYTHON_VARIABLE, native_module
 from kzai_guard.audit.record import AuditRecord
 from kzai_guard.audit.shredding import (
     AAD_PREFIX,
@@ -44,13 +43,7 @@ from kzai_guard.audit.shredding import (
 __all__ = ["NATIVE", "PUREPYTHON_VARIABLE", "LineEncoder"]
 
 
-_native_lines: types.ModuleType | None
-try:
-    from kzai_guard.audit import _lines as _native_lines
-except ImportError:  # built without a C compiler or OpenSSL's headers
-    _native_lines = None
-if purepython():
-    _native_lines = None
+_native_lines = native_module("kzai_guard.audit._lines")
 
 NATIVE = _native_lines is not None
 """Whether the C line encoder is in use (built, and not turned off); without it, lines are
