@@ -6,8 +6,9 @@
                       [--since T] [--until T] [--out FILE]
 
 ``T`` is an RFC 3339 timestamp (``2026-01-31T00:00:00Z``) or Unix seconds; records with
-``since <= time < until`` are written, one message per line. Exit status: 0 on success, 2 when
-the log's chain is broken (the records before the break have been written), 1 on a usage error.
+``since <= time < until`` are written, one message per line, each carrying the log's origin.
+Exit status: 0 on success, 2 when the log's chain is broken (the records before the break have
+been written), 1 on a usage error.
 """
 
 from __future__ import annotations
@@ -109,11 +110,13 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from kzai_guard.audit.reader import ChainBroken, read_verified
+    from kzai_guard.audit.segments import read_origin
     from kzai_guard.siem._event import SiemEvent
     from kzai_guard.siem.formats import make_encoder
 
     try:
-        encoder = make_encoder(args.format, settings_from_args(args))
+        settings = settings_from_args(args).for_log(read_origin(args.directory))
+        encoder = make_encoder(args.format, settings)
     except (ValidationError, KzaiGuardError) as exc:
         print(f"kzai-guard export: {exc}", file=sys.stderr)
         return 1
