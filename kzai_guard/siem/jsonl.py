@@ -2,9 +2,9 @@
 
 ``{"uid", "seq", "line_hash", "level", "outcome", "record": {...}, "origin"}`` where ``record``
 is :meth:`~kzai_guard.audit.record.AuditRecord.as_dict` (``None`` fields left out) and
-``origin`` the log's origin (left out when not set). JSON escapes
-every control character (line feed included) inside strings, so a value round-trips exactly and
-can never end the line; no sanitising is needed.
+``origin`` the log's origin (left out when not set). JSON escapes every control character (line
+feed included) inside strings, so a value round-trips exactly and can never end the line; no
+sanitising is needed.
 """
 
 from __future__ import annotations

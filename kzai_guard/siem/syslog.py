@@ -9,9 +9,8 @@
   the RFC's length limits, ``-`` for an empty PROCID); MSGID is the event kind;
 - the SD-ID is ``<sd_name>@<enterprise_number>``; parameter names are the record field names
   plus ``uid``, ``seq``, ``line_hash``, ``origin`` (the log's origin, when set) and
-  ``outcome``. In a PARAM-VALUE ``"``, ``\\`` and ``]``
-  are escaped with a backslash and every unsafe character (see :mod:`kzai_guard.siem._text`)
-  becomes U+FFFD;
+  ``outcome``. In a PARAM-VALUE ``"``, ``\\`` and ``]`` are escaped with a backslash and every
+  unsafe character (see :mod:`kzai_guard.siem._text`) becomes U+FFFD;
 - MSG is the fixed title of the event (US-ASCII, never record data).
 """
 
