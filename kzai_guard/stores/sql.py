@@ -91,9 +91,10 @@ class SqlStore:
     with :class:`~kzai_guard.errors.StoreError`. A read that fails on a lost connection is
     retried once on a fresh one; so is a write, unless the connection broke while the write was
     committing: then it may have been stored, and the caller gets a :class:`StoreError` saying
-    so rather than a second copy. In a child process after a fork the inherited connection is
-    left alone (the parent still uses it) and a new one is made; a store that cannot reconnect
-    (an in-memory database) keeps its private copy.
+    so rather than a second copy. The lock is held across a fork; in the child the inherited
+    connection is let go without disturbing the parent's session
+    (:meth:`~kzai_guard.stores.dialect.Dialect.abandon`) and a new one is made at the next use;
+    a store that cannot reconnect (an in-memory database) keeps its private copy.
     """
 
     def __init__(
