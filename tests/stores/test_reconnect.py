@@ -19,6 +19,7 @@ import pytest
 
 import kzai_guard as kg
 from kzai_guard.errors import StoreError
+from kzai_guard.stores.base import Store
 from kzai_guard.stores.sql import SqlStore
 from kzai_guard.stores.url import open_store
 from tests.postgres import PG_ADDRESS, fresh_database
@@ -42,8 +43,12 @@ def proxy() -> Iterator[CuttableProxy]:
     proxy.close()
 
 
-def through(proxy: CuttableProxy, url: str) -> str:
-    return url.replace("127.0.0.1/", f"127.0.0.1:{proxy.port}/")
+@pytest.fixture
+def store(database: str, proxy: CuttableProxy) -> Iterator[Store]:
+    """The store on ``database``, reached through ``proxy``."""
+    opened = open_store(database.replace("127.0.0.1/", f"127.0.0.1:{proxy.port}/"))
+    yield opened
+    opened.close()
 
 
 def consent(subject: str) -> kg.Consent:
@@ -71,9 +76,8 @@ def eventually(call: Callable[[], T]) -> T:
 
 
 def test_a_read_after_the_connection_broke_is_answered_on_a_fresh_connection(
-    database: str, proxy: CuttableProxy
+    proxy: CuttableProxy, store: Store
 ) -> None:
-    store = open_store(through(proxy, database))
     store.add_consent(consent("A-1"))
     proxy.cut()
     proxy.restore()
@@ -81,13 +85,11 @@ def test_a_read_after_the_connection_broke_is_answered_on_a_fresh_connection(
     consents = store.consents_of("A-1")
 
     assert [c.subject for c in consents] == ["A-1"]
-    store.close()
 
 
 def test_while_cut_every_call_raises_store_error_and_after_restore_the_store_works_again(
-    database: str, proxy: CuttableProxy
+    proxy: CuttableProxy, store: Store
 ) -> None:
-    store = open_store(through(proxy, database))
     store.add_consent(consent("A-1"))
     proxy.cut()
 
@@ -105,13 +107,11 @@ def test_while_cut_every_call_raises_store_error_and_after_restore_the_store_wor
         "A-2",
     ]
     assert [change.subject for change in store.changes_since(0)] == ["A-1", "A-2"]
-    store.close()
 
 
 def test_a_write_on_a_connection_that_broke_before_it_began_is_made_once_on_a_fresh_one(
-    database: str, proxy: CuttableProxy
+    database: str, proxy: CuttableProxy, store: Store
 ) -> None:
-    store = open_store(through(proxy, database))
     store.latest_change()
     proxy.cut()
     proxy.restore()
@@ -122,7 +122,6 @@ def test_a_write_on_a_connection_that_broke_before_it_began_is_made_once_on_a_fr
     assert [c.subject for c in direct.consents_of("A-1")] == ["A-1"]
     assert len(direct.changes_since(0)) == 1
     direct.close()
-    store.close()
 
 
 def test_a_connection_ended_by_the_server_is_replaced(database: str) -> None:
