@@ -10,9 +10,10 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -20,6 +21,7 @@ import pytest
 import kzai_guard as kg
 from kzai_guard.errors import StoreError
 from kzai_guard.stores.base import Store
+from kzai_guard.stores.postgres import PostgresDialect
 from kzai_guard.stores.sql import SqlStore
 from kzai_guard.stores.url import open_store
 from tests.postgres import PG_ADDRESS, fresh_database
@@ -184,4 +186,62 @@ def test_eight_processes_starting_at_once_on_an_empty_database_all_start(
     ] == [(0, "started")] * 8, [err for _, err in results if err]
     store = open_store(database)
     assert len(store.secret("pseudonym-key", lambda: b"")) == 32
+    store.close()
+
+
+class EndingDialect(PostgresDialect):
+    """PostgreSQL's dialect, but the server ends the session of the first write transaction
+    at ``when``: ``"start"`` (nothing sent yet but BEGIN) or ``"commit"`` (all its statements
+    sent, the COMMIT not yet answered)."""
+
+    def __init__(self, database: str, when: str) -> None:
+        self.database = database
+        self.when = when
+        self.ended = 0
+
+    @contextmanager
+    def transaction(self, conn: Any) -> Iterator[None]:
+        with super().transaction(conn):
+            if self.when == "start":
+                self._end(conn)
+            yield
+            if self.when == "commit":
+                self._end(conn)
+
+    def _end(self, conn: Any) -> None:
+        if self.ended:
+            return
+        self.ended += 1
+        with psycopg.connect(self.database, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (conn.pgconn.backend_pid,))
+
+
+def ending_store(database: str, when: str) -> SqlStore:
+    return SqlStore(
+        lambda: psycopg.connect(database, autocommit=True), EndingDialect(database, when)
+    )
+
+
+def test_a_write_whose_session_ended_before_it_committed_is_made_once_on_a_new_one(
+    database: str,
+) -> None:
+    store = ending_store(database, "start")
+
+    store.add_consent(consent("A-1"))
+
+    assert [c.subject for c in store.consents_of("A-1")] == ["A-1"]
+    assert [change.subject for change in store.changes_since(0)] == ["A-1"]
+    store.close()
+
+
+def test_a_write_whose_session_ended_while_committing_is_reported_not_repeated(
+    database: str,
+) -> None:
+    store = ending_store(database, "commit")
+
+    with pytest.raises(StoreError, match="it may or may not have been stored"):
+        store.add_consent(consent("A-1"))
+    changes = store.changes_since(0)
+
+    assert changes == []  # the server ended the session before the COMMIT: nothing is there
     store.close()
