@@ -30,6 +30,7 @@ class BreakableStore:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.broken = False
+        self.calls = 0
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.store, name)
@@ -37,6 +38,7 @@ class BreakableStore:
             return method
 
         def read(*args: Any) -> Any:
+            self.calls += 1
             if self.broken:
                 raise StoreError("the store is out of reach")
             return method(*args)
@@ -101,13 +103,17 @@ def test_facts_older_than_stale_after_refuse_significant_decisions_until_the_nex
     read_at = guard.facts.read_at
     guard.facts.read_at -= 61.0  # as if the last read were a minute old
 
+    calls = store.calls
     stale = [outcome(guard, "loan_approval", "A-1"), outcome(guard, "offers", "A-1")]
+    unknown_while_stale = outcome(guard, "offers", "Z-9")
+    calls_while_stale = store.calls - calls
     store.broken = False
     guard.facts.refresh()
     fresh = outcome(guard, "loan_approval", "A-1")
 
     assert guard.facts.read_at > read_at - 61.0
     assert stale == ["facts-unavailable", "allow"]
+    assert (unknown_while_stale, calls_while_stale) == ("allow", 0)
     assert fresh == "allow"
 
 

@@ -30,7 +30,7 @@ _CONNECTION_DEFAULTS = {
     "keepalives_idle": "10",
     "keepalives_interval": "5",
     "keepalives_count": "3",
-    "tcp_user_timeout": "30000",
+    "tcp_user_timeout": "10000",
 }
 _inherited: list[Any] = []
 """Connections a forked child inherited: kept referenced, never used or closed."""
