@@ -47,6 +47,7 @@ _GUARD_KEYS = {
     "human_contact",
     "contact",
     "poll_interval",
+    "stale_after",
     "cache_limit",
 }
 

@@ -76,6 +76,8 @@ class Guard:
     ``audit`` is a sink, or a directory for the signed audit log (the default, ``kzai-audit``),
     written with ``durability`` ``"async"`` or ``"sync"`` and signed by ``audit_signer`` (a
     :class:`kzai_guard.audit.keys.Signer`; without one a demo key is made in the directory).
+    With ``"sync"`` a decision's response also waits until its explanation is in the store, so
+    that every host sharing the store can serve its ``Link``.
     ``person`` finds who is asking on the person's own routes (explanations, review tickets,
     objections); it defaults to ``subject``, which will not do when ``subject`` reads a path
     parameter of the decision route. ``reviewer`` finds the authenticated human decision-maker
@@ -110,6 +112,8 @@ class Guard:
         except ValidationError as exc:
             raise ConfigurationError(_describe("guard settings", exc)) from exc
         self.profile = self.settings.profile
+        if durability not in ("async", "sync"):
+            raise ConfigurationError(f"durability must be 'sync' or 'async', not {durability!r}")
         self._policies = self._check(policies)
         self.policy_names = frozenset(self._policies)
         self._owned_store = isinstance(store, str)
@@ -157,7 +161,10 @@ class Guard:
             self.settings.review_deadline_days,
             self.now,
         )
-        self.explanations = Explanations(self.store)
+        self.durability = durability
+        """``"sync"``: a decision's response waits until its audit record and its explanation
+        are durable; ``"async"``: neither waits (see docs/policies.md)."""
+        self.explanations = Explanations(self.store, durable=durability == "sync")
         self._gates = {name: Gate(self, policy) for name, policy in self._policies.items()}
         self._closed = False
         self.facts.start()
