@@ -22,6 +22,9 @@ class EventKind(enum.StrEnum):
     """The guard evaluated a decision (any verdict: allow, block, route)."""
     DECISION_WITHHELD = "decision.withheld"
     """A decision ran but its result was withheld (explanation missing, audit unavailable)."""
+    DECISION_FAILED = "decision.failed"
+    """The verdict let the decision function run and it raised: ``detail`` names the
+    exception's type (never its message); the exception reached the caller unchanged."""
     REVIEW_OPENED = "review.opened"
     """A decision was routed to a human and a review ticket opened."""
     REVIEW_COMPLETED = "review.completed"
