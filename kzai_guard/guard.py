@@ -36,19 +36,27 @@ from kzai_guard.reviews import Reviews
 from kzai_guard.settings import GuardSettings
 from kzai_guard.stores.base import Store, StoredExplanation
 from kzai_guard.stores.url import open_store
-from kzai_guard.subjects import SubjectResolver, from_header
+from kzai_guard.subjects import SubjectResolver
 from kzai_guard.switches import Switches
 from kzai_guard.telemetry import Telemetry
 
-__all__ = ["DEFAULT_AUDIT_DIR", "DEFAULT_STORE", "DEFAULT_SUBJECT_HEADER", "Guard"]
+__all__ = ["DEFAULT_AUDIT_DIR", "DEFAULT_STORE", "NO_SUBJECT_RESOLVER", "Guard"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_STORE = "sqlite:///kzai-guard.db"
 DEFAULT_AUDIT_DIR = "kzai-audit"
-DEFAULT_SUBJECT_HEADER = "X-Subject-Id"
-"""Where the subject is read from when ``Guard`` is given no ``subject=`` (logged as a warning)."""
+NO_SUBJECT_RESOLVER = (
+    "Guard(subject=...) is required: say where a decision's subject comes from, with "
+    "kg.from_path_param('applicant_id') (the route names whom it decides about), "
+    "kg.from_user() (your app's authentication), a callable scope -> str | None, or "
+    "kg.from_header('X-Subject-Id') only behind a gateway that strips that header from "
+    "clients' requests and sets it itself (in a policy file: subject_header in [guard], "
+    "or subject= to Guard.from_file)"
+)
+"""The start-up error of a guard given no ``subject=``: no source of the subject is trusted
+by default, since a header any client can send would let it name anyone."""
 _log = logging.getLogger("kzai_guard")
 POLICY_ATTRIBUTE = "__kzai_guard_policy__"
 
@@ -65,7 +73,7 @@ class Guard:
             profile="kz",
             store="sqlite:///kzai-guard.db",
             subject=from_path_param("applicant_id"),   # whom the decision is about
-            person=from_header("X-Subject-Id"),        # who asks on the person's routes
+            person=from_user(),                        # who asks: the app's authentication
         )
         guard.install(app)
 
@@ -76,10 +84,14 @@ class Guard:
     ``audit`` is a sink, or a directory for the signed audit log (the default, ``kzai-audit``),
     written with ``durability`` ``"async"`` or ``"sync"`` and signed by ``audit_signer`` (a
     :class:`kzai_guard.audit.keys.Signer`; without one a demo key is made in the directory).
-    ``person`` finds who is asking on the person's own routes (explanations, review tickets,
-    objections); it defaults to ``subject``, which will not do when ``subject`` reads a path
-    parameter of the decision route. ``reviewer`` finds the authenticated human decision-maker
-    (default: ``scope["user"]`` with the ``ai-reviewer`` auth scope). ``vulnerability`` says on
+    ``subject`` (required) says whom a decision is about: :func:`~kzai_guard.from_path_param`,
+    :func:`~kzai_guard.from_user`, a callable, or :func:`~kzai_guard.from_header` behind a
+    gateway that strips the header from clients' requests; a guard given none refuses to start
+    (:data:`NO_SUBJECT_RESOLVER`). ``person`` finds who is asking on the person's own routes
+    (explanations, review tickets, objections); it defaults to ``subject``, which will not do
+    when ``subject`` reads a path parameter of the decision route. ``reviewer`` finds the
+    authenticated human decision-maker (default: ``scope["user"]`` with the ``ai-reviewer``
+    auth scope). ``vulnerability`` says on
     which grounds a subject is vulnerable. ``pseudonym_key`` keys subject pseudonyms (default:
     a key kept in the store). ``clock`` is the one time source: what consents, objections,
     tickets and switches are stamped with and what decisions are judged by (default: UTC now).
@@ -110,6 +122,13 @@ class Guard:
         except ValidationError as exc:
             raise ConfigurationError(_describe("guard settings", exc)) from exc
         self.profile = self.settings.profile
+        if subject is None:
+            raise ConfigurationError(NO_SUBJECT_RESOLVER)
+        if not callable(subject):
+            raise ConfigurationError(
+                f"Guard(subject=...) must be a resolver (a callable scope -> str | None), got "
+                f"{type(subject).__name__}; {NO_SUBJECT_RESOLVER.split(': ', 1)[1]}"
+            )
         self._policies = self._check(policies)
         self.policy_names = frozenset(self._policies)
         self._owned_store = isinstance(store, str)
@@ -133,14 +152,7 @@ class Guard:
             self.store, limit=self.settings.cache_limit, poll_interval=self.settings.poll_interval
         )
         self.now: Callable[[], datetime] = clock or _utc_now
-        if subject is None:
-            _log.warning(
-                "kzai_guard: no subject= given, so every decision's subject is read from the "
-                "%s request header, which only a gateway you control may set; pass subject= "
-                "(from_path_param, from_user, from_header) to say where it comes from",
-                DEFAULT_SUBJECT_HEADER,
-            )
-        self.subject_resolver: SubjectResolver = subject or from_header(DEFAULT_SUBJECT_HEADER)
+        self.subject_resolver: SubjectResolver = subject
         self.person_resolver: SubjectResolver = person or self.subject_resolver
         self.reviewer_resolver: ReviewerResolver = reviewer or reviewer_from_auth()
         self.vulnerability = vulnerability

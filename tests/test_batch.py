@@ -14,6 +14,7 @@ import pytest
 import kzai_guard as kg
 from kzai_guard.stores.base import StoredExplanation
 from kzai_guard.testing import memory_guard
+from tests.samples import GATEWAY_SUBJECT
 
 LOAN = kg.DecisionPolicy(
     name="loan_approval",
@@ -35,7 +36,9 @@ EXPLANATION = kg.Explanation(
 
 @pytest.fixture
 def guarded() -> Iterator[tuple[kg.Guard, kg.MemorySink]]:
-    guard, sink = memory_guard([LOAN, LOAN_MONITORED], contact="credit@example.kz")
+    guard, sink = memory_guard(
+        [LOAN, LOAN_MONITORED], contact="credit@example.kz", subject=GATEWAY_SUBJECT
+    )
     yield guard, sink
     guard.close()
 

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 import kzai_guard as kg
-from tests.samples import EXPLANATION, LOAN
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT, LOAN
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = "postgresql://127.0.0.1/test"
@@ -35,6 +35,7 @@ guard = kg.Guard(
     audit=kg.MemorySink(),
     pseudonym_key=b"x" * 32,
     contact="credit@example.kz",
+    subject=kg.from_header("X-Subject-Id"),
 )
 print("ready", flush=True)
 for line in sys.stdin:
@@ -120,6 +121,7 @@ def guard(store_url: str) -> Iterator[kg.Guard]:
         audit=kg.MemorySink(),
         pseudonym_key=b"x" * 32,
         contact="credit@example.kz",
+        subject=GATEWAY_SUBJECT,
     )
     yield guard
     guard.close()

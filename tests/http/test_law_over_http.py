@@ -9,6 +9,7 @@ import pytest
 
 import kzai_guard as kg
 from tests.http.conftest import Service
+from tests.samples import GATEWAY_SUBJECT
 
 PROBLEM = "application/problem+json"
 
@@ -401,7 +402,7 @@ def test_a_non_significant_policy_fails_closed_unless_it_opts_out(framework: str
 
     closed = kg.DecisionPolicy(name="offers", significance="none", autonomy="high", risk="minimal")
     opened = closed.model_copy(update={"name": "offers_open", "audit_fail_open": True})
-    guard, sink = memory_guard([closed, opened])
+    guard, sink = memory_guard([closed, opened], subject=GATEWAY_SUBJECT)
     calls: list[str] = []
 
     @guard.decision("offers")

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 import kzai_guard as kg
 from kzai_guard.testing import memory_guard
-from tests.samples import EXPLANATION
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT
 
 HIRING = kg.DecisionPolicy(
     name="hiring",
@@ -90,7 +90,9 @@ def screen(client: TestClient, token: str) -> Any:
 
 
 def test_a_reviewer_found_by_the_apps_resolver_decides_and_is_recorded() -> None:
-    guard, sink = memory_guard([HIRING], reviewer=hr_officer, contact="hr@example.kz")
+    guard, sink = memory_guard(
+        [HIRING], reviewer=hr_officer, contact="hr@example.kz", subject=GATEWAY_SUBJECT
+    )
     client = hiring_client(guard)
 
     response = screen(client, "token-officer")
@@ -107,7 +109,7 @@ def test_a_reviewer_found_by_the_apps_resolver_decides_and_is_recorded() -> None
 
 
 def test_a_signed_in_user_without_the_reviewer_scope_is_no_human_decision() -> None:
-    guard, sink = memory_guard([HIRING], contact="hr@example.kz")
+    guard, sink = memory_guard([HIRING], contact="hr@example.kz", subject=GATEWAY_SUBJECT)
     client = hiring_client(guard)
 
     reviewer = screen(client, "token-reviewer")

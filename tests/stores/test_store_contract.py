@@ -19,7 +19,7 @@ from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
 from kzai_guard.errors import StoreError, UnknownRecord, WithdrawalRestricted
 from kzai_guard.stores.base import ChangeKind, Store, StoredExplanation, SwitchState
 from kzai_guard.stores.url import open_store
-from tests.samples import LOAN
+from tests.samples import GATEWAY_SUBJECT, LOAN
 
 PG_ADMIN_URL = "postgresql://127.0.0.1/test"
 BACKENDS = ("memory", "sqlite", "postgresql")
@@ -449,6 +449,7 @@ def test_consent_purpose_with_nul_is_refused_alike_by_every_backend(store: Store
         audit=kg.MemorySink(),
         pseudonym_key=b"x" * 32,
         contact="credit@example.kz",
+        subject=GATEWAY_SUBJECT,
     )
     try:
         with pytest.raises(ValueError):
