@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
+from kzai_guard.private_files import private_sqlite
+
 __all__ = ["SqliteSubjectKeys"]
 
 KEY_SIZE = 32
@@ -65,6 +67,8 @@ class SqliteSubjectKeys:
         # _write_lock serialises the writes, all of them on _wdb
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()
+        # the keys, and SQLite's -wal and -shm beside them (made with the file's mode), 0600
+        private_sqlite(self.path)
         self._wdb = _connect(self.path)
         self._wdb.execute(
             "CREATE TABLE IF NOT EXISTS subject_key (ref TEXT PRIMARY KEY, key BLOB NOT NULL)"
@@ -90,8 +94,6 @@ class SqliteSubjectKeys:
         self._work = False
         self._closing = False
         self._keeper: threading.Thread | None = None
-        with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o600)
 
     def key_for(self, ref: str, create: bool = True) -> bytes | None:
         """The key for ``ref``, made on first use when ``create``."""

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kzai_guard.private_files import private_sqlite
 from kzai_guard.stores.sql import SqlStore
 
 __all__ = ["SqliteDialect", "open_sqlite"]
@@ -48,10 +49,14 @@ class SqliteDialect:
 
 
 def open_sqlite(path: str | Path | None) -> SqlStore:
-    """Open (creating if needed) the SQLite store at ``path``; ``None`` for an in-memory one."""
+    """Open (creating if needed) the SQLite store at ``path``; ``None`` for an in-memory one.
+
+    The file and its ``-wal`` and ``-shm`` are mode 0600: they hold the pseudonym key and raw
+    subject identifiers.
+    """
     target = ":memory:" if path is None else str(path)
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(path)
     conn = sqlite3.connect(
         target, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
     )
