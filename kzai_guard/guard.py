@@ -34,7 +34,7 @@ from kzai_guard.objections import Objections
 from kzai_guard.reviewers import ReviewerResolver, reviewer_from_auth
 from kzai_guard.reviews import Reviews
 from kzai_guard.settings import GuardSettings
-from kzai_guard.stores.base import Store, StoredExplanation
+from kzai_guard.stores.base import ErasedData, Store, StoredExplanation
 from kzai_guard.stores.url import open_store
 from kzai_guard.subjects import SubjectResolver
 from kzai_guard.switches import Switches
@@ -271,12 +271,19 @@ class Guard:
             detail=f"{action} {decision_id}" + (f": {note}" if note else ""),
         )
 
-    def erase_subject(self, subject: str) -> None:
-        """Crypto-shred a person's personal fields in the signed audit log.
+    def erase_subject(self, subject: str) -> ErasedData:
+        """Erase a person: from the store, from the explanation archive, from the audit log.
 
-        Destroys the per-subject key the log sealed them with: they become unreadable while
-        every hash and checkpoint still verifies. The store's own records (consents, tickets)
-        are the controller's to delete under its retention rules.
+        In this order: the explanations still queued are stored, then the store forgets the
+        person (:meth:`~kzai_guard.stores.base.Store.erase_subject`: consents, objections,
+        change-feed entries, explanations, and the identifier and note of their review
+        tickets), this process's caches drop them, and the audit log destroys the key its
+        personal fields were sealed under (crypto-shredding: they become unreadable while
+        every hash and checkpoint still verifies). On SQLite, the store's and the key store's
+        WALs are truncated and the files checked for what was erased
+        (:class:`~kzai_guard.errors.ErasureIncomplete` if that cannot be shown; running the
+        erasure again finishes it). What remains is listed in docs/privacy.md. Returns what
+        the store removed.
         """
         erase = getattr(self.sink, "erase_subject", None)
         if erase is None:
@@ -284,7 +291,18 @@ class Guard:
                 "this guard's audit sink does not seal personal fields; erasure needs the "
                 "signed audit log (audit='DIRECTORY')"
             )
-        erase(self.auditor.pseudonym(check_subject(subject)))
+        checked = check_subject(subject)
+        pseudonym = self.auditor.pseudonym(checked)
+        try:
+            self.explanations.flush()
+        except TimeoutError:
+            _log.error("kzai_guard: explanations not stored before an erasure; dropped instead")
+        self.explanations.forget_subject(pseudonym)
+        erased = self.store.erase_subject(checked, pseudonym)
+        self.facts.forget(checked)
+        self.checked_subjects.pop(checked, None)
+        erase(pseudonym)
+        return erased
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -20,10 +20,16 @@ from kzai_guard.core.consent import (
     withdrawal_restricted,
 )
 from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
-from kzai_guard.errors import StoreError, UnknownRecord, WithdrawalRestricted
-from kzai_guard.stores.base import Change, ChangeKind, StoredExplanation, SwitchState
+from kzai_guard.errors import ErasureIncomplete, StoreError, UnknownRecord, WithdrawalRestricted
+from kzai_guard.stores.base import Change, ChangeKind, ErasedData, StoredExplanation, SwitchState
 from kzai_guard.stores.dialect import Connection, Dialect
-from kzai_guard.stores.pages import bucket_of, encode_page, find_entry, group_by_bucket
+from kzai_guard.stores.pages import (
+    bucket_of,
+    encode_page,
+    find_entry,
+    group_by_bucket,
+    without_subject,
+)
 
 __all__ = ["SqlStore"]
 
@@ -435,6 +441,61 @@ class SqlStore:
             return None
         r = rows[0]
         return StoredExplanation(r[0], r[1], r[2], _dt(r[3]), str(r[4]).encode("utf-8"), r[5])
+
+    # -- erasure ----------------------------------------------------------------------------
+
+    def erase_subject(self, subject: str, subject_ref: str) -> ErasedData:
+        with self._lock:
+            self._check_open()
+            try:
+                with self._dialect.transaction(self._conn):
+                    erased = self._erase(subject, subject_ref)
+                self._dialect.after_erasure(self._conn)
+            except (StoreError, ErasureIncomplete):
+                raise
+            except Exception as exc:
+                raise StoreError(f"{self._dialect.name} store erasure failed: {exc}") from exc
+        return erased
+
+    def _erase(self, subject: str, subject_ref: str) -> ErasedData:
+        def run(statement: str, params: Sequence[Any]) -> int:
+            return int(self._conn.execute(self._dialect.sql(statement), params).rowcount)
+
+        consents = run("DELETE FROM kzg_consents WHERE subject = ?", (subject,))
+        objections = run("DELETE FROM kzg_objections WHERE subject = ?", (subject,))
+        tickets = run(
+            "UPDATE kzg_reviews SET subject = '', note = NULL WHERE subject = ?", (subject,)
+        )
+        run("UPDATE kzg_changes SET subject = NULL WHERE subject = ?", (subject,))
+        # a subject change naming nobody: every process drops the facts it cached
+        run(
+            "INSERT INTO kzg_changes (kind, subject, at) VALUES (?, NULL, ?)",
+            (ChangeKind.CONSENT.value, _us(datetime.now(UTC))),
+        )
+        explanations = run("DELETE FROM kzg_explanations WHERE subject_ref = ?", (subject_ref,))
+        last = -1
+        while True:
+            pages = self._conn.execute(
+                self._dialect.sql(
+                    "SELECT id, entries FROM kzg_explanation_pages WHERE id > ? "
+                    "ORDER BY id LIMIT 512"
+                ),
+                (last,),
+            ).fetchall()
+            if not pages:
+                break
+            for page_id, entries in pages:
+                kept, removed = without_subject(bytes(entries), subject_ref)
+                if kept is None:
+                    run("DELETE FROM kzg_explanation_pages WHERE id = ?", (page_id,))
+                elif removed:
+                    run(
+                        "UPDATE kzg_explanation_pages SET entries = ? WHERE id = ?",
+                        (kept, page_id),
+                    )
+                explanations += removed
+            last = pages[-1][0]
+        return ErasedData(consents, objections, tickets, explanations)
 
     # -- change feed ------------------------------------------------------------------------
 

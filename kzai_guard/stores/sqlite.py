@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kzai_guard.private_files import private_sqlite
+from kzai_guard.sqlite_erasure import truncate_wal
 from kzai_guard.stores.sql import SqlStore
 
 __all__ = ["SqliteDialect", "open_sqlite"]
@@ -42,6 +43,10 @@ class SqliteDialect:
             raise
         conn.execute("COMMIT")
 
+    def after_erasure(self, conn: Any) -> None:
+        """Deleted rows are overwritten (``secure_delete``); the WAL is truncated, checked."""
+        truncate_wal(conn, "erasing a subject from the SQLite store")
+
     def ensure_column(self, conn: Any, table: str, column: str, sql_type: str) -> None:
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in present:
@@ -61,6 +66,8 @@ def open_sqlite(path: str | Path | None) -> SqlStore:
         target, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
     )
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    # an erased person's rows are overwritten with zeros, not left on free pages
+    conn.execute("PRAGMA secure_delete = ON")
     if path is not None:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
