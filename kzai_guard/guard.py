@@ -40,7 +40,13 @@ from kzai_guard.subjects import SubjectResolver
 from kzai_guard.switches import Switches
 from kzai_guard.telemetry import Telemetry
 
-__all__ = ["DEFAULT_AUDIT_DIR", "DEFAULT_STORE", "NO_SUBJECT_RESOLVER", "Guard"]
+__all__ = [
+    "DEFAULT_AUDIT_DIR",
+    "DEFAULT_STORE",
+    "DEMO_KEY_WARNING",
+    "NO_SUBJECT_RESOLVER",
+    "Guard",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -57,6 +63,13 @@ NO_SUBJECT_RESOLVER = (
 )
 """The start-up error of a guard given no ``subject=``: no source of the subject is trusted
 by default, since a header any client can send would let it name anyone."""
+DEMO_KEY_WARNING = (
+    "kzai_guard: the audit log %s is signed with the demo key, kept beside it in its keys "
+    "directory: whoever can write the directory can sign a rewritten log. Give "
+    "Guard(audit_signer=Signer.from_file(...)) a key kept elsewhere (kzai-guard keygen), or "
+    "audit_signing_key in the policy file's [guard] table"
+)
+"""The start-up warning of a guard whose audit log is signed with the demo key."""
 _log = logging.getLogger("kzai_guard")
 POLICY_ATTRIBUTE = "__kzai_guard_policy__"
 
@@ -83,7 +96,8 @@ class Guard:
 
     ``audit`` is a sink, or a directory for the signed audit log (the default, ``kzai-audit``),
     written with ``durability`` ``"async"`` or ``"sync"`` and signed by ``audit_signer`` (a
-    :class:`kzai_guard.audit.keys.Signer`; without one a demo key is made in the directory).
+    :class:`kzai_guard.audit.keys.Signer`; without one a demo key is made in the directory, and
+    the guard logs :data:`DEMO_KEY_WARNING` at start-up).
     ``subject`` (required) says whom a decision is about: :func:`~kzai_guard.from_path_param`,
     :func:`~kzai_guard.from_user`, a callable, or :func:`~kzai_guard.from_header` behind a
     gateway that strips the header from clients' requests; a guard given none refuses to start
@@ -350,7 +364,10 @@ class Guard:
 def _open_audit_log(
     directory: str | Path, durability: Literal["async", "sync"], signer: Any
 ) -> AuditSink:
-    from kzai_guard.audit.log import AuditLog
+    from kzai_guard.audit.log import DEMO_KEY_NAME, AuditLog
+
+    if signer is None or getattr(signer.public_key, "name", None) == DEMO_KEY_NAME:
+        _log.warning(DEMO_KEY_WARNING, directory)
 
     sink: AuditSink = AuditLog.open(directory, durability=durability, signer=signer)
     return sink
