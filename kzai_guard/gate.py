@@ -141,6 +141,7 @@ class Gate:
         "_purpose",
         "_resolve_reviewer",
         "_resolve_subject",
+        "_reviewer_ref",
         "_route_vulnerable",
         "_state",
         "_subject_refs",
@@ -207,6 +208,7 @@ class Gate:
         self._state = guard.facts.state
         self._now = guard.now
         self._pseudonym = guard.auditor.pseudonym
+        self._reviewer_ref = guard.auditor.reviewer_ref
         self._resolve_subject = guard.subject_resolver
         self._resolve_reviewer = guard.reviewer_resolver
         self._vulnerability = guard.vulnerability
@@ -494,7 +496,7 @@ class Gate:
             verdict.basis,
             verdict.outcome,
             verdict.reason,
-            None if decision.reviewer is None else decision.reviewer.id,
+            None if decision.reviewer is None else self._reviewer_ref(decision.reviewer.id),
             review_id,
             explanation_digest,
             self.model_label,

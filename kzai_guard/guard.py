@@ -299,12 +299,7 @@ class Guard:
         erasure again finishes it). What remains is listed in docs/privacy.md. Returns what
         the store removed.
         """
-        erase = getattr(self.sink, "erase_subject", None)
-        if erase is None:
-            raise ConfigurationError(
-                "this guard's audit sink does not seal personal fields; erasure needs the "
-                "signed audit log (audit='DIRECTORY')"
-            )
+        erase = self._log_eraser()
         checked = check_subject(subject)
         pseudonym = self.auditor.pseudonym(checked)
         try:
@@ -317,6 +312,20 @@ class Guard:
         self.checked_subjects.pop(checked, None)
         erase(pseudonym)
         return erased
+
+    def erase_reviewer(self, reviewer: str) -> int:
+        """Erase a reviewer: from the store's tickets and kill-switch states, and from the
+        audit log the key sealing the records that have no subject (kill-switch changes,
+        overrides), which then read ``[erased]``.
+
+        Records about a subject keep the reviewer's pseudonym, sealed under the subject's key.
+        Returns how many store rows named the reviewer.
+        """
+        erase = self._log_eraser()
+        reviewer_id = check_subject(reviewer)
+        named = self.store.erase_reviewer(reviewer_id)
+        erase(self.auditor.reviewer_ref(reviewer_id))
+        return named
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -343,6 +352,16 @@ class Guard:
         self.close()
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _log_eraser(self) -> Callable[[str], None]:
+        """The audit log's erasure of one key owner; raises for a sink that seals nothing."""
+        erase: Callable[[str], None] | None = getattr(self.sink, "erase_subject", None)
+        if erase is None:
+            raise ConfigurationError(
+                "this guard's audit sink does not seal personal fields; erasure needs the "
+                "signed audit log (audit='DIRECTORY')"
+            )
+        return erase
 
     def _check(self, policies: Sequence[DecisionPolicy]) -> dict[str, DecisionPolicy]:
         if not policies:

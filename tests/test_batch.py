@@ -248,7 +248,7 @@ def test_explicit_reviewer_allows_the_decision_on_a_human_basis(
         "allow",
         "human-decision",
         "human",
-        "officer-7",
+        guard.auditor.reviewer_ref("officer-7"),
     )
 
 

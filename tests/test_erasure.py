@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import kzai_guard as kg
+from kzai_guard.audit.shredding import subject_ref
 from kzai_guard.cli.main import main as cli
 from kzai_guard.stores.base import ErasedData
 from tests.samples import GATEWAY_SUBJECT, LOAN
@@ -149,3 +150,27 @@ def test_after_erase_subject_no_file_holds_the_persons_identifier_or_personal_te
 
     guard.close()
     assert files_holding(directory, [ERASED, *personal_texts(ERASED)]) == {}
+
+
+def test_reviewers_are_keyed_pseudonyms_and_erase_reviewer_erases_them(
+    service: tuple[kg.Guard, Path],
+) -> None:
+    guard, directory = service
+    staff = "risk.officer.aliya@bank.kz"
+    other = "officer-7"
+    guard.switches.suspend("loan_approval", by=other, reason="drift in the scores")
+    guard.switches.resume("loan_approval", by=staff, reason="scores checked")
+    guard.sink.flush()  # type: ignore[attr-defined]
+    # a list of staff logins confirms nothing: no unkeyed hash of a login is written
+    unkeyed = [subject_ref(login) for login in (staff, other)]
+    assert files_holding(directory / "kzai-audit", unkeyed) == {}
+    assert staff in {text for hits in files_holding(directory, [staff]).values() for text in hits}
+
+    named = guard.erase_reviewer(staff)
+    guard.sink.flush()  # type: ignore[attr-defined]
+    exported = export(directory).read_bytes()
+
+    assert named == 1  # the switch's state names who set it last
+    assert files_holding(directory, [staff]) == {}
+    assert exported.count(b'"reviewer":"[erased]"') == 1
+    assert guard.auditor.reviewer_ref(other).encode() in exported

@@ -75,7 +75,7 @@ def test_complete_writes_a_review_completed_audit_record_with_the_reviewer_id(
 
     [record] = sink.of_kind(kg.EventKind.REVIEW_COMPLETED)
     assert (record.reviewer, record.review_id, record.policy, record.detail) == (
-        "officer-7",
+        guard.auditor.reviewer_ref("officer-7"),
         ticket.id,
         "loan_approval",
         "approved",
@@ -122,7 +122,9 @@ def test_completing_a_ticket_twice_raises_store_error_and_keeps_the_first_review
         guard.reviews.complete(ticket.id, reviewer=kg.Reviewer(id="second"), outcome="rejected")
 
     assert guard.reviews.get(ticket.id).reviewer == "first"
-    assert [r.reviewer for r in sink.of_kind(kg.EventKind.REVIEW_COMPLETED)] == ["first"]
+    assert [r.reviewer for r in sink.of_kind(kg.EventKind.REVIEW_COMPLETED)] == [
+        guard.auditor.reviewer_ref("first")
+    ]
 
 
 def test_completing_an_unknown_ticket_raises_unknown_record(
@@ -162,7 +164,7 @@ def test_override_of_a_medium_autonomy_policy_records_decision_overridden(
     [record] = sink.of_kind(kg.EventKind.DECISION_OVERRIDDEN)
     assert (record.policy, record.reviewer, record.detail) == (
         "card_limit",
-        "officer-7",
+        guard.auditor.reviewer_ref("officer-7"),
         "correct d-2: limit lowered",
     )
 

@@ -3,7 +3,8 @@
 Every decision (allowed, blocked, routed, reviewed, overridden), consent change, objection and
 kill-switch change becomes one :class:`AuditRecord`. Its fields are strings, integers or ``None``
 only, so that its canonical JSON form (RFC 8785) is exactly what a fast sorted-key encoder writes.
-Subjects appear only as keyed pseudonyms (:mod:`kzai_guard.core.pseudonym`), never raw.
+Subjects and reviewers appear only as keyed pseudonyms (:mod:`kzai_guard.core.pseudonym`,
+:meth:`kzai_guard.auditor.Auditor.reviewer_ref`), never raw.
 """
 
 from __future__ import annotations

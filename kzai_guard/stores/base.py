@@ -173,6 +173,12 @@ class Store(Protocol):
         can still be accounted for. Says how much it removed."""
         ...
 
+    def erase_reviewer(self, reviewer: str) -> int:
+        """Remove a reviewer's identifier from the review tickets they completed and the
+        kill-switch states they set (the tickets and states stay). Returns how many rows
+        named them."""
+        ...
+
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
         ...

@@ -10,7 +10,7 @@ import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from kzai_guard.core.consent import (
     CollectionMethod,
@@ -32,6 +32,8 @@ from kzai_guard.stores.pages import (
 )
 
 __all__ = ["SqlStore"]
+
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kzg_meta (name TEXT PRIMARY KEY, value {blob} NOT NULL);
@@ -445,17 +447,34 @@ class SqlStore:
     # -- erasure ----------------------------------------------------------------------------
 
     def erase_subject(self, subject: str, subject_ref: str) -> ErasedData:
+        return self._erasing(lambda: self._erase(subject, subject_ref))
+
+    def erase_reviewer(self, reviewer: str) -> int:
+        def erase() -> int:
+            named = 0
+            for statement in (
+                "UPDATE kzg_reviews SET reviewer = '' WHERE reviewer = ?",
+                "UPDATE kzg_switches SET changed_by = '' WHERE changed_by = ?",
+            ):
+                cursor = self._conn.execute(self._dialect.sql(statement), (reviewer,))
+                named += int(cursor.rowcount)
+            return named
+
+        return self._erasing(erase)
+
+    def _erasing(self, erase: Callable[[], _T]) -> _T:
+        """Run ``erase`` in one transaction, then make what it deleted unreadable on disk."""
         with self._lock:
             self._check_open()
             try:
                 with self._dialect.transaction(self._conn):
-                    erased = self._erase(subject, subject_ref)
+                    done = erase()
                 self._dialect.after_erasure(self._conn)
             except (StoreError, ErasureIncomplete):
                 raise
             except Exception as exc:
                 raise StoreError(f"{self._dialect.name} store erasure failed: {exc}") from exc
-        return erased
+        return done
 
     def _erase(self, subject: str, subject_ref: str) -> ErasedData:
         def run(statement: str, params: Sequence[Any]) -> int:

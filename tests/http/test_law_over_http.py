@@ -194,7 +194,10 @@ def test_an_authenticated_reviewer_makes_the_decision_and_is_recorded(make_servi
     assert response.status_code == 200
     assert response.headers["ai-disclosure"].startswith("mode=ai-originated")
     [record] = service.sink.of_kind(kg.EventKind.DECISION)
-    assert (record.basis, record.reviewer) == ("human", "officer-7")
+    assert (record.basis, record.reviewer) == (
+        "human",
+        service.guard.auditor.reviewer_ref("officer-7"),
+    )
 
 
 def test_a_reviewer_header_sent_by_the_client_is_not_a_human_decision(service: Service) -> None:
@@ -305,7 +308,10 @@ def test_a_reviewer_completes_a_ticket_and_it_is_recorded(service: Service) -> N
     )
     assert (status.json()["status"], status.json()["outcome"]) == ("completed", "approved")
     [record] = service.sink.of_kind(kg.EventKind.REVIEW_COMPLETED)
-    assert (record.reviewer, record.review_id) == ("officer-7", review_id)
+    assert (record.reviewer, record.review_id) == (
+        service.guard.auditor.reviewer_ref("officer-7"),
+        review_id,
+    )
 
 
 def test_a_ticket_unanswered_past_its_deadline_says_overdue(framework: str) -> None:

@@ -103,7 +103,7 @@ def test_a_reviewer_found_by_the_apps_resolver_decides_and_is_recorded() -> None
         "allow",
         "human-decision",
         "human",
-        "personnel:E-7",
+        guard.auditor.reviewer_ref("personnel:E-7"),
     )
     guard.close()
 
@@ -119,7 +119,7 @@ def test_a_signed_in_user_without_the_reviewer_scope_is_no_human_decision() -> N
     assert (clerk.status_code, clerk.json()["review"]["reason"]) == (202, "human-required")
     records = sink.of_kind(kg.EventKind.DECISION)
     assert [(r.verdict, r.reason, r.reviewer) for r in records] == [
-        ("allow", "human-decision", "E-9"),
+        ("allow", "human-decision", guard.auditor.reviewer_ref("E-9")),
         ("route", "human-required", None),
     ]
     guard.close()
