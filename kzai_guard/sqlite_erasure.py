@@ -23,11 +23,10 @@ __all__ = ["find_in_files", "sqlite_files", "truncate_wal"]
 TRUNCATE_ATTEMPTS_SECONDS = 10.0
 """How long :func:`truncate_wal` keeps trying while readers hold the WAL."""
 _RETRY_SECONDS = 0.02
+_ATTEMPT_WAIT_MS = 50
 
 
-def truncate_wal(
-    conn: sqlite3.Connection, what: str, timeout: float = TRUNCATE_ATTEMPTS_SECONDS
-) -> None:
+def truncate_wal(conn: sqlite3.Connection, what: str, timeout: float | None = None) -> None:
     """Checkpoint ``conn``'s database and truncate its WAL to zero bytes, or raise.
 
     ``PRAGMA wal_checkpoint(TRUNCATE)`` answers ``(busy, wal frames, frames checkpointed)``;
@@ -37,6 +36,16 @@ def truncate_wal(
     """
     if timeout is None:
         timeout = TRUNCATE_ATTEMPTS_SECONDS
+    # each attempt waits briefly for readers (the busy handler), this loop for the rest
+    row = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute(f"PRAGMA busy_timeout = {_ATTEMPT_WAIT_MS}")
+    try:
+        _truncate(conn, what, timeout)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(row[0]) if row else 0}")
+
+
+def _truncate(conn: sqlite3.Connection, what: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
