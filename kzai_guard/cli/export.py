@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from kzai_guard.errors import KzaiGuardError
+from kzai_guard.private_files import private_file
 
 __all__ = ["add_encoder_options", "parse_time", "register", "settings_from_args"]
 
@@ -121,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"kzai-guard export: {exc}", file=sys.stderr)
         return 1
     since, until = args.since, args.until
-    out: BinaryIO = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    # an export names subjects by pseudonym: a file of it is its owner's only (0600)
+    out: BinaryIO = (
+        open(private_file(args.out), "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    )
     written = 0
     try:
         encode = encoder.encode
