@@ -111,9 +111,7 @@ def _acked(read_fd: int) -> list[str]:
 def _run_fleet_round(directory: Path, key: Path, round_no: int, rng: random.Random) -> list[str]:
     """Several writers at once; SIGKILL one of them first, or all of them at once."""
     writers = [
-        _fork_writer(
-            directory, key, f"{round_no}w{n}", "sync" if rng.random() < 0.75 else "async"
-        )
+        _fork_writer(directory, key, f"{round_no}w{n}", "sync" if rng.random() < 0.75 else "async")
         for n in range(FLEET_WRITERS)
     ]
     time.sleep(rng.uniform(0.02, 0.2))

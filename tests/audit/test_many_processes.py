@@ -103,9 +103,7 @@ def _check_checkpoints_consistent(directory: Path, signer: Signer) -> None:
 @pytest.mark.parametrize(
     ("method", "durability"), [("spawn", "sync"), ("fork", "async"), ("fork", "sync")]
 )
-def test_writer_processes_append_to_one_log(
-    tmp_path: Path, method: str, durability: str
-) -> None:
+def test_writer_processes_append_to_one_log(tmp_path: Path, method: str, durability: str) -> None:
     key, public, signer = write_keypair(tmp_path / "keys", "fleet")
     directory = tmp_path / "audit"
     context = multiprocessing.get_context(method)
@@ -159,7 +157,7 @@ def test_plain_subprocesses_append_to_one_log(tmp_path: Path) -> None:
 
 
 def test_a_log_opened_before_fork_works_in_the_child_and_the_parent(tmp_path: Path) -> None:
-    key, public, signer = write_keypair(tmp_path / "keys", "fleet")
+    _key, public, signer = write_keypair(tmp_path / "keys", "fleet")
     directory = tmp_path / "audit"
     log = AuditLog.open(directory, signer=signer, durability="sync")
     # the parent's writer thread runs before the fork, and a record is still queued
