@@ -54,6 +54,7 @@ FILE_MODE = 0o600
 """The mode of every file the log creates."""
 DIRECTORY_MODE = 0o700
 LOCK_FILE = ".lock"
+OPEN_FILE = ".open"
 HEAD_FILE = "head"
 _HEAD_MAGIC = b"KZAIHEAD1\n"
 _HEAD_READ = 1 << 16
@@ -103,6 +104,7 @@ class FileStorage:
         """Forget every descriptor (a new process starts here)."""
         self._pid = os.getpid()
         self._lock_fd = -1
+        self._open_fd = -1
         self._head_fd = -1
         self._fd = -1
         self._tree_files = TreeFiles(self.directory, writable=True)
@@ -355,12 +357,26 @@ class FileStorage:
         fsync_directory(self.directory)
 
     def _check_on_open(self) -> None:
-        """Replay the active segment, as after a crash: the head file is never fsynced, so
-        after a power failure it may disagree with the files, and opening is rare."""
+        """The first process to open the directory replays the active segment, as after a
+        crash: the head file is never fsynced, so after a power failure it may disagree with
+        the files. A process joining others that hold it open takes their head, as a batch
+        would (a worker's restart does not stall the others for a replay)."""
+        if self._open_fd >= 0 and self._others_hold_open():
+            if self._adopt(os.pread(self._head_fd, _HEAD_READ, 0)):
+                return
         self._repair()
         anchor = read_anchor(self.directory)
         start = anchor.size if anchor is not None else 0
         self._indexer.add(unindexed([s for s in list_segments(self.directory) if s.first >= start]))
+
+    def _others_hold_open(self) -> bool:
+        """Whether another process holds the directory open (its shared lock on ``.open``)."""
+        try:
+            fcntl.flock(self._open_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(self._open_fd, fcntl.LOCK_SH)
+        return False
 
     def _write_head(self) -> None:
         head = self.head
@@ -388,10 +404,13 @@ class FileStorage:
         if self._lock_fd < 0:
             self._lock_fd = _open_private(self.directory / LOCK_FILE, os.O_RDWR)
         self._head_fd = _open_private(self.directory / HEAD_FILE, os.O_RDWR)
+        # held shared while this process has the directory open (see _check_on_open)
+        self._open_fd = _open_private(self.directory / OPEN_FILE, os.O_RDWR)
+        fcntl.flock(self._open_fd, fcntl.LOCK_SH)
 
     def after_fork(self) -> None:
         """Close this (child) process's copies of the parent's descriptors and start afresh."""
-        for fd in (self._lock_fd, self._head_fd, self._fd):
+        for fd in (self._lock_fd, self._head_fd, self._fd, self._open_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
@@ -406,11 +425,11 @@ class FileStorage:
         self._indexer.close()
         with contextlib.suppress(OSError):
             self._tree_files.close()
-        for fd in (self._fd, self._head_fd, self._lock_fd):
+        for fd in (self._fd, self._head_fd, self._lock_fd, self._open_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self._fd = self._head_fd = self._lock_fd = -1
+        self._fd = self._head_fd = self._lock_fd = self._open_fd = -1
         self._trusted = False
 
 
