@@ -95,11 +95,14 @@ class Guard:
         async def decide(applicant_id: str) -> dict: ...
 
     ``audit`` is a sink, or a directory for the signed audit log (the default, ``kzai-audit``),
-    written with ``durability`` ``"async"`` or ``"sync"`` and signed by ``audit_signer`` (a
-    :class:`kzai_guard.audit.keys.Signer`; without one a demo key is made in the directory, and
-    the guard logs :data:`DEMO_KEY_WARNING` at start-up).
-    With ``"sync"`` a decision's response also waits until its explanation is in the store, so
-    that every host sharing the store can serve its ``Link``.
+    written with ``durability`` ``"sync"`` (the default: a decision is released only once its
+    record is fsynced, in group commits) or ``"async"`` (released once queued; a crash loses
+    the records still queued, up to the queue's 65,536 and the writer's 5 ms linger, and those
+    not yet on disk) and signed by ``audit_signer`` (a :class:`kzai_guard.audit.keys.Signer`;
+    without one a demo key is made in the directory, and the guard logs
+    :data:`DEMO_KEY_WARNING` at start-up). Every worker process of the host may use the same
+    directory: they write one log. With ``"sync"`` a decision's response also waits until its
+    explanation is in the store, so that every host sharing the store can serve its ``Link``.
     ``subject`` (required) says whom a decision is about: :func:`~kzai_guard.from_path_param`,
     :func:`~kzai_guard.from_user`, a callable, or :func:`~kzai_guard.from_header` behind a
     gateway that strips the header from clients' requests; a guard given none refuses to start
@@ -120,7 +123,7 @@ class Guard:
         profile: Profile | str = Profile.KZ,
         store: Store | str = DEFAULT_STORE,
         audit: AuditSink | str | Path = DEFAULT_AUDIT_DIR,
-        durability: Literal["async", "sync"] = "async",
+        durability: Literal["async", "sync"] = "sync",
         audit_signer: Any = None,
         subject: SubjectResolver | None = None,
         person: SubjectResolver | None = None,

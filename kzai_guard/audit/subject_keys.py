@@ -288,6 +288,12 @@ class SqliteSubjectKeys:
                     f"the erased subject key {ref} is still in {', '.join(map(str, found))}"
                 )
 
+    def forget(self) -> None:
+        """Drop the keys cached in memory: another process sharing the file erased one."""
+        with self._lock:
+            self._cache.clear()
+            self._absent.clear()
+
     def close(self) -> None:
         """Stop the keeper, make every key durable and close the database."""
         with self._lock:
