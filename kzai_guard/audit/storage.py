@@ -22,7 +22,7 @@ from typing import Protocol
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint
 
-__all__ = ["EMPTY_PREV", "Appending", "LogHead", "LogStorage"]
+__all__ = ["EMPTY_PREV", "Appending", "LogHead", "LogStorage", "next_edge"]
 
 EMPTY_PREV = bytes(32)
 """The :attr:`LogHead.prev` of an empty log (the line ``prev`` of 64 zeros)."""
@@ -113,3 +113,38 @@ class LogStorage(Protocol):
     def close(self) -> None:
         """Release what this process holds; the log stays for the other writers."""
         ...
+
+
+def next_edge(
+    size: int, edge: Sequence[bytes], hashes: Sequence[bytes], nodes: Sequence[Sequence[bytes]]
+) -> tuple[bytes, ...]:
+    """The tree's right edge after ``hashes`` are appended to a tree of ``size`` leaves.
+
+    ``edge`` is the edge before, ``nodes`` what
+    :meth:`~kzai_guard.audit.merkle.CompactRange.extend` returned for ``hashes``: every piece
+    of the new edge is one of those or of the old edge, so no hash is computed again.
+
+    >>> from kzai_guard.audit.merkle import CompactRange
+    >>> tree = CompactRange(); leaves = [bytes([i]) * 32 for i in range(5)]
+    >>> nodes = tree.extend(leaves)
+    >>> next_edge(0, (), leaves, nodes) == tuple(tree.hashes)
+    True
+    """
+    old = dict(zip(_levels(size), edge, strict=True))
+    new_size = size + len(hashes)
+    out: list[bytes] = []
+    for level in _levels(new_size):
+        index = (new_size >> level) - 1
+        first_new = size >> level
+        if index < first_new:
+            out.append(old[level])
+        elif level == 0:
+            out.append(hashes[index - size])
+        else:
+            out.append(nodes[level - 1][index - first_new])
+    return tuple(out)
+
+
+def _levels(size: int) -> list[int]:
+    """The levels of the set bits of ``size``, highest first (the order of an edge)."""
+    return [level for level in range(size.bit_length() - 1, -1, -1) if size >> level & 1]
