@@ -152,8 +152,7 @@ class PostgresLogStorage:
             if self._doubt is not None:
                 raise AuditUnavailable(self._doubt)
             try:
-                conn = self._connection()
-                appending = PostgresAppending(self, conn, _read_head(conn))
+                appending = self._lock_head()
             except Exception as exc:
                 self._abandon()
                 raise self._unavailable(exc) from exc
@@ -195,6 +194,24 @@ class PostgresLogStorage:
             return _head(row)
 
     # ------------------------------------------------------------------ connections
+
+    def _lock_head(self) -> PostgresAppending:
+        """Begin a batch: lock the head row, on a new connection if the kept one is dead.
+
+        A connection that sat idle may have been closed by the server (a restart, a
+        terminated backend) without the client knowing: one more try on a fresh connection
+        costs nothing, since nothing was written yet.
+        """
+        reused = self._conn is not None and self._pid == os.getpid()
+        conn = self._connection()
+        try:
+            return PostgresAppending(self, conn, _read_head(conn))
+        except Exception as exc:
+            if not reused or not _is_connection_error(exc):
+                raise
+        self._drop(close=True)
+        conn = self._connection()
+        return PostgresAppending(self, conn, _read_head(conn))
 
     def _connection(self) -> Any:
         """The connection of this process, made (again) with backoff if needed."""

@@ -145,6 +145,8 @@ class PostgresSubjectKeys:
         if self._conn is None or self._pid != os.getpid() or self._conn.closed:
             self._conn = connect_postgres(self.url, connect_timeout=5)
             self._pid = os.getpid()
+        else:
+            self._check_alive()
         conn = self._conn
         try:
             yield conn
@@ -157,6 +159,17 @@ class PostgresSubjectKeys:
                 with contextlib.suppress(Exception):
                     conn.close()
             raise
+
+    def _check_alive(self) -> None:
+        """Replace a kept connection the server has closed meanwhile (restart, termination)."""
+        import psycopg
+
+        try:
+            self._conn.execute("SELECT 1")
+        except psycopg.OperationalError:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = connect_postgres(self.url, connect_timeout=5)
 
     @staticmethod
     def _select(conn: Any, refs: list[str]) -> dict[str, bytes]:

@@ -182,7 +182,7 @@ def _batch(storage: PostgresLogStorage, tag: str, count: int = 25) -> list[str]:
     return [r.id for r in records]
 
 
-def test_a_terminated_backend_fails_one_batch_and_the_next_reconnects(pg_url: str) -> None:
+def test_a_batch_after_the_backend_was_terminated_runs_on_a_new_connection(pg_url: str) -> None:
     storage = PostgresLogStorage(pg_url)
     written = _batch(storage, "before")
     name = pg_url.rsplit("/", 1)[1]
@@ -192,8 +192,6 @@ def test_a_terminated_backend_fails_one_batch_and_the_next_reconnects(pg_url: st
             (name,),
         ).fetchone()
     assert killed is not None and killed[0] >= 1
-    with pytest.raises(AuditUnavailable):
-        _batch(storage, "lost")
     written += _batch(storage, "after")
     storage.close()
     assert _log_ids(pg_url) == written
