@@ -20,12 +20,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint, read_notes
-from kzai_guard.audit.keys import Signer, write_keypair
+from kzai_guard.audit.keys import Keyring, Signer, write_keypair
 from kzai_guard.audit.lines import LineEncoder
 from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.pg_copy import copy_log
 from kzai_guard.audit.pg_storage import PostgresLogStorage, edge_after
 from kzai_guard.audit.segments import list_segments, parse_line
+from kzai_guard.audit.tree import TreeFiles
+from kzai_guard.audit.verify import verify_log
 from kzai_guard.errors import AuditUnavailable, ConfigurationError
 
 from .conftest import make_record
@@ -311,3 +313,33 @@ def test_copy_writes_private_segments_with_every_checkpoint(
         300,
     ]
     assert (tmp_path / "copy" / "origin").read_text() == storage.origin + "\n"
+
+
+def test_small_and_large_batches_store_every_completed_subtree_and_verify(
+    pg_url: str, key: tuple[Path, Path, Signer], tmp_path: Path
+) -> None:
+    _, public, signer = key
+    storage = PostgresLogStorage(pg_url)
+    encoder = LineEncoder(None)
+    sizes = [3, 300, 1, 517, 20]  # one statement below 256 lines, COPY from 256 on
+    done = 0
+    for size in sizes:
+        append_batch(storage, encoder, [make_record(done + i) for i in range(size)], signer)
+        done += size
+    storage.close()
+    tree = CompactRange()
+    expected: list[int] = []
+    for _ in range(done):
+        tree.append(bytes(32), lambda level, node: expected.append(level))
+    with psycopg.connect(pg_url) as conn:
+        stored = conn.execute(
+            "SELECT level, index, hash FROM kzg_log_tree ORDER BY level, index"
+        ).fetchall()
+    assert sorted(level for level, _, _ in stored) == sorted(expected)
+    assert all(index < done >> level for level, index, _ in stored)
+    copy_log(pg_url, tmp_path / "copy")
+    tree_files = TreeFiles(tmp_path / "copy")
+    assert all(tree_files.get(level, index) == bytes(h) for level, index, h in stored)
+    tree_files.close()
+    report = verify_log(tmp_path / "copy", Keyring.load([str(public)]))
+    assert (report.ok, report.records, report.checkpoints) == (True, done, len(sizes))
