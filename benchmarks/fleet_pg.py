@@ -163,7 +163,8 @@ def _child(mode: str, url: str, key: str, index: int, n: int, amount: str, start
 
     signer = Signer.from_file(Path(key))
     durability: Durability = "async" if mode == "append" else "sync"
-    log = AuditLog.open(url, signer=signer, durability=durability)
+    # a writer that falls behind holds the producer back (backpressure) instead of refusing
+    log = AuditLog.open(url, signer=signer, durability=durability, put_timeout=600.0)
     if mode == "append":
         count = int(amount)
         first = index * count
