@@ -76,6 +76,8 @@ class Guard:
     ``audit`` is a sink, or a directory for the signed audit log (the default, ``kzai-audit``),
     written with ``durability`` ``"async"`` or ``"sync"`` and signed by ``audit_signer`` (a
     :class:`kzai_guard.audit.keys.Signer`; without one a demo key is made in the directory).
+    A ``postgresql://`` URL keeps that log in PostgreSQL, one log for every host (a signer is
+    then required; see ``docs/audit-log.md``, "In PostgreSQL").
     ``person`` finds who is asking on the person's own routes (explanations, review tickets,
     objections); it defaults to ``subject``, which will not do when ``subject`` reads a path
     parameter of the decision route. ``reviewer`` finds the authenticated human decision-maker
