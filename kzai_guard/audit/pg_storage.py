@@ -41,7 +41,7 @@ from dataclasses import replace
 from typing import Any
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint
-from kzai_guard.audit.storage import EMPTY_PREV, LogHead
+from kzai_guard.audit.storage import EMPTY_PREV, LogHead, next_edge
 from kzai_guard.errors import AuditLogError, AuditUnavailable, ConfigurationError
 
 __all__ = ["PostgresLogStorage", "connect_postgres", "is_postgres_url", "redact_url"]
@@ -401,7 +401,7 @@ class PostgresAppending:
                 return
             head = self.head
             size = head.size
-            edge = edge_after(size, head.edge, hashes, nodes)
+            edge = next_edge(size, head.edge, hashes, nodes)
             end = size + len(lines)
             levels, indexes, hashes_up = _tree_rows(size, nodes)
             head_row = {"size": end, "prev": hashes[-1], "edge": b"".join(edge)}
@@ -423,13 +423,13 @@ class PostgresAppending:
                 with self.conn.cursor() as cur:
                     with cur.copy(_COPY_ENTRIES) as copy:
                         copy.set_types(["int8", "bytea"])
-                        for row in zip(range(size, end), lines, strict=True):
-                            copy.write_row(row)
+                        for entry in zip(range(size, end), lines, strict=True):
+                            copy.write_row(entry)
                     if hashes_up:
                         with cur.copy(_COPY_TREE) as copy:
                             copy.set_types(["int2", "int8", "bytea"])
-                            for row in zip(levels, indexes, hashes_up, strict=True):
-                                copy.write_row(row)
+                            for node in zip(levels, indexes, hashes_up, strict=True):
+                                copy.write_row(node)
                 self.conn.execute(_MOVE_HEAD, head_row)
             self._storage._commit(
                 self.conn, durable or self.pending_durable, (end, bytes(lines[-1]))
@@ -485,29 +485,6 @@ class PostgresAppending:
             self._storage._abandon()
 
 
-def edge_after(
-    size: int, edge: Sequence[bytes], hashes: Sequence[bytes], nodes: Sequence[Sequence[bytes]]
-) -> tuple[bytes, ...]:
-    """The compact range after appending ``hashes`` to a tree of ``size`` with right ``edge``.
-
-    ``nodes`` are the subtrees the append completed, per level from 1 (what
-    :meth:`~kzai_guard.audit.merkle.CompactRange.extend` returns): every hash of the new edge
-    is a new leaf, a new node or a hash of the old edge, so nothing is hashed again.
-    """
-    old = dict(zip(_bits(size), edge, strict=True))
-    new_size = size + len(hashes)
-    out = []
-    for level in _bits(new_size):
-        index = (new_size >> level) - 1
-        first = size >> level
-        if index < first:
-            out.append(old[level])
-        else:
-            made = hashes if level == 0 else nodes[level - 1]
-            out.append(made[index - first])
-    return tuple(out)
-
-
 def _tree_rows(
     size: int, nodes: Sequence[Sequence[bytes]]
 ) -> tuple[list[int], list[int], list[bytes]]:
@@ -521,11 +498,6 @@ def _tree_rows(
         indexes += range(first, first + len(level_nodes))
         hashes += level_nodes
     return levels, indexes, hashes
-
-
-def _bits(size: int) -> list[int]:
-    """The set bits of ``size``, highest first: the levels of its compact range."""
-    return [level for level in range(size.bit_length() - 1, -1, -1) if size >> level & 1]
 
 
 def _read_head(conn: Any) -> LogHead:

@@ -24,8 +24,9 @@ from kzai_guard.audit.keys import Keyring, Signer, write_keypair
 from kzai_guard.audit.lines import LineEncoder
 from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.pg_copy import copy_log
-from kzai_guard.audit.pg_storage import PostgresLogStorage, edge_after
+from kzai_guard.audit.pg_storage import PostgresLogStorage
 from kzai_guard.audit.segments import list_segments, parse_line
+from kzai_guard.audit.storage import next_edge
 from kzai_guard.audit.tree import TreeFiles
 from kzai_guard.audit.verify import verify_log
 from kzai_guard.errors import AuditUnavailable, ConfigurationError
@@ -74,7 +75,7 @@ def _log_ids(url: str) -> list[str]:
 
 
 @given(st.integers(0, 300), st.lists(st.integers(1, 70), max_size=6))
-def test_edge_after_an_append_is_the_compact_range_of_the_longer_tree(
+def test_next_edge_after_an_append_is_the_compact_range_of_the_longer_tree(
     size: int, batches: list[int]
 ) -> None:
     tree = CompactRange()
@@ -84,7 +85,7 @@ def test_edge_after_an_append_is_the_compact_range_of_the_longer_tree(
         leaves = [bytes([(tree.size + i) % 251]) * 32 for i in range(count)]
         before = tree.size
         nodes = tree.extend(leaves)
-        edge = edge_after(before, edge, leaves, nodes)
+        edge = next_edge(before, edge, leaves, nodes)
         assert list(edge) == tree.hashes
 
 
