@@ -201,20 +201,6 @@ class PostgresLogStorage:
         with self._lock:
             self._drop(close=True)
 
-    # ------------------------------------------------------------------ reading
-
-    def head(self) -> LogHead:
-        """The head as last committed (without locking it)."""
-        with self._lock:
-            conn = self._connection()
-            try:
-                row = conn.execute(_LOCK_HEAD.removesuffix(" FOR UPDATE")).fetchone()
-                conn.rollback()
-            except Exception:
-                self._abandon()
-                raise
-            return _head(row)
-
     # ------------------------------------------------------------------ connections
 
     def _lock_head(self) -> PostgresAppending:
