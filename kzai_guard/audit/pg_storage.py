@@ -9,12 +9,14 @@ Four tables (prefix ``kzg_log_``) hold the log:
   (level 1 up; the leaves are the SHA-256 of the lines, recomputed by readers);
 - ``kzg_log_checkpoints``: every signed checkpoint note, its size and when it was signed.
 
-Sequencing follows the database driver of transparency-dev/tessera: a writer appends a batch in
-one transaction that locks the head row (``SELECT ... FOR UPDATE``), so writers on every host
+Sequencing follows the database drivers of transparency-dev/tessera: a writer appends a batch
+in a transaction that locks the head row (``SELECT ... FOR UPDATE``), so writers on every host
 take turns; it encodes its lines against the head it locked, inserts them and their tree nodes
-with ``COPY``, optionally a checkpoint, updates the head and commits. A durable batch commits
+(one statement below 256 lines, ``COPY`` from there on), moves the head and commits before
+:meth:`PostgresAppending.append` returns, then locks the head again for what the hold does next
+(a checkpoint, committed with the next append or when the hold ends). A durable append commits
 synchronously; others with ``synchronous_commit = off`` (a crash of the database server may
-lose them, never corrupt the log).
+lose the newest of them, never a part of one, never corrupt the log).
 
 When the connection breaks, the transaction was not committed: the writer's next batch
 reconnects (with backoff) and reads the head again. A connection that breaks *during* the
