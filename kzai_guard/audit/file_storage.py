@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import time
@@ -27,9 +26,8 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import orjson
-
 from kzai_guard.audit.checkpoint import SignedCheckpoint
+from kzai_guard.audit.file_head import HeadFile, encode_head, parse_head
 from kzai_guard.audit.file_repair import recover
 from kzai_guard.audit.index import Indexer, unindexed
 from kzai_guard.audit.retention import prune
@@ -56,9 +54,7 @@ DIRECTORY_MODE = 0o700
 LOCK_FILE = ".lock"
 OPEN_FILE = ".open"
 HEAD_FILE = "head"
-_HEAD_MAGIC = b"KZAIHEAD1\n"
 _HEAD_READ = 1 << 16
-_DIGEST = 32
 
 
 def private_directory(path: Path) -> None:
@@ -114,8 +110,9 @@ class FileStorage:
         self._seg_started = 0.0
         self._head_bytes = b""
         self._trusted = False
-        """Whether :attr:`head` was read or written by this process under the lock, and nothing
-        it did since left the files in doubt."""
+        """Whether :attr:`head` was read or written by this process under the lock."""
+        self._dirty = False
+        """Whether a failed write may have left the files in doubt: the next hold repairs."""
 
     @classmethod
     def open(
@@ -179,7 +176,7 @@ class FileStorage:
             self._learn_head()
             yield self
         except BaseException:
-            self._trusted = False
+            self._dirty = True
             raise
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -221,7 +218,7 @@ class FileStorage:
                 os.fdatasync(self._fd)
             self._tree_files.append(levels)
         except OSError:
-            self._trusted = False
+            self._dirty = True
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._seg_bytes)
                 self._tree_files.truncate(head.size)
@@ -240,16 +237,20 @@ class FileStorage:
     def add_checkpoint(self, signed: SignedCheckpoint, durable: bool) -> None:
         """Append ``signed`` to the active segment's checkpoints, the lines it covers synced
         first, and make it the head's newest checkpoint."""
-        os.fdatasync(self._fd)
-        fd = _open_private(self._seg.checkpoints, os.O_WRONLY | os.O_APPEND)
         try:
-            view = memoryview((signed.note() + "\n").encode())
-            while view:
-                view = view[os.write(fd, view) :]
-            if durable:
-                os.fdatasync(fd)
-        finally:
-            os.close(fd)
+            os.fdatasync(self._fd)
+            fd = _open_private(self._seg.checkpoints, os.O_WRONLY | os.O_APPEND)
+            try:
+                view = memoryview((signed.note() + "\n").encode())
+                while view:
+                    view = view[os.write(fd, view) :]
+                if durable:
+                    os.fdatasync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            self._dirty = True  # a torn note is cut off by the repair
+            raise
         head = self.head
         self.head = LogHead(head.size, head.prev, head.edge, signed, time.time(), head.erasures)
         self._write_head()
@@ -271,6 +272,7 @@ class FileStorage:
         """Seal the active segment and start the next; prune and index the sealed ones."""
         if self._seg_bytes == 0:
             return
+        self._dirty = True  # until the new segment is in place
         os.fsync(self._fd)
         self._tree_files.sync()
         sealed = self._seg
@@ -283,6 +285,7 @@ class FileStorage:
         self._fd = -1
         self._fd = _open_private(self._seg.path, os.O_WRONLY | os.O_APPEND)
         fsync_directory(self.directory)
+        self._dirty = False
         self._indexer.add([sealed])
         if self._retention_days is not None:
             try:
@@ -293,6 +296,9 @@ class FileStorage:
     # ------------------------------------------------------------------ the head
 
     def _learn_head(self) -> None:
+        if self._dirty:
+            self._repair()
+            return
         data = os.pread(self._head_fd, _HEAD_READ, 0)
         if (
             self._trusted
@@ -307,7 +313,7 @@ class FileStorage:
 
     def _adopt(self, data: bytes) -> bool:
         """Take the head another writer left, if the active segment agrees with it."""
-        parsed = _parse_head(data)
+        parsed = parse_head(data)
         if parsed is None:
             return False
         head, first, seg_bytes, started = parsed
@@ -333,18 +339,18 @@ class FileStorage:
         """Rebuild the head from the files (adopting complete lines, cutting a torn tail)."""
         self._tree_files.close()
         found = recover(self.directory, self._tree_files)
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._fd < 0 or found.segment != self._seg:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            self._fd = _open_private(found.segment.path, os.O_WRONLY | os.O_APPEND)
         self._seg = found.segment
-        self._fd = _open_private(found.segment.path, os.O_WRONLY | os.O_APPEND)
         self._seg_bytes = found.segment_bytes
         self._seg_started = found.segment_started
-        erasures = 0
-        parsed = _parse_head(os.pread(self._head_fd, _HEAD_READ, 0))
-        if parsed is not None:
-            erasures = parsed[0].erasures
-        # the counter may have been bumped by a writer whose head is lost: count one more
+        parsed = parse_head(os.pread(self._head_fd, _HEAD_READ, 0))
+        # an erasure's bump may be in a head that was lost: change the counter either way, to a
+        # value no process can have seen when the old one is unreadable
+        erasures = parsed.head.erasures if parsed is not None else time.time_ns()
         self.head = LogHead(
             found.tree.size,
             bytes.fromhex(found.prev),
@@ -355,15 +361,19 @@ class FileStorage:
         )
         self._write_head()
         fsync_directory(self.directory)
+        self._dirty = False
 
     def _check_on_open(self) -> None:
         """The first process to open the directory replays the active segment, as after a
         crash: the head file is never fsynced, so after a power failure it may disagree with
         the files. A process joining others that hold it open takes their head, as a batch
         would (a worker's restart does not stall the others for a replay)."""
-        if self._open_fd >= 0 and self._others_hold_open():
-            if self._adopt(os.pread(self._head_fd, _HEAD_READ, 0)):
-                return
+        if (
+            self._open_fd >= 0
+            and self._others_hold_open()
+            and self._adopt(os.pread(self._head_fd, _HEAD_READ, 0))
+        ):
+            return
         self._repair()
         anchor = read_anchor(self.directory)
         start = anchor.size if anchor is not None else 0
@@ -380,21 +390,12 @@ class FileStorage:
 
     def _write_head(self) -> None:
         head = self.head
-        body = orjson.dumps(
-            {
-                "checkpoint": head.checkpoint.note() if head.checkpoint else None,
-                "checkpoint_time": head.checkpoint_time,
-                "edge": [h.hex() for h in head.edge],
-                "erasures": head.erasures,
-                "prev": head.prev.hex(),
-                "segment": self._seg.first,
-                "segment_bytes": self._seg_bytes,
-                "segment_started": self._seg_started,
-                "size": head.size,
-            }
-        )
-        data = _HEAD_MAGIC + body + b"\n" + hashlib.sha256(body).digest()
-        os.pwrite(self._head_fd, data, 0)
+        data = encode_head(HeadFile(head, self._seg.first, self._seg_bytes, self._seg_started))
+        try:
+            os.pwrite(self._head_fd, data, 0)
+        except OSError:
+            self._dirty = True
+            raise
         self._head_bytes = data
         self._trusted = True
 
@@ -431,37 +432,6 @@ class FileStorage:
                     os.close(fd)
         self._fd = self._head_fd = self._lock_fd = self._open_fd = -1
         self._trusted = False
-
-
-def _parse_head(data: bytes) -> tuple[LogHead, int, int, float] | None:
-    """(head, active segment's first seq, its bytes, its start time), or ``None`` if torn."""
-    if not data.startswith(_HEAD_MAGIC):
-        return None
-    end = data.find(b"\n", len(_HEAD_MAGIC))
-    if end < 0 or len(data) < end + 1 + _DIGEST:
-        return None
-    body = data[len(_HEAD_MAGIC) : end]
-    if hashlib.sha256(body).digest() != data[end + 1 : end + 1 + _DIGEST]:
-        return None
-    try:
-        value = orjson.loads(body)
-        note = value["checkpoint"]
-        head = LogHead(
-            int(value["size"]),
-            bytes.fromhex(value["prev"]),
-            tuple(bytes.fromhex(h) for h in value["edge"]),
-            SignedCheckpoint.parse(note) if note else None,
-            float(value["checkpoint_time"]),
-            int(value["erasures"]),
-        )
-        return (
-            head,
-            int(value["segment"]),
-            int(value["segment_bytes"]),
-            float(value["segment_started"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def _origin(directory: Path, wanted: str | None) -> str:
