@@ -101,8 +101,10 @@ class Guard:
     not yet on disk) and signed by ``audit_signer`` (a :class:`kzai_guard.audit.keys.Signer`;
     without one a demo key is made in the directory, and the guard logs
     :data:`DEMO_KEY_WARNING` at start-up). Every worker process of the host may use the same
-    directory: they write one log. With ``"sync"`` a decision's response also waits until its
-    explanation is in the store, so that every host sharing the store can serve its ``Link``.
+    directory: they write one log. A ``postgresql://`` URL keeps that log in PostgreSQL, one
+    log for every host (a signer is then required; see ``docs/audit-log.md``, "In
+    PostgreSQL"). With ``"sync"`` a decision's response also waits until its explanation is in
+    the store, so that every host sharing the store can serve its ``Link``.
     ``subject`` (required) says whom a decision is about: :func:`~kzai_guard.from_path_param`,
     :func:`~kzai_guard.from_user`, a callable, or :func:`~kzai_guard.from_header` behind a
     gateway that strips the header from clients' requests; a guard given none refuses to start
