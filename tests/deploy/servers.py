@@ -29,6 +29,7 @@ SHAPES = ("uvicorn", "gunicorn", "gunicorn-preload")
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
+STEADY_S = 1.0
 
 
 class ServerFailed(RuntimeError):
@@ -139,14 +140,20 @@ class Server:
         return self
 
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
-        """Wait until ``/healthz`` answers and the server runs its full number of workers."""
+        """Wait until ``/healthz`` answers and the same full set of workers runs for a while.
+
+        A worker that dies at start and is started again forever never makes the set steady.
+        """
         give_up = time.monotonic() + timeout
+        seen: set[int] = set()
         while time.monotonic() < give_up:
             if self.process is None or self.process.poll() is not None:
                 raise ServerFailed(f"{self.shape} exited at start{self._log_tail()}")
-            if len(self.worker_pids()) == self.workers and self._answers():
+            workers = self.worker_pids()
+            if len(workers) == self.workers and workers == seen and self._answers():
                 return
-            time.sleep(0.1)
+            seen = workers
+            time.sleep(STEADY_S)
         raise ServerFailed(
             f"{self.shape} did not become ready in {timeout:.0f} s with {self.workers} "
             f"workers (has {len(self.worker_pids())}){self._log_tail()}"

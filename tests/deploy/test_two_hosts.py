@@ -1,0 +1,109 @@
+"""Two hosts sharing PostgreSQL for store and log; one host's connection is cut and restored.
+
+Host A (uvicorn, two workers) reaches the database directly; host B (gunicorn, two workers, in
+its own working directory) through a TCP proxy the test controls. While B is cut off it may not
+trust its cached facts beyond the bound: it refuses significant decisions with a 503 problem,
+and never allows one on a consent that A withdrew meanwhile. Once the link is back, B catches up
+by itself. Both hosts write one log, which verifies with the public key alone.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.client import Answer, Client, Load
+from tests.deploy.deployment import Deployment
+from tests.deploy.proxy import CutMode, TcpProxy
+
+pytestmark = pytest.mark.slow
+
+STALE_AFTER_S = 5.0
+"""The guard's default bound on the age of its facts (``stale_after``)."""
+REFUSED_WITHIN_S = STALE_AFTER_S + 5.0
+CAUGHT_UP_WITHIN_S = 30.0
+WATCH_S = 2.0
+REFUSALS = {
+    "urn:kzai-guard:problem:facts-unavailable",
+    "urn:kzai-guard:problem:audit-unavailable",
+}
+
+
+def until(
+    client: Client, applicant: str, wanted: Callable[[Answer], bool], seconds: float
+) -> list[Answer]:
+    """Decisions about ``applicant`` one after another until one is ``wanted`` (or time is up)."""
+    give_up = time.monotonic() + seconds
+    answers = [client.decide(applicant)]
+    while not wanted(answers[-1]) and time.monotonic() < give_up:
+        time.sleep(0.1)
+        answers.append(client.decide(applicant))
+    return answers
+
+
+def refused(answer: Answer) -> bool:
+    return answer.status == 503 and answer.problem in REFUSALS
+
+
+def allowed_ids(answers: list[Answer]) -> set[str]:
+    return {a.decision_id for a in answers if a.status == 200 and a.decision_id}
+
+
+@pytest.mark.parametrize("cut", ["reset", "blackhole"])
+def test_a_host_cut_from_postgresql_refuses_then_catches_up_and_the_log_stays_one(
+    pg_database: str, tmp_path: Path, cut: CutMode
+) -> None:
+    withdrawn, granted, unseen = (f"A-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        proxied = pg_database.replace("127.0.0.1/", f"127.0.0.1:{proxy.port}/")
+        deployment = Deployment(tmp_path, store=pg_database, audit=pg_database)
+        host_a = deployment.server("uvicorn", name="host-a", workers=2)
+        host_b = deployment.server(
+            "gunicorn", name="host-b", workers=2, store=proxied, audit=proxied
+        )
+        try:
+            host_a.start()
+            host_b.start()
+            a, b = deployment.client(host_a), deployment.client(host_b)
+            a.grant(withdrawn)
+            a.grant(granted)
+            seen = [*until(b, withdrawn, lambda x: x.status == 200, 5.0)]
+            seen += until(b, granted, lambda x: x.status == 200, 5.0)
+            assert [x.status for x in seen[-1:]] == [200]
+
+            proxy.cut(cut)
+            cut_off = until(b, withdrawn, refused, REFUSED_WITHIN_S)
+            a.withdraw(withdrawn)
+            with Load([deployment.client(host_b) for _ in range(4)], lambda _: withdrawn) as load:
+                time.sleep(WATCH_S)
+            never_seen = b.decide(unseen)
+            on_a = [a.decide(granted) for _ in range(5)]
+            proxy.restore()
+            caught_up = until(b, withdrawn, lambda x: x.status == 403, CAUGHT_UP_WITHIN_S)
+            back = until(b, granted, lambda x: x.status == 200, CAUGHT_UP_WITHIN_S)
+
+            assert refused(cut_off[-1]), [(x.status, x.problem) for x in cut_off]
+            assert {x.status for x in cut_off} <= {200, 503}
+            assert load.answers and all(refused(x) for x in load.answers)
+            assert refused(never_seen)
+            assert {x.status for x in on_a} == {200}
+            assert caught_up[-1].problem == "urn:kzai-guard:problem:no-legal-basis"
+            assert 200 not in {x.status for x in caught_up}
+            assert back[-1].status == 200
+            assert host_a.stop() == 0
+            assert host_b.stop() == 0
+        finally:
+            host_a.close()
+            host_b.close()
+
+    verified = deployment.verify()
+    trail = deployment.trail()
+
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert trail.duplicated() == []
+    answered = allowed_ids([*seen, *cut_off, *load.answers, *on_a, *caught_up, *back])
+    assert set(trail.allowed_decisions()) == answered
