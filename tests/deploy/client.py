@@ -75,7 +75,9 @@ class Client:
             method, f"/consents/{subject}", headers={"Authorization": f"Bearer {self.token}"}
         )
         if response.status_code != wanted:
-            raise RuntimeError(f"{method} /consents/{subject}: {response.status_code} {response.text}")
+            raise RuntimeError(
+                f"{method} /consents/{subject}: {response.status_code} {response.text}"
+            )
         return int(response.headers[PID_HEADER])
 
     def close(self) -> None:
