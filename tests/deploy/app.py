@@ -133,9 +133,7 @@ def grant_consent(applicant_id: str, authorization: str | None = Header(None)) -
 
 
 @app.delete("/consents/{applicant_id}")
-def withdraw_consent(
-    applicant_id: str, authorization: str | None = Header(None)
-) -> dict[str, int]:
+def withdraw_consent(applicant_id: str, authorization: str | None = Header(None)) -> dict[str, int]:
     """The back office records the applicant's withdrawal (operator token required)."""
     _authorize(authorization)
     return {"withdrawn": len(guard.consents.withdraw(applicant_id, PURPOSE))}

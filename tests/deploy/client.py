@@ -40,18 +40,18 @@ class Client:
     def __init__(self, url: str, token: str) -> None:
         self.url = url
         self.token = token
-        self._http = httpx.Client(
-            base_url=url, timeout=TIMEOUT_S, headers={"Connection": "close"}
-        )
+        self._http = httpx.Client(base_url=url, timeout=TIMEOUT_S, headers={"Connection": "close"})
 
     def decide(self, subject: str) -> Answer:
         """Ask for a loan decision about ``subject``."""
         sent = time.monotonic()
         response = self._http.post(f"/loans/{subject}/decision")
         body = response.json() if response.content else {}
-        problem = body.get("type") if response.headers.get("content-type", "").startswith(
-            "application/problem+json"
-        ) else None
+        problem = (
+            body.get("type")
+            if response.headers.get("content-type", "").startswith("application/problem+json")
+            else None
+        )
         pid = response.headers.get(PID_HEADER)
         return Answer(
             sent=sent,

@@ -82,9 +82,7 @@ class Deployment:
         self, shape: str, *, name: str | None = None, workers: int = 3, **env: str
     ) -> Server:
         """A server of ``shape`` (not yet started) in the working directory ``root/name``."""
-        return Server(
-            shape, self.root / (name or shape), self.env(**env), workers=workers
-        )
+        return Server(shape, self.root / (name or shape), self.env(**env), workers=workers)
 
     def client(self, server: Server) -> Client:
         """An HTTP client of ``server`` holding the operator token."""

@@ -86,9 +86,7 @@ class TcpProxy:
         pair = {writer, upstream}
         self._links |= pair
         try:
-            await asyncio.gather(
-                self._pump(reader, upstream), self._pump(upstream_reader, writer)
-            )
+            await asyncio.gather(self._pump(reader, upstream), self._pump(upstream_reader, writer))
         finally:
             self._links -= pair
             for end in pair:
