@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import time
 from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException
@@ -42,6 +43,9 @@ LOAN_APPROVAL = kg.DecisionPolicy(
     model=kg.ModelInfo(name="scorer", version="1.4"),
 )
 """The README's significant, high-autonomy loan decision, relying on consent."""
+
+MODEL_SECONDS = 0.003
+"""How long the stand-in model scores an application."""
 
 EXPLANATION = kg.Explanation(
     summary={"ru": "Кредит одобрен", "en": "Loan approved"},
@@ -119,7 +123,12 @@ def healthz() -> dict[str, int]:
 @app.post("/loans/{applicant_id}/decision")
 @guard.decision("loan_approval")
 async def decide(applicant_id: str) -> dict[str, Any]:
-    """The decision: always approves, with its explanation."""
+    """The decision: always approves, with its explanation.
+
+    The stand-in model holds the worker's event loop for a few milliseconds, as a real scoring
+    model does, so that a busy worker leaves new connections to the others.
+    """
+    time.sleep(MODEL_SECONDS)
     kg.explain(EXPLANATION)
     return {"applicant_id": applicant_id, "approved": True}
 
