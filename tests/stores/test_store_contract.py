@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,9 +18,9 @@ from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
 from kzai_guard.errors import StoreError, UnknownRecord, WithdrawalRestricted
 from kzai_guard.stores.base import ChangeKind, Store, StoredExplanation, SwitchState
 from kzai_guard.stores.url import open_store
+from tests.postgres import new_database
 from tests.samples import LOAN
 
-PG_ADMIN_URL = "postgresql://127.0.0.1/test"
 BACKENDS = ("memory", "sqlite", "postgresql")
 PERSISTENT_BACKENDS = ("sqlite", "postgresql")
 T0 = datetime(2026, 3, 2, 9, 30, 0, 123456, tzinfo=UTC)
@@ -29,14 +28,8 @@ T0 = datetime(2026, 3, 2, 9, 30, 0, 123456, tzinfo=UTC)
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
-    name = f"kzg_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://127.0.0.1/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with new_database() as url:
+        yield url
 
 
 @pytest.fixture
