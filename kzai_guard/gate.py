@@ -12,6 +12,8 @@ HTTP, sync, async and batch callers:
    :class:`~kzai_guard.errors.DecisionBlocked` or
    :class:`~kzai_guard.errors.HumanReviewRequired`; the decision function never runs. Nor does
    it while the audit trail cannot record it (:meth:`Gate.audit_unavailable`, fail closed).
+   A significant decision is refused in step 1 (``facts-unavailable``) while the store's facts
+   are stale (not confirmed within the guard's ``stale_after``) or cannot be read.
 3. Otherwise the function runs and :meth:`Gate.finish` checks the explanation, queues it,
    writes the audit record and sets the response headers.
 """
@@ -23,16 +25,18 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from hashlib import sha256
 from itertools import product
-from time import perf_counter_ns, time_ns
-from typing import TYPE_CHECKING
+from time import monotonic, perf_counter_ns, time_ns
+from typing import TYPE_CHECKING, NoReturn
 
 from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.context import DecisionContext
 from kzai_guard.core import problems
 from kzai_guard.core.explanation import ExplanationDefaults, explanation_json, missing_fields
 from kzai_guard.core.facts import Facts
+from kzai_guard.core.freshness import facts_trusted
 from kzai_guard.core.policy import DecisionPolicy, policy_digest
 from kzai_guard.core.problems import ProblemType
 from kzai_guard.core.profiles import Profile
@@ -46,7 +50,10 @@ from kzai_guard.errors import (
     DecisionBlocked,
     ExplanationMissing,
     HumanReviewRequired,
+    StoreError,
 )
+from kzai_guard.explanations import released_when_stored
+from kzai_guard.fact_cache import SubjectState
 from kzai_guard.http.disclosure import disclosure_header
 from kzai_guard.http.problem import as_sentence
 from kzai_guard.http.structured import parse_boolean
@@ -62,6 +69,11 @@ __all__ = ["Decision", "Gate"]
 _log = logging.getLogger("kzai_guard")
 _SUBJECT_REFS_LIMIT = 65_536
 _LINK_SUFFIX = b'/explanation>; rel="explanation"'
+_NO_FACTS = SubjectState({}, False, frozenset())
+_FACTS_DETAIL = (
+    "The facts this decision rests on (consents, objections, suspensions) cannot be read "
+    "right now, so it is not made. Try again later."
+)
 _REFUSAL_PROBLEM: dict[Reason, ProblemType] = {
     Reason.SUSPENDED: problems.SUSPENDED,
     Reason.NO_LEGAL_BASIS: problems.NO_LEGAL_BASIS,
@@ -127,6 +139,8 @@ class Gate:
         "_resolve_reviewer",
         "_resolve_subject",
         "_route_vulnerable",
+        "_significant",
+        "_stale_after",
         "_state",
         "_subject_refs",
         "_telemetry",
@@ -163,6 +177,8 @@ class Gate:
         self._disclosure_human = disclosure_header(policy.model, human_reviewed=True)
         self._link_prefix = f"<{guard.settings.routes_prefix}/".encode()
         self._withhold_without_explanation = self.enforce and policy.significance.is_significant
+        self._significant = policy.significance.is_significant
+        self._stale_after = guard.settings.stale_after
         self._verdicts = verdict_table(policy, guard.profile)
         self.fail_closed = self.enforce and (
             policy.significance.is_significant or not policy.audit_fail_open
@@ -239,9 +255,21 @@ class Gate:
                     break
         consent = objection = vulnerable = False
         now = None
+        significant = self._significant
+        if significant and not facts_trusted(self._facts.read_at, monotonic(), self._stale_after):
+            self._facts_unread(decision_id, subject, subject_ref, reviewer, started, context)
         if subject is not None:
             now = self._now()
-            state = self._state(subject)
+            try:
+                state = self._state(subject)
+            except StoreError:
+                if significant:
+                    self._facts_unread(
+                        decision_id, subject, subject_ref, reviewer, started, context
+                    )
+                # Not significant: the verdict needs no consent or objection, so judge as if
+                # there were none (emotion recognition is refused, never allowed).
+                state = _NO_FACTS
             if self._purpose is not None:
                 consent = state.consent_valid(self._purpose, self._notice_version, now)
             objection = state.objected(self.name)
@@ -271,13 +299,17 @@ class Gate:
         """Carry out a refusing verdict: record it, open a ticket if routed, raise."""
         verdict = decision.verdict
         if verdict.outcome is Outcome.ROUTE and decision.subject is not None:
-            ticket = self._guard.reviews.open(
-                decision_id=decision.id,
-                policy=self.name,
-                subject=decision.subject,
-                reason=verdict.reason.value,
-                deadline_days=self.policy.review_deadline_days,
-            )
+            try:
+                ticket = self._guard.reviews.open(
+                    decision_id=decision.id,
+                    policy=self.name,
+                    subject=decision.subject,
+                    reason=verdict.reason.value,
+                    deadline_days=self.policy.review_deadline_days,
+                )
+            except StoreError:
+                decision.verdict = _UNAVAILABLE
+                self._facts_unavailable(decision)
             self._record(decision, EventKind.DECISION, review_id=ticket.id)
             self._guard.auditor.event(
                 EventKind.REVIEW_OPENED,
@@ -299,6 +331,24 @@ class Gate:
             decision_id=decision.id,
         )
 
+    def _facts_unread(
+        self,
+        decision_id: str,
+        subject: str | None,
+        subject_ref: str | None,
+        reviewer: Reviewer | None,
+        started: int,
+        context: DecisionContext,
+    ) -> NoReturn:
+        unread = Decision(decision_id, subject, _UNAVAILABLE, reviewer, started, context)
+        unread.subject_ref = subject_ref
+        self._facts_unavailable(unread)
+
+    def _facts_unavailable(self, decision: Decision) -> NoReturn:
+        """Record and refuse a decision whose facts are stale or cannot be read (step 1)."""
+        self._record(decision, EventKind.DECISION)
+        raise DecisionBlocked(problems.FACTS_UNAVAILABLE, _FACTS_DETAIL, decision_id=decision.id)
+
     def audit_unavailable(self, decision: Decision) -> None:
         """Fail closed: raise, because the audit trail cannot record ``decision``.
 
@@ -316,6 +366,7 @@ class Gate:
         explanation = context.explanation
         digest: str | None = None
         withheld: str | None = None
+        stored: Future[None] | None = None
         if explanation is not None:
             missing: Sequence[str] = (
                 missing_fields(explanation, self.defaults) if self._check_fields else ()
@@ -329,7 +380,7 @@ class Gate:
                 digest = sha256(raw).hexdigest()
                 # begin() sets the pseudonym and the time together, for every named subject
                 if decision.subject_ref is not None and decision.at is not None:
-                    self._explanations.put(
+                    stored = self._explanations.put(
                         StoredExplanation(
                             decision.id,
                             decision.subject_ref,
@@ -364,6 +415,8 @@ class Gate:
                 (b"link", self._link_prefix + decision_id + _LINK_SUFFIX),
             ]
         )
+        if stored is not None:  # durability "sync": released once the explanation is stored
+            return released_when_stored(stored, future, partial(_unlink, context))
         return future
 
     def _owes_explanation(self, verdict: Verdict) -> bool:
@@ -462,6 +515,14 @@ class Gate:
                 raise
             _log.error("kzai_guard: audit trail unavailable; decision %s not recorded", decision.id)
             return None
+
+
+def _unlink(context: DecisionContext) -> None:
+    """Take the explanation's ``Link`` out of the response: the store did not take it."""
+    context.response_headers = [h for h in context.response_headers or () if h[0] != b"link"]
+
+
+_UNAVAILABLE = verdict(Outcome.BLOCK, Reason.FACTS_UNAVAILABLE)
 
 
 def verdict_table(policy: DecisionPolicy, profile: Profile) -> tuple[Verdict, ...]:

@@ -110,6 +110,8 @@ class Guard:
         except ValidationError as exc:
             raise ConfigurationError(_describe("guard settings", exc)) from exc
         self.profile = self.settings.profile
+        if durability not in ("async", "sync"):
+            raise ConfigurationError(f"durability must be 'sync' or 'async', not {durability!r}")
         self._policies = self._check(policies)
         self.policy_names = frozenset(self._policies)
         self._owned_store = isinstance(store, str)
@@ -157,7 +159,10 @@ class Guard:
             self.settings.review_deadline_days,
             self.now,
         )
-        self.explanations = Explanations(self.store)
+        self.durability = durability
+        """``"sync"``: a decision's response waits until its audit record and its explanation
+        are durable; ``"async"``: neither waits (see docs/policies.md)."""
+        self.explanations = Explanations(self.store, durable=durability == "sync")
         self._gates = {name: Gate(self, policy) for name, policy in self._policies.items()}
         self._closed = False
         self.facts.start()

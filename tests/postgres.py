@@ -1,8 +1,5 @@
-"""A PostgreSQL database of a test's own on the local server (127.0.0.1:5432, trust auth).
-
-Each database gets a random name and is dropped afterwards, so that people running the suite at
-the same time on one server never share one.
-"""
+"""A PostgreSQL database of its own for a test (created with a random name, dropped after), so
+that people running the suite at once on one server never collide."""
 
 from __future__ import annotations
 
@@ -12,20 +9,18 @@ from contextlib import contextmanager
 
 import psycopg
 
-__all__ = ["ADMIN_URL", "new_database"]
-
-ADMIN_URL = "postgresql://127.0.0.1/test"
-"""The admin database, where databases are created and dropped."""
+PG_ADMIN_URL = "postgresql://127.0.0.1/test"
+PG_ADDRESS = ("127.0.0.1", 5432)
 
 
 @contextmanager
-def new_database(prefix: str = "kzg_test") -> Iterator[str]:
-    """Create an empty database with a random name; its URL; drop it (connections and all)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+def fresh_database() -> Iterator[str]:
+    """The URL of a new, empty database, dropped (connections and all) on exit."""
+    name = f"kzg_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield f"postgresql://127.0.0.1/{name}"
     finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

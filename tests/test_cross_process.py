@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import kzai_guard as kg
-from tests.postgres import new_database
+from tests.postgres import fresh_database
 from tests.samples import EXPLANATION, LOAN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,7 +93,7 @@ class OtherProcess:
 
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
-    with new_database() as url:
+    with fresh_database() as url:
         yield url
 
 

@@ -36,6 +36,20 @@ class Dialect(Protocol):
         """A write transaction that serialises writers of the change feed."""
         ...
 
+    def schema_transaction(self, conn: Any) -> AbstractContextManager[None]:
+        """A transaction that creates or migrates the schema, one process at a time, so that
+        any number of processes may open the store at once, even on an empty database."""
+        ...
+
+    def lost(self, conn: Any, exc: Exception) -> bool:
+        """True when ``exc`` left ``conn`` unusable, so that a new connection is needed."""
+        ...
+
+    def abandon(self, conn: Any) -> None:
+        """Let go of a connection inherited across a fork without touching the session the
+        parent still uses on it (no close, no message to the server)."""
+        ...
+
     def ensure_column(self, conn: Any, table: str, column: str, sql_type: str) -> None:
         """Add ``column`` to ``table`` unless it is there (a schema written by an earlier build).
 

@@ -16,6 +16,8 @@ from kzai_guard.stores.sql import SqlStore
 __all__ = ["SqliteDialect", "open_sqlite"]
 
 _BUSY_TIMEOUT_MS = 10_000
+_inherited: list[Any] = []
+"""Connections a forked child inherited: kept referenced, never used or closed."""
 
 
 class SqliteDialect:
@@ -41,6 +43,18 @@ class SqliteDialect:
             raise
         conn.execute("COMMIT")
 
+    @contextmanager
+    def schema_transaction(self, conn: Any) -> Iterator[None]:
+        with self.transaction(conn):  # BEGIN IMMEDIATE already admits one writer at a time
+            yield
+
+    def lost(self, conn: Any, exc: Exception) -> bool:
+        return False  # a file needs no reconnecting
+
+    def abandon(self, conn: Any) -> None:
+        # Closing a copy in the child could disturb the parent's locks on the file.
+        _inherited.append(conn)
+
     def ensure_column(self, conn: Any, table: str, column: str, sql_type: str) -> None:
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in present:
@@ -48,10 +62,22 @@ class SqliteDialect:
 
 
 def open_sqlite(path: str | Path | None) -> SqlStore:
-    """Open (creating if needed) the SQLite store at ``path``; ``None`` for an in-memory one."""
-    target = ":memory:" if path is None else str(path)
+    """Open (creating if needed) the SQLite store at ``path``; ``None`` for an in-memory one.
+
+    A process forked from one that opened a file opens its own connection; an in-memory store
+    cannot be reopened, so a forked child keeps its private copy of it.
+    """
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    def connect() -> sqlite3.Connection:
+        return _connect(path)
+
+    return SqlStore(connect, SqliteDialect(), reconnects=path is not None)
+
+
+def _connect(path: str | Path | None) -> sqlite3.Connection:
+    target = ":memory:" if path is None else str(path)
     conn = sqlite3.connect(
         target, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
     )
@@ -59,4 +85,4 @@ def open_sqlite(path: str | Path | None) -> SqlStore:
     if path is not None:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
-    return SqlStore(conn, SqliteDialect())
+    return conn

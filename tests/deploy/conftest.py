@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.postgres import new_database
+from tests.postgres import fresh_database
 
 
 @pytest.fixture
 def pg_database() -> Iterator[str]:
     """The URL of an empty database that no other test, and no other person's run, uses."""
-    with new_database("kzg_deploy") as url:
+    with fresh_database() as url:
         yield url

@@ -18,7 +18,7 @@ from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
 from kzai_guard.errors import StoreError, UnknownRecord, WithdrawalRestricted
 from kzai_guard.stores.base import ChangeKind, Store, StoredExplanation, SwitchState
 from kzai_guard.stores.url import open_store
-from tests.postgres import new_database
+from tests.postgres import fresh_database
 from tests.samples import LOAN
 
 BACKENDS = ("memory", "sqlite", "postgresql")
@@ -28,7 +28,7 @@ T0 = datetime(2026, 3, 2, 9, 30, 0, 123456, tzinfo=UTC)
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
-    with new_database() as url:
+    with fresh_database() as url:
         yield url
 
 
