@@ -123,7 +123,9 @@ def _copy(conn: Any, path: Path, segment_max_bytes: int) -> CopiedLog:
                         os.close(fd)
                         fd, seg = -1, None
                 if expected != size:
-                    raise AuditLogError(f"the head says {size} records, the entries hold {expected}")
+                    raise AuditLogError(
+                        f"the head says {size} records, the entries hold {expected}"
+                    )
         if fd >= 0:
             _flush(fd, out, hashes, tree, levels, tree_files)
             os.fsync(fd)

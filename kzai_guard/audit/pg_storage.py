@@ -44,7 +44,7 @@ from kzai_guard.audit.checkpoint import SignedCheckpoint
 from kzai_guard.audit.storage import EMPTY_PREV, LogHead
 from kzai_guard.errors import AuditLogError, AuditUnavailable, ConfigurationError
 
-__all__ = ["PostgresLogStorage", "connect_postgres", "is_postgres_url"]
+__all__ = ["PostgresLogStorage", "connect_postgres", "is_postgres_url", "redact_url"]
 
 _log = logging.getLogger("kzai_guard.audit")
 
@@ -119,7 +119,7 @@ class PostgresLogStorage:
 
     def __init__(self, url: str, *, origin: str | None = None, in_doubt_s: float = 60.0) -> None:
         self.url = url
-        self._where = _redacted(url)
+        self._where = redact_url(url)
         self._in_doubt_s = in_doubt_s
         self._lock = threading.Lock()
         self._conn: Any = None
@@ -140,10 +140,11 @@ class PostgresLogStorage:
 
     @contextlib.contextmanager
     def sequence(self) -> Iterator[PostgresAppending]:
-        """Lock the head row for one batch; commit when the block ends without an error.
+        """Lock the head row for one batch; commit what is left when the block ends.
 
-        Raises :class:`~kzai_guard.errors.AuditUnavailable` when the database cannot be
-        reached or the transaction fails; nothing of the batch was then written.
+        Each :meth:`PostgresAppending.append` commits its lines before it returns and locks
+        the head again. Raises :class:`~kzai_guard.errors.AuditUnavailable` when the database
+        cannot be reached or a transaction fails; what was not committed was not written.
         """
         with self._lock:
             if self._closed:
@@ -152,27 +153,21 @@ class PostgresLogStorage:
                 raise AuditUnavailable(self._doubt)
             try:
                 conn = self._connection()
-                appending = PostgresAppending(conn, _read_head(conn))
+                appending = PostgresAppending(self, conn, _read_head(conn))
             except Exception as exc:
                 self._abandon()
                 raise self._unavailable(exc) from exc
             try:
                 yield appending
-                if not appending.durable:
-                    conn.execute("SET LOCAL synchronous_commit = off")
             except BaseException as exc:
                 self._abandon()
                 if _is_database_error(exc):
                     raise self._unavailable(exc) from exc
                 raise
-            try:
-                conn.commit()
-            except Exception as exc:
-                self._drop(close=True)
-                if appending.last_line is None or not _is_connection_error(exc):
-                    raise self._unavailable(exc) from exc
-                if not self._settle(appending.head.size, appending.last_line, exc):
-                    raise self._unavailable(exc) from exc
+            if appending.broken is not None:
+                self._abandon()
+                raise self._unavailable(appending.broken)
+            self._commit(appending.conn, appending.pending_durable, None)
 
     def after_fork(self) -> None:
         """Forget the connection inherited from the parent, without closing the parent's."""
@@ -269,6 +264,21 @@ class PostgresLogStorage:
         conn.commit()
         return origin
 
+    def _commit(self, conn: Any, durable: bool, last: tuple[int, bytes] | None) -> None:
+        """Commit the open transaction; ``last`` (size, last line) settles a broken commit.
+
+        Returns once the transaction is committed (synchronously if ``durable``); raises
+        :class:`~kzai_guard.errors.AuditUnavailable` if it was not, or cannot be told.
+        """
+        try:
+            if not durable:
+                conn.execute("SET LOCAL synchronous_commit = off")
+            conn.commit()
+        except Exception as exc:
+            self._drop(close=True)
+            if last is None or not _is_connection_error(exc) or not self._settle(*last, exc):
+                raise self._unavailable(exc) from exc
+
     def _settle(self, end: int, last_line: bytes, cause: BaseException) -> bool:
         """Whether the batch ending at seq ``end - 1`` with ``last_line`` was committed.
 
@@ -313,21 +323,23 @@ class PostgresLogStorage:
 
 
 class PostgresAppending:
-    """The head row locked by one transaction: what :meth:`PostgresLogStorage.sequence` yields.
+    """The head row locked for one batch: what :meth:`PostgresLogStorage.sequence` yields.
 
-    Each call writes into the open transaction and moves :attr:`head`; the batch is stored
-    (durably if any call asked for it) when the transaction commits at the end of the block.
+    :meth:`append` commits before it returns (synchronously if ``durable``; a synchronous
+    commit also makes every earlier asynchronous one durable) and locks the head again;
+    checkpoints and erasures are committed with the next append or when the block ends.
     """
 
     room = _ROOM
 
-    def __init__(self, conn: Any, head: LogHead) -> None:
+    def __init__(self, storage: PostgresLogStorage, conn: Any, head: LogHead) -> None:
         self.conn = conn
         self.head = head
-        self.durable = False
-        """Whether the batch commits synchronously (any part of it asked to be durable)."""
-        self.last_line: bytes | None = None
-        """The last line appended in this transaction (to settle a commit in doubt)."""
+        self.pending_durable = False
+        """Whether the open transaction holds something that must commit synchronously."""
+        self.broken: BaseException | None = None
+        """Why the hold was lost; every later call raises."""
+        self._storage = storage
 
     def append(
         self,
@@ -336,35 +348,51 @@ class PostgresAppending:
         nodes: Sequence[Sequence[bytes]],
         durable: bool,
     ) -> None:
-        """Insert ``lines`` and the tree ``nodes`` and move the head past them."""
-        if not lines:
-            return
-        head = self.head
-        size = head.size
-        with self.conn.cursor() as cur:
-            with cur.copy("COPY kzg_log_entries (seq, line) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["int8", "bytea"])
-                for row in zip(range(size, size + len(lines)), lines, strict=True):
-                    copy.write_row(row)
-            if nodes and nodes[0]:
-                with cur.copy(
-                    "COPY kzg_log_tree (level, index, hash) FROM STDIN (FORMAT BINARY)"
-                ) as copy:
-                    copy.set_types(["int2", "int8", "bytea"])
-                    for level, level_nodes in enumerate(nodes, 1):
-                        for row in enumerate(level_nodes, size >> level):
-                            copy.write_row((level, *row))
-        edge = edge_after(size, head.edge, hashes, nodes)
-        self.conn.execute(
-            "UPDATE kzg_log_head SET size = %s, prev = %s, edge = %s WHERE id = 1",
-            (size + len(lines), hashes[-1], b"".join(edge)),
-        )
-        self.head = replace(head, size=size + len(lines), prev=hashes[-1], edge=edge)
-        self.last_line = lines[-1]
-        self.durable = self.durable or durable
+        """Insert ``lines`` and the tree ``nodes``, move the head past them and commit."""
+        self._check()
+        try:
+            if not lines:
+                if durable:
+                    # a write, so that the synchronous commit waits for the WAL up to here
+                    self.conn.execute("UPDATE kzg_log_head SET size = size WHERE id = 1")
+                    self._storage._commit(self.conn, True, None)
+                    self._relock()
+                return
+            head = self.head
+            size = head.size
+            with self.conn.cursor() as cur:
+                entries = "COPY kzg_log_entries (seq, line) FROM STDIN (FORMAT BINARY)"
+                with cur.copy(entries) as copy:
+                    copy.set_types(["int8", "bytea"])
+                    for row in zip(range(size, size + len(lines)), lines, strict=True):
+                        copy.write_row(row)
+                if nodes and nodes[0]:
+                    tree = "COPY kzg_log_tree (level, index, hash) FROM STDIN (FORMAT BINARY)"
+                    with cur.copy(tree) as copy:
+                        copy.set_types(["int2", "int8", "bytea"])
+                        for level, level_nodes in enumerate(nodes, 1):
+                            for row in enumerate(level_nodes, size >> level):
+                                copy.write_row((level, *row))
+            edge = edge_after(size, head.edge, hashes, nodes)
+            end = size + len(lines)
+            self.conn.execute(
+                "UPDATE kzg_log_head SET size = %s, prev = %s, edge = %s WHERE id = 1",
+                (end, hashes[-1], b"".join(edge)),
+            )
+            self._storage._commit(
+                self.conn, durable or self.pending_durable, (end, bytes(lines[-1]))
+            )
+        except Exception as exc:
+            self.broken = exc
+            if isinstance(exc, AuditUnavailable):
+                raise
+            raise self._storage._unavailable(exc) from exc
+        self.head = replace(head, size=end, prev=hashes[-1], edge=edge)
+        self._relock()
 
     def add_checkpoint(self, signed: SignedCheckpoint, durable: bool) -> None:
         """Store ``signed`` and make it the head's newest checkpoint."""
+        self._check()
         note = signed.note()
         now = time.time()
         self.conn.execute(
@@ -376,16 +404,32 @@ class PostgresAppending:
             (note, now),
         )
         self.head = replace(self.head, checkpoint=signed, checkpoint_time=now)
-        self.durable = self.durable or durable
+        self.pending_durable = self.pending_durable or durable
 
     def note_erasure(self) -> None:
         """Bump the head's erasure counter (the writers of other processes drop their keys)."""
+        self._check()
         self.conn.execute("UPDATE kzg_log_head SET erasures = erasures + 1 WHERE id = 1")
         self.head = replace(self.head, erasures=self.head.erasures + 1)
-        self.durable = True
+        self.pending_durable = True
 
     def rotate(self) -> None:
         """Nothing to do: the database keeps one table of entries."""
+
+    def _check(self) -> None:
+        if self.broken is not None:
+            raise self._storage._unavailable(self.broken)
+
+    def _relock(self) -> None:
+        """Lock the head again after a commit; other writers may have appended meanwhile."""
+        self.pending_durable = False
+        try:
+            self.conn = self._storage._connection()
+            self.head = _read_head(self.conn)
+        except Exception as exc:
+            # the lines are committed: the caller must not hear otherwise; later calls raise
+            self.broken = exc
+            self._storage._abandon()
 
 
 def edge_after(
@@ -446,8 +490,8 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError)
 
 
-def _redacted(url: str) -> str:
-    """``url`` without its password, for messages."""
+def redact_url(url: str) -> str:
+    """``url`` without its user name and password, for messages."""
     try:
         from psycopg.conninfo import conninfo_to_dict
     except ModuleNotFoundError:

@@ -120,6 +120,11 @@ class PostgresSubjectKeys:
             conn.execute("UPDATE kzg_subject_key_erasures SET generation = generation + 1")
             self._cache.clear()
 
+    def forget(self) -> None:
+        """Drop the cached keys (the log's writer calls this after an erasure anywhere)."""
+        with self._lock:
+            self._cache.clear()
+
     def after_fork(self) -> None:
         """Forget the connection inherited from the parent, without closing the parent's."""
         self._lock = threading.Lock()
