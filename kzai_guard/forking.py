@@ -6,7 +6,10 @@ locks and connections may be in any state. Each object that holds such things re
 itself with :func:`remake_after_fork`; in the child, right after the fork and before any of
 the child's code runs, its ``after_fork_in_child`` method re-makes them. Objects are called in
 the order they registered, so a store is ready before the cache that reads it restarts its
-watcher. Only weak references are kept: registering keeps nothing alive.
+watcher. An object may also define ``before_fork`` and ``after_fork_in_parent`` (both called in
+the forking process): a store holds its lock across the fork that way, so that no connection is
+in the middle of a call when the child is made. Only weak references are kept: registering keeps
+nothing alive.
 """
 
 from __future__ import annotations
@@ -41,18 +44,40 @@ def remake_after_fork(obj: ForkAware) -> None:
         _registered.append(weakref.ref(obj))
 
 
+def _live() -> list[ForkAware]:
+    return [obj for obj in (ref() for ref in list(_registered)) if obj is not None]
+
+
+def _call(objects: list[ForkAware], method: str) -> None:
+    for obj in objects:
+        hook = getattr(obj, method, None)
+        if hook is not None:
+            hook()
+
+
+_held: list[ForkAware] = []
+
+
+def _before() -> None:
+    _held[:] = _live()
+    _call(_held, "before_fork")
+
+
+def _in_parent() -> None:
+    held, _held[:] = list(_held), []
+    _call(held, "after_fork_in_parent")
+
+
 def _in_child() -> None:
     global _registry_lock
     # The lock may have been held by another thread of the parent at the fork.
     _registry_lock = threading.Lock()
-    for ref in list(_registered):
-        obj = ref()
-        if obj is None:
-            continue
+    _held.clear()
+    for obj in _live():
         try:
             obj.after_fork_in_child()
         except Exception:
             _log.exception("kzai_guard: re-making %r after a fork failed", obj)
 
 
-os.register_at_fork(after_in_child=_in_child)
+os.register_at_fork(before=_before, after_in_parent=_in_parent, after_in_child=_in_child)

@@ -352,23 +352,12 @@ class FileStorage:
         fsync_directory(self.directory)
 
     def _check_on_open(self) -> None:
-        """A head that survived a power failure may be newer than the files: check it all."""
-        data = os.pread(self._head_fd, _HEAD_READ, 0)
-        segments = list_segments(self.directory)
-        parsed = _parse_head(data)
-        sound = (
-            parsed is not None
-            and (not segments or segments[-1].first == parsed[1])
-            and self._tree_files.count(0) >= parsed[0].size
-            and (read_anchor(self.directory) is None or bool(segments))
-            and self._adopt(data)
-        )
-        if not sound:
-            self._repair()
-            anchor = read_anchor(self.directory)
-            start = anchor.size if anchor is not None else 0
-            self._indexer.add(unindexed([s for s in list_segments(self.directory)
-                                         if s.first >= start]))
+        """Replay the active segment, as after a crash: the head file is never fsynced, so
+        after a power failure it may disagree with the files, and opening is rare."""
+        self._repair()
+        anchor = read_anchor(self.directory)
+        start = anchor.size if anchor is not None else 0
+        self._indexer.add(unindexed([s for s in list_segments(self.directory) if s.first >= start]))
 
     def _write_head(self) -> None:
         head = self.head

@@ -49,6 +49,7 @@ class AuditLog(Sequencer):
 
     directory: Path
     """The log directory."""
+    _storage: FileStorage
 
     @classmethod
     def open(

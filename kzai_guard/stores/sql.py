@@ -226,6 +226,14 @@ class SqlStore:
         except Exception:  # a broken connection may fail to close; it is gone either way
             _log.debug("kzai_guard: closing a broken store connection failed", exc_info=True)
 
+    def before_fork(self) -> None:
+        """Hold the lock across a fork: no call is half done on the connection in the child."""
+        self._lock.acquire()
+
+    def after_fork_in_parent(self) -> None:
+        """Release what :meth:`before_fork` held."""
+        self._lock.release()
+
     def after_fork_in_child(self) -> None:
         """In a forked child: a new lock, and a new connection at the next use."""
         self._lock = threading.Lock()

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,8 +17,7 @@ from kzai_guard.stores.sql import SqlStore
 __all__ = ["SqliteDialect", "open_sqlite"]
 
 _BUSY_TIMEOUT_MS = 10_000
-_inherited: list[Any] = []
-"""Connections a forked child inherited: kept referenced, never used or closed."""
+_log = logging.getLogger("kzai_guard")
 
 
 class SqliteDialect:
@@ -52,8 +52,15 @@ class SqliteDialect:
         return False  # a file needs no reconnecting
 
     def abandon(self, conn: Any) -> None:
-        # Closing a copy in the child could disturb the parent's locks on the file.
-        _inherited.append(conn)
+        # SQLite keeps per-process books of the locks on each file, and a child inherits the
+        # parent's: until the inherited connection is closed, a new one in the child would
+        # trust them and wait for locks no process holds. Closing it releases only the child's
+        # own locks (none), never the parent's. The store held its lock across the fork, so the
+        # connection is between two calls.
+        try:
+            conn.close()
+        except sqlite3.Error:
+            _log.warning("kzai_guard: closing an inherited SQLite connection failed", exc_info=True)
 
     def ensure_column(self, conn: Any, table: str, column: str, sql_type: str) -> None:
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
