@@ -7,7 +7,9 @@ guard:
 - ``KZG_DEPLOY_STORE``: the store URL (``sqlite:///...`` or ``postgresql://...``);
 - ``KZG_DEPLOY_AUDIT``: the audit log, a directory or a ``postgresql://`` URL;
 - ``KZG_DEPLOY_SIGNER``: the PEM private key that signs the log's checkpoints;
-- ``KZG_DEPLOY_OPERATOR_TOKEN``: the bearer token the consent routes require.
+- ``KZG_DEPLOY_OPERATOR_TOKEN``: the bearer token the consent routes require;
+- ``KZG_DEPLOY_READY_DIR``: where each worker marks itself ready (a file named by its pid) when
+  its lifespan starts, so that a test knows when every worker serves.
 
 The consent routes stand for the bank's own back office: a client cannot grant or withdraw a
 consent by naming a subject, only a caller holding the operator token can. Every response
@@ -20,6 +22,9 @@ from __future__ import annotations
 import hmac
 import os
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException
@@ -76,7 +81,20 @@ guard = kg.Guard(
     subject=kg.from_path_param("applicant_id"),
     contact="privacy@bank.kz",
 )
-app = FastAPI()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Mark this worker ready (``KZG_DEPLOY_READY_DIR/<pid>``) once it serves; unmark at exit."""
+    marker = Path(os.environ["KZG_DEPLOY_READY_DIR"], str(os.getpid()))
+    marker.touch()
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+app = FastAPI(lifespan=lifespan)
 guard.install(app)
 
 

@@ -105,11 +105,12 @@ class Server:
         self.shape = shape
         self.workdir = workdir
         self.workers = workers
-        self.env = process_env(env)
+        self.ready_dir = workdir / "ready"
+        self.env = process_env({**env, "KZG_DEPLOY_READY_DIR": str(self.ready_dir)})
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"{shape}.log"
-        workdir.mkdir(parents=True, exist_ok=True)
+        self.ready_dir.mkdir(parents=True, exist_ok=True)
 
     @property
     def url(self) -> str:
@@ -140,9 +141,10 @@ class Server:
         return self
 
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
-        """Wait until ``/healthz`` answers and the same full set of workers runs for a while.
+        """Wait until the same full set of workers runs for a while, each one marked ready.
 
-        A worker that dies at start and is started again forever never makes the set steady.
+        A worker that dies at start and is started again forever never makes the set steady;
+        a worker still importing the app has not marked itself ready.
         """
         give_up = time.monotonic() + timeout
         seen: set[int] = set()
@@ -150,7 +152,12 @@ class Server:
             if self.process is None or self.process.poll() is not None:
                 raise ServerFailed(f"{self.shape} exited at start{self._log_tail()}")
             workers = self.worker_pids()
-            if len(workers) == self.workers and workers == seen and self._answers():
+            if (
+                len(workers) == self.workers
+                and workers == seen
+                and workers <= self.ready_pids()
+                and self._answers()
+            ):
                 return
             seen = workers
             time.sleep(STEADY_S)
@@ -180,6 +187,10 @@ class Server:
             and stat[0] == master
             and "resource_tracker" not in _cmdline(pid)
         }
+
+    def ready_pids(self) -> set[int]:
+        """The pids of the workers that marked themselves ready (the app's lifespan started)."""
+        return {int(p.name) for p in self.ready_dir.iterdir()}
 
     def kill_worker(self, pid: int) -> None:
         """SIGKILL one worker; the master starts another in its place."""

@@ -34,7 +34,11 @@ def wait_for_respawn(server: Server, killed: int) -> None:
     give_up = time.monotonic() + RESPAWN_S
     while time.monotonic() < give_up:
         workers = server.worker_pids()
-        if killed not in workers and len(workers) == server.workers:
+        if (
+            killed not in workers
+            and len(workers) == server.workers
+            and workers <= server.ready_pids()
+        ):
             return
         time.sleep(0.05)
     raise AssertionError(f"{server.shape} did not replace worker {killed}:\n{server.log()[-4000:]}")

@@ -45,6 +45,11 @@ def until(
     return answers
 
 
+def story(answers: list[Answer]) -> str:
+    """What each answer was, a line each, for a failure's message."""
+    return "\n".join(f"{a.sent:.2f} {a.status} {a.problem} pid {a.pid}" for a in answers)
+
+
 def refused(answer: Answer) -> bool:
     return answer.status == 503 and answer.problem in REFUSALS
 
@@ -86,13 +91,13 @@ def test_a_host_cut_from_postgresql_refuses_then_catches_up_and_the_log_stays_on
             caught_up = until(b, withdrawn, lambda x: x.status == 403, CAUGHT_UP_WITHIN_S)
             back = until(b, granted, lambda x: x.status == 200, CAUGHT_UP_WITHIN_S)
 
-            assert refused(cut_off[-1]), [(x.status, x.problem) for x in cut_off]
+            assert refused(cut_off[-1]), story(cut_off)
             assert {x.status for x in cut_off} <= {200, 503}
             assert load.answers and all(refused(x) for x in load.answers)
             assert refused(never_seen)
             assert {x.status for x in on_a} == {200}
             assert caught_up[-1].problem == "urn:kzai-guard:problem:no-legal-basis"
-            assert 200 not in {x.status for x in caught_up}
+            assert 200 not in {x.status for x in caught_up}, story(caught_up)
             assert back[-1].status == 200
             assert host_a.stop() == 0
             assert host_b.stop() == 0
