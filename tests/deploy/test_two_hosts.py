@@ -112,3 +112,30 @@ def test_a_host_cut_from_postgresql_refuses_then_catches_up_and_the_log_stays_on
     assert trail.duplicated() == []
     answered = allowed_ids([*seen, *cut_off, *load.answers, *on_a, *caught_up, *back])
     assert set(trail.allowed_decisions()) == answered
+
+
+@pytest.mark.parametrize("shape", ["uvicorn", "gunicorn"])
+def test_a_worker_restarted_while_the_database_is_cut_off_leaves_the_host_serving(
+    pg_database: str, tmp_path: Path, shape: str
+) -> None:
+    applicant = f"A-{uuid.uuid4().hex[:8]}"
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        proxied = pg_database.replace("127.0.0.1/", f"127.0.0.1:{proxy.port}/")
+        deployment = Deployment(tmp_path, store=proxied, audit=proxied)
+        host = deployment.server(shape, name="host", workers=2)
+        try:
+            host.start()
+            client = deployment.client(host)
+            client.grant(applicant)
+            proxy.cut("reset")
+            host.kill_worker(min(host.worker_pids()))
+            during = until(client, applicant, refused, REFUSED_WITHIN_S)
+            proxy.restore()
+            host.wait_ready(CAUGHT_UP_WITHIN_S)
+            after = until(client, applicant, lambda x: x.status == 200, CAUGHT_UP_WITHIN_S)
+
+            assert refused(during[-1]), story(during)
+            assert after[-1].status == 200, story(after)
+            assert host.stop() == 0
+        finally:
+            host.close()
