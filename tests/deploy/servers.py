@@ -102,6 +102,8 @@ class Server:
     def __init__(
         self, shape: str, workdir: Path, env: Mapping[str, str], *, workers: int = 3
     ) -> None:
+        if workers < 2:
+            raise ValueError("run at least two workers: with one, uvicorn serves in its master")
         self.shape = shape
         self.workdir = workdir
         self.workers = workers

