@@ -10,6 +10,7 @@ run ahead, a torn checkpoint note is removed, and the newest signed checkpoint i
 from __future__ import annotations
 
 import collections
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,10 +117,8 @@ class _Replay:
                     )
                 break
             if offset == 0:
-                try:
+                with contextlib.suppress(KeyError, TypeError, ValueError):
                     started = int(value["rec"]["time"]) / 1_000_000
-                except (KeyError, TypeError, ValueError):
-                    pass
             h = leaf_hash(line)
             self.tree.append(h, self._on_node)
             self.levels[0] += h

@@ -54,6 +54,7 @@ FILE_MODE = 0o600
 """The mode of every file the log creates."""
 DIRECTORY_MODE = 0o700
 LOCK_FILE = ".lock"
+OPEN_FILE = ".open"
 HEAD_FILE = "head"
 _HEAD_MAGIC = b"KZAIHEAD1\n"
 _HEAD_READ = 1 << 16
@@ -103,6 +104,7 @@ class FileStorage:
         """Forget every descriptor (a new process starts here)."""
         self._pid = os.getpid()
         self._lock_fd = -1
+        self._open_fd = -1
         self._head_fd = -1
         self._fd = -1
         self._tree_files = TreeFiles(self.directory, writable=True)
@@ -249,16 +251,18 @@ class FileStorage:
         finally:
             os.close(fd)
         head = self.head
-        self.head = LogHead(
-            head.size, head.prev, head.edge, signed, time.time(), head.erasures
-        )
+        self.head = LogHead(head.size, head.prev, head.edge, signed, time.time(), head.erasures)
         self._write_head()
 
     def note_erasure(self) -> None:
         """Bump the head's erasure counter."""
         head = self.head
         self.head = LogHead(
-            head.size, head.prev, head.edge, head.checkpoint, head.checkpoint_time,
+            head.size,
+            head.prev,
+            head.edge,
+            head.checkpoint,
+            head.checkpoint_time,
             head.erasures + 1,
         )
         self._write_head()
@@ -292,7 +296,8 @@ class FileStorage:
         data = os.pread(self._head_fd, _HEAD_READ, 0)
         if (
             self._trusted
-            and data == self._head_bytes
+            # a shorter head leaves old bytes after its digest: the prefix is what counts
+            and data.startswith(self._head_bytes)
             and os.fstat(self._fd).st_size == self._seg_bytes
         ):
             return
@@ -352,12 +357,26 @@ class FileStorage:
         fsync_directory(self.directory)
 
     def _check_on_open(self) -> None:
-        """Replay the active segment, as after a crash: the head file is never fsynced, so
-        after a power failure it may disagree with the files, and opening is rare."""
+        """The first process to open the directory replays the active segment, as after a
+        crash: the head file is never fsynced, so after a power failure it may disagree with
+        the files. A process joining others that hold it open takes their head, as a batch
+        would (a worker's restart does not stall the others for a replay)."""
+        if self._open_fd >= 0 and self._others_hold_open():
+            if self._adopt(os.pread(self._head_fd, _HEAD_READ, 0)):
+                return
         self._repair()
         anchor = read_anchor(self.directory)
         start = anchor.size if anchor is not None else 0
         self._indexer.add(unindexed([s for s in list_segments(self.directory) if s.first >= start]))
+
+    def _others_hold_open(self) -> bool:
+        """Whether another process holds the directory open (its shared lock on ``.open``)."""
+        try:
+            fcntl.flock(self._open_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(self._open_fd, fcntl.LOCK_SH)
+        return False
 
     def _write_head(self) -> None:
         head = self.head
@@ -385,10 +404,13 @@ class FileStorage:
         if self._lock_fd < 0:
             self._lock_fd = _open_private(self.directory / LOCK_FILE, os.O_RDWR)
         self._head_fd = _open_private(self.directory / HEAD_FILE, os.O_RDWR)
+        # held shared while this process has the directory open (see _check_on_open)
+        self._open_fd = _open_private(self.directory / OPEN_FILE, os.O_RDWR)
+        fcntl.flock(self._open_fd, fcntl.LOCK_SH)
 
     def after_fork(self) -> None:
         """Close this (child) process's copies of the parent's descriptors and start afresh."""
-        for fd in (self._lock_fd, self._head_fd, self._fd):
+        for fd in (self._lock_fd, self._head_fd, self._fd, self._open_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
@@ -403,11 +425,11 @@ class FileStorage:
         self._indexer.close()
         with contextlib.suppress(OSError):
             self._tree_files.close()
-        for fd in (self._fd, self._head_fd, self._lock_fd):
+        for fd in (self._fd, self._head_fd, self._lock_fd, self._open_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self._fd = self._head_fd = self._lock_fd = -1
+        self._fd = self._head_fd = self._lock_fd = self._open_fd = -1
         self._trusted = False
 
 

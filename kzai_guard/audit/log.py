@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from kzai_guard.audit.file_storage import FileStorage
+from kzai_guard.audit.file_storage import FILE_MODE, FileStorage, private_directory
 from kzai_guard.audit.keys import Signer, write_keypair
 from kzai_guard.audit.pg_log import open_postgres_log
 from kzai_guard.audit.pg_storage import is_postgres_url
@@ -170,5 +170,7 @@ def _demo_signer(directory: Path) -> Signer:
     keys = sorted(key_dir.glob("*.key")) if key_dir.is_dir() else []
     if keys:
         return Signer.from_file(keys[-1])
-    _, _, signer = write_keypair(key_dir, DEMO_KEY_NAME)
+    private_directory(key_dir)
+    _, public, signer = write_keypair(key_dir, DEMO_KEY_NAME)
+    os.chmod(public, FILE_MODE)
     return signer

@@ -287,7 +287,9 @@ class Sequencer:
             if self._closing:
                 raise AuditUnavailable(f"the audit log {self._name} is closed")
             if self._error is not None and not control:
-                raise AuditUnavailable(f"the audit log {self._name} cannot be written: {self._error}")
+                raise AuditUnavailable(
+                    f"the audit log {self._name} cannot be written: {self._error}"
+                )
             if not self._sync and not control and len(self._items) >= self._queue_limit:
                 deadline = time.monotonic() + self._put_timeout
                 while len(self._items) >= self._queue_limit:
@@ -387,8 +389,10 @@ class Sequencer:
                     self._done = len(items)
                 else:
                     self._mixed(appending, items)
-                if self._error is None and self._uncovered and (
-                    time.time() >= self._checkpoint_due
+                if (
+                    self._error is None
+                    and self._uncovered
+                    and (time.time() >= self._checkpoint_due)
                 ):
                     self._sign(appending)
         except Exception as exc:

@@ -58,9 +58,13 @@ class Appending(Protocol):
     head: LogHead
     """The current head; :meth:`append`, :meth:`add_checkpoint` and :meth:`note_erasure`
     update it."""
-    room: int
-    """How many bytes (newlines included) the next :meth:`append` may add; when it is 0 or less
-    the storage wants :meth:`rotate` first (the file storage: the segment is full or old)."""
+
+    @property
+    def room(self) -> int:
+        """How many bytes (newlines included) the next :meth:`append` may add; when it is 0 or
+        less the storage wants :meth:`rotate` first (the file storage: the segment is full or
+        old). A plain attribute does as well."""
+        ...
 
     def append(
         self,

@@ -227,4 +227,3 @@ def test_a_replayed_line_vouches_for_its_id_only_where_the_scan_reads_it_canonic
 
 
 _SIGNER = Signer.generate("test-key")
-

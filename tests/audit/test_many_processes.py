@@ -103,9 +103,7 @@ def _check_checkpoints_consistent(directory: Path, signer: Signer) -> None:
 @pytest.mark.parametrize(
     ("method", "durability"), [("spawn", "sync"), ("fork", "async"), ("fork", "sync")]
 )
-def test_writer_processes_append_to_one_log(
-    tmp_path: Path, method: str, durability: str
-) -> None:
+def test_writer_processes_append_to_one_log(tmp_path: Path, method: str, durability: str) -> None:
     key, public, signer = write_keypair(tmp_path / "keys", "fleet")
     directory = tmp_path / "audit"
     context = multiprocessing.get_context(method)
@@ -159,7 +157,7 @@ def test_plain_subprocesses_append_to_one_log(tmp_path: Path) -> None:
 
 
 def test_a_log_opened_before_fork_works_in_the_child_and_the_parent(tmp_path: Path) -> None:
-    key, public, signer = write_keypair(tmp_path / "keys", "fleet")
+    _key, public, signer = write_keypair(tmp_path / "keys", "fleet")
     directory = tmp_path / "audit"
     log = AuditLog.open(directory, signer=signer, durability="sync")
     # the parent's writer thread runs before the fork, and a record is still queued
@@ -288,3 +286,30 @@ def test_the_log_directory_is_private_under_umask_022(tmp_path: Path) -> None:
                 wrong.append((name, oct(mode)))
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert wrong == []
+
+
+def test_a_process_joining_an_open_log_takes_its_head_and_the_first_opener_replays(
+    tmp_path: Path, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kzai_guard.audit import file_storage
+
+    replays: list[Path] = []
+    real = file_storage.recover
+
+    def counted(directory: Path, tree_files: object) -> object:
+        replays.append(directory)
+        return real(directory, tree_files)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(file_storage, "recover", counted)
+    directory = tmp_path / "audit"
+    first = AuditLog.open(directory, signer=signer)
+    first.write(make_record(0)).result()  # type: ignore[union-attr]
+    assert len(replays) == 1
+    second = AuditLog.open(directory, signer=signer)  # the first holds it open: no replay
+    second.write(make_record(1)).result()  # type: ignore[union-attr]
+    assert len(replays) == 1
+    first.close()
+    second.close()
+    AuditLog.open(directory, signer=signer).close()  # nobody holds it open: a replay
+    assert len(replays) == 2
+    assert [e.seq for e in read_verified(directory)] == [0, 1]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -18,7 +17,7 @@ import pytest
 from kzai_guard.audit import subject_keys
 from kzai_guard.audit.keys import Signer
 from kzai_guard.audit.log import AuditLog
-from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS, read_verified
+from kzai_guard.audit.reader import read_verified
 from kzai_guard.audit.segments import list_segments
 from kzai_guard.audit.shredding import ERASED, SqliteSubjectKeys, subject_ref
 
