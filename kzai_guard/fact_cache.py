@@ -100,6 +100,10 @@ class FactCache:
                 self._states[subject] = state
         return state
 
+    def cached(self, subject: str, default: SubjectState) -> SubjectState:
+        """The subject's cached state, or ``default``; never reads the store."""
+        return self._states.get(subject, default)
+
     # -- invalidation -----------------------------------------------------------------------
 
     def forget(self, subject: str) -> None:

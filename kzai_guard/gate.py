@@ -123,6 +123,7 @@ class Gate:
 
     __slots__ = (
         "_audit_fields",
+        "_cached",
         "_check_fields",
         "_disclosure_automated",
         "_disclosure_human",
@@ -206,6 +207,7 @@ class Gate:
         # What every decision calls, bound once.
         self._facts = guard.facts
         self._state = guard.facts.state
+        self._cached = guard.facts.cached
         self._now = guard.now
         self._pseudonym = guard.auditor.pseudonym
         self._resolve_subject = guard.subject_resolver
@@ -256,12 +258,15 @@ class Gate:
         consent = objection = vulnerable = False
         now = None
         significant = self._significant
-        if significant and not facts_trusted(self._facts.read_at, monotonic(), self._stale_after):
+        trusted = facts_trusted(self._facts.read_at, monotonic(), self._stale_after)
+        if significant and not trusted:
             self._facts_unread(decision_id, subject, subject_ref, reviewer, started, context)
         if subject is not None:
             now = self._now()
             try:
-                state = self._state(subject)
+                # Stale facts: the store is likely out of reach, so a decision that is not
+                # significant does not wait for it and judges on what is cached.
+                state = self._state(subject) if trusted else self._cached(subject, _NO_FACTS)
             except StoreError:
                 if significant:
                     self._facts_unread(

@@ -75,11 +75,12 @@ class Guard:
 
     ``audit`` is a sink, or a directory for the signed audit log (the default, ``kzai-audit``),
     written with ``durability`` ``"sync"`` (the default: a decision is released only once its
-    record is fsynced, in group commits) or ``"async"`` (released once queued; a crash loses
-    the records still queued, up to the queue's 65,536 and the writer's 5 ms linger, and those
-    not yet on disk) and signed by ``audit_signer`` (a :class:`kzai_guard.audit.keys.Signer`;
-    without one a demo key is made in the directory). Every worker process of the host may
-    use the same directory: they write one log.
+    record is fsynced, in group commits, and its explanation is in the store, so that every
+    host sharing the store can serve its ``Link``) or ``"async"`` (released once queued; a
+    crash loses the records still queued, up to the queue's 65,536 and the writer's 5 ms
+    linger, and those not yet on disk) and signed by ``audit_signer`` (a
+    :class:`kzai_guard.audit.keys.Signer`; without one a demo key is made in the directory).
+    Every worker process of the host may use the same directory: they write one log.
     ``person`` finds who is asking on the person's own routes (explanations, review tickets,
     objections); it defaults to ``subject``, which will not do when ``subject`` reads a path
     parameter of the decision route. ``reviewer`` finds the authenticated human decision-maker

@@ -24,18 +24,21 @@ OFFERS = kg.DecisionPolicy(
 
 
 class BreakableStore:
-    """A real store whose reads raise StoreError, as a store out of reach does, while broken."""
+    """A real store whose reads (and review tickets) raise StoreError, as a store out of reach
+    does, while broken."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.broken = False
+        self.calls = 0
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.store, name)
-        if name not in ("consents_of", "objections_of", "changes_since", "switches"):
+        if name not in ("consents_of", "objections_of", "changes_since", "switches", "add_review"):
             return method
 
         def read(*args: Any) -> Any:
+            self.calls += 1
             if self.broken:
                 raise StoreError("the store is out of reach")
             return method(*args)
@@ -100,14 +103,33 @@ def test_facts_older_than_stale_after_refuse_significant_decisions_until_the_nex
     read_at = guard.facts.read_at
     guard.facts.read_at -= 61.0  # as if the last read were a minute old
 
+    calls = store.calls
     stale = [outcome(guard, "loan_approval", "A-1"), outcome(guard, "offers", "A-1")]
+    unknown_while_stale = outcome(guard, "offers", "Z-9")
+    calls_while_stale = store.calls - calls
     store.broken = False
     guard.facts.refresh()
     fresh = outcome(guard, "loan_approval", "A-1")
 
     assert guard.facts.read_at > read_at - 61.0
     assert stale == ["facts-unavailable", "allow"]
+    assert (unknown_while_stale, calls_while_stale) == ("allow", 0)
     assert fresh == "allow"
+
+
+def test_a_routed_decision_whose_review_ticket_cannot_be_stored_is_refused_likewise(
+    breakable: Any,
+) -> None:
+    guard, sink, store = breakable
+    guard.objections.record("A-1")
+    assert outcome(guard, "loan_approval", "A-1") == "human-review"
+    store.broken = True
+
+    refused = outcome(guard, "loan_approval", "A-1")
+
+    assert refused == "facts-unavailable"
+    assert sink.records[-1].reason == Reason.FACTS_UNAVAILABLE
+    assert sink.records[-1].review_id is None
 
 
 def test_stale_after_must_be_longer_than_the_poll_interval() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -26,10 +25,6 @@ class Dialect(Protocol):
 
     def sql(self, statement: str) -> str:
         """``statement`` written with ``?`` placeholders, in this database's paramstyle."""
-        ...
-
-    def executemany(self, conn: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run ``statement`` (already in this paramstyle) once per row."""
         ...
 
     def transaction(self, conn: Any) -> AbstractContextManager[None]:

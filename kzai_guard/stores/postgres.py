@@ -11,7 +11,7 @@ after :data:`CONNECT_TIMEOUT_S` and TCP keepalives notice a peer that went away.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,7 +30,7 @@ _CONNECTION_DEFAULTS = {
     "keepalives_idle": "10",
     "keepalives_interval": "5",
     "keepalives_count": "3",
-    "tcp_user_timeout": "30000",
+    "tcp_user_timeout": "10000",
 }
 _inherited: list[Any] = []
 """Connections a forked child inherited: kept referenced, never used or closed."""
@@ -46,15 +46,10 @@ class PostgresDialect:
     def sql(self, statement: str) -> str:
         return statement.replace("?", "%s")
 
-    def executemany(self, conn: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        with conn.cursor() as cursor:
-            cursor.executemany(statement, rows)
-
     @contextmanager
     def transaction(self, conn: Any) -> Iterator[None]:
         with conn.transaction():
-            if _has_changes_table(conn):
-                conn.execute("LOCK TABLE kzg_changes IN EXCLUSIVE MODE")
+            conn.execute("LOCK TABLE kzg_changes IN EXCLUSIVE MODE")
             yield
 
     @contextmanager
@@ -82,11 +77,6 @@ class PostgresDialect:
 
     def ensure_column(self, conn: Any, table: str, column: str, sql_type: str) -> None:
         conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
-
-
-def _has_changes_table(conn: Any) -> bool:
-    row = conn.execute("SELECT to_regclass('kzg_changes') IS NOT NULL").fetchone()
-    return bool(row[0])
 
 
 def open_postgres(url: str) -> SqlStore:

@@ -91,9 +91,10 @@ class SqlStore:
     with :class:`~kzai_guard.errors.StoreError`. A read that fails on a lost connection is
     retried once on a fresh one; so is a write, unless the connection broke while the write was
     committing: then it may have been stored, and the caller gets a :class:`StoreError` saying
-    so rather than a second copy. In a child process after a fork the inherited connection is
-    left alone (the parent still uses it) and a new one is made; a store that cannot reconnect
-    (an in-memory database) keeps its private copy.
+    so rather than a second copy. The lock is held across a fork; in the child the inherited
+    connection is let go without disturbing the parent's session
+    (:meth:`~kzai_guard.stores.dialect.Dialect.abandon`) and a new one is made at the next use;
+    a store that cannot reconnect (an in-memory database) keeps its private copy.
     """
 
     def __init__(
@@ -479,12 +480,11 @@ class SqlStore:
     # -- explanations -----------------------------------------------------------------------
 
     def add_explanations(self, explanations: Sequence[StoredExplanation]) -> None:
-        # One row per bucket the batch touches (see kzai_guard.stores.pages), not per explanation.
+        # One row per bucket the batch touches (see kzai_guard.stores.pages), not per explanation,
+        # all in one statement: one round trip and one commit, and no lock on the change feed,
+        # which explanations do not touch.
         if not explanations:
             return
-        statement = self._dialect.sql(
-            "INSERT INTO kzg_explanation_pages (bucket, entries) VALUES (?, ?)"
-        )
         rows = [
             (
                 bucket,
@@ -504,11 +504,14 @@ class SqlStore:
             )
             for bucket, group in group_by_bucket(explanations).items()
         ]
-        dialect = self._dialect
+        statement = self._dialect.sql(
+            "INSERT INTO kzg_explanation_pages (bucket, entries) VALUES "
+            + ", ".join(["(?, ?)"] * len(rows))
+        )
+        params = [value for row in rows for value in row]
 
         def write(conn: Connection, _: _Progress) -> None:
-            with dialect.transaction(conn):
-                dialect.executemany(conn, statement, rows)
+            conn.execute(statement, params)
 
         # Idempotent: a page written twice holds the same entries, and lookups take the first.
         self._use(write, idempotent=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,6 @@ class SqliteDialect:
 
     def sql(self, statement: str) -> str:
         return statement
-
-    def executemany(self, conn: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        conn.executemany(statement, rows)
 
     @contextmanager
     def transaction(self, conn: Any) -> Iterator[None]:

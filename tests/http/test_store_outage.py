@@ -96,15 +96,20 @@ UNAVAILABLE = (503, "facts-unavailable")
 ALLOWED = (200, "")
 
 
+def cut_after_a_decision(service: Replica) -> list[tuple[int, str]]:
+    """Allow A-1 a loan (its facts are cached), cut the database off, and decide until the
+    answer changes; every answer after the cut."""
+    service.guard.consents.grant("A-1", "credit-scoring", "v1")
+    assert service.decide("loan", "A-1") == ALLOWED
+    service.proxy.cut()
+    return service.until("loan", "A-1", changes_from=ALLOWED)
+
+
 def test_cut_from_its_database_a_replica_refuses_then_honours_what_changed_once_restored(
     replica: tuple[Replica, str],
 ) -> None:
     service, url = replica
-    service.guard.consents.grant("A-1", "credit-scoring", "v1")
-    assert service.decide("loan", "A-1")[0] == 200
-
-    service.proxy.cut()
-    while_cut = service.until("loan", "A-1", changes_from=ALLOWED)
+    while_cut = cut_after_a_decision(service)
     unknown_subject = service.decide("loan", "B-1")
     withdraw_in_another_process(url, "A-1")
     after_withdrawal = [service.decide("loan", "A-1") for _ in range(3)]
@@ -129,10 +134,7 @@ def test_a_kill_switch_thrown_elsewhere_while_cut_holds_once_the_connection_retu
     replica: tuple[Replica, str],
 ) -> None:
     service, url = replica
-    service.guard.consents.grant("A-1", "credit-scoring", "v1")
-    assert service.decide("loan", "A-1")[0] == 200
-    service.proxy.cut()
-    service.until("loan", "A-1", changes_from=ALLOWED)
+    cut_after_a_decision(service)
     with kg.Guard(
         policies(), store=url, audit=kg.MemorySink(), contact="support@bank.kz"
     ) as elsewhere:

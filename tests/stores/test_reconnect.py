@@ -10,15 +10,18 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
 
 import kzai_guard as kg
 from kzai_guard.errors import StoreError
+from kzai_guard.stores.base import Store
+from kzai_guard.stores.postgres import PostgresDialect
 from kzai_guard.stores.sql import SqlStore
 from kzai_guard.stores.url import open_store
 from tests.postgres import PG_ADDRESS, fresh_database
@@ -42,8 +45,12 @@ def proxy() -> Iterator[CuttableProxy]:
     proxy.close()
 
 
-def through(proxy: CuttableProxy, url: str) -> str:
-    return url.replace("127.0.0.1/", f"127.0.0.1:{proxy.port}/")
+@pytest.fixture
+def store(database: str, proxy: CuttableProxy) -> Iterator[Store]:
+    """The store on ``database``, reached through ``proxy``."""
+    opened = open_store(database.replace("127.0.0.1/", f"127.0.0.1:{proxy.port}/"))
+    yield opened
+    opened.close()
 
 
 def consent(subject: str) -> kg.Consent:
@@ -71,9 +78,8 @@ def eventually(call: Callable[[], T]) -> T:
 
 
 def test_a_read_after_the_connection_broke_is_answered_on_a_fresh_connection(
-    database: str, proxy: CuttableProxy
+    proxy: CuttableProxy, store: Store
 ) -> None:
-    store = open_store(through(proxy, database))
     store.add_consent(consent("A-1"))
     proxy.cut()
     proxy.restore()
@@ -81,13 +87,11 @@ def test_a_read_after_the_connection_broke_is_answered_on_a_fresh_connection(
     consents = store.consents_of("A-1")
 
     assert [c.subject for c in consents] == ["A-1"]
-    store.close()
 
 
 def test_while_cut_every_call_raises_store_error_and_after_restore_the_store_works_again(
-    database: str, proxy: CuttableProxy
+    proxy: CuttableProxy, store: Store
 ) -> None:
-    store = open_store(through(proxy, database))
     store.add_consent(consent("A-1"))
     proxy.cut()
 
@@ -105,13 +109,11 @@ def test_while_cut_every_call_raises_store_error_and_after_restore_the_store_wor
         "A-2",
     ]
     assert [change.subject for change in store.changes_since(0)] == ["A-1", "A-2"]
-    store.close()
 
 
 def test_a_write_on_a_connection_that_broke_before_it_began_is_made_once_on_a_fresh_one(
-    database: str, proxy: CuttableProxy
+    database: str, proxy: CuttableProxy, store: Store
 ) -> None:
-    store = open_store(through(proxy, database))
     store.latest_change()
     proxy.cut()
     proxy.restore()
@@ -122,7 +124,6 @@ def test_a_write_on_a_connection_that_broke_before_it_began_is_made_once_on_a_fr
     assert [c.subject for c in direct.consents_of("A-1")] == ["A-1"]
     assert len(direct.changes_since(0)) == 1
     direct.close()
-    store.close()
 
 
 def test_a_connection_ended_by_the_server_is_replaced(database: str) -> None:
@@ -185,4 +186,62 @@ def test_eight_processes_starting_at_once_on_an_empty_database_all_start(
     ] == [(0, "started")] * 8, [err for _, err in results if err]
     store = open_store(database)
     assert len(store.secret("pseudonym-key", lambda: b"")) == 32
+    store.close()
+
+
+class EndingDialect(PostgresDialect):
+    """PostgreSQL's dialect, but the server ends the session of the first write transaction
+    at ``when``: ``"start"`` (nothing sent yet but BEGIN) or ``"commit"`` (all its statements
+    sent, the COMMIT not yet answered)."""
+
+    def __init__(self, database: str, when: str) -> None:
+        self.database = database
+        self.when = when
+        self.ended = 0
+
+    @contextmanager
+    def transaction(self, conn: Any) -> Iterator[None]:
+        with super().transaction(conn):
+            if self.when == "start":
+                self._end(conn)
+            yield
+            if self.when == "commit":
+                self._end(conn)
+
+    def _end(self, conn: Any) -> None:
+        if self.ended:
+            return
+        self.ended += 1
+        with psycopg.connect(self.database, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (conn.pgconn.backend_pid,))
+
+
+def ending_store(database: str, when: str) -> SqlStore:
+    return SqlStore(
+        lambda: psycopg.connect(database, autocommit=True), EndingDialect(database, when)
+    )
+
+
+def test_a_write_whose_session_ended_before_it_committed_is_made_once_on_a_new_one(
+    database: str,
+) -> None:
+    store = ending_store(database, "start")
+
+    store.add_consent(consent("A-1"))
+
+    assert [c.subject for c in store.consents_of("A-1")] == ["A-1"]
+    assert [change.subject for change in store.changes_since(0)] == ["A-1"]
+    store.close()
+
+
+def test_a_write_whose_session_ended_while_committing_is_reported_not_repeated(
+    database: str,
+) -> None:
+    store = ending_store(database, "commit")
+
+    with pytest.raises(StoreError, match="it may or may not have been stored"):
+        store.add_consent(consent("A-1"))
+    changes = store.changes_since(0)
+
+    assert changes == []  # the server ended the session before the COMMIT: nothing is there
     store.close()
