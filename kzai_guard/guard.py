@@ -81,6 +81,8 @@ class Guard:
     linger, and those not yet on disk) and signed by ``audit_signer`` (a
     :class:`kzai_guard.audit.keys.Signer`; without one a demo key is made in the directory).
     Every worker process of the host may use the same directory: they write one log.
+    A ``postgresql://`` URL keeps that log in PostgreSQL, one log for every host (a signer is
+    then required; see ``docs/audit-log.md``, "In PostgreSQL").
     ``person`` finds who is asking on the person's own routes (explanations, review tickets,
     objections); it defaults to ``subject``, which will not do when ``subject`` reads a path
     parameter of the decision route. ``reviewer`` finds the authenticated human decision-maker

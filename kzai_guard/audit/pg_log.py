@@ -60,9 +60,9 @@ def open_postgres_log(
             from kzai_guard.audit.pg_subject_keys import PostgresSubjectKeys
 
             def reopen() -> SubjectKeys:
-                return PostgresSubjectKeys(url)
+                return PostgresSubjectKeys(url, commit_with_log=True)
 
-            subject_keys = made = PostgresSubjectKeys(url)
+            subject_keys = made = PostgresSubjectKeys(url, commit_with_log=True)
         log = cls(
             storage,
             name=redact_url(url),

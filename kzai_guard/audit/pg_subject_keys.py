@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from kzai_guard.audit.pg_storage import SCHEMA_LOCK, connect_postgres
 from kzai_guard.audit.subject_keys import KEY_SIZE
@@ -35,6 +35,7 @@ _SCHEMA = (
     "INSERT INTO kzg_subject_key_erasures VALUES (1, 0) ON CONFLICT DO NOTHING",
 )
 _CACHE_LIMIT = 65_536
+Result = TypeVar("Result")
 
 
 class PostgresSubjectKeys:
@@ -43,22 +44,27 @@ class PostgresSubjectKeys:
     >>> keys = PostgresSubjectKeys("postgresql://db/app")  # doctest: +SKIP
     >>> keys.erase("sk:0123")  # from any host: no process seals or reads with it again
 
+    New keys are committed synchronously, unless ``commit_with_log`` says that the records
+    sealed under them are committed afterwards to the same PostgreSQL server (the log in the
+    same database, as ``AuditLog.open("postgresql://...")`` makes it): the log's synchronous
+    commit then makes the keys durable first, the server replaying its WAL in order, and a new
+    key costs no flush of its own. Erasures are always committed synchronously.
+
     The connection is made in the process that uses the store (again after a fork, or when it
     breaks). Raises :class:`~kzai_guard.errors.AuditLogError` if the database cannot be used.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, commit_with_log: bool = False) -> None:
         self.url = url
+        self._commit_with_log = commit_with_log
         self._lock = threading.Lock()
         self._conn: Any = None
         self._pid = 0
         self._cache: dict[str, bytes] = {}
         self._generation = -1
         try:
-            with self._lock, self._transaction() as conn:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                for statement in _SCHEMA:
-                    conn.execute(statement)
+            with self._lock:
+                self._attempt(_create_schema)
         except AuditLogError:
             raise
         except Exception as exc:
@@ -76,49 +82,38 @@ class PostgresSubjectKeys:
                 self.prefetch([ref])
                 key = self._cache.get(ref)
             return key
-        with self._lock, self._transaction() as conn:
-            row = conn.execute("SELECT key FROM kzg_subject_keys WHERE ref = %s", (ref,)).fetchone()
-        return None if row is None else bytes(row[0])
+        with self._lock:
+            found = self._attempt(lambda conn: _select(conn, [ref]))
+        return found.get(ref)
 
     def prefetch(self, refs: Iterable[str]) -> None:
-        """Find, or make, the keys of ``refs`` in a few statements; drop stale cached keys.
+        """Find, or make, the keys of ``refs`` in one transaction; drop stale cached keys.
 
         The log prefetches exactly the references it is about to seal records for, so the
-        missing keys are made here, in one durable transaction, not one at a time later.
+        missing keys are made here, all at once, not one at a time later.
         """
-        with self._lock, self._transaction() as conn:
-            row = conn.execute("SELECT generation FROM kzg_subject_key_erasures").fetchone()
-            if row[0] != self._generation or len(self._cache) > _CACHE_LIMIT:
+        refs = list(refs)
+        with self._lock:
+            generation, found = self._attempt(lambda conn: self._find_or_make(conn, refs))
+            if generation != self._generation or len(self._cache) > _CACHE_LIMIT:
                 # a key was erased somewhere: nothing cached may be trusted to still exist
                 self._cache.clear()
-                self._generation = row[0]
-            wanted = [ref for ref in dict.fromkeys(refs) if ref not in self._cache]
-            if not wanted:
-                return
-            found = self._select(conn, wanted)
-            missing = [ref for ref in wanted if ref not in found]
-            if missing:
-                fresh = [os.urandom(KEY_SIZE) for _ in missing]
-                conn.execute(
-                    "INSERT INTO kzg_subject_keys (ref, key) "
-                    "SELECT * FROM unnest(%s::text[], %s::bytea[]) ON CONFLICT (ref) DO NOTHING",
-                    (missing, fresh),
-                )
+                self._generation = generation
             self._cache.update(found)
-        if missing:
-            # read back after the commit: where another host won the race, its key is the one
-            with self._lock, self._transaction() as conn:
-                self._cache.update(self._select(conn, missing))
 
     def commit(self) -> None:
         """Nothing to do: :meth:`prefetch` commits every key it makes before it returns."""
 
     def erase(self, ref: str) -> None:
         """Delete the key for ``ref`` and tell every process to drop its cached keys."""
-        with self._lock, self._transaction() as conn:
+
+        def delete(conn: Any) -> None:
             conn.execute("DELETE FROM kzg_subject_keys WHERE ref = %s", (ref,))
             conn.execute("UPDATE kzg_subject_key_erasures SET generation = generation + 1")
+
+        with self._lock:
             self._cache.clear()
+            self._attempt(delete)
 
     def forget(self) -> None:
         """Drop the cached keys (the log's writer calls this after an erasure anywhere)."""
@@ -139,28 +134,73 @@ class PostgresSubjectKeys:
                 with contextlib.suppress(Exception):
                     conn.close()
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Any:
-        """One committed transaction on this process's connection; dropped if it breaks."""
-        if self._conn is None or self._pid != os.getpid() or self._conn.closed:
-            self._conn = connect_postgres(self.url, connect_timeout=5)
-            self._pid = os.getpid()
-        conn = self._conn
-        try:
-            yield conn
-            conn.commit()
-        except BaseException:
+    def _find_or_make(self, conn: Any, refs: list[str]) -> tuple[int, dict[str, bytes]]:
+        """The erasure generation, and the keys of ``refs`` not cached, made where missing."""
+        row = conn.execute("SELECT generation FROM kzg_subject_key_erasures").fetchone()
+        generation = int(row[0])
+        cached = self._cache if generation == self._generation else {}
+        wanted = [ref for ref in dict.fromkeys(refs) if ref not in cached]
+        if not wanted:
+            return generation, {}
+        found = _select(conn, wanted)
+        missing = [ref for ref in wanted if ref not in found]
+        if missing:
+            if self._commit_with_log:
+                conn.execute("SET LOCAL synchronous_commit = off")
+            fresh = dict(zip(missing, map(os.urandom, [KEY_SIZE] * len(missing)), strict=True))
+            inserted = conn.execute(
+                "INSERT INTO kzg_subject_keys (ref, key) "
+                "SELECT * FROM unnest(%s::text[], %s::bytea[]) ON CONFLICT (ref) DO NOTHING "
+                "RETURNING ref",
+                (missing, list(fresh.values())),
+            ).fetchall()
+            made = {str(ref) for (ref,) in inserted}
+            found.update((ref, fresh[ref]) for ref in made)
+            lost = [ref for ref in missing if ref not in made]
+            if lost:
+                # another process made these meanwhile (and committed: the insert waited for
+                # it); this statement's fresh snapshot sees its keys
+                found.update(_select(conn, lost))
+        return generation, found
+
+    def _attempt(self, work: Callable[[Any], Result]) -> Result:
+        """Run ``work`` in one committed transaction; once more on a fresh connection if a
+        kept one turns out closed by the server (every use here may safely run twice)."""
+        import psycopg
+
+        for attempt in range(2):
+            reused = self._conn is not None and self._pid == os.getpid() and not self._conn.closed
+            if not reused:
+                self._conn = connect_postgres(self.url, connect_timeout=5)
+                self._pid = os.getpid()
+            conn = self._conn
             try:
-                conn.rollback()
-            except Exception:
+                result = work(conn)
+                conn.commit()
+                return result
+            except psycopg.OperationalError:
                 self._conn = None
                 with contextlib.suppress(Exception):
                     conn.close()
-            raise
+                if attempt or not reused:
+                    raise
+            except BaseException:
+                try:
+                    conn.rollback()
+                except Exception:
+                    self._conn = None
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    @staticmethod
-    def _select(conn: Any, refs: list[str]) -> dict[str, bytes]:
-        rows = conn.execute(
-            "SELECT ref, key FROM kzg_subject_keys WHERE ref = ANY(%s)", (refs,)
-        ).fetchall()
-        return {str(ref): bytes(key) for ref, key in rows}
+
+def _create_schema(conn: Any) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+    for statement in _SCHEMA:
+        conn.execute(statement)
+
+
+def _select(conn: Any, refs: list[str]) -> dict[str, bytes]:
+    rows = conn.execute(
+        "SELECT ref, key FROM kzg_subject_keys WHERE ref = ANY(%s)", (refs,)
+    ).fetchall()
+    return {str(ref): bytes(key) for ref, key in rows}

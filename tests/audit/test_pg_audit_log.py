@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -22,9 +23,12 @@ from kzai_guard.audit.pg_subject_keys import PostgresSubjectKeys
 from kzai_guard.audit.reader import read_verified
 from kzai_guard.audit.segments import parse_line
 from kzai_guard.audit.shredding import ERASED
+from kzai_guard.errors import AuditUnavailable
 from tests.samples import EXPLANATION
 
+from .conftest import make_record
 from .pg import private_database
+from .tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -170,3 +174,44 @@ def test_a_guard_on_the_url_logs_decisions_and_another_process_erases_a_subject(
     keys.close()
     subjects = Counter(e.record.subject for e in entries)
     assert subjects == {ERASED: 2, kept: 2}
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for ``condition`` (a state, not a duration: the bound only stops a hung test)."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting until {what}")
+        time.sleep(0.02)
+
+
+def test_a_cut_connection_refuses_records_keeps_those_accepted_and_recovers_by_itself(
+    pg_url: str, key: tuple[Path, Path, Signer]
+) -> None:
+    _, _, signer = key
+    with TcpProxy(("127.0.0.1", 5432)) as proxy:
+        url = f"postgresql://127.0.0.1:{proxy.port}/{pg_url.rsplit('/', 1)[1]}"
+        log = AuditLog.open(url, signer=signer, durability="async", checkpoint_interval_ms=600_000)
+        accepted = [f"before-{i}" for i in range(50)]
+        for record_id in accepted:
+            log.write(make_record(0, id=record_id))
+        log.flush(30)
+        proxy.block()
+        refused = 0
+        for i in range(100_000):
+            try:
+                log.write(make_record(i, id=f"during-{i}"))
+            except AuditUnavailable:
+                refused += 1
+                break
+            accepted.append(f"during-{i}")
+            time.sleep(0.001)
+        assert refused == 1 and not log.healthy
+        proxy.unblock()
+        _until(lambda: log.healthy, "the log is writable again")
+        for i in range(50):
+            log.write(make_record(i, id=f"after-{i}"))
+            accepted.append(f"after-{i}")
+        log.close()
+    assert Counter(_ids(pg_url)) == Counter(accepted)
+    assert len(accepted) > 100
