@@ -37,10 +37,10 @@ class Answer:
 class Client:
     """Requests to one server; the operator token opens the consent routes."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, *, timeout: float = TIMEOUT_S) -> None:
         self.url = url
         self.token = token
-        self._http = httpx.Client(base_url=url, timeout=TIMEOUT_S, headers={"Connection": "close"})
+        self._http = httpx.Client(base_url=url, timeout=timeout, headers={"Connection": "close"})
 
     def decide(self, subject: str) -> Answer:
         """Ask for a loan decision about ``subject``."""

@@ -84,9 +84,9 @@ class Deployment:
         """A server of ``shape`` (not yet started) in the working directory ``root/name``."""
         return Server(shape, self.root / (name or shape), self.env(**env), workers=workers)
 
-    def client(self, server: Server) -> Client:
-        """An HTTP client of ``server`` holding the operator token."""
-        return Client(server.url, self.token)
+    def client(self, server: Server, **options: float) -> Client:
+        """An HTTP client of ``server`` holding the operator token (``timeout=`` seconds)."""
+        return Client(server.url, self.token, **options)
 
     def operator(self, action: str, argument: str, *, name: str = "operator", **env: str) -> None:
         """Run the operator script once, in its own working directory; raise if it fails."""
