@@ -467,10 +467,6 @@ class Sequencer:
                 self._reject(records[start:], futures[start:] if futures else None, self._error)
                 return
             try:
-                if appending.room <= 0:
-                    self._sign(appending)
-                    appending.rotate()
-                    continue
                 head = appending.head
                 # cut the batch where a checkpoint is due, so checkpoints land every N records
                 room = max(self._checkpoint_every - (head.size - head.checkpoint_size), 1)
@@ -492,7 +488,13 @@ class Sequencer:
                     self._set_error(exc)
 
     def _append(self, appending: Appending, records: list[AuditRecord]) -> int:
-        """Seal, encode and append a prefix of ``records`` after the head; returns how many."""
+        """Seal, encode and append a prefix of ``records`` after the head; returns how many.
+
+        Where the storage has no room left, it rotates first, the log covered by a checkpoint.
+        """
+        if appending.room <= 0:
+            self._sign(appending)
+            appending.rotate()
         head = appending.head
         lines, hashes, _ = self._encoder.encode(
             records, head.size, head.prev.hex().encode(), appending.room
