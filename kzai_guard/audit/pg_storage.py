@@ -102,7 +102,11 @@ _BACKOFF_MAX_S = 2.0
 _SESSION = (
     # a writer that vanished mid-transaction must not hold the head row for long
     "SET idle_in_transaction_session_timeout = '20s'",
-    "SET synchronous_commit = on",
+    # commits under the head lock do not wait for the disk; _FLUSH waits, outside the lock
+    "SET synchronous_commit = off",
+)
+_FLUSH = (
+    "SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, 'kzai-guard', 'flush')"
 )
 
 
@@ -294,17 +298,39 @@ class PostgresLogStorage:
     def _commit(self, conn: Any, durable: bool, last: tuple[int, bytes] | None) -> None:
         """Commit the open transaction; ``last`` (size, last line) settles a broken commit.
 
-        Returns once the transaction is committed (synchronously if ``durable``); raises
+        The commit does not wait for the disk, so the head lock is free for the next writer at
+        once; a ``durable`` commit then waits for the WAL flush outside the lock
+        (:meth:`_flush`), where the flushes of several writers share one fsync. Returns once
+        the transaction is committed (and durable if asked); raises
         :class:`~kzai_guard.errors.AuditUnavailable` if it was not, or cannot be told.
         """
         try:
-            if not durable:
-                conn.execute("SET LOCAL synchronous_commit = off")
             conn.commit()
         except Exception as exc:
             self._drop(close=True)
             if last is None or not _is_connection_error(exc) or not self._settle(*last, exc):
                 raise self._unavailable(exc) from exc
+            return  # settling flushed it
+        if durable:
+            try:
+                self._flush(conn)
+            except Exception as exc:
+                # the batch is committed: only settling may say otherwise (a server crash)
+                self._drop(close=True)
+                if last is None or not self._settle(*last, exc):
+                    raise self._unavailable(exc) from exc
+
+    @staticmethod
+    def _flush(conn: Any) -> None:
+        """Wait until every transaction committed so far is on disk.
+
+        The transaction writes one small WAL record (a logical decoding message, prefix
+        ``kzai-guard``, which no table holds and any role may write), so that its synchronous
+        commit waits for the WAL to be flushed up to its commit record, which covers every
+        commit before it; a transaction that wrote no WAL would not wait.
+        """
+        conn.execute(_FLUSH)
+        conn.commit()
 
     def _settle(self, end: int, last_line: bytes, cause: BaseException) -> bool:
         """Whether the batch ending at seq ``end - 1`` with ``last_line`` was committed.
@@ -325,7 +351,10 @@ class PostgresLogStorage:
                         "SELECT line FROM kzg_log_entries WHERE seq = %s", (end - 1,)
                     ).fetchone()
                     found = row is not None and bytes(row[0]) == last_line
-                conn.rollback()
+                if found:
+                    self._flush(conn)  # found, and on disk
+                else:
+                    conn.rollback()
             except Exception:
                 self._abandon()
                 if time.monotonic() >= deadline:
@@ -352,9 +381,9 @@ class PostgresLogStorage:
 class PostgresAppending:
     """The head row locked for one batch: what :meth:`PostgresLogStorage.sequence` yields.
 
-    :meth:`append` commits before it returns (synchronously if ``durable``; a synchronous
-    commit also makes every earlier asynchronous one durable) and locks the head again;
-    checkpoints and erasures are committed with the next append or when the block ends.
+    :meth:`append` commits before it returns (and, if ``durable``, waits until the WAL is on
+    disk, which makes every earlier commit durable too) and locks the head again; checkpoints
+    and erasures are committed with the next append or when the block ends.
     """
 
     room = _ROOM
@@ -381,9 +410,7 @@ class PostgresAppending:
         self._check()
         try:
             if not lines:
-                if durable:
-                    # a write, so that the synchronous commit waits for the WAL up to here
-                    self.conn.execute("UPDATE kzg_log_head SET size = size WHERE id = 1")
+                if durable:  # make what was committed so far durable
                     self._storage._commit(self.conn, True, None)
                     self._relock()
                 return
