@@ -105,7 +105,7 @@ def test_a_consent_changed_through_one_worker_holds_in_all_within_the_poll_bound
     running: Running,
 ) -> None:
     applicant = subject()
-    assert {a.status for a in burst(running, applicant)} == {403}  # every worker has seen it
+    assert {a.status for a in burst(running, applicant)} == {403}  # the workers cache it
 
     running.client.grant(applicant)
     granted = time.monotonic()
