@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import time
@@ -27,9 +26,8 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import orjson
-
 from kzai_guard.audit.checkpoint import SignedCheckpoint
+from kzai_guard.audit.file_head import HeadFile, encode_head, parse_head
 from kzai_guard.audit.file_repair import recover
 from kzai_guard.audit.index import Indexer, unindexed
 from kzai_guard.audit.retention import prune
@@ -56,9 +54,7 @@ DIRECTORY_MODE = 0o700
 LOCK_FILE = ".lock"
 OPEN_FILE = ".open"
 HEAD_FILE = "head"
-_HEAD_MAGIC = b"KZAIHEAD1\n"
 _HEAD_READ = 1 << 16
-_DIGEST = 32
 
 
 def private_directory(path: Path) -> None:
@@ -317,7 +313,7 @@ class FileStorage:
 
     def _adopt(self, data: bytes) -> bool:
         """Take the head another writer left, if the active segment agrees with it."""
-        parsed = _parse_head(data)
+        parsed = parse_head(data)
         if parsed is None:
             return False
         head, first, seg_bytes, started = parsed
@@ -351,10 +347,10 @@ class FileStorage:
         self._seg = found.segment
         self._seg_bytes = found.segment_bytes
         self._seg_started = found.segment_started
-        parsed = _parse_head(os.pread(self._head_fd, _HEAD_READ, 0))
+        parsed = parse_head(os.pread(self._head_fd, _HEAD_READ, 0))
         # an erasure's bump may be in a head that was lost: change the counter either way, to a
         # value no process can have seen when the old one is unreadable
-        erasures = parsed[0].erasures if parsed is not None else time.time_ns()
+        erasures = parsed.head.erasures if parsed is not None else time.time_ns()
         self.head = LogHead(
             found.tree.size,
             bytes.fromhex(found.prev),
@@ -394,20 +390,7 @@ class FileStorage:
 
     def _write_head(self) -> None:
         head = self.head
-        body = orjson.dumps(
-            {
-                "checkpoint": head.checkpoint.note() if head.checkpoint else None,
-                "checkpoint_time": head.checkpoint_time,
-                "edge": [h.hex() for h in head.edge],
-                "erasures": head.erasures,
-                "prev": head.prev.hex(),
-                "segment": self._seg.first,
-                "segment_bytes": self._seg_bytes,
-                "segment_started": self._seg_started,
-                "size": head.size,
-            }
-        )
-        data = _HEAD_MAGIC + body + b"\n" + hashlib.sha256(body).digest()
+        data = encode_head(HeadFile(head, self._seg.first, self._seg_bytes, self._seg_started))
         try:
             os.pwrite(self._head_fd, data, 0)
         except OSError:
@@ -449,37 +432,6 @@ class FileStorage:
                     os.close(fd)
         self._fd = self._head_fd = self._lock_fd = self._open_fd = -1
         self._trusted = False
-
-
-def _parse_head(data: bytes) -> tuple[LogHead, int, int, float] | None:
-    """(head, active segment's first seq, its bytes, its start time), or ``None`` if torn."""
-    if not data.startswith(_HEAD_MAGIC):
-        return None
-    end = data.find(b"\n", len(_HEAD_MAGIC))
-    if end < 0 or len(data) < end + 1 + _DIGEST:
-        return None
-    body = data[len(_HEAD_MAGIC) : end]
-    if hashlib.sha256(body).digest() != data[end + 1 : end + 1 + _DIGEST]:
-        return None
-    try:
-        value = orjson.loads(body)
-        note = value["checkpoint"]
-        head = LogHead(
-            int(value["size"]),
-            bytes.fromhex(value["prev"]),
-            tuple(bytes.fromhex(h) for h in value["edge"]),
-            SignedCheckpoint.parse(note) if note else None,
-            float(value["checkpoint_time"]),
-            int(value["erasures"]),
-        )
-        return (
-            head,
-            int(value["segment"]),
-            int(value["segment_bytes"]),
-            float(value["segment_started"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def _origin(directory: Path, wanted: str | None) -> str:
