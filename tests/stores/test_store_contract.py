@@ -21,7 +21,6 @@ from kzai_guard.stores.url import open_store
 from tests.postgres import fresh_database
 from tests.samples import GATEWAY_SUBJECT, LOAN
 
-PG_ADMIN_URL = "postgresql://127.0.0.1/test"
 BACKENDS = ("memory", "sqlite", "postgresql")
 PERSISTENT_BACKENDS = ("sqlite", "postgresql")
 T0 = datetime(2026, 3, 2, 9, 30, 0, 123456, tzinfo=UTC)
