@@ -27,7 +27,7 @@ import queue
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
 
@@ -37,12 +37,14 @@ from kzai_guard.core.disparity import GroupDisparity, GroupOutcomes, assess
 from kzai_guard.core.monitoring import DisparityMonitoring
 from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.core.subject import check_text
-from kzai_guard.core.verdict import Reason, Verdict
 from kzai_guard.core.vocabulary import DisparityAction, ProtectedGround
 from kzai_guard.errors import ConfigurationError
 from kzai_guard.forking import remake_after_fork
 from kzai_guard.stores.base import OutcomeCount, Store
 from kzai_guard.switches import Switches
+
+if TYPE_CHECKING:
+    from kzai_guard.gate import Decision
 
 __all__ = ["FLUSH_SECONDS", "MONITOR_NAME", "DisparityMonitor", "GroupResolver", "window_of"]
 
@@ -113,21 +115,19 @@ class DisparityMonitor:
         """The names of the policies whose outcomes are counted."""
         return frozenset(self._monitored)
 
-    def observer(
-        self, policy: DecisionPolicy
-    ) -> Callable[[str | None, Verdict, bool | None], None] | None:
-        """What a gate calls after each decision of ``policy``; ``None`` when not monitored."""
+    def observer(self, policy: DecisionPolicy) -> Callable[[Decision], None] | None:
+        """What a gate calls after each decision of ``policy`` that ran; ``None`` when the
+        policy is not monitored. Counts a decision about a subject, made without a human
+        reviewer, whose outcome the function marked."""
         if policy.name not in self._monitored:
             return None
         name = policy.name
         put = self._put
 
-        def observe(subject: str | None, verdict: Verdict, favourable: bool | None) -> None:
-            if (
-                favourable is not None
-                and subject is not None
-                and verdict.reason is not Reason.HUMAN_DECISION
-            ):
+        def observe(decision: Decision) -> None:
+            favourable = decision.context.favourable
+            subject = decision.subject
+            if favourable is not None and subject is not None and decision.reviewer is None:
                 put((name, subject, favourable))
 
         return observe

@@ -409,7 +409,7 @@ class Gate:
             )
         future = self._record(decision, EventKind.DECISION, None, digest, withheld)
         if self._observe is not None:  # disparity monitoring: queued, counted off this thread
-            self._observe(decision.subject, decision.verdict, context.favourable)
+            self._observe(decision)
         decision_id = decision.id.encode()
         disclosure = (
             b"ai-disclosure",

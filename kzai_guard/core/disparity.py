@@ -97,7 +97,8 @@ def wilson_interval(
     centre = (p + z * z / (2 * decisions)) / denominator
     half = z * math.sqrt(p * (1 - p) / decisions + z * z / (4 * decisions * decisions))
     half /= denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # Rounding must not push the bounds past the rate (0/n has lower bound exactly 0).
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
 
 
 def two_proportion_p_value(x1: int, n1: int, x2: int, n2: int) -> float:
