@@ -159,9 +159,7 @@ def test_the_numbers_equal_counts_from_the_export(
     assert figures["by_verdict"] == dict(Counter(r["verdict"] for r in decisions))
     assert figures["by_reason"] == sorted(
         [*key, n]
-        for key, n in Counter(
-            (r["policy"], r["verdict"], r["reason"]) for r in decisions
-        ).items()
+        for key, n in Counter((r["policy"], r["verdict"], r["reason"]) for r in decisions).items()
     )
     assert figures["explanations"] == sum("explanation_digest" in r for r in decisions)
     assert figures["withheld"] == kinds["decision.withheld"] == 1
@@ -192,9 +190,7 @@ def test_the_findings_name_their_articles(trail: Path) -> None:
         ("KZ-PD 16", "to DE, outside Kazakhstan"),
         ("KZ-PD 12(2)", "&#x27;archive&#x27; declares no country"),
     ]:
-        assert re.search(f"<td>{re.escape(article)}</td><td>[^<]*{re.escape(words)}", html), (
-            article
-        )
+        assert re.search(f"<td>{re.escape(article)}</td><td>[^<]*{re.escape(words)}", html), article
 
 
 @pytest.mark.parametrize(
