@@ -55,6 +55,12 @@ def register(subparsers: Any) -> None:
         "--insecure", action="store_true", help="do not verify the receiver's certificate (tests)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument(
+        "--country",
+        metavar="CC",
+        help="ISO 3166 alpha-2 code of where the destination keeps the data (KZ-PD 12(2), 16); "
+        "a destination outside KZ, or none declared, is reported",
+    )
     add_encoder_options(parser)
     parser.set_defaults(func=run)
 
@@ -72,6 +78,15 @@ def run(args: argparse.Namespace) -> int:
         open_destination,
     )
 
+    try:
+        _report_transfer(args.to, args.country)
+    except ValidationError:
+        print(
+            f"kzai-guard ship: --country {args.country!r} is not an ISO 3166 alpha-2 code "
+            "such as KZ",
+            file=sys.stderr,
+        )
+        return 1
     token = None
     if args.token_env:
         token = os.environ.get(args.token_env)
@@ -168,3 +183,11 @@ class _Reporter:
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def _report_transfer(to: str, country: str | None) -> None:
+    """Print a finding when the destination declares no country or is outside Kazakhstan."""
+    from kzai_guard.core.transfers import Destination, transfer_findings
+
+    for article, finding in transfer_findings([Destination(name=to, country=country)]):
+        print(f"kzai-guard ship: finding ({article}): {finding}", file=sys.stderr)
