@@ -18,8 +18,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 import kzai_guard as kg
 from kzai_guard.core import problems
 from kzai_guard.disparity import MONITOR_NAME
+from kzai_guard.stores.base import Store
+from kzai_guard.stores.url import open_store
 from tests.postgres import fresh_database
 from tests.samples import EXPLANATION
+from tests.test_fork import in_child
 
 ROOT = Path(__file__).resolve().parent.parent
 PRICING = kg.DecisionPolicy(
@@ -51,7 +54,7 @@ def metering() -> Iterator[tuple[MeterProvider, InMemoryMetricReader]]:
 
 
 def make_guard(
-    tmp_path: Path, provider: MeterProvider | None = None, store: str | None = None
+    tmp_path: Path, provider: MeterProvider | None = None, store: str | Store | None = None
 ) -> tuple[kg.Guard, kg.MemorySink]:
     sink = kg.MemorySink()
     guard = kg.Guard(
@@ -215,6 +218,7 @@ OTHER_PROCESS = """
 import sys
 import kzai_guard as kg
 from tests.samples import EXPLANATION
+from tests.test_fork import in_child
 from tests.test_disparity_monitor import make_guard, traffic
 from pathlib import Path
 
@@ -242,3 +246,61 @@ def test_counts_from_two_processes_add_up() -> None:
         ("f", 100, 50),
         ("m", 100, 50),
     ]
+
+
+def test_a_forked_child_counts_on_its_own_and_the_counts_add_up(tmp_path: Path) -> None:
+    guard, _ = make_guard(tmp_path)
+    try:
+        traffic(guard, {"f": 0.5, "m": 0.5}, 10)  # may still be queued at the fork
+
+        def in_the_child() -> dict[str, object]:
+            traffic(guard, {"f": 0.5, "m": 0.5}, 20)
+            guard.disparity.flush()
+            return {}
+
+        in_child(in_the_child)
+        traffic(guard, {"f": 0.5, "m": 0.5}, 5)
+        guard.disparity.flush()
+        [sex] = guard.disparity.disparities("pricing").values()
+        assert [(d.group, d.decisions, d.favourable) for d in sex] == [
+            ("f", 35, 17),
+            ("m", 35, 17),
+        ]
+    finally:
+        guard.close()
+
+
+class RefusesOnce:
+    """A store whose first ``add_outcome_counts`` fails, as an unreachable database does."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+        self.attempts = 0
+
+    def add_outcome_counts(self, counts: list[object]) -> None:
+        self.attempts += 1
+        if self.attempts == 1:
+            raise kg.StoreError("the store is unreachable")
+        self._store.add_outcome_counts(counts)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+
+def test_counts_the_store_refused_are_stored_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RefusesOnce(open_store(f"sqlite:///{tmp_path / 'store.db'}"))
+    guard, _ = make_guard(tmp_path, store=store)  # type: ignore[arg-type]
+    try:
+        traffic(guard, {"f": 0.5, "m": 0.5}, 10)
+        guard.disparity.flush()
+        if store.attempts < 2:  # the refused write was the one this flush asked for
+            guard.disparity.flush()
+        assert store.attempts >= 2
+        assert "storing disparity counts failed" in caplog.text
+        [sex] = guard.disparity.disparities("pricing").values()
+        assert [(d.group, d.decisions) for d in sex] == [("f", 10), ("m", 10)]
+    finally:
+        guard.close()
+        store.close()
