@@ -54,17 +54,22 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the report; returns the exit status."""
+    from kzai_guard.config import load_config, load_destinations
+    from kzai_guard.guard import DEFAULT_STORE
     from kzai_guard.report.build import build_report
 
     now = datetime.now(UTC)
     until = _moment(args.until) if args.until is not None else now
     since = _moment(args.since) if args.since is not None else until - timedelta(_DEFAULT_DAYS)
     try:
+        policies, settings = load_config(args.config)
+        destinations = load_destinations(args.config)
         keyring = keyring_from_args(args.public_key, args.directory)
         html, trail_ok = build_report(
             args.directory,
-            args.config,
-            store_url=args.store,
+            policies,
+            destinations,
+            store_url=args.store or settings.get("store", DEFAULT_STORE),
             keyring=keyring,
             since=since,
             until=until,

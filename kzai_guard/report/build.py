@@ -1,7 +1,8 @@
-"""Gather what the report shows: the verified trail, the store, the policy file."""
+"""Gather what the report shows: the verified trail, the store, the policies."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -10,12 +11,12 @@ from kzai_guard.audit.keys import Keyring
 from kzai_guard.audit.reader import ChainBroken, read_verified
 from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.audit.verify import verify_log
-from kzai_guard.config import load_config, load_destinations
+from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.core.review import ReviewTicket
+from kzai_guard.core.transfers import Destination
 from kzai_guard.core.vocabulary import Language
 from kzai_guard.disparity import judge
 from kzai_guard.errors import UnknownRecord
-from kzai_guard.guard import DEFAULT_STORE
 from kzai_guard.report.figures import DisparityRow, count
 from kzai_guard.report.findings import report_findings
 from kzai_guard.report.html import ReportInput, render
@@ -26,18 +27,21 @@ __all__ = ["build_report"]
 
 def build_report(
     directory: Path,
-    config: Path,
+    policies: Sequence[DecisionPolicy],
+    destinations: Sequence[Destination],
     *,
-    store_url: str | None,
+    store_url: str,
     keyring: Keyring,
     since: datetime,
     until: datetime,
     language: Language,
     now: datetime,
 ) -> tuple[str, bool]:
-    """The report's HTML, and whether the trail verified."""
-    policies, settings = load_config(config)
-    destinations = load_destinations(config)
+    """The report's HTML, and whether the trail verified.
+
+    ``directory`` is the audit log, ``store_url`` the store the guard used; the records of
+    ``since <= time < until`` are counted, the review deadlines judged at ``now``.
+    """
     verification = verify_log(directory, keyring, allow_unsigned_tail=True)
     low, high = since.timestamp() * 1_000_000, until.timestamp() * 1_000_000
     records: list[AuditRecord] = []
@@ -47,7 +51,7 @@ def build_report(
                 records.append(entry.record)
     except ChainBroken:
         pass  # what came before the break is counted; the verification says where it broke
-    store = open_store(store_url or settings.get("store", DEFAULT_STORE))
+    store = open_store(store_url)
     try:
         tickets: dict[str, ReviewTicket] = {}
         for record in records:
@@ -64,7 +68,9 @@ def build_report(
     finally:
         store.close()
     figures = count(records, tickets, rows, now)
-    findings = report_findings(policies, figures, destinations, verification.ok, now.date())
+    findings = report_findings(
+        list(policies), figures, list(destinations), verification.ok, now.date()
+    )
     html = render(
         ReportInput(
             language=language,
