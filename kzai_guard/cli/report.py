@@ -3,12 +3,13 @@
 ::
 
     kzai-guard report AUDIT_DIR --config FILE [--store URL] [--since T] [--until T]
-                      [--lang kk|ru|en] [--out FILE] [--public-key KEY ...]
+                      [--lang kk|ru|en] [--out FILE] [--pdf FILE] [--public-key KEY ...]
 
 Built from the verified audit trail (records with ``since <= time < until``; ``T`` as for
 ``export``, default the 30 days before now), the review tickets and disparity counts in the
 store (``--store``, default the ``[guard] store`` of the file) and the policies and
-``[[destination]]`` tables of ``--config``. Charts need matplotlib (``kzai-guard[report]``).
+``[[destination]]`` tables of ``--config``. Charts need matplotlib (``kzai-guard[report]``);
+``--pdf`` also prints it as PDF with headless Chromium.
 Exit status: 0 when written, 1 on a usage error, 2 when the trail did not verify (the report is
 written all the same, and says so).
 """
@@ -16,6 +17,7 @@ written all the same, and says so).
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +50,9 @@ def register(subparsers: Any) -> None:
         "--lang", choices=[lang.value for lang in Language], default="en", help="language"
     )
     parser.add_argument("--out", type=Path, default=Path("compliance-report.html"))
+    parser.add_argument(
+        "--pdf", type=Path, metavar="FILE", help="also print it to FILE as PDF (needs Chromium)"
+    )
     add_key_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -81,6 +86,15 @@ def run(args: argparse.Namespace) -> int:
         return 1
     args.out.write_text(html, encoding="utf-8")
     print(f"kzai-guard report: wrote {args.out}", file=sys.stderr)
+    if args.pdf is not None:
+        from kzai_guard.report.pdf import print_pdf
+
+        try:
+            print_pdf(html, args.pdf)
+        except (KzaiGuardError, OSError, subprocess.TimeoutExpired) as exc:
+            print(f"kzai-guard report: {exc}", file=sys.stderr)
+            return 1
+        print(f"kzai-guard report: wrote {args.pdf}", file=sys.stderr)
     return 0 if trail_ok else 2
 
 

@@ -233,3 +233,13 @@ def test_the_report_renders_in_chromium_without_the_network(trail: Path) -> None
     )
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_the_report_prints_as_pdf(trail: Path) -> None:
+    assert shutil.which("chromium") is not None, "install Debian's chromium (scripts/setup-env)"
+    pdf = trail / "report.pdf"
+    args = ["report", str(trail / "audit"), "--config", str(trail / "kzai-guard.toml")]
+    args += ["--store", f"sqlite:///{trail / 'store.db'}", "--out", str(trail / "r.html")]
+    assert main([*args, "--pdf", str(pdf)]) == 0
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-") and b"/Type /Page" in data and len(data) > 10_000
