@@ -27,6 +27,7 @@ import queue
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
@@ -57,6 +58,8 @@ FLUSH_SECONDS = 1.0
 MONITOR_NAME = "disparity-monitor"
 """Who the kill switch names when the monitor suspends a policy."""
 _GROUP_LENGTH = 64
+_BATCH = 1024
+_USABLE_GROUPS_LIMIT = 10_000
 _log = logging.getLogger("kzai_guard")
 _STOP = object()
 _Key = tuple[str, str, str, datetime]
@@ -178,6 +181,7 @@ class DisparityMonitor:
             queue.SimpleQueue()
         )
         self._counts: dict[_Key, list[int]] = {}
+        self._usable_groups: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="kzai-guard-disparity", daemon=True)
         self._thread.start()
 
@@ -185,10 +189,12 @@ class DisparityMonitor:
 
     def _run(self) -> None:
         stop = False
+        next_flush = monotonic() + FLUSH_SECONDS
         while not stop:
             signals: list[threading.Event] = []
+            batch: list[tuple[str, str, bool]] = []
             try:
-                item = self._queue.get(timeout=FLUSH_SECONDS)
+                item = self._queue.get(timeout=max(0.0, next_flush - monotonic()))
             except queue.Empty:
                 item = None
             while item is not None:
@@ -197,38 +203,50 @@ class DisparityMonitor:
                 elif isinstance(item, threading.Event):
                     signals.append(item)
                 elif isinstance(item, tuple):
-                    self._count(*item)
-                if signals or stop:
+                    batch.append(item)
+                if signals or stop or len(batch) >= _BATCH:
                     break
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     item = None
-            if self._counts or signals:
-                self._flush()
+            if batch:
+                self._count(batch)
+            # At least every FLUSH_SECONDS, however busy: a steady stream never empties the queue.
+            if signals or stop or monotonic() >= next_flush:
+                if self._counts or signals:
+                    self._flush()
+                next_flush = monotonic() + FLUSH_SECONDS
             for signal in signals:
                 signal.set()
 
-    def _count(self, policy: str, subject: str, favourable: bool) -> None:
-        monitoring = self._monitored[policy]
-        try:
-            groups = self._resolver(subject)  # type: ignore[misc]
-        except Exception:
-            _log.exception("kzai_guard: the group resolver failed; a decision is not counted")
-            return
+    def _count(self, batch: list[tuple[str, str, bool]]) -> None:
         day = self._now().replace(hour=0, minute=0, second=0, microsecond=0)
-        for ground in monitoring.grounds:
-            group = groups.get(ground)
-            if group is None:
-                continue
+        counts = self._counts
+        usable = self._usable_groups
+        for policy, subject, favourable in batch:
             try:
-                check_text(group, f"the group for {ground.value}", _GROUP_LENGTH)
-            except (TypeError, ValueError) as exc:
-                _log.error("kzai_guard: the group resolver gave an unusable group: %s", exc)
+                groups = self._resolver(subject)  # type: ignore[misc]
+            except Exception:
+                _log.exception("kzai_guard: the group resolver failed; a decision is not counted")
                 continue
-            tally = self._counts.setdefault((policy, ground.value, group, day), [0, 0])
-            tally[0] += 1
-            tally[1] += favourable
+            for ground in self._monitored[policy].grounds:
+                group = groups.get(ground)
+                if group is None:
+                    continue
+                if group not in usable:
+                    try:
+                        check_text(group, f"the group for {ground.value}", _GROUP_LENGTH)
+                    except (TypeError, ValueError) as exc:
+                        _log.error("kzai_guard: the group resolver gave an unusable group: %s", exc)
+                        continue
+                    if len(usable) < _USABLE_GROUPS_LIMIT:
+                        usable.add(group)
+                tally = counts.get((policy, ground.value, group, day))
+                if tally is None:
+                    tally = counts[policy, ground.value, group, day] = [0, 0]
+                tally[0] += 1
+                tally[1] += favourable
 
     def _flush(self) -> None:
         counts, self._counts = self._counts, {}
