@@ -47,13 +47,22 @@ from kzai_guard.switches import Switches
 if TYPE_CHECKING:
     from kzai_guard.gate import Decision
 
-__all__ = ["FLUSH_SECONDS", "MONITOR_NAME", "DisparityMonitor", "GroupResolver", "window_of"]
+__all__ = [
+    "FLUSH_SECONDS",
+    "MONITOR_NAME",
+    "PENDING_LIMIT",
+    "DisparityMonitor",
+    "GroupResolver",
+    "window_of",
+]
 
 GroupResolver = Callable[[str], Mapping[ProtectedGround | str, str]]
 """Given a subject, its coarse group per ground (for example ``{"sex": "f",
 "age-band": "25-34"}``); grounds it leaves out are not counted for that decision."""
 
 FLUSH_SECONDS = 1.0
+PENDING_LIMIT = 65_536
+"""How many decisions may wait for the writer; past that, decisions are not counted (logged)."""
 """How often the writer adds what it counted to the store and judges the policies again."""
 MONITOR_NAME = "disparity-monitor"
 """Who the kill switch names when the monitor suspends a policy."""
@@ -136,7 +145,12 @@ class DisparityMonitor:
         return observe
 
     def _put(self, item: tuple[str, str, bool]) -> None:
-        self._queue.put(item)
+        # Bounded: a resolver slower than the traffic must not grow memory without end. A
+        # decision left out is counted nowhere, and said so at the next write.
+        if self._queue.qsize() < PENDING_LIMIT:
+            self._queue.put(item)
+        else:
+            self._dropped += 1
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -182,6 +196,7 @@ class DisparityMonitor:
         )
         self._counts: dict[_Key, list[int]] = {}
         self._usable_groups: set[str] = set()
+        self._dropped = 0
         self._thread = threading.Thread(target=self._run, name="kzai-guard-disparity", daemon=True)
         self._thread.start()
 
@@ -249,6 +264,14 @@ class DisparityMonitor:
                 tally[1] += favourable
 
     def _flush(self) -> None:
+        dropped, self._dropped = self._dropped, 0
+        if dropped:
+            _log.warning(
+                "kzai_guard: %d decisions were not counted for disparity: %d were waiting for "
+                "the group resolver",
+                dropped,
+                PENDING_LIMIT,
+            )
         counts, self._counts = self._counts, {}
         try:
             self._store.add_outcome_counts(

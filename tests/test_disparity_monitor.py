@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import kzai_guard as kg
+import kzai_guard.disparity
 from kzai_guard.core import problems
 from kzai_guard.disparity import MONITOR_NAME
 from kzai_guard.stores.base import Store
@@ -304,3 +306,32 @@ def test_counts_the_store_refused_are_stored_later(
     finally:
         guard.close()
         store.close()
+
+
+def test_decisions_past_the_pending_limit_are_not_counted_and_said_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(kzai_guard.disparity, "PENDING_LIMIT", 4)
+    release = threading.Event()
+    resolving = threading.Event()
+
+    def slow(subject: str) -> dict[str, str]:
+        resolving.set()
+        release.wait(30)
+        return sex_of(subject)
+
+    guard, _ = make_guard(tmp_path)
+    guard.disparity._resolver = slow  # the resolver the guard was given, made slow
+    try:
+        decide(guard, "f-0", True)
+        assert resolving.wait(30)  # the writer holds the first; the queue is empty
+        for i in range(1, 10):
+            decide(guard, f"f-{i}", True)  # 4 wait, 5 are left out
+        release.set()
+        guard.disparity.flush()
+        [sex] = guard.disparity.disparities("pricing").values()
+        assert [(d.group, d.decisions) for d in sex] == [("f", 5)]
+        assert "5 decisions were not counted for disparity" in caplog.text
+    finally:
+        release.set()
+        guard.close()
