@@ -117,6 +117,14 @@ class Explanations:
         pending = self._pending.get(decision_id)
         return pending if pending is not None else self._store.get_explanation(decision_id)
 
+    def forget_subject(self, subject_ref: str) -> int:
+        """Drop the explanations of ``subject_ref`` still held in memory (an erasure; call
+        :meth:`flush` first, so that the writer holds none of them). Returns how many."""
+        mine = [d for d, item in list(self._pending.items()) if item.subject_ref == subject_ref]
+        for decision_id in mine:
+            self._pending.pop(decision_id, None)
+        return len(mine)
+
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until the writer has tried to store everything queued so far."""
         done = threading.Event()

@@ -112,6 +112,12 @@ class FactCache:
             self._epoch += 1
             self._states.pop(subject, None)
 
+    def forget_everyone(self) -> None:
+        """Drop every cached state (an erasure: its change feed entry names nobody)."""
+        with self._lock:
+            self._epoch += 1
+            self._states.clear()
+
     def set_suspended(self, policy: str, suspended: bool) -> None:
         """Apply a kill-switch change made by this process at once."""
         with self._lock:
@@ -136,6 +142,8 @@ class FactCache:
                 switches = True
             elif change.subject is not None:
                 self.forget(change.subject)
+            else:
+                self.forget_everyone()
         if switches:
             # A switch thrown here while the store was read must not be undone by that read:
             # keep the local state and read again on the next poll.

@@ -15,7 +15,14 @@ HTTP, sync, async and batch callers:
    A significant decision is refused in step 1 (``facts-unavailable``) while the store's facts
    are stale (not confirmed within the guard's ``stale_after``) or cannot be read.
 3. Otherwise the function runs and :meth:`Gate.finish` checks the explanation, queues it,
-   writes the audit record and sets the response headers.
+   writes the audit record and sets the response headers. If the function raises instead,
+   :meth:`Gate.failed` records that (``decision.failed``, the exception's type only) and the
+   exception goes on to the caller unchanged.
+
+Every decision writes exactly one decision record, with its own explanation: :meth:`Gate.begin`
+sets the context's explanation aside, so that what the function explains belongs to this
+decision alone, and :meth:`Gate.finish` (or :meth:`Gate.failed`) puts back what was there, so
+that a decision made inside another one's function leaves the outer explanation alone.
 """
 
 from __future__ import annotations
@@ -34,7 +41,12 @@ from typing import TYPE_CHECKING, NoReturn
 from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.context import DecisionContext
 from kzai_guard.core import problems
-from kzai_guard.core.explanation import ExplanationDefaults, explanation_json, missing_fields
+from kzai_guard.core.explanation import (
+    Explanation,
+    ExplanationDefaults,
+    explanation_json,
+    missing_fields,
+)
 from kzai_guard.core.facts import Facts
 from kzai_guard.core.freshness import facts_trusted
 from kzai_guard.core.policy import DecisionPolicy, policy_digest
@@ -111,6 +123,9 @@ class Decision:
     """The subject's pseudonym, as everything outside the store names it."""
     at: datetime | None = None
     """The guard's time when the facts were judged; stamps what the decision stores."""
+    outer: tuple[Explanation | None, str | None] | None = None
+    """The context's explanation (and its error) when the decision began, put back when it
+    ends; ``None`` when there was none."""
 
     @property
     def refused(self) -> bool:
@@ -140,6 +155,7 @@ class Gate:
         "_purpose",
         "_resolve_reviewer",
         "_resolve_subject",
+        "_reviewer_ref",
         "_route_vulnerable",
         "_significant",
         "_stale_after",
@@ -211,6 +227,7 @@ class Gate:
         self._cached = guard.facts.cached
         self._now = guard.now
         self._pseudonym = guard.auditor.pseudonym
+        self._reviewer_ref = guard.auditor.reviewer_ref
         self._resolve_subject = guard.subject_resolver
         self._resolve_reviewer = guard.reviewer_resolver
         self._vulnerability = guard.vulnerability
@@ -282,6 +299,10 @@ class Gate:
             objection = state.objected(self.name)
             if self._route_vulnerable and reviewer is None:
                 vulnerable = bool(self._vulnerability(subject))  # type: ignore[misc]
+        outer = None
+        if context.explanation is not None or context.explanation_error is not None:
+            outer = (context.explanation, context.explanation_error)
+            context.explanation = context.explanation_error = None
         return Decision(
             decision_id,
             subject,
@@ -298,12 +319,14 @@ class Gate:
             context,
             subject_ref,
             now,
+            outer,
         )
 
     # -- step 2 -----------------------------------------------------------------------------
 
     def refuse(self, decision: Decision) -> None:
         """Carry out a refusing verdict: record it, open a ticket if routed, raise."""
+        _restore_outer(decision)
         verdict = decision.verdict
         if verdict.outcome is Outcome.ROUTE and decision.subject is not None:
             try:
@@ -363,6 +386,7 @@ class Gate:
         :attr:`sink` is unhealthy. Only a non-significant policy with ``audit_fail_open`` runs
         regardless.
         """
+        _restore_outer(decision)
         raise AuditUnavailable(f"decision {decision.id} refused: the audit trail cannot record it")
 
     # -- step 3 -----------------------------------------------------------------------------
@@ -371,6 +395,8 @@ class Gate:
         """After the function returned: explanation, audit record, response headers."""
         context = decision.context
         explanation = context.explanation
+        explanation_error = context.explanation_error
+        _restore_outer(decision)
         digest: str | None = None
         withheld: str | None = None
         stored: Future[None] | None = None
@@ -398,10 +424,10 @@ class Gate:
                         )
                     )
         elif self._owes_explanation(decision.verdict):
-            withheld = context.explanation_error or "no explanation was given"
+            withheld = explanation_error or "no explanation was given"
         if withheld is not None and self._withhold_without_explanation:
             self._record(decision, EventKind.DECISION_WITHHELD, detail=withheld)
-            invalid = context.explanation_error is not None or explanation is not None
+            invalid = explanation_error is not None or explanation is not None
             raise ExplanationMissing(
                 problems.EXPLANATION_INVALID if invalid else problems.EXPLANATION_MISSING,
                 f"The decision was made but withheld: {withheld}. The operator has been told.",
@@ -427,6 +453,29 @@ class Gate:
         if stored is not None:  # durability "sync": released once the explanation is stored
             return released_when_stored(stored, future, partial(_unlink, context))
         return future
+
+    def failed(self, decision: Decision, error: BaseException) -> None:
+        """After the function raised: record that it failed, naming the exception's type.
+
+        Nothing of the exception's message is written (it may hold anything, personal data
+        included), nor any explanation the function gave before it raised. The caller raises
+        ``error`` itself, unchanged: a trail that cannot record the failure is logged, never
+        put in its place.
+        """
+        _restore_outer(decision)
+        kind = type(error)
+        name = (
+            kind.__qualname__
+            if kind.__module__ == "builtins"
+            else (f"{kind.__module__}.{kind.__qualname__}")
+        )
+        try:
+            self._record(decision, EventKind.DECISION_FAILED, detail=f"raised {name}")
+        except AuditUnavailable:
+            _log.error(
+                "kzai_guard: audit trail unavailable; failure of decision %s not recorded",
+                decision.id,
+            )
 
     def _owes_explanation(self, verdict: Verdict) -> bool:
         """A decision that runs (allowed, or let through in monitor mode) owes an explanation
@@ -509,7 +558,7 @@ class Gate:
             verdict.basis,
             verdict.outcome,
             verdict.reason,
-            None if decision.reviewer is None else decision.reviewer.id,
+            None if decision.reviewer is None else self._reviewer_ref(decision.reviewer.id),
             review_id,
             explanation_digest,
             self.model_label,
@@ -532,6 +581,12 @@ def _unlink(context: DecisionContext) -> None:
 
 
 _UNAVAILABLE = verdict(Outcome.BLOCK, Reason.FACTS_UNAVAILABLE)
+
+
+def _restore_outer(decision: Decision) -> None:
+    """Put back the explanation the context held when ``decision`` began."""
+    context = decision.context
+    context.explanation, context.explanation_error = decision.outer or (None, None)
 
 
 def verdict_table(policy: DecisionPolicy, profile: Profile) -> tuple[Verdict, ...]:

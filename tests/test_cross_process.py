@@ -14,7 +14,7 @@ import pytest
 
 import kzai_guard as kg
 from tests.postgres import fresh_database
-from tests.samples import EXPLANATION, LOAN
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT, LOAN
 
 ROOT = Path(__file__).resolve().parent.parent
 BOUND_S = 1.0
@@ -34,6 +34,7 @@ guard = kg.Guard(
     audit=kg.MemorySink(),
     pseudonym_key=b"x" * 32,
     contact="credit@example.kz",
+    subject=kg.from_header("X-Subject-Id"),
 )
 print("ready", flush=True)
 for line in sys.stdin:
@@ -113,6 +114,7 @@ def guard(store_url: str) -> Iterator[kg.Guard]:
         audit=kg.MemorySink(),
         pseudonym_key=b"x" * 32,
         contact="credit@example.kz",
+        subject=GATEWAY_SUBJECT,
     )
     yield guard
     guard.close()

@@ -23,7 +23,7 @@ from kzai_guard.disparity import MONITOR_NAME
 from kzai_guard.stores.base import Store
 from kzai_guard.stores.url import open_store
 from tests.postgres import fresh_database
-from tests.samples import EXPLANATION
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT
 from tests.test_fork import in_child
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +65,7 @@ def make_guard(
         audit=sink,
         pseudonym_key=b"k" * 32,
         contact="fairness@example.kz",
+        subject=GATEWAY_SUBJECT,
         groups=sex_of,
         meter_provider=provider,
     )
@@ -137,7 +138,7 @@ def test_a_planted_disparity_is_audited_measured_and_suspends_the_policy(
         ]
         assert guard.switches.is_suspended("pricing")
         [switch] = [r for r in sink.records if r.kind is kg.EventKind.SWITCH_SUSPENDED]
-        assert switch.reviewer == MONITOR_NAME
+        assert switch.reviewer == guard.auditor.reviewer_ref(MONITOR_NAME)
         with pytest.raises(kg.DecisionBlocked):
             decide(guard, "m-1", True)
         # Judged again after more traffic: still flagged, so no second report.
@@ -183,6 +184,20 @@ def test_only_marked_ai_decisions_are_counted_and_no_subject_is_stored(tmp_path:
     assert b"f-1" not in raw
 
 
+def start(
+    policy: kg.DecisionPolicy, groups: kzai_guard.disparity.GroupResolver | None = None
+) -> None:
+    """Start a guard with ``policy`` alone, in memory."""
+    kg.Guard(
+        [policy],
+        store="memory://",
+        audit=kg.MemorySink(),
+        contact="c",
+        subject=GATEWAY_SUBJECT,
+        groups=groups,
+    )
+
+
 def test_a_protected_input_is_refused_at_start_up(tmp_path: Path) -> None:
     monitoring = PRICING.monitoring
     assert monitoring is not None
@@ -195,15 +210,15 @@ def test_a_protected_input_is_refused_at_start_up(tmp_path: Path) -> None:
         }
     )
     with pytest.raises(kg.ConfigurationError, match=r"'Birth_Date'.*remove them from 'inputs'"):
-        kg.Guard([policy], store="memory://", audit=kg.MemorySink(), contact="c", groups=sex_of)
+        start(policy, groups=sex_of)
     sexed = PRICING.model_copy(update={"inputs": frozenset({"sex"})})
     with pytest.raises(kg.ConfigurationError, match="KZ-AI 6"):
-        kg.Guard([sexed], store="memory://", audit=kg.MemorySink(), contact="c", groups=sex_of)
+        start(sexed, groups=sex_of)
 
 
 def test_monitoring_without_a_group_resolver_is_refused() -> None:
     with pytest.raises(kg.ConfigurationError, match="give the guard groups="):
-        kg.Guard([PRICING], store="memory://", audit=kg.MemorySink(), contact="c")
+        start(PRICING)
 
 
 def test_policies_without_the_new_fields_keep_their_digest() -> None:

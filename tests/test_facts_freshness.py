@@ -13,7 +13,7 @@ from kzai_guard.errors import StoreError
 from kzai_guard.stores.base import Store
 from kzai_guard.stores.url import open_store
 from kzai_guard.testing import memory_guard
-from tests.samples import EXPLANATION, LOAN
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT, LOAN
 
 OFFERS = kg.DecisionPolicy(
     name="offers",
@@ -63,7 +63,11 @@ def outcome(guard: kg.Guard, policy: str, subject: str) -> str:
 def breakable() -> Any:
     store = BreakableStore(open_store("memory://"))
     guard, sink = memory_guard(
-        [LOAN, OFFERS], store=store, contact="credit@example.kz", stale_after=60.0
+        [LOAN, OFFERS],
+        store=store,
+        subject=GATEWAY_SUBJECT,
+        contact="credit@example.kz",
+        stale_after=60.0,
     )
     yield guard, sink, store
     guard.close()
@@ -136,4 +140,4 @@ def test_stale_after_must_be_longer_than_the_poll_interval() -> None:
     with pytest.raises(
         kg.ConfigurationError, match=r"stale_after \(0.5s\) must be longer than poll_interval"
     ):
-        memory_guard([LOAN], stale_after=0.5, poll_interval=0.5)
+        memory_guard([LOAN], subject=GATEWAY_SUBJECT, stale_after=0.5, poll_interval=0.5)

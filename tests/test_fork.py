@@ -16,7 +16,7 @@ import pytest
 import kzai_guard as kg
 from kzai_guard.stores.url import open_store
 from tests.postgres import fresh_database
-from tests.samples import EXPLANATION, LOAN
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT, LOAN
 
 GIVE_UP_S = 15.0
 
@@ -95,6 +95,7 @@ def test_a_guard_built_before_a_fork_decides_in_the_child_and_in_the_parent(
         [LOAN],
         store=store_url,
         audit=kg.MemorySink(),
+        subject=GATEWAY_SUBJECT,
         pseudonym_key=b"k" * 32,
         contact="credit@example.kz",
         poll_interval=0.05,

@@ -49,6 +49,7 @@ _KIND_TYPE: dict[EventKind, str] = {
     EventKind.SWITCH_RESUMED: "change",
     EventKind.DISPARITY_DETECTED: "info",
     EventKind.DECISION_WITHHELD: "denied",
+    EventKind.DECISION_FAILED: "info",
 }
 _VERDICT_TYPE = {"allow": "allowed", "block": "denied", "route": "info"}
 _KZAI_FIELDS = (

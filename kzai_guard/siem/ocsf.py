@@ -39,6 +39,7 @@ OCSF_SEVERITY: dict[Level, tuple[int, str]] = {
 _ACTIVITY: dict[EventKind, tuple[int, str]] = {
     EventKind.DECISION: (99, "Decision"),
     EventKind.DECISION_WITHHELD: (99, "Decision"),
+    EventKind.DECISION_FAILED: (99, "Decision"),
     EventKind.REVIEW_OPENED: (1, "Create"),
     EventKind.REVIEW_COMPLETED: (3, "Update"),
     EventKind.DECISION_OVERRIDDEN: (3, "Update"),

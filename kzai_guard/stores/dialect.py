@@ -45,6 +45,12 @@ class Dialect(Protocol):
         parent still uses on it (no close, no message to the server)."""
         ...
 
+    def after_erasure(self, conn: Any) -> None:
+        """Make rows just deleted unreadable in the database's files (outside a transaction);
+        raise :class:`~kzai_guard.errors.ErasureIncomplete` when that cannot be
+        shown."""
+        ...
+
     def ensure_column(self, conn: Any, table: str, column: str, sql_type: str) -> None:
         """Add ``column`` to ``table`` unless it is there (a schema written by an earlier build).
 

@@ -75,6 +75,10 @@ class PostgresDialect:
         finally:
             os.close(null)
 
+    def after_erasure(self, conn: Any) -> None:
+        """Nothing here: deleted rows stay in dead tuples until the table is vacuumed (see
+        docs/privacy.md)."""
+
     def ensure_column(self, conn: Any, table: str, column: str, sql_type: str) -> None:
         conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
 

@@ -23,17 +23,24 @@ from kzai_guard.core.consent import (
 )
 from kzai_guard.core.freshness import reconnect_delay
 from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
-from kzai_guard.errors import StoreError, UnknownRecord, WithdrawalRestricted
+from kzai_guard.errors import ErasureIncomplete, StoreError, UnknownRecord, WithdrawalRestricted
 from kzai_guard.forking import remake_after_fork
 from kzai_guard.stores.base import (
     Change,
     ChangeKind,
+    ErasedData,
     OutcomeCount,
     StoredExplanation,
     SwitchState,
 )
 from kzai_guard.stores.dialect import Connection, Dialect
-from kzai_guard.stores.pages import bucket_of, encode_page, find_entry, group_by_bucket
+from kzai_guard.stores.pages import (
+    bucket_of,
+    encode_page,
+    find_entry,
+    group_by_bucket,
+    without_subject,
+)
 
 __all__ = ["SqlStore"]
 
@@ -184,7 +191,7 @@ class SqlStore:
                 progress = _Progress()
                 try:
                     return work(conn, progress)
-                except (StoreError, WithdrawalRestricted):
+                except (StoreError, WithdrawalRestricted, ErasureIncomplete):
                     raise
                 except Exception as exc:
                     lost = self._reconnects and self._dialect.lost(conn, exc)
@@ -547,6 +554,79 @@ class SqlStore:
             return None
         r = rows[0]
         return StoredExplanation(r[0], r[1], r[2], _dt(r[3]), str(r[4]).encode("utf-8"), r[5])
+
+    # -- erasure ----------------------------------------------------------------------------
+
+    def erase_subject(self, subject: str, subject_ref: str) -> ErasedData:
+        return self._erasing(lambda conn: self._erase(conn, subject, subject_ref))
+
+    def erase_reviewer(self, reviewer: str) -> int:
+        def erase(conn: Connection) -> int:
+            named = 0
+            for statement in (
+                "UPDATE kzg_reviews SET reviewer = '' WHERE reviewer = ?",
+                "UPDATE kzg_switches SET changed_by = '' WHERE changed_by = ?",
+            ):
+                cursor = conn.execute(self._dialect.sql(statement), (reviewer,))
+                named += int(cursor.rowcount)
+            return named
+
+        return self._erasing(erase)
+
+    def _erasing(self, erase: Callable[[Connection], _T]) -> _T:
+        """Run ``erase`` in one transaction, then make what it deleted unreadable on disk.
+
+        Erasure is idempotent, so a connection lost on the way is replaced and the whole of it
+        runs again."""
+        dialect = self._dialect
+
+        def work(conn: Connection, _: _Progress) -> _T:
+            with dialect.transaction(conn):
+                done = erase(conn)
+            dialect.after_erasure(conn)
+            return done
+
+        return self._use(work, idempotent=True)
+
+    def _erase(self, conn: Connection, subject: str, subject_ref: str) -> ErasedData:
+        def run(statement: str, params: Sequence[Any]) -> int:
+            return int(conn.execute(self._dialect.sql(statement), params).rowcount)
+
+        consents = run("DELETE FROM kzg_consents WHERE subject = ?", (subject,))
+        objections = run("DELETE FROM kzg_objections WHERE subject = ?", (subject,))
+        tickets = run(
+            "UPDATE kzg_reviews SET subject = '', note = NULL WHERE subject = ?", (subject,)
+        )
+        run("UPDATE kzg_changes SET subject = NULL WHERE subject = ?", (subject,))
+        # a subject change naming nobody: every process drops the facts it cached
+        run(
+            "INSERT INTO kzg_changes (kind, subject, at) VALUES (?, NULL, ?)",
+            (ChangeKind.CONSENT.value, _us(datetime.now(UTC))),
+        )
+        explanations = run("DELETE FROM kzg_explanations WHERE subject_ref = ?", (subject_ref,))
+        last = -1
+        while True:
+            pages = conn.execute(
+                self._dialect.sql(
+                    "SELECT id, entries FROM kzg_explanation_pages WHERE id > ? "
+                    "ORDER BY id LIMIT 512"
+                ),
+                (last,),
+            ).fetchall()
+            if not pages:
+                break
+            for page_id, entries in pages:
+                kept, removed = without_subject(bytes(entries), subject_ref)
+                if kept is None:
+                    run("DELETE FROM kzg_explanation_pages WHERE id = ?", (page_id,))
+                elif removed:
+                    run(
+                        "UPDATE kzg_explanation_pages SET entries = ? WHERE id = ?",
+                        (kept, page_id),
+                    )
+                explanations += removed
+            last = pages[-1][0]
+        return ErasedData(consents, objections, tickets, explanations)
 
     # -- change feed ------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kzai_guard.private_files import private_sqlite
+from kzai_guard.sqlite_erasure import truncate_wal
 from kzai_guard.stores.sql import SqlStore
 
 __all__ = ["SqliteDialect", "open_sqlite"]
@@ -59,6 +61,10 @@ class SqliteDialect:
         except sqlite3.Error:
             _log.warning("kzai_guard: closing an inherited SQLite connection failed", exc_info=True)
 
+    def after_erasure(self, conn: Any) -> None:
+        """Deleted rows are overwritten (``secure_delete``); the WAL is truncated, checked."""
+        truncate_wal(conn, "erasing a subject from the SQLite store")
+
     def ensure_column(self, conn: Any, table: str, column: str, sql_type: str) -> None:
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in present:
@@ -69,10 +75,12 @@ def open_sqlite(path: str | Path | None) -> SqlStore:
     """Open (creating if needed) the SQLite store at ``path``; ``None`` for an in-memory one.
 
     A process forked from one that opened a file opens its own connection; an in-memory store
-    cannot be reopened, so a forked child keeps its private copy of it.
+    cannot be reopened, so a forked child keeps its private copy of it. The file and its
+    ``-wal`` and ``-shm`` are mode 0600: they hold the pseudonym key and raw subject
+    identifiers.
     """
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(path)
 
     def connect() -> sqlite3.Connection:
         return _connect(path)
@@ -82,10 +90,14 @@ def open_sqlite(path: str | Path | None) -> SqlStore:
 
 def _connect(path: str | Path | None) -> sqlite3.Connection:
     target = ":memory:" if path is None else str(path)
+    if path is not None:
+        private_sqlite(path)
     conn = sqlite3.connect(
         target, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
     )
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    # an erased person's rows are overwritten with zeros, not left on free pages
+    conn.execute("PRAGMA secure_delete = ON")
     if path is not None:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")

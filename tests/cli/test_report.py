@@ -16,7 +16,7 @@ import pytest
 
 import kzai_guard as kg
 from kzai_guard.cli.main import main
-from tests.samples import EXPLANATION
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT
 
 pytest.importorskip("matplotlib")
 
@@ -71,6 +71,7 @@ def trail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         config,
         store=f"sqlite:///{root / 'store.db'}",
         audit=root / "audit",
+        subject=GATEWAY_SUBJECT,
         groups=groups,
         clock=clock,
         pseudonym_key=b"r" * 32,

@@ -19,6 +19,7 @@ from kzai_guard.core.verdict import Reason
 from kzai_guard.testing import memory_guard
 from tests.http.conftest import SUBJECT, build_fastapi, policies
 from tests.postgres import PG_ADDRESS, fresh_database
+from tests.samples import GATEWAY_SUBJECT
 from tests.tcp_proxy import CuttableProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +45,7 @@ class Replica:
         self.guard, self.sink = memory_guard(
             policies(),
             store=url.replace("127.0.0.1/", f"127.0.0.1:{self.proxy.port}/"),
+            subject=GATEWAY_SUBJECT,
             contact="support@bank.kz",
             stale_after=STALE_AFTER_S,
             poll_interval=0.05,
@@ -136,7 +138,11 @@ def test_a_kill_switch_thrown_elsewhere_while_cut_holds_once_the_connection_retu
     service, url = replica
     cut_after_a_decision(service)
     with kg.Guard(
-        policies(), store=url, audit=kg.MemorySink(), contact="support@bank.kz"
+        policies(),
+        store=url,
+        audit=kg.MemorySink(),
+        subject=GATEWAY_SUBJECT,
+        contact="support@bank.kz",
     ) as elsewhere:
         elsewhere.switches.suspend("loan_approval", by="ops@bank.kz")
     service.proxy.restore()

@@ -15,6 +15,7 @@ from kzai_guard.stores.url import open_store
 from kzai_guard.testing import memory_guard
 from tests.http.conftest import SUBJECT, build_fastapi, policies
 from tests.postgres import PG_ADDRESS, fresh_database
+from tests.samples import GATEWAY_SUBJECT
 from tests.tcp_proxy import CuttableProxy
 
 GIVE_UP_S = 15.0
@@ -25,7 +26,12 @@ class Host:
 
     def __init__(self, store: str, **options: object) -> None:
         self.guard, _ = memory_guard(
-            policies(), store=store, contact="support@bank.kz", durability="sync", **options
+            policies(),
+            store=store,
+            subject=GATEWAY_SUBJECT,
+            contact="support@bank.kz",
+            durability="sync",
+            **options,
         )
         self.client = TestClient(build_fastapi(self.guard, []), raise_server_exceptions=False)
 

@@ -152,6 +152,7 @@ guard = kg.Guard(
     [kg.DecisionPolicy.model_validate_json(sys.argv[3])],
     store=sys.argv[1],
     audit=kg.MemorySink(),
+    subject=kg.from_path_param("applicant_id"),
     contact="credit@example.kz",
 )
 guard.close()
