@@ -8,11 +8,12 @@ in a signed audit trail.
 
 from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.audit.sink import AuditSink, MemorySink, NullSink
-from kzai_guard.context import DecisionContext, decision_context, explain
+from kzai_guard.context import DecisionContext, decision_context, explain, mark_outcome
 from kzai_guard.core.calendar import WorkingCalendar
 from kzai_guard.core.consent import CollectionMethod, Consent, Objection, WithdrawalRestriction
 from kzai_guard.core.explanation import Direction, Explanation, Factor
 from kzai_guard.core.facts import Facts
+from kzai_guard.core.monitoring import DisparityMonitoring
 from kzai_guard.core.policy import DecisionPolicy, ModelInfo, StatutoryBasis
 from kzai_guard.core.profiles import Profile
 from kzai_guard.core.review import Reviewer, ReviewOutcome, ReviewStatus, ReviewTicket
@@ -22,10 +23,12 @@ from kzai_guard.core.vocabulary import (
     Autonomy,
     BasisKind,
     Capability,
+    DisparityAction,
     Domain,
     Fallback,
     Language,
     Mode,
+    ProtectedGround,
     RiskClass,
     Significance,
     VulnerabilityGround,
@@ -68,6 +71,8 @@ __all__ = [
     "DecisionPolicy",
     "DecisionRefused",
     "Direction",
+    "DisparityAction",
+    "DisparityMonitoring",
     "Domain",
     "EventKind",
     "Explanation",
@@ -90,6 +95,7 @@ __all__ = [
     "Outcome",
     "Profile",
     "ProhibitedPractice",
+    "ProtectedGround",
     "Reason",
     "ReviewOutcome",
     "ReviewStatus",
@@ -113,5 +119,6 @@ __all__ = [
     "from_header",
     "from_path_param",
     "from_user",
+    "mark_outcome",
     "reviewer_from_auth",
 ]

@@ -30,10 +30,11 @@ from pydantic import ValidationError
 
 from kzai_guard.audit.keys import Signer
 from kzai_guard.core.policy import DecisionPolicy
+from kzai_guard.core.transfers import Destination
 from kzai_guard.errors import ConfigurationError
 from kzai_guard.subjects import from_header
 
-__all__ = ["load_config"]
+__all__ = ["load_config", "load_destinations"]
 
 _GUARD_KEYS = {
     "profile",
@@ -73,10 +74,11 @@ def load_config(path: str | Path) -> tuple[list[DecisionPolicy], dict[str, Any]]
         raise ConfigurationError(f"{source}: not UTF-8 text, as TOML must be: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{source}: not valid TOML: {exc}") from exc
-    unknown_tables = set(data) - {"guard", "policy"}
+    unknown_tables = set(data) - {"guard", "policy", "destination"}
     if unknown_tables:
         raise ConfigurationError(
-            f"{source}: unknown table(s) {sorted(unknown_tables)}; use [guard] and [[policy]]"
+            f"{source}: unknown table(s) {sorted(unknown_tables)}; use [guard], [[policy]] "
+            "and [[destination]]"
         )
     if not isinstance(data.get("guard", {}), dict):
         raise ConfigurationError(f"{source}: guard must be a table: write [guard] above its keys")
@@ -141,3 +143,33 @@ def _choices(field: str) -> str | None:
 
 
 _FIELDS = tuple(DecisionPolicy.model_fields)
+
+
+def load_destinations(path: str | Path) -> list[Destination]:
+    """The ``[[destination]]`` tables of the file at ``path``: where the audit trail is sent
+    (SIEM destinations, exporters), each with its ``name`` and ``country`` (ISO 3166 alpha-2).
+
+    ::
+
+        [[destination]]
+        name = "splunk-hec"
+        country = "KZ"
+    """
+    source = Path(path)
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8")).get("destination", [])
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"{source}: cannot read: {exc}") from None
+    if not isinstance(raw, list):
+        raise ConfigurationError(f"{source}: declare each destination as [[destination]]")
+    out: list[Destination] = []
+    for index, table in enumerate(raw):
+        try:
+            out.append(Destination.model_validate(table))
+        except ValidationError as exc:
+            raise ConfigurationError(
+                f"{source}: destination #{index + 1}: {exc.errors()[0]['msg']} "
+                f"(field {'.'.join(map(str, exc.errors()[0]['loc']))}; country is an ISO 3166 "
+                'alpha-2 code such as "KZ")'
+            ) from exc
+    return out

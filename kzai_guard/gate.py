@@ -150,6 +150,7 @@ class Gate:
         "_notice_version",
         "_now",
         "_objection_header",
+        "_observe",
         "_pseudonym",
         "_purpose",
         "_resolve_reviewer",
@@ -233,6 +234,7 @@ class Gate:
         self._purpose = policy.purpose
         self._notice_version = policy.notice_version
         self._subject_refs = guard.checked_subjects
+        self._observe = guard.disparity.observer(policy)
 
     # -- step 1 -----------------------------------------------------------------------------
 
@@ -432,6 +434,8 @@ class Gate:
                 decision_id=decision.id,
             )
         future = self._record(decision, EventKind.DECISION, None, digest, withheld)
+        if self._observe is not None:  # disparity monitoring: queued, counted off this thread
+            self._observe(decision)
         decision_id = decision.id.encode()
         disclosure = (
             b"ai-disclosure",

@@ -26,6 +26,7 @@ from kzai_guard.core.review import Reviewer
 from kzai_guard.core.subject import check_subject
 from kzai_guard.core.vocabulary import Autonomy, VulnerabilityGround
 from kzai_guard.decision import guard_function
+from kzai_guard.disparity import DisparityMonitor, GroupResolver
 from kzai_guard.errors import ConfigurationError, ProhibitedPractice
 from kzai_guard.explanations import Explanations
 from kzai_guard.fact_cache import FactCache
@@ -112,10 +113,12 @@ class Guard:
     (explanations, review tickets, objections); it defaults to ``subject``, which will not do
     when ``subject`` reads a path parameter of the decision route. ``reviewer`` finds the
     authenticated human decision-maker (default: ``scope["user"]`` with the ``ai-reviewer``
-    auth scope). ``vulnerability`` says on
-    which grounds a subject is vulnerable. ``pseudonym_key`` keys subject pseudonyms (default:
-    a key kept in the store). ``clock`` is the one time source: what consents, objections,
-    tickets and switches are stamped with and what decisions are judged by (default: UTC now).
+    auth scope). ``vulnerability`` says on which grounds a subject is vulnerable. ``groups``
+    puts a subject into a coarse group per protected ground, for the policies with disparity
+    monitoring (called off the request thread, with the subject only; see
+    :mod:`kzai_guard.disparity`). ``pseudonym_key`` keys subject pseudonyms (default: a key
+    kept in the store). ``clock`` is the one time source: what consents, objections, tickets
+    and switches are stamped with and what decisions are judged by (default: UTC now).
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class Guard:
         person: SubjectResolver | None = None,
         reviewer: ReviewerResolver | None = None,
         vulnerability: VulnerabilityResolver | None = None,
+        groups: GroupResolver | None = None,
         pseudonym_key: bytes | None = None,
         calendar: WorkingCalendar | None = None,
         clock: Callable[[], datetime] | None = None,
@@ -196,6 +200,16 @@ class Guard:
         """``"sync"``: a decision's response waits until its audit record and its explanation
         are durable; ``"async"``: neither waits (see docs/policies.md)."""
         self.explanations = Explanations(self.store, durable=durability == "sync")
+        self.disparity = DisparityMonitor(
+            self.store,
+            self._policies,
+            groups,
+            self.auditor,
+            self.switches,
+            self.now,
+            meter_provider,
+        )
+        """Counts the outcomes of monitored policies per group and judges them (KZ-AI 6)."""
         self._gates = {name: Gate(self, policy) for name, policy in self._policies.items()}
         self._closed = False
         self.facts.start()
@@ -348,6 +362,7 @@ class Guard:
         self._closed = True
         self.facts.stop()
         self.explanations.close()
+        self.disparity.close()
         self.sink.close()
         if self._owned_store:
             self.store.close()

@@ -41,6 +41,9 @@ class EventKind(enum.StrEnum):
     SWITCH_SUSPENDED = "switch.suspended"
     """The kill switch of a decision type was thrown: the decision type is suspended."""
     SWITCH_RESUMED = "switch.resumed"
+    DISPARITY_DETECTED = "disparity.detected"
+    """A policy's outcomes for a group crossed its disparity thresholds (KZ-AI 6); ``detail``
+    names the ground, the group, the reference group and the figures."""
 
 
 @dataclass(slots=True)

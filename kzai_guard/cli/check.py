@@ -13,9 +13,10 @@ import sys
 from datetime import date
 from typing import Any
 
-from kzai_guard.config import load_config
+from kzai_guard.config import load_config, load_destinations
 from kzai_guard.core.checks import check_explanation_sources, check_policy, findings
 from kzai_guard.core.profiles import Profile
+from kzai_guard.core.transfers import transfer_findings
 from kzai_guard.errors import ConfigurationError
 from kzai_guard.guard import DEFAULT_AUDIT_DIR
 
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     """Print what is wrong with the policies in ``args.file``."""
     try:
         policies, settings = load_config(args.file)
+        destinations = load_destinations(args.file)
         profile = Profile(settings.get("profile", Profile.KZ))
         for policy in policies:
             check_policy(policy, profile)
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     today = args.today or date.today()
     found = [finding for policy in policies for finding in findings(policy, today)]
+    found += [f"{finding} ({article})" for article, finding in transfer_findings(destinations)]
     found += _signing_findings(settings)
     for finding in found:
         print(f"finding: {finding}")

@@ -56,6 +56,12 @@ def register(subparsers: Any) -> None:
         "--insecure", action="store_true", help="do not verify the receiver's certificate (tests)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument(
+        "--country",
+        metavar="CC",
+        help="ISO 3166 alpha-2 code of where the destination keeps the data (KZ-PD 12(2), 16); "
+        "a destination outside KZ, or none declared, is reported",
+    )
     add_encoder_options(parser)
     parser.set_defaults(func=run)
 
@@ -66,8 +72,19 @@ def run(args: argparse.Namespace) -> int:
     A ``postgresql://`` log is shipped from a temporary copy, once (as ``--once``): run it from
     a timer; the cursor makes each run send only what the last one did not.
     """
+    from pydantic import ValidationError
+
     from kzai_guard.audit.pg_storage import is_postgres_url
 
+    try:
+        _report_transfer(args.to, args.country)
+    except ValidationError:
+        print(
+            f"kzai-guard ship: --country {args.country!r} is not an ISO 3166 alpha-2 code "
+            "such as KZ",
+            file=sys.stderr,
+        )
+        return 1
     token = None
     if args.token_env:
         token = os.environ.get(args.token_env)
@@ -182,3 +199,11 @@ class _Reporter:
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def _report_transfer(to: str, country: str | None) -> None:
+    """Print a finding when the destination declares no country or is outside Kazakhstan."""
+    from kzai_guard.core.transfers import Destination, transfer_findings
+
+    for article, finding in transfer_findings([Destination(name=to, country=country)]):
+        print(f"kzai-guard ship: finding ({article}): {finding}", file=sys.stderr)

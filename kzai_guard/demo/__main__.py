@@ -8,7 +8,7 @@
 5. The person objects: the next decision goes to a human (202, review ticket), who completes it.
 6. The person withdraws consent: the next decision is blocked again.
 
-Finally the signed audit log is verified.
+Finally the signed audit log is verified and the compliance report of the run is written.
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         server.should_exit = True
         thread.join(timeout=10)
         guard.close()
-    return _verify(args.workdir)
+    code = _verify(args.workdir)
+    _report(args.workdir)
+    return code
 
 
 def _forge(forger: httpx.Client) -> None:
@@ -122,6 +124,32 @@ def _verify(workdir: Path) -> int:
     _step(7, "An auditor verifies the signed audit log with the public key alone")
     print(f"   $ kzai-guard verify {log} --public-key {public_key}")
     return cli(["verify", str(log), "--public-key", str(public_key)])
+
+
+def _report(workdir: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from kzai_guard.audit.keys import Keyring
+    from kzai_guard.demo.service import LOAN_APPROVAL
+    from kzai_guard.report.build import build_report
+
+    log = workdir / "kzai-audit"
+    now = datetime.now(UTC)
+    html, _ = build_report(
+        log,
+        [LOAN_APPROVAL],
+        [],
+        store_url=f"sqlite:///{workdir / 'kzai-guard.db'}",
+        keyring=Keyring.load(sorted((log / "keys").glob("*.pub"))),
+        since=now - timedelta(days=1),
+        until=now + timedelta(minutes=1),
+        language=kg.Language.EN,
+        now=now,
+    )
+    path = workdir / "compliance-report.html"
+    path.write_text(html, encoding="utf-8")
+    _step(8, "The compliance officer's report of the run")
+    print(f"   {path}")
 
 
 def _step(number: int, title: str) -> None:

@@ -133,6 +133,9 @@ _KIND_TABLE: dict[EventKind, Classification] = {
     EventKind.SWITCH_RESUMED: Classification(
         Level.NOTICE, Outcome.SUCCESS, "Decision type resumed"
     ),
+    EventKind.DISPARITY_DETECTED: Classification(
+        Level.HIGH, Outcome.FAILURE, "Disparity in AI decision outcomes detected"
+    ),
 }
 
 

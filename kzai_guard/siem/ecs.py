@@ -47,6 +47,7 @@ _KIND_TYPE: dict[EventKind, str] = {
     EventKind.DECISION_OVERRIDDEN: "change",
     EventKind.SWITCH_SUSPENDED: "change",
     EventKind.SWITCH_RESUMED: "change",
+    EventKind.DISPARITY_DETECTED: "info",
     EventKind.DECISION_WITHHELD: "denied",
     EventKind.DECISION_FAILED: "info",
 }

@@ -50,6 +50,7 @@ _ACTIVITY: dict[EventKind, tuple[int, str]] = {
     EventKind.OBJECTION_WITHDRAWN: (4, "Delete"),
     EventKind.SWITCH_SUSPENDED: (3, "Update"),
     EventKind.SWITCH_RESUMED: (3, "Update"),
+    EventKind.DISPARITY_DETECTED: (99, "Other"),
 }
 _DECISION = {"allow": "allowed", "block": "denied", "route": "routed"}
 _STATUS: dict[Outcome, tuple[int, str]] = {

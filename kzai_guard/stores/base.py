@@ -19,7 +19,15 @@ from typing import Protocol
 from kzai_guard.core.consent import Consent, Objection
 from kzai_guard.core.review import ReviewOutcome, ReviewTicket
 
-__all__ = ["Change", "ChangeKind", "ErasedData", "Store", "StoredExplanation", "SwitchState"]
+__all__ = [
+    "Change",
+    "ChangeKind",
+    "ErasedData",
+    "OutcomeCount",
+    "Store",
+    "StoredExplanation",
+    "SwitchState",
+]
 
 
 class ChangeKind(enum.StrEnum):
@@ -77,6 +85,19 @@ class StoredExplanation:
     created_at: datetime
     body: bytes
     digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeCount:
+    """Decisions of one policy, and how many of them were favourable, for one group of one
+    protected ground, in the day that starts at ``day`` (UTC midnight). Never names a subject."""
+
+    policy: str
+    ground: str
+    group: str
+    day: datetime
+    decisions: int
+    favourable: int
 
 
 class Store(Protocol):
@@ -181,4 +202,16 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
+        ...
+
+    def add_outcome_counts(self, counts: Sequence[OutcomeCount]) -> None:
+        """Add ``counts`` to the stored ones, in one transaction (an increment per key, so that
+        every process and host adds to the same counts)."""
+        ...
+
+    def outcome_counts(
+        self, since: datetime, until: datetime, policy: str | None = None
+    ) -> list[OutcomeCount]:
+        """The counts of the days from ``since`` (inclusive) to ``until`` (exclusive), of
+        ``policy`` or of every policy, ordered by policy, ground, group and day."""
         ...

@@ -25,7 +25,14 @@ from kzai_guard.core.freshness import reconnect_delay
 from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
 from kzai_guard.errors import ErasureIncomplete, StoreError, UnknownRecord, WithdrawalRestricted
 from kzai_guard.forking import remake_after_fork
-from kzai_guard.stores.base import Change, ChangeKind, ErasedData, StoredExplanation, SwitchState
+from kzai_guard.stores.base import (
+    Change,
+    ChangeKind,
+    ErasedData,
+    OutcomeCount,
+    StoredExplanation,
+    SwitchState,
+)
 from kzai_guard.stores.dialect import Connection, Dialect
 from kzai_guard.stores.pages import (
     bucket_of,
@@ -641,6 +648,53 @@ class SqlStore:
                 if conn is not None:
                     conn.close()
 
+    # -- disparity monitoring ---------------------------------------------------------------
+
+    def add_outcome_counts(self, counts: Sequence[OutcomeCount]) -> None:
+        if not counts:
+            return
+        self._ensure_outcome_table()
+        self._write(
+            [
+                (
+                    "INSERT INTO kzg_outcome_counts "
+                    "(policy, ground, grp, day, decisions, favourable) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (policy, ground, grp, day) DO UPDATE SET "
+                    "decisions = kzg_outcome_counts.decisions + excluded.decisions, "
+                    "favourable = kzg_outcome_counts.favourable + excluded.favourable",
+                    (c.policy, c.ground, c.group, _us(c.day), c.decisions, c.favourable),
+                )
+                for c in counts
+            ]
+        )
+
+    def outcome_counts(
+        self, since: datetime, until: datetime, policy: str | None = None
+    ) -> list[OutcomeCount]:
+        self._ensure_outcome_table()
+        condition = "" if policy is None else " AND policy = ?"
+        params: tuple[Any, ...] = (_us(since), _us(until))
+        rows = self._read(
+            "SELECT policy, ground, grp, day, decisions, favourable FROM kzg_outcome_counts "
+            f"WHERE day >= ? AND day < ?{condition} ORDER BY policy, ground, grp, day",
+            params if policy is None else (*params, policy),
+        )
+        return [OutcomeCount(r[0], r[1], r[2], _dt(r[3]), int(r[4]), int(r[5])) for r in rows]
+
+    def _ensure_outcome_table(self) -> None:
+        """Create the outcome counts' table once per store object (stores made by earlier
+        builds lack it)."""
+        if getattr(self, "_outcome_table_ready", False):
+            return
+        dialect = self._dialect
+
+        def create(conn: Connection, _: _Progress) -> None:
+            with dialect.schema_transaction(conn):
+                conn.execute(_OUTCOME_SCHEMA)
+
+        self._use(create, idempotent=True)
+        self._outcome_table_ready = True
+
 
 class _Progress:
     """How far one unit of work got: whether its commit had begun."""
@@ -716,3 +770,11 @@ def _ticket(r: tuple[Any, ...]) -> ReviewTicket:
         note=r[10],
         completed_at=_dt_or_none(r[11]),
     )
+
+
+_OUTCOME_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS kzg_outcome_counts ("
+    "policy TEXT NOT NULL, ground TEXT NOT NULL, grp TEXT NOT NULL, day BIGINT NOT NULL, "
+    "decisions BIGINT NOT NULL, favourable BIGINT NOT NULL, "
+    "PRIMARY KEY (policy, ground, grp, day))"
+)
