@@ -12,7 +12,8 @@
     ├── WithdrawalRestricted          a law or unfulfilled obligation forbids a consent withdrawal
     ├── AuditUnavailable              the audit trail cannot take a record (fail closed)
     ├── StoreError                    the store failed or holds inconsistent data
-    │   └── UnknownRecord             a consent, review ticket or explanation does not exist
+    │   ├── UnknownRecord             a consent, review ticket or explanation does not exist
+    │   └── ReviewConflict            a ticket is held by another reviewer, not claimed, or closed
     └── AuditLogError                 the signed audit log is damaged or cannot be opened
 
 Over HTTP the middleware renders every :class:`DecisionRefused` and :class:`AuditUnavailable`
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from kzai_guard.core.consent import WithdrawalRestriction
+    from kzai_guard.core.oversight import ConflictReason
     from kzai_guard.core.problems import ProblemType
     from kzai_guard.core.review import ReviewTicket
 
@@ -38,6 +40,7 @@ __all__ = [
     "HumanReviewRequired",
     "KzaiGuardError",
     "ProhibitedPractice",
+    "ReviewConflict",
     "StoreError",
     "UnknownRecord",
     "WithdrawalRestricted",
@@ -122,3 +125,15 @@ class UnknownRecord(StoreError, LookupError):
 
 class AuditLogError(KzaiGuardError):
     """Raised when the signed audit log is damaged beyond repair or cannot be opened."""
+
+
+class ReviewConflict(StoreError):
+    """Raised when a reviewer's action does not fit who holds the ticket or where it stands.
+
+    ``reason`` says which: another reviewer's live claim, a claim this reviewer does not hold, or
+    a ticket already decided. Nothing was changed.
+    """
+
+    def __init__(self, reason: ConflictReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

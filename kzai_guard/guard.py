@@ -19,18 +19,21 @@ from kzai_guard.consents import Consents
 from kzai_guard.core.calendar import WorkingCalendar
 from kzai_guard.core.checks import check_explanation_sources, check_policy
 from kzai_guard.core.explanation import ExplanationDefaults
+from kzai_guard.core.oversight import OverrideAction, ReviewerOverride
 from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.core.profiles import Profile
 from kzai_guard.core.pseudonym import MIN_KEY_BYTES, Pseudonymizer
 from kzai_guard.core.review import Reviewer
-from kzai_guard.core.subject import check_subject
+from kzai_guard.core.subject import check_subject, check_text
 from kzai_guard.core.vocabulary import Autonomy, VulnerabilityGround
 from kzai_guard.decision import guard_function
 from kzai_guard.errors import ConfigurationError, ProhibitedPractice
 from kzai_guard.explanations import Explanations
 from kzai_guard.fact_cache import FactCache
 from kzai_guard.gate import Gate
+from kzai_guard.ids import new_id
 from kzai_guard.objections import Objections
+from kzai_guard.oversight import Oversight
 from kzai_guard.reviewers import ReviewerResolver, reviewer_from_auth
 from kzai_guard.reviews import Reviews
 from kzai_guard.settings import GuardSettings
@@ -158,6 +161,7 @@ class Guard:
             self.now,
         )
         self.explanations = Explanations(self.store)
+        self.oversight = Oversight(self)
         self._gates = {name: Gate(self, policy) for name, policy in self._policies.items()}
         self._closed = False
         self.facts.start()
@@ -237,12 +241,13 @@ class Guard:
         *,
         policy: str,
         reviewer: Reviewer,
-        action: str,
+        action: OverrideAction | str,
         note: str | None = None,
-    ) -> None:
+    ) -> ReviewerOverride:
         """Record that a human corrected or cancelled an automated decision (KZ-AI 17(2)).
 
-        High autonomy means correction is impossible, so it raises there.
+        High autonomy means correction is impossible, so it raises there. The override is
+        audited and kept; the person's explanation route shows it.
         """
         declared = self.policy(policy)
         if declared.autonomy is Autonomy.HIGH:
@@ -250,14 +255,27 @@ class Guard:
                 f"policy {policy!r} declares high autonomy: its decisions cannot be corrected "
                 "or cancelled; declare medium autonomy if humans can override it"
             )
-        if action not in ("correct", "cancel"):
+        if action not in tuple(OverrideAction):
             raise ValueError("action must be 'correct' or 'cancel'")
+        if note is not None:
+            check_text(note, "note", 4000, multiline=True)
+        done = ReviewerOverride(
+            id=new_id(),
+            decision_id=decision_id,
+            policy=policy,
+            reviewer=reviewer.id,
+            action=OverrideAction(action),
+            note=note,
+            at=self.now(),
+        )
         self.auditor.event(
             EventKind.DECISION_OVERRIDDEN,
             policy=policy,
             reviewer=reviewer.id,
-            detail=f"{action} {decision_id}" + (f": {note}" if note else ""),
+            detail=f"{done.action.value} {decision_id}" + (f": {note}" if note else ""),
         )
+        self.store.add_override(done)
+        return done
 
     def erase_subject(self, subject: str) -> None:
         """Crypto-shred a person's personal fields in the signed audit log.
