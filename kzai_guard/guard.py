@@ -186,20 +186,29 @@ class Guard:
     # -- integration ------------------------------------------------------------------------
 
     def install(self, app: Any) -> None:
-        """Add the middleware, the person's routes and (FastAPI) the refusals to the OpenAPI.
+        """Add the middleware, the person's routes, the reviewer's API and console, and
+        (FastAPI) the refusals and the reviewer's API to the OpenAPI.
 
-        The person's routes go first in the app's router, so they run behind every middleware
-        of the app, its authentication included.
+        The person's and the reviewer's routes go first in the app's router, so they run behind
+        every middleware of the app, its authentication included. ``review_console=True``
+        without Jinja2 installed raises :class:`ConfigurationError` here.
         """
         from kzai_guard.http.routes import PersonRoute
         from kzai_guard.middleware import GuardMiddleware
 
         app.add_middleware(GuardMiddleware, guard=self, person_routes=False)
         app.router.routes.insert(0, PersonRoute(self))
+        if self.settings.reviews_prefix is not None:
+            from kzai_guard.console import console_for
+            from kzai_guard.http.review_api import ReviewRoute
+
+            app.router.routes.insert(0, ReviewRoute(self, console_for(self)))
         if hasattr(app, "openapi") and hasattr(app, "openapi_schema"):
+            from kzai_guard.http.review_openapi import document_review_api
             from kzai_guard.openapi import document_refusals
 
             document_refusals(app, self)
+            document_review_api(app, self)
 
     def decision(self, name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorate a function whose every call is a decision of policy ``name``."""

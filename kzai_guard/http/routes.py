@@ -226,8 +226,8 @@ class _Disconnected(Exception):
     """The client went away before the request body was complete."""
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The request body, or ``None`` when it is larger than :data:`_MAX_BODY`."""
+async def _read_body(receive: Receive, limit: int = _MAX_BODY) -> bytes | None:
+    """The request body, or ``None`` when it is larger than ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -236,7 +236,7 @@ async def _read_body(receive: Receive) -> bytes | None:
             raise _Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > _MAX_BODY:
+        if size > limit:
             return None
         chunks.append(chunk)
         if not message.get("more_body", False):
