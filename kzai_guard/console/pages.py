@@ -180,7 +180,7 @@ class Console:
             body = await _read_body(receive, MAX_FORM_BODY)
         except _Disconnected:
             return
-        if body is None or _header(page.scope, b"content-type") is None:
+        if body is None:
             await page.problem(problems.BAD_REQUEST, page.url(back))
             return
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
