@@ -12,7 +12,7 @@ Every form carries a CSRF token (:mod:`kzai_guard.console.csrf`); everything sho
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlencode
 
@@ -280,8 +280,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _when(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M UTC")
+def _when(at: datetime | str) -> str:
+    """A time for people: ``2026-03-05 19:00 UTC`` (from a datetime or ISO 8601 text)."""
+    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _new_key() -> bytes:
