@@ -9,7 +9,7 @@ import pytest
 
 import kzai_guard as kg
 from tests.oversight.conftest import Desk
-from tests.oversight.service import bearer
+from tests.oversight.service import bearer, build_app, make_guard
 
 CONSOLE = "/ai-reviews/console"
 
@@ -196,3 +196,31 @@ def test_override_through_the_decision_page_for_medium_autonomy_only(desk: Desk)
     seen = desk.person(f"/{card}/explanation", "B-2").json()["human_overrides"]
     assert [(o["action"], o["note"]) for o in seen] == [("correct", "limit recomputed")]
     assert len(desk.sink.of_kind(kg.EventKind.DECISION_OVERRIDDEN)) == 1
+
+
+def test_review_console_true_without_jinja2_fails_at_install_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("kzai_guard.console.find_spec", lambda name: None)
+
+    guard, _ = make_guard(review_console=True)
+    try:
+        with pytest.raises(kg.ConfigurationError, match=r"kzai-guard\[console\]"):
+            build_app("starlette", guard)
+    finally:
+        guard.close()
+
+
+def test_review_console_false_leaves_the_console_out_and_keeps_the_api() -> None:
+    desk = Desk("starlette", review_console=False)
+    try:
+        console = page(desk, "/")
+        api = desk.get("/queue")
+    finally:
+        desk.close()
+
+    assert (console.status_code, console.headers["content-type"]) == (
+        404,
+        "application/problem+json",
+    )
+    assert api.status_code == 200

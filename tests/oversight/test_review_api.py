@@ -6,6 +6,7 @@ import pytest
 
 import kzai_guard as kg
 from tests.oversight.conftest import Desk, problem_type
+from tests.oversight.service import make_guard
 
 
 @pytest.mark.parametrize(
@@ -269,3 +270,49 @@ def test_an_unknown_reviewer_route_is_404(desk: Desk) -> None:
     answer = desk.post("/tickets/x/approve")
 
     assert (answer.status_code, problem_type(answer)) == (404, "not-found")
+
+
+def test_fastapi_openapi_lists_every_reviewer_route_with_its_problem_types() -> None:
+    desk = Desk("fastapi")
+    try:
+        schema = desk.client.get("/openapi.json").json()
+    finally:
+        desk.close()
+
+    paths = schema["paths"]
+    claim = paths["/ai-reviews/tickets/{review_id}/claim"]["post"]
+    assert {
+        "/ai-reviews/queue",
+        "/ai-reviews/tickets/{review_id}",
+        "/ai-reviews/tickets/{review_id}/release",
+        "/ai-reviews/tickets/{review_id}/decision",
+        "/ai-reviews/tickets/{review_id}/escalation",
+        "/ai-reviews/decisions/{decision_id}/override",
+    } <= paths.keys()
+    assert "claim-conflict" in claim["responses"]["409"]["description"]
+    assert "review-closed" in claim["responses"]["409"]["description"]
+    assert {"401", "403", "415"} <= claim["responses"].keys()
+    override = paths["/ai-reviews/decisions/{decision_id}/override"]["post"]
+    assert "override-forbidden" in override["responses"]["409"]["description"]
+    assert schema["components"]["schemas"]["KzaiGuardProblem"]["required"] == [
+        "type",
+        "title",
+        "status",
+        "detail",
+    ]
+
+
+def test_reviews_prefix_none_mounts_no_reviewer_routes() -> None:
+    desk = Desk("starlette", reviews_prefix=None)
+    try:
+        answer = desk.client.get("/ai-reviews/queue", headers={"Authorization": "Bearer x"})
+    finally:
+        desk.close()
+
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] != "application/problem+json"
+
+
+def test_overlapping_prefixes_fail_at_start_up_naming_both() -> None:
+    with pytest.raises(kg.ConfigurationError, match="reviews_prefix '/ai-decisions/reviewers'"):
+        make_guard(reviews_prefix="/ai-decisions/reviewers")
