@@ -13,6 +13,7 @@ from kzai_guard.core.calendar import WorkingCalendar
 from kzai_guard.core.consent import CollectionMethod, Consent, Objection, WithdrawalRestriction
 from kzai_guard.core.explanation import Direction, Explanation, Factor
 from kzai_guard.core.facts import Facts
+from kzai_guard.core.oversight import OverrideAction, ReviewerOverride, ReviewWork
 from kzai_guard.core.policy import DecisionPolicy, ModelInfo, StatutoryBasis
 from kzai_guard.core.profiles import Profile
 from kzai_guard.core.review import Reviewer, ReviewOutcome, ReviewStatus, ReviewTicket
@@ -40,6 +41,7 @@ from kzai_guard.errors import (
     HumanReviewRequired,
     KzaiGuardError,
     ProhibitedPractice,
+    ReviewConflict,
     StoreError,
     UnknownRecord,
     WithdrawalRestricted,
@@ -92,6 +94,10 @@ __all__ = [
     "ReviewOutcome",
     "ReviewStatus",
     "ReviewTicket",
+    "ReviewWork",
+    "ReviewConflict",
+    "ReviewerOverride",
+    "OverrideAction",
     "Reviewer",
     "RiskClass",
     "Significance",
