@@ -13,6 +13,15 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.authentication import (
+    AuthCredentials,
+    AuthenticationBackend,
+    BaseUser,
+    SimpleUser,
+)
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection
 
 import kzai_guard as kg
 
@@ -48,6 +57,23 @@ class LoanDecision(BaseModel):
     monthly_payment: int
 
 
+DEMO_OFFICER_TOKEN = "demo-credit-officer-12"
+"""The bearer token of the demo's one credit officer (the demo's stand-in for a bank's SSO)."""
+
+
+class DemoStaffSignIn(AuthenticationBackend):
+    """The bank's staff authentication, reduced to one fixed token for the demo.
+
+    A real service puts its own identity provider here; the guard reads only what this
+    establishes (``scope["user"]`` and the ``ai-reviewer`` scope), never a client's header.
+    """
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        if conn.headers.get("authorization") != f"Bearer {DEMO_OFFICER_TOKEN}":
+            return None
+        return AuthCredentials(["authenticated", "ai-reviewer"]), SimpleUser("credit-officer-12")
+
+
 class ConsentForm(BaseModel):
     """What the bank's consent screen submits."""
 
@@ -67,7 +93,10 @@ def build_service(workdir: Path) -> tuple[FastAPI, kg.Guard]:
         person=kg.from_header("X-Subject-Id"),
         contact="privacy@demo-bank.kz, +7 727 000 00 00",
     )
-    app = FastAPI(title="Demo Bank loans")
+    app = FastAPI(
+        title="Demo Bank loans",
+        middleware=[Middleware(AuthenticationMiddleware, backend=DemoStaffSignIn())],
+    )
     guard.install(app)
 
     @app.post("/loans/{applicant_id}/decision", response_model=LoanDecision)
