@@ -4,7 +4,8 @@
 
     KzaiGuardError
     ├── ConfigurationError            a policy, profile or guard setting is wrong (start-up)
-    │   └── ProhibitedPractice        a policy declares a capability the law prohibits
+    │   ├── ProhibitedPractice        a policy declares a capability the law prohibits
+    │   └── OverrideForbidden         an override of a decision whose policy has high autonomy
     ├── DecisionRefused               a decision was not made by the AI (run time)
     │   ├── DecisionBlocked           blocked: no legal basis, suspended, invalid subject, ...
     │   ├── HumanReviewRequired       routed to a human; carries the review ticket
@@ -39,6 +40,7 @@ __all__ = [
     "ExplanationMissing",
     "HumanReviewRequired",
     "KzaiGuardError",
+    "OverrideForbidden",
     "ProhibitedPractice",
     "ReviewConflict",
     "StoreError",
@@ -60,6 +62,12 @@ class ConfigurationError(KzaiGuardError, ValueError):
 
 class ProhibitedPractice(ConfigurationError):
     """Raised at start-up when a policy declares a capability that KZ-AI 17(3) prohibits."""
+
+
+class OverrideForbidden(ConfigurationError):
+    """Raised by ``guard.override`` for a policy that declares high autonomy: by the law's
+    definition its decisions cannot be corrected or cancelled (KZ-AI 17(2)). Nothing is
+    recorded."""
 
 
 class DecisionRefused(KzaiGuardError):

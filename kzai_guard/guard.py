@@ -27,7 +27,7 @@ from kzai_guard.core.review import Reviewer
 from kzai_guard.core.subject import check_subject, check_text
 from kzai_guard.core.vocabulary import Autonomy, VulnerabilityGround
 from kzai_guard.decision import guard_function
-from kzai_guard.errors import ConfigurationError, ProhibitedPractice
+from kzai_guard.errors import ConfigurationError, OverrideForbidden, ProhibitedPractice
 from kzai_guard.explanations import Explanations
 from kzai_guard.fact_cache import FactCache
 from kzai_guard.gate import Gate
@@ -255,12 +255,13 @@ class Guard:
     ) -> ReviewerOverride:
         """Record that a human corrected or cancelled an automated decision (KZ-AI 17(2)).
 
-        High autonomy means correction is impossible, so it raises there. The override is
+        High autonomy means correction is impossible, so it raises :class:`OverrideForbidden`
+        (a :class:`ConfigurationError`) there. The override is
         audited and kept; the person's explanation route shows it.
         """
         declared = self.policy(policy)
         if declared.autonomy is Autonomy.HIGH:
-            raise ConfigurationError(
+            raise OverrideForbidden(
                 f"policy {policy!r} declares high autonomy: its decisions cannot be corrected "
                 "or cancelled; declare medium autonomy if humans can override it"
             )

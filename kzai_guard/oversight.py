@@ -130,7 +130,6 @@ class Oversight:
         now = self._guard.now()
         work = self._store.review_work([review_id]).get(review_id)
         shows_subject = self._guard.settings.reviewer_subject_role in reviewer.roles
-        policy = self._guard.policy(ticket.policy)
         self._guard.auditor.event(
             EventKind.REVIEW_CASE_VIEWED,
             subject=ticket.subject,
@@ -147,15 +146,7 @@ class Oversight:
                 "pseudonym": self._guard.auditor.pseudonym(ticket.subject),
                 "id": ticket.subject if shows_subject else None,
             },
-            "policy": {
-                "name": policy.name,
-                "purpose": policy.purpose,
-                "significance": policy.significance.value,
-                "autonomy": policy.autonomy.value,
-                "risk": policy.risk.value,
-                "model": policy.model.label if policy.model else None,
-                "overridable": policy.autonomy is Autonomy.MEDIUM,
-            },
+            "policy": self._policy_json(ticket.policy),
             "explanation": self.explanation(ticket.decision_id, lang),
             "data_basis": self._data_basis(ticket.decision_id),
             "overrides": [override_json(o) for o in self._store.overrides_of(ticket.decision_id)],
@@ -180,7 +171,7 @@ class Oversight:
         """Correct or cancel an automated decision (its policy from the kept explanation).
 
         :class:`~kzai_guard.errors.UnknownRecord` when no such decision was kept;
-        :class:`~kzai_guard.errors.ConfigurationError` when its policy declares high autonomy.
+        :class:`~kzai_guard.errors.OverrideForbidden` when its policy declares high autonomy.
         """
         stored = self._guard.explanations.get(decision_id)
         if stored is None:
@@ -201,6 +192,21 @@ class Oversight:
             review_id=review_id,
             detail=detail,
         )
+
+    def _policy_json(self, name: str) -> dict[str, Any]:
+        """The policy's facts; only its name when the guard no longer declares it."""
+        if name not in self._guard.policy_names:
+            return {"name": name, "overridable": False}
+        policy = self._guard.policy(name)
+        return {
+            "name": policy.name,
+            "purpose": policy.purpose,
+            "significance": policy.significance.value,
+            "autonomy": policy.autonomy.value,
+            "risk": policy.risk.value,
+            "model": policy.model.label if policy.model else None,
+            "overridable": policy.autonomy is Autonomy.MEDIUM,
+        }
 
     def _data_basis(self, decision_id: str) -> Any:
         """The data a decision rests on, from a store that keeps it (``data_basis_of``)."""

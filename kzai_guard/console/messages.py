@@ -19,6 +19,22 @@ MESSAGES: dict[str, tuple[str, str, str]] = {
     "ticket": ("Өтінім", "Заявка", "Ticket"),
     "policy": ("Шешім түрі", "Тип решения", "Decision type"),
     "reason": ("Себеп", "Причина", "Reason"),
+    "reason:objection": ("Адам қарсылық білдірді", "Человек возразил", "The person objected"),
+    "reason:vulnerable-subject": (
+        "Адам осал топқа жатады",
+        "Человек относится к уязвимой группе",
+        "The person is vulnerable",
+    ),
+    "reason:human-required": (
+        "Шешімді адам қабылдауы керек",
+        "Решение должен принять человек",
+        "A human must decide",
+    ),
+    "reason:no-legal-basis": (
+        "Автоматты шешімге негіз жоқ",
+        "Нет основания для автоматического решения",
+        "No basis for an automated decision",
+    ),
     "status": ("Күйі", "Статус", "Status"),
     "deadline": ("Мерзімі", "Срок", "Deadline"),
     "opened": ("Ашылды", "Открыта", "Opened"),
@@ -157,11 +173,12 @@ def pick_language(query_lang: str | None, accept_language: str | None) -> str:
 
 
 def translator(lang: str) -> Callable[[str], str]:
-    """``t(key)``: the word in ``lang`` (the key itself for a word the table lacks)."""
+    """``t(key)``: the word in ``lang``; for a key the table lacks, the key after its last
+    ``:`` (``reason:objection`` -> ``objection``), so that a new code still shows."""
     column = LANGUAGES.index(lang)
 
     def t(key: str) -> str:
         words = MESSAGES.get(key)
-        return key if words is None else words[column]
+        return key.rpartition(":")[2] if words is None else words[column]
 
     return t

@@ -25,7 +25,7 @@ from kzai_guard.core import problems
 from kzai_guard.core.problems import ProblemType
 from kzai_guard.core.review import Reviewer
 from kzai_guard.core.vocabulary import Autonomy
-from kzai_guard.errors import ReviewConflict, UnknownRecord
+from kzai_guard.errors import OverrideForbidden, ReviewConflict, UnknownRecord
 from kzai_guard.http.review_api import (
     ACTIONS,
     MAX_FORM_BODY,
@@ -190,7 +190,7 @@ class Console:
         run = ACTIONS[kind, action]
         try:
             await anyio.to_thread.run_sync(lambda: run(self.guard, target, reviewer, form))
-        except (ReviewConflict, UnknownRecord, ValueError) as exc:
+        except (ReviewConflict, UnknownRecord, OverrideForbidden, ValueError) as exc:
             await page.problem(refusal_of(exc)[0], page.url(back))
             return
         await page.redirect(back)

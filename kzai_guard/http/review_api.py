@@ -28,7 +28,7 @@ from kzai_guard.core import problems
 from kzai_guard.core.oversight import ConflictReason
 from kzai_guard.core.problems import ProblemType
 from kzai_guard.core.review import Reviewer, ReviewStatus
-from kzai_guard.errors import ConfigurationError, ReviewConflict, UnknownRecord
+from kzai_guard.errors import OverrideForbidden, ReviewConflict, UnknownRecord
 from kzai_guard.http.problem import PROBLEM_CONTENT_TYPE, as_sentence, problem_body
 from kzai_guard.http.routes import PersonRoute, _Disconnected, _read_body, _send, route_path
 from kzai_guard.oversight import MAX_PER_PAGE, override_json, ticket_json
@@ -137,7 +137,7 @@ class ReviewRoutes:
     async def _run(self, send: Send, status: int, work: Callable[[], Any]) -> None:
         try:
             result = await anyio.to_thread.run_sync(work)
-        except (ReviewConflict, UnknownRecord, ValueError) as exc:
+        except (ReviewConflict, UnknownRecord, OverrideForbidden, ValueError) as exc:
             await self._problem(send, *refusal_of(exc))
             return
         await _send(send, status, _JSON, orjson.dumps(result))
@@ -178,7 +178,7 @@ def refusal_of(exc: Exception) -> tuple[ProblemType, str]:
         return problem, as_sentence(str(exc))
     if isinstance(exc, UnknownRecord):
         return problems.NOT_FOUND, as_sentence(str(exc))
-    if isinstance(exc, ConfigurationError):
+    if isinstance(exc, OverrideForbidden):
         return problems.OVERRIDE_FORBIDDEN, as_sentence(str(exc))
     return problems.BAD_REQUEST, as_sentence(str(exc))
 

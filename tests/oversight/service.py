@@ -90,12 +90,15 @@ class Clock:
 
 
 def make_guard(
-    store: str = "memory://", clock: Callable[[], datetime] | None = None, **options: Any
+    store: str = "memory://",
+    clock: Callable[[], datetime] | None = None,
+    policies: tuple[kg.DecisionPolicy, ...] = (LOAN, CARD),
+    **options: Any,
 ) -> tuple[kg.Guard, kg.MemorySink]:
-    """A guard for the two policies, with a memory audit sink the test reads."""
+    """A guard for the policies, with a memory audit sink the test reads."""
     sink = kg.MemorySink()
     guard = kg.Guard(
-        [LOAN, CARD],
+        list(policies),
         store=store,
         audit=sink,
         pseudonym_key=b"kzai-guard-test-pseudonym-key-32b",
@@ -121,21 +124,12 @@ def build_app(framework: str, guard: kg.Guard) -> Any:
     """The service on ``framework`` ("fastapi" or "starlette"), with the guard installed."""
     middleware = [Middleware(AuthenticationMiddleware, backend=StaffSignIn())]
 
-    @guard.decision("loan_approval")
-    async def loan(request: Request) -> JSONResponse:
-        kg.explain(EXPLANATION)
-        return JSONResponse({"approved": True})
-
-    @guard.decision("card_limit")
-    async def card(request: Request) -> JSONResponse:
-        kg.explain(EXPLANATION)
-        return JSONResponse({"limit": 500_000})
-
-    routes = [
-        Route("/loans/{applicant_id}", loan, methods=["POST"]),
-        Route("/cards/{applicant_id}", card, methods=["POST"]),
-        Route("/test-sign-in", sign_in),
-    ]
+    routes = [Route("/test-sign-in", sign_in)]
+    for path, policy in (("/loans", LOAN.name), ("/cards", CARD.name)):
+        if policy in guard.policy_names:
+            routes.append(
+                Route(path + "/{applicant_id}", _endpoint(guard, policy), methods=["POST"])
+            )
     app: Any
     if framework == "fastapi":
         app = FastAPI(middleware=middleware)
@@ -144,3 +138,12 @@ def build_app(framework: str, guard: kg.Guard) -> Any:
         app = Starlette(routes=routes, middleware=middleware)
     guard.install(app)
     return app
+
+
+def _endpoint(guard: kg.Guard, policy: str) -> Callable[[Request], Any]:
+    @guard.decision(policy)
+    async def decide(request: Request) -> JSONResponse:
+        kg.explain(EXPLANATION)
+        return JSONResponse({"decided": True})
+
+    return decide

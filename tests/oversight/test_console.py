@@ -62,6 +62,7 @@ def test_the_queue_page_lists_tickets_with_due_dates_and_marks_overdue_ones(desk
 
     assert f'href="{CONSOLE}/tickets/{review_id}?lang=en"' in on_time
     assert f'<time datetime="{deadline.isoformat()}">' in on_time
+    assert "<td>The person objected</td>" in on_time
     assert "Overdue" not in on_time
     assert '<span class="overdue">Overdue</span>' in late
 

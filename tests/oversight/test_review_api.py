@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from starlette.testclient import TestClient
 
 import kzai_guard as kg
 from tests.oversight.conftest import Desk, problem_type
-from tests.oversight.service import make_guard
+from tests.oversight.service import CARD, bearer, build_app, make_guard
 
 
 @pytest.mark.parametrize(
@@ -316,3 +319,28 @@ def test_reviews_prefix_none_mounts_no_reviewer_routes() -> None:
 def test_overlapping_prefixes_fail_at_start_up_naming_both() -> None:
     with pytest.raises(kg.ConfigurationError, match="reviews_prefix '/ai-decisions/reviewers'"):
         make_guard(reviews_prefix="/ai-decisions/reviewers")
+
+
+def test_the_case_of_a_ticket_whose_policy_is_no_longer_declared_still_opens(
+    tmp_path: Path,
+) -> None:
+    store = f"sqlite:///{tmp_path / 'kzg.db'}"
+    before, _ = make_guard(store=store)
+    before.objections.record("A-1")
+    with TestClient(build_app("starlette", before)) as client:
+        review_id = client.post("/loans/A-1").json()["review_id"]
+    before.close()
+    after, _ = make_guard(store=store, policies=(CARD,))
+    after_app = build_app("starlette", after)
+    try:
+        with TestClient(after_app) as client:
+            headers = bearer("token-marat")
+            case = client.get(f"/ai-reviews/tickets/{review_id}", headers=headers)
+            page = client.get(f"/ai-reviews/console/tickets/{review_id}", headers=headers)
+    finally:
+        after.close()
+
+    assert case.status_code == 200
+    assert case.json()["policy"]["name"] == "loan_approval"
+    assert page.status_code == 200
+    assert "autonomy" not in case.json()["policy"]
