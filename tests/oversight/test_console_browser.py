@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import uvicorn
+from playwright import sync_api
 
 from tests.oversight.service import SUBJECT_HEADER, build_app, make_guard
 
@@ -32,8 +33,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "reviewer-console.png"
-
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture

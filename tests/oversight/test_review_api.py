@@ -74,6 +74,24 @@ def test_queue_due_overdue_keeps_tickets_past_their_deadline_by_the_guard_clock(
     assert [(t["id"], t["overdue"]) for t in overdue] == [(early, True)]
 
 
+def test_queue_filters_by_status_and_due_before(desk: Desk) -> None:
+    early = desk.routed("A-1")
+    desk.clock.advance(days=7)
+    late = desk.routed("A-2")
+    desk.post(f"/tickets/{late}/claim")
+    desk.post(f"/tickets/{late}/decision", {"outcome": "approved"})
+    between = desk.guard.reviews.get(early).deadline.isoformat().replace("+00:00", "Z")
+
+    def ids(query: str) -> list[str]:
+        return [t["id"] for t in desk.get(f"/queue?{query}").json()["items"]]
+
+    assert ids("") == [early]
+    assert ids("status=completed") == [late]
+    assert ids("status=all") == [early, late]
+    assert ids(f"status=all&due_before={between}") == []
+    assert ids("status=all&due_before=2030-01-01T00:00:00%2B05:00") == [early, late]
+
+
 @pytest.mark.parametrize(
     "query", ["status=closed", "due=soon", "page=0", "per_page=101", "due_before=tomorrow"]
 )
