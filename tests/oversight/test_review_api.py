@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 import kzai_guard as kg
+from kzai_guard.stores.url import open_store
 from tests.oversight.conftest import Desk, problem_type
 from tests.oversight.service import CARD, bearer, build_app, make_guard
 
@@ -362,3 +364,43 @@ def test_the_case_of_a_ticket_whose_policy_is_no_longer_declared_still_opens(
     assert case.json()["policy"]["name"] == "loan_approval"
     assert page.status_code == 200
     assert "autonomy" not in case.json()["policy"]
+
+
+class KeepsDataBasis:
+    """A store that also keeps the data each decision rests on (as a data-basis store will)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.asked: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def data_basis_of(self, decision_id: str) -> dict[str, Any]:
+        self.asked.append(decision_id)
+        return {"monthly_income": 600_000}
+
+
+def test_the_case_shows_the_data_basis_when_the_store_keeps_one() -> None:
+    inner = open_store("memory://")
+    store = KeepsDataBasis(inner)
+    guard, _ = make_guard(store=store)  # type: ignore[arg-type]
+    try:
+        guard.objections.record("A-1")
+        with TestClient(build_app("starlette", guard)) as client:
+            routed = client.post("/loans/A-1").json()
+            case = client.get(
+                f"/ai-reviews/tickets/{routed['review_id']}", headers=bearer("token-marat")
+            ).json()
+            page = client.get(
+                f"/ai-reviews/console/tickets/{routed['review_id']}?lang=en",
+                headers=bearer("token-marat"),
+            ).text
+    finally:
+        guard.close()
+        inner.close()
+
+    assert case["data_basis"] == {"monthly_income": 600_000}
+    assert routed["decision_id"] in store.asked
+    assert "<h2>Data basis</h2>" in page
+    assert "<dt>monthly_income</dt><dd>600000</dd>" in page
