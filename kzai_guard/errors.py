@@ -15,7 +15,8 @@
     ├── StoreError                    the store failed or holds inconsistent data
     │   ├── UnknownRecord             a consent, review ticket or explanation does not exist
     │   └── ReviewConflict            a ticket is held by another reviewer, not claimed, or closed
-    └── AuditLogError                 the signed audit log is damaged or cannot be opened
+    ├── AuditLogError                 the signed audit log is damaged or cannot be opened
+    └── ErasureIncomplete             erased data could not be shown to be gone from every file
 
 Over HTTP the middleware renders every :class:`DecisionRefused` and :class:`AuditUnavailable`
 as an RFC 9457 problem; outside HTTP they reach the caller as they are.
@@ -37,6 +38,7 @@ __all__ = [
     "ConfigurationError",
     "DecisionBlocked",
     "DecisionRefused",
+    "ErasureIncomplete",
     "ExplanationMissing",
     "HumanReviewRequired",
     "KzaiGuardError",
@@ -145,3 +147,9 @@ class ReviewConflict(StoreError):
     def __init__(self, reason: ConflictReason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ErasureIncomplete(KzaiGuardError):
+    """Raised when erased data cannot be shown to be gone from every file: a reader held a
+    SQLite WAL too long for it to be truncated, or the bytes were still found. What was
+    deleted stays deleted; running the erasure again finishes it."""

@@ -42,6 +42,9 @@ class GuardSettings(BaseModel):
     """The reviewer role (auth scope) that sees the person's identifier in a case; others see
     its pseudonym."""
     poll_interval: float = Field(default=0.25, gt=0, le=1.0)
+    stale_after: float = Field(default=5.0, gt=0, le=300.0)
+    """Seconds the cached facts are trusted after the store's change feed was last read; beyond
+    that, significant decisions are refused (``facts-unavailable``)."""
     cache_limit: int = Field(default=100_000, ge=100)
 
     @model_validator(mode="after")
@@ -54,6 +57,16 @@ class GuardSettings(BaseModel):
             raise ValueError(
                 f"reviews_prefix {reviews!r} and routes_prefix {person!r} overlap; give the "
                 "reviewer's routes and the person's routes separate prefixes"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _stale_after_exceeds_poll_interval(self) -> GuardSettings:
+        if self.stale_after <= self.poll_interval:
+            raise ValueError(
+                f"stale_after ({self.stale_after}s) must be longer than poll_interval "
+                f"({self.poll_interval}s), or facts go stale between two polls; raise "
+                "stale_after (a few seconds)"
             )
         return self
 

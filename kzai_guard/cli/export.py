@@ -21,7 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from kzai_guard.cli.source import LOG_HELP, log_directory
 from kzai_guard.errors import KzaiGuardError
+from kzai_guard.private_files import private_file
 
 __all__ = ["add_encoder_options", "parse_time", "register", "settings_from_args"]
 
@@ -36,7 +38,7 @@ def register(subparsers: Any) -> None:
         description="Write the records of a verified audit log as CEF, LEEF, syslog, OCSF, "
         "ECS, Splunk HEC or JSON Lines, one message per line.",
     )
-    parser.add_argument("directory", metavar="AUDIT_DIR", type=Path, help="the audit log")
+    parser.add_argument("directory", metavar="AUDIT_DIR", help=LOG_HELP)
     parser.add_argument("--format", required=True, choices=FORMATS, help="the wire format")
     parser.add_argument("--since", type=parse_time, metavar="T", help="first time (inclusive)")
     parser.add_argument("--until", type=parse_time, metavar="T", help="last time (exclusive)")
@@ -115,23 +117,39 @@ def run(args: argparse.Namespace) -> int:
     from kzai_guard.siem.formats import make_encoder
 
     try:
-        settings = settings_from_args(args).for_log(read_origin(args.directory))
-        encoder = make_encoder(args.format, settings)
+        settings = settings_from_args(args)
+        make_encoder(args.format, settings)
     except (ValidationError, KzaiGuardError) as exc:
         print(f"kzai-guard export: {exc}", file=sys.stderr)
         return 1
     since, until = args.since, args.until
-    out: BinaryIO = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    try:
+        keys = _subject_keys(args.directory)
+    except KzaiGuardError as exc:
+        print(f"kzai-guard export: {exc}", file=sys.stderr)
+        return 1
+    # an export names subjects by pseudonym: a file of it is its owner's only (0600)
+    out: BinaryIO = (
+        open(private_file(args.out), "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    )
     written = 0
     try:
-        encode = encoder.encode
         write = out.write
-        for entry in read_verified(args.directory, public_keys=args.public_key):
-            t = entry.record.time
-            if (since is not None and t < since) or (until is not None and t >= until):
-                continue
-            write(encode(SiemEvent(entry.record, entry.seq, entry.line_hash)) + b"\n")
-            written += 1
+        with log_directory(args.directory) as directory:
+            # the log's own origin, read where the log is (a URL's is in its copy)
+            try:
+                logged = settings.for_log(read_origin(directory))
+                encode = make_encoder(args.format, logged).encode
+            except (ValidationError, KzaiGuardError) as exc:
+                print(f"kzai-guard export: {exc}", file=sys.stderr)
+                return 1
+            entries = read_verified(directory, public_keys=args.public_key, subject_keys=keys)
+            for entry in entries:
+                t = entry.record.time
+                if (since is not None and t < since) or (until is not None and t >= until):
+                    continue
+                write(encode(SiemEvent(entry.record, entry.seq, entry.line_hash)) + b"\n")
+                written += 1
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
@@ -148,7 +166,20 @@ def run(args: argparse.Namespace) -> int:
         out.flush()
         if args.out:
             out.close()
+        if keys is not None:
+            keys.close()
     return 0
+
+
+def _subject_keys(where: str) -> Any:
+    """The subject keys of a log in PostgreSQL (a directory's are found in it by the reader)."""
+    from kzai_guard.audit.pg_storage import is_postgres_url
+
+    if not is_postgres_url(where):
+        return None
+    from kzai_guard.audit.pg_subject_keys import PostgresSubjectKeys
+
+    return PostgresSubjectKeys(where)
 
 
 def _delimiter(text: str | None) -> str | None:

@@ -109,6 +109,9 @@ _KIND_TABLE: dict[EventKind, Classification] = {
     EventKind.DECISION_WITHHELD: Classification(
         Level.HIGH, Outcome.FAILURE, "AI decision result withheld"
     ),
+    EventKind.DECISION_FAILED: Classification(
+        Level.WARNING, Outcome.FAILURE, "AI decision function failed"
+    ),
     EventKind.REVIEW_OPENED: Classification(Level.NOTICE, Outcome.SUCCESS, "Human review opened"),
     EventKind.REVIEW_CLAIMED: Classification(Level.INFO, Outcome.SUCCESS, "Human review claimed"),
     EventKind.REVIEW_RELEASED: Classification(Level.INFO, Outcome.SUCCESS, "Human review released"),

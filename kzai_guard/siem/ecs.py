@@ -52,6 +52,7 @@ _KIND_TYPE: dict[EventKind, str] = {
     EventKind.SWITCH_SUSPENDED: "change",
     EventKind.SWITCH_RESUMED: "change",
     EventKind.DECISION_WITHHELD: "denied",
+    EventKind.DECISION_FAILED: "info",
 }
 _VERDICT_TYPE = {"allow": "allowed", "block": "denied", "route": "info"}
 _KZAI_FIELDS = (

@@ -40,6 +40,7 @@ OCSF_SEVERITY: dict[Level, tuple[int, str]] = {
 _ACTIVITY: dict[EventKind, tuple[int, str]] = {
     EventKind.DECISION: (99, "Decision"),
     EventKind.DECISION_WITHHELD: (99, "Decision"),
+    EventKind.DECISION_FAILED: (99, "Decision"),
     EventKind.REVIEW_OPENED: (1, "Create"),
     EventKind.REVIEW_COMPLETED: (3, "Update"),
     EventKind.REVIEW_CLAIMED: (3, "Update"),

@@ -20,7 +20,7 @@ from kzai_guard.core.consent import Consent, Objection
 from kzai_guard.core.oversight import ReviewerOverride, ReviewWork
 from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
 
-__all__ = ["Change", "ChangeKind", "Store", "StoredExplanation", "SwitchState"]
+__all__ = ["Change", "ChangeKind", "ErasedData", "Store", "StoredExplanation", "SwitchState"]
 
 
 class ChangeKind(enum.StrEnum):
@@ -38,6 +38,17 @@ class Change:
     seq: int
     kind: ChangeKind
     subject: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ErasedData:
+    """What :meth:`Store.erase_subject` removed for one person."""
+
+    consents: int
+    objections: int
+    tickets: int
+    """Review tickets whose identifier and note were removed (the tickets stay)."""
+    explanations: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +164,21 @@ class Store(Protocol):
 
     def latest_change(self) -> int:
         """The ``seq`` of the newest change (0 when none)."""
+        ...
+
+    def erase_subject(self, subject: str, subject_ref: str) -> ErasedData:
+        """Remove a person from the store: their consents, objections and change-feed entries
+        (raw identifier, data-basis values), their explanations (stored under ``subject_ref``),
+        and from their review tickets the identifier, the reviewer's note and the escalation's
+        reason. A ticket keeps
+        its id, decision id, policy, reason, status and times, so that counts and deadlines
+        can still be accounted for. Says how much it removed."""
+        ...
+
+    def erase_reviewer(self, reviewer: str) -> int:
+        """Remove a reviewer's identifier from the review tickets they completed, the
+        kill-switch states they set, the escalations and overrides they made (the rows stay),
+        and release the tickets they hold. Returns how many rows named them."""
         ...
 
     def close(self) -> None:

@@ -113,7 +113,10 @@ def test_claim_gives_the_ticket_to_one_reviewer_and_refuses_a_second(desk: Desk)
     assert won.json()["claimed_by"] == "E-9"
     assert (lost.status_code, problem_type(lost)) == (409, "claim-conflict")
     [record] = desk.sink.of_kind(kg.EventKind.REVIEW_CLAIMED)
-    assert (record.reviewer, record.review_id) == ("E-9", review_id)
+    assert (record.reviewer, record.review_id) == (
+        desk.guard.auditor.reviewer_ref("E-9"),
+        review_id,
+    )
     assert desk.get("/queue").json()["items"][0]["claimed_by"] == "E-9"
 
 
@@ -158,7 +161,11 @@ def test_decision_needs_the_claim_and_the_person_sees_outcome_and_reason(desk: D
         "income unverified",
     )
     [record] = desk.sink.of_kind(kg.EventKind.REVIEW_COMPLETED)
-    assert (record.reviewer, record.review_id, record.detail) == ("E-9", review_id, "rejected")
+    assert (record.reviewer, record.review_id, record.detail) == (
+        desk.guard.auditor.reviewer_ref("E-9"),
+        review_id,
+        "rejected",
+    )
 
 
 @pytest.mark.parametrize(
@@ -200,7 +207,10 @@ def test_release_by_the_holder_frees_the_ticket_and_is_refused_to_others(desk: D
     assert released.status_code == 200
     assert taken.status_code == 200
     [record] = desk.sink.of_kind(kg.EventKind.REVIEW_RELEASED)
-    assert (record.reviewer, record.review_id) == ("E-9", review_id)
+    assert (record.reviewer, record.review_id) == (
+        desk.guard.auditor.reviewer_ref("E-9"),
+        review_id,
+    )
 
 
 def test_escalation_records_why_releases_the_claim_and_shows_in_the_case(desk: Desk) -> None:
@@ -219,7 +229,10 @@ def test_escalation_records_why_releases_the_claim_and_shows_in_the_case(desk: D
         "needs a credit officer",
     )
     [record] = desk.sink.of_kind(kg.EventKind.REVIEW_ESCALATED)
-    assert (record.reviewer, record.review_id) == ("E-9", review_id)
+    assert (record.reviewer, record.review_id) == (
+        desk.guard.auditor.reviewer_ref("E-9"),
+        review_id,
+    )
 
 
 def test_case_shows_the_pseudonym_unless_the_reviewer_role_allows_the_identifier(
@@ -268,7 +281,7 @@ def test_override_of_a_medium_autonomy_decision_is_recorded_and_shown_to_the_per
     [record] = desk.sink.of_kind(kg.EventKind.DECISION_OVERRIDDEN)
     assert (record.policy, record.reviewer, record.detail) == (
         "card_limit",
-        "E-9",
+        desk.guard.auditor.reviewer_ref("E-9"),
         f"cancel {decision_id}: limit too high",
     )
 
