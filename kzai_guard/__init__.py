@@ -14,6 +14,7 @@ from kzai_guard.core.consent import CollectionMethod, Consent, Objection, Withdr
 from kzai_guard.core.explanation import Direction, Explanation, Factor
 from kzai_guard.core.facts import Facts
 from kzai_guard.core.monitoring import DisparityMonitoring
+from kzai_guard.core.oversight import OverrideAction, ReviewerOverride, ReviewWork
 from kzai_guard.core.policy import DecisionPolicy, ModelInfo, StatutoryBasis
 from kzai_guard.core.profiles import Profile
 from kzai_guard.core.review import Reviewer, ReviewOutcome, ReviewStatus, ReviewTicket
@@ -43,7 +44,9 @@ from kzai_guard.errors import (
     ExplanationMissing,
     HumanReviewRequired,
     KzaiGuardError,
+    OverrideForbidden,
     ProhibitedPractice,
+    ReviewConflict,
     StoreError,
     UnknownRecord,
     WithdrawalRestricted,
@@ -100,6 +103,11 @@ __all__ = [
     "ReviewOutcome",
     "ReviewStatus",
     "ReviewTicket",
+    "ReviewWork",
+    "ReviewConflict",
+    "OverrideForbidden",
+    "ReviewerOverride",
+    "OverrideAction",
     "Reviewer",
     "RiskClass",
     "Significance",

@@ -19,19 +19,22 @@ from kzai_guard.consents import Consents
 from kzai_guard.core.calendar import WorkingCalendar
 from kzai_guard.core.checks import check_explanation_sources, check_policy
 from kzai_guard.core.explanation import ExplanationDefaults
+from kzai_guard.core.oversight import OverrideAction, ReviewerOverride
 from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.core.profiles import Profile
 from kzai_guard.core.pseudonym import MIN_KEY_BYTES, Pseudonymizer
 from kzai_guard.core.review import Reviewer
-from kzai_guard.core.subject import check_subject
+from kzai_guard.core.subject import check_subject, check_text
 from kzai_guard.core.vocabulary import Autonomy, VulnerabilityGround
 from kzai_guard.decision import guard_function
 from kzai_guard.disparity import DisparityMonitor, GroupResolver
-from kzai_guard.errors import ConfigurationError, ProhibitedPractice
+from kzai_guard.errors import ConfigurationError, OverrideForbidden, ProhibitedPractice
 from kzai_guard.explanations import Explanations
 from kzai_guard.fact_cache import FactCache
 from kzai_guard.gate import Gate
+from kzai_guard.ids import new_id
 from kzai_guard.objections import Objections
+from kzai_guard.oversight import Oversight
 from kzai_guard.reviewers import ReviewerResolver, reviewer_from_auth
 from kzai_guard.reviews import Reviews
 from kzai_guard.settings import GuardSettings
@@ -210,6 +213,7 @@ class Guard:
             meter_provider,
         )
         """Counts the outcomes of monitored policies per group and judges them (KZ-AI 6)."""
+        self.oversight = Oversight(self)
         self._gates = {name: Gate(self, policy) for name, policy in self._policies.items()}
         self._closed = False
         self.facts.start()
@@ -234,20 +238,29 @@ class Guard:
     # -- integration ------------------------------------------------------------------------
 
     def install(self, app: Any) -> None:
-        """Add the middleware, the person's routes and (FastAPI) the refusals to the OpenAPI.
+        """Add the middleware, the person's routes, the reviewer's API and console, and
+        (FastAPI) the refusals and the reviewer's API to the OpenAPI.
 
-        The person's routes go first in the app's router, so they run behind every middleware
-        of the app, its authentication included.
+        The person's and the reviewer's routes go first in the app's router, so they run behind
+        every middleware of the app, its authentication included. ``review_console=True``
+        without Jinja2 installed raises :class:`ConfigurationError` here.
         """
         from kzai_guard.http.routes import PersonRoute
         from kzai_guard.middleware import GuardMiddleware
 
         app.add_middleware(GuardMiddleware, guard=self, person_routes=False)
         app.router.routes.insert(0, PersonRoute(self))
+        if self.settings.reviews_prefix is not None:
+            from kzai_guard.console import console_for
+            from kzai_guard.http.review_api import ReviewRoute
+
+            app.router.routes.insert(0, ReviewRoute(self, console_for(self)))
         if hasattr(app, "openapi") and hasattr(app, "openapi_schema"):
+            from kzai_guard.http.review_openapi import document_review_api
             from kzai_guard.openapi import document_refusals
 
             document_refusals(app, self)
+            document_review_api(app, self)
 
     def decision(self, name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorate a function whose every call is a decision of policy ``name``."""
@@ -289,27 +302,42 @@ class Guard:
         *,
         policy: str,
         reviewer: Reviewer,
-        action: str,
+        action: OverrideAction | str,
         note: str | None = None,
-    ) -> None:
+    ) -> ReviewerOverride:
         """Record that a human corrected or cancelled an automated decision (KZ-AI 17(2)).
 
-        High autonomy means correction is impossible, so it raises there.
+        High autonomy means correction is impossible, so it raises :class:`OverrideForbidden`
+        (a :class:`ConfigurationError`) there. The override is
+        audited and kept; the person's explanation route shows it.
         """
         declared = self.policy(policy)
         if declared.autonomy is Autonomy.HIGH:
-            raise ConfigurationError(
+            raise OverrideForbidden(
                 f"policy {policy!r} declares high autonomy: its decisions cannot be corrected "
                 "or cancelled; declare medium autonomy if humans can override it"
             )
-        if action not in ("correct", "cancel"):
+        if action not in tuple(OverrideAction):
             raise ValueError("action must be 'correct' or 'cancel'")
+        if note is not None:
+            check_text(note, "note", 4000, multiline=True)
+        done = ReviewerOverride(
+            id=new_id(),
+            decision_id=decision_id,
+            policy=policy,
+            reviewer=reviewer.id,
+            action=OverrideAction(action),
+            note=note,
+            at=self.now(),
+        )
         self.auditor.event(
             EventKind.DECISION_OVERRIDDEN,
             policy=policy,
             reviewer=reviewer.id,
-            detail=f"{action} {decision_id}" + (f": {note}" if note else ""),
+            detail=f"{done.action.value} {decision_id}" + (f": {note}" if note else ""),
         )
+        self.store.add_override(done)
+        return done
 
     def erase_subject(self, subject: str) -> ErasedData:
         """Erase a person: from the store, from the explanation archive, from the audit log.
@@ -340,9 +368,10 @@ class Guard:
         return erased
 
     def erase_reviewer(self, reviewer: str) -> int:
-        """Erase a reviewer: from the store's tickets and kill-switch states, and from the
-        audit log the key sealing the records that have no subject (kill-switch changes,
-        overrides), which then read ``[erased]``.
+        """Erase a reviewer: from the store's tickets, kill-switch states, escalations and
+        overrides (their claims are released), and from the audit log the key sealing the
+        records that have no subject (kill-switch changes, overrides), which then read
+        ``[erased]``.
 
         Records about a subject keep the reviewer's pseudonym, sealed under the subject's key.
         Returns how many store rows named the reviewer.

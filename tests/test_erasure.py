@@ -20,6 +20,7 @@ import kzai_guard as kg
 from kzai_guard.audit.shredding import subject_ref
 from kzai_guard.cli.main import main as cli
 from kzai_guard.stores.base import ErasedData
+from tests.oversight.service import CARD
 from tests.samples import GATEWAY_SUBJECT, LOAN
 
 ERASED = "KZ-880101300123"
@@ -174,3 +175,49 @@ def test_reviewers_are_keyed_pseudonyms_and_erase_reviewer_erases_them(
     assert files_holding(directory, [staff]) == {}
     assert exported.count(b'"reviewer":"[erased]"') == 1
     assert guard.auditor.reviewer_ref(other).encode() in exported
+
+
+def test_the_reviewers_work_is_erased_with_the_person_and_with_the_reviewer(
+    tmp_path: Path,
+) -> None:
+    guard = kg.Guard(
+        [LOAN, CARD],
+        store=f"sqlite:///{tmp_path / 'kzai-guard.db'}",
+        audit=tmp_path / "kzai-audit",
+        contact="credit@example.kz",
+        subject=GATEWAY_SUBJECT,
+    )
+    staff = "risk.officer.aliya@bank.kz"
+    reviewer = kg.Reviewer(id=staff)
+    reason = personal_texts(ERASED)[3]
+
+    @guard.decision("loan_approval")
+    def decide() -> None:
+        raise AssertionError("routed decisions do not run")
+
+    try:
+        tickets = {}
+        for person in (ERASED, KEPT):
+            guard.objections.record(person)
+            with pytest.raises(kg.HumanReviewRequired) as routed, kg.decision_context(person):
+                decide()
+            tickets[person] = routed.value.ticket.id
+        guard.oversight.escalate(tickets[ERASED], reviewer, reason)
+        guard.oversight.claim(tickets[KEPT], reviewer)
+        guard.override("decision-1", policy=CARD.name, reviewer=reviewer, action="correct")
+        guard.sink.flush()  # type: ignore[attr-defined]
+        assert files_holding(tmp_path, [reason]) != {}  # the test can fail
+
+        guard.erase_subject(ERASED)
+        assert files_holding(tmp_path, [reason]) == {}
+        assert files_holding(tmp_path, [staff]) != {}
+
+        named = guard.erase_reviewer(staff)
+        guard.sink.flush()  # type: ignore[attr-defined]
+
+        assert named == 3  # the claim, the escalation, the override
+        assert guard.store.review_work([tickets[KEPT]])[tickets[KEPT]].claimed_by is None
+        assert guard.store.overrides_of("decision-1")[0].reviewer == ""
+        assert files_holding(tmp_path, [staff]) == {}
+    finally:
+        guard.close()

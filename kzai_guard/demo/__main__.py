@@ -5,7 +5,8 @@
    read for them: every route answers 401, since a header names nobody.
 3. A decision without consent is blocked (403, no-legal-basis).
 4. With consent it is made, disclosed and explained (200, AI-Disclosure, Link to the explanation).
-5. The person objects: the next decision goes to a human (202, review ticket), who completes it.
+5. The person objects: the next decision goes to a human (202, review ticket); a credit officer
+   claims it on the reviewer's API, reads the case and decides; the person sees the outcome.
 6. The person withdraws consent: the next decision is blocked again.
 
 Finally the signed audit log is verified and the compliance report of the run is written.
@@ -27,7 +28,7 @@ import httpx
 import uvicorn
 
 import kzai_guard as kg
-from kzai_guard.demo.service import build_service
+from kzai_guard.demo.service import DEMO_OFFICER_TOKEN, build_service
 
 APPLICANT = "KZ-880101300123"
 APPLICATION = {
@@ -104,10 +105,20 @@ def _walk(client: httpx.Client, guard: kg.Guard) -> None:
     routed = client.post(decide, json=APPLICATION)
     _show(routed, headers=("location",))
     review_id = routed.json()["review_id"]
-    guard.reviews.complete(
-        review_id, reviewer=kg.Reviewer(id="credit-officer-12"), outcome=kg.ReviewOutcome.APPROVED
+    officer = {"Authorization": f"Bearer {DEMO_OFFICER_TOKEN}"}
+    print("   A credit officer, signed in to the bank, claims the ticket and reads the case:")
+    tickets = f"/ai-reviews/tickets/{review_id}"
+    _show(client.post(f"{tickets}/claim", json={}, headers=officer), indent="   ")
+    case = client.get(tickets, headers=officer)
+    print(f"      -> GET {tickets}: {case.status_code}; the applicant appears as", end=" ")
+    print(f"{case.json()['subject']['pseudonym']}")
+    decided = client.post(
+        f"{tickets}/decision",
+        json={"outcome": "approved", "reason": "Income and debts checked against the documents."},
+        headers=officer,
     )
-    print("   A credit officer completes the review; the applicant checks the ticket:")
+    _show(decided, indent="   ")
+    print("   The applicant checks the ticket:")
     _show(client.get(routed.headers["location"]), indent="   ")
 
     _step(6, "The applicant withdraws the objection and the consent; the next decision")

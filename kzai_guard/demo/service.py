@@ -16,7 +16,9 @@ from typing import Any, NamedTuple
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.authentication import AuthCredentials, BaseUser, SimpleUser
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection
 
 import kzai_guard as kg
 from kzai_guard.demo.tokens import PersonAuthentication, PersonTokens, unauthenticated
@@ -51,6 +53,27 @@ class LoanDecision(BaseModel):
     applicant_id: str
     approved: bool
     monthly_payment: int
+
+
+DEMO_OFFICER_TOKEN = "demo-credit-officer-12"
+"""The bearer token of the demo's one credit officer (the demo's stand-in for a bank's SSO)."""
+
+
+class DemoStaffSignIn(PersonAuthentication):
+    """The bank's sign-in: its staff's, reduced to one fixed token for the demo, and the
+    applicants' signed tokens (:class:`~kzai_guard.demo.tokens.PersonAuthentication`).
+
+    A real service puts its own identity provider here; the guard reads only what this
+    establishes (``scope["user"]`` and the ``ai-reviewer`` scope), never a client's header.
+    """
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        """The signed-in credit officer or person; raises for a request that is not signed in."""
+        if conn.headers.get("authorization") == f"Bearer {DEMO_OFFICER_TOKEN}":
+            return AuthCredentials(["authenticated", "ai-reviewer"]), SimpleUser(
+                "credit-officer-12"
+            )
+        return await super().authenticate(conn)
 
 
 class ConsentForm(BaseModel):
@@ -92,7 +115,7 @@ def build_service(workdir: Path, tokens: PersonTokens | None = None) -> DemoServ
     guard.install(app)
     app.add_middleware(
         AuthenticationMiddleware,
-        backend=PersonAuthentication(tokens),
+        backend=DemoStaffSignIn(tokens),
         on_error=unauthenticated,
     )
     own = [Depends(signed_in_as_applicant)]

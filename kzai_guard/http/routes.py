@@ -1,9 +1,11 @@
 """The person's own routes, served by the middleware under the guard's prefix.
 
 - ``GET {prefix}/{decision_id}/explanation[?lang=kk|ru|en]``: the explanation of a decision
-  (KZ-AI 16(1)(4)), to the person it is about only.
+  (KZ-AI 16(1)(4)), to the person it is about only, with ``human_overrides``: a human's
+  corrections or cancellations of it.
 - ``GET {prefix}/reviews/{review_id}``: where a review ticket stands (``overdue`` once its
-  deadline has passed unanswered), to its person only.
+  deadline has passed unanswered), to its person only; once decided, its ``outcome`` and the
+  reviewer's ``outcome_reason``.
 - ``POST {prefix}/objections`` (``{"policy": "..."}`` optional): object to automated decisions.
 - ``DELETE {prefix}/objections[?policy=...]``: withdraw that objection.
 
@@ -90,6 +92,10 @@ class PersonRoutes:
         )
         body["decision_id"] = stored.decision_id
         body["policy"] = stored.policy
+        overrides = await anyio.to_thread.run_sync(self.guard.store.overrides_of, decision_id)
+        body["human_overrides"] = [
+            {"action": o.action.value, "note": o.note, "at": o.at.isoformat()} for o in overrides
+        ]
         await self._json(send, 200, body)
 
     async def _review(self, send: Send, subject: str, review_id: str) -> None:
@@ -112,6 +118,7 @@ class PersonRoutes:
                 "deadline": ticket.deadline.isoformat(),
                 "overdue": is_overdue(ticket, self.guard.now()),
                 "outcome": ticket.outcome.value if ticket.outcome else None,
+                "outcome_reason": ticket.note,
                 "completed_at": ticket.completed_at.isoformat() if ticket.completed_at else None,
             },
         )
@@ -219,8 +226,8 @@ class _Disconnected(Exception):
     """The client went away before the request body was complete."""
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The request body, or ``None`` when it is larger than :data:`_MAX_BODY`."""
+async def _read_body(receive: Receive, limit: int = _MAX_BODY) -> bytes | None:
+    """The request body, or ``None`` when it is larger than ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -229,7 +236,7 @@ async def _read_body(receive: Receive) -> bytes | None:
             raise _Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > _MAX_BODY:
+        if size > limit:
             return None
         chunks.append(chunk)
         if not message.get("more_body", False):

@@ -113,6 +113,14 @@ _KIND_TABLE: dict[EventKind, Classification] = {
         Level.WARNING, Outcome.FAILURE, "AI decision function failed"
     ),
     EventKind.REVIEW_OPENED: Classification(Level.NOTICE, Outcome.SUCCESS, "Human review opened"),
+    EventKind.REVIEW_CLAIMED: Classification(Level.INFO, Outcome.SUCCESS, "Human review claimed"),
+    EventKind.REVIEW_RELEASED: Classification(Level.INFO, Outcome.SUCCESS, "Human review released"),
+    EventKind.REVIEW_ESCALATED: Classification(
+        Level.NOTICE, Outcome.SUCCESS, "Human review escalated"
+    ),
+    EventKind.REVIEW_CASE_VIEWED: Classification(
+        Level.INFO, Outcome.SUCCESS, "Human review case viewed"
+    ),
     EventKind.DECISION_OVERRIDDEN: Classification(
         Level.WARNING, Outcome.SUCCESS, "AI decision overridden by a human"
     ),

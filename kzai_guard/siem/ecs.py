@@ -3,12 +3,12 @@
 A decision becomes ``event.kind: "event"``, ``event.category: ["api"]`` and ``event.type``
 ``["allowed"]`` (verdict ``allow``), ``["denied"]`` (``block``, or a withheld result) or
 ``["info"]`` (``route``); consent, objection and review records are ``creation``/``deletion``/
-``change``. ``event.action`` is the event kind, ``event.reason`` the record's reason, the policy
-is ``rule.name`` (digest in ``rule.version``, profile in ``rule.ruleset``, purpose in
-``rule.category``), ``trace.id`` the trace id. Everything else is kept, exactly, under the custom
-``kzai`` field set, with the log's origin (when set) as ``kzai.origin``: ECS's nearest field,
-``event.provider``, names the software or subsystem that produced an event, not a log. JSON
-escaping makes every value round-trip; nothing is sanitised.
+``change`` (a reviewer's look at a case ``access``). ``event.action`` is the event kind,
+``event.reason`` the record's reason, the policy is ``rule.name`` (digest in ``rule.version``,
+profile in ``rule.ruleset``, purpose in ``rule.category``), ``trace.id`` the trace id. Everything
+else is kept, exactly, under the custom ``kzai`` field set, with the log's origin (when set) as
+``kzai.origin``: ECS's nearest field, ``event.provider``, names the software or subsystem that
+produced an event, not a log. JSON escaping makes every value round-trip; nothing is sanitised.
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ _KIND_TYPE: dict[EventKind, str] = {
     EventKind.OBJECTION_RECORDED: "creation",
     EventKind.OBJECTION_WITHDRAWN: "deletion",
     EventKind.REVIEW_OPENED: "creation",
+    EventKind.REVIEW_CLAIMED: "change",
+    EventKind.REVIEW_RELEASED: "change",
+    EventKind.REVIEW_ESCALATED: "change",
+    EventKind.REVIEW_CASE_VIEWED: "access",
     EventKind.DECISION_OVERRIDDEN: "change",
     EventKind.SWITCH_SUSPENDED: "change",
     EventKind.SWITCH_RESUMED: "change",

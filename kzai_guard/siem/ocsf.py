@@ -1,15 +1,16 @@
 """OCSF API Activity events (class 6003, category 6 Application Activity).
 
 ``type_uid = 600300 + activity_id``. Consents, objections and opened reviews are *Create* (1);
-their withdrawals *Delete* (4); completed reviews, overrides and kill-switch changes *Update*
-(3); decisions *Other* (99, ``activity_name`` "Decision"). The verdict is the decision of
-``actor.authorizations[0]`` (``allowed``, ``denied``, ``routed``, or the verdict as written)
-under the policy (``policy.name``, digest as ``policy.uid``). ``status_id`` is 1 Success, 2
-Failure, 99 Other for a decision routed to a human and 0 Unknown otherwise. ``severity_id`` is
-1 Informational, 2 Low, 3 Medium, 4 High. The data subject's pseudonym is a resource
-(``type: "data_subject"``). The log's origin, when set, is ``metadata.log_provider`` (OCSF: "the
-logging provider or logging service that logged the event"); every other field is kept in
-``unmapped``. JSON escaping makes every value round-trip; nothing is sanitised.
+their withdrawals *Delete* (4); completed, claimed, released and escalated reviews, overrides and
+kill-switch changes *Update* (3); a reviewer's look at a case *Read* (2); decisions *Other* (99,
+``activity_name`` "Decision"). The verdict is the decision of ``actor.authorizations[0]``
+(``allowed``, ``denied``, ``routed``, or the verdict as written) under the policy (``policy.name``,
+digest as ``policy.uid``). ``status_id`` is 1 Success, 2 Failure, 99 Other for a decision routed to
+a human and 0 Unknown otherwise. ``severity_id`` is 1 Informational, 2 Low, 3 Medium, 4 High. The
+data subject's pseudonym is a resource (``type: "data_subject"``). The log's origin, when set, is
+``metadata.log_provider`` (OCSF: "the logging provider or logging service that logged the event");
+every other field is kept in ``unmapped``. JSON escaping makes every value round-trip; nothing is
+sanitised.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ _ACTIVITY: dict[EventKind, tuple[int, str]] = {
     EventKind.DECISION_FAILED: (99, "Decision"),
     EventKind.REVIEW_OPENED: (1, "Create"),
     EventKind.REVIEW_COMPLETED: (3, "Update"),
+    EventKind.REVIEW_CLAIMED: (3, "Update"),
+    EventKind.REVIEW_RELEASED: (3, "Update"),
+    EventKind.REVIEW_ESCALATED: (3, "Update"),
+    EventKind.REVIEW_CASE_VIEWED: (2, "Read"),
     EventKind.DECISION_OVERRIDDEN: (3, "Update"),
     EventKind.CONSENT_GRANTED: (1, "Create"),
     EventKind.CONSENT_WITHDRAWN: (4, "Delete"),

@@ -49,6 +49,8 @@ def test_the_demo_blocks_allows_routes_and_blocks_again_then_verifies_its_log(
     assert EXPLAINED.search(output)
     assert output.count('"type": "urn:kzai-guard:problem:no-legal-basis"') == 2
     assert '"type": "urn:kzai-guard:problem:human-review"' in output
+    assert re.search(r"^      -> POST /ai-reviews/tickets/[^/]+/claim: 200$", output, re.MULTILINE)
+    assert '"outcome_reason": "Income and debts checked against the documents."' in output
     assert re.search(r"^OK: \d+ records", output, re.MULTILINE)
     assert (tmp_path / "kzai-demo" / "kzai-audit").is_dir()
     report = (tmp_path / "kzai-demo" / "compliance-report.html").read_text(encoding="utf-8")
