@@ -63,7 +63,7 @@ def test_a_policy_file_with_a_subject_header_that_is_not_a_header_name_names_the
         '[guard]\nprofile = "kz"\ncontact = "support@example.kz"\nsubject_header = "Ā"\n',
         encoding="utf-8",
     )
-    with pytest.raises(kg.ConfigurationError, match="subject_header.*not a header name"):
+    with pytest.raises(kg.ConfigurationError, match=r"subject_header.*not a header name"):
         kg.Guard.from_file(path, audit=kg.MemorySink(), store=":memory:")
 
 

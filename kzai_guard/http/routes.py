@@ -14,10 +14,9 @@ store cannot be read or written, every route answers 503 ``facts-unavailable``.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
-
-import logging
 
 import anyio.to_thread
 import orjson
