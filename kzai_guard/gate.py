@@ -76,7 +76,12 @@ from kzai_guard.subjects import UnusableSubject
 if TYPE_CHECKING:
     from kzai_guard.guard import Guard
 
-__all__ = ["Decision", "Gate"]
+__all__ = ["DURABLE_WAIT_S", "Decision", "Gate"]
+
+DURABLE_WAIT_S = 5.0
+"""How long a decision waits for its record (and explanation) to be durable (``durability
+"sync"``) before it is refused with 503 ``audit-unavailable`` instead of waiting on a store or
+log that has gone silent."""
 
 _log = logging.getLogger("kzai_guard")
 _SUBJECT_REFS_LIMIT = 65_536
@@ -166,6 +171,7 @@ class Gate:
         "_withhold_without_explanation",
         "defaults",
         "digest",
+        "durable_wait",
         "enforce",
         "fail_closed",
         "model_label",
@@ -201,6 +207,8 @@ class Gate:
             policy.significance.is_significant or not policy.audit_fail_open
         )
         """Whether a decision is refused while the audit trail cannot record it."""
+        self.durable_wait = DURABLE_WAIT_S
+        """Seconds a decision waits for its record to be durable (:data:`DURABLE_WAIT_S`)."""
         self.sink = guard.auditor.sink
         self._explanations = guard.explanations
         self._telemetry = guard.telemetry
@@ -377,7 +385,7 @@ class Gate:
         self._record(decision, EventKind.DECISION)
         raise DecisionBlocked(problems.FACTS_UNAVAILABLE, _FACTS_DETAIL, decision_id=decision.id)
 
-    def audit_unavailable(self, decision: Decision) -> None:
+    def audit_unavailable(self, decision: Decision) -> NoReturn:
         """Fail closed: raise, because the audit trail cannot record ``decision``.
 
         Callers check first: an enforced decision (:attr:`fail_closed`) does not run while
@@ -386,6 +394,21 @@ class Gate:
         """
         _restore_outer(decision)
         raise AuditUnavailable(f"decision {decision.id} refused: the audit trail cannot record it")
+
+    def not_durable(self, decision: Decision) -> NoReturn:
+        """Refuse a decision whose record was not durable within :attr:`durable_wait`.
+
+        Its record stays queued: the writer stores it if the log comes back, or drops it with
+        the batch it belongs to when the write fails. Either way the error log names the
+        decision, whose response is 503 ``audit-unavailable``.
+        """
+        _log.error(
+            "kzai_guard: decision %s refused: its audit record was not durable within %.1fs "
+            "(it may still reach the trail when the log answers again)",
+            decision.id,
+            self.durable_wait,
+        )
+        self.audit_unavailable(decision)
 
     # -- step 3 -----------------------------------------------------------------------------
 
