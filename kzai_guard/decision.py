@@ -66,7 +66,7 @@ def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
                         asyncio.shield(asyncio.wrap_future(durable)), gate.durable_wait
                     )
                 except TimeoutError:
-                    gate.not_durable(decision)
+                    gate.not_durable(decision, durable)
             return result
 
         return cast(Callable[P, R], async_decision)
@@ -90,7 +90,7 @@ def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
             try:
                 durable.result(gate.durable_wait)
             except TimeoutError:
-                gate.not_durable(decision)
+                gate.not_durable(decision, durable)
         return result
 
     return sync_decision

@@ -395,18 +395,22 @@ class Gate:
         _restore_outer(decision)
         raise AuditUnavailable(f"decision {decision.id} refused: the audit trail cannot record it")
 
-    def not_durable(self, decision: Decision) -> NoReturn:
-        """Refuse a decision whose record was not durable within :attr:`durable_wait`.
+    def not_durable(self, decision: Decision, durable: Future[None]) -> NoReturn:
+        """Refuse a decision whose record was not ``durable`` within :attr:`durable_wait`.
 
-        Its record stays queued: the writer stores it if the log comes back, or drops it with
-        the batch it belongs to when the write fails. Either way the error log names the
-        decision, whose response is 503 ``audit-unavailable``.
+        The record is withdrawn (``durable`` cancelled) unless the log's writer has taken it
+        already: then it reaches the trail if the log answers again, or fails with its batch.
+        The error log names the decision and says which; the response is 503
+        ``audit-unavailable``.
         """
+        withdrawn = durable.cancel()
         _log.error(
-            "kzai_guard: decision %s refused: its audit record was not durable within %.1fs "
-            "(it may still reach the trail when the log answers again)",
+            "kzai_guard: decision %s refused: its audit record was not durable within %.1fs; %s",
             decision.id,
             self.durable_wait,
+            "the record was withdrawn"
+            if withdrawn
+            else "the record was being written and may still reach the trail",
         )
         self.audit_unavailable(decision)
 
