@@ -14,12 +14,14 @@ and win.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from kzai_guard.errors import ConfigurationError
 from kzai_guard.stores.sql import SqlStore
+from kzai_guard.stores.watchdog import CallWatchdog
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
@@ -126,4 +128,13 @@ def open_postgres(url: str) -> SqlStore:
     def connect() -> Any:
         return psycopg.connect(conninfo, autocommit=True)
 
-    return SqlStore(connect, PostgresDialect())
+    return SqlStore(connect, PostgresDialect(), watchdog=CallWatchdog(_shut_down))
+
+
+def _shut_down(conn: Any) -> None:
+    """Shut the connection's socket down, so that a wait on it ends with an error."""
+    duplicate = socket.socket(fileno=os.dup(conn.fileno()))
+    try:
+        duplicate.shutdown(socket.SHUT_RDWR)
+    finally:
+        duplicate.close()

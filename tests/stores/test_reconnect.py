@@ -280,3 +280,36 @@ def test_a_write_waiting_on_a_lock_held_elsewhere_is_refused_not_held() -> None:
 
     assert len(refused) == 1 and isinstance(refused[0], StoreError), refused
     assert "lock timeout" in str(refused[0])
+
+
+def test_a_read_on_a_link_gone_silent_fails_after_the_call_limit_instead_of_waiting() -> None:
+    from tests.deploy.proxy import TcpProxy
+
+    with fresh_database() as url, TcpProxy(*PG_ADDRESS) as proxy:
+        store = open_store(url.replace("127.0.0.1/", f"127.0.0.1:{proxy.port}/"))
+        try:
+            store._watchdog.limit = 0.5  # type: ignore[attr-defined]
+            assert store.consents_of("A-1") == []
+            proxy.cut("blackhole")
+            outcome: list[BaseException | None] = []
+
+            def read() -> None:
+                try:
+                    store.consents_of("A-1")
+                except BaseException as exc:  # the outcome is what the test looks at
+                    outcome.append(exc)
+                else:
+                    outcome.append(None)
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            reader.join(30)
+            proxy.restore()
+            failed = list(outcome)
+            back = eventually(lambda: store.consents_of("A-1"))
+        finally:
+            store.close()
+
+    assert len(failed) == 1 and isinstance(failed[0], StoreError), failed
+    assert "no answer within 0.5s" in str(failed[0])
+    assert back == []
