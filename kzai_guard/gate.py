@@ -408,7 +408,7 @@ class Gate:
             "kzai_guard: decision %s refused: its audit record was not durable within %.1fs; %s",
             decision.id,
             self.durable_wait,
-            "the record was withdrawn"
+            "the record is withdrawn unless the log's writer had taken it already"
             if withdrawn
             else "the record was being written and may still reach the trail",
         )

@@ -101,7 +101,10 @@ class SqlStore:
     so rather than a second copy. The lock is held across a fork; in the child the inherited
     connection is let go without disturbing the parent's session
     (:meth:`~kzai_guard.stores.dialect.Dialect.abandon`) and a new one is made at the next use;
-    a store that cannot reconnect (an in-memory database) keeps its private copy.
+    a store that cannot reconnect (an in-memory database) keeps its private copy. A
+    ``watchdog`` (:class:`~kzai_guard.stores.watchdog.CallWatchdog`) cuts the connection of a
+    call that gets no answer within its limit; that call fails with :class:`StoreError` and is
+    not retried.
     """
 
     def __init__(
