@@ -98,7 +98,10 @@ def load_config(path: str | Path) -> tuple[list[DecisionPolicy], dict[str, Any]]
     if guard.get("durability", "sync") not in ("async", "sync"):
         raise ConfigurationError(f'{source}: [guard] durability must be "async" or "sync"')
     if "subject_header" in guard:
-        guard["subject"] = from_header(guard.pop("subject_header"))
+        try:
+            guard["subject"] = from_header(guard.pop("subject_header"))
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{source}: [guard] subject_header: {exc}") from None
     if "audit_signing_key" in guard:
         # a relative path is read from the file's own directory
         signing_key = source.parent / guard.pop("audit_signing_key")

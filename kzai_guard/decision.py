@@ -2,7 +2,10 @@
 
 A call the verdict lets through ends in one record: the decision (or its withholding) when
 the function returns, ``decision.failed`` when it raises, and then the exception reaches the
-caller unchanged.
+caller unchanged. With ``durability="sync"`` the call returns once that record is durable, or
+raises :class:`~kzai_guard.errors.AuditUnavailable` (503 ``audit-unavailable``) after
+:data:`~kzai_guard.gate.DURABLE_WAIT_S` seconds: a silent log never holds a response for
+longer.
 
 The wrapper keeps the wrapped function's signature (``functools.wraps``), so FastAPI still sees
 the real endpoint: its dependency injection, validation and OpenAPI stay intact.
@@ -57,7 +60,13 @@ def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
                 raise
             durable = finish(decision)
             if durable is not None:
-                await asyncio.wrap_future(durable)
+                try:
+                    # shielded: the record's future belongs to the writer, not to this wait
+                    await asyncio.wait_for(
+                        asyncio.shield(asyncio.wrap_future(durable)), gate.durable_wait
+                    )
+                except TimeoutError:
+                    gate.not_durable(decision, durable)
             return result
 
         return cast(Callable[P, R], async_decision)
@@ -78,7 +87,10 @@ def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
             raise
         durable = finish(decision)
         if durable is not None:
-            durable.result()
+            try:
+                durable.result(gate.durable_wait)
+            except TimeoutError:
+                gate.not_durable(decision, durable)
         return result
 
     return sync_decision

@@ -36,7 +36,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 
 from kzai_guard.errors import StoreError
 from kzai_guard.forking import remake_after_fork
@@ -214,7 +214,9 @@ def released_when_stored(
 ) -> Future[None]:
     """A future that completes once the explanation is ``stored`` and the decision ``recorded``.
 
-    It fails as ``recorded`` fails. If the explanation could not be stored, ``unlink`` runs first
+    Cancelling it cancels ``recorded`` (a record whose decision gave up waiting is not written,
+    unless its writer has taken it already). It fails as ``recorded`` fails. If the explanation
+    could not be stored, ``unlink`` runs first
     (the response must not carry a ``Link`` that another host cannot serve) and the decision
     goes on: its explanation is still served by this process, and stored when the store is back.
     """
@@ -229,12 +231,22 @@ def released_when_stored(
                 return
         if stored.exception() is not None:
             unlink()
-        failure = None if recorded is None else recorded.exception()
-        if failure is None:
-            released.set_result(None)
-        else:
-            released.set_exception(failure)
+        if released.done():  # its waiter gave up (cancelled it): nobody is told
+            return
+        failure = None if recorded is None or recorded.cancelled() else recorded.exception()
+        try:
+            if failure is None:
+                released.set_result(None)
+            else:
+                released.set_exception(failure)
+        except InvalidStateError:  # cancelled meanwhile by its waiter
+            pass
 
+    def give_up(_: Future[None]) -> None:
+        if released.cancelled() and recorded is not None:
+            recorded.cancel()
+
+    released.add_done_callback(give_up)
     stored.add_done_callback(settle)
     if recorded is not None:
         recorded.add_done_callback(settle)

@@ -13,8 +13,13 @@ that share the store. So:
 - :attr:`FactCache.read_at` is when the feed was last read successfully (the start of that read,
   on the monotonic clock): facts are only as fresh as that, and the gates refuse significant
   decisions once it is older than the guard's ``stale_after`` (see
-  :func:`~kzai_guard.core.freshness.facts_trusted`). When the store is back, the next successful
-  poll applies what changed meanwhile and makes the facts fresh again;
+  :func:`~kzai_guard.core.freshness.facts_trusted`). A read of the store that fails (the change
+  feed, or a subject's facts) shows the store out of reach: from then on no cached fact is
+  trusted (:meth:`FactCache.distrust`) until a read of the change feed that *began after* the
+  failure succeeds. So a fact that comes back from the store with its connection (a subject's
+  consents) is never combined with one the feed has not confirmed since (a kill switch thrown
+  elsewhere meanwhile). When the store is back, that poll applies what changed meanwhile and
+  makes the facts fresh again;
 - in a child process after a fork, the cache gets new locks and its own watcher thread.
 """
 
@@ -24,6 +29,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from math import inf
 from time import monotonic
 
 from kzai_guard.core.consent import Consent, consent_is_valid
@@ -80,6 +86,7 @@ class FactCache:
         """When the store's facts were last read successfully (monotonic clock, seconds)."""
         self._switch_epoch = 0
         self._reload_switches = False
+        self._failures = 0
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         remake_after_fork(self)
@@ -87,12 +94,17 @@ class FactCache:
     # -- the hot path -----------------------------------------------------------------------
 
     def state(self, subject: str) -> SubjectState:
-        """The subject's state; read from the store only when not cached."""
+        """The subject's state; read from the store only when not cached. A read that fails
+        makes every cached fact untrusted (:meth:`distrust`) and reaches the caller."""
         state = self._states.get(subject)
         if state is not None:
             return state
         epoch = self._epoch
-        state = self._load(subject)
+        try:
+            state = self._load(subject)
+        except BaseException:
+            self.distrust()
+            raise
         with self._lock:
             if self._epoch == epoch:
                 if len(self._states) >= self._limit:
@@ -129,12 +141,31 @@ class FactCache:
                 current.discard(policy)
             self.suspended = frozenset(current)
 
+    def distrust(self) -> None:
+        """The store failed: trust no cached fact until a change-feed read that begins after
+        this call succeeds (:attr:`read_at` becomes minus infinity until then)."""
+        with self._lock:
+            self._failures += 1
+            self.read_at = -inf
+
     def refresh(self) -> None:
         """Apply the store's changes since the last refresh (what the watcher does).
 
-        On success :attr:`read_at` becomes the time this refresh began; a store error reaches
-        the caller and leaves it as it was."""
+        On success :attr:`read_at` becomes the time this refresh began, unless a store failure
+        was seen meanwhile (:meth:`distrust`); a store error reaches the caller and makes every
+        cached fact untrusted until a later refresh succeeds."""
+        failures = self._failures
         read_at = monotonic()
+        try:
+            self._apply_changes()
+        except BaseException:
+            self.distrust()
+            raise
+        with self._lock:
+            if self._failures == failures:
+                self.read_at = read_at
+
+    def _apply_changes(self) -> None:
         changes = self._store.changes_since(self._seq)
         switches = self._reload_switches
         for change in changes:
@@ -155,7 +186,6 @@ class FactCache:
                     self.suspended = loaded
         if changes:
             self._seq = changes[-1].seq
-        self.read_at = read_at
 
     def start(self) -> None:
         """Start the watcher thread (idempotent)."""

@@ -76,7 +76,12 @@ from kzai_guard.subjects import UnusableSubject
 if TYPE_CHECKING:
     from kzai_guard.guard import Guard
 
-__all__ = ["Decision", "Gate"]
+__all__ = ["DURABLE_WAIT_S", "Decision", "Gate"]
+
+DURABLE_WAIT_S = 5.0
+"""How long a decision waits for its record (and explanation) to be durable (``durability
+"sync"``) before it is refused with 503 ``audit-unavailable`` instead of waiting on a store or
+log that has gone silent."""
 
 _log = logging.getLogger("kzai_guard")
 _SUBJECT_REFS_LIMIT = 65_536
@@ -167,6 +172,7 @@ class Gate:
         "_withhold_without_explanation",
         "defaults",
         "digest",
+        "durable_wait",
         "enforce",
         "fail_closed",
         "model_label",
@@ -202,6 +208,8 @@ class Gate:
             policy.significance.is_significant or not policy.audit_fail_open
         )
         """Whether a decision is refused while the audit trail cannot record it."""
+        self.durable_wait = DURABLE_WAIT_S
+        """Seconds a decision waits for its record to be durable (:data:`DURABLE_WAIT_S`)."""
         self.sink = guard.auditor.sink
         self._explanations = guard.explanations
         self._telemetry = guard.telemetry
@@ -379,7 +387,7 @@ class Gate:
         self._record(decision, EventKind.DECISION)
         raise DecisionBlocked(problems.FACTS_UNAVAILABLE, _FACTS_DETAIL, decision_id=decision.id)
 
-    def audit_unavailable(self, decision: Decision) -> None:
+    def audit_unavailable(self, decision: Decision) -> NoReturn:
         """Fail closed: raise, because the audit trail cannot record ``decision``.
 
         Callers check first: an enforced decision (:attr:`fail_closed`) does not run while
@@ -388,6 +396,25 @@ class Gate:
         """
         _restore_outer(decision)
         raise AuditUnavailable(f"decision {decision.id} refused: the audit trail cannot record it")
+
+    def not_durable(self, decision: Decision, durable: Future[None]) -> NoReturn:
+        """Refuse a decision whose record was not ``durable`` within :attr:`durable_wait`.
+
+        The record is withdrawn (``durable`` cancelled) unless the log's writer has taken it
+        already: then it reaches the trail if the log answers again, or fails with its batch.
+        The error log names the decision and says which; the response is 503
+        ``audit-unavailable``.
+        """
+        withdrawn = durable.cancel()
+        _log.error(
+            "kzai_guard: decision %s refused: its audit record was not durable within %.1fs; %s",
+            decision.id,
+            self.durable_wait,
+            "the record is withdrawn unless the log's writer had taken it already"
+            if withdrawn
+            else "the record was being written and may still reach the trail",
+        )
+        self.audit_unavailable(decision)
 
     # -- step 3 -----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ never turns a store failure into a raw error."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 import kzai_guard as kg
 from kzai_guard.core.verdict import Reason
 from kzai_guard.errors import StoreError
-from kzai_guard.stores.base import Store
+from kzai_guard.stores.base import Store, SwitchState
 from kzai_guard.stores.url import open_store
 from kzai_guard.testing import memory_guard
 from tests.samples import EXPLANATION, GATEWAY_SUBJECT, LOAN
@@ -134,6 +135,36 @@ def test_a_routed_decision_whose_review_ticket_cannot_be_stored_is_refused_likew
     assert refused == "facts-unavailable"
     assert sink.records[-1].reason == Reason.FACTS_UNAVAILABLE
     assert sink.records[-1].review_id is None
+
+
+@pytest.mark.parametrize("failing_read", ["a subject's facts", "the change feed"])
+def test_after_a_failed_read_no_cached_fact_is_trusted_until_the_change_feed_is_read_again(
+    breakable: Any, failing_read: str
+) -> None:
+    guard, _, store = breakable
+    guard.facts.stop()
+    guard.consents.grant("A-1", "credit-scoring", "v1")
+    guard.consents.grant("B-1", "credit-scoring", "v1")
+    guard.facts.refresh()
+    assert outcome(guard, "loan_approval", "A-1") == "allow"
+    store.broken = True
+    if failing_read == "the change feed":
+        with pytest.raises(StoreError):
+            guard.facts.refresh()
+    else:
+        assert outcome(guard, "loan_approval", "B-1") == "facts-unavailable"
+    # another host throws the kill switch while this one is cut off, then the link returns
+    store.store.set_switch(
+        SwitchState("loan_approval", True, datetime.now(UTC), "ops@example.kz", None)
+    )
+    store.broken = False
+
+    before_the_feed = [outcome(guard, "loan_approval", "B-1"), outcome(guard, "offers", "A-1")]
+    guard.facts.refresh()
+    after_the_feed = outcome(guard, "loan_approval", "A-1")
+
+    assert before_the_feed == ["facts-unavailable", "allow"]
+    assert after_the_feed == "suspended"
 
 
 def test_stale_after_must_be_longer_than_the_poll_interval() -> None:

@@ -49,6 +49,24 @@ def test_from_header_refuses_bytes_that_are_not_utf8() -> None:
         kg.from_header("X-Subject-Id")({"headers": [(_WANTED, b"\xff")]})
 
 
+@pytest.mark.parametrize("name", ["Ā", "X Subject", "X-Subject:", "", "X-Subject-Id\n"])
+def test_from_header_refuses_a_name_that_is_not_an_ascii_header_name(name: str) -> None:
+    with pytest.raises(kg.ConfigurationError, match="not a header name"):
+        kg.from_header(name)
+
+
+def test_a_policy_file_with_a_subject_header_that_is_not_a_header_name_names_the_key(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "policies.toml"
+    path.write_text(
+        '[guard]\nprofile = "kz"\ncontact = "support@example.kz"\nsubject_header = "Ā"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(kg.ConfigurationError, match=r"subject_header.*not a header name"):
+        kg.Guard.from_file(path, audit=kg.MemorySink(), store=":memory:")
+
+
 def test_every_refusal_of_a_resolver_is_an_unusable_subject() -> None:
     assert issubclass(InvalidSubjectEncoding, kg.UnusableSubject)
     assert issubclass(RepeatedSubjectHeader, kg.UnusableSubject)

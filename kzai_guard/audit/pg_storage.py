@@ -76,8 +76,10 @@ _CONNECT_ATTEMPTS = 4
 _BACKOFF_FIRST_S = 0.1
 _BACKOFF_MAX_S = 2.0
 _SESSION = (
-    # a writer that vanished mid-transaction must not hold the head row for long
-    "SET idle_in_transaction_session_timeout = '20s'",
+    # a writer that vanished or went silent mid-transaction must not hold the head row for
+    # long, and its transaction ends (rolled back) before a sync decision waiting on it gives
+    # up (kzai_guard.gate.DURABLE_WAIT_S): what the decision is told is what the log holds
+    "SET idle_in_transaction_session_timeout = '4s'",
     # commits under the head lock do not wait for the disk; _FLUSH waits, outside the lock
     "SET synchronous_commit = off",
 )

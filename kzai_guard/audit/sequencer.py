@@ -269,6 +269,7 @@ class Sequencer(WriteQueue):
     def _mixed(self, appending: Appending, items: list[Any]) -> None:
         records: list[AuditRecord] = []
         futures: list[Future[None] | None] = []
+        given_up = 0
         for item in items:
             if type(item) is not tuple:
                 records.append(item)
@@ -276,18 +277,23 @@ class Sequencer(WriteQueue):
                 continue
             op, arg, future = item
             if op is Op.RECORD:
+                if future is not None and not future.set_running_or_notify_cancel():
+                    # its writer stopped waiting before the head was locked (a sync decision
+                    # past its durable_wait, answered 503): the record is not written
+                    given_up += 1
+                    continue
                 records.append(arg)
                 futures.append(future)
                 continue
             if records:
                 self._records(appending, records, futures)
-                self._done += len(records)
-                records, futures = [], []
+            self._done += len(records) + given_up
+            records, futures, given_up = [], [], 0
             self._apply(appending, op, arg, future)
             self._done += 1
         if records:
             self._records(appending, records, futures)
-            self._done += len(records)
+        self._done += len(records) + given_up
 
     def _apply(self, appending: Appending, op: Op, arg: Any, future: Future[None] | None) -> None:
         """Carry out one control item under the hold."""

@@ -10,11 +10,13 @@
 - ``DELETE {prefix}/objections[?policy=...]``: withdraw that objection.
 
 The person is found with the guard's person resolver (by default its subject resolver);
-someone else's decision answers 404, so that nobody learns which decision ids exist.
+someone else's decision answers 404, so that nobody learns which decision ids exist. While the
+store cannot be read or written, every route answers 503 ``facts-unavailable``.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -27,7 +29,7 @@ from kzai_guard.core.explanation import localise, with_defaults
 from kzai_guard.core.problems import ProblemType
 from kzai_guard.core.review import is_overdue
 from kzai_guard.core.subject import check_subject
-from kzai_guard.errors import UnknownRecord
+from kzai_guard.errors import StoreError, UnknownRecord
 from kzai_guard.http.problem import PROBLEM_CONTENT_TYPE, as_sentence, problem_body
 from kzai_guard.subjects import UnusableSubject
 
@@ -41,6 +43,7 @@ __all__ = ["PersonRoute", "PersonRoutes", "route_path"]
 _MAX_BODY = 4096
 _OBJECTION_FIELDS = frozenset({"policy"})
 _JSON = b"application/json"
+_log = logging.getLogger("kzai_guard")
 
 
 class PersonRoutes:
@@ -57,14 +60,23 @@ class PersonRoutes:
         if isinstance(subject, tuple):
             await self._problem(send, *subject)
             return
-        if len(parts) == 2 and parts[1] == "explanation" and method == "GET":
-            await self._explanation(scope, send, subject, parts[0])
-        elif len(parts) == 2 and parts[0] == "reviews" and method == "GET":
-            await self._review(send, subject, parts[1])
-        elif parts == ["objections"] and method in ("POST", "DELETE"):
-            await self._objection(scope, receive, send, subject)
-        else:
-            await self._problem(send, problems.NOT_FOUND, "There is nothing at this address.")
+        try:
+            if len(parts) == 2 and parts[1] == "explanation" and method == "GET":
+                await self._explanation(scope, send, subject, parts[0])
+            elif len(parts) == 2 and parts[0] == "reviews" and method == "GET":
+                await self._review(send, subject, parts[1])
+            elif parts == ["objections"] and method in ("POST", "DELETE"):
+                await self._objection(scope, receive, send, subject)
+            else:
+                await self._problem(send, problems.NOT_FOUND, "There is nothing at this address.")
+        except StoreError:
+            # Every handler answers only after its store call, so nothing was sent yet.
+            _log.warning("kzai_guard: a person's request failed on the store", exc_info=True)
+            await self._problem(
+                send,
+                problems.FACTS_UNAVAILABLE,
+                "The person's records cannot be read or written just now; try again in a moment.",
+            )
 
     def _subject(self, scope: Scope) -> str | tuple[ProblemType, str]:
         try:

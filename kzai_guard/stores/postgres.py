@@ -5,20 +5,31 @@ that change numbers become visible in order and no poller skips one. Creating or
 schema takes a transaction-level advisory lock first, so that any number of processes can open
 the store at once on an empty database. A broken connection is re-made (see
 :class:`~kzai_guard.stores.sql.SqlStore`); unless the URL says otherwise, connecting gives up
-after :data:`CONNECT_TIMEOUT_S` and TCP keepalives notice a peer that went away.
+after :data:`CONNECT_TIMEOUT_S` and TCP keepalives notice a peer that went away. Every session
+bounds what the server may make it wait for (:data:`SESSION_BOUNDS`: a statement, a lock, a
+transaction left open by a client that went silent); a URL's own ``options`` come after them
+and win.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from kzai_guard.errors import ConfigurationError
 from kzai_guard.stores.sql import SqlStore
+from kzai_guard.stores.watchdog import CallWatchdog
 
-__all__ = ["CONNECT_TIMEOUT_S", "SCHEMA_LOCK_KEY", "PostgresDialect", "open_postgres"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "SCHEMA_LOCK_KEY",
+    "SESSION_BOUNDS",
+    "PostgresDialect",
+    "open_postgres",
+]
 
 CONNECT_TIMEOUT_S = 5
 """How long one connection attempt may take (libpq ``connect_timeout``) unless the URL sets it."""
@@ -32,6 +43,13 @@ _CONNECTION_DEFAULTS = {
     "keepalives_count": "3",
     "tcp_user_timeout": "10000",
 }
+SESSION_BOUNDS = {
+    "statement_timeout": "15s",
+    "lock_timeout": "5s",
+    "idle_in_transaction_session_timeout": "15s",
+}
+"""Server settings of every store session: no statement, lock wait or open transaction whose
+client went silent lasts longer than these (the server ends it and the store reconnects)."""
 _inherited: list[Any] = []
 """Connections a forked child inherited: kept referenced, never used or closed."""
 
@@ -96,11 +114,27 @@ def open_postgres(url: str) -> SqlStore:
         given = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
         raise ConfigurationError(f"the PostgreSQL store URL is not valid: {exc}") from exc
+    bounds = " ".join(f"-c {name}={value}" for name, value in SESSION_BOUNDS.items())
+    options = f"{bounds} {given['options']}" if given.get("options") else bounds
     conninfo = make_conninfo(
-        "", **{**_CONNECTION_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
+        "",
+        **{
+            **_CONNECTION_DEFAULTS,
+            **{k: v for k, v in given.items() if v is not None},
+            "options": options,
+        },
     )
 
     def connect() -> Any:
         return psycopg.connect(conninfo, autocommit=True)
 
-    return SqlStore(connect, PostgresDialect())
+    return SqlStore(connect, PostgresDialect(), watchdog=CallWatchdog(_shut_down))
+
+
+def _shut_down(conn: Any) -> None:
+    """Shut the connection's socket down, so that a wait on it ends with an error."""
+    duplicate = socket.socket(fileno=os.dup(conn.fileno()))
+    try:
+        duplicate.shutdown(socket.SHUT_RDWR)
+    finally:
+        duplicate.close()

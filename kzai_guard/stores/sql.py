@@ -49,6 +49,7 @@ from kzai_guard.stores.pages import (
     group_by_bucket,
     without_subject,
 )
+from kzai_guard.stores.watchdog import CallWatchdog
 
 __all__ = ["SqlStore"]
 
@@ -115,13 +116,22 @@ class SqlStore:
     so rather than a second copy. The lock is held across a fork; in the child the inherited
     connection is let go without disturbing the parent's session
     (:meth:`~kzai_guard.stores.dialect.Dialect.abandon`) and a new one is made at the next use;
-    a store that cannot reconnect (an in-memory database) keeps its private copy.
+    a store that cannot reconnect (an in-memory database) keeps its private copy. A
+    ``watchdog`` (:class:`~kzai_guard.stores.watchdog.CallWatchdog`) cuts the connection of a
+    call that gets no answer within its limit; that call fails with :class:`StoreError` and is
+    not retried.
     """
 
     def __init__(
-        self, connect: Callable[[], Connection], dialect: Dialect, *, reconnects: bool = True
+        self,
+        connect: Callable[[], Connection],
+        dialect: Dialect,
+        *,
+        reconnects: bool = True,
+        watchdog: CallWatchdog | None = None,
     ) -> None:
         self._connect = connect
+        self._watchdog = watchdog
         self._dialect = dialect
         self._reconnects = reconnects
         self._lock = threading.Lock()
@@ -199,6 +209,9 @@ class SqlStore:
             while True:
                 conn = self._connection()
                 progress = _Progress()
+                watchdog = self._watchdog
+                if watchdog is not None:
+                    watchdog.begin(conn)
                 try:
                     return work(conn, progress)
                 except (StoreError, WithdrawalRestricted, ErasureIncomplete):
@@ -207,6 +220,12 @@ class SqlStore:
                     lost = self._reconnects and self._dialect.lost(conn, exc)
                     if lost:
                         self._drop(conn)
+                    if watchdog is not None and watchdog.fired and not progress.committing:
+                        # a silent link: another attempt would wait as long again
+                        raise StoreError(
+                            f"the {self._dialect.name} store gave no answer within "
+                            f"{watchdog.limit:.1f}s: {exc}"
+                        ) from exc
                     if lost and not retried and (idempotent or not progress.committing):
                         retried = True
                         continue
@@ -216,6 +235,9 @@ class SqlStore:
                             f"was committing; it may or may not have been stored: {exc}"
                         ) from exc
                     raise StoreError(f"{self._dialect.name} store failed: {exc}") from exc
+                finally:
+                    if watchdog is not None:
+                        watchdog.end()
 
     def _connection(self) -> Connection:
         """The open connection, or a new one; fails at once while waiting to reconnect."""
@@ -664,6 +686,8 @@ class SqlStore:
         with self._lock:
             if not self._closed:
                 self._closed = True
+                if self._watchdog is not None:
+                    self._watchdog.stop()
                 conn, self._conn = self._conn, None
                 if conn is not None:
                     conn.close()

@@ -150,3 +150,21 @@ def test_a_kill_switch_thrown_elsewhere_while_cut_holds_once_the_connection_retu
     restored = service.until("loan", "A-1", changes_from=UNAVAILABLE)[-1]
 
     assert restored == (503, "suspended")
+
+
+def test_the_persons_routes_answer_facts_unavailable_while_the_store_is_cut(
+    replica: tuple[Replica, str],
+) -> None:
+    service, _ = replica
+    service.proxy.cut()
+    headers = {SUBJECT: "A-1"}
+    answers = [
+        service.client.get("/ai-decisions/0123456789abcdef/explanation", headers=headers),
+        service.client.get("/ai-decisions/reviews/0123456789abcdef", headers=headers),
+        service.client.post("/ai-decisions/objections", headers=headers),
+        service.client.delete("/ai-decisions/objections", headers=headers),
+    ]
+
+    assert [a.status_code for a in answers] == [503] * 4
+    assert {a.json()["type"].rsplit(":", 1)[-1] for a in answers} == {"facts-unavailable"}
+    assert {a.headers["content-type"] for a in answers} == {"application/problem+json"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -246,3 +247,69 @@ def test_a_write_whose_session_ended_while_committing_is_reported_not_repeated(
 
     assert changes == []  # the server ended the session before the COMMIT: nothing is there
     store.close()
+
+
+def test_a_write_waiting_on_a_lock_held_elsewhere_is_refused_not_held() -> None:
+    # Another session holds the change feed's lock and stays silent: the store's own session
+    # gives up after its lock_timeout (SESSION_BOUNDS) with a StoreError instead of waiting.
+    from kzai_guard.stores.base import SwitchState
+
+    with fresh_database() as url:
+        store = open_store(url)
+        try:
+            with psycopg.connect(url) as holder, holder.transaction():
+                holder.execute("LOCK TABLE kzg_changes IN ACCESS EXCLUSIVE MODE")
+                outcome: list[BaseException | None] = []
+
+                def write() -> None:
+                    try:
+                        store.set_switch(
+                            SwitchState("loan_approval", True, datetime.now(UTC), "ops", None)
+                        )
+                    except BaseException as exc:  # the outcome is what the test looks at
+                        outcome.append(exc)
+                    else:
+                        outcome.append(None)
+
+                writer = threading.Thread(target=write, daemon=True)
+                writer.start()
+                writer.join(60)
+                refused = list(outcome)
+        finally:
+            store.close()
+
+    assert len(refused) == 1 and isinstance(refused[0], StoreError), refused
+    assert "lock timeout" in str(refused[0])
+
+
+def test_a_read_on_a_link_gone_silent_fails_after_the_call_limit_instead_of_waiting() -> None:
+    from tests.deploy.proxy import TcpProxy
+
+    with fresh_database() as url, TcpProxy(*PG_ADDRESS) as proxy:
+        store = open_store(url.replace("127.0.0.1/", f"127.0.0.1:{proxy.port}/"))
+        try:
+            store._watchdog.limit = 0.5  # type: ignore[attr-defined]
+            assert store.consents_of("A-1") == []
+            proxy.cut("blackhole")
+            outcome: list[BaseException | None] = []
+
+            def read() -> None:
+                try:
+                    store.consents_of("A-1")
+                except BaseException as exc:  # the outcome is what the test looks at
+                    outcome.append(exc)
+                else:
+                    outcome.append(None)
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            reader.join(30)
+            proxy.restore()
+            failed = list(outcome)
+            back = eventually(lambda: store.consents_of("A-1"))
+        finally:
+            store.close()
+
+    assert len(failed) == 1 and isinstance(failed[0], StoreError), failed
+    assert "no answer within 0.5s" in str(failed[0])
+    assert back == []
