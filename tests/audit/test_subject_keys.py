@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -167,6 +168,28 @@ def test_records_sealed_under_a_key_that_lost_a_race_are_sealed_again(tmp_path: 
     other.close()
     assert winner is not None
     assert [e.record.subject for e in read_verified(directory)] == ["p:raced"]
+
+
+def test_a_batch_sealed_before_another_writer_erased_its_key_is_sealed_again(
+    tmp_path: Path,
+) -> None:
+    directory, signer = tmp_path / "audit", Signer.generate("k")
+    writer = AuditLog.open(directory, signer=signer, durability="sync")
+    eraser = AuditLog.open(directory, signer=signer, durability="sync")
+    writer.write(make_record(0, subject="p:gone")).result()  # type: ignore[union-attr]
+    real_sequence = writer._storage.sequence
+
+    def erased_meanwhile() -> Any:
+        # the next batch is sealed (under the cached key); the key is erased before the hold
+        writer._storage.sequence = real_sequence  # type: ignore[method-assign]
+        eraser.erase_subject("p:gone")
+        return real_sequence()
+
+    writer._storage.sequence = erased_meanwhile  # type: ignore[method-assign]
+    writer.write(make_record(1, subject="p:gone")).result()  # type: ignore[union-attr]
+    writer.close()
+    eraser.close()
+    assert [e.record.subject for e in read_verified(directory)] == [ERASED, "p:gone"]
 
 
 def test_an_erased_subject_stays_erased_after_a_crash(tmp_path: Path) -> None:
