@@ -183,6 +183,12 @@ def _fleet(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> lis
     return fleet.run(budget)
 
 
+def _fleet_pg(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list[Figure]:
+    from benchmarks import fleet_pg
+
+    return fleet_pg.run_budget(budget)
+
+
 def _growth(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list[Figure]:
     from benchmarks import growth
 
@@ -209,6 +215,7 @@ _SECTIONS: dict[str, Runner] = {
     "served": _served,
     "audit": _audit,
     "fleet": _fleet,
+    "fleet-pg": _fleet_pg,
     "growth": _growth,
     "consent": _consent,
     "siem": _siem,
