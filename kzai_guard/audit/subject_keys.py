@@ -318,13 +318,16 @@ class SqliteSubjectKeys:
             self._wdb.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             try:
                 with _transaction(self._wdb):
-                    self._wdb.executemany(
+                    inserted = self._wdb.executemany(
                         "INSERT OR IGNORE INTO subject_key (ref, key) VALUES (?, ?)", items
-                    )
+                    ).rowcount
                     self._wdb.executemany(
                         "DELETE FROM reserved_key WHERE number = ?", [(n,) for n in numbered]
                     )
-                    stored = _stored(self._wdb, [ref for ref, _ in items])
+                    # a row was there already for some ref: read back which key is stored
+                    stored = (
+                        {} if inserted == len(items) else _stored(self._wdb, [r for r, _ in items])
+                    )
             finally:
                 self._wdb.execute("PRAGMA synchronous=FULL")
             replaced = False
