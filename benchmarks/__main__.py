@@ -180,13 +180,15 @@ def _audit(budget: Budget, layout: dict[str, int | None], holder: list[Floor]) -
 def _fleet(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list[Figure]:
     from benchmarks import fleet
 
-    return fleet.run(budget)
+    with machine.unpinned():
+        return fleet.run(budget)
 
 
 def _fleet_pg(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list[Figure]:
     from benchmarks import fleet_pg
 
-    return fleet_pg.run_budget(budget)
+    with machine.unpinned():
+        return fleet_pg.run_budget(budget)
 
 
 def _growth(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list[Figure]:
