@@ -256,6 +256,10 @@ class Sequencer(WriteQueue):
             with self._storage.sequence() as appending:
                 self._see(appending)
                 bodies = ahead[1] if ahead is not None and ahead[0] == self._erasures else None
+                # the new keys are committed under the hold, where the writers of the log take
+                # turns (no waiting on each other's key-store commits); before the lines
+                if bodies is not None and self._batched is not None and self._batched.commit():
+                    bodies = None  # another writer's key won: sealed again, below
                 if plain:
                     self._records(appending, items, None, bodies)
                     self._done = len(items)
@@ -274,8 +278,10 @@ class Sequencer(WriteQueue):
     def _seal_ahead(self, items: list[Any], plain: bool) -> tuple[int, list[bytes]] | None:
         """The line bodies of a batch of records only, sealed without the hold, with the
         erasure count they were sealed at: they are used only if the hold finds it unchanged
-        (no key erased anywhere in between). ``None`` for a batch with control items, or if
-        sealing failed (the hold seals again, and reports what fails)."""
+        (no key erased anywhere in between). The keys made for them are committed under the
+        hold: writers that committed them at once would wait on each other's key-store lock.
+        ``None`` for a batch with control items, or if sealing failed (the hold seals again,
+        and reports what fails)."""
         records: list[AuditRecord] = items
         if not plain:
             records = []
@@ -288,7 +294,7 @@ class Sequencer(WriteQueue):
                     return None  # an erasure must come between the records' sealing
         erasures = self._erasures
         try:
-            return erasures, self._sealed(records)
+            return erasures, self._encoder.bodies(records)
         except Exception:
             return None
 
