@@ -18,6 +18,7 @@ Each measurement runs on a fresh database (random name, dropped afterwards) on t
 
     python -m benchmarks.fleet_pg            # the figures, printed as a table
     python -m benchmarks.fleet_pg --smoke    # tiny counts, seconds
+    python -m benchmarks --only fleet-pg     # as a section of the suite (results JSON, docs)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from benchmarks.budget import Budget
 from benchmarks.child import ROOT
 from benchmarks.measure import Figure, Sample, Target, percentile, unavailable
 
@@ -42,6 +44,17 @@ WRITERS = (1, 2, 4)
 APPEND_RATE_4 = Target(20_000, "min", text=">= 20,000 rec/s with 4 processes")
 SYNC_RATE = 1_000
 ADMIN_URL = os.environ.get("KZAI_BENCH_PG", "postgresql://127.0.0.1/test")
+
+
+def run_budget(budget: Budget) -> list[Figure]:
+    """The section as a part of the suite (``python -m benchmarks --only fleet-pg``)."""
+    if budget.mode == "smoke":
+        return run(records=4_000, seconds=0.5, rounds=1)
+    return run(
+        records=2 * budget.log_records,
+        seconds=max(0.5, budget.paced_seconds),
+        rounds=max(1, budget.rounds // 5),
+    )
 
 
 def run(records: int = 200_000, seconds: float = 5.0, rounds: int = 3) -> list[Figure]:
@@ -58,20 +71,25 @@ def run(records: int = 200_000, seconds: float = 5.0, rounds: int = 3) -> list[F
     figures = []
     with tempfile.TemporaryDirectory(prefix="kzai-bench-pg-") as scratch:
         key = _key(Path(scratch))
-        for n in WRITERS:
-            rates = []
-            for _ in range(rounds):
+        rates: dict[int, list[float]] = {n: [] for n in WRITERS}
+        for round_ in range(rounds):
+            # interleaved, so that a change in the machine's load touches every count alike
+            for n in WRITERS if round_ % 2 == 0 else tuple(reversed(WRITERS)):
                 with _database() as url:
-                    rates.append(_append_rate(url, key, n, records))
+                    rates[n].append(_append_rate(url, key, n, records))
+        one = Sample.of(rates[1])
+        for n in WRITERS:
             figures.append(
                 Figure(
                     SECTION,
                     f"async append, {n} process{'es' if n > 1 else ''}",
                     "rec/s",
-                    "AuditLog on PostgreSQL",
-                    Sample.of(rates),
+                    f"{n} writer process{'es' if n > 1 else ''}",
+                    Sample.of(rates[n]),
+                    "1 writer process" if n > 1 else None,
+                    one if n > 1 else None,
                     target=APPEND_RATE_4 if n == 4 else None,
-                    note=f"{records:,} sealed records in all per round",
+                    note=f"{records:,} sealed records in all per round, each a new subject",
                 )
             )
         for n in WRITERS:

@@ -101,8 +101,10 @@ class PostgresSubjectKeys:
                 self._generation = generation
             self._cache.update(found)
 
-    def commit(self) -> None:
-        """Nothing to do: :meth:`prefetch` commits every key it makes before it returns."""
+    def commit(self) -> bool:
+        """Nothing to do: :meth:`prefetch` commits every key it makes (the winners of any race
+        between hosts) before it returns; so never True."""
+        return False
 
     def erase(self, ref: str) -> None:
         """Delete the key for ``ref`` and tell every process to drop its cached keys."""
