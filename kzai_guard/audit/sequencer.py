@@ -310,12 +310,21 @@ class Sequencer(WriteQueue):
         """Records and control items in order; ``bodies``: the sealed records, if no control
         item is among them."""
         if bodies is not None:
-            self._records(
-                appending,
-                [item if type(item) is not tuple else item[1] for item in items],
-                [None if type(item) is not tuple else item[2] for item in items],
-                bodies,
-            )
+            kept: list[AuditRecord] = []
+            kept_futures: list[Future[None] | None] = []
+            kept_bodies: list[bytes] = []
+            for item, body in zip(items, bodies, strict=True):
+                if type(item) is not tuple:
+                    kept.append(item)
+                    kept_futures.append(None)
+                elif item[2] is not None and not item[2].set_running_or_notify_cancel():
+                    continue  # given up by its writer (see below): not written
+                else:
+                    kept.append(item[1])
+                    kept_futures.append(item[2])
+                kept_bodies.append(body)
+            if kept:
+                self._records(appending, kept, kept_futures, kept_bodies)
             self._done = len(items)
             return
         records: list[AuditRecord] = []
