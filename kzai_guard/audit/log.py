@@ -846,7 +846,7 @@ class AuditLog:
         self._indexer.add_written(sealed, written)
         if self._retention_days is not None:
             try:
-                prune(self.directory, keep_days=self._retention_days)
+                prune(self.directory, signer=self._signer, keep_days=self._retention_days)
             except (OSError, AuditLogError):
                 _log.exception("pruning old audit segments failed")
 
