@@ -1,9 +1,10 @@
 """Reading the audit log back, with the chain checked as it is read.
 
 :func:`read_verified` is the API for consumers such as the SIEM exporter; :func:`follow`
-tails a live log. Both check every line's hash chain (and, given public keys, every signed
-checkpoint they pass) and raise :class:`ChainBroken` at the first break instead of yielding
-anything after it.
+tails a live log. Both check every line's hash chain and raise :class:`ChainBroken` at the
+first break instead of yielding anything after it. Given public keys they also check every
+signed checkpoint they pass and yield an entry only once a verified checkpoint covers it, so
+a record altered anywhere after the last good checkpoint is never handed on.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,7 @@ def read_verified(
     after_seq: int | None = None,
     public_keys: Iterable[str | Path | PublicKey] | Keyring | None = None,
     subject_keys: SubjectKeys | None = None,
+    on_unsigned_tail: Callable[[int, int], None] | None = None,
 ) -> Iterator[LogEntry]:
     """Yield the log's entries in order, after ``after_seq``, checking the chain as it goes.
 
@@ -107,6 +109,7 @@ def read_verified(
     exists; a line still being written is not yielded. Records pruned by retention are
     skipped. To tail a live log,
     use :func:`follow`, or call this again with ``after_seq`` set to the last ``seq`` seen.
+    At the end, ``on_unsigned_tail(first, last)`` is called if entries were held back.
     """
     cursor = _Cursor(Path(directory), after_seq, public_keys, subject_keys)
     try:
@@ -114,6 +117,9 @@ def read_verified(
             batch = cursor.poll()
             if not batch:
                 cursor.finish()
+                held = cursor.unconfirmed
+                if held is not None and on_unsigned_tail is not None:
+                    on_unsigned_tail(*held)
                 return
             yield from batch
     finally:

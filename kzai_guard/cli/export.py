@@ -3,11 +3,17 @@
 ::
 
     kzai-guard export AUDIT_DIR --format cef|leef|syslog|ocsf|ecs|hec|jsonl
+                      (--public-key KEY ... | --unverified)
                       [--since T] [--until T] [--out FILE]
 
 ``T`` is an RFC 3339 timestamp (``2026-01-31T00:00:00Z``) or Unix seconds; records with
-``since <= time < until`` are written, one message per line. Exit status: 0 on success, 2 when
-the log's chain is broken (the records before the break have been written), 1 on a usage error.
+``since <= time < until`` are written, one message per line. A record is written only once a
+checkpoint signed by one of the public keys covers it and matches; records after the newest
+checkpoint are left out (and named on stderr). Without a public key the command refuses,
+unless ``--unverified`` is given: then only the hash chain is checked and every event is
+marked unverified. Exit status: 0 on success, 2 when the log is broken (the records before
+the last good checkpoint before the break have been written, none after it), 1 on a usage
+error.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any, BinaryIO
 
 from kzai_guard.errors import KzaiGuardError
 
-__all__ = ["add_encoder_options", "parse_time", "register", "settings_from_args"]
+__all__ = ["add_encoder_options", "check_keys", "parse_time", "register", "settings_from_args"]
 
 
 def register(subparsers: Any) -> None:
@@ -61,8 +67,27 @@ def add_encoder_options(parser: argparse.ArgumentParser) -> None:
         "--public-key",
         action="append",
         metavar="KEY",
-        help="check signed checkpoints with this public key (vkey or file); repeatable",
+        help="emit only records covered by a checkpoint this key signed (vkey or file); "
+        "repeatable",
     )
+    parser.add_argument(
+        "--unverified",
+        action="store_true",
+        help="without --public-key: emit chain-checked records, each marked unverified",
+    )
+
+
+def check_keys(args: argparse.Namespace, verb: str) -> bool:
+    """Whether ``--public-key`` or ``--unverified`` was given; says what to do if not."""
+    if args.public_key or args.unverified:
+        return True
+    print(
+        f"kzai-guard {verb}: give --public-key KEY (the log's checkpoint key) so that only "
+        "records under a verified signed checkpoint leave, or --unverified to send "
+        "chain-checked records marked unverified",
+        file=sys.stderr,
+    )
+    return False
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -112,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
     from kzai_guard.siem._event import SiemEvent
     from kzai_guard.siem.formats import make_encoder
 
+    if not check_keys(args, "export"):
+        return 1
     try:
         encoder = make_encoder(args.format, settings_from_args(args))
     except (ValidationError, KzaiGuardError) as exc:
@@ -120,14 +147,20 @@ def run(args: argparse.Namespace) -> int:
     since, until = args.since, args.until
     out: BinaryIO = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     written = 0
+    verified = bool(args.public_key)
     try:
         encode = encoder.encode
         write = out.write
-        for entry in read_verified(args.directory, public_keys=args.public_key):
+        entries = read_verified(
+            args.directory,
+            public_keys=args.public_key if verified else None,
+            on_unsigned_tail=_report_unsigned,
+        )
+        for entry in entries:
             t = entry.record.time
             if (since is not None and t < since) or (until is not None and t >= until):
                 continue
-            write(encode(SiemEvent(entry.record, entry.seq, entry.line_hash)) + b"\n")
+            write(encode(SiemEvent(entry.record, entry.seq, entry.line_hash, verified)) + b"\n")
             written += 1
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -146,6 +179,14 @@ def run(args: argparse.Namespace) -> int:
         if args.out:
             out.close()
     return 0
+
+
+def _report_unsigned(first: int, last: int) -> None:
+    print(
+        f"kzai-guard export: records {first}..{last} are not covered by a signed checkpoint "
+        "yet and were not written",
+        file=sys.stderr,
+    )
 
 
 def _delimiter(text: str | None) -> str | None:

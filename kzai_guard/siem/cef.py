@@ -112,6 +112,8 @@ class CefEncoder:
             append(str(record.latency_us))
         append(" kzaiLineHash=")
         append(_value(event.line_hash) or REPLACEMENT)
+        if not event.verified:
+            append(" kzaiUnverified=true")
         append(" cn1Label=seq cn1=")
         append(str(event.seq))
         return "".join(parts)

@@ -136,6 +136,8 @@ class EcsEncoder:
         if user:
             doc["user"] = user
         kzai: dict[str, Any] = {"seq": event.seq}
+        if not event.verified:
+            kzai["unverified"] = True
         for name in _KZAI_FIELDS:
             value = getattr(record, name)
             if value is not None:

@@ -53,6 +53,8 @@ class HecEncoder:
             "level": LEVEL_NAMES[c.level],
             "outcome": c.outcome.value,
         }
+        if not event.verified:
+            fields["unverified"] = "true"
         if record.verdict is not None:
             fields["verdict"] = record.verdict
         if record.policy is not None:

@@ -1,6 +1,7 @@
 """JSON Lines: one JSON object per line, the record exactly as it is in the log.
 
-``{"uid", "seq", "line_hash", "level", "outcome", "record": {...}}`` where ``record`` is
+``{"uid", "seq", "line_hash", "level", "outcome", "record": {...}}`` (and ``"unverified":
+true`` for an event read without public keys) where ``record`` is
 :meth:`~kzai_guard.audit.record.AuditRecord.as_dict` (``None`` fields left out). JSON escapes
 every control character (line feed included) inside strings, so a value round-trips exactly and
 can never end the line; no sanitising is needed.
@@ -45,7 +46,7 @@ def event_document(event: SiemEvent) -> dict[str, Any]:
     """The event as a JSON-ready dict (the JSON Lines object and the Splunk HEC ``event``)."""
     record = event.record
     c = classify(record)
-    return {
+    out = {
         "uid": event.uid,
         "seq": event.seq,
         "line_hash": event.line_hash,
@@ -53,6 +54,9 @@ def event_document(event: SiemEvent) -> dict[str, Any]:
         "outcome": c.outcome.value,
         "record": record_dict(record),
     }
+    if not event.verified:
+        out["unverified"] = True
+    return out
 
 
 def record_dict(record: AuditRecord) -> dict[str, Any]:

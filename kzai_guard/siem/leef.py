@@ -123,6 +123,8 @@ class LeefEncoder:
             append(f"{d}kzaiLatencyUs={record.latency_us}")
         append(f"{d}kzaiLineHash=")
         append(value_of(event.line_hash) or REPLACEMENT)
+        if not event.verified:
+            append(f"{d}kzaiUnverified=true")
         append(f"{d}kzaiSeq={event.seq}")
         return "".join(parts)
 

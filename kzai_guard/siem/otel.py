@@ -67,6 +67,8 @@ class OtelDestination:
                 "kzai.line_hash": event.line_hash,
                 "kzai.outcome": c.outcome.value,
             }
+            if not event.verified:
+                attributes["kzai.unverified"] = True
             for field, key in self._names:
                 value = getattr(record, field)
                 if value is not None:

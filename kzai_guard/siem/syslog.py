@@ -96,6 +96,8 @@ class SyslogEncoder:
         if record.latency_us is not None:
             append('" latency_us="')
             append(str(record.latency_us))
+        if not event.verified:
+            append('" unverified="true')
         append('"] ')
         append(c.title)
         return "".join(parts)
