@@ -67,8 +67,7 @@ def add_encoder_options(parser: argparse.ArgumentParser) -> None:
         "--public-key",
         action="append",
         metavar="KEY",
-        help="emit only records covered by a checkpoint this key signed (vkey or file); "
-        "repeatable",
+        help="emit only records covered by a checkpoint this key signed (vkey or file); repeatable",
     )
     parser.add_argument(
         "--unverified",

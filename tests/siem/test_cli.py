@@ -31,9 +31,7 @@ def export(directory: Path) -> list[str]:
 @pytest.mark.parametrize("fmt", ["cef", "leef", "syslog", "ocsf", "ecs", "hec", "jsonl"])
 def test_export_writes_one_line_per_record(log_dir: Path, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / f"out.{fmt}"
-    assert (
-        main([*export(log_dir), "--format", fmt, "--out", str(out), "--hostname", "h"]) == 0
-    )
+    assert main([*export(log_dir), "--format", fmt, "--out", str(out), "--hostname", "h"]) == 0
     assert len(out.read_bytes().splitlines()) == 20
 
 
