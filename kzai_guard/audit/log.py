@@ -22,7 +22,9 @@ the error through their future; records accepted in async mode are kept and retr
 Nothing is dropped silently.
 
 On open the log repairs a crash: a torn last line is cut off, the chain and tree are rebuilt
-from the last segment, and a checkpoint is signed over what was recovered.
+from the last segment, and a checkpoint is signed over what was recovered, but only once the
+files are shown to hold nothing but what writers wrote (:mod:`kzai_guard.audit.adoption`):
+a log never signs over records it did not write.
 """
 
 from __future__ import annotations
@@ -37,13 +39,15 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
+from kzai_guard.audit.adoption import Adoption, adoption, mark_tail
 from kzai_guard.audit.checkpoint import Checkpoint, SignedCheckpoint, read_notes
 from kzai_guard.audit.index import Indexer, WrittenIds, line_id, unindexed
-from kzai_guard.audit.keys import Signer, write_keypair
+from kzai_guard.audit.keys import Keyring, PublicKey, Signer, write_keypair
 from kzai_guard.audit.lines import LineEncoder
 from kzai_guard.audit.merkle import CompactRange, leaf_hash
 from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS, hash_of_last_line
@@ -172,6 +176,9 @@ class AuditLog:
         self._cp_size = 0
         self._cp_time = time.monotonic()
         self._last_checkpoint: SignedCheckpoint | None = None
+        self._trusted = Keyring([signer.public_key])
+        self._marked = -1
+        """The checkpoint size the unsigned-tail mark names (-1: none written by this log)."""
         self._indexer = Indexer()
         self._written = WrittenIds(0)
         self._writer = threading.Thread(target=self._run, name="kzai-audit-writer", daemon=True)
@@ -198,6 +205,7 @@ class AuditLog:
         segment_max_bytes: int = 64 * 1024 * 1024,
         segment_max_age_s: float = 86_400.0,
         retention_days: float | None = DEFAULT_RETENTION_DAYS,
+        previous_keys: Iterable[PublicKey] = (),
     ) -> AuditLog:
         """Open (creating if needed) the log in ``directory``, repairing a crashed tail.
 
@@ -208,7 +216,13 @@ class AuditLog:
         ``seal_personal_fields=False`` writes them in clear. Segments rotate at
         ``segment_max_bytes`` or ``segment_max_age_s``; sealed segments older than
         ``retention_days`` (default 183) are pruned at rotation (``None`` keeps everything).
-        Raises :class:`~kzai_guard.errors.AuditLogError` if the directory cannot be used.
+
+        Before it signs anything the log checks that the directory holds only what writers
+        wrote (:mod:`kzai_guard.audit.adoption`): the newest checkpoint must be signed by
+        ``signer`` or one of ``previous_keys`` (the public keys used before a key change) and
+        match the records; records after it are adopted only as a crash leaves them.
+        Raises :class:`~kzai_guard.errors.AuditLogError` if the directory cannot be used or
+        holds anything else (``kzai-guard repair`` shows what).
         """
         if durability not in ("sync", "async"):
             raise ConfigurationError(f"durability must be 'sync' or 'async', not {durability!r}")
@@ -258,6 +272,7 @@ class AuditLog:
             )
             log._lock_fd = lock_fd
             log._owned_keys = owned
+            log._trusted = Keyring([signer.public_key, *previous_keys])
             log._recover()
         except BaseException as exc:
             with contextlib.suppress(Exception):
@@ -284,10 +299,14 @@ class AuditLog:
         segments = list_segments(self.directory)
         anchor = read_anchor(self.directory)
         if not segments:
-            self._start_segment(anchor.size if anchor else 0)
+            first = anchor.size if anchor else 0
             if anchor is not None:
                 self._prev = anchor.prev
                 self._tree = CompactRange(anchor.size, anchor.range)
+            found = self._judge(first, anchor)
+            self._start_segment(first)
+            self._cp_size = found.signed_size
+            self._last_checkpoint = found.checkpoint
             return
         last = segments[-1]
         first = last.first
@@ -319,6 +338,7 @@ class AuditLog:
         self._seg_bytes = good
         self._flush_levels()
         self._repair_checkpoints(last, segments)
+        self._judge(first, anchor)
         if self._tree.size > self._cp_size:
             self._write_checkpoint()
         start = anchor.size if anchor is not None else 0
@@ -376,6 +396,29 @@ class AuditLog:
         if written is not None and ids:
             written.add(ids, bytes.fromhex(self._prev))
         return offset, started
+
+    def _judge(self, active_first: int, anchor: Any) -> Adoption:
+        """Refuse to go on unless the files are explained by writers (see ``adoption``)."""
+
+        def root_at(size: int) -> bytes:
+            if size == self._tree.size:
+                return self._tree.root()
+            if size == 0:
+                return CompactRange().root()
+            if anchor is not None and size == anchor.size:
+                return CompactRange(anchor.size, anchor.range).root()
+            return self._tree_files.compact_range(size).root()
+
+        found = adoption(
+            self.directory,
+            self._trusted,
+            size=self._tree.size,
+            active_first=active_first,
+            root_at=root_at,
+            tail_limit=self._checkpoint_every,
+        )
+        found.check(self.directory)
+        return found
 
     def _index_agrees(self, segments: list[Segment], anchor: Any) -> bool:
         """Whether the stored tree matches the sealed segments where they meet the active one."""
@@ -689,8 +732,10 @@ class AuditLog:
             self._guarded(self._rotate)
         elif op is _Op.SIGNER:
             if self._tree.size > self._cp_size:
-                self._guarded(self._write_checkpoint)
+                # signed by both keys: a log reopened with the new key alone can verify it
+                self._guarded(lambda: self._write_checkpoint([self._signer, arg]))
             self._signer = arg
+            self._trusted.add(arg.public_key)
         elif op is _Op.ERASE:
             try:
                 self._erase(arg)
@@ -742,6 +787,14 @@ class AuditLog:
         The prefix ends early where the segment fills up. State changes only if the write
         succeeds.
         """
+        if self._tree.size == self._cp_size and self._marked != self._cp_size:
+            # a crash may leave what follows unsigned: say first that a writer appends it
+            mark_tail(
+                self.directory,
+                Checkpoint(self.origin, self._tree.size, self._tree.root()),
+                self._signer,
+            )
+            self._marked = self._cp_size
         room = self._segment_max_bytes - self._seg_bytes
         lines, hashes, _ = self._encoder.encode(records, self._seq, self._prev.encode(), room)
         # the keys the lines are sealed under are committed before the lines are written:
@@ -804,10 +857,11 @@ class AuditLog:
         for buf in self._levels.values():
             buf.clear()
 
-    def _write_checkpoint(self) -> None:
+    def _write_checkpoint(self, signers: list[Signer] | None = None) -> None:
         """Sign the current tree; the records it covers are fsynced first."""
         os.fdatasync(self._fd)
-        signed = Checkpoint(self.origin, self._tree.size, self._tree.root()).sign([self._signer])
+        checkpoint = Checkpoint(self.origin, self._tree.size, self._tree.root())
+        signed = checkpoint.sign(signers or [self._signer])
         fd = os.open(self._seg.checkpoints, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             data = (signed.note() + "\n").encode()

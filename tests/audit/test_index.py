@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kzai_guard.audit.checkpoint import read_notes
 from kzai_guard.audit.index import IdIndex, build_index, index_path, line_id
 from kzai_guard.audit.keys import Signer
 from kzai_guard.audit.log import AuditLog
@@ -191,13 +192,17 @@ def test_a_replayed_line_the_file_scan_reads_otherwise_leaves_the_segment_to_the
     tmp_path: Path, signer: Signer
 ) -> None:
     path = tmp_path / "a"
-    log = AuditLog.open(path, signer=signer, **_options())  # type: ignore[arg-type]
-    _append(log, [["first", "second"]])
-    log.close()
+    for ids in (["first"], ["second"]):
+        log = AuditLog.open(path, signer=signer, **_options())  # type: ignore[arg-type]
+        _append(log, [ids])
+        log.close()
     (seg,) = list_segments(path)
+    # as a crash leaves it: the second record written, its checkpoint not yet
+    notes = read_notes(seg.checkpoints)
+    seg.checkpoints.write_text("".join(f"{n.note()}\n" for n in notes[:-1]))  # type: ignore[union-attr]
     data = seg.path.read_bytes()
     last = data.rfind(b"\n", 0, len(data) - 1) + 1
-    # still the same JSON and the same chain, but the scan of the file finds no id on it
+    # still the same JSON, but the scan of the file finds no id on it
     seg.path.write_bytes(data[:last] + data[last:].replace(b'"id":"', b'"id": "'))
     with _audit_messages() as messages:
         log = AuditLog.open(path, signer=signer, **_options())  # type: ignore[arg-type]
