@@ -218,7 +218,7 @@ def test_oldest_records_removed_under_an_unsigned_anchor_are_refused(
     assert report.problem is not None
     assert (report.problem.kind, report.problem.seq) == ("broken-anchor", 10)
     assert "not signed" in report.problem.message
-    with pytest.raises(AuditLogError, match="anchor.json is not signed"):
+    with pytest.raises(AuditLogError, match=r"anchor\.json is not signed"):
         _open(path, signer)
     assert not verify_log(path, keyring).ok
     assert not list(read_verified_safely(path, keyring))
