@@ -15,12 +15,14 @@ must be explained by what writers do, and nothing else:
 - **The unsigned tail**, records after the newest checkpoint, is what a crash leaves: lines a
   writer appended and had not yet covered with a checkpoint. A writer signs an *unsigned-tail
   mark* (:func:`mark_tail`, the file ``unsigned-tail``) for the newest checkpoint before it
-  appends the first line after it, so a tail is adopted only when all of this holds:
+  appends the first line after it, and removes the mark again once a checkpoint covers every
+  record (after each checkpoint, at open and at close), so a mark exists only while a writer
+  has records out that no checkpoint covers yet. A tail is adopted only when all of this holds:
 
   1. the mark is signed by a trusted key and names the newest checkpoint (origin, size, root):
-     a writer did append after exactly that checkpoint. After a clean close the newest
-     checkpoint covers every record and no mark names it, so records appended while the
-     service was stopped are refused;
+     a writer did append after exactly that checkpoint and had not covered it yet. After a
+     clean close no mark is left, so records appended while the service was stopped are
+     refused, and so are records appended after truncating the log to an older checkpoint;
   2. the tail lies in the active segment (a segment is sealed only after a checkpoint covers
      it);
   3. it is at most ``tail_limit`` records (the writer's ``checkpoint_every``: a writer signs
@@ -34,9 +36,11 @@ unexplained part aside (:mod:`kzai_guard.audit.quarantine`). Nothing is adopted 
 silently.
 
 What this cannot see: records removed from the end *together with* their checkpoints (the
-directory then looks like an older, shorter log), and, after such a truncation, a forged tail
-of at most ``tail_limit`` records under a mark copied from the directory earlier. Only a copy
-of a newer checkpoint held outside the host (a witness, an auditor, the SIEM) exposes those.
+directory then looks like an older, shorter log); a forged tail of at most ``tail_limit``
+records appended after a writer was killed (or the host lost power) with a tail out, or under
+a mark copied while a writer had one out and put back after truncating the log to its
+checkpoint. Only a copy of a newer checkpoint held outside the host (a witness, an auditor,
+the SIEM) exposes those; ``tail_limit`` bounds them.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
-from kzai_guard.audit.adoption import Adoption, adoption, mark_tail
+from kzai_guard.audit.adoption import TAIL_MARK_FILE, Adoption, adoption, mark_tail
 from kzai_guard.audit.checkpoint import Checkpoint, SignedCheckpoint, read_notes
 from kzai_guard.audit.index import Indexer, WrittenIds, line_id, unindexed
 from kzai_guard.audit.keys import Keyring, PublicKey, Signer, write_keypair
@@ -179,6 +179,8 @@ class AuditLog:
         self._trusted = Keyring([signer.public_key])
         self._marked = -1
         """The checkpoint size the unsigned-tail mark names (-1: none written by this log)."""
+        self._mark_on_disk = True
+        """Whether an unsigned-tail mark may be on disk (one left by an earlier writer, too)."""
         self._indexer = Indexer()
         self._written = WrittenIds(0)
         self._writer = threading.Thread(target=self._run, name="kzai-audit-writer", daemon=True)
@@ -341,6 +343,8 @@ class AuditLog:
         self._judge(first, anchor)
         if self._tree.size > self._cp_size:
             self._write_checkpoint()
+        else:
+            self._clear_mark()
         start = anchor.size if anchor is not None else 0
         self._indexer.add(unindexed([s for s in segments if s.first >= start]))
 
@@ -583,6 +587,9 @@ class AuditLog:
             self._closing = True
             self._not_empty.notify_all()
         self._writer.join()
+        if self._error is None and self._tree.size == self._cp_size:
+            with contextlib.suppress(OSError):
+                self._clear_mark()
         self._indexer.close()
         self._closed = True
         lost = len(self._unwritten)
@@ -795,6 +802,7 @@ class AuditLog:
                 self._signer,
             )
             self._marked = self._cp_size
+            self._mark_on_disk = True
         room = self._segment_max_bytes - self._seg_bytes
         lines, hashes, _ = self._encoder.encode(records, self._seq, self._prev.encode(), room)
         # the keys the lines are sealed under are committed before the lines are written:
@@ -875,6 +883,16 @@ class AuditLog:
         self._cp_size = self._tree.size
         self._cp_time = time.monotonic()
         self._last_checkpoint = signed
+        self._clear_mark()
+
+    def _clear_mark(self) -> None:
+        """Remove the unsigned-tail mark once nothing is uncovered: at rest, no mark remains
+        that a record appended later could hide behind."""
+        if self._mark_on_disk:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.directory / TAIL_MARK_FILE)
+            self._mark_on_disk = False
+            self._marked = -1
 
     def _maybe_checkpoint(self) -> None:
         if self._tree.size > self._cp_size and (

@@ -26,7 +26,8 @@ def lines_of(directory: Path) -> list[bytes]:
     return out
 
 
-def _write_lines(directory: Path, lines: list[bytes]) -> None:
+def write_lines(directory: Path, lines: list[bytes]) -> None:
+    """Write ``lines`` back over the segments, each segment from its first seq on."""
     segments = list_segments(directory)
     for i, seg in enumerate(segments):
         end = segments[i + 1].first if i + 1 < len(segments) else len(lines)
@@ -40,7 +41,7 @@ def edit_record(directory: Path, seq: int, **fields: object) -> None:
     value = orjson.loads(lines[seq])
     value["rec"].update(fields)
     lines[seq] = canonical_json(value)
-    _write_lines(directory, lines)
+    write_lines(directory, lines)
 
 
 def rechain(directory: Path, first: int = 0) -> None:
@@ -53,7 +54,7 @@ def rechain(directory: Path, first: int = 0) -> None:
         value["seq"] = i
         lines[i] = canonical_json(value)
         prev = _hash(lines[i])
-    _write_lines(directory, lines)
+    write_lines(directory, lines)
 
 
 def append_record(directory: Path, record: dict[str, object]) -> None:
