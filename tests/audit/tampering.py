@@ -22,7 +22,8 @@ def lines_of(directory: Path) -> list[bytes]:
     out: list[bytes] = []
     for seg in list_segments(directory):
         data = seg.path.read_bytes()
-        out += data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")
+        if data:
+            out += data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")
     return out
 
 
