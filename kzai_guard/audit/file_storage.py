@@ -492,9 +492,10 @@ class FileStorage:
 
 
 def _clear_mark(directory: Path) -> None:
-    """Remove the unsigned-tail mark: nothing is uncovered, so no mark stays at rest."""
+    """Empty the unsigned-tail mark: nothing is uncovered, so no mark stays at rest (the file
+    stays, so the next mark needs no directory sync)."""
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(directory / TAIL_MARK_FILE)
+        os.truncate(directory / TAIL_MARK_FILE, 0)
 
 
 def _parse_head(data: bytes) -> tuple[LogHead, int, int, float] | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kzai_guard.audit.adoption import read_tail_mark
 from kzai_guard.audit.anchor_signature import sign_anchor
 from kzai_guard.audit.checkpoint import Checkpoint, SignedCheckpoint, read_notes
 from kzai_guard.audit.keys import Keyring, Signer
@@ -82,6 +83,7 @@ def test_a_forged_record_appended_while_stopped_is_refused_and_quarantined(
     tmp_path: Path, signer: Signer, keyring: Keyring, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _log(tmp_path / "a", signer, 7)
+    assert read_tail_mark(path) is None  # a clean close leaves no tail and no mark
     forged = {"id": "rev-forged", "kind": "review.completed", "time": 1, "verdict": "allow"}
     append_record(path, forged)
     report = verify_log(path, keyring)
