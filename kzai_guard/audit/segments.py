@@ -10,7 +10,8 @@
       00000000000000052113.log        next segment, named by its first sequence number
       ...
       tree/level-LL.hashes            stored Merkle tree (see kzai_guard.audit.tree)
-      anchor.json                     after pruning: where the retained log starts
+      anchor.json                     after pruning: where the retained log starts (signed)
+      unsigned-tail                   signed mark of a writer's records not yet checkpointed
       keys/                           demo signing key, made when none is configured
       subject-keys.sqlite3            default per-subject key store (crypto-shredding)
 
