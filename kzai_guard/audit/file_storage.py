@@ -187,7 +187,10 @@ class FileStorage:
         writers wrote (call under :meth:`sequence`); clears a mark no tail needs."""
         if self._keyring is None or self._key is None:
             return
-        keyring = Keyring([*self._keyring, self._key().public_key])
+        # every key this process's writer used stays trusted: after a key change the newest
+        # checkpoint may still be the old key's
+        keyring = self._keyring
+        keyring.add(self._key().public_key)
         head = self.head
         anchor = read_anchor(self.directory)
 

@@ -40,6 +40,7 @@ from kzai_guard.audit.verify import orphan_checkpoints
 __all__ = ["QUARANTINE_DIR", "Survey", "quarantine", "survey"]
 
 QUARANTINE_DIR = "quarantine"
+"""The directory under the log directory that :func:`quarantine` moves things into."""
 
 
 @dataclass(slots=True)

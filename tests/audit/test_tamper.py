@@ -77,6 +77,22 @@ def test_rewrite_and_restart_is_refused(
     assert sorted(p.name for p in path.iterdir() if p.name != "tree") == [
         n for n in before if n != "tree"
     ]
+    if keep_checkpoints:
+        # the records up to the last checkpoint that still matches stay; the rest is moved aside
+        assert _repair(path, signer, "--quarantine") == 0
+        _open(path, signer)
+        report = verify_log(path, keyring)
+        assert (report.ok, report.records) == (True, 10)
+
+
+def test_repair_of_a_sound_log_changes_nothing(
+    tmp_path: Path, signer: Signer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _log(tmp_path / "a", signer, 7)
+    assert _repair(path, signer, "--show") == 0
+    assert _repair(path, signer, "--quarantine") == 0
+    assert "nothing unexplained" in capsys.readouterr().out
+    assert not (path / "quarantine").exists()
 
 
 def test_a_forged_record_appended_while_stopped_is_refused_and_quarantined(
