@@ -74,15 +74,13 @@ class Adoption:
 
     ``signed_size`` records are covered by the newest trusted checkpoint (``checkpoint``, or
     the anchor's); ``size`` records are in the files. ``problem`` is ``None`` when everything
-    is explained; otherwise ``keep`` is how many records are explained (the quarantine keeps
-    those and moves the rest aside) and ``problem`` says what is wrong.
+    is explained, else what is wrong; ``orphans`` are checkpoint files whose segment is gone.
     """
 
     size: int
     signed_size: int
     checkpoint: SignedCheckpoint | None
     problem: str | None = None
-    keep: int = 0
     orphans: tuple[Path, ...] = ()
 
     def check(self, directory: Path) -> None:
@@ -118,18 +116,17 @@ def adoption(
             continue
         for note in read_notes(seg.checkpoints):
             if isinstance(note, ValueError):
-                return _refused(size, start, f"{seg.checkpoints.name} holds a malformed note")
+                return _refused(size, f"{seg.checkpoints.name} holds a malformed note")
             notes.append(note)
     if anchor is not None:
         problem = anchor_problem(anchor, keyring, origin)
         if problem is not None:
-            return _refused(size, 0, problem)
+            return _refused(size, problem)
         notes.append(SignedCheckpoint.parse(anchor.checkpoint))
     newest = max(notes, key=lambda n: n.checkpoint.size, default=None)
     if orphans:
         names = ", ".join(o.checkpoints.name for o in orphans)
         return _refused(
-            size,
             size,
             f"the segments of {names} are gone while their checkpoints remain: records were "
             "removed",
@@ -144,15 +141,13 @@ def adoption(
             why = "a bad signature" if status is CheckpointStatus.FORGED else "no trusted key"
             return _refused(
                 size,
-                0,
                 f"the newest checkpoint (size {cp.size}, signed by {names}) has {why}; open "
                 "with the key that signed it (or name it in previous_keys)",
             )
         if origin is not None and cp.origin != origin:
-            return _refused(size, 0, f"the newest checkpoint names origin {cp.origin!r}")
+            return _refused(size, f"the newest checkpoint names origin {cp.origin!r}")
         if cp.size > size:
             return _refused(
-                size,
                 size,
                 f"a signed checkpoint covers {cp.size} records but only {size} are left: "
                 "records were removed",
@@ -160,7 +155,6 @@ def adoption(
         if root_at(cp.size) != cp.root:
             return _refused(
                 size,
-                0,
                 f"the records up to {cp.size} do not match the signed checkpoint for that size: "
                 "records were altered",
             )
@@ -171,7 +165,6 @@ def adoption(
     if signed < active_first:
         return _refused(
             size,
-            signed,
             f"records {signed}..{active_first - 1} lie in sealed segments and no checkpoint "
             "covers them; a writer seals a segment only after signing it",
             newest,
@@ -179,7 +172,6 @@ def adoption(
     if size - signed > tail_limit:
         return _refused(
             size,
-            signed,
             f"{size - signed} records follow the newest checkpoint, more than the "
             f"{tail_limit} a writer appends before it signs (checkpoint_every)",
             newest,
@@ -189,7 +181,6 @@ def adoption(
     if mark is None or mark.checkpoint != wanted or not _mark_holds(mark, keyring):
         return _refused(
             size,
-            signed,
             f"records {signed}..{size - 1} follow the newest checkpoint, but no writer marked "
             f"that it appends after size {signed}: a crash does not leave them",
             newest,
@@ -199,13 +190,12 @@ def adoption(
 
 def _refused(
     size: int,
-    keep: int,
     problem: str,
     checkpoint: SignedCheckpoint | None = None,
     orphans: tuple[Path, ...] = (),
 ) -> Adoption:
     signed = checkpoint.checkpoint.size if checkpoint is not None else 0
-    return Adoption(size, signed, checkpoint, problem, keep, orphans)
+    return Adoption(size, signed, checkpoint, problem, orphans)
 
 
 def mark_tail(directory: Path, checkpoint: Checkpoint, signer: Signer) -> None:
