@@ -11,7 +11,7 @@ from kzai_guard.audit.keys import Signer
 from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.reader import read_verified
 from kzai_guard.cli.main import main
-from kzai_guard.errors import ConfigurationError
+from kzai_guard.errors import AuditLogError, ConfigurationError
 from kzai_guard.siem import CursorFile, Shipper, make_encoder, open_destination
 from tests.audit.tampering import delete_derived, edit_record, rechain
 
@@ -62,6 +62,11 @@ def test_one_altered_line_in_the_middle_is_not_exported(
     assert _seqs(out) == list(range(10))
     err = capsys.readouterr().err
     assert "ALARM" in err and "unconfirmed from seq 10" in err
+    # after an attempted restart (refused: the damage is not a crash's) nothing changes
+    with pytest.raises(AuditLogError):
+        AuditLog.open(directory, signer=signer, checkpoint_every=5, retention_days=None)
+    assert _export(directory, out, "--public-key", signer.public_key.vkey()) == 2
+    assert _seqs(out) == list(range(10))
 
 
 def test_an_altered_and_rechained_log_is_not_exported_past_the_last_good_checkpoint(
