@@ -109,11 +109,12 @@ def adoption(
     anchor = read_anchor(directory)
     start = anchor.size if anchor is not None else 0
     notes: list[SignedCheckpoint] = []
-    segments = list_segments(directory)
+    segments = [seg for seg in list_segments(directory) if seg.first >= start]
     orphans = orphan_checkpoints(directory, segments, start)
-    for seg in [*segments, *orphans]:
-        if seg.first < start:
-            continue
+    # a checkpoint for records of the active segment is in its file or, sealing the segment
+    # before it, in that one's: older files hold only older checkpoints, which the newest
+    # one's root already covers (verify reads them all)
+    for seg in [*segments[-2:], *orphans]:
         for note in read_notes(seg.checkpoints):
             if isinstance(note, ValueError):
                 return _refused(size, f"{seg.checkpoints.name} holds a malformed note")

@@ -120,8 +120,9 @@ class FileStorage:
         self._seg_started = 0.0
         self._head_bytes = b""
         self._trusted = False
-        """Whether :attr:`head` was read or written by this process under the lock, and nothing
-        it did since left the files in doubt."""
+        """Whether :attr:`head` was read or written by this process under the lock."""
+        self._dirty = False
+        """Whether a failed write may have left the files in doubt: the next hold repairs."""
 
     @classmethod
     def open(
@@ -229,7 +230,7 @@ class FileStorage:
             self._learn_head()
             yield self
         except BaseException:
-            self._trusted = False
+            self._dirty = True
             raise
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -275,7 +276,7 @@ class FileStorage:
                 os.fdatasync(self._fd)
             self._tree_files.append(levels)
         except OSError:
-            self._trusted = False
+            self._dirty = True
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._seg_bytes)
                 self._tree_files.truncate(head.size)
@@ -294,16 +295,20 @@ class FileStorage:
     def add_checkpoint(self, signed: SignedCheckpoint, durable: bool) -> None:
         """Append ``signed`` to the active segment's checkpoints, the lines it covers synced
         first, and make it the head's newest checkpoint."""
-        os.fdatasync(self._fd)
-        fd = _open_private(self._seg.checkpoints, os.O_WRONLY | os.O_APPEND)
         try:
-            view = memoryview((signed.note() + "\n").encode())
-            while view:
-                view = view[os.write(fd, view) :]
-            if durable:
-                os.fdatasync(fd)
-        finally:
-            os.close(fd)
+            os.fdatasync(self._fd)
+            fd = _open_private(self._seg.checkpoints, os.O_WRONLY | os.O_APPEND)
+            try:
+                view = memoryview((signed.note() + "\n").encode())
+                while view:
+                    view = view[os.write(fd, view) :]
+                if durable:
+                    os.fdatasync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            self._dirty = True  # a torn note is cut off by the repair
+            raise
         head = self.head
         self.head = LogHead(head.size, head.prev, head.edge, signed, time.time(), head.erasures)
         self._write_head()
@@ -327,6 +332,7 @@ class FileStorage:
         """Seal the active segment and start the next; prune and index the sealed ones."""
         if self._seg_bytes == 0:
             return
+        self._dirty = True  # until the new segment is in place
         os.fsync(self._fd)
         self._tree_files.sync()
         sealed = self._seg
@@ -339,6 +345,7 @@ class FileStorage:
         self._fd = -1
         self._fd = _open_private(self._seg.path, os.O_WRONLY | os.O_APPEND)
         fsync_directory(self.directory)
+        self._dirty = False
         self._indexer.add([sealed])
         if self._retention_days is not None and self._key is not None:
             try:
@@ -349,6 +356,9 @@ class FileStorage:
     # ------------------------------------------------------------------ the head
 
     def _learn_head(self) -> None:
+        if self._dirty:
+            self._repair()
+            return
         data = os.pread(self._head_fd, _HEAD_READ, 0)
         if (
             self._trusted
@@ -389,18 +399,18 @@ class FileStorage:
         """Rebuild the head from the files (adopting complete lines, cutting a torn tail)."""
         self._tree_files.close()
         found = recover(self.directory, self._tree_files)
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._fd < 0 or found.segment != self._seg:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            self._fd = _open_private(found.segment.path, os.O_WRONLY | os.O_APPEND)
         self._seg = found.segment
-        self._fd = _open_private(found.segment.path, os.O_WRONLY | os.O_APPEND)
         self._seg_bytes = found.segment_bytes
         self._seg_started = found.segment_started
-        erasures = 0
         parsed = _parse_head(os.pread(self._head_fd, _HEAD_READ, 0))
-        if parsed is not None:
-            erasures = parsed[0].erasures
-        # the counter may have been bumped by a writer whose head is lost: count one more
+        # an erasure's bump may be in a head that was lost: change the counter either way, to a
+        # value no process can have seen when the old one is unreadable
+        erasures = parsed[0].erasures if parsed is not None else time.time_ns()
         self.head = LogHead(
             found.tree.size,
             bytes.fromhex(found.prev),
@@ -411,6 +421,7 @@ class FileStorage:
         )
         self._write_head()
         fsync_directory(self.directory)
+        self._dirty = False
         # a writer signs over what a repair adopts: only what writers wrote may be adopted
         self.judge()
 
@@ -455,7 +466,11 @@ class FileStorage:
             }
         )
         data = _HEAD_MAGIC + body + b"\n" + hashlib.sha256(body).digest()
-        os.pwrite(self._head_fd, data, 0)
+        try:
+            os.pwrite(self._head_fd, data, 0)
+        except OSError:
+            self._dirty = True
+            raise
         self._head_bytes = data
         self._trusted = True
 

@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import enum
 import logging
 import os
-import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -49,7 +47,8 @@ from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.record import AuditRecord
 from kzai_guard.audit.shredding import BatchedSubjectKeys, Sealer, SubjectKeys, subject_ref
 from kzai_guard.audit.storage import Appending, LogStorage
-from kzai_guard.errors import AuditLogError, AuditUnavailable, ConfigurationError
+from kzai_guard.audit.write_queue import Op, WriteQueue
+from kzai_guard.errors import AuditLogError, ConfigurationError
 
 __all__ = ["Durability", "Sequencer"]
 
@@ -62,16 +61,6 @@ _LINGER_SECONDS = 0.005
 _LINGER_BELOW = 4096
 
 
-class _Op(enum.Enum):
-    RECORD = 0
-    FLUSH = 1
-    CHECKPOINT = 2
-    ROTATE = 3
-    SIGNER = 4
-    ERASE = 5
-
-
-_Item = tuple[_Op, Any, "Future[None] | None"]
 _live: weakref.WeakSet[Sequencer] = weakref.WeakSet()
 
 
@@ -83,7 +72,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Sequencer:
+class Sequencer(WriteQueue):
     """Queues records and appends them, in batches, to a shared log storage.
 
     ``subject_keys`` is the store sealing personal fields (``None``: written in clear);
@@ -114,34 +103,20 @@ class Sequencer:
         self.durability = durability
         self.origin = storage.origin
         self._storage = storage
-        self._name = name
         self._signer = signer
-        self._sync = durability == "sync"
         self._checkpoint_every = checkpoint_every
         self._checkpoint_interval = checkpoint_interval_ms / 1000.0
-        self._queue_limit = queue_limit
-        self._put_timeout = put_timeout
         self._subject_keys = subject_keys
         self._reopen_keys = reopen_keys
-        self._closed = False
         self._size = 0
-        self._last_checkpoint: SignedCheckpoint | None = None
+        super().__init__(
+            name, sync=durability == "sync", queue_limit=queue_limit, put_timeout=put_timeout
+        )
         self._fresh_process()
         _live.add(self)
 
     def _fresh_process(self) -> None:
-        """The state of one process: queue, locks, writer thread, sealer."""
-        self._lock = threading.Lock()
-        self._not_empty = threading.Condition(self._lock)
-        self._not_full = threading.Condition(self._lock)
-        self._items: collections.deque[Any] = collections.deque()
-        self._tuples = 0
-        self._closing = self._closed
-        self._error: BaseException | None = None
-        self._unwritten: list[AuditRecord] = []
-        self._writer: threading.Thread | None = None
-        self._writing = not self._closed
-        """False once the writer stopped, however it stopped: what :attr:`healthy` reads."""
+        """The writer's state in one process: its sealer and what it knows of the head."""
         keys = self._subject_keys
         self._batched = keys if isinstance(keys, BatchedSubjectKeys) else None
         self._sealer = Sealer(keys) if keys is not None else None
@@ -157,16 +132,12 @@ class Sequencer:
             # the parent's connections are left alone (not closed) in the child
             self._subject_keys = None
             self._batched = None
+        self._fresh_queue()
         self._fresh_process()
         with contextlib.suppress(Exception):
             self._storage.after_fork()
 
     # ------------------------------------------------------------------ the sink API
-
-    @property
-    def healthy(self) -> bool:
-        """False while records cannot be written, and after :meth:`close`."""
-        return self._error is None and not self._closing and self._writing
 
     @property
     def size(self) -> int:
@@ -183,53 +154,6 @@ class Sequencer:
         """The key that signs this process's next checkpoint."""
         return self._signer
 
-    def write(self, record: AuditRecord) -> Future[None] | None:
-        """Queue one record; in ``sync`` mode the future resolves once it is durable.
-
-        Raises :class:`~kzai_guard.errors.AuditUnavailable` if the log is closed, unhealthy, or
-        (``async``) its queue stayed full for ``put_timeout`` seconds.
-        """
-        if self._sync:
-            future: Future[None] = Future()
-            self._put((_Op.RECORD, record, future))
-            return future
-        with self._lock:
-            items = self._items  # read under the lock: the writer swaps in a fresh deque
-            if (
-                len(items) < self._queue_limit
-                and not self._closing
-                and self._error is None
-                and self._writer is not None
-            ):
-                items.append(record)
-                if len(items) == 1:
-                    self._not_empty.notify()
-                return None
-        self._put(record)
-        return None
-
-    def flush(self, timeout: float | None = None) -> None:
-        """Wait until everything queued so far is written (and fsynced in ``sync`` mode)."""
-        self._control(_Op.FLUSH, None, timeout)
-
-    def checkpoint(self, timeout: float | None = None) -> SignedCheckpoint | None:
-        """Write what is queued and sign a checkpoint now; returns it (``None`` if empty)."""
-        self._control(_Op.CHECKPOINT, None, timeout)
-        return self._last_checkpoint
-
-    def rotate_segment(self, timeout: float | None = None) -> None:
-        """Cover the log with a checkpoint and start the storage's next unit now (the file
-        storage: seal the active segment and start a new one)."""
-        self._control(_Op.ROTATE, None, timeout)
-
-    def rotate_key(self, signer: Signer, timeout: float | None = None) -> None:
-        """Sign this process's checkpoints from the next one on with ``signer``.
-
-        The records so far are first covered by a checkpoint of the old key. Keep the old
-        public key in the verifiers' keyring: old checkpoints stay signed by it.
-        """
-        self._control(_Op.SIGNER, signer, timeout)
-
     def erase_subject(self, pseudonym: str, timeout: float | None = None) -> None:
         """Crypto-shred one subject: erase the key sealing its personal fields.
 
@@ -240,7 +164,7 @@ class Sequencer:
         """
         if self._subject_keys is None and self._reopen_keys is None:
             raise ConfigurationError("this log writes personal fields in clear; nothing to erase")
-        self._control(_Op.ERASE, subject_ref(pseudonym), timeout)
+        self._control(Op.ERASE, subject_ref(pseudonym), timeout)
 
     def close(self) -> None:
         """Write everything queued, sign a final checkpoint and release the storage.
@@ -248,16 +172,8 @@ class Sequencer:
         Raises :class:`~kzai_guard.errors.AuditLogError` if accepted records could not be
         written. Later writes raise :class:`~kzai_guard.errors.AuditUnavailable`.
         """
-        with self._lock:
-            if self._closed:
-                return
-            self._closing = True
-            self._not_empty.notify_all()
-            writer = self._writer
-        if writer is not None:
-            writer.join()
-        self._closed = True
-        self._writing = False
+        if not self._stop_writer():
+            return
         lost = len(self._unwritten)
         error = self._error
         with contextlib.suppress(Exception):
@@ -276,55 +192,6 @@ class Sequencer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _control(self, op: _Op, arg: Any, timeout: float | None) -> None:
-        future: Future[None] = Future()
-        self._put((op, arg, future), control=True)
-        future.result(timeout)
-
-    def _put(self, item: _Item | AuditRecord, control: bool = False) -> None:
-        with self._lock:
-            if self._closing:
-                raise AuditUnavailable(f"the audit log {self._name} is closed")
-            if self._error is not None and not control:
-                raise AuditUnavailable(
-                    f"the audit log {self._name} cannot be written: {self._error}"
-                )
-            if not self._sync and not control and len(self._items) >= self._queue_limit:
-                deadline = time.monotonic() + self._put_timeout
-                while len(self._items) >= self._queue_limit:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or self._closing:
-                        raise AuditUnavailable(
-                            f"the audit log {self._name} is {self._queue_limit} records "
-                            f"behind for {self._put_timeout}s; refusing more"
-                        )
-                    self._not_full.wait(left)
-            self._items.append(item)
-            if type(item) is tuple:
-                self._tuples += 1
-            if self._writer is None:
-                self._writer = threading.Thread(
-                    target=self._run, name="kzai-audit-writer", daemon=True
-                )
-                self._writer.start()
-            elif len(self._items) == 1:
-                self._not_empty.notify()
-
-    # ------------------------------------------------------------------ the writer thread
-
-    def _run(self) -> None:
-        try:
-            self._loop()
-        except BaseException as exc:  # the writer must never die silently
-            _log.exception("audit log writer stopped")
-            with self._lock:
-                self._error = exc
-                items, self._items = self._items, collections.deque()
-                self._not_full.notify_all()
-            self._fail(items, exc)
-        finally:
-            self._writing = False
 
     def _loop(self) -> None:
         while True:
@@ -408,7 +275,7 @@ class Sequencer:
                 futures.append(None)
                 continue
             op, arg, future = item
-            if op is _Op.RECORD:
+            if op is Op.RECORD:
                 records.append(arg)
                 futures.append(future)
                 continue
@@ -422,21 +289,21 @@ class Sequencer:
             self._records(appending, records, futures)
             self._done += len(records)
 
-    def _apply(self, appending: Appending, op: _Op, arg: Any, future: Future[None] | None) -> None:
+    def _apply(self, appending: Appending, op: Op, arg: Any, future: Future[None] | None) -> None:
         """Carry out one control item under the hold."""
         if self._error is not None:
             self._fail_control(future)
             return
         try:
-            if op is _Op.CHECKPOINT:
+            if op is Op.CHECKPOINT:
                 self._sign(appending)
-            elif op is _Op.ROTATE:
+            elif op is Op.ROTATE:
                 self._sign(appending)
                 appending.rotate()
-            elif op is _Op.SIGNER:
+            elif op is Op.SIGNER:
                 self._sign(appending)
                 self._signer = arg
-            elif op is _Op.ERASE:
+            elif op is Op.ERASE:
                 keys = self._keys()
                 if keys is not None:
                     keys.erase(arg)
@@ -444,13 +311,13 @@ class Sequencer:
                 if self._sealer is not None:
                     self._sealer.forget()
                 self._erasures = appending.head.erasures
-            elif op is _Op.FLUSH and not self._sync:
+            elif op is Op.FLUSH and not self._sync:
                 appending.append([], [], [], durable=True)
         except Exception as exc:
-            if op is not _Op.ERASE:
+            if op is not Op.ERASE:
                 self._set_error(exc)
             if future is not None:
-                future.set_exception(exc if op is _Op.ERASE else self._unavailable(exc))
+                future.set_exception(exc if op is Op.ERASE else self._unavailable(exc))
             return
         if future is not None:
             future.set_result(None)
@@ -467,10 +334,6 @@ class Sequencer:
                 self._reject(records[start:], futures[start:] if futures else None, self._error)
                 return
             try:
-                if appending.room <= 0:
-                    self._sign(appending)
-                    appending.rotate()
-                    continue
                 head = appending.head
                 # cut the batch where a checkpoint is due, so checkpoints land every N records
                 room = max(self._checkpoint_every - (head.size - head.checkpoint_size), 1)
@@ -492,7 +355,13 @@ class Sequencer:
                     self._set_error(exc)
 
     def _append(self, appending: Appending, records: list[AuditRecord]) -> int:
-        """Seal, encode and append a prefix of ``records`` after the head; returns how many."""
+        """Seal, encode and append a prefix of ``records`` after the head; returns how many.
+
+        Where the storage has no room left, it rotates first, the log covered by a checkpoint.
+        """
+        if appending.room <= 0:
+            self._sign(appending)
+            appending.rotate()
         head = appending.head
         lines, hashes, _ = self._encoder.encode(
             records, head.size, head.prev.hex().encode(), appending.room
@@ -528,11 +397,6 @@ class Sequencer:
         with self._lock:
             self._error = None
         _log.warning("audit log %s is writable again", self._name)
-
-    def _set_error(self, exc: BaseException) -> None:
-        _log.error("audit log %s cannot be written: %s", self._name, exc)
-        with self._lock:
-            self._error = exc
 
     def _reject(
         self,
@@ -590,19 +454,3 @@ class Sequencer:
             signed = Checkpoint(self.origin, head.size, root).sign([self._signer])
             appending.add_checkpoint(signed, durable=self._sync)
         self._note(appending)
-
-    def _fail(self, items: collections.deque[Any], exc: BaseException | None) -> None:
-        for item in items:
-            if type(item) is not tuple:
-                self._unwritten.append(item)
-                continue
-            op, arg, future = item
-            if op is _Op.RECORD and future is None:
-                self._unwritten.append(arg)
-            elif future is not None and not future.done():
-                future.set_exception(self._unavailable(exc))
-
-    def _unavailable(self, exc: BaseException | None) -> AuditUnavailable:
-        error = AuditUnavailable(f"the audit log {self._name} cannot be written: {exc}")
-        error.__cause__ = exc
-        return error

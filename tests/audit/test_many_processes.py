@@ -313,3 +313,29 @@ def test_a_process_joining_an_open_log_takes_its_head_and_the_first_opener_repla
     AuditLog.open(directory, signer=signer).close()  # nobody holds it open: a replay
     assert len(replays) == 2
     assert [e.seq for e in read_verified(directory)] == [0, 1]
+
+
+def test_the_lock_holder_repairs_what_a_killed_writer_left_while_others_run(
+    tmp_path: Path, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "audit"
+    first = AuditLog.open(directory, signer=signer)
+    second = AuditLog.open(directory, signer=signer)
+    first.write(make_record(0)).result()  # type: ignore[union-attr]
+    # the second writer's line and tree hashes reach the files, its head never does: as if it
+    # were killed between the two
+    monkeypatch.setattr(second._storage, "_write_head", lambda: None)
+    second.write(make_record(1)).result()  # type: ignore[union-attr]
+    monkeypatch.undo()
+    first.write(make_record(2)).result()  # type: ignore[union-attr]
+    # a writer killed in the middle of its write leaves a torn line
+    segment = list_segments(directory)[-1]
+    with open(segment.path, "ab") as f:
+        f.write(b'{"prev":"00ab')
+    first.write(make_record(3)).result()  # type: ignore[union-attr]
+    second.write(make_record(4)).result()  # type: ignore[union-attr]
+    second.close()
+    first.close()
+    entries = list(read_verified(directory, public_keys=[signer.public_key]))
+    assert [e.record.id for e in entries] == [make_record(i).id for i in range(5)]
+    assert verify_log(directory, Keyring([signer.public_key])).ok
