@@ -5,8 +5,9 @@ the hash chain and delete the derived files. A writer that signed a checkpoint o
 found would then vouch for the rewrite. So before an opening writer signs anything, the files
 must be explained by what writers do, and nothing else:
 
-- **The signed prefix.** The newest checkpoint in the directory (every ``.checkpoints`` file,
-  and the anchor of a pruned log) must be signed by a key the writer trusts (its own, or one
+- **The signed prefix.** The newest checkpoint in the directory (in the checkpoint files of
+  the last two segments, where every checkpoint over the active segment's records is, in any
+  checkpoint file whose segment is gone, and the anchor of a pruned log) must be signed by a key the writer trusts (its own, or one
   of ``previous_keys`` after a key change), name the log's origin, cover no more records than
   the files hold, and have the root of the tree over the records as they are now. A rewritten
   record below it, a deleted or replaced tree, or a forged checkpoint fails this.
