@@ -7,23 +7,24 @@ must be explained by what writers do, and nothing else:
 
 - **The signed prefix.** The newest checkpoint in the directory (in the checkpoint files of
   the last two segments, where every checkpoint over the active segment's records is, in any
-  checkpoint file whose segment is gone, and the anchor of a pruned log) must be signed by a key the writer trusts (its own, or one
-  of ``previous_keys`` after a key change), name the log's origin, cover no more records than
-  the files hold, and have the root of the tree over the records as they are now. A rewritten
-  record below it, a deleted or replaced tree, or a forged checkpoint fails this.
+  checkpoint file whose segment is gone, and the anchor of a pruned log) must be signed by a
+  key the writer trusts (its own, or one of ``previous_keys`` after a key change), name the
+  log's origin, cover no more records than the files hold, and have the root of the tree over
+  the records as they are now. A rewritten record below it, a deleted or replaced tree, or a
+  forged checkpoint fails this.
 - **No orphaned checkpoints.** A ``.checkpoints`` file whose segment is gone means records
   were deleted (the newest segment, say): refused.
 - **The unsigned tail**, records after the newest checkpoint, is what a crash leaves: lines a
-  writer appended and had not yet covered with a checkpoint. A writer signs an *unsigned-tail
-  mark* (:func:`mark_tail`, the file ``unsigned-tail``) for the newest checkpoint before it
-  appends the first line after it, and removes the mark again once a checkpoint covers every
-  record (after each checkpoint, at open and at close), so a mark exists only while a writer
-  has records out that no checkpoint covers yet. A tail is adopted only when all of this holds:
+  writer appended and had not yet covered with a checkpoint. When a writer process opens the
+  log, once a checkpoint covers every record, it signs a *writing mark* (:func:`mark_tail`,
+  the file ``unsigned-tail``: "a writer appends after this checkpoint"), and the last process
+  to close the log cleanly, with every record covered, empties it. So a mark exists only while
+  writers run, or after one was killed. A tail is adopted only when all of this holds:
 
-  1. the mark is signed by a trusted key and names the newest checkpoint (origin, size, root):
-     a writer did append after exactly that checkpoint and had not covered it yet. After a
-     clean close no mark is left, so records appended while the service was stopped are
-     refused, and so are records appended after truncating the log to an older checkpoint;
+  1. the mark is signed by a trusted key and names a checkpoint of this log's history (origin,
+     a size no larger than the newest checkpoint's, the root of the records at that size): a
+     writer was writing and did not close cleanly. After a clean stop no mark is left, so
+     records appended while the service was stopped are refused;
   2. the tail lies in the active segment (a segment is sealed only after a checkpoint covers
      it);
   3. it is at most ``tail_limit`` records (the writer's ``checkpoint_every``: a writer signs
@@ -37,11 +38,11 @@ unexplained part aside (:mod:`kzai_guard.audit.quarantine`). Nothing is adopted 
 silently.
 
 What this cannot see: records removed from the end *together with* their checkpoints (the
-directory then looks like an older, shorter log); a forged tail of at most ``tail_limit``
-records appended after a writer was killed (or the host lost power) with a tail out, or under
-a mark copied while a writer had one out and put back after truncating the log to its
-checkpoint. Only a copy of a newer checkpoint held outside the host (a witness, an auditor,
-the SIEM) exposes those; ``tail_limit`` bounds them.
+directory then looks like an older, shorter log); and, while writers run or after one was
+killed (the mark is there), up to ``tail_limit`` records appended by someone else after the
+newest checkpoint, or after truncating the log back to a checkpoint no older than the mark.
+Only a copy of a newer checkpoint held outside the host (a witness, an auditor, the SIEM)
+exposes those; ``tail_limit`` bounds them.
 """
 
 from __future__ import annotations
@@ -179,12 +180,17 @@ def adoption(
             newest,
         )
     mark = read_tail_mark(directory)
-    wanted = Checkpoint(origin or "", signed, root_at(signed))
-    if mark is None or mark.checkpoint != wanted or not _mark_holds(mark, keyring):
+    if (
+        mark is None
+        or mark.checkpoint.origin != (origin or "")
+        or mark.checkpoint.size > signed
+        or mark.checkpoint.root != root_at(mark.checkpoint.size)
+        or not _mark_holds(mark, keyring)
+    ):
         return _refused(
             size,
             f"records {signed}..{size - 1} follow the newest checkpoint, but no writer marked "
-            f"that it appends after size {signed}: a crash does not leave them",
+            "that it was writing: a crash does not leave them",
             newest,
         )
     return result

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import time
@@ -27,10 +26,9 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-import orjson
-
 from kzai_guard.audit.adoption import TAIL_MARK_FILE, adoption, mark_tail
 from kzai_guard.audit.checkpoint import Checkpoint, SignedCheckpoint
+from kzai_guard.audit.file_head import HeadFile, encode_head, parse_head
 from kzai_guard.audit.file_repair import recover
 from kzai_guard.audit.index import Indexer, unindexed
 from kzai_guard.audit.keys import Keyring, Signer
@@ -59,9 +57,7 @@ DIRECTORY_MODE = 0o700
 LOCK_FILE = ".lock"
 OPEN_FILE = ".open"
 HEAD_FILE = "head"
-_HEAD_MAGIC = b"KZAIHEAD1\n"
 _HEAD_READ = 1 << 16
-_DIGEST = 32
 
 
 def private_directory(path: Path) -> None:
@@ -213,8 +209,16 @@ class FileStorage:
             tail_limit=self._tail_limit,
         )
         found.check(self.directory)
-        if head.size == found.signed_size:
-            _clear_mark(self.directory)
+
+    def mark_writing(self) -> None:
+        """Sign "a writer appends after the newest checkpoint" before this process writes
+        (call under :meth:`sequence`, once the head is covered by a checkpoint); the last
+        process to close the log cleanly empties it again."""
+        head = self.head
+        if self._key is None or head.size != head.checkpoint_size:
+            return
+        root = CompactRange(head.size, head.edge).root()
+        mark_tail(self.directory, Checkpoint(self.origin, head.size, root), self._key())
 
     # ------------------------------------------------------------------ sequencing
 
@@ -260,10 +264,6 @@ class FileStorage:
                 os.fdatasync(self._fd)
             return
         head = self.head
-        if head.size == head.checkpoint_size and self._key is not None:
-            # a crash may leave these lines unsigned: say first that a writer appends them
-            root = CompactRange(head.size, head.edge).root()
-            mark_tail(self.directory, Checkpoint(self.origin, head.size, root), self._key())
         data = b"\n".join(lines) + b"\n"
         levels = {0: bytearray(b"".join(hashes))}
         for level, level_nodes in enumerate(nodes, 1):
@@ -312,8 +312,6 @@ class FileStorage:
         head = self.head
         self.head = LogHead(head.size, head.prev, head.edge, signed, time.time(), head.erasures)
         self._write_head()
-        if signed.checkpoint.size == head.size:
-            _clear_mark(self.directory)
 
     def note_erasure(self) -> None:
         """Bump the head's erasure counter."""
@@ -373,7 +371,7 @@ class FileStorage:
 
     def _adopt(self, data: bytes) -> bool:
         """Take the head another writer left, if the active segment agrees with it."""
-        parsed = _parse_head(data)
+        parsed = parse_head(data)
         if parsed is None:
             return False
         head, first, seg_bytes, started = parsed
@@ -407,10 +405,10 @@ class FileStorage:
         self._seg = found.segment
         self._seg_bytes = found.segment_bytes
         self._seg_started = found.segment_started
-        parsed = _parse_head(os.pread(self._head_fd, _HEAD_READ, 0))
+        parsed = parse_head(os.pread(self._head_fd, _HEAD_READ, 0))
         # an erasure's bump may be in a head that was lost: change the counter either way, to a
         # value no process can have seen when the old one is unreadable
-        erasures = parsed[0].erasures if parsed is not None else time.time_ns()
+        erasures = parsed.head.erasures if parsed is not None else time.time_ns()
         self.head = LogHead(
             found.tree.size,
             bytes.fromhex(found.prev),
@@ -452,20 +450,7 @@ class FileStorage:
 
     def _write_head(self) -> None:
         head = self.head
-        body = orjson.dumps(
-            {
-                "checkpoint": head.checkpoint.note() if head.checkpoint else None,
-                "checkpoint_time": head.checkpoint_time,
-                "edge": [h.hex() for h in head.edge],
-                "erasures": head.erasures,
-                "prev": head.prev.hex(),
-                "segment": self._seg.first,
-                "segment_bytes": self._seg_bytes,
-                "segment_started": self._seg_started,
-                "size": head.size,
-            }
-        )
-        data = _HEAD_MAGIC + body + b"\n" + hashlib.sha256(body).digest()
+        data = encode_head(HeadFile(head, self._seg.first, self._seg_bytes, self._seg_started))
         try:
             os.pwrite(self._head_fd, data, 0)
         except OSError:
@@ -501,6 +486,17 @@ class FileStorage:
         self._indexer.close()
         with contextlib.suppress(OSError):
             self._tree_files.close()
+        head = self.head
+        if (
+            self._key is not None
+            and self._open_fd >= 0
+            and head.size == head.checkpoint_size
+            and not self._dirty
+        ):
+            with contextlib.suppress(OSError):
+                if not self._others_hold_open():
+                    # the last writer leaves every record covered: no mark stays at rest
+                    _clear_mark(self.directory)
         for fd in (self._fd, self._head_fd, self._lock_fd, self._open_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
@@ -514,37 +510,6 @@ def _clear_mark(directory: Path) -> None:
     stays, so the next mark needs no directory sync)."""
     with contextlib.suppress(FileNotFoundError):
         os.truncate(directory / TAIL_MARK_FILE, 0)
-
-
-def _parse_head(data: bytes) -> tuple[LogHead, int, int, float] | None:
-    """(head, active segment's first seq, its bytes, its start time), or ``None`` if torn."""
-    if not data.startswith(_HEAD_MAGIC):
-        return None
-    end = data.find(b"\n", len(_HEAD_MAGIC))
-    if end < 0 or len(data) < end + 1 + _DIGEST:
-        return None
-    body = data[len(_HEAD_MAGIC) : end]
-    if hashlib.sha256(body).digest() != data[end + 1 : end + 1 + _DIGEST]:
-        return None
-    try:
-        value = orjson.loads(body)
-        note = value["checkpoint"]
-        head = LogHead(
-            int(value["size"]),
-            bytes.fromhex(value["prev"]),
-            tuple(bytes.fromhex(h) for h in value["edge"]),
-            SignedCheckpoint.parse(note) if note else None,
-            float(value["checkpoint_time"]),
-            int(value["erasures"]),
-        )
-        return (
-            head,
-            int(value["segment"]),
-            int(value["segment_bytes"]),
-            float(value["segment_started"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def _origin(directory: Path, wanted: str | None) -> str:

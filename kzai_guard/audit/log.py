@@ -140,6 +140,7 @@ class AuditLog(Sequencer):
                 storage.judge()
                 log._see(appending)
                 log._sign(appending)
+                storage.mark_writing()
         except BaseException as exc:
             storage.close()
             if reopen is not None and isinstance(subject_keys, SqliteSubjectKeys):

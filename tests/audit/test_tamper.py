@@ -104,7 +104,7 @@ def test_a_forged_record_appended_while_stopped_is_refused_and_quarantined(
     append_record(path, forged)
     report = verify_log(path, keyring)
     assert report.problem is not None and report.problem.kind == "unsigned-tail"
-    with pytest.raises(AuditLogError, match="no writer marked that it appends after size 7"):
+    with pytest.raises(AuditLogError, match="records 7..7 follow the newest checkpoint, but no writer marked"):
         _open(path, signer)
     report = verify_log(path, keyring)
     assert report.problem is not None and report.problem.kind == "unsigned-tail"
