@@ -444,6 +444,8 @@ class FileStorage:
         try:
             fcntl.flock(self._open_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            # converting a lock first drops it (flock(2)): take the shared lock back
+            fcntl.flock(self._open_fd, fcntl.LOCK_SH)
             return True
         fcntl.flock(self._open_fd, fcntl.LOCK_SH)
         return False
