@@ -6,6 +6,7 @@
     profile = "kz"
     store = "sqlite:///kzai-guard.db"
     audit = "kzai-audit"
+    audit_signing_key = "/etc/kzai-guard/audit.key"   # made by kzai-guard keygen
     subject_header = "X-Subject-Id"
     contact = "support@example.kz"
 
@@ -27,6 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kzai_guard.audit.keys import Signer
 from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.errors import ConfigurationError
 from kzai_guard.subjects import from_header
@@ -38,6 +40,7 @@ _GUARD_KEYS = {
     "store",
     "audit",
     "durability",
+    "audit_signing_key",
     "subject_header",
     "routes_prefix",
     "problem_base",
@@ -47,6 +50,7 @@ _GUARD_KEYS = {
     "human_contact",
     "contact",
     "poll_interval",
+    "stale_after",
     "cache_limit",
 }
 
@@ -54,6 +58,7 @@ _TEXT_KEYS = {
     "store": '"sqlite:///kzai-guard.db"',
     "audit": '"kzai-audit" (a directory)',
     "subject_header": '"X-Subject-Id"',
+    "audit_signing_key": '"/etc/kzai-guard/audit.key" (made by kzai-guard keygen)',
 }
 
 
@@ -88,6 +93,10 @@ def load_config(path: str | Path) -> tuple[list[DecisionPolicy], dict[str, Any]]
         raise ConfigurationError(f'{source}: [guard] durability must be "async" or "sync"')
     if "subject_header" in guard:
         guard["subject"] = from_header(guard.pop("subject_header"))
+    if "audit_signing_key" in guard:
+        # a relative path is read from the file's own directory
+        signing_key = source.parent / guard.pop("audit_signing_key")
+        guard["audit_signer"] = Signer.from_file(signing_key)
     raw_policies = data.get("policy", [])
     if not isinstance(raw_policies, list) or not raw_policies:
         raise ConfigurationError(f"{source}: declare at least one [[policy]] table")

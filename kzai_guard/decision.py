@@ -1,5 +1,9 @@
 """The ``@guard.decision(name)`` decorator, for sync and async functions alike.
 
+A call the verdict lets through ends in one record: the decision (or its withholding) when
+the function returns, ``decision.failed`` when it raises, and then the exception reaches the
+caller unchanged.
+
 The wrapper keeps the wrapped function's signature (``functools.wraps``), so FastAPI still sees
 the real endpoint: its dependency injection, validation and OpenAPI stay intact.
 """
@@ -30,7 +34,7 @@ R = TypeVar("R")
 
 def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
     """Wrap ``fn`` so that every call is a decision under ``gate``'s policy."""
-    begin, finish, sink = gate.begin, gate.finish, gate.sink
+    begin, finish, failed, sink = gate.begin, gate.finish, gate.failed, gate.sink
     enforce, fail_closed = gate.enforce, gate.fail_closed
     if inspect.iscoroutinefunction(fn):
         async_fn = cast(Callable[P, Awaitable[Any]], fn)
@@ -46,7 +50,11 @@ def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
                 gate.refuse(decision)
             if fail_closed and not sink.healthy:
                 gate.audit_unavailable(decision)
-            result = await async_fn(*args, **kwargs)
+            try:
+                result = await async_fn(*args, **kwargs)
+            except BaseException as error:
+                failed(decision, error)
+                raise
             durable = finish(decision)
             if durable is not None:
                 await asyncio.wrap_future(durable)
@@ -63,7 +71,11 @@ def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
             gate.refuse(decision)
         if fail_closed and not sink.healthy:
             gate.audit_unavailable(decision)
-        result = fn(*args, **kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as error:
+            failed(decision, error)
+            raise
         durable = finish(decision)
         if durable is not None:
             durable.result()

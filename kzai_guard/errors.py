@@ -13,7 +13,8 @@
     ├── AuditUnavailable              the audit trail cannot take a record (fail closed)
     ├── StoreError                    the store failed or holds inconsistent data
     │   └── UnknownRecord             a consent, review ticket or explanation does not exist
-    └── AuditLogError                 the signed audit log is damaged or cannot be opened
+    ├── AuditLogError                 the signed audit log is damaged or cannot be opened
+    └── ErasureIncomplete             erased data could not be shown to be gone from every file
 
 Over HTTP the middleware renders every :class:`DecisionRefused` and :class:`AuditUnavailable`
 as an RFC 9457 problem; outside HTTP they reach the caller as they are.
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigurationError",
     "DecisionBlocked",
     "DecisionRefused",
+    "ErasureIncomplete",
     "ExplanationMissing",
     "HumanReviewRequired",
     "KzaiGuardError",
@@ -122,3 +124,9 @@ class UnknownRecord(StoreError, LookupError):
 
 class AuditLogError(KzaiGuardError):
     """Raised when the signed audit log is damaged beyond repair or cannot be opened."""
+
+
+class ErasureIncomplete(KzaiGuardError):
+    """Raised when erased data cannot be shown to be gone from every file: a reader held a
+    SQLite WAL too long for it to be truncated, or the bytes were still found. What was
+    deleted stays deleted; running the erasure again finishes it."""

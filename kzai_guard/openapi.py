@@ -26,7 +26,10 @@ _REFUSALS = {
     "400": "The request names no usable subject (subject-missing, subject-invalid)",
     "403": "No consent or legal basis for a solely automated decision (no-legal-basis)",
     "500": "Decision withheld: no valid explanation (explanation-missing, explanation-invalid)",
-    "503": "Decision type suspended, or the audit trail is down (suspended, audit-unavailable)",
+    "503": (
+        "Decision type suspended, the audit trail or the store's facts unavailable "
+        "(suspended, audit-unavailable, facts-unavailable)"
+    ),
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kzai_guard.core.problems import DEFAULT_PROBLEM_BASE
 from kzai_guard.core.profiles import Profile
@@ -32,7 +32,20 @@ class GuardSettings(BaseModel):
     human_contact: str | None = "Ask for a human review through the contact given."
     contact: str | None = None
     poll_interval: float = Field(default=0.25, gt=0, le=1.0)
+    stale_after: float = Field(default=5.0, gt=0, le=300.0)
+    """Seconds the cached facts are trusted after the store's change feed was last read; beyond
+    that, significant decisions are refused (``facts-unavailable``)."""
     cache_limit: int = Field(default=100_000, ge=100)
+
+    @model_validator(mode="after")
+    def _stale_after_exceeds_poll_interval(self) -> GuardSettings:
+        if self.stale_after <= self.poll_interval:
+            raise ValueError(
+                f"stale_after ({self.stale_after}s) must be longer than poll_interval "
+                f"({self.poll_interval}s), or facts go stale between two polls; raise "
+                "stale_after (a few seconds)"
+            )
+        return self
 
     @property
     def objection_header(self) -> bytes:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from kzai_guard.audit.file_storage import FILE_MODE, FileStorage, private_directory
 from kzai_guard.audit.keys import Keyring, PublicKey, Signer, write_keypair
+from kzai_guard.audit.pg_log import open_postgres_log
+from kzai_guard.audit.pg_storage import is_postgres_url
 from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS
 from kzai_guard.audit.retention import DEFAULT_RETENTION_DAYS
 from kzai_guard.audit.sequencer import Durability, Sequencer
@@ -72,6 +74,11 @@ class AuditLog(Sequencer):
     ) -> AuditLog:
         """Open (creating if needed) the log in ``directory``, repairing a crashed tail.
 
+        ``directory`` may be a ``postgresql://`` URL: the log then lives in that database
+        (:mod:`kzai_guard.audit.pg_storage`), shared by every host, with its subject keys
+        there too; ``signer`` is then required, and the segment and retention settings do not
+        apply.
+
         ``durability="sync"`` (the default) resolves each write's future once the record is
         fsynced, in group commits; ``"async"`` returns at once and, on a crash, loses the
         records still queued (up to ``queue_limit``, and the last 5 ms the writer lingers to
@@ -101,6 +108,20 @@ class AuditLog(Sequencer):
             )
         if durability not in ("sync", "async"):
             raise ConfigurationError(f"durability must be 'sync' or 'async', not {durability!r}")
+        if is_postgres_url(directory):
+            return open_postgres_log(
+                cls,
+                str(directory),
+                signer=signer,
+                durability=durability,
+                checkpoint_every=checkpoint_every,
+                checkpoint_interval_ms=checkpoint_interval_ms,
+                subject_keys=subject_keys,
+                seal_personal_fields=seal_personal_fields,
+                origin=origin,
+                queue_limit=queue_limit,
+                put_timeout=put_timeout,
+            )
         storage = FileStorage.open(
             directory,
             origin=origin,

@@ -3,7 +3,8 @@
 Every decision (allowed, blocked, routed, reviewed, overridden), consent change, objection and
 kill-switch change becomes one :class:`AuditRecord`. Its fields are strings, integers or ``None``
 only, so that its canonical JSON form (RFC 8785) is exactly what a fast sorted-key encoder writes.
-Subjects appear only as keyed pseudonyms (:mod:`kzai_guard.core.pseudonym`), never raw.
+Subjects and reviewers appear only as keyed pseudonyms (:mod:`kzai_guard.core.pseudonym`,
+:meth:`kzai_guard.auditor.Auditor.reviewer_ref`), never raw.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class EventKind(enum.StrEnum):
     """The guard evaluated a decision (any verdict: allow, block, route)."""
     DECISION_WITHHELD = "decision.withheld"
     """A decision ran but its result was withheld (explanation missing, audit unavailable)."""
+    DECISION_FAILED = "decision.failed"
+    """The verdict let the decision function run and it raised: ``detail`` names the
+    exception's type (never its message); the exception reached the caller unchanged."""
     REVIEW_OPENED = "review.opened"
     """A decision was routed to a human and a review ticket opened."""
     REVIEW_COMPLETED = "review.completed"

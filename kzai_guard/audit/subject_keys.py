@@ -26,6 +26,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
+from kzai_guard.errors import ErasureIncomplete
+from kzai_guard.private_files import private_sqlite
+from kzai_guard.sqlite_erasure import find_in_files, sqlite_files, truncate_wal
+
 __all__ = ["SqliteSubjectKeys"]
 
 KEY_SIZE = 32
@@ -65,6 +69,8 @@ class SqliteSubjectKeys:
         # _write_lock serialises the writes, all of them on _wdb
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()
+        # the keys, and SQLite's -wal and -shm beside them (made with the file's mode), 0600
+        private_sqlite(self.path)
         self._wdb = _connect(self.path)
         self._wdb.execute(
             "CREATE TABLE IF NOT EXISTS subject_key (ref TEXT PRIMARY KEY, key BLOB NOT NULL)"
@@ -90,8 +96,6 @@ class SqliteSubjectKeys:
         self._work = False
         self._closing = False
         self._keeper: threading.Thread | None = None
-        with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o600)
 
     def key_for(self, ref: str, create: bool = True) -> bytes | None:
         """The key for ``ref``, made on first use when ``create``."""
@@ -252,20 +256,37 @@ class SqliteSubjectKeys:
             self._absent.clear()
 
     def erase(self, ref: str) -> None:
-        """Delete the key for ``ref``; the row's bytes are overwritten on disk."""
+        """Delete the key for ``ref`` and verify that its bytes are in no file any more.
+
+        The row's bytes are overwritten (``secure_delete``), the WAL is checkpointed and
+        truncated (tried again while another connection reads: :func:`truncate_wal`), and then
+        the database, its ``-wal`` and ``-shm`` are read to check that the key is in none of
+        them. Raises :class:`~kzai_guard.errors.ErasureIncomplete` otherwise; the key
+        is deleted either way, and erasing again finishes the job.
+        """
         with self._write_lock:
             with self._lock:
-                self._cache.pop(ref, None)
-                self._pending.pop(ref, None)
+                erased = [self._cache.pop(ref, None), self._pending.pop(ref, None)]
                 self._fresh.discard(ref)
                 self._absent.discard(ref)
                 number = self._numbers.pop(ref, None)
             with _transaction(self._wdb):
+                row = self._wdb.execute(
+                    "SELECT key FROM subject_key WHERE ref = ?", (ref,)
+                ).fetchone()
+                if row is not None:
+                    erased.append(bytes(row[0]))
                 if number is not None:
                     # a key assigned but not committed must not be handed out again
                     self._wdb.execute("DELETE FROM reserved_key WHERE number = ?", (number,))
                 self._wdb.execute("DELETE FROM subject_key WHERE ref = ?", (ref,))
-            self._wdb.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            truncate_wal(self._wdb, f"erasing the subject key {ref} from {self.path}")
+            keys = [key for key in erased if key is not None]
+            found = find_in_files(sqlite_files(self.path), keys)
+            if found:
+                raise ErasureIncomplete(
+                    f"the erased subject key {ref} is still in {', '.join(map(str, found))}"
+                )
 
     def forget(self) -> None:
         """Drop the keys cached in memory: another process sharing the file erased one."""

@@ -24,6 +24,7 @@ VERBS: dict[str, str] = {
     "consistency": "prove",
     "export": "export",
     "ship": "ship",
+    "copy": "copy",
     "check": "check",
     "repair": "repair",
 }

@@ -18,6 +18,7 @@ from typing import Any
 
 from kzai_guard.audit.keys import Keyring
 from kzai_guard.audit.proof import consistency_bundle, inclusion_bundle, verify_bundle
+from kzai_guard.cli.source import LOG_HELP, log_directory
 from kzai_guard.cli.verify import add_key_arguments
 from kzai_guard.errors import AuditLogError, ConfigurationError
 
@@ -31,7 +32,7 @@ def register(subparsers: Any) -> None:
         help="write an inclusion proof for one decision",
         description="Write the RFC 9162 inclusion-proof bundle of a record, by decision id.",
     )
-    prove.add_argument("directory", metavar="AUDIT_DIR")
+    prove.add_argument("directory", metavar="AUDIT_DIR", help=LOG_HELP)
     prove.add_argument("decision_id", metavar="DECISION_ID", nargs="?")
     prove.add_argument("--seq", type=int, help="prove the record with this sequence number")
     prove.add_argument("--out", metavar="FILE", help="write the bundle here (default stdout)")
@@ -54,7 +55,7 @@ def register(subparsers: Any) -> None:
             "defaults to the newest checkpoint); with --public-key, also check it."
         ),
     )
-    grow.add_argument("directory", metavar="AUDIT_DIR")
+    grow.add_argument("directory", metavar="AUDIT_DIR", help=LOG_HELP)
     grow.add_argument("old_size", metavar="OLD_SIZE", type=int)
     grow.add_argument("new_size", metavar="NEW_SIZE", type=int, nargs="?")
     grow.add_argument("--out", metavar="FILE", help="write the bundle here (default stdout)")
@@ -76,7 +77,8 @@ def run_prove(args: argparse.Namespace) -> int:
         print("kzai-guard prove: give a DECISION_ID or --seq", file=sys.stderr)
         return 2
     try:
-        bundle = inclusion_bundle(args.directory, decision_id=args.decision_id, seq=args.seq)
+        with log_directory(args.directory) as directory:
+            bundle = inclusion_bundle(directory, decision_id=args.decision_id, seq=args.seq)
         _emit(bundle, args.out)
     except (AuditLogError, OSError, ValueError) as exc:
         print(f"kzai-guard prove: {exc}", file=sys.stderr)
@@ -111,7 +113,8 @@ def run_verify_proof(args: argparse.Namespace) -> int:
 def run_consistency(args: argparse.Namespace) -> int:
     """Build (and with keys, check) a consistency bundle."""
     try:
-        bundle = consistency_bundle(args.directory, args.old_size, args.new_size)
+        with log_directory(args.directory) as directory:
+            bundle = consistency_bundle(directory, args.old_size, args.new_size)
         keyring = Keyring.load(args.public_key) if args.public_key else None
         _emit(bundle, args.out)
     except (AuditLogError, ConfigurationError, OSError, ValueError) as exc:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from kzai_guard.cli.export import add_encoder_options, check_keys, settings_from_args
+from kzai_guard.cli.source import LOG_HELP, log_directory
 from kzai_guard.errors import KzaiGuardError
 
 __all__ = ["register"]
@@ -42,7 +43,7 @@ def register(subparsers: Any) -> None:
         description="Follow a verified audit log from a cursor and deliver every record to a "
         "SIEM; the cursor advances only after the receiver acknowledged.",
     )
-    parser.add_argument("directory", metavar="AUDIT_DIR", type=Path, help="the audit log")
+    parser.add_argument("directory", metavar="AUDIT_DIR", help=LOG_HELP)
     parser.add_argument("--to", required=True, metavar="SPEC", help="where to send")
     parser.add_argument("--format", required=True, choices=FORMATS, help="the wire format")
     parser.add_argument("--cursor", type=Path, metavar="FILE", help="the cursor file")
@@ -64,17 +65,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Ship; returns the exit status."""
-    from pydantic import ValidationError
+    """Ship; returns the exit status.
 
-    from kzai_guard.audit.reader import ChainBroken
-    from kzai_guard.siem import (
-        Backoff,
-        Shipper,
-        TransportError,
-        make_encoder,
-        open_destination,
-    )
+    A ``postgresql://`` log is shipped from a temporary copy, once (as ``--once``): run it from
+    a timer; the cursor makes each run send only what the last one did not.
+    """
+    from kzai_guard.audit.pg_storage import is_postgres_url
 
     if not check_keys(args, "ship"):
         return 1
@@ -84,7 +80,25 @@ def run(args: argparse.Namespace) -> int:
         if not token:
             print(f"kzai-guard ship: ${args.token_env} is not set", file=sys.stderr)
             return 1
-    directory: Path = args.directory.resolve()
+    by_url = is_postgres_url(args.directory)
+    if by_url and args.cursor is None:
+        print("kzai-guard ship: a postgresql:// log needs --cursor FILE", file=sys.stderr)
+        return 1
+    try:
+        with log_directory(args.directory) as directory:
+            return _ship(args, directory.resolve(), token, follow=not (args.once or by_url))
+    except KzaiGuardError as exc:  # the copy of a URL's log failed
+        print(f"kzai-guard ship: {exc}", file=sys.stderr)
+        return 1
+
+
+def _ship(args: argparse.Namespace, directory: Path, token: str | None, follow: bool) -> int:
+    """Ship the log in ``directory``; returns the exit status."""
+    from pydantic import ValidationError
+
+    from kzai_guard.audit.reader import ChainBroken
+    from kzai_guard.siem import Backoff, Shipper, TransportError, make_encoder, open_destination
+
     cursor = args.cursor or directory.with_name(f"{directory.name}.{args.format}.cursor")
     try:
         encoder = make_encoder(args.format, settings_from_args(args))
@@ -107,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch,
             linger=args.linger,
             backoff=backoff,
-            follow=not args.once,
+            follow=follow,
             on_progress=reporter,
         )
     except (ValidationError, ValueError, KzaiGuardError) as exc:

@@ -1,4 +1,4 @@
-"""``kzai-guard verify``: check a whole audit log directory.
+"""``kzai-guard verify``: check a whole audit log (a directory, or a ``postgresql://`` URL).
 
 Exit status 0 when every line, the hash chain, every checkpoint's Merkle root and every
 signature hold; 1 naming the first bad sequence number and what is wrong otherwise; 2 when the
@@ -15,6 +15,7 @@ from typing import Any
 
 from kzai_guard.audit.keys import Keyring
 from kzai_guard.audit.verify import verify_log
+from kzai_guard.cli.source import LOG_HELP, log_directory, shown
 from kzai_guard.errors import AuditLogError, ConfigurationError
 
 __all__ = ["keyring_from_args", "register", "run"]
@@ -30,7 +31,7 @@ def register(subparsers: Any) -> None:
             "every signature. Exit 0 only if all hold."
         ),
     )
-    parser.add_argument("directory", metavar="AUDIT_DIR")
+    parser.add_argument("directory", metavar="AUDIT_DIR", help=LOG_HELP)
     add_key_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
@@ -69,13 +70,14 @@ def keyring_from_args(keys: list[str], directory: Path | None = None) -> Keyring
 
 def run(args: argparse.Namespace) -> int:
     """Verify; print a summary (or JSON) and return the exit status."""
-    directory = Path(args.directory)
     try:
-        keyring = keyring_from_args(args.public_key, directory)
-        progress = _progress if sys.stderr.isatty() and not args.json else None
-        report = verify_log(
-            directory, keyring, allow_unsigned_tail=args.allow_unsigned_tail, progress=progress
-        )
+        with log_directory(args.directory) as directory:
+            keyring = keyring_from_args(args.public_key, directory)
+            progress = _progress if sys.stderr.isatty() and not args.json else None
+            report = verify_log(
+                directory, keyring, allow_unsigned_tail=args.allow_unsigned_tail, progress=progress
+            )
+        report.directory = shown(args.directory)
     except (AuditLogError, ConfigurationError, OSError, ValueError) as exc:
         print(f"kzai-guard verify: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ __all__ = [
     "EMOTION_CONSENT_REQUIRED",
     "EXPLANATION_INVALID",
     "EXPLANATION_MISSING",
+    "FACTS_UNAVAILABLE",
     "HUMAN_REVIEW",
     "NOT_FOUND",
     "NO_LEGAL_BASIS",
@@ -56,6 +57,9 @@ SUBJECT_INVALID = ProblemType("subject-invalid", 400, "The subject identifier is
 AUDIT_UNAVAILABLE = ProblemType(
     "audit-unavailable", 503, "The decision was refused: the audit trail cannot record it"
 )
+FACTS_UNAVAILABLE = ProblemType(
+    "facts-unavailable", 503, "The decision was refused: the facts it rests on cannot be read"
+)
 NOT_FOUND = ProblemType("not-found", 404, "No such decision or review for this person")
 BAD_REQUEST = ProblemType("bad-request", 400, "The request is not valid")
 
@@ -69,6 +73,7 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     SUBJECT_MISSING,
     SUBJECT_INVALID,
     AUDIT_UNAVAILABLE,
+    FACTS_UNAVAILABLE,
     NOT_FOUND,
     BAD_REQUEST,
 )

@@ -1,9 +1,12 @@
 """``python -m kzai_guard.demo``: run the demo service on loopback and walk through the law.
 
-1. A decision without consent is blocked (403, no-legal-basis).
-2. With consent it is made, disclosed and explained (200, AI-Disclosure, Link to the explanation).
-3. The person objects: the next decision goes to a human (202, review ticket), who completes it.
-4. The person withdraws consent: the next decision is blocked again.
+1. The applicant signs in: the bank's login gives a signed token, and the service knows who asks.
+2. Someone else sends the applicant's id in an ``X-Subject-Id`` header to consent, object and
+   read for them: every route answers 401, since a header names nobody.
+3. A decision without consent is blocked (403, no-legal-basis).
+4. With consent it is made, disclosed and explained (200, AI-Disclosure, Link to the explanation).
+5. The person objects: the next decision goes to a human (202, review ticket), who completes it.
+6. The person withdraws consent: the next decision is blocked again.
 
 Finally the signed audit log is verified.
 """
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(args.workdir)
     args.workdir.mkdir(parents=True, exist_ok=True)
 
-    app, guard = build_service(args.workdir)
+    app, guard, tokens = build_service(args.workdir)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -58,7 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     base = f"http://127.0.0.1:{port}"
     print(f"Demo Bank loan service on {base}, store and audit log in {args.workdir}/\n")
     try:
-        with httpx.Client(base_url=base, headers={"X-Subject-Id": APPLICANT}) as client:
+        _step(1, "The applicant signs in; the bank's login gives a signed token")
+        token = tokens.issue(APPLICANT)
+        signed_in = {"authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, headers=signed_in) as client:
+            _show(client.get("/me"))
+            with httpx.Client(base_url=base, headers={"X-Subject-Id": APPLICANT}) as forger:
+                _forge(forger)
             _walk(client, guard)
     finally:
         server.should_exit = True
@@ -67,13 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     return _verify(args.workdir)
 
 
+def _forge(forger: httpx.Client) -> None:
+    _step(2, "Someone else names the applicant in an X-Subject-Id header, without the token")
+    _show(forger.post(f"/consents/{APPLICANT}/credit-scoring", json={}))
+    _show(forger.post(f"/loans/{APPLICANT}/decision", json=APPLICATION))
+    _show(forger.delete("/ai-decisions/objections"))
+
+
 def _walk(client: httpx.Client, guard: kg.Guard) -> None:
     decide = f"/loans/{APPLICANT}/decision"
 
-    _step(1, "A decision with no consent on file")
+    _step(3, "A decision with no consent on file")
     _show(client.post(decide, json=APPLICATION))
 
-    _step(2, "The applicant consents on the bank's consent screen; the decision runs")
+    _step(4, "The applicant consents on the bank's consent screen; the decision runs")
     _show(client.post(f"/consents/{APPLICANT}/credit-scoring", json={}))
     allowed = client.post(decide, json=APPLICATION)
     _show(allowed, headers=("ai-disclosure", "ai-decision-id", "link"))
@@ -81,7 +97,7 @@ def _walk(client: httpx.Client, guard: kg.Guard) -> None:
     print("   The applicant follows the Link to the explanation, in Kazakh:")
     _show(client.get(link, params={"lang": "kk"}), indent="   ")
 
-    _step(3, "The applicant objects to automated decisions; the next one goes to a person")
+    _step(5, "The applicant objects to automated decisions; the next one goes to a person")
     _show(client.post("/ai-decisions/objections", json={}))
     routed = client.post(decide, json=APPLICATION)
     _show(routed, headers=("location",))
@@ -92,7 +108,7 @@ def _walk(client: httpx.Client, guard: kg.Guard) -> None:
     print("   A credit officer completes the review; the applicant checks the ticket:")
     _show(client.get(routed.headers["location"]), indent="   ")
 
-    _step(4, "The applicant withdraws the objection and the consent; the next decision")
+    _step(6, "The applicant withdraws the objection and the consent; the next decision")
     client.delete("/ai-decisions/objections")
     _show(client.delete(f"/consents/{APPLICANT}/credit-scoring"))
     _show(client.post(decide, json=APPLICATION))
@@ -103,7 +119,7 @@ def _verify(workdir: Path) -> int:
 
     log = workdir / "kzai-audit"
     public_key = sorted((log / "keys").glob("*.pub"))[-1]
-    _step(5, "An auditor verifies the signed audit log with the public key alone")
+    _step(7, "An auditor verifies the signed audit log with the public key alone")
     print(f"   $ kzai-guard verify {log} --public-key {public_key}")
     return cli(["verify", str(log), "--public-key", str(public_key)])
 

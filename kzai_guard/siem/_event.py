@@ -112,6 +112,9 @@ _KIND_TABLE: dict[EventKind, Classification] = {
     EventKind.DECISION_WITHHELD: Classification(
         Level.HIGH, Outcome.FAILURE, "AI decision result withheld"
     ),
+    EventKind.DECISION_FAILED: Classification(
+        Level.WARNING, Outcome.FAILURE, "AI decision function failed"
+    ),
     EventKind.REVIEW_OPENED: Classification(Level.NOTICE, Outcome.SUCCESS, "Human review opened"),
     EventKind.DECISION_OVERRIDDEN: Classification(
         Level.WARNING, Outcome.SUCCESS, "AI decision overridden by a human"

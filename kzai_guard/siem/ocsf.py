@@ -7,8 +7,9 @@ their withdrawals *Delete* (4); completed reviews, overrides and kill-switch cha
 under the policy (``policy.name``, digest as ``policy.uid``). ``status_id`` is 1 Success, 2
 Failure, 99 Other for a decision routed to a human and 0 Unknown otherwise. ``severity_id`` is
 1 Informational, 2 Low, 3 Medium, 4 High. The data subject's pseudonym is a resource
-(``type: "data_subject"``); every other field is kept in ``unmapped``. JSON escaping makes every
-value round-trip; nothing is sanitised.
+(``type: "data_subject"``). The log's origin, when set, is ``metadata.log_provider`` (OCSF: "the
+logging provider or logging service that logged the event"); every other field is kept in
+``unmapped``. JSON escaping makes every value round-trip; nothing is sanitised.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import orjson
 
 from kzai_guard.audit.record import EventKind
 from kzai_guard.siem._event import Level, Outcome, SiemEvent, classify
+from kzai_guard.siem.formats import SettingsEncoder
 from kzai_guard.siem.settings import EncoderSettings
 
 __all__ = ["API_ACTIVITY_CLASS_UID", "OCSF_SEVERITY", "OcsfEncoder"]
@@ -37,6 +39,7 @@ OCSF_SEVERITY: dict[Level, tuple[int, str]] = {
 _ACTIVITY: dict[EventKind, tuple[int, str]] = {
     EventKind.DECISION: (99, "Decision"),
     EventKind.DECISION_WITHHELD: (99, "Decision"),
+    EventKind.DECISION_FAILED: (99, "Decision"),
     EventKind.REVIEW_OPENED: (1, "Create"),
     EventKind.REVIEW_COMPLETED: (3, "Update"),
     EventKind.DECISION_OVERRIDDEN: (3, "Update"),
@@ -72,7 +75,7 @@ _UNMAPPED = (
 )
 
 
-class OcsfEncoder:
+class OcsfEncoder(SettingsEncoder):
     """Renders events as OCSF API Activity JSON objects; pure, built once per settings.
 
     >>> from kzai_guard.audit.record import AuditRecord, EventKind
@@ -86,6 +89,8 @@ class OcsfEncoder:
     media_type = "application/x-ndjson"
 
     def __init__(self, settings: EncoderSettings) -> None:
+        super().__init__(settings)
+        self._origin = settings.origin
         self._product = {
             "name": settings.product,
             "vendor_name": settings.vendor,
@@ -121,6 +126,8 @@ class OcsfEncoder:
             "log_name": "kzai_guard.audit",
             "product": self._product,
         }
+        if self._origin is not None:
+            metadata["log_provider"] = self._origin
         actor: dict[str, Any] = {"app_name": self._app_name}
         if record.verdict is not None or record.policy is not None:
             authorization: dict[str, Any] = {}

@@ -9,12 +9,14 @@ cursor only after the destination acknowledged the batch. So:
   for as long as it takes (a *permanent* failure, such as a rejected token, stops the shipper);
 - nothing is lost on a crash or restart: the cursor never runs ahead of an acknowledgement;
   a batch delivered just before a crash may be delivered again, and each event carries a
-  stable ``uid`` (``<record id>:<seq>``) for the receiver to drop the duplicate;
+  stable ``uid`` (``<record id>:<seq>``) and the log's origin for the receiver to drop the
+  duplicate (the key across a fleet's logs is ``(origin, seq, line_hash)``);
 - only verified records leave: a record is shipped once a checkpoint signed by one of the
   public keys covers it and matches the records read; at a break the records before the last
   good checkpoint are shipped, the cursor stays there, and :meth:`Shipper.run` raises
-  :class:`~kzai_guard.audit.reader.ChainBroken`. Without public keys the shipper refuses to
-  start unless ``unverified=True``, and then every event is marked unverified.
+  :class:`~kzai_guard.audit.reader.ChainBroken` naming the seq. Without public keys the
+  shipper refuses to start unless ``unverified=True``, and then every event is marked
+  unverified.
 
 Run it in the foreground (:meth:`Shipper.run`, as ``kzai-guard ship`` does) or as a background
 thread inside a service (:meth:`Shipper.start` / :meth:`Shipper.stop`).
@@ -32,6 +34,7 @@ from pathlib import Path
 
 from kzai_guard.audit.keys import Keyring, PublicKey
 from kzai_guard.audit.reader import follow, read_verified
+from kzai_guard.audit.segments import read_origin
 from kzai_guard.errors import ConfigurationError
 from kzai_guard.siem._event import SiemEvent
 from kzai_guard.siem.cursor import CursorError, CursorFile, Position
@@ -80,6 +83,10 @@ class Shipper:
     seconds, after which it stays unacknowledged and is sent again on the next start) and the
     cursor saved. ``on_progress`` is called from the shipping thread after every batch and
     every failed attempt; an exception it raises is logged and otherwise ignored.
+
+    Every event carries the log's origin: the shipper reads it from the log (when it is made,
+    and again when shipping starts) and hands it to ``destination.for_log``, which raises
+    :class:`~kzai_guard.errors.ConfigurationError` if the destination was built for another.
 
     Example, inside a service::
 
@@ -132,6 +139,11 @@ class Shipper:
         self._shipped = 0
         self.error: BaseException | None = None
         """The exception that ended a background shipper (see :meth:`start`), else ``None``."""
+        self.origin: str | None = None
+        """The origin of the log, which every event carries (``None``: the log has none)."""
+        origin = read_origin(self.directory)
+        if origin is not None:  # a log not made yet is named when shipping starts
+            self._name_events(origin)
 
     @property
     def shipped_seq(self) -> int | None:
@@ -168,11 +180,13 @@ class Shipper:
 
         Raises :class:`~kzai_guard.audit.reader.ChainBroken` at a chain break (after shipping
         every record before it), :class:`~kzai_guard.siem.TransportError` on a permanent
-        delivery failure and :class:`~kzai_guard.siem.CursorError` when the cursor does not
-        match the log.
+        delivery failure, :class:`~kzai_guard.siem.CursorError` when the cursor does not
+        match the log and :class:`~kzai_guard.errors.ConfigurationError` when the destination
+        was built for another log's origin.
         """
         if not self.cursor.path.parent.is_dir():
             raise CursorError(f"the cursor's directory {self.cursor.path.parent} does not exist")
+        self._name_events(read_origin(self.directory))
         position = self.cursor.load()
         if position is not None:
             self._check_resume(position)
@@ -191,6 +205,10 @@ class Shipper:
             self._stop.set()
             reader.join(5.0)
             self.destination.close()
+
+    def _name_events(self, origin: str | None) -> None:
+        self.destination = self.destination.for_log(origin)
+        self.origin = origin
 
     def _run_background(self) -> None:
         try:

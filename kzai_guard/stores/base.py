@@ -19,7 +19,7 @@ from typing import Protocol
 from kzai_guard.core.consent import Consent, Objection
 from kzai_guard.core.review import ReviewOutcome, ReviewTicket
 
-__all__ = ["Change", "ChangeKind", "Store", "StoredExplanation", "SwitchState"]
+__all__ = ["Change", "ChangeKind", "ErasedData", "Store", "StoredExplanation", "SwitchState"]
 
 
 class ChangeKind(enum.StrEnum):
@@ -37,6 +37,17 @@ class Change:
     seq: int
     kind: ChangeKind
     subject: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ErasedData:
+    """What :meth:`Store.erase_subject` removed for one person."""
+
+    consents: int
+    objections: int
+    tickets: int
+    """Review tickets whose identifier and note were removed (the tickets stay)."""
+    explanations: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +163,20 @@ class Store(Protocol):
 
     def latest_change(self) -> int:
         """The ``seq`` of the newest change (0 when none)."""
+        ...
+
+    def erase_subject(self, subject: str, subject_ref: str) -> ErasedData:
+        """Remove a person from the store: their consents, objections and change-feed entries
+        (raw identifier, data-basis values), their explanations (stored under ``subject_ref``),
+        and from their review tickets the identifier and the reviewer's note. A ticket keeps
+        its id, decision id, policy, reason, status and times, so that counts and deadlines
+        can still be accounted for. Says how much it removed."""
+        ...
+
+    def erase_reviewer(self, reviewer: str) -> int:
+        """Remove a reviewer's identifier from the review tickets they completed and the
+        kill-switch states they set (the tickets and states stay). Returns how many rows
+        named them."""
         ...
 
     def close(self) -> None:
