@@ -135,7 +135,8 @@ def test_after_erase_subject_no_file_holds_the_persons_identifier_or_personal_te
     assert "kzai-guard.db" in before or "kzai-guard.db-wal" in before  # the test can fail
 
     removed = guard.erase_subject(ERASED)
-    guard.sink.flush()  # type: ignore[attr-defined]
+    # export hands on records a signed checkpoint covers: sign one over all written so far
+    guard.sink.checkpoint()  # type: ignore[attr-defined]
     exported = export(directory)
 
     assert removed == ErasedData(consents=1, objections=1, tickets=1, explanations=1)
@@ -168,7 +169,7 @@ def test_reviewers_are_keyed_pseudonyms_and_erase_reviewer_erases_them(
     assert staff in {text for hits in files_holding(directory, [staff]).values() for text in hits}
 
     named = guard.erase_reviewer(staff)
-    guard.sink.flush()  # type: ignore[attr-defined]
+    guard.sink.checkpoint()  # type: ignore[attr-defined]
     exported = export(directory).read_bytes()
 
     assert named == 1  # the switch's state names who set it last

@@ -10,18 +10,20 @@ the directory's file lock; whoever holds the lock signs the checkpoint that is d
 
 On open, and whenever a writer finds the directory as a crashed writer left it, the files are
 repaired: a torn last line is cut off, complete chained lines are adopted, and the tree and head
-are rebuilt; a checkpoint is then signed over what was recovered.
+are rebuilt; a checkpoint is then signed over what was recovered, but only once the files are
+shown to hold nothing but what writers wrote (:mod:`kzai_guard.audit.adoption`): a log never
+signs over records it did not write.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from kzai_guard.audit.file_storage import FILE_MODE, FileStorage, private_directory
-from kzai_guard.audit.keys import Signer, write_keypair
+from kzai_guard.audit.keys import Keyring, PublicKey, Signer, write_keypair
 from kzai_guard.audit.pg_log import open_postgres_log
 from kzai_guard.audit.pg_storage import is_postgres_url
 from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS
@@ -68,6 +70,7 @@ class AuditLog(Sequencer):
         segment_max_bytes: int = 64 * 1024 * 1024,
         segment_max_age_s: float = 86_400.0,
         retention_days: float | None = DEFAULT_RETENTION_DAYS,
+        previous_keys: Iterable[PublicKey] = (),
     ) -> AuditLog:
         """Open (creating if needed) the log in ``directory``, repairing a crashed tail.
 
@@ -89,8 +92,14 @@ class AuditLog(Sequencer):
         process do not reach the others); ``seal_personal_fields=False`` writes them in clear.
         Segments rotate at ``segment_max_bytes`` or ``segment_max_age_s``; sealed segments
         older than ``retention_days`` (default 183) are pruned at rotation (``None`` keeps
-        everything). Raises :class:`~kzai_guard.errors.AuditLogError` if the directory cannot
-        be used.
+        everything); the anchor of a pruning is signed with ``signer``.
+
+        Before it signs anything the log checks that the directory holds only what writers
+        wrote (:mod:`kzai_guard.audit.adoption`): the newest checkpoint must be signed by
+        ``signer`` or one of ``previous_keys`` (the public keys used before a key change) and
+        match the records, and records after it are adopted only as a crash leaves them.
+        Raises :class:`~kzai_guard.errors.AuditLogError` if the directory cannot be used or
+        holds anything else (``kzai-guard repair`` shows what).
         """
         if retention_days is not None and retention_days < DEFAULT_RETENTION_DAYS:
             raise ConfigurationError(
@@ -147,9 +156,12 @@ class AuditLog(Sequencer):
                 put_timeout=put_timeout,
             )
             log.directory = path
+            storage.vouch_with(lambda: log.signer, Keyring(previous_keys), checkpoint_every)
             with storage.sequence() as appending:
+                storage.judge()
                 log._see(appending)
                 log._sign(appending)
+                storage.mark_writing()
         except BaseException as exc:
             storage.close()
             if reopen is not None and isinstance(subject_keys, SqliteSubjectKeys):

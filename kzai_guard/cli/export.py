@@ -3,12 +3,17 @@
 ::
 
     kzai-guard export AUDIT_DIR --format cef|leef|syslog|ocsf|ecs|hec|jsonl
+                      (--public-key KEY ... | --unverified)
                       [--since T] [--until T] [--out FILE]
 
 ``T`` is an RFC 3339 timestamp (``2026-01-31T00:00:00Z``) or Unix seconds; records with
 ``since <= time < until`` are written, one message per line, each carrying the log's origin.
-Exit status: 0 on success, 2 when the log's chain is broken (the records before the break have
-been written), 1 on a usage error.
+A record is written only once a checkpoint signed by one of the public keys covers it and
+matches; records after the newest checkpoint are left out (and named on stderr). Without a
+public key the command refuses, unless ``--unverified`` is given: then only the hash chain is
+checked and every event is marked unverified. Exit status: 0 on success, 2 when the log is
+broken (the records before the last good checkpoint before the break have been written, none
+after it), 1 on a usage error.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from kzai_guard.cli.source import LOG_HELP, log_directory
 from kzai_guard.errors import KzaiGuardError
 from kzai_guard.private_files import private_file
 
-__all__ = ["add_encoder_options", "parse_time", "register", "settings_from_args"]
+__all__ = ["add_encoder_options", "check_keys", "parse_time", "register", "settings_from_args"]
 
 
 def register(subparsers: Any) -> None:
@@ -64,8 +69,26 @@ def add_encoder_options(parser: argparse.ArgumentParser) -> None:
         "--public-key",
         action="append",
         metavar="KEY",
-        help="check signed checkpoints with this public key (vkey or file); repeatable",
+        help="emit only records covered by a checkpoint this key signed (vkey or file); repeatable",
     )
+    parser.add_argument(
+        "--unverified",
+        action="store_true",
+        help="without --public-key: emit chain-checked records, each marked unverified",
+    )
+
+
+def check_keys(args: argparse.Namespace, verb: str) -> bool:
+    """Whether ``--public-key`` or ``--unverified`` was given; says what to do if not."""
+    if args.public_key or args.unverified:
+        return True
+    print(
+        f"kzai-guard {verb}: give --public-key KEY (the log's checkpoint key) so that only "
+        "records under a verified signed checkpoint leave, or --unverified to send "
+        "chain-checked records marked unverified",
+        file=sys.stderr,
+    )
+    return False
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -116,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     from kzai_guard.siem._event import SiemEvent
     from kzai_guard.siem.formats import make_encoder
 
+    if not check_keys(args, "export"):
+        return 1
     try:
         settings = settings_from_args(args)
         make_encoder(args.format, settings)
@@ -133,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         open(private_file(args.out), "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     )
     written = 0
+    verified = bool(args.public_key)
     try:
         write = out.write
         with log_directory(args.directory) as directory:
@@ -143,12 +169,18 @@ def run(args: argparse.Namespace) -> int:
             except (ValidationError, KzaiGuardError) as exc:
                 print(f"kzai-guard export: {exc}", file=sys.stderr)
                 return 1
-            entries = read_verified(directory, public_keys=args.public_key, subject_keys=keys)
+            entries = read_verified(
+                directory,
+                public_keys=args.public_key if verified else None,
+                subject_keys=keys,
+                on_unsigned_tail=_report_unsigned,
+            )
             for entry in entries:
                 t = entry.record.time
                 if (since is not None and t < since) or (until is not None and t >= until):
                     continue
-                write(encode(SiemEvent(entry.record, entry.seq, entry.line_hash)) + b"\n")
+                event = SiemEvent(entry.record, entry.seq, entry.line_hash, verified)
+                write(encode(event) + b"\n")
                 written += 1
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -169,6 +201,14 @@ def run(args: argparse.Namespace) -> int:
         if keys is not None:
             keys.close()
     return 0
+
+
+def _report_unsigned(first: int, last: int) -> None:
+    print(
+        f"kzai-guard export: records {first}..{last} are not covered by a signed checkpoint "
+        "yet and were not written",
+        file=sys.stderr,
+    )
 
 
 def _subject_keys(where: str) -> Any:

@@ -26,6 +26,7 @@ VERBS: dict[str, str] = {
     "ship": "ship",
     "copy": "copy",
     "check": "check",
+    "repair": "repair",
     "report": "report",
 }
 

@@ -2,11 +2,15 @@
 
 ::
 
-    kzai-guard ship AUDIT_DIR --to SPEC --format FORMAT [--cursor FILE] [--once]
+    kzai-guard ship AUDIT_DIR --to SPEC --format FORMAT (--public-key KEY ... | --unverified)
+                    [--cursor FILE] [--once]
 
 ``SPEC`` is ``-``, ``file:PATH``, ``udp://``, ``tcp://``, ``tls://``, ``hec+https://``,
 ``https://`` or ``otel:`` (see :mod:`kzai_guard.siem.destination`). The cursor (default:
 ``AUDIT_DIR.<format>.cursor`` next to the log directory) holds the last acknowledged seq.
+A record is shipped only once a checkpoint signed by one of the public keys covers it; at a
+break the cursor stays before the first record not so covered. ``--unverified`` (instead of a
+key) ships chain-checked records, each marked unverified.
 ``SIGTERM`` or ``Ctrl-C`` finish the batch in flight, save the cursor and exit 0. Exit status:
 2 when the chain is broken (the message names the seq), 3 when the receiver rejects the data
 for good (a bad token, say), 1 on a usage or cursor error.
@@ -22,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kzai_guard.cli.export import add_encoder_options, settings_from_args
+from kzai_guard.cli.export import add_encoder_options, check_keys, settings_from_args
 from kzai_guard.cli.source import LOG_HELP, log_directory
 from kzai_guard.errors import KzaiGuardError
 
@@ -76,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
 
     from kzai_guard.audit.pg_storage import is_postgres_url
 
+    if not check_keys(args, "ship"):
+        return 1
     try:
         _report_transfer(args.to, args.country)
     except ValidationError:
@@ -127,7 +133,8 @@ def _ship(args: argparse.Namespace, directory: Path, token: str | None, follow: 
             directory,
             destination,
             cursor=cursor,
-            public_keys=args.public_key,
+            public_keys=args.public_key or None,
+            unverified=args.unverified and not args.public_key,
             batch_size=args.batch,
             linger=args.linger,
             backoff=backoff,

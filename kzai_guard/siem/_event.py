@@ -68,7 +68,9 @@ class SiemEvent:
     """One verified audit log entry, ready to encode.
 
     ``uid`` (``"<record id>:<seq>"``) is stable across re-sends: a receiver that keeps the ids
-    it has seen removes the duplicates at-least-once delivery can produce.
+    it has seen removes the duplicates at-least-once delivery can produce. ``verified`` is
+    false when the entry was read without public keys (``--unverified``): only its hash chain
+    was checked, which anyone able to write the log can redo; every format then says so.
 
     >>> from kzai_guard.audit.record import AuditRecord, EventKind
     >>> SiemEvent(AuditRecord(id="r1", time=0, kind=EventKind.DECISION), 7, "ab").uid
@@ -78,6 +80,7 @@ class SiemEvent:
     record: AuditRecord
     seq: int
     line_hash: str
+    verified: bool = True
 
     @property
     def uid(self) -> str:
@@ -85,9 +88,9 @@ class SiemEvent:
         return f"{self.record.id}:{self.seq}"
 
     @classmethod
-    def from_entry(cls, entry: _LogEntry) -> SiemEvent:
+    def from_entry(cls, entry: _LogEntry, *, verified: bool = True) -> SiemEvent:
         """The event for one entry of :func:`kzai_guard.audit.reader.read_verified`."""
-        return cls(entry.record, entry.seq, entry.line_hash)
+        return cls(entry.record, entry.seq, entry.line_hash, verified)
 
 
 _VERDICT_LEVEL: dict[str, Level] = {

@@ -120,6 +120,8 @@ class CefEncoder(SettingsEncoder):
             append(str(record.latency_us))
         append(self._line_hash_key)
         append(_value(event.line_hash) or REPLACEMENT)
+        if not event.verified:
+            append(" kzaiUnverified=true")
         append(" cn1Label=seq cn1=")
         append(str(event.seq))
         return "".join(parts)

@@ -147,6 +147,8 @@ class EcsEncoder(SettingsEncoder):
         if user:
             doc["user"] = user
         kzai: dict[str, Any] = {"seq": event.seq}
+        if not event.verified:
+            kzai["unverified"] = True
         if self._origin is not None:
             kzai["origin"] = self._origin
         for name in _KZAI_FIELDS:

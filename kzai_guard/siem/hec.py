@@ -57,6 +57,8 @@ class HecEncoder(SettingsEncoder):
             "level": LEVEL_NAMES[c.level],
             "outcome": c.outcome.value,
         }
+        if not event.verified:
+            fields["unverified"] = "true"
         if record.verdict is not None:
             fields["verdict"] = record.verdict
         if record.policy is not None:

@@ -1,10 +1,11 @@
 """JSON Lines: one JSON object per line, the record exactly as it is in the log.
 
-``{"uid", "seq", "line_hash", "level", "outcome", "record": {...}, "origin"}`` where ``record``
-is :meth:`~kzai_guard.audit.record.AuditRecord.as_dict` (``None`` fields left out) and
-``origin`` the log's origin (left out when not set). JSON escapes every control character (line
-feed included) inside strings, so a value round-trips exactly and can never end the line; no
-sanitising is needed.
+``{"uid", "seq", "line_hash", "level", "outcome", "record": {...}, "origin"}`` (and
+``"unverified": true`` before ``origin`` for an event read without public keys) where
+``record`` is :meth:`~kzai_guard.audit.record.AuditRecord.as_dict` (``None`` fields left out)
+and ``origin`` the log's origin (left out when not set). JSON escapes every control character
+(line feed included) inside strings, so a value round-trips exactly and can never end the line;
+no sanitising is needed.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def event_document(event: SiemEvent, origin: str | None = None) -> dict[str, Any
         "outcome": c.outcome.value,
         "record": record_dict(record),
     }
+    if not event.verified:
+        doc["unverified"] = True
     if origin is not None:
         doc["origin"] = origin
     return doc

@@ -138,6 +138,8 @@ class LeefEncoder(SettingsEncoder):
             append(f"{d}kzaiLatencyUs={record.latency_us}")
         append(self._line_hash_key)
         append(value_of(event.line_hash) or REPLACEMENT)
+        if not event.verified:
+            append(f"{d}kzaiUnverified=true")
         append(f"{d}kzaiSeq={event.seq}")
         return "".join(parts)
 

@@ -178,6 +178,8 @@ class OcsfEncoder(SettingsEncoder):
             metadata["correlation_uid"] = record.trace_id
             metadata["profiles"] = ["trace"]
         unmapped: dict[str, Any] = {"line_hash": event.line_hash}
+        if not event.verified:
+            unmapped["unverified"] = True
         for name in _UNMAPPED:
             value = getattr(record, name)
             if value is not None:

@@ -88,6 +88,8 @@ class OtelDestination:
                 "kzai.line_hash": event.line_hash,
                 "kzai.outcome": c.outcome.value,
             }
+            if not event.verified:
+                attributes["kzai.unverified"] = True
             if origin is not None:
                 attributes["kzai.origin"] = origin
             for field, key in self._names:

@@ -102,6 +102,8 @@ class SyslogEncoder(SettingsEncoder):
         if record.latency_us is not None:
             append('" latency_us="')
             append(str(record.latency_us))
+        if not event.verified:
+            append('" unverified="true')
         append('"] ')
         append(c.title)
         return "".join(parts)

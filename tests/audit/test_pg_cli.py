@@ -98,12 +98,28 @@ def test_export_by_url_unseals_with_the_databases_keys(
     assert "p:cli1" in out.read_text()
 
 
-def test_ship_by_url_sends_once_and_needs_a_cursor(
+def test_export_by_url_needs_a_key_or_marks_every_event_unverified(
     pg_log: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, _ = pg_log
+    out = tmp_path / "events.jsonl"
+    args = ["export", url, "--format", "jsonl", "--out", str(out)]
+    assert main(args) == 1
+    assert "--unverified" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*args, "--unverified"]) == 0
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(events) == RECORDS
+    assert all(event["unverified"] is True for event in events)
+
+
+def test_ship_by_url_sends_once_and_needs_a_cursor(
+    pg_log: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, public = pg_log
     out = tmp_path / "shipped.jsonl"
     ship = ["ship", url, "--to", f"file:{out}", "--format", "jsonl", "--quiet"]
+    ship += ["--public-key", str(public)]
     assert main(ship) == 1
     assert "--cursor" in capsys.readouterr().err
     cursor = tmp_path / "cursor"

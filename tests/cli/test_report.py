@@ -143,7 +143,8 @@ def run_report(trail: Path, lang: str) -> tuple[int, str, dict[str, object]]:
 
 def exported(trail: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
     capsys.readouterr()
-    assert main(["export", str(trail / "audit"), "--format", "jsonl"]) == 0
+    key = str(next((trail / "audit" / "keys").glob("*.pub")))
+    assert main(["export", str(trail / "audit"), "--format", "jsonl", "--public-key", key]) == 0
     return [json.loads(line)["record"] for line in capsys.readouterr().out.splitlines()]
 
 

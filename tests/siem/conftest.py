@@ -194,6 +194,11 @@ def write_log(
         log.close()
 
 
+def demo_key(directory: Path) -> str:
+    """The public key file of the demo key :func:`write_log` signs with."""
+    return str(next((directory / "keys").glob("*.pub")))
+
+
 @pytest.fixture
 def audit_dir(tmp_path: Path) -> Path:
     """An audit log of 30 decision records."""

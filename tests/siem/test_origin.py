@@ -31,7 +31,7 @@ from kzai_guard.siem import (
     open_destination,
 )
 
-from .conftest import HOSTILE_ORIGIN, SETTINGS, sample_record, write_log
+from .conftest import HOSTILE_ORIGIN, SETTINGS, demo_key, sample_record, write_log
 from .test_cef import unescape as cef_unescape
 from .test_leef import parse_leef
 from .test_syslog import parse_strict
@@ -172,7 +172,8 @@ def test_export_of_a_real_log_carries_its_origin_in_every_event(
     hostile_log: Path, tmp_path: Path, fmt: str
 ) -> None:
     out = tmp_path / f"out.{fmt}"
-    assert main(["export", str(hostile_log), "--format", fmt, "--out", str(out)]) == 0
+    args = ["export", str(hostile_log), "--public-key", demo_key(hostile_log), "--format", fmt]
+    assert main([*args, "--out", str(out)]) == 0
     keys = [KEY_OF[fmt](line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert keys == log_keys(hostile_log)
     assert {origin for origin, _, _ in keys} == {HOSTILE_ORIGIN}
@@ -181,7 +182,8 @@ def test_export_of_a_real_log_carries_its_origin_in_every_event(
 def test_export_refuses_a_leef_delimiter_the_origin_contains(
     hostile_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["export", str(hostile_log), "--format", "leef", "--leef-delimiter", "^"]
+    args = ["export", str(hostile_log), "--unverified", "--format", "leef"]
+    args += ["--leef-delimiter", "^"]
     assert main([*args, "--out", str(tmp_path / "out")]) == 1
     assert "choose another leef_delimiter (--leef-delimiter)" in capsys.readouterr().err
 
@@ -192,6 +194,7 @@ def test_ship_carries_the_origin_of_the_log_it_reads(
 ) -> None:
     out = tmp_path / "out"
     args = ["ship", str(hostile_log), "--to", f"file:{out}", "--format", fmt]
+    args += ["--public-key", demo_key(hostile_log)]
     assert main([*args, "--cursor", str(tmp_path / "cursor"), "--once", "--quiet"]) == 0
     keys = [KEY_OF[fmt](line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert keys == log_keys(hostile_log)
@@ -203,7 +206,13 @@ def test_two_logs_shipped_to_one_file_are_told_apart_by_origin(tmp_path: Path) -
         directory = tmp_path / name
         write_log(directory, [sample_record(i) for i in range(5)], origin=f"{name}.kz/audit")
         destination = open_destination(f"file:{out}", make_encoder("jsonl", SETTINGS))
-        Shipper(directory, destination, cursor=tmp_path / f"{name}.cursor", follow=False).run()
+        Shipper(
+            directory,
+            destination,
+            cursor=tmp_path / f"{name}.cursor",
+            public_keys=[demo_key(directory)],
+            follow=False,
+        ).run()
     keys = [_jsonl(line) for line in out.read_text().splitlines()]
     assert len(keys) == 10
     assert {(origin, seq) for origin, seq, _ in keys} == {
@@ -216,13 +225,20 @@ def test_shipper_refuses_a_destination_made_for_another_origin(hostile_log: Path
     encoder = make_encoder("cef", SETTINGS.for_log("other.kz/audit"))
     destination = open_destination("-", encoder)
     with pytest.raises(ConfigurationError, match=r"other\.kz/audit"):
-        Shipper(hostile_log, destination, cursor=hostile_log.parent / "cursor")
+        Shipper(
+            hostile_log,
+            destination,
+            cursor=hostile_log.parent / "cursor",
+            public_keys=[demo_key(hostile_log)],
+        )
 
 
 def test_shipper_made_before_its_log_takes_the_origin_when_it_starts(tmp_path: Path) -> None:
     directory, out = tmp_path / "audit", tmp_path / "out.cef"
     destination = open_destination(f"file:{out}", make_encoder("cef", SETTINGS))
-    shipper = Shipper(directory, destination, cursor=tmp_path / "cursor", follow=False)
+    shipper = Shipper(
+        directory, destination, cursor=tmp_path / "cursor", unverified=True, follow=False
+    )
     assert shipper.origin is None
     write_log(directory, [sample_record(i) for i in range(3)], origin="late.kz/audit")
     shipper.run()
@@ -235,7 +251,11 @@ def test_shipper_gives_the_origin_to_opentelemetry(hostile_log: Path, tmp_path: 
     provider = LoggerProvider()
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     shipper = Shipper(
-        hostile_log, OtelDestination(provider), cursor=tmp_path / "cursor", follow=False
+        hostile_log,
+        OtelDestination(provider),
+        cursor=tmp_path / "cursor",
+        public_keys=[demo_key(hostile_log)],
+        follow=False,
     )
     shipper.run()
     provider.shutdown()
