@@ -25,6 +25,7 @@ VERBS: dict[str, str] = {
     "export": "export",
     "ship": "ship",
     "check": "check",
+    "witness": "witness",
 }
 
 
