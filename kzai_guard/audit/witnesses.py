@@ -130,10 +130,11 @@ class Witnesses:
         for worker in self._workers:
             worker.offer(signed)
 
-    def wait(self, size: int, timeout: float | None = None) -> bool:
-        """Wait until the quorum has cosigned a checkpoint of at least ``size``; True if so."""
+    def wait(self, size: int, timeout: float | None = None, count: int | None = None) -> bool:
+        """Wait until ``count`` witnesses (default: the quorum) have cosigned a checkpoint of
+        at least ``size``; True if they have."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        need = self.policy.quorum
+        need = self.policy.quorum if count is None else count
         for worker in sorted(self._workers, key=lambda w: -w.cosigned_size()):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if worker.wait(size, left):
