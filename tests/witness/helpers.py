@@ -61,8 +61,17 @@ def write_config(directory: Path, name: str, origin: str, log_key: str) -> Path:
 def start_witness(config: Path, port: int) -> subprocess.Popen[bytes]:
     """``kzai-guard witness serve`` in its own process, once it answers."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "kzai_guard.cli", "witness", "serve", "--config", str(config),
-         "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "kzai_guard.cli",
+            "witness",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
@@ -75,7 +84,8 @@ def start_witness(config: Path, port: int) -> subprocess.Popen[bytes]:
             return process
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError(process.stderr.read().decode() if process.stderr else "died")
+                message = process.stderr.read().decode() if process.stderr else "died"
+                raise RuntimeError(message) from None
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("the witness did not start")

@@ -66,7 +66,7 @@ def test_state_survives_a_new_store_on_the_same_file(tmp_path: Path) -> None:
     client.post("/add-checkpoint", content=encode_add_checkpoint(0, [], note.note()))
     store.close()
     client, store = _client(tmp_path, signer, cosigner)
-    fork = signed(signer, ORIGIN, LEAVES[:9] + [b"other"])
+    fork = signed(signer, ORIGIN, [*LEAVES[:9], b"other"])
     answer = client.post("/add-checkpoint", content=encode_add_checkpoint(10, [], fork.note()))
     assert answer.status_code == 422
     store.close()

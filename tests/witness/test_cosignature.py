@@ -30,9 +30,11 @@ def test_cosignature_line_verifies_with_the_spec_key_id_message_and_layout() -> 
     assert name == "witness.example/w1"
     assert kid == hashlib.sha256(b"witness.example/w1\n\x04" + raw).digest()[:4]
     assert struct.unpack(">Q", sig[:8]) == (1679315147,)
-    message = b"cosignature/v1\ntime 1679315147\nexample.com/log\n5\n" + base64.b64encode(
-        _CP.root
-    ) + b"\n"
+    message = (
+        b"cosignature/v1\ntime 1679315147\nexample.com/log\n5\n"
+        + base64.b64encode(_CP.root)
+        + b"\n"
+    )
     Ed25519PublicKey.from_public_bytes(raw).verify(sig[8:], message)
 
 

@@ -57,7 +57,7 @@ def test_unknown_origin_is_404_and_untrusted_signature_403() -> None:
 
 def test_forged_signature_by_the_trusted_key_name_is_403() -> None:
     note = signed(SIGNER, ORIGIN, LEAVES[:3])
-    name, kid, sig = note.signatures[0]
+    name, kid, _sig = note.signatures[0]
     bad = type(note)(note.checkpoint, ((name, kid, bytes(64)),)).note()
     assert _ask(LEAVES[:3], 0, None, note=bad)[0] == 403
 
@@ -72,12 +72,12 @@ def test_old_size_beyond_the_checkpoint_is_400() -> None:
 
 
 def test_split_view_same_size_other_root_is_422() -> None:
-    fork = LEAVES[:9] + [b"forged"]
+    fork = [*LEAVES[:9], b"forged"]
     assert _ask(fork, 10, _state(10))[0] == 422
 
 
 def test_inconsistent_newer_checkpoint_is_422() -> None:
-    fork = LEAVES[:7] + [b"forged"] + LEAVES[8:20]
+    fork = [*LEAVES[:7], b"forged", *LEAVES[8:20]]
     assert _ask(fork, 10, _state(10))[0] == 422
     # a proof made for the honest tree does not rescue it
     assert _ask(fork, 10, _state(10), proof=proof(LEAVES[:20], 10))[0] == 422
