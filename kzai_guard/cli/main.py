@@ -21,6 +21,7 @@ VERBS: dict[str, str] = {
     "verify": "verify",
     "prove": "prove",
     "verify-proof": "prove",
+    "verify-receipt": "prove",
     "consistency": "prove",
     "export": "export",
     "ship": "ship",
