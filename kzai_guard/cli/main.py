@@ -26,6 +26,7 @@ VERBS: dict[str, str] = {
     "export": "export",
     "ship": "ship",
     "check": "check",
+    "tiles": "tiles",
     "witness": "witness",
 }
 
