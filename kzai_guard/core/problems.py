@@ -58,6 +58,9 @@ AUDIT_UNAVAILABLE = ProblemType(
 )
 NOT_FOUND = ProblemType("not-found", 404, "No such decision or review for this person")
 BAD_REQUEST = ProblemType("bad-request", 400, "The request is not valid")
+RECEIPT_PENDING = ProblemType(
+    "receipt-pending", 503, "The decision is not yet under a signed checkpoint"
+)
 
 PROBLEM_TYPES: tuple[ProblemType, ...] = (
     SUSPENDED,
@@ -71,5 +74,6 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     AUDIT_UNAVAILABLE,
     NOT_FOUND,
     BAD_REQUEST,
+    RECEIPT_PENDING,
 )
 """Every problem type, for documentation and tests."""
