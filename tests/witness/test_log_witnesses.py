@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,17 @@ from tests.audit.conftest import make_record
 from .helpers import free_port, start_witness, write_config
 
 ORIGIN = "audit.example.kz/credit"
+
+
+def _first_error(witnesses: Witnesses, url: str) -> str:
+    """The witness thread's first error (waits for one: a refusal takes one exchange)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        error = witnesses.status()[url]["error"]
+        if error is not None:
+            return str(error)
+        time.sleep(0.02)
+    raise AssertionError("no error was reported")
 
 
 @pytest.fixture
@@ -74,3 +86,68 @@ def test_decisions_go_on_while_a_witness_is_down_and_its_cosignature_arrives_lat
     finally:
         witnesses.close()
         log.close()
+
+
+def test_a_log_that_lost_its_cosignatures_learns_the_witness_size_and_a_fork_is_refused(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    signer = Signer.generate("log-key")
+    config = write_config(tmp_path / "w1", "w1.example", ORIGIN, signer.public_key.vkey())
+    port = free_port()
+    processes.append(start_witness(config, port))
+    key = load_cosigner_key(config.parent / "keys" / "witness.pub")
+    url = f"http://127.0.0.1:{port}"
+
+    def witnesses() -> Witnesses:
+        endpoint = WitnessEndpoint.of(url, key)
+        return Witnesses([endpoint], timeout_s=2.0, retry_s=0.05, max_retry_s=0.2)
+
+    def write(directory: Path, first: int, count: int, changed: int | None = None) -> AuditLog:
+        log = AuditLog.open(directory, signer=signer, origin=ORIGIN, durability="sync")
+        for i in range(first, first + count):
+            record = make_record(i, verdict="allow") if i == changed else make_record(i)
+            log.write(record).result()  # type: ignore[union-attr]
+        return log
+
+    honest = tmp_path / "honest"
+    log = write(honest, 0, 10)
+    first = witnesses()
+    first.start(honest)
+    first.submit(log.checkpoint())  # type: ignore[arg-type]
+    assert first.wait(10, timeout=30)
+    first.close()
+    log.close()
+
+    # the cosignatures file is lost; the witness's 409 tells the log where to prove from
+    (honest / "cosigned.checkpoints").unlink()
+    log = write(honest, 10, 10)
+    second = witnesses()
+    second.start(honest)
+    second.submit(log.checkpoint())  # type: ignore[arg-type]
+    assert second.wait(20, timeout=30)
+    second.close()
+    log.close()
+
+    # the same origin and key, another history: the witness never cosigns it
+    forked = tmp_path / "forked"
+    log = write(forked, 0, 25, changed=3)
+    third = witnesses()
+    third.start(forked)
+    third.submit(log.checkpoint())  # type: ignore[arg-type]
+    assert "HTTP 422" in _first_error(third, url)
+    assert not third.wait(25, timeout=0)
+    third.close()
+    log.close()
+    assert read_cosigned(forked) == []
+
+    # a log rolled back below what the witness holds is told so
+    short = tmp_path / "short"
+    log = write(short, 0, 15)
+    fourth = witnesses()
+    fourth.start(short)
+    fourth.submit(log.checkpoint())  # type: ignore[arg-type]
+    error = _first_error(fourth, url)
+    assert "holds size 20, beyond the log's newest checkpoint 15" in error
+    assert not fourth.wait(15, timeout=0)
+    fourth.close()
+    log.close()
