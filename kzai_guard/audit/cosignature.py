@@ -235,7 +235,7 @@ class WitnessPolicy:
         if not 1 <= self.quorum <= len(self.keys):
             raise ConfigurationError(
                 f"a witness quorum of {self.quorum} needs between 1 and {len(self.keys)} "
-                "witnesses; give as many --witness-key options as the quorum at least"
+                f"witnesses: {len(self.keys)} witness keys are given"
             )
         if len({(k.name, k.id) for k in self.keys}) != len(self.keys):
             raise ConfigurationError("the same witness key is given twice")

@@ -89,7 +89,7 @@ class Witnesses:
     ) -> None:
         self.endpoints = tuple(endpoints)
         self.policy = WitnessPolicy(
-            tuple(e.key for e in self.endpoints), quorum or len(self.endpoints)
+            tuple(e.key for e in self.endpoints), len(self.endpoints) if quorum is None else quorum
         )
         if timeout_s <= 0 or retry_s <= 0 or max_retry_s < retry_s:
             raise ConfigurationError(
