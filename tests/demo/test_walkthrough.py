@@ -31,10 +31,13 @@ def test_the_demo_blocks_allows_routes_and_blocks_again_then_verifies_its_log(
     output = done.stdout
 
     assert done.returncode == 0, done.stderr
-    assert STEP.findall(output) == ["1", "2", "3", "4", "5"]
+    assert STEP.findall(output) == ["1", "2", "3", "4", "5", "6"]
     assert DECISION.findall(output) == ["403", "200", "202", "403"]
     assert EXPLAINED.search(output)
     assert output.count('"type": "urn:kzai-guard:problem:no-legal-basis"') == 2
     assert '"type": "urn:kzai-guard:problem:human-review"' in output
-    assert re.search(r"^OK: \d+ records", output, re.MULTILINE)
+    assert re.search(r"^   witness \S+ at http://\S+: size \d+ cosigned$", output, re.MULTILINE)
+    assert re.search(
+        r"^OK: \d+ records .*; size \d+ cosigned by witness.demo.invalid/w1$", output, re.MULTILINE
+    )
     assert (tmp_path / "kzai-demo" / "kzai-audit").is_dir()
