@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint
@@ -49,7 +50,9 @@ def test_add_checkpoint_cosigns_then_answers_409_with_the_held_size(tmp_path: Pa
     assert cosigner.public_key.cosigned(kept) == 99
     assert kept.status(Keyring([signer.public_key])).value == "valid"
     store.close()
-    assert (tmp_path / "state" / "w.sqlite3").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+    for path in (tmp_path / "state").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600, path
 
 
 def test_malformed_body_is_400_and_unknown_monitor_origin_404(tmp_path: Path) -> None:
@@ -88,3 +91,12 @@ def test_config_file_and_keygen_command(tmp_path: Path, capsys: object) -> None:
         assert "[[log]]" in str(exc)
     else:
         raise AssertionError("a config without logs was accepted")
+
+
+def test_serve_with_a_broken_config_exits_two_naming_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "witness.toml"
+    config.write_text('key = "missing.key"\nstate = "s"\n[[log]]\norigin = "o"\nkeys = []\n')
+    assert main(["witness", "serve", "--config", str(config)]) == 2
+    assert "cannot read witness private key" in capsys.readouterr().err
