@@ -101,6 +101,7 @@ class Witnesses:
         self._workers: list[_Worker] = []
         self._file_lock = threading.Lock()
         self._path: Path | None = None
+        self._pid = 0
 
     def start(
         self, directory: str | os.PathLike[str], consistency: Consistency | None = None
@@ -116,6 +117,7 @@ class Witnesses:
         if consistency is None:
             consistency = _tree_consistency(Path(directory))
         kept = read_cosigned(Path(directory))
+        self._pid = os.getpid()
         for endpoint in self.endpoints:
             held = max(
                 (n.checkpoint.size for n in kept if endpoint.key.cosigned(n) is not None),
@@ -126,9 +128,25 @@ class Witnesses:
             worker.thread.start()
 
     def submit(self, signed: SignedCheckpoint) -> None:
-        """Hand a newly signed checkpoint to every witness thread; returns at once."""
+        """Hand a newly signed checkpoint to every witness thread; returns at once.
+
+        In a process forked after :meth:`start` (whose threads did not survive the fork),
+        the first call starts this process's own threads.
+        """
+        if self._workers and os.getpid() != self._pid:
+            self._respawn()
         for worker in self._workers:
             worker.offer(signed)
+
+    def _respawn(self) -> None:
+        self._pid = os.getpid()
+        self._file_lock = threading.Lock()
+        old, self._workers = self._workers, []
+        for worker in old:
+            fresh = _Worker(self, worker.endpoint, worker.consistency, worker.held)
+            fresh.done = worker.done
+            self._workers.append(fresh)
+            fresh.thread.start()
 
     def wait(self, size: int, timeout: float | None = None, count: int | None = None) -> bool:
         """Wait until ``count`` witnesses (default: the quorum) have cosigned a checkpoint of

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -151,3 +152,36 @@ def test_a_log_that_lost_its_cosignatures_learns_the_witness_size_and_a_fork_is_
     assert not fourth.wait(15, timeout=0)
     fourth.close()
     log.close()
+
+
+def test_a_forked_process_starts_its_own_witness_threads(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    signer = Signer.generate("log-key")
+    config = write_config(tmp_path / "w1", "w1.example", ORIGIN, signer.public_key.vkey())
+    port = free_port()
+    processes.append(start_witness(config, port))
+    key = load_cosigner_key(config.parent / "keys" / "witness.pub")
+    directory = tmp_path / "audit"
+    log = AuditLog.open(directory, signer=signer, origin=ORIGIN, durability="sync")
+    witnesses = Witnesses([WitnessEndpoint.of(f"http://127.0.0.1:{port}", key)], retry_s=0.05)
+    witnesses.start(directory)
+    try:
+        for i in range(10):
+            log.write(make_record(i)).result()  # type: ignore[union-attr]
+        witnesses.submit(log.checkpoint())  # type: ignore[arg-type]
+        assert witnesses.wait(10, timeout=30)
+        for i in range(10, 20):
+            log.write(make_record(i)).result()  # type: ignore[union-attr]
+        later = log.checkpoint()
+        assert later is not None
+        pid = os.fork()
+        if pid == 0:  # the child: the parent's witness threads are gone
+            witnesses.submit(later)
+            os._exit(0 if witnesses.wait(20, timeout=30) else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert any(n.checkpoint.size == 20 for n in read_cosigned(directory))
+    finally:
+        witnesses.close()
+        log.close()
