@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import urllib.request
 from pathlib import Path
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint
@@ -114,12 +115,20 @@ def witness_policy(keys: list[str], quorum: int | None) -> WitnessPolicy | None:
     return WitnessPolicy.of(keys, quorum)
 
 
-def held_checkpoints(files: list[str]) -> list[SignedCheckpoint]:
-    """The checkpoints (signed notes) in ``--checkpoint`` files."""
+def held_checkpoints(sources: list[str]) -> list[SignedCheckpoint]:
+    """The checkpoints (signed notes) of ``--checkpoint`` files or URLs.
+
+    A URL is fetched, e.g. a witness's ``<prefix>/<sha256 hex of origin>/checkpoint``.
+    """
     notes: list[SignedCheckpoint] = []
-    for name in files:
+    for source in sources:
         try:
-            notes.append(SignedCheckpoint.parse(Path(name).read_text("utf-8")))
+            if source.startswith(("http://", "https://")):
+                with urllib.request.urlopen(source, timeout=30) as answer:
+                    text = answer.read(65536).decode("utf-8")
+            else:
+                text = Path(source).read_text("utf-8")
+            notes.append(SignedCheckpoint.parse(text))
         except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"--checkpoint {name}: {exc}") from exc
+            raise ConfigurationError(f"--checkpoint {source}: {exc}") from exc
     return notes

@@ -59,8 +59,9 @@ def register(subparsers: Any) -> None:
         "--checkpoint",
         action="append",
         default=[],
-        metavar="FILE",
-        help="a signed (cosigned) checkpoint you kept: the log must extend it; repeatable",
+        metavar="FILE_OR_URL",
+        help="a signed (cosigned) checkpoint kept elsewhere, a file or a witness's "
+        "checkpoint URL: the log must extend it; repeatable",
     )
     parser.set_defaults(func=run)
 

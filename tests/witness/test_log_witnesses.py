@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import time
@@ -10,10 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from kzai_guard.audit.checkpoint import SignedCheckpoint, read_notes
 from kzai_guard.audit.cosignature import load_cosigner_key
-from kzai_guard.audit.keys import Signer
+from kzai_guard.audit.keys import Signer, write_keypair
 from kzai_guard.audit.log import AuditLog
-from kzai_guard.audit.witnesses import WitnessEndpoint, Witnesses, cosigned_note, read_cosigned
+from kzai_guard.audit.segments import list_segments
+from kzai_guard.audit.witnesses import (
+    COSIGNED_FILE,
+    WitnessEndpoint,
+    Witnesses,
+    cosigned_note,
+    read_cosigned,
+)
+from kzai_guard.cli.main import main
 from tests.audit.conftest import make_record
 
 from .helpers import free_port, start_witness, write_config
@@ -185,3 +195,39 @@ def test_a_forked_process_starts_its_own_witness_threads(
     finally:
         witnesses.close()
         log.close()
+
+
+def test_verify_against_the_witness_checkpoint_url_exposes_a_rollback(
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, public, signer = write_keypair(tmp_path / "keys", "log-key")
+    config = write_config(tmp_path / "w1", "w1.example", ORIGIN, signer.public_key.vkey())
+    port = free_port()
+    processes.append(start_witness(config, port))
+    key = load_cosigner_key(config.parent / "keys" / "witness.pub")
+    directory = tmp_path / "audit"
+    log = AuditLog.open(directory, signer=signer, origin=ORIGIN, durability="sync")
+    witnesses = Witnesses([WitnessEndpoint.of(f"http://127.0.0.1:{port}", key)], retry_s=0.05)
+    witnesses.start(directory)
+    for i in range(12):
+        log.write(make_record(i)).result()  # type: ignore[union-attr]
+        if i in (5, 11):
+            witnesses.submit(log.checkpoint())  # type: ignore[arg-type]
+    assert witnesses.wait(12, timeout=30)
+    witnesses.close()
+    log.close()
+    url = f"http://127.0.0.1:{port}/{hashlib.sha256(ORIGIN.encode()).hexdigest()}/checkpoint"
+    args = ["verify", str(directory), "--public-key", str(public), "--origin", ORIGIN]
+    assert main([*args, "--checkpoint", url, "--witness-key", str(key.vkey())]) == 0
+    # the newest six records and every trace of them are removed
+    seg = list_segments(directory)[0]
+    seg.path.write_bytes(b"".join(seg.path.read_bytes().splitlines(keepends=True)[:6]))
+    notes = [n for n in read_notes(seg.checkpoints) if isinstance(n, SignedCheckpoint)]
+    seg.checkpoints.write_text("".join(n.note() + "\n" for n in notes if n.checkpoint.size <= 6))
+    (directory / COSIGNED_FILE).unlink()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert main([*args, "--checkpoint", url]) == 1
+    assert "rolled-back" in capsys.readouterr().out
