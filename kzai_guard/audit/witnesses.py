@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
@@ -102,6 +101,7 @@ class Witnesses:
         self._file_lock = threading.Lock()
         self._path: Path | None = None
         self._pid = 0
+        self._progress = threading.Condition()
 
     def start(
         self, directory: str | os.PathLike[str], consistency: Consistency | None = None
@@ -141,6 +141,7 @@ class Witnesses:
     def _respawn(self) -> None:
         self._pid = os.getpid()
         self._file_lock = threading.Lock()
+        self._progress = threading.Condition()
         old, self._workers = self._workers, []
         for worker in old:
             fresh = _Worker(self, worker.endpoint, worker.consistency, worker.held)
@@ -151,15 +152,11 @@ class Witnesses:
     def wait(self, size: int, timeout: float | None = None, count: int | None = None) -> bool:
         """Wait until ``count`` witnesses (default: the quorum) have cosigned a checkpoint of
         at least ``size``; True if they have."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         need = self.policy.quorum if count is None else count
-        for worker in sorted(self._workers, key=lambda w: -w.cosigned_size()):
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if worker.wait(size, left):
-                need -= 1
-                if need == 0:
-                    return True
-        return need <= 0
+        with self._progress:
+            return self._progress.wait_for(
+                lambda: sum(w.cosigned_size() >= size for w in self._workers) >= need, timeout
+            )
 
     def status(self) -> dict[str, dict[str, object]]:
         """Per witness URL: the size it last cosigned and the last error, if any."""
@@ -221,10 +218,6 @@ class _Worker:
         with self.cond:
             return self.done
 
-    def wait(self, size: int, timeout: float | None) -> bool:
-        with self.cond:
-            return self.cond.wait_for(lambda: self.done >= size, timeout)
-
     def stop(self) -> None:
         with self.cond:
             self.stopping = True
@@ -273,7 +266,10 @@ class _Worker:
             with urllib.request.urlopen(request, timeout=self.owner.timeout_s) as response:
                 answer = response.read().decode("utf-8")
         except urllib.error.HTTPError as exc:
-            text = exc.read().decode("utf-8", errors="replace")
+            try:
+                text = exc.read().decode("utf-8", errors="replace")
+            finally:
+                exc.close()
             if exc.code == 409:
                 self.held = parse_size(text)
                 self.error = None
@@ -297,7 +293,8 @@ class _Worker:
             self.held = size
             self.done = max(self.done, size)
             self.error = None
-            self.cond.notify_all()
+        with self.owner._progress:
+            self.owner._progress.notify_all()
         return True
 
 

@@ -62,7 +62,7 @@ def test_decisions_go_on_while_a_witness_is_down_and_its_cosignature_arrives_lat
         for i in (1, 2)
     ]
     ports = [free_port(), free_port()]
-    processes.append(start_witness(configs[0], ports[0]))
+    processes.append(start_witness(configs[1], ports[1]))  # the second of the list
     keys = [load_cosigner_key(c.parent / "keys" / "witness.pub") for c in configs]
     witnesses = Witnesses(
         [WitnessEndpoint.of(f"http://127.0.0.1:{p}", k) for p, k in zip(ports, keys, strict=True)],
@@ -84,11 +84,11 @@ def test_decisions_go_on_while_a_witness_is_down_and_its_cosignature_arrives_lat
         assert log.size == 30
         assert witnesses.wait(30, timeout=30, count=1)
         status = witnesses.status()
-        assert status[f"http://127.0.0.1:{ports[0]}"]["cosigned_size"] == 30
-        assert status[f"http://127.0.0.1:{ports[1]}"]["cosigned_size"] == -1
-        assert "unreachable" in str(status[f"http://127.0.0.1:{ports[1]}"]["error"])
+        assert status[f"http://127.0.0.1:{ports[1]}"]["cosigned_size"] == 30
+        assert status[f"http://127.0.0.1:{ports[0]}"]["cosigned_size"] == -1
+        assert "unreachable" in str(status[f"http://127.0.0.1:{ports[0]}"]["error"])
 
-        processes.append(start_witness(configs[1], ports[1]))
+        processes.append(start_witness(configs[0], ports[0]))
         assert witnesses.wait(30, timeout=30)
         kept = read_cosigned(directory)
         full = cosigned_note(note, kept)
