@@ -177,6 +177,12 @@ def _audit(budget: Budget, layout: dict[str, int | None], holder: list[Floor]) -
     return audit_log.run(budget, holder[-1])
 
 
+def _fleet(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list[Figure]:
+    from benchmarks import fleet
+
+    return fleet.run(budget)
+
+
 def _growth(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list[Figure]:
     from benchmarks import growth
 
@@ -202,6 +208,7 @@ _SECTIONS: dict[str, Runner] = {
     "instructions": _instructions,
     "served": _served,
     "audit": _audit,
+    "fleet": _fleet,
     "growth": _growth,
     "consent": _consent,
     "siem": _siem,

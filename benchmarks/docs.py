@@ -102,6 +102,12 @@ METHOD = """\
   (decode + two SHA-256). The line encoder alone (`LineEncoder.encode`, personal fields
   sealed, 256 records a call, process CPU time): the C encoder the log uses beside the Python
   encoder it stands in for, which writes the same bytes.
+- **Audit log, several writer processes** (`benchmarks/fleet.py`). 1, 2 and 4 forked writer
+  processes share one log directory. Async: each opens the log, waits at a barrier, writes its
+  share of the records and closes; the rate is all records over the time from the barrier to
+  the last close. Sync: open loop at 1,000 decisions/s in total (`1000 / P` per process), the
+  latency from the scheduled time until the record's future resolves; p99 over every process's
+  writes. Each figure stands beside the one-process figure of the same run.
 - **Physical floor.** One SHA-256 of the record, one orjson encoding and decoding, one Ed25519
   signature and verification (`cryptography`), one `fsync` after a small append. These
   micro-benchmarks, the consent lookups and the SIEM encoders are timed on the process CPU

@@ -84,7 +84,7 @@ def load_config(path: str | Path) -> tuple[list[DecisionPolicy], dict[str, Any]]
     for key, example in _TEXT_KEYS.items():
         if key in guard and (not isinstance(guard[key], str) or not guard[key]):
             raise ConfigurationError(f"{source}: [guard] {key} must be text, such as {example}")
-    if guard.get("durability", "async") not in ("async", "sync"):
+    if guard.get("durability", "sync") not in ("async", "sync"):
         raise ConfigurationError(f'{source}: [guard] durability must be "async" or "sync"')
     if "subject_header" in guard:
         guard["subject"] = from_header(guard.pop("subject_header"))

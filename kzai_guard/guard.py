@@ -74,8 +74,12 @@ class Guard:
         async def decide(applicant_id: str) -> dict: ...
 
     ``audit`` is a sink, or a directory for the signed audit log (the default, ``kzai-audit``),
-    written with ``durability`` ``"async"`` or ``"sync"`` and signed by ``audit_signer`` (a
-    :class:`kzai_guard.audit.keys.Signer`; without one a demo key is made in the directory).
+    written with ``durability`` ``"sync"`` (the default: a decision is released only once its
+    record is fsynced, in group commits) or ``"async"`` (released once queued; a crash loses
+    the records still queued, up to the queue's 65,536 and the writer's 5 ms linger, and those
+    not yet on disk) and signed by ``audit_signer`` (a :class:`kzai_guard.audit.keys.Signer`;
+    without one a demo key is made in the directory). Every worker process of the host may
+    use the same directory: they write one log.
     ``person`` finds who is asking on the person's own routes (explanations, review tickets,
     objections); it defaults to ``subject``, which will not do when ``subject`` reads a path
     parameter of the decision route. ``reviewer`` finds the authenticated human decision-maker
@@ -92,7 +96,7 @@ class Guard:
         profile: Profile | str = Profile.KZ,
         store: Store | str = DEFAULT_STORE,
         audit: AuditSink | str | Path = DEFAULT_AUDIT_DIR,
-        durability: Literal["async", "sync"] = "async",
+        durability: Literal["async", "sync"] = "sync",
         audit_signer: Any = None,
         subject: SubjectResolver | None = None,
         person: SubjectResolver | None = None,

@@ -209,7 +209,7 @@ def _write_index(seg: Segment, keys: array[int], low: bytes, high: bytes, last: 
         parts += (chunk, _CRC.pack(_crc32(chunk)))
     target = index_path(seg)
     tmp = target.with_suffix(INDEX_SUFFIX + ".tmp")
-    with open(tmp, "wb") as f:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
         f.write(b"".join(parts))
         f.flush()
         os.fsync(f.fileno())

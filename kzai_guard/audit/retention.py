@@ -69,7 +69,7 @@ def prune(
         )
     anchor = Anchor(size=size, prev=prev, range=tuple(edge.hashes), checkpoint=seal.note())
     tmp = path / (ANCHOR_FILE + ".tmp")
-    with open(tmp, "w") as f:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write(anchor.to_json())
         f.flush()
         os.fsync(f.fileno())

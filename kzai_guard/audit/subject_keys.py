@@ -267,6 +267,12 @@ class SqliteSubjectKeys:
                 self._wdb.execute("DELETE FROM subject_key WHERE ref = ?", (ref,))
             self._wdb.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def forget(self) -> None:
+        """Drop the keys cached in memory: another process sharing the file erased one."""
+        with self._lock:
+            self._cache.clear()
+            self._absent.clear()
+
     def close(self) -> None:
         """Stop the keeper, make every key durable and close the database."""
         with self._lock:

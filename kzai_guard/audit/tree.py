@@ -53,7 +53,7 @@ class TreeFiles:
         fd = self._fds.get(level)
         if fd is None:
             if self.writable:
-                fd = os.open(self._path(level), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+                fd = os.open(self._path(level), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             else:
                 fd = os.open(self._path(level), os.O_RDONLY)
             self._fds[level] = fd

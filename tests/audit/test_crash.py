@@ -10,6 +10,7 @@ and must pass the full verifier.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -27,9 +28,12 @@ from kzai_guard.audit.verify import verify_log
 from .conftest import make_record
 
 ROUNDS = 200
+FLEET_ROUNDS = int(os.environ.get("KZAI_FLEET_CRASH_ROUNDS", "12"))
+"""Rounds of the campaign with several writers (set it higher for a longer run)."""
+FLEET_WRITERS = 3
 
 
-def _writer(directory: Path, key: Path, round_no: int, durability: str, ack_fd: int) -> None:
+def _writer(directory: Path, key: Path, round_no: object, durability: str, ack_fd: int) -> None:
     log = AuditLog.open(
         directory,
         signer=Signer.from_file(key),
@@ -78,6 +82,56 @@ def _run_round(directory: Path, key: Path, round_no: int, rng: random.Random) ->
     return [line for line in acked.decode().split("\n") if line]
 
 
+def _fork_writer(directory: Path, key: Path, name: str, durability: str) -> tuple[int, int]:
+    """A writer process; returns its pid and the read end of its acknowledgements."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(read_fd)
+            _writer(directory, key, name, durability, write_fd)
+        except BaseException:
+            (directory.parent / f"writer-{name}.err").write_text(traceback.format_exc())
+            code = 3
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    return pid, read_fd
+
+
+def _acked(read_fd: int) -> list[str]:
+    acked = b""
+    while chunk := os.read(read_fd, 65536):
+        acked += chunk
+    os.close(read_fd)
+    return [line for line in acked.decode().split("\n") if line]
+
+
+def _run_fleet_round(directory: Path, key: Path, round_no: int, rng: random.Random) -> list[str]:
+    """Several writers at once; SIGKILL one of them first, or all of them at once."""
+    writers = [
+        _fork_writer(directory, key, f"{round_no}w{n}", "sync" if rng.random() < 0.75 else "async")
+        for n in range(FLEET_WRITERS)
+    ]
+    time.sleep(rng.uniform(0.02, 0.2))
+    if rng.random() < 0.5:
+        victim = rng.randrange(FLEET_WRITERS)
+        os.kill(writers[victim][0], signal.SIGKILL)
+        time.sleep(rng.uniform(0.0, 0.1))  # the others go on, repairing after the victim
+    for pid, _ in writers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    acked: list[str] = []
+    for (pid, read_fd), n in zip(writers, range(FLEET_WRITERS), strict=True):
+        _, status = os.waitpid(pid, 0)
+        acked += _acked(read_fd)
+        error = directory.parent / f"writer-{round_no}w{n}.err"
+        assert not error.exists(), error.read_text()
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    return acked
+
+
 def _check(directory: Path, signer: Signer, acked: list[str]) -> None:
     AuditLog.open(directory, signer=signer).close()
     ids = [e.record.id for e in read_verified(directory, public_keys=[signer.public_key])]
@@ -85,7 +139,9 @@ def _check(directory: Path, signer: Signer, acked: list[str]) -> None:
     position = {record_id: i for i, record_id in enumerate(ids)}
     missing = [a for a in acked if a not in position]
     assert missing == []
-    assert [position[a] for a in acked] == sorted(position[a] for a in acked)
+    for writer in {a.rsplit("-", 1)[0] for a in acked}:
+        mine = [position[a] for a in acked if a.rsplit("-", 1)[0] == writer]
+        assert mine == sorted(mine), f"{writer}'s records out of order"
     report = verify_log(directory, Keyring([signer.public_key]))
     assert report.problem is None
     assert report.records == len(ids)
@@ -103,3 +159,19 @@ def test_sigkill_campaign_keeps_every_acknowledged_record(tmp_path: Path) -> Non
             _check(directory, signer, acked)
     _check(directory, signer, acked)
     assert len(acked) > ROUNDS
+
+
+@pytest.mark.slow
+def test_sigkill_campaign_with_several_writers_keeps_every_acknowledged_record(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(20261206)
+    key, _, signer = write_keypair(tmp_path / "keys", "crash-key")
+    directory = tmp_path / "audit"
+    acked: list[str] = []
+    for round_no in range(FLEET_ROUNDS):
+        acked.extend(_run_fleet_round(directory, key, round_no, rng))
+        if round_no % 4 == 3:
+            _check(directory, signer, acked)
+    _check(directory, signer, acked)
+    assert len(acked) > FLEET_ROUNDS

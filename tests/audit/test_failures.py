@@ -190,19 +190,19 @@ def test_read_only_directory_is_refused_at_open_for_the_current_user(tmp_path: P
 def test_write_errors_make_the_log_unhealthy_then_it_recovers(
     tmp_path: Path, signer: Signer, keyring: Keyring
 ) -> None:
-    log = AuditLog.open(tmp_path / "a", signer=signer)
+    log = AuditLog.open(tmp_path / "a", signer=signer, durability="async")
     log.write(make_record(0))
     log.flush()
-    writable = log._fd
-    log._fd = os.open(tmp_path / "a" / "00000000000000000000.log", os.O_RDONLY)
+    writable = log._storage._fd
+    log._storage._fd = os.open(tmp_path / "a" / "00000000000000000000.log", os.O_RDONLY)
     log.write(make_record(1))
     with pytest.raises(AuditUnavailable, match="cannot be written: \\[Errno 9\\] Bad file"):
         log.flush(timeout=5)
     assert log.healthy is False
     with pytest.raises(AuditUnavailable, match="cannot be written"):
         log.write(make_record(2))
-    os.close(log._fd)
-    log._fd = writable
+    os.close(log._storage._fd)
+    log._storage._fd = writable
     log.close()
     assert [e.seq for e in read_verified(tmp_path / "a")] == [0, 1]
     assert verify_log(tmp_path / "a", keyring).ok
@@ -217,15 +217,15 @@ def test_sync_log_becomes_healthy_again_once_the_disk_takes_writes(
     first = log.write(make_record(0))
     assert isinstance(first, Future)
     first.result()
-    writable = log._fd
-    log._fd = os.open(tmp_path / "a" / "00000000000000000000.log", os.O_RDONLY)
+    writable = log._storage._fd
+    log._storage._fd = os.open(tmp_path / "a" / "00000000000000000000.log", os.O_RDONLY)
     failed = log.write(make_record(1))
     assert isinstance(failed, Future)
     with pytest.raises(AuditUnavailable, match="Bad file descriptor"):
         failed.result(timeout=5)
     assert log.healthy is False
-    os.close(log._fd)
-    log._fd = writable
+    os.close(log._storage._fd)
+    log._storage._fd = writable
     deadline = time.monotonic() + 10
     while not log.healthy and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -44,8 +44,10 @@ def test_a_writer_that_stopped_leaves_the_log_unhealthy(
     tmp_path: Path, signer: Signer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(AuditLog, "_loop", lambda self: None)
-    log = AuditLog.open(tmp_path / "a", signer=signer)
+    log = AuditLog.open(tmp_path / "a", signer=signer, durability="async")
     try:
+        log.write(make_record(0))  # the writer starts with the first write
+        assert log._writer is not None
         log._writer.join(timeout=10)
         assert not log._writer.is_alive()
         assert log.healthy is False
@@ -212,13 +214,23 @@ def test_open_without_signer_makes_a_demo_key_once(tmp_path: Path) -> None:
     assert verify_log(tmp_path / "a", Keyring.load([tmp_path / "a/keys/kzai-guard-demo.pub"])).ok
 
 
-def test_second_open_of_the_same_directory_is_refused(tmp_path: Path, signer: Signer) -> None:
-    log = AuditLog.open(tmp_path / "a", signer=signer)
+def test_two_opens_of_one_directory_write_one_log(
+    tmp_path: Path, signer: Signer, keyring: Keyring
+) -> None:
+    first = AuditLog.open(tmp_path / "a", signer=signer)
+    second = AuditLog.open(tmp_path / "a", signer=signer)
     try:
-        with pytest.raises(AuditLogError, match="already open"):
-            AuditLog.open(tmp_path / "a", signer=signer)
+        for i in range(0, 20, 2):
+            for log, n in ((first, i), (second, i + 1)):
+                future = log.write(make_record(n))
+                assert isinstance(future, Future)
+                future.result()
     finally:
-        log.close()
+        first.close()
+        second.close()
+    entries = list(read_verified(tmp_path / "a", public_keys=keyring))
+    assert [e.record.id for e in entries] == [make_record(i).id for i in range(20)]
+    assert verify_log(tmp_path / "a", keyring).ok
 
 
 def test_write_after_close_raises_audit_unavailable(tmp_path: Path, signer: Signer) -> None:
@@ -393,7 +405,12 @@ def test_full_async_queue_refuses_after_put_timeout(tmp_path: Path, signer: Sign
 
     slow = Signer(signer.public_key, SlowSigner())
     log = AuditLog.open(
-        tmp_path / "a", signer=slow, queue_limit=2, put_timeout=0.05, checkpoint_every=1
+        tmp_path / "a",
+        signer=slow,
+        queue_limit=2,
+        put_timeout=0.05,
+        checkpoint_every=1,
+        durability="async",
     )
     log.write(make_record(0))
     deadline = time.monotonic() + 5

@@ -1,12 +1,11 @@
-"""The SQLite subject-key store: batch look-ups, erasure that leaves no copy in the WAL, and
-reserved keys whose assignments a crash may take away but the log restores."""
+"""The SQLite subject-key store: batch look-ups, erasure that leaves no copy in the WAL,
+reserved keys, and the log's use of it: new keys committed durably before their lines."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -18,7 +17,7 @@ import pytest
 from kzai_guard.audit import subject_keys
 from kzai_guard.audit.keys import Signer
 from kzai_guard.audit.log import AuditLog
-from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS, read_verified
+from kzai_guard.audit.reader import read_verified
 from kzai_guard.audit.segments import list_segments
 from kzai_guard.audit.shredding import ERASED, SqliteSubjectKeys, subject_ref
 
@@ -114,13 +113,11 @@ def _write_five(log: AuditLog) -> None:
         future.result()
 
 
-def test_a_durable_record_reads_back_when_its_key_assignment_was_lost(tmp_path: Path) -> None:
+def test_every_record_a_sync_log_acknowledged_reads_back_after_sigkill(tmp_path: Path) -> None:
     directory, signer = tmp_path / "audit", Signer.generate("k")
     _crash_after(directory, signer, _write_five)
-    sealed = [line["sealed"] for line in _lines(directory)]
-    pairs = [(str(s["ref"]), int(s["key"])) for s in sealed if isinstance(s, dict)]
-    assert len(pairs) == 5
-    _undo_assignments(directory / DEFAULT_SUBJECT_KEYS, pairs)
+    # the log's store commits new keys durably before the lines: no line names a key number
+    assert all("key" not in line["sealed"] for line in _lines(directory))  # type: ignore[operator]
     AuditLog.open(directory, signer=signer).close()
     subjects = [e.record.subject for e in read_verified(directory)]
     assert subjects == [f"p:new-{i}" for i in range(5)]
@@ -139,41 +136,31 @@ def test_an_erased_subject_stays_erased_after_a_crash(tmp_path: Path) -> None:
     assert subjects == ["p:new-0", "p:new-1", ERASED, "p:new-3", "p:new-4"]
 
 
-def test_a_sync_group_commit_with_a_new_subject_pays_one_fsync_and_writes_no_key(
+def test_a_sync_group_commit_with_a_new_subject_commits_its_key_durably_before_the_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = AuditLog.open(tmp_path / "audit", signer=Signer.generate("k"), durability="sync")
     log.write(make_record(0, subject="p:warm")).result()  # type: ignore[union-attr]
     store = log._subject_keys
     assert isinstance(store, SqliteSubjectKeys)
-    calls: list[str] = []
-    reads: list[str] = []
-    writes: list[tuple[str, str]] = []
-    real_fsync, real_fdatasync = os.fsync, os.fdatasync
-    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    events: list[str] = []
+    real_fdatasync = os.fdatasync
     monkeypatch.setattr(
-        os, "fdatasync", lambda fd: (calls.append("fdatasync"), real_fdatasync(fd))[1]
+        os, "fdatasync", lambda fd: (events.append("fdatasync"), real_fdatasync(fd))[1]
     )
-    store._db.set_trace_callback(reads.append)
-    store._wdb.set_trace_callback(lambda s: writes.append((threading.current_thread().name, s)))
+    store._wdb.set_trace_callback(events.append)
     log.write(make_record(1, subject="p:a-new-subject")).result()  # type: ignore[union-attr]
     monkeypatch.undo()
-    assert calls == ["fdatasync"]  # the segment's
-    assert reads and all(s.startswith("SELECT") for s in reads)
+    store._wdb.set_trace_callback(None)
+    # one durable commit of the key (synchronous=FULL), then the segment's one fdatasync
+    assert events.index("PRAGMA synchronous=FULL") < events.index("COMMIT")
+    assert events.index("COMMIT") < events.index("fdatasync")
+    assert events.count("fdatasync") == 1
     ref = subject_ref("p:a-new-subject")
     watcher = sqlite3.connect(store.path)
-    _wait_until(
-        lambda: watcher.execute("SELECT 1 FROM subject_key WHERE ref = ?", (ref,)).fetchone(),
-        "the keeper never committed the assignment",
-    )
+    assert watcher.execute("SELECT 1 FROM subject_key WHERE ref = ?", (ref,)).fetchone()
     watcher.close()
-    store._db.set_trace_callback(None)
-    store._wdb.set_trace_callback(None)
     log.close()
-    # the assignment was committed by the keeper thread, without an fsync of its own
-    assert writes and {name for name, _ in writes} == {"kzai-subject-keys"}
-    modes = [s for _, s in writes if s.startswith("PRAGMA synchronous=")]
-    assert modes[0] == "PRAGMA synchronous=NORMAL"
 
 
 def test_reserved_key_numbers_are_never_handed_out_twice(tmp_path: Path) -> None:
@@ -191,23 +178,6 @@ def test_reserved_key_numbers_are_never_handed_out_twice(tmp_path: Path) -> None
     reopened.key_for("sk:d")
     assert reopened.key_number("sk:d") not in numbers
     reopened.close()
-
-
-def test_a_reader_finds_the_key_of_a_line_whose_assignment_is_not_committed_yet(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(subject_keys, "_KEEP_INTERVAL_S", 60.0)
-    directory = tmp_path / "audit"
-    log = AuditLog.open(directory, signer=Signer.generate("k"), durability="sync")
-    log.write(make_record(0, subject="p:early")).result()  # type: ignore[union-attr]
-    ref = subject_ref("p:early")
-    db = sqlite3.connect(directory / DEFAULT_SUBJECT_KEYS)
-    assert db.execute("SELECT 1 FROM subject_key WHERE ref = ?", (ref,)).fetchone() is None
-    db.close()
-    # another reader, with a store of its own: the line's key number finds the reserved key
-    assert [e.record.subject for e in read_verified(directory)] == ["p:early"]
-    log.close()
-    assert [e.record.subject for e in read_verified(directory)] == ["p:early"]
 
 
 def test_the_keeper_refills_the_reserve_and_commits_assignments_on_its_own(
@@ -283,7 +253,7 @@ def test_an_async_log_commits_fresh_keys_before_its_lines_and_numbers_none(
 
     def write(fd: int, data: bytes) -> int:
         # when the lines reach the segment, the keys sealing them are committed already
-        if fd == log._fd:
+        if fd == log._storage._fd:
             written.append("COMMIT" in statements)
         return real_write(fd, data)
 
