@@ -78,8 +78,9 @@ class Guard:
     record is fsynced, in group commits) or ``"async"`` (released once queued; a crash loses
     the records still queued, up to the queue's 65,536 and the writer's 5 ms linger, and those
     not yet on disk) and signed by ``audit_signer`` (a :class:`kzai_guard.audit.keys.Signer`;
-    without one a demo key is made in the directory). Every worker process of the host may
-    use the same directory: they write one log.
+    without one a demo key is made in the directory), its checkpoints sent to
+    ``audit_witnesses`` (a :class:`kzai_guard.audit.witnesses.Witnesses`) for cosigning.
+    Every worker process of the host may use the same directory: they write one log.
     ``person`` finds who is asking on the person's own routes (explanations, review tickets,
     objections); it defaults to ``subject``, which will not do when ``subject`` reads a path
     parameter of the decision route. ``reviewer`` finds the authenticated human decision-maker
@@ -98,6 +99,7 @@ class Guard:
         audit: AuditSink | str | Path = DEFAULT_AUDIT_DIR,
         durability: Literal["async", "sync"] = "sync",
         audit_signer: Any = None,
+        audit_witnesses: Any = None,
         subject: SubjectResolver | None = None,
         person: SubjectResolver | None = None,
         reviewer: ReviewerResolver | None = None,
@@ -123,10 +125,15 @@ class Guard:
             raise ConfigurationError(
                 f"pseudonym_key must be at least {MIN_KEY_BYTES} bytes; use os.urandom(32)"
             )
+        if audit_witnesses is not None and not isinstance(audit, (str, Path)):
+            raise ConfigurationError(
+                "audit_witnesses cosign the signed audit log: give audit= a directory, or "
+                "drop audit_witnesses"
+            )
         self.sink: AuditSink = (
             audit
             if not isinstance(audit, (str, Path))
-            else _open_audit_log(audit, durability, audit_signer)
+            else _open_audit_log(audit, durability, audit_signer, audit_witnesses)
         )
         self.auditor = Auditor(self.sink, Pseudonymizer(key), self.profile.value)
         self.checked_subjects: dict[str, str] = {}
@@ -322,11 +329,13 @@ class Guard:
 
 
 def _open_audit_log(
-    directory: str | Path, durability: Literal["async", "sync"], signer: Any
+    directory: str | Path, durability: Literal["async", "sync"], signer: Any, witnesses: Any
 ) -> AuditSink:
     from kzai_guard.audit.log import AuditLog
 
-    sink: AuditSink = AuditLog.open(directory, durability=durability, signer=signer)
+    sink: AuditSink = AuditLog.open(
+        directory, durability=durability, signer=signer, witnesses=witnesses
+    )
     return sink
 
 

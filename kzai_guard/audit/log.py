@@ -27,6 +27,7 @@ from kzai_guard.audit.retention import DEFAULT_RETENTION_DAYS
 from kzai_guard.audit.sequencer import Durability, Sequencer
 from kzai_guard.audit.shredding import SubjectKeys
 from kzai_guard.audit.subject_keys import SqliteSubjectKeys
+from kzai_guard.audit.witnesses import Witnesses
 from kzai_guard.errors import AuditLogError, ConfigurationError
 
 __all__ = ["AuditLog", "Durability"]
@@ -66,6 +67,7 @@ class AuditLog(Sequencer):
         segment_max_bytes: int = 64 * 1024 * 1024,
         segment_max_age_s: float = 86_400.0,
         retention_days: float | None = DEFAULT_RETENTION_DAYS,
+        witnesses: Witnesses | None = None,
     ) -> AuditLog:
         """Open (creating if needed) the log in ``directory``, repairing a crashed tail.
 
@@ -82,8 +84,10 @@ class AuditLog(Sequencer):
         process do not reach the others); ``seal_personal_fields=False`` writes them in clear.
         Segments rotate at ``segment_max_bytes`` or ``segment_max_age_s``; sealed segments
         older than ``retention_days`` (default 183) are pruned at rotation (``None`` keeps
-        everything). Raises :class:`~kzai_guard.errors.AuditLogError` if the directory cannot
-        be used.
+        everything). ``witnesses`` (:class:`~kzai_guard.audit.witnesses.Witnesses`, not yet
+        started) are started on the directory and get every checkpoint this process signs, the
+        newest one at open included; their cosignatures go to ``cosigned.checkpoints``.
+        Raises :class:`~kzai_guard.errors.AuditLogError` if the directory cannot be used.
         """
         if retention_days is not None and retention_days < DEFAULT_RETENTION_DAYS:
             raise ConfigurationError(
@@ -124,12 +128,20 @@ class AuditLog(Sequencer):
                 reopen_keys=reopen,
                 queue_limit=queue_limit,
                 put_timeout=put_timeout,
+                witnesses=witnesses,
             )
             log.directory = path
+            if witnesses is not None:
+                witnesses.start(path)
             with storage.sequence() as appending:
                 log._see(appending)
                 log._sign(appending)
+            newest = log.last_checkpoint
+            if witnesses is not None and newest is not None:
+                witnesses.submit(newest)
         except BaseException as exc:
+            if witnesses is not None:
+                witnesses.close()
             storage.close()
             if reopen is not None and isinstance(subject_keys, SqliteSubjectKeys):
                 with contextlib.suppress(Exception):

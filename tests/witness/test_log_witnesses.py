@@ -72,15 +72,14 @@ def test_decisions_go_on_while_a_witness_is_down_and_its_cosignature_arrives_lat
         max_retry_s=0.2,
     )
     directory = tmp_path / "audit"
-    log = AuditLog.open(directory, signer=signer, origin=ORIGIN, durability="sync")
-    witnesses.start(directory)
+    log = AuditLog.open(
+        directory, signer=signer, origin=ORIGIN, checkpoint_every=10, witnesses=witnesses
+    )
     try:
-        for batch in range(3):
-            for i in range(10):
-                log.write(make_record(batch * 10 + i)).result()  # type: ignore[union-attr]
-            note = log.checkpoint()
-            assert note is not None
-            witnesses.submit(note)
+        for i in range(30):  # the log signs a checkpoint every 10 and hands it on
+            log.write(make_record(i)).result()  # type: ignore[union-attr]
+        note = log.checkpoint()
+        assert note is not None and note.checkpoint.size == 30
         assert log.size == 30
         assert witnesses.wait(30, timeout=30, count=1)
         status = witnesses.status()
@@ -231,3 +230,25 @@ def test_verify_against_the_witness_checkpoint_url_exposes_a_rollback(
     assert main(args) == 0
     assert main([*args, "--checkpoint", url]) == 1
     assert "rolled-back" in capsys.readouterr().out
+
+
+def test_a_reopened_log_hands_its_newest_checkpoint_to_the_witnesses(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    signer = Signer.generate("log-key")
+    config = write_config(tmp_path / "w1", "w1.example", ORIGIN, signer.public_key.vkey())
+    port = free_port()
+    key = load_cosigner_key(config.parent / "keys" / "witness.pub")
+    directory = tmp_path / "audit"
+    log = AuditLog.open(directory, signer=signer, origin=ORIGIN)
+    for i in range(7):
+        log.write(make_record(i)).result()  # type: ignore[union-attr]
+    log.close()  # signed at close, never sent: no witness configured then
+    processes.append(start_witness(config, port))
+    witnesses = Witnesses([WitnessEndpoint.of(f"http://127.0.0.1:{port}", key)], retry_s=0.05)
+    log = AuditLog.open(directory, signer=signer, origin=ORIGIN, witnesses=witnesses)
+    try:
+        assert witnesses.wait(7, timeout=30)
+    finally:
+        log.close()
+    assert witnesses.status()[f"http://127.0.0.1:{port}"]["cosigned_size"] == 7

@@ -89,7 +89,11 @@ def log(tmp_path: Path) -> tuple[Path, Path, Signer, Cosigner, Path]:
     _, public, signer = write_keypair(tmp_path / "keys", "log-key")
     directory = tmp_path / "audit"
     audit = AuditLog.open(
-        directory, signer=signer, origin=ORIGIN, checkpoint_every=7, durability="sync"
+        directory,
+        signer=signer,
+        origin=ORIGIN,
+        checkpoint_every=7,
+        checkpoint_interval_ms=3_600_000,
     )
     for i in range(30):
         audit.write(make_record(i))

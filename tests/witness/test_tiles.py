@@ -95,7 +95,13 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Sig
     base = tmp_path_factory.mktemp("tiles")
     signer = Signer.generate("log-key")
     directory = base / "audit"
-    log = AuditLog.open(directory, signer=signer, checkpoint_every=30_000, origin="t.example/l")
+    log = AuditLog.open(
+        directory,
+        signer=signer,
+        checkpoint_every=30_000,
+        checkpoint_interval_ms=3_600_000,
+        origin="t.example/l",
+    )
     for i in range(SIZE):
         log.write(make_record(i))
     log.close()

@@ -21,7 +21,11 @@ ORIGIN = "audit.example.kz/credit"
 
 def _write(directory: Path, signer: Signer, n: int, changed: int | None = None) -> None:
     log = AuditLog.open(
-        directory, signer=signer, origin=ORIGIN, checkpoint_every=7, durability="sync"
+        directory,
+        signer=signer,
+        origin=ORIGIN,
+        checkpoint_every=7,
+        checkpoint_interval_ms=3_600_000,
     )
     for i in range(n):
         log.write(make_record(i, verdict="allow") if i == changed else make_record(i))
