@@ -180,7 +180,15 @@ def _audit(budget: Budget, layout: dict[str, int | None], holder: list[Floor]) -
 def _fleet(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list[Figure]:
     from benchmarks import fleet
 
-    return fleet.run(budget)
+    with machine.unpinned():
+        return fleet.run(budget)
+
+
+def _fleet_pg(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list[Figure]:
+    from benchmarks import fleet_pg
+
+    with machine.unpinned():
+        return fleet_pg.run_budget(budget)
 
 
 def _growth(budget: Budget, layout: dict[str, int | None], _: list[Floor]) -> list[Figure]:
@@ -209,6 +217,7 @@ _SECTIONS: dict[str, Runner] = {
     "served": _served,
     "audit": _audit,
     "fleet": _fleet,
+    "fleet-pg": _fleet_pg,
     "growth": _growth,
     "consent": _consent,
     "siem": _siem,

@@ -107,7 +107,14 @@ METHOD = """\
   share of the records and closes; the rate is all records over the time from the barrier to
   the last close. Sync: open loop at 1,000 decisions/s in total (`1000 / P` per process), the
   latency from the scheduled time until the record's future resolves; p99 over every process's
-  writes. Each figure stands beside the one-process figure of the same run.
+  writes. Each figure stands beside the one-process figure of the same run. The writer
+  processes of both fleet sections run on every core (the suite pins the rest to one).
+- **Audit log in PostgreSQL, several writer processes** (`benchmarks/fleet_pg.py`). 1, 2 and
+  4 writer processes (started as separate interpreters) open one log by URL, each on a fresh
+  database on the server at `KZAI_BENCH_PG`, personal fields sealed under keys in the same
+  database, every record a new subject. Async: all records over the time from the common
+  start to the last close, rounds interleaved across the process counts. Sync: open loop at
+  1,000 decisions/s in total, p99 (and p50) from the scheduled time to the synchronous commit.
 - **Physical floor.** One SHA-256 of the record, one orjson encoding and decoding, one Ed25519
   signature and verification (`cryptography`), one `fsync` after a small append. These
   micro-benchmarks, the consent lookups and the SIEM encoders are timed on the process CPU

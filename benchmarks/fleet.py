@@ -1,7 +1,8 @@
 """One log, several writer processes on one host: append throughput and sync latency.
 
 For 1, 2 and 4 writer processes (forked with everything imported, records made before any
-timing starts) sharing one log directory:
+timing starts) sharing one log directory; each process writes decisions of its own (distinct
+ids and subjects, every one a new subject in the async run), as the workers of one service do:
 
 - **append, async**: every process opens the log, waits at a barrier, writes its share of the
   records and closes (everything flushed, the final checkpoint signed). The rate is all records
@@ -33,7 +34,7 @@ from benchmarks import report
 from benchmarks.audit_log import _paced_run
 from benchmarks.budget import BUDGETS, Budget
 from benchmarks.measure import Figure, Sample, Target, percentile
-from benchmarks.records import records
+from benchmarks.records import decision_record
 
 SECTION = "fleet"
 WRITERS = (1, 2, 4)
@@ -47,7 +48,8 @@ def _async_writer(
 ) -> None:
     from benchmarks import signed_log
 
-    pool = records(count)
+    # each process its own decisions: distinct ids and subjects, as the workers of a service
+    pool = [decision_record(first + i) for i in range(count)]
     log = signed_log.open_log(Path(directory), "async")
     barrier.wait()
     start = time.monotonic()
@@ -58,11 +60,11 @@ def _async_writer(
 
 
 def _sync_writer(
-    directory: str, rate: float, seconds: float, barrier: Barrier, out: Connection
+    directory: str, first: int, rate: float, seconds: float, barrier: Barrier, out: Connection
 ) -> None:
     from benchmarks import signed_log
 
-    pool = records(1_000)
+    pool = [decision_record(first + i) for i in range(1_000)]
     log = signed_log.open_log(Path(directory), "sync")
     log.write(pool[0]).result()  # the writer thread started, the first batch done
     barrier.wait()
@@ -108,7 +110,7 @@ def _async_rate(root: Path, writers: int, total: int) -> float:
 def _sync_p99(root: Path, writers: int, seconds: float) -> float:
     directory = Path(tempfile.mkdtemp(dir=root))
     rate = TOTAL_RATE / writers
-    lists = _run(_sync_writer, lambda n: (str(directory), rate, seconds), writers)
+    lists = _run(_sync_writer, lambda n: (str(directory), n * 1_000, rate, seconds), writers)
     shutil.rmtree(directory, ignore_errors=True)
     return percentile(sorted(x for lat in lists for x in lat), 0.99)
 

@@ -3,11 +3,13 @@ much of the CPU other work took while the run went on."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -45,6 +47,35 @@ def allowed_cores() -> list[int]:
     if hasattr(os, "sched_getaffinity"):
         return sorted(os.sched_getaffinity(0))
     return list(range(os.cpu_count() or 1))
+
+
+START_CORES = allowed_cores()
+"""The cores this process could run on when the suite started, before any pinning."""
+
+
+@contextlib.contextmanager
+def unpinned() -> Iterator[None]:
+    """Let this process's threads, and the processes it starts, run on every core it could run
+    on at start for the block, then pin it back: the sections whose several writer processes
+    must spread over the machine's cores, as a service's workers do, run in one."""
+    before = allowed_cores()
+    _set_affinity(set(START_CORES))
+    try:
+        yield
+    finally:
+        _set_affinity(set(before))
+
+
+def _set_affinity(cores: set[int]) -> None:
+    if not cores or not hasattr(os, "sched_setaffinity"):
+        return
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]
+    with contextlib.suppress(OSError):
+        for tid in threads:
+            os.sched_setaffinity(tid, cores)
 
 
 def pin(core: int | None) -> int | None:

@@ -25,7 +25,7 @@ POOL = 1_000
 
 
 def encoder(fmt: str) -> Any:
-    """An encoder instance for ``fmt`` with default settings; raises LookupError if none."""
+    """An encoder for ``fmt``, its events carrying an origin; raises LookupError if none."""
     try:
         module = importlib.import_module(f"kzai_guard.siem.{fmt}")
     except ImportError as exc:
@@ -43,7 +43,8 @@ def encoder(fmt: str) -> Any:
     from kzai_guard.siem.settings import EncoderSettings
 
     encoder_class: Any = classes[0]
-    return encoder_class(EncoderSettings(hostname="bench-host.example.kz"))
+    settings = EncoderSettings(hostname="bench-host.example.kz", origin="bench.example.kz/audit")
+    return encoder_class(settings)
 
 
 def _events() -> list[Any]:

@@ -8,11 +8,13 @@ in a signed audit trail.
 
 from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.audit.sink import AuditSink, MemorySink, NullSink
-from kzai_guard.context import DecisionContext, decision_context, explain
+from kzai_guard.context import DecisionContext, decision_context, explain, mark_outcome
 from kzai_guard.core.calendar import WorkingCalendar
 from kzai_guard.core.consent import CollectionMethod, Consent, Objection, WithdrawalRestriction
 from kzai_guard.core.explanation import Direction, Explanation, Factor
 from kzai_guard.core.facts import Facts
+from kzai_guard.core.monitoring import DisparityMonitoring
+from kzai_guard.core.oversight import OverrideAction, ReviewerOverride, ReviewWork
 from kzai_guard.core.policy import DecisionPolicy, ModelInfo, StatutoryBasis
 from kzai_guard.core.profiles import Profile
 from kzai_guard.core.review import Reviewer, ReviewOutcome, ReviewStatus, ReviewTicket
@@ -22,10 +24,12 @@ from kzai_guard.core.vocabulary import (
     Autonomy,
     BasisKind,
     Capability,
+    DisparityAction,
     Domain,
     Fallback,
     Language,
     Mode,
+    ProtectedGround,
     RiskClass,
     Significance,
     VulnerabilityGround,
@@ -36,10 +40,13 @@ from kzai_guard.errors import (
     ConfigurationError,
     DecisionBlocked,
     DecisionRefused,
+    ErasureIncomplete,
     ExplanationMissing,
     HumanReviewRequired,
     KzaiGuardError,
+    OverrideForbidden,
     ProhibitedPractice,
+    ReviewConflict,
     StoreError,
     UnknownRecord,
     WithdrawalRestricted,
@@ -67,9 +74,12 @@ __all__ = [
     "DecisionPolicy",
     "DecisionRefused",
     "Direction",
+    "DisparityAction",
+    "DisparityMonitoring",
     "Domain",
     "EventKind",
     "Explanation",
+    "ErasureIncomplete",
     "ExplanationMissing",
     "Facts",
     "Factor",
@@ -88,10 +98,16 @@ __all__ = [
     "Outcome",
     "Profile",
     "ProhibitedPractice",
+    "ProtectedGround",
     "Reason",
     "ReviewOutcome",
     "ReviewStatus",
     "ReviewTicket",
+    "ReviewWork",
+    "ReviewConflict",
+    "OverrideForbidden",
+    "ReviewerOverride",
+    "OverrideAction",
     "Reviewer",
     "RiskClass",
     "Significance",
@@ -111,5 +127,6 @@ __all__ = [
     "from_header",
     "from_path_param",
     "from_user",
+    "mark_outcome",
     "reviewer_from_auth",
 ]

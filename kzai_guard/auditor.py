@@ -10,11 +10,17 @@ from kzai_guard.audit.sink import AuditSink
 from kzai_guard.core.pseudonym import Pseudonymizer
 from kzai_guard.ids import new_id
 
-__all__ = ["Auditor"]
+__all__ = ["REVIEWER_DOMAIN", "Auditor"]
+
+
+REVIEWER_DOMAIN = "kzai-guard reviewer\n"
+"""What a reviewer's identifier is prefixed with before it is pseudonymised, so that a
+reviewer and a subject with the same identifier get unrelated pseudonyms."""
 
 
 class Auditor:
-    """Turns guard events into :class:`AuditRecord` objects; subjects become pseudonyms here."""
+    """Turns guard events into :class:`AuditRecord` objects; subjects and reviewers become
+    keyed pseudonyms here (:meth:`reviewer_ref`)."""
 
     __slots__ = ("profile", "pseudonym", "sink")
 
@@ -22,6 +28,12 @@ class Auditor:
         self.sink = sink
         self.pseudonym = pseudonym
         self.profile = profile
+
+    def reviewer_ref(self, reviewer: str) -> str:
+        """The keyed pseudonym a reviewer's identifier is recorded as: without the pseudonym
+        key a list of staff logins confirms nothing, and a record without a subject is sealed
+        under the reviewer's own key, erasable as a subject's is."""
+        return self.pseudonym(REVIEWER_DOMAIN + reviewer)
 
     def event(
         self,
@@ -45,7 +57,7 @@ class Auditor:
                 subject=None if subject is None else self.pseudonym(subject),
                 purpose=purpose,
                 profile=self.profile,
-                reviewer=reviewer,
+                reviewer=None if reviewer is None else self.reviewer_ref(reviewer),
                 review_id=review_id,
                 detail=detail,
             )

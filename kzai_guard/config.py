@@ -6,6 +6,7 @@
     profile = "kz"
     store = "sqlite:///kzai-guard.db"
     audit = "kzai-audit"
+    audit_signing_key = "/etc/kzai-guard/audit.key"   # made by kzai-guard keygen
     subject_header = "X-Subject-Id"
     contact = "support@example.kz"
 
@@ -27,26 +28,34 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kzai_guard.audit.keys import Signer
 from kzai_guard.core.policy import DecisionPolicy
+from kzai_guard.core.transfers import Destination
 from kzai_guard.errors import ConfigurationError
 from kzai_guard.subjects import from_header
 
-__all__ = ["load_config"]
+__all__ = ["load_config", "load_destinations"]
 
 _GUARD_KEYS = {
     "profile",
     "store",
     "audit",
     "durability",
+    "audit_signing_key",
     "subject_header",
     "routes_prefix",
     "problem_base",
     "objection_header_name",
     "review_deadline_days",
+    "reviews_prefix",
+    "review_console",
+    "review_lease_minutes",
+    "reviewer_subject_role",
     "how_to_object",
     "human_contact",
     "contact",
     "poll_interval",
+    "stale_after",
     "cache_limit",
 }
 
@@ -54,6 +63,7 @@ _TEXT_KEYS = {
     "store": '"sqlite:///kzai-guard.db"',
     "audit": '"kzai-audit" (a directory)',
     "subject_header": '"X-Subject-Id"',
+    "audit_signing_key": '"/etc/kzai-guard/audit.key" (made by kzai-guard keygen)',
 }
 
 
@@ -68,10 +78,11 @@ def load_config(path: str | Path) -> tuple[list[DecisionPolicy], dict[str, Any]]
         raise ConfigurationError(f"{source}: not UTF-8 text, as TOML must be: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{source}: not valid TOML: {exc}") from exc
-    unknown_tables = set(data) - {"guard", "policy"}
+    unknown_tables = set(data) - {"guard", "policy", "destination"}
     if unknown_tables:
         raise ConfigurationError(
-            f"{source}: unknown table(s) {sorted(unknown_tables)}; use [guard] and [[policy]]"
+            f"{source}: unknown table(s) {sorted(unknown_tables)}; use [guard], [[policy]] "
+            "and [[destination]]"
         )
     if not isinstance(data.get("guard", {}), dict):
         raise ConfigurationError(f"{source}: guard must be a table: write [guard] above its keys")
@@ -87,7 +98,14 @@ def load_config(path: str | Path) -> tuple[list[DecisionPolicy], dict[str, Any]]
     if guard.get("durability", "sync") not in ("async", "sync"):
         raise ConfigurationError(f'{source}: [guard] durability must be "async" or "sync"')
     if "subject_header" in guard:
-        guard["subject"] = from_header(guard.pop("subject_header"))
+        try:
+            guard["subject"] = from_header(guard.pop("subject_header"))
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{source}: [guard] subject_header: {exc}") from None
+    if "audit_signing_key" in guard:
+        # a relative path is read from the file's own directory
+        signing_key = source.parent / guard.pop("audit_signing_key")
+        guard["audit_signer"] = Signer.from_file(signing_key)
     raw_policies = data.get("policy", [])
     if not isinstance(raw_policies, list) or not raw_policies:
         raise ConfigurationError(f"{source}: declare at least one [[policy]] table")
@@ -132,3 +150,33 @@ def _choices(field: str) -> str | None:
 
 
 _FIELDS = tuple(DecisionPolicy.model_fields)
+
+
+def load_destinations(path: str | Path) -> list[Destination]:
+    """The ``[[destination]]`` tables of the file at ``path``: where the audit trail is sent
+    (SIEM destinations, exporters), each with its ``name`` and ``country`` (ISO 3166 alpha-2).
+
+    ::
+
+        [[destination]]
+        name = "splunk-hec"
+        country = "KZ"
+    """
+    source = Path(path)
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8")).get("destination", [])
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"{source}: cannot read: {exc}") from None
+    if not isinstance(raw, list):
+        raise ConfigurationError(f"{source}: declare each destination as [[destination]]")
+    out: list[Destination] = []
+    for index, table in enumerate(raw):
+        try:
+            out.append(Destination.model_validate(table))
+        except ValidationError as exc:
+            raise ConfigurationError(
+                f"{source}: destination #{index + 1}: {exc.errors()[0]['msg']} "
+                f"(field {'.'.join(map(str, exc.errors()[0]['loc']))}; country is an ISO 3166 "
+                'alpha-2 code such as "KZ")'
+            ) from exc
+    return out

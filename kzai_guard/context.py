@@ -17,7 +17,13 @@ from pydantic import ValidationError
 from kzai_guard.core.explanation import Explanation
 from kzai_guard.core.review import Reviewer
 
-__all__ = ["DecisionContext", "current_context", "decision_context", "explain"]
+__all__ = [
+    "DecisionContext",
+    "current_context",
+    "decision_context",
+    "explain",
+    "mark_outcome",
+]
 
 
 class DecisionContext:
@@ -27,6 +33,7 @@ class DecisionContext:
         "decision_id",
         "explanation",
         "explanation_error",
+        "favourable",
         "objection",
         "response_headers",
         "reviewer",
@@ -50,6 +57,8 @@ class DecisionContext:
         self.explanation: Explanation | None = None
         self.explanation_error: str | None = None
         self.response_headers: list[tuple[bytes, bytes]] | None = None
+        self.favourable: bool | None = None
+        """Whether the decision's outcome was favourable to the person (:func:`mark_outcome`)."""
 
 
 _current: ContextVar[DecisionContext | None] = ContextVar("kzai_guard_decision", default=None)
@@ -102,3 +111,16 @@ def explain(explanation: Explanation | Mapping[str, Any]) -> None:
         context.explanation_error = f"{exc.error_count()} invalid field(s): " + "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
+
+
+def mark_outcome(*, favourable: bool) -> None:
+    """Say whether the decision being made came out favourable to the person (a loan granted,
+    a claim paid): what disparity monitoring counts (KZ-AI 6). Call it inside a
+    ``@guard.decision`` function; a decision that does not call it is not counted."""
+    context = _current.get()
+    if context is None:
+        raise RuntimeError(
+            "kzai_guard.mark_outcome() was called outside a decision: call it inside a "
+            "@guard.decision function (and install the guard's middleware for HTTP)"
+        )
+    context.favourable = favourable

@@ -1,5 +1,12 @@
 """The ``@guard.decision(name)`` decorator, for sync and async functions alike.
 
+A call the verdict lets through ends in one record: the decision (or its withholding) when
+the function returns, ``decision.failed`` when it raises, and then the exception reaches the
+caller unchanged. With ``durability="sync"`` the call returns once that record is durable, or
+raises :class:`~kzai_guard.errors.AuditUnavailable` (503 ``audit-unavailable``) after
+:data:`~kzai_guard.gate.DURABLE_WAIT_S` seconds: a silent log never holds a response for
+longer.
+
 The wrapper keeps the wrapped function's signature (``functools.wraps``), so FastAPI still sees
 the real endpoint: its dependency injection, validation and OpenAPI stay intact.
 """
@@ -30,7 +37,7 @@ R = TypeVar("R")
 
 def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
     """Wrap ``fn`` so that every call is a decision under ``gate``'s policy."""
-    begin, finish, sink = gate.begin, gate.finish, gate.sink
+    begin, finish, failed, sink = gate.begin, gate.finish, gate.failed, gate.sink
     enforce, fail_closed = gate.enforce, gate.fail_closed
     if inspect.iscoroutinefunction(fn):
         async_fn = cast(Callable[P, Awaitable[Any]], fn)
@@ -46,10 +53,20 @@ def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
                 gate.refuse(decision)
             if fail_closed and not sink.healthy:
                 gate.audit_unavailable(decision)
-            result = await async_fn(*args, **kwargs)
+            try:
+                result = await async_fn(*args, **kwargs)
+            except BaseException as error:
+                failed(decision, error)
+                raise
             durable = finish(decision)
             if durable is not None:
-                await asyncio.wrap_future(durable)
+                try:
+                    # shielded: the record's future belongs to the writer, not to this wait
+                    await asyncio.wait_for(
+                        asyncio.shield(asyncio.wrap_future(durable)), gate.durable_wait
+                    )
+                except TimeoutError:
+                    gate.not_durable(decision, durable)
             return result
 
         return cast(Callable[P, R], async_decision)
@@ -63,10 +80,17 @@ def guard_function(gate: Gate, fn: Callable[P, R]) -> Callable[P, R]:
             gate.refuse(decision)
         if fail_closed and not sink.healthy:
             gate.audit_unavailable(decision)
-        result = fn(*args, **kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as error:
+            failed(decision, error)
+            raise
         durable = finish(decision)
         if durable is not None:
-            durable.result()
+            try:
+                durable.result(gate.durable_wait)
+            except TimeoutError:
+                gate.not_durable(decision, durable)
         return result
 
     return sync_decision

@@ -4,7 +4,8 @@
 
     KzaiGuardError
     ├── ConfigurationError            a policy, profile or guard setting is wrong (start-up)
-    │   └── ProhibitedPractice        a policy declares a capability the law prohibits
+    │   ├── ProhibitedPractice        a policy declares a capability the law prohibits
+    │   └── OverrideForbidden         an override of a decision whose policy has high autonomy
     ├── DecisionRefused               a decision was not made by the AI (run time)
     │   ├── DecisionBlocked           blocked: no legal basis, suspended, invalid subject, ...
     │   ├── HumanReviewRequired       routed to a human; carries the review ticket
@@ -12,8 +13,10 @@
     ├── WithdrawalRestricted          a law or unfulfilled obligation forbids a consent withdrawal
     ├── AuditUnavailable              the audit trail cannot take a record (fail closed)
     ├── StoreError                    the store failed or holds inconsistent data
-    │   └── UnknownRecord             a consent, review ticket or explanation does not exist
-    └── AuditLogError                 the signed audit log is damaged or cannot be opened
+    │   ├── UnknownRecord             a consent, review ticket or explanation does not exist
+    │   └── ReviewConflict            a ticket is held by another reviewer, not claimed, or closed
+    ├── AuditLogError                 the signed audit log is damaged or cannot be opened
+    └── ErasureIncomplete             erased data could not be shown to be gone from every file
 
 Over HTTP the middleware renders every :class:`DecisionRefused` and :class:`AuditUnavailable`
 as an RFC 9457 problem; outside HTTP they reach the caller as they are.
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from kzai_guard.core.consent import WithdrawalRestriction
+    from kzai_guard.core.oversight import ConflictReason
     from kzai_guard.core.problems import ProblemType
     from kzai_guard.core.review import ReviewTicket
 
@@ -34,10 +38,13 @@ __all__ = [
     "ConfigurationError",
     "DecisionBlocked",
     "DecisionRefused",
+    "ErasureIncomplete",
     "ExplanationMissing",
     "HumanReviewRequired",
     "KzaiGuardError",
+    "OverrideForbidden",
     "ProhibitedPractice",
+    "ReviewConflict",
     "StoreError",
     "UnknownRecord",
     "WithdrawalRestricted",
@@ -57,6 +64,12 @@ class ConfigurationError(KzaiGuardError, ValueError):
 
 class ProhibitedPractice(ConfigurationError):
     """Raised at start-up when a policy declares a capability that KZ-AI 17(3) prohibits."""
+
+
+class OverrideForbidden(ConfigurationError):
+    """Raised by ``guard.override`` for a policy that declares high autonomy: by the law's
+    definition its decisions cannot be corrected or cancelled (KZ-AI 17(2)). Nothing is
+    recorded."""
 
 
 class DecisionRefused(KzaiGuardError):
@@ -122,3 +135,21 @@ class UnknownRecord(StoreError, LookupError):
 
 class AuditLogError(KzaiGuardError):
     """Raised when the signed audit log is damaged beyond repair or cannot be opened."""
+
+
+class ReviewConflict(StoreError):
+    """Raised when a reviewer's action does not fit who holds the ticket or where it stands.
+
+    ``reason`` says which: another reviewer's live claim, a claim this reviewer does not hold, or
+    a ticket already decided. Nothing was changed.
+    """
+
+    def __init__(self, reason: ConflictReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ErasureIncomplete(KzaiGuardError):
+    """Raised when erased data cannot be shown to be gone from every file: a reader held a
+    SQLite WAL too long for it to be truncated, or the bytes were still found. What was
+    deleted stays deleted; running the erasure again finishes it."""

@@ -1,19 +1,32 @@
 """Explanations kept for retrieval by decision id, written by a background thread.
 
 The request path hands over the explanation's JSON as the decision function gave it (the bytes
-its audit digest covers); a writer thread stores them in batches. Woken by the first of a
-batch with less than a batch queued, it lingers :data:`LINGER_SECONDS` for more before it
-writes, so that a quiet service pays one store transaction per few milliseconds rather than
-one per decision. Until then,
-:meth:`Explanations.get` serves the queued copy, so a person who follows the ``Link`` at once
-still finds it. The guard's defaults (contact, how to object, model) are applied when an
-explanation is read, so the person always sees the current contact details.
+its audit digest covers); a writer thread stores them in batches (group commit: one store
+transaction for every explanation that arrived while the previous one was written).
+
+- With ``durable=False`` (the guard's ``durability="async"``), :meth:`Explanations.put` returns
+  at once; woken by the first of a batch with less than a batch queued, the writer lingers
+  :data:`LINGER_SECONDS` for more before it writes, so that a quiet service pays one store
+  transaction per few milliseconds rather than one per decision. Until then only this process
+  can serve the explanation (:meth:`Explanations.get` serves the queued copy), so a ``Link`` to
+  it may answer 404 on another host for those milliseconds, and a crash loses what was queued.
+- With ``durable=True`` (``durability="sync"``), :meth:`Explanations.put` returns a future that
+  completes once the explanation is in the store; the decision's response waits for it
+  (:func:`released_when_stored`), so every host can serve the ``Link`` it carries. The writer
+  does not linger: what arrives while it writes forms the next batch.
+
+The guard's defaults (contact, how to object, model) are applied when an explanation is read,
+so the person always sees the current contact details.
 
 At most :data:`PENDING_LIMIT` explanations wait for the writer: a decision that finds that many
 waits until the writer has stored a batch, so a service that decides faster than its store
-writes holds a bounded backlog, not a growing one. While the store fails, nothing waits (the
-explanations stay in memory and the failure is logged), so a broken store does not stall
-decisions.
+writes holds a bounded backlog, not a growing one. While the store fails, nothing waits: the
+explanations stay in memory (served from there), the failure is logged, the futures of durable
+ones fail (their responses go without a ``Link``), and the writer tries them again every
+:data:`RETRY_SECONDS` until the store takes them.
+
+In a child process after a fork, the archive gets a writer thread, queue and locks of its own;
+what the parent had queued is the parent's to store.
 """
 
 from __future__ import annotations
@@ -22,49 +35,75 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
 
+from kzai_guard.errors import StoreError
+from kzai_guard.forking import remake_after_fork
 from kzai_guard.stores.base import Store, StoredExplanation
 
-__all__ = ["LINGER_SECONDS", "Explanations"]
+__all__ = [
+    "LINGER_SECONDS",
+    "PENDING_LIMIT",
+    "RETRY_SECONDS",
+    "Explanations",
+    "released_when_stored",
+]
 
 _BATCH = 256
 LINGER_SECONDS = 0.005
 """How long the writer waits, after the first explanation of a batch, for more to arrive."""
 PENDING_LIMIT = 16_384
 """How many explanations may wait for the writer before a decision waits for room."""
+RETRY_SECONDS = 1.0
+"""How often the writer tries again to store explanations the store refused."""
 _ROOM_WAIT_SECONDS = 5.0
 _log = logging.getLogger("kzai_guard")
 _STOP = object()
+
+_Queued = tuple[StoredExplanation, "Future[None] | None"]
 
 
 class Explanations:
     """The explanation archive of one guard."""
 
-    def __init__(self, store: Store, pending_limit: int = PENDING_LIMIT) -> None:
+    def __init__(
+        self, store: Store, pending_limit: int = PENDING_LIMIT, *, durable: bool = False
+    ) -> None:
         if pending_limit < 1:
             raise ValueError("pending_limit must be at least 1")
         self._store = store
         self._limit = pending_limit
+        self.durable = durable
+        """Whether :meth:`put` returns a future that completes once the store has it."""
+        self._closed = False
+        self._pending: dict[str, StoredExplanation] = {}
+        self._start()
+        remake_after_fork(self)
+
+    def _start(self) -> None:
         self._room = threading.Condition()
         self._failing = False
-        self._queue: queue.SimpleQueue[StoredExplanation | threading.Event | object] = (
-            queue.SimpleQueue()
-        )
-        self._pending: dict[str, StoredExplanation] = {}
+        self._unstored: list[StoredExplanation] = []
+        self._queue: queue.SimpleQueue[_Queued | threading.Event | object] = queue.SimpleQueue()
         self._thread = threading.Thread(
             target=self._run, name="kzai-guard-explanations", daemon=True
         )
         self._thread.start()
 
-    def put(self, explanation: StoredExplanation) -> None:
+    def put(self, explanation: StoredExplanation) -> Future[None] | None:
         """Queue an explanation for storage (no I/O on the caller's thread).
 
-        Waits while :data:`PENDING_LIMIT` explanations are already waiting for the writer
-        (never while the store is failing, and at most a few seconds)."""
+        Returns, when :attr:`durable`, a future that completes once the explanation is stored
+        (with :class:`~kzai_guard.errors.StoreError` if the store refused it); otherwise
+        ``None``. Waits while :data:`PENDING_LIMIT` explanations are already waiting for the
+        writer (never while the store is failing, and at most a few seconds)."""
         if len(self._pending) >= self._limit and not self._failing:
             self._wait_for_room()
         self._pending[explanation.decision_id] = explanation
-        self._queue.put(explanation)
+        stored: Future[None] | None = Future() if self.durable else None
+        self._queue.put((explanation, stored))
+        return stored
 
     def _wait_for_room(self) -> None:
         with self._room:
@@ -78,8 +117,16 @@ class Explanations:
         pending = self._pending.get(decision_id)
         return pending if pending is not None else self._store.get_explanation(decision_id)
 
+    def forget_subject(self, subject_ref: str) -> int:
+        """Drop the explanations of ``subject_ref`` still held in memory (an erasure; call
+        :meth:`flush` first, so that the writer holds none of them). Returns how many."""
+        mine = [d for d, item in list(self._pending.items()) if item.subject_ref == subject_ref]
+        for decision_id in mine:
+            self._pending.pop(decision_id, None)
+        return len(mine)
+
     def flush(self, timeout: float = 10.0) -> None:
-        """Wait until everything queued so far is stored."""
+        """Wait until the writer has tried to store everything queued so far."""
         done = threading.Event()
         self._queue.put(done)
         if not done.wait(timeout):
@@ -87,23 +134,35 @@ class Explanations:
 
     def close(self) -> None:
         """Store what is queued and stop the writer."""
+        self._closed = True
         self._queue.put(_STOP)
         self._thread.join(timeout=30)
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: a writer, queue and locks of its own; the parent stores what it
+        had queued."""
+        self._pending = {}
+        if not self._closed:
+            self._start()
 
     def _run(self) -> None:
         stop = False
         while not stop:
-            item = self._queue.get()
-            if isinstance(item, StoredExplanation) and self._queue.qsize() < _BATCH:
+            try:
+                item = self._queue.get(timeout=RETRY_SECONDS if self._unstored else None)
+            except queue.Empty:
+                self._store_batch([])
+                continue
+            if isinstance(item, tuple) and not self.durable and self._queue.qsize() < _BATCH:
                 time.sleep(LINGER_SECONDS)
-            batch: list[StoredExplanation] = []
+            batch: list[_Queued] = []
             signals: list[threading.Event] = []
             while True:
                 if item is _STOP:
                     stop = True
                 elif isinstance(item, threading.Event):
                     signals.append(item)
-                elif isinstance(item, StoredExplanation):
+                elif isinstance(item, tuple):
                     batch.append(item)
                 if stop or len(batch) >= _BATCH:
                     break
@@ -111,22 +170,84 @@ class Explanations:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            if batch:
+            if batch or (stop and self._unstored):
                 self._store_batch(batch)
             for signal in signals:
                 signal.set()
 
-    def _store_batch(self, batch: list[StoredExplanation]) -> None:
+    def _store_batch(self, batch: list[_Queued]) -> None:
+        retried, self._unstored = self._unstored, []
+        explanations = retried + [explanation for explanation, _ in batch]
         try:
-            self._store.add_explanations(batch)
-        except Exception:
-            _log.exception("kzai_guard: storing %d explanations failed; kept in memory", len(batch))
-            stored = False
+            self._store.add_explanations(explanations)
+        except Exception as exc:
+            if not self._failing:
+                _log.exception(
+                    "kzai_guard: storing %d explanations failed; kept in memory and tried "
+                    "again every %ss",
+                    len(explanations),
+                    RETRY_SECONDS,
+                )
+            self._unstored = explanations
+            failure = StoreError(f"the explanation could not be stored: {exc}")
+            for _, stored in batch:
+                if stored is not None:
+                    stored.set_exception(failure)
+            stored_now = False
         else:
-            stored = True
-            for item in batch:
+            if self._failing:
+                _log.warning("kzai_guard: explanations are stored again")
+            for item in explanations:
                 if self._pending.get(item.decision_id) is item:
                     del self._pending[item.decision_id]
+            for _, stored in batch:
+                if stored is not None:
+                    stored.set_result(None)
+            stored_now = True
         with self._room:
-            self._failing = not stored
+            self._failing = not stored_now
             self._room.notify_all()
+
+
+def released_when_stored(
+    stored: Future[None], recorded: Future[None] | None, unlink: Callable[[], None]
+) -> Future[None]:
+    """A future that completes once the explanation is ``stored`` and the decision ``recorded``.
+
+    Cancelling it cancels ``recorded`` (a record whose decision gave up waiting is not written,
+    unless its writer has taken it already). It fails as ``recorded`` fails. If the explanation
+    could not be stored, ``unlink`` runs first
+    (the response must not carry a ``Link`` that another host cannot serve) and the decision
+    goes on: its explanation is still served by this process, and stored when the store is back.
+    """
+    released: Future[None] = Future()
+    waiting = [1 if recorded is None else 2]
+    lock = threading.Lock()
+
+    def settle(_: Future[None]) -> None:
+        with lock:
+            waiting[0] -= 1
+            if waiting[0]:
+                return
+        if stored.exception() is not None:
+            unlink()
+        if released.done():  # its waiter gave up (cancelled it): nobody is told
+            return
+        failure = None if recorded is None or recorded.cancelled() else recorded.exception()
+        try:
+            if failure is None:
+                released.set_result(None)
+            else:
+                released.set_exception(failure)
+        except InvalidStateError:  # cancelled meanwhile by its waiter
+            pass
+
+    def give_up(_: Future[None]) -> None:
+        if released.cancelled() and recorded is not None:
+            recorded.cancel()
+
+    released.add_done_callback(give_up)
+    stored.add_done_callback(settle)
+    if recorded is not None:
+        recorded.add_done_callback(settle)
+    return released

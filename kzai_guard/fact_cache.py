@@ -9,7 +9,18 @@ that share the store. So:
   commits, and a load only keeps what it read if no drop happened meanwhile (an epoch counter), so
   no decision that starts after the commit can read the old state;
 - a watcher thread polls the store's change feed (every ``poll_interval`` seconds) and drops
-  what other processes changed, and reloads the kill switches.
+  what other processes changed, and reloads the kill switches;
+- :attr:`FactCache.read_at` is when the feed was last read successfully (the start of that read,
+  on the monotonic clock): facts are only as fresh as that, and the gates refuse significant
+  decisions once it is older than the guard's ``stale_after`` (see
+  :func:`~kzai_guard.core.freshness.facts_trusted`). A read of the store that fails (the change
+  feed, or a subject's facts) shows the store out of reach: from then on no cached fact is
+  trusted (:meth:`FactCache.distrust`) until a read of the change feed that *began after* the
+  failure succeeds. So a fact that comes back from the store with its connection (a subject's
+  consents) is never combined with one the feed has not confirmed since (a kill switch thrown
+  elsewhere meanwhile). When the store is back, that poll applies what changed meanwhile and
+  makes the facts fresh again;
+- in a child process after a fork, the cache gets new locks and its own watcher thread.
 """
 
 from __future__ import annotations
@@ -18,8 +29,11 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from math import inf
+from time import monotonic
 
 from kzai_guard.core.consent import Consent, consent_is_valid
+from kzai_guard.forking import remake_after_fork
 from kzai_guard.stores.base import ChangeKind, Store
 
 __all__ = ["DEFAULT_POLL_INTERVAL", "FactCache", "SubjectState"]
@@ -65,28 +79,42 @@ class FactCache:
         self._states: dict[str, SubjectState] = {}
         self._epoch = 0
         self._lock = threading.Lock()
+        read_at = monotonic()
         self._seq = store.latest_change()
         self.suspended: frozenset[str] = self._load_suspended()
+        self.read_at = read_at
+        """When the store's facts were last read successfully (monotonic clock, seconds)."""
         self._switch_epoch = 0
         self._reload_switches = False
+        self._failures = 0
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        remake_after_fork(self)
 
     # -- the hot path -----------------------------------------------------------------------
 
     def state(self, subject: str) -> SubjectState:
-        """The subject's state; read from the store only when not cached."""
+        """The subject's state; read from the store only when not cached. A read that fails
+        makes every cached fact untrusted (:meth:`distrust`) and reaches the caller."""
         state = self._states.get(subject)
         if state is not None:
             return state
         epoch = self._epoch
-        state = self._load(subject)
+        try:
+            state = self._load(subject)
+        except BaseException:
+            self.distrust()
+            raise
         with self._lock:
             if self._epoch == epoch:
                 if len(self._states) >= self._limit:
                     self._states.pop(next(iter(self._states)))
                 self._states[subject] = state
         return state
+
+    def cached(self, subject: str, default: SubjectState) -> SubjectState:
+        """The subject's cached state, or ``default``; never reads the store."""
+        return self._states.get(subject, default)
 
     # -- invalidation -----------------------------------------------------------------------
 
@@ -95,6 +123,12 @@ class FactCache:
         with self._lock:
             self._epoch += 1
             self._states.pop(subject, None)
+
+    def forget_everyone(self) -> None:
+        """Drop every cached state (an erasure: its change feed entry names nobody)."""
+        with self._lock:
+            self._epoch += 1
+            self._states.clear()
 
     def set_suspended(self, policy: str, suspended: bool) -> None:
         """Apply a kill-switch change made by this process at once."""
@@ -107,8 +141,31 @@ class FactCache:
                 current.discard(policy)
             self.suspended = frozenset(current)
 
+    def distrust(self) -> None:
+        """The store failed: trust no cached fact until a change-feed read that begins after
+        this call succeeds (:attr:`read_at` becomes minus infinity until then)."""
+        with self._lock:
+            self._failures += 1
+            self.read_at = -inf
+
     def refresh(self) -> None:
-        """Apply the store's changes since the last refresh (what the watcher does)."""
+        """Apply the store's changes since the last refresh (what the watcher does).
+
+        On success :attr:`read_at` becomes the time this refresh began, unless a store failure
+        was seen meanwhile (:meth:`distrust`); a store error reaches the caller and makes every
+        cached fact untrusted until a later refresh succeeds."""
+        failures = self._failures
+        read_at = monotonic()
+        try:
+            self._apply_changes()
+        except BaseException:
+            self.distrust()
+            raise
+        with self._lock:
+            if self._failures == failures:
+                self.read_at = read_at
+
+    def _apply_changes(self) -> None:
         changes = self._store.changes_since(self._seq)
         switches = self._reload_switches
         for change in changes:
@@ -116,6 +173,8 @@ class FactCache:
                 switches = True
             elif change.subject is not None:
                 self.forget(change.subject)
+            else:
+                self.forget_everyone()
         if switches:
             # A switch thrown here while the store was read must not be undone by that read:
             # keep the local state and read again on the next poll.
@@ -143,14 +202,33 @@ class FactCache:
             self._watcher.join(timeout=5)
             self._watcher = None
 
+    def after_fork_in_child(self) -> None:
+        """In a forked child: new locks, and a watcher of its own if the parent had one."""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        running = self._watcher is not None
+        self._watcher = None
+        if running:
+            self.start()
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _watch(self) -> None:
+        failing = False
         while not self._stop.wait(self._poll_interval):
             try:
                 self.refresh()
             except Exception:
-                _log.exception("kzai_guard: polling the store's change feed failed")
+                if not failing:
+                    _log.exception(
+                        "kzai_guard: reading the store's change feed failed; significant "
+                        "decisions are refused once the facts are older than stale_after"
+                    )
+                failing = True
+            else:
+                if failing:
+                    _log.warning("kzai_guard: the store's change feed is readable again")
+                failing = False
 
     def _load(self, subject: str) -> SubjectState:
         consents: dict[str, list[Consent]] = {}

@@ -12,8 +12,17 @@ HTTP, sync, async and batch callers:
    :class:`~kzai_guard.errors.DecisionBlocked` or
    :class:`~kzai_guard.errors.HumanReviewRequired`; the decision function never runs. Nor does
    it while the audit trail cannot record it (:meth:`Gate.audit_unavailable`, fail closed).
+   A significant decision is refused in step 1 (``facts-unavailable``) while the store's facts
+   are stale (not confirmed within the guard's ``stale_after``) or cannot be read.
 3. Otherwise the function runs and :meth:`Gate.finish` checks the explanation, queues it,
-   writes the audit record and sets the response headers.
+   writes the audit record and sets the response headers. If the function raises instead,
+   :meth:`Gate.failed` records that (``decision.failed``, the exception's type only) and the
+   exception goes on to the caller unchanged.
+
+Every decision writes exactly one decision record, with its own explanation: :meth:`Gate.begin`
+sets the context's explanation aside, so that what the function explains belongs to this
+decision alone, and :meth:`Gate.finish` (or :meth:`Gate.failed`) puts back what was there, so
+that a decision made inside another one's function leaves the outer explanation alone.
 """
 
 from __future__ import annotations
@@ -23,16 +32,23 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from hashlib import sha256
 from itertools import product
-from time import perf_counter_ns, time_ns
-from typing import TYPE_CHECKING
+from time import monotonic, perf_counter_ns, time_ns
+from typing import TYPE_CHECKING, NoReturn
 
 from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.context import DecisionContext
 from kzai_guard.core import problems
-from kzai_guard.core.explanation import ExplanationDefaults, explanation_json, missing_fields
+from kzai_guard.core.explanation import (
+    Explanation,
+    ExplanationDefaults,
+    explanation_json,
+    missing_fields,
+)
 from kzai_guard.core.facts import Facts
+from kzai_guard.core.freshness import facts_trusted
 from kzai_guard.core.policy import DecisionPolicy, policy_digest
 from kzai_guard.core.problems import ProblemType
 from kzai_guard.core.profiles import Profile
@@ -46,7 +62,10 @@ from kzai_guard.errors import (
     DecisionBlocked,
     ExplanationMissing,
     HumanReviewRequired,
+    StoreError,
 )
+from kzai_guard.explanations import released_when_stored
+from kzai_guard.fact_cache import SubjectState
 from kzai_guard.http.disclosure import disclosure_header
 from kzai_guard.http.problem import as_sentence
 from kzai_guard.http.structured import parse_boolean
@@ -57,11 +76,21 @@ from kzai_guard.subjects import UnusableSubject
 if TYPE_CHECKING:
     from kzai_guard.guard import Guard
 
-__all__ = ["Decision", "Gate"]
+__all__ = ["DURABLE_WAIT_S", "Decision", "Gate"]
+
+DURABLE_WAIT_S = 5.0
+"""How long a decision waits for its record (and explanation) to be durable (``durability
+"sync"``) before it is refused with 503 ``audit-unavailable`` instead of waiting on a store or
+log that has gone silent."""
 
 _log = logging.getLogger("kzai_guard")
 _SUBJECT_REFS_LIMIT = 65_536
 _LINK_SUFFIX = b'/explanation>; rel="explanation"'
+_NO_FACTS = SubjectState({}, False, frozenset())
+_FACTS_DETAIL = (
+    "The facts this decision rests on (consents, objections, suspensions) cannot be read "
+    "right now, so it is not made. Try again later."
+)
 _REFUSAL_PROBLEM: dict[Reason, ProblemType] = {
     Reason.SUSPENDED: problems.SUSPENDED,
     Reason.NO_LEGAL_BASIS: problems.NO_LEGAL_BASIS,
@@ -99,6 +128,9 @@ class Decision:
     """The subject's pseudonym, as everything outside the store names it."""
     at: datetime | None = None
     """The guard's time when the facts were judged; stamps what the decision stores."""
+    outer: tuple[Explanation | None, str | None] | None = None
+    """The context's explanation (and its error) when the decision began, put back when it
+    ends; ``None`` when there was none."""
 
     @property
     def refused(self) -> bool:
@@ -111,6 +143,7 @@ class Gate:
 
     __slots__ = (
         "_audit_fields",
+        "_cached",
         "_check_fields",
         "_disclosure_automated",
         "_disclosure_human",
@@ -122,11 +155,15 @@ class Gate:
         "_notice_version",
         "_now",
         "_objection_header",
+        "_observe",
         "_pseudonym",
         "_purpose",
         "_resolve_reviewer",
         "_resolve_subject",
+        "_reviewer_ref",
         "_route_vulnerable",
+        "_significant",
+        "_stale_after",
         "_state",
         "_subject_refs",
         "_telemetry",
@@ -135,6 +172,7 @@ class Gate:
         "_withhold_without_explanation",
         "defaults",
         "digest",
+        "durable_wait",
         "enforce",
         "fail_closed",
         "model_label",
@@ -163,11 +201,15 @@ class Gate:
         self._disclosure_human = disclosure_header(policy.model, human_reviewed=True)
         self._link_prefix = f"<{guard.settings.routes_prefix}/".encode()
         self._withhold_without_explanation = self.enforce and policy.significance.is_significant
+        self._significant = policy.significance.is_significant
+        self._stale_after = guard.settings.stale_after
         self._verdicts = verdict_table(policy, guard.profile)
         self.fail_closed = self.enforce and (
             policy.significance.is_significant or not policy.audit_fail_open
         )
         """Whether a decision is refused while the audit trail cannot record it."""
+        self.durable_wait = DURABLE_WAIT_S
+        """Seconds a decision waits for its record to be durable (:data:`DURABLE_WAIT_S`)."""
         self.sink = guard.auditor.sink
         self._explanations = guard.explanations
         self._telemetry = guard.telemetry
@@ -190,14 +232,17 @@ class Gate:
         # What every decision calls, bound once.
         self._facts = guard.facts
         self._state = guard.facts.state
+        self._cached = guard.facts.cached
         self._now = guard.now
         self._pseudonym = guard.auditor.pseudonym
+        self._reviewer_ref = guard.auditor.reviewer_ref
         self._resolve_subject = guard.subject_resolver
         self._resolve_reviewer = guard.reviewer_resolver
         self._vulnerability = guard.vulnerability
         self._purpose = policy.purpose
         self._notice_version = policy.notice_version
         self._subject_refs = guard.checked_subjects
+        self._observe = guard.disparity.observer(policy)
 
     # -- step 1 -----------------------------------------------------------------------------
 
@@ -239,14 +284,33 @@ class Gate:
                     break
         consent = objection = vulnerable = False
         now = None
+        significant = self._significant
+        trusted = facts_trusted(self._facts.read_at, monotonic(), self._stale_after)
+        if significant and not trusted:
+            self._facts_unread(decision_id, subject, subject_ref, reviewer, started, context)
         if subject is not None:
             now = self._now()
-            state = self._state(subject)
+            try:
+                # Stale facts: the store is likely out of reach, so a decision that is not
+                # significant does not wait for it and judges on what is cached.
+                state = self._state(subject) if trusted else self._cached(subject, _NO_FACTS)
+            except StoreError:
+                if significant:
+                    self._facts_unread(
+                        decision_id, subject, subject_ref, reviewer, started, context
+                    )
+                # Not significant: the verdict needs no consent or objection, so judge as if
+                # there were none (emotion recognition is refused, never allowed).
+                state = _NO_FACTS
             if self._purpose is not None:
                 consent = state.consent_valid(self._purpose, self._notice_version, now)
             objection = state.objected(self.name)
             if self._route_vulnerable and reviewer is None:
                 vulnerable = bool(self._vulnerability(subject))  # type: ignore[misc]
+        outer = None
+        if context.explanation is not None or context.explanation_error is not None:
+            outer = (context.explanation, context.explanation_error)
+            context.explanation = context.explanation_error = None
         return Decision(
             decision_id,
             subject,
@@ -263,21 +327,27 @@ class Gate:
             context,
             subject_ref,
             now,
+            outer,
         )
 
     # -- step 2 -----------------------------------------------------------------------------
 
     def refuse(self, decision: Decision) -> None:
         """Carry out a refusing verdict: record it, open a ticket if routed, raise."""
+        _restore_outer(decision)
         verdict = decision.verdict
         if verdict.outcome is Outcome.ROUTE and decision.subject is not None:
-            ticket = self._guard.reviews.open(
-                decision_id=decision.id,
-                policy=self.name,
-                subject=decision.subject,
-                reason=verdict.reason.value,
-                deadline_days=self.policy.review_deadline_days,
-            )
+            try:
+                ticket = self._guard.reviews.open(
+                    decision_id=decision.id,
+                    policy=self.name,
+                    subject=decision.subject,
+                    reason=verdict.reason.value,
+                    deadline_days=self.policy.review_deadline_days,
+                )
+            except StoreError:
+                decision.verdict = _UNAVAILABLE
+                self._facts_unavailable(decision)
             self._record(decision, EventKind.DECISION, review_id=ticket.id)
             self._guard.auditor.event(
                 EventKind.REVIEW_OPENED,
@@ -299,14 +369,52 @@ class Gate:
             decision_id=decision.id,
         )
 
-    def audit_unavailable(self, decision: Decision) -> None:
+    def _facts_unread(
+        self,
+        decision_id: str,
+        subject: str | None,
+        subject_ref: str | None,
+        reviewer: Reviewer | None,
+        started: int,
+        context: DecisionContext,
+    ) -> NoReturn:
+        unread = Decision(decision_id, subject, _UNAVAILABLE, reviewer, started, context)
+        unread.subject_ref = subject_ref
+        self._facts_unavailable(unread)
+
+    def _facts_unavailable(self, decision: Decision) -> NoReturn:
+        """Record and refuse a decision whose facts are stale or cannot be read (step 1)."""
+        self._record(decision, EventKind.DECISION)
+        raise DecisionBlocked(problems.FACTS_UNAVAILABLE, _FACTS_DETAIL, decision_id=decision.id)
+
+    def audit_unavailable(self, decision: Decision) -> NoReturn:
         """Fail closed: raise, because the audit trail cannot record ``decision``.
 
         Callers check first: an enforced decision (:attr:`fail_closed`) does not run while
         :attr:`sink` is unhealthy. Only a non-significant policy with ``audit_fail_open`` runs
         regardless.
         """
+        _restore_outer(decision)
         raise AuditUnavailable(f"decision {decision.id} refused: the audit trail cannot record it")
+
+    def not_durable(self, decision: Decision, durable: Future[None]) -> NoReturn:
+        """Refuse a decision whose record was not ``durable`` within :attr:`durable_wait`.
+
+        The record is withdrawn (``durable`` cancelled) unless the log's writer has taken it
+        already: then it reaches the trail if the log answers again, or fails with its batch.
+        The error log names the decision and says which; the response is 503
+        ``audit-unavailable``.
+        """
+        withdrawn = durable.cancel()
+        _log.error(
+            "kzai_guard: decision %s refused: its audit record was not durable within %.1fs; %s",
+            decision.id,
+            self.durable_wait,
+            "the record is withdrawn unless the log's writer had taken it already"
+            if withdrawn
+            else "the record was being written and may still reach the trail",
+        )
+        self.audit_unavailable(decision)
 
     # -- step 3 -----------------------------------------------------------------------------
 
@@ -314,8 +422,11 @@ class Gate:
         """After the function returned: explanation, audit record, response headers."""
         context = decision.context
         explanation = context.explanation
+        explanation_error = context.explanation_error
+        _restore_outer(decision)
         digest: str | None = None
         withheld: str | None = None
+        stored: Future[None] | None = None
         if explanation is not None:
             missing: Sequence[str] = (
                 missing_fields(explanation, self.defaults) if self._check_fields else ()
@@ -329,7 +440,7 @@ class Gate:
                 digest = sha256(raw).hexdigest()
                 # begin() sets the pseudonym and the time together, for every named subject
                 if decision.subject_ref is not None and decision.at is not None:
-                    self._explanations.put(
+                    stored = self._explanations.put(
                         StoredExplanation(
                             decision.id,
                             decision.subject_ref,
@@ -340,16 +451,18 @@ class Gate:
                         )
                     )
         elif self._owes_explanation(decision.verdict):
-            withheld = context.explanation_error or "no explanation was given"
+            withheld = explanation_error or "no explanation was given"
         if withheld is not None and self._withhold_without_explanation:
             self._record(decision, EventKind.DECISION_WITHHELD, detail=withheld)
-            invalid = context.explanation_error is not None or explanation is not None
+            invalid = explanation_error is not None or explanation is not None
             raise ExplanationMissing(
                 problems.EXPLANATION_INVALID if invalid else problems.EXPLANATION_MISSING,
                 f"The decision was made but withheld: {withheld}. The operator has been told.",
                 decision_id=decision.id,
             )
         future = self._record(decision, EventKind.DECISION, None, digest, withheld)
+        if self._observe is not None:  # disparity monitoring: queued, counted off this thread
+            self._observe(decision)
         decision_id = decision.id.encode()
         disclosure = (
             b"ai-disclosure",
@@ -364,7 +477,32 @@ class Gate:
                 (b"link", self._link_prefix + decision_id + _LINK_SUFFIX),
             ]
         )
+        if stored is not None:  # durability "sync": released once the explanation is stored
+            return released_when_stored(stored, future, partial(_unlink, context))
         return future
+
+    def failed(self, decision: Decision, error: BaseException) -> None:
+        """After the function raised: record that it failed, naming the exception's type.
+
+        Nothing of the exception's message is written (it may hold anything, personal data
+        included), nor any explanation the function gave before it raised. The caller raises
+        ``error`` itself, unchanged: a trail that cannot record the failure is logged, never
+        put in its place.
+        """
+        _restore_outer(decision)
+        kind = type(error)
+        name = (
+            kind.__qualname__
+            if kind.__module__ == "builtins"
+            else (f"{kind.__module__}.{kind.__qualname__}")
+        )
+        try:
+            self._record(decision, EventKind.DECISION_FAILED, detail=f"raised {name}")
+        except AuditUnavailable:
+            _log.error(
+                "kzai_guard: audit trail unavailable; failure of decision %s not recorded",
+                decision.id,
+            )
 
     def _owes_explanation(self, verdict: Verdict) -> bool:
         """A decision that runs (allowed, or let through in monitor mode) owes an explanation
@@ -447,7 +585,7 @@ class Gate:
             verdict.basis,
             verdict.outcome,
             verdict.reason,
-            None if decision.reviewer is None else decision.reviewer.id,
+            None if decision.reviewer is None else self._reviewer_ref(decision.reviewer.id),
             review_id,
             explanation_digest,
             self.model_label,
@@ -462,6 +600,20 @@ class Gate:
                 raise
             _log.error("kzai_guard: audit trail unavailable; decision %s not recorded", decision.id)
             return None
+
+
+def _unlink(context: DecisionContext) -> None:
+    """Take the explanation's ``Link`` out of the response: the store did not take it."""
+    context.response_headers = [h for h in context.response_headers or () if h[0] != b"link"]
+
+
+_UNAVAILABLE = verdict(Outcome.BLOCK, Reason.FACTS_UNAVAILABLE)
+
+
+def _restore_outer(decision: Decision) -> None:
+    """Put back the explanation the context held when ``decision`` began."""
+    context = decision.context
+    context.explanation, context.explanation_error = decision.outer or (None, None)
 
 
 def verdict_table(policy: DecisionPolicy, profile: Profile) -> tuple[Verdict, ...]:

@@ -19,36 +19,61 @@ from kzai_guard.consents import Consents
 from kzai_guard.core.calendar import WorkingCalendar
 from kzai_guard.core.checks import check_explanation_sources, check_policy
 from kzai_guard.core.explanation import ExplanationDefaults
+from kzai_guard.core.oversight import OverrideAction, ReviewerOverride
 from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.core.profiles import Profile
 from kzai_guard.core.pseudonym import MIN_KEY_BYTES, Pseudonymizer
 from kzai_guard.core.review import Reviewer
-from kzai_guard.core.subject import check_subject
+from kzai_guard.core.subject import check_subject, check_text
 from kzai_guard.core.vocabulary import Autonomy, VulnerabilityGround
 from kzai_guard.decision import guard_function
-from kzai_guard.errors import ConfigurationError, ProhibitedPractice
+from kzai_guard.disparity import DisparityMonitor, GroupResolver
+from kzai_guard.errors import ConfigurationError, OverrideForbidden, ProhibitedPractice
 from kzai_guard.explanations import Explanations
 from kzai_guard.fact_cache import FactCache
 from kzai_guard.gate import Gate
+from kzai_guard.ids import new_id
 from kzai_guard.objections import Objections
+from kzai_guard.oversight import Oversight
 from kzai_guard.reviewers import ReviewerResolver, reviewer_from_auth
 from kzai_guard.reviews import Reviews
 from kzai_guard.settings import GuardSettings
-from kzai_guard.stores.base import Store, StoredExplanation
+from kzai_guard.stores.base import ErasedData, Store, StoredExplanation
 from kzai_guard.stores.url import open_store
-from kzai_guard.subjects import SubjectResolver, from_header
+from kzai_guard.subjects import SubjectResolver
 from kzai_guard.switches import Switches
 from kzai_guard.telemetry import Telemetry
 
-__all__ = ["DEFAULT_AUDIT_DIR", "DEFAULT_STORE", "DEFAULT_SUBJECT_HEADER", "Guard"]
+__all__ = [
+    "DEFAULT_AUDIT_DIR",
+    "DEFAULT_STORE",
+    "DEMO_KEY_WARNING",
+    "NO_SUBJECT_RESOLVER",
+    "Guard",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_STORE = "sqlite:///kzai-guard.db"
 DEFAULT_AUDIT_DIR = "kzai-audit"
-DEFAULT_SUBJECT_HEADER = "X-Subject-Id"
-"""Where the subject is read from when ``Guard`` is given no ``subject=`` (logged as a warning)."""
+NO_SUBJECT_RESOLVER = (
+    "Guard(subject=...) is required: say where a decision's subject comes from, with "
+    "kg.from_path_param('applicant_id') (the route names whom it decides about), "
+    "kg.from_user() (your app's authentication), a callable scope -> str | None, or "
+    "kg.from_header('X-Subject-Id') only behind a gateway that strips that header from "
+    "clients' requests and sets it itself (in a policy file: subject_header in [guard], "
+    "or subject= to Guard.from_file)"
+)
+"""The start-up error of a guard given no ``subject=``: no source of the subject is trusted
+by default, since a header any client can send would let it name anyone."""
+DEMO_KEY_WARNING = (
+    "kzai_guard: the audit log %s is signed with the demo key, kept beside it in its keys "
+    "directory: whoever can write the directory can sign a rewritten log. Give "
+    "Guard(audit_signer=Signer.from_file(...)) a key kept elsewhere (kzai-guard keygen), or "
+    "audit_signing_key in the policy file's [guard] table"
+)
+"""The start-up warning of a guard whose audit log is signed with the demo key."""
 _log = logging.getLogger("kzai_guard")
 POLICY_ATTRIBUTE = "__kzai_guard_policy__"
 
@@ -65,7 +90,7 @@ class Guard:
             profile="kz",
             store="sqlite:///kzai-guard.db",
             subject=from_path_param("applicant_id"),   # whom the decision is about
-            person=from_header("X-Subject-Id"),        # who asks on the person's routes
+            person=from_user(),                        # who asks: the app's authentication
         )
         guard.install(app)
 
@@ -78,16 +103,27 @@ class Guard:
     record is fsynced, in group commits) or ``"async"`` (released once queued; a crash loses
     the records still queued, up to the queue's 65,536 and the writer's 5 ms linger, and those
     not yet on disk) and signed by ``audit_signer`` (a :class:`kzai_guard.audit.keys.Signer`;
-    without one a demo key is made in the directory), its checkpoints sent to
-    ``audit_witnesses`` (a :class:`kzai_guard.audit.witnesses.Witnesses`) for cosigning.
-    Every worker process of the host may use the same directory: they write one log.
-    ``person`` finds who is asking on the person's own routes (explanations, review tickets,
-    objections); it defaults to ``subject``, which will not do when ``subject`` reads a path
-    parameter of the decision route. ``reviewer`` finds the authenticated human decision-maker
-    (default: ``scope["user"]`` with the ``ai-reviewer`` auth scope). ``vulnerability`` says on
-    which grounds a subject is vulnerable. ``pseudonym_key`` keys subject pseudonyms (default:
-    a key kept in the store). ``clock`` is the one time source: what consents, objections,
-    tickets and switches are stamped with and what decisions are judged by (default: UTC now).
+    without one a demo key is made in the directory, and the guard logs
+    :data:`DEMO_KEY_WARNING` at start-up), its checkpoints sent to ``audit_witnesses`` (a
+    :class:`kzai_guard.audit.witnesses.Witnesses`) for cosigning. Every worker process of the
+    host may use the same directory: they write one log. A ``postgresql://`` URL keeps that log
+    in PostgreSQL, one log for every host (a signer is then required; see
+    ``docs/audit-log.md``, "In PostgreSQL"). With ``"sync"`` a decision's response also waits
+    until its explanation is in the store, so that every host sharing the store can serve its
+    ``Link``.
+    ``subject`` (required) says whom a decision is about: :func:`~kzai_guard.from_path_param`,
+    :func:`~kzai_guard.from_user`, a callable, or :func:`~kzai_guard.from_header` behind a
+    gateway that strips the header from clients' requests; a guard given none refuses to start
+    (:data:`NO_SUBJECT_RESOLVER`). ``person`` finds who is asking on the person's own routes
+    (explanations, review tickets, objections); it defaults to ``subject``, which will not do
+    when ``subject`` reads a path parameter of the decision route. ``reviewer`` finds the
+    authenticated human decision-maker (default: ``scope["user"]`` with the ``ai-reviewer``
+    auth scope). ``vulnerability`` says on which grounds a subject is vulnerable. ``groups``
+    puts a subject into a coarse group per protected ground, for the policies with disparity
+    monitoring (called off the request thread, with the subject only; see
+    :mod:`kzai_guard.disparity`). ``pseudonym_key`` keys subject pseudonyms (default: a key
+    kept in the store). ``clock`` is the one time source: what consents, objections, tickets
+    and switches are stamped with and what decisions are judged by (default: UTC now).
     """
 
     def __init__(
@@ -104,6 +140,7 @@ class Guard:
         person: SubjectResolver | None = None,
         reviewer: ReviewerResolver | None = None,
         vulnerability: VulnerabilityResolver | None = None,
+        groups: GroupResolver | None = None,
         pseudonym_key: bytes | None = None,
         calendar: WorkingCalendar | None = None,
         clock: Callable[[], datetime] | None = None,
@@ -116,6 +153,15 @@ class Guard:
         except ValidationError as exc:
             raise ConfigurationError(_describe("guard settings", exc)) from exc
         self.profile = self.settings.profile
+        if durability not in ("async", "sync"):
+            raise ConfigurationError(f"durability must be 'sync' or 'async', not {durability!r}")
+        if subject is None:
+            raise ConfigurationError(NO_SUBJECT_RESOLVER)
+        if not callable(subject):
+            raise ConfigurationError(
+                f"Guard(subject=...) must be a resolver (a callable scope -> str | None), got "
+                f"{type(subject).__name__}; {NO_SUBJECT_RESOLVER.split(': ', 1)[1]}"
+            )
         self._policies = self._check(policies)
         self.policy_names = frozenset(self._policies)
         self._owned_store = isinstance(store, str)
@@ -144,14 +190,7 @@ class Guard:
             self.store, limit=self.settings.cache_limit, poll_interval=self.settings.poll_interval
         )
         self.now: Callable[[], datetime] = clock or _utc_now
-        if subject is None:
-            _log.warning(
-                "kzai_guard: no subject= given, so every decision's subject is read from the "
-                "%s request header, which only a gateway you control may set; pass subject= "
-                "(from_path_param, from_user, from_header) to say where it comes from",
-                DEFAULT_SUBJECT_HEADER,
-            )
-        self.subject_resolver: SubjectResolver = subject or from_header(DEFAULT_SUBJECT_HEADER)
+        self.subject_resolver: SubjectResolver = subject
         self.person_resolver: SubjectResolver = person or self.subject_resolver
         self.reviewer_resolver: ReviewerResolver = reviewer or reviewer_from_auth()
         self.vulnerability = vulnerability
@@ -168,7 +207,21 @@ class Guard:
             self.settings.review_deadline_days,
             self.now,
         )
-        self.explanations = Explanations(self.store)
+        self.durability = durability
+        """``"sync"``: a decision's response waits until its audit record and its explanation
+        are durable; ``"async"``: neither waits (see docs/policies.md)."""
+        self.explanations = Explanations(self.store, durable=durability == "sync")
+        self.disparity = DisparityMonitor(
+            self.store,
+            self._policies,
+            groups,
+            self.auditor,
+            self.switches,
+            self.now,
+            meter_provider,
+        )
+        """Counts the outcomes of monitored policies per group and judges them (KZ-AI 6)."""
+        self.oversight = Oversight(self)
         self._gates = {name: Gate(self, policy) for name, policy in self._policies.items()}
         self._closed = False
         self.facts.start()
@@ -193,20 +246,29 @@ class Guard:
     # -- integration ------------------------------------------------------------------------
 
     def install(self, app: Any) -> None:
-        """Add the middleware, the person's routes and (FastAPI) the refusals to the OpenAPI.
+        """Add the middleware, the person's routes, the reviewer's API and console, and
+        (FastAPI) the refusals and the reviewer's API to the OpenAPI.
 
-        The person's routes go first in the app's router, so they run behind every middleware
-        of the app, its authentication included.
+        The person's and the reviewer's routes go first in the app's router, so they run behind
+        every middleware of the app, its authentication included. ``review_console=True``
+        without Jinja2 installed raises :class:`ConfigurationError` here.
         """
         from kzai_guard.http.routes import PersonRoute
         from kzai_guard.middleware import GuardMiddleware
 
         app.add_middleware(GuardMiddleware, guard=self, person_routes=False)
         app.router.routes.insert(0, PersonRoute(self))
+        if self.settings.reviews_prefix is not None:
+            from kzai_guard.console import console_for
+            from kzai_guard.http.review_api import ReviewRoute
+
+            app.router.routes.insert(0, ReviewRoute(self, console_for(self)))
         if hasattr(app, "openapi") and hasattr(app, "openapi_schema"):
+            from kzai_guard.http.review_openapi import document_review_api
             from kzai_guard.openapi import document_refusals
 
             document_refusals(app, self)
+            document_review_api(app, self)
 
     def decision(self, name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorate a function whose every call is a decision of policy ``name``."""
@@ -248,42 +310,85 @@ class Guard:
         *,
         policy: str,
         reviewer: Reviewer,
-        action: str,
+        action: OverrideAction | str,
         note: str | None = None,
-    ) -> None:
+    ) -> ReviewerOverride:
         """Record that a human corrected or cancelled an automated decision (KZ-AI 17(2)).
 
-        High autonomy means correction is impossible, so it raises there.
+        High autonomy means correction is impossible, so it raises :class:`OverrideForbidden`
+        (a :class:`ConfigurationError`) there. The override is
+        audited and kept; the person's explanation route shows it.
         """
         declared = self.policy(policy)
         if declared.autonomy is Autonomy.HIGH:
-            raise ConfigurationError(
+            raise OverrideForbidden(
                 f"policy {policy!r} declares high autonomy: its decisions cannot be corrected "
                 "or cancelled; declare medium autonomy if humans can override it"
             )
-        if action not in ("correct", "cancel"):
+        if action not in tuple(OverrideAction):
             raise ValueError("action must be 'correct' or 'cancel'")
+        if note is not None:
+            check_text(note, "note", 4000, multiline=True)
+        done = ReviewerOverride(
+            id=new_id(),
+            decision_id=decision_id,
+            policy=policy,
+            reviewer=reviewer.id,
+            action=OverrideAction(action),
+            note=note,
+            at=self.now(),
+        )
         self.auditor.event(
             EventKind.DECISION_OVERRIDDEN,
             policy=policy,
             reviewer=reviewer.id,
-            detail=f"{action} {decision_id}" + (f": {note}" if note else ""),
+            detail=f"{done.action.value} {decision_id}" + (f": {note}" if note else ""),
         )
+        self.store.add_override(done)
+        return done
 
-    def erase_subject(self, subject: str) -> None:
-        """Crypto-shred a person's personal fields in the signed audit log.
+    def erase_subject(self, subject: str) -> ErasedData:
+        """Erase a person: from the store, from the explanation archive, from the audit log.
 
-        Destroys the per-subject key the log sealed them with: they become unreadable while
-        every hash and checkpoint still verifies. The store's own records (consents, tickets)
-        are the controller's to delete under its retention rules.
+        In this order: the explanations still queued are stored, then the store forgets the
+        person (:meth:`~kzai_guard.stores.base.Store.erase_subject`: consents, objections,
+        change-feed entries, explanations, and the identifier and note of their review
+        tickets), this process's caches drop them, and the audit log destroys the key its
+        personal fields were sealed under (crypto-shredding: they become unreadable while
+        every hash and checkpoint still verifies). On SQLite, the store's and the key store's
+        WALs are truncated and the files checked for what was erased
+        (:class:`~kzai_guard.errors.ErasureIncomplete` if that cannot be shown; running the
+        erasure again finishes it). What remains is listed in docs/privacy.md. Returns what
+        the store removed.
         """
-        erase = getattr(self.sink, "erase_subject", None)
-        if erase is None:
-            raise ConfigurationError(
-                "this guard's audit sink does not seal personal fields; erasure needs the "
-                "signed audit log (audit='DIRECTORY')"
-            )
-        erase(self.auditor.pseudonym(check_subject(subject)))
+        erase = self._log_eraser()
+        checked = check_subject(subject)
+        pseudonym = self.auditor.pseudonym(checked)
+        try:
+            self.explanations.flush()
+        except TimeoutError:
+            _log.error("kzai_guard: explanations not stored before an erasure; dropped instead")
+        self.explanations.forget_subject(pseudonym)
+        erased = self.store.erase_subject(checked, pseudonym)
+        self.facts.forget(checked)
+        self.checked_subjects.pop(checked, None)
+        erase(pseudonym)
+        return erased
+
+    def erase_reviewer(self, reviewer: str) -> int:
+        """Erase a reviewer: from the store's tickets, kill-switch states, escalations and
+        overrides (their claims are released), and from the audit log the key sealing the
+        records that have no subject (kill-switch changes, overrides), which then read
+        ``[erased]``.
+
+        Records about a subject keep the reviewer's pseudonym, sealed under the subject's key.
+        Returns how many store rows named the reviewer.
+        """
+        erase = self._log_eraser()
+        reviewer_id = check_subject(reviewer)
+        named = self.store.erase_reviewer(reviewer_id)
+        erase(self.auditor.reviewer_ref(reviewer_id))
+        return named
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -294,6 +399,7 @@ class Guard:
         self._closed = True
         self.facts.stop()
         self.explanations.close()
+        self.disparity.close()
         self.sink.close()
         if self._owned_store:
             self.store.close()
@@ -310,6 +416,16 @@ class Guard:
         self.close()
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _log_eraser(self) -> Callable[[str], None]:
+        """The audit log's erasure of one key owner; raises for a sink that seals nothing."""
+        erase: Callable[[str], None] | None = getattr(self.sink, "erase_subject", None)
+        if erase is None:
+            raise ConfigurationError(
+                "this guard's audit sink does not seal personal fields; erasure needs the "
+                "signed audit log (audit='DIRECTORY')"
+            )
+        return erase
 
     def _check(self, policies: Sequence[DecisionPolicy]) -> dict[str, DecisionPolicy]:
         if not policies:
@@ -331,7 +447,10 @@ class Guard:
 def _open_audit_log(
     directory: str | Path, durability: Literal["async", "sync"], signer: Any, witnesses: Any
 ) -> AuditSink:
-    from kzai_guard.audit.log import AuditLog
+    from kzai_guard.audit.log import DEMO_KEY_NAME, AuditLog
+
+    if signer is None or getattr(signer.public_key, "name", None) == DEMO_KEY_NAME:
+        _log.warning(DEMO_KEY_WARNING, directory)
 
     sink: AuditSink = AuditLog.open(
         directory, durability=durability, signer=signer, witnesses=witnesses

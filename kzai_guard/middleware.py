@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["GuardMiddleware"]
 
+_FACTS_RETRY_AFTER = b"5"
+
 
 class GuardMiddleware:
     """Install with ``guard.install(app)`` (or ``app.add_middleware(GuardMiddleware, guard=g)``)."""
@@ -120,6 +122,8 @@ class GuardMiddleware:
                     "href": location,
                 },
             }
+        elif exc.problem is problems.FACTS_UNAVAILABLE:
+            headers.append((b"retry-after", _FACTS_RETRY_AFTER))
         if exc.decision_id is not None:
             headers.append((b"ai-decision-id", exc.decision_id.encode()))
         await self._send_problem(

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kzai_guard.guard import Guard
 
-__all__ = ["document_refusals"]
+__all__ = ["PROBLEM_SCHEMA", "document_refusals"]
 
-_PROBLEM_SCHEMA: dict[str, Any] = {
+PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["type", "title", "status", "detail"],
     "properties": {
@@ -21,12 +21,16 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
         "review_id": {"type": "string"},
     },
 }
+"""The JSON schema of every kzai_guard problem document (RFC 9457)."""
 _REFUSALS = {
     "202": "Routed to a human reviewer (problem type human-review; Location names the ticket)",
     "400": "The request names no usable subject (subject-missing, subject-invalid)",
     "403": "No consent or legal basis for a solely automated decision (no-legal-basis)",
     "500": "Decision withheld: no valid explanation (explanation-missing, explanation-invalid)",
-    "503": "Decision type suspended, or the audit trail is down (suspended, audit-unavailable)",
+    "503": (
+        "Decision type suspended, the audit trail or the store's facts unavailable "
+        "(suspended, audit-unavailable, facts-unavailable)"
+    ),
 }
 
 
@@ -48,7 +52,7 @@ def document_refusals(app: Any, guard: Guard) -> None:
             for method in getattr(route, "methods", ())
         }
         schema.setdefault("components", {}).setdefault("schemas", {})["KzaiGuardProblem"] = (
-            _PROBLEM_SCHEMA
+            PROBLEM_SCHEMA
         )
         for path, operations in schema.get("paths", {}).items():
             for method, operation in operations.items():

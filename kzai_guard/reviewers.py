@@ -19,18 +19,24 @@ def reviewer_from_auth(required_scope: str = DEFAULT_REVIEWER_SCOPE) -> Reviewer
     """The reviewer is ``scope["user"]`` when authenticated and granted ``required_scope``.
 
     This reads what Starlette's ``AuthenticationMiddleware`` (or any middleware that sets
-    ``scope["user"]`` and ``scope["auth"]``) established; headers play no part.
+    ``scope["user"]`` and ``scope["auth"]``) established; headers play no part. The auth scopes
+    become the reviewer's ``roles``.
     """
 
     def resolve(scope: Mapping[str, Any]) -> Reviewer | None:
         user = scope.get("user")
         if user is None or not getattr(user, "is_authenticated", False):
             return None
-        if required_scope not in getattr(scope.get("auth"), "scopes", ()):
+        scopes = getattr(scope.get("auth"), "scopes", ())
+        if required_scope not in scopes:
             return None
         identity = getattr(user, "identity", None) or getattr(user, "display_name", None)
         if not identity:
             return None
-        return Reviewer(id=str(identity), display_name=getattr(user, "display_name", None))
+        return Reviewer(
+            id=str(identity),
+            display_name=getattr(user, "display_name", None),
+            roles=frozenset(str(s) for s in scopes),
+        )
 
     return resolve

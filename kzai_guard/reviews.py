@@ -91,12 +91,34 @@ class Reviews:
         note: str | None = None,
     ) -> ReviewTicket:
         """Record a human's decision on an open ticket, with who made it."""
+        return self._finish(self._store.complete_review, review_id, reviewer, outcome, note)
+
+    def decide(
+        self,
+        review_id: str,
+        *,
+        reviewer: Reviewer,
+        outcome: ReviewOutcome | str,
+        note: str | None = None,
+    ) -> ReviewTicket:
+        """:meth:`complete` for a ticket worked through the reviewer's queue: refused with
+        :class:`~kzai_guard.errors.ReviewConflict` unless ``reviewer`` holds its claim."""
+        return self._finish(self._store.decide_review, review_id, reviewer, outcome, note)
+
+    def _finish(
+        self,
+        write: Callable[..., ReviewTicket],
+        review_id: str,
+        reviewer: Reviewer,
+        outcome: ReviewOutcome | str,
+        note: str | None,
+    ) -> ReviewTicket:
         if not isinstance(reviewer, Reviewer) or not reviewer.id:
             raise ValueError("complete() needs an identified Reviewer(id=...)")
         check_text(reviewer.id, "reviewer id", 256)
         if note is not None:
             check_text(note, "note", 4000, multiline=True)
-        ticket = self._store.complete_review(
+        ticket = write(
             review_id,
             reviewer=reviewer.id,
             outcome=ReviewOutcome(outcome),

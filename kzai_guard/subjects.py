@@ -6,8 +6,11 @@ does not name one. Resolvers are built once at start-up; at run time they only l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from kzai_guard.errors import ConfigurationError
 
 __all__ = [
     "InvalidSubjectEncoding",
@@ -18,6 +21,9 @@ __all__ = [
     "from_path_param",
     "from_user",
 ]
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""A header name: one or more token characters (RFC 9110, section 5.1), ASCII only."""
 
 SubjectResolver = Callable[[Mapping[str, Any]], str | None]
 """Takes the ASGI scope, returns the subject identifier or ``None``."""
@@ -45,9 +51,15 @@ def from_header(name: str) -> SubjectResolver:
 
     Only suitable where a trusted gateway sets the header; otherwise prefer :func:`from_user`.
     A header that is not UTF-8 (:class:`InvalidSubjectEncoding`) or comes more than once
-    (:class:`RepeatedSubjectHeader`) names no usable subject.
+    (:class:`RepeatedSubjectHeader`) names no usable subject. A ``name`` that is not a header
+    name (ASCII token characters, such as ``X-Subject-Id``) raises :class:`ConfigurationError`.
     """
-    wanted = name.lower().encode("latin-1")
+    if not isinstance(name, str) or _TOKEN.fullmatch(name) is None:
+        raise ConfigurationError(
+            f"the subject header name {name!r} is not a header name: use ASCII letters, digits "
+            "and -, such as X-Subject-Id"
+        )
+    wanted = name.lower().encode("ascii")
 
     def resolve(scope: Mapping[str, Any]) -> str | None:
         found = None

@@ -21,3 +21,7 @@ EXPLANATION = kg.Explanation(
     consequences="The loan is granted.",
 )
 """A complete explanation for :data:`LOAN` (with the guard's defaults)."""
+
+GATEWAY_SUBJECT = kg.from_header("X-Subject-Id")
+"""The subject as a gateway sets it after stripping any copy a client sent: the header the
+tests send on their requests."""

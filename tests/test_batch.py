@@ -14,6 +14,7 @@ import pytest
 import kzai_guard as kg
 from kzai_guard.stores.base import StoredExplanation
 from kzai_guard.testing import memory_guard
+from tests.samples import GATEWAY_SUBJECT
 
 LOAN = kg.DecisionPolicy(
     name="loan_approval",
@@ -35,7 +36,9 @@ EXPLANATION = kg.Explanation(
 
 @pytest.fixture
 def guarded() -> Iterator[tuple[kg.Guard, kg.MemorySink]]:
-    guard, sink = memory_guard([LOAN, LOAN_MONITORED], contact="credit@example.kz")
+    guard, sink = memory_guard(
+        [LOAN, LOAN_MONITORED], contact="credit@example.kz", subject=GATEWAY_SUBJECT
+    )
     yield guard, sink
     guard.close()
 
@@ -245,7 +248,7 @@ def test_explicit_reviewer_allows_the_decision_on_a_human_basis(
         "allow",
         "human-decision",
         "human",
-        "officer-7",
+        guard.auditor.reviewer_ref("officer-7"),
     )
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import kzai_guard as kg
 from kzai_guard.testing import memory_guard
-from tests.samples import EXPLANATION
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT
 
 POLICY = kg.DecisionPolicy(
     name="loan",
@@ -28,7 +28,7 @@ class Clock:
 
 def test_consents_objections_and_tickets_are_stamped_by_the_guards_clock() -> None:
     clock = Clock()
-    guard, _ = memory_guard([POLICY], contact="c", clock=clock)
+    guard, _ = memory_guard([POLICY], contact="c", clock=clock, subject=GATEWAY_SUBJECT)
     consent = guard.consents.grant("A-1", "credit", "v1", term=timedelta(days=30))
     objection = guard.objections.record("A-1")
     assert (consent.granted_at, consent.expires_at) == (clock.now, clock.now + timedelta(days=30))
@@ -38,7 +38,7 @@ def test_consents_objections_and_tickets_are_stamped_by_the_guards_clock() -> No
 
 def test_a_consent_granted_now_counts_now_and_lapses_when_the_clock_passes_its_term() -> None:
     clock = Clock()
-    guard, _ = memory_guard([POLICY], contact="c", clock=clock)
+    guard, _ = memory_guard([POLICY], contact="c", clock=clock, subject=GATEWAY_SUBJECT)
 
     @guard.decision("loan")
     def decide() -> str:

@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 import kzai_guard as kg
 from kzai_guard.stores.base import Store, SwitchState
 from kzai_guard.stores.url import open_store
-from tests.samples import EXPLANATION, LOAN
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT, LOAN
 
 CARD = LOAN.model_copy(update={"name": "card_limit"})
 SUBJECT = "A-1"
@@ -72,6 +72,7 @@ def guard(store_url: str) -> Iterator[kg.Guard]:
         audit=kg.MemorySink(),
         pseudonym_key=b"x" * 32,
         contact="credit@example.kz",
+        subject=GATEWAY_SUBJECT,
     )
     yield guard
     guard.close()
@@ -285,6 +286,7 @@ def paused() -> Iterator[tuple[kg.Guard, PausableStore]]:
         pseudonym_key=b"x" * 32,
         contact="credit@example.kz",
         poll_interval=1.0,
+        subject=GATEWAY_SUBJECT,
     )
     guard.facts.stop()
     yield guard, store

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import kzai_guard as kg
+from tests.samples import GATEWAY_SUBJECT
 
 VALID = """\
 [guard]
@@ -79,6 +80,7 @@ def test_keyword_overrides_win_over_the_file(tmp_path: Path) -> None:
         audit=kg.MemorySink(),
         pseudonym_key=KEY,
         contact="override@example.kz",
+        subject=GATEWAY_SUBJECT,
     )
     try:
         assert guard.settings.contact == "override@example.kz"
@@ -260,6 +262,7 @@ def start(*policies: kg.DecisionPolicy, profile: str = "kz", contact: str | None
         audit=kg.MemorySink(),
         pseudonym_key=KEY,
         contact=contact,
+        subject=GATEWAY_SUBJECT,
     )
     guard.close()
 
@@ -391,6 +394,7 @@ def test_invalid_guard_setting_raises_configuration_error_naming_the_setting() -
             pseudonym_key=KEY,
             contact=CONTACT,
             review_deadline_days=0,
+            subject=GATEWAY_SUBJECT,
         )
 
 
@@ -462,4 +466,5 @@ def test_a_short_pseudonym_key_refuses_to_start() -> None:
             audit=kg.MemorySink(),
             pseudonym_key=b"short",
             contact=CONTACT,
+            subject=GATEWAY_SUBJECT,
         )

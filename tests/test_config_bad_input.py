@@ -95,7 +95,10 @@ def _table(base: dict[str, Any], keys: list[str]) -> st.SearchStrategy[dict[str,
 DOCUMENTS = st.fixed_dictionaries(
     {},
     optional={
-        "guard": _table({"profile": "kz", "contact": "support@example.kz"}, GUARD_KEYS)
+        "guard": _table(
+            {"profile": "kz", "contact": "support@example.kz", "subject_header": "X-Subject-Id"},
+            GUARD_KEYS,
+        )
         | TOML_VALUES,
         "policy": st.lists(_table(POLICY, POLICY_KEYS) | TOML_VALUES, max_size=3) | TOML_VALUES,
         "extra": TOML_VALUES,
@@ -149,7 +152,10 @@ def test_a_written_document_round_trips_through_load_config(tmp_path: Path) -> N
 
 GUARD_DOCUMENTS = st.fixed_dictionaries(
     {
-        "guard": _table({"profile": "kz", "contact": "support@example.kz"}, GUARD_KEYS),
+        "guard": _table(
+            {"profile": "kz", "contact": "support@example.kz", "subject_header": "X-Subject-Id"},
+            GUARD_KEYS,
+        ),
         "policy": st.lists(_table(POLICY, POLICY_KEYS), min_size=1, max_size=3),
     }
 )

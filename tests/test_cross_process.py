@@ -10,14 +10,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 import kzai_guard as kg
-from tests.samples import EXPLANATION, LOAN
+from tests.postgres import fresh_database
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT, LOAN
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = "postgresql://127.0.0.1/test"
 BOUND_S = 1.0
 GIVE_UP_S = 5.0
 POLL_S = 0.005
@@ -35,6 +34,7 @@ guard = kg.Guard(
     audit=kg.MemorySink(),
     pseudonym_key=b"x" * 32,
     contact="credit@example.kz",
+    subject=kg.from_header("X-Subject-Id"),
 )
 print("ready", flush=True)
 for line in sys.stdin:
@@ -94,14 +94,8 @@ class OtherProcess:
 
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
-    name = f"kzg_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://127.0.0.1/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -120,6 +114,7 @@ def guard(store_url: str) -> Iterator[kg.Guard]:
         audit=kg.MemorySink(),
         pseudonym_key=b"x" * 32,
         contact="credit@example.kz",
+        subject=GATEWAY_SUBJECT,
     )
     yield guard
     guard.close()

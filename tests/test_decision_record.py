@@ -7,11 +7,11 @@ import hashlib
 import kzai_guard as kg
 from kzai_guard.core.policy import policy_digest
 from kzai_guard.testing import memory_guard
-from tests.samples import EXPLANATION, LOAN
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT, LOAN
 
 
 def test_an_allowed_decision_is_recorded_whole() -> None:
-    guard, sink = memory_guard([LOAN], contact="credit@example.kz")
+    guard, sink = memory_guard([LOAN], contact="credit@example.kz", subject=GATEWAY_SUBJECT)
 
     @guard.decision("loan_approval")
     def score() -> str:

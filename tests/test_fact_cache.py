@@ -9,7 +9,7 @@ import kzai_guard as kg
 from kzai_guard.stores.base import Store
 from kzai_guard.stores.url import open_store
 from kzai_guard.testing import memory_guard
-from tests.samples import EXPLANATION, LOAN
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT, LOAN
 
 SUBJECT_READS = ("consents_of", "objections_of")
 
@@ -48,10 +48,14 @@ def decide(guard: kg.Guard) -> str:
 
 def test_repeated_decisions_read_the_subjects_facts_once_and_a_withdrawal_blocks_the_next() -> None:
     store = CountingStore(open_store("memory://"))
-    consent_screen, _ = memory_guard([LOAN], store=store, contact="credit@example.kz")
+    consent_screen, _ = memory_guard(
+        [LOAN], store=store, contact="credit@example.kz", subject=GATEWAY_SUBJECT
+    )
     consent_screen.consents.grant("A-1", "credit-scoring", "v1")
     consent_screen.close()
-    guard, _ = memory_guard([LOAN], store=store, contact="credit@example.kz")
+    guard, _ = memory_guard(
+        [LOAN], store=store, contact="credit@example.kz", subject=GATEWAY_SUBJECT
+    )
     store.reads.clear()
 
     first = decide(guard)

@@ -10,14 +10,16 @@ import kzai_guard as kg
 from kzai_guard import gate
 from kzai_guard.core.pseudonym import Pseudonymizer
 from kzai_guard.testing import memory_guard
-from tests.samples import EXPLANATION, LOAN
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT, LOAN
 
 KEY = b"kzai-guard-test-pseudonym-key-32b"
 
 
 @pytest.fixture
 def guarded() -> Iterator[tuple[kg.Guard, kg.MemorySink]]:
-    guard, sink = memory_guard([LOAN], contact="credit@example.kz", pseudonym_key=KEY)
+    guard, sink = memory_guard(
+        [LOAN], contact="credit@example.kz", pseudonym_key=KEY, subject=GATEWAY_SUBJECT
+    )
     yield guard, sink
     guard.close()
 
@@ -87,7 +89,9 @@ def test_a_subject_checked_under_one_policy_is_not_checked_again_under_another(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     card = LOAN.model_copy(update={"name": "card_limit"})
-    guard, sink = memory_guard([LOAN, card], contact="credit@example.kz", pseudonym_key=KEY)
+    guard, sink = memory_guard(
+        [LOAN, card], contact="credit@example.kz", pseudonym_key=KEY, subject=GATEWAY_SUBJECT
+    )
     checked: list[str] = []
     real_check = gate.check_subject
     monkeypatch.setattr(

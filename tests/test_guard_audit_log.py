@@ -11,7 +11,7 @@ import kzai_guard.testing
 from kzai_guard.audit.keys import Keyring
 from kzai_guard.audit.reader import read_verified
 from kzai_guard.audit.verify import verify_log
-from tests.samples import EXPLANATION
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT
 
 POLICY = kg.DecisionPolicy(
     name="loan",
@@ -25,7 +25,12 @@ POLICY = kg.DecisionPolicy(
 
 def make_guard(directory: Path) -> kg.Guard:
     return kg.Guard(
-        [POLICY], store="memory://", audit=directory, pseudonym_key=b"k" * 32, contact="c"
+        [POLICY],
+        store="memory://",
+        audit=directory,
+        pseudonym_key=b"k" * 32,
+        contact="c",
+        subject=GATEWAY_SUBJECT,
     )
 
 
@@ -70,7 +75,7 @@ def test_erasing_a_subject_hides_its_fields_and_the_log_still_verifies(tmp_path:
 
 
 def test_erasure_needs_a_sink_that_seals_personal_fields() -> None:
-    guard, _ = kg.testing.memory_guard([POLICY], contact="c")
+    guard, _ = kg.testing.memory_guard([POLICY], contact="c", subject=GATEWAY_SUBJECT)
     with pytest.raises(kg.ConfigurationError, match="signed audit log"):
         guard.erase_subject("A-1")
     guard.close()

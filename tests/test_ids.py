@@ -116,3 +116,24 @@ def test_the_c_twin_takes_no_arguments() -> None:
 
     with pytest.raises(TypeError):
         _ids.new_id(1)  # type: ignore[call-arg]
+
+
+def test_the_python_twin_takes_its_random_bits_from_the_operating_systems_csprng(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[int] = []
+
+    def urandom(size: int) -> bytes:
+        asked.append(size)
+        return bytes(range(256)) * (size // 256) + bytes(size % 256)
+
+    monkeypatch.setattr(ids, "_urandom", urandom)
+    ids._pool.empty()
+    try:
+        first, second = ids.python_new_id(), ids.python_new_id()
+    finally:
+        ids._pool.empty()
+    assert asked == [4096]
+    # bytes 0-9 and 10-19 of the pool, with the version and variant bits set over them
+    assert first.replace("-", "")[12:] == "7001" + "8203040506070809"
+    assert second.replace("-", "")[12:] == "7a0b" + "8c0d0e0f10111213"

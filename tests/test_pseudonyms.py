@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import kzai_guard as kg
 from kzai_guard.core.subject import check_subject
 from kzai_guard.testing import memory_guard
-from tests.samples import EXPLANATION, LOAN
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT, LOAN
 
 KEY_A = b"a" * 32
 KEY_B = b"b" * 32
@@ -84,7 +84,9 @@ EXPECTED_KINDS = [
 
 
 def test_audit_records_never_contain_the_raw_subject() -> None:
-    guard, sink = memory_guard([LOAN], contact="credit@example.kz", pseudonym_key=KEY_A)
+    guard, sink = memory_guard(
+        [LOAN], contact="credit@example.kz", pseudonym_key=KEY_A, subject=GATEWAY_SUBJECT
+    )
     try:
         reference = records_of(guard, sink, "reference-subject-0")
         assert [r.kind for r in reference] == EXPECTED_KINDS
@@ -117,7 +119,9 @@ def test_audit_records_never_contain_the_raw_subject() -> None:
 
 
 def test_pseudonym_is_32_hex_digits_and_not_the_subject() -> None:
-    guard, sink = memory_guard([LOAN], contact="credit@example.kz", pseudonym_key=KEY_A)
+    guard, sink = memory_guard(
+        [LOAN], contact="credit@example.kz", pseudonym_key=KEY_A, subject=GATEWAY_SUBJECT
+    )
     try:
         guard.consents.grant("880101300123", "credit-scoring", "v1")
         [record] = sink.of_kind(kg.EventKind.CONSENT_GRANTED)
@@ -137,9 +141,15 @@ def _granted_pseudonym(guard: kg.Guard, sink: kg.MemorySink) -> Callable[[str], 
 
 
 def test_pseudonym_is_stable_for_one_key_and_differs_across_keys() -> None:
-    first, first_sink = memory_guard([LOAN], contact="credit@example.kz", pseudonym_key=KEY_A)
-    second, second_sink = memory_guard([LOAN], contact="credit@example.kz", pseudonym_key=KEY_A)
-    other, other_sink = memory_guard([LOAN], contact="credit@example.kz", pseudonym_key=KEY_B)
+    first, first_sink = memory_guard(
+        [LOAN], contact="credit@example.kz", pseudonym_key=KEY_A, subject=GATEWAY_SUBJECT
+    )
+    second, second_sink = memory_guard(
+        [LOAN], contact="credit@example.kz", pseudonym_key=KEY_A, subject=GATEWAY_SUBJECT
+    )
+    other, other_sink = memory_guard(
+        [LOAN], contact="credit@example.kz", pseudonym_key=KEY_B, subject=GATEWAY_SUBJECT
+    )
     try:
         in_first = _granted_pseudonym(first, first_sink)
         in_second = _granted_pseudonym(second, second_sink)
@@ -162,7 +172,9 @@ def test_pseudonym_is_stable_for_one_key_and_differs_across_keys() -> None:
 
 
 def test_distinct_subjects_get_distinct_pseudonyms() -> None:
-    guard, sink = memory_guard([LOAN], contact="credit@example.kz", pseudonym_key=KEY_A)
+    guard, sink = memory_guard(
+        [LOAN], contact="credit@example.kz", pseudonym_key=KEY_A, subject=GATEWAY_SUBJECT
+    )
     try:
         grant = _granted_pseudonym(guard, sink)
 
@@ -180,14 +192,14 @@ def test_distinct_subjects_get_distinct_pseudonyms() -> None:
 def test_store_kept_key_gives_the_same_pseudonyms_after_reopening(tmp_path: object) -> None:
     url = f"sqlite:///{tmp_path}/kzg.db"
     first, first_sink = memory_guard(
-        [LOAN], contact="credit@example.kz", store=url, pseudonym_key=None
+        [LOAN], contact="credit@example.kz", store=url, pseudonym_key=None, subject=GATEWAY_SUBJECT
     )
     try:
         before = _granted_pseudonym(first, first_sink)("A-1")
     finally:
         first.close()
     again, again_sink = memory_guard(
-        [LOAN], contact="credit@example.kz", store=url, pseudonym_key=None
+        [LOAN], contact="credit@example.kz", store=url, pseudonym_key=None, subject=GATEWAY_SUBJECT
     )
     try:
         after = _granted_pseudonym(again, again_sink)("A-1")

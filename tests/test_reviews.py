@@ -9,6 +9,7 @@ import pytest
 
 import kzai_guard as kg
 from kzai_guard.testing import memory_guard
+from tests.samples import GATEWAY_SUBJECT
 from tests.samples import LOAN as HIGH
 
 MEDIUM = kg.DecisionPolicy(
@@ -23,7 +24,7 @@ MEDIUM = kg.DecisionPolicy(
 
 @pytest.fixture
 def guarded() -> Iterator[tuple[kg.Guard, kg.MemorySink]]:
-    guard, sink = memory_guard([HIGH, MEDIUM], contact="credit@example.kz")
+    guard, sink = memory_guard([HIGH, MEDIUM], contact="credit@example.kz", subject=GATEWAY_SUBJECT)
     yield guard, sink
     guard.close()
 
@@ -74,7 +75,7 @@ def test_complete_writes_a_review_completed_audit_record_with_the_reviewer_id(
 
     [record] = sink.of_kind(kg.EventKind.REVIEW_COMPLETED)
     assert (record.reviewer, record.review_id, record.policy, record.detail) == (
-        "officer-7",
+        guard.auditor.reviewer_ref("officer-7"),
         ticket.id,
         "loan_approval",
         "approved",
@@ -121,7 +122,9 @@ def test_completing_a_ticket_twice_raises_store_error_and_keeps_the_first_review
         guard.reviews.complete(ticket.id, reviewer=kg.Reviewer(id="second"), outcome="rejected")
 
     assert guard.reviews.get(ticket.id).reviewer == "first"
-    assert [r.reviewer for r in sink.of_kind(kg.EventKind.REVIEW_COMPLETED)] == ["first"]
+    assert [r.reviewer for r in sink.of_kind(kg.EventKind.REVIEW_COMPLETED)] == [
+        guard.auditor.reviewer_ref("first")
+    ]
 
 
 def test_completing_an_unknown_ticket_raises_unknown_record(
@@ -161,7 +164,7 @@ def test_override_of_a_medium_autonomy_policy_records_decision_overridden(
     [record] = sink.of_kind(kg.EventKind.DECISION_OVERRIDDEN)
     assert (record.policy, record.reviewer, record.detail) == (
         "card_limit",
-        "officer-7",
+        guard.auditor.reviewer_ref("officer-7"),
         "correct d-2: limit lowered",
     )
 
@@ -194,7 +197,11 @@ def test_overdue_lists_only_open_tickets_past_their_deadline_at_the_given_time(
 def test_a_guard_wide_review_deadline_counts_its_working_days_past_the_weekend() -> None:
     monday = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
     guard, _ = memory_guard(
-        [HIGH], contact="credit@example.kz", clock=lambda: monday, review_deadline_days=5
+        [HIGH],
+        contact="credit@example.kz",
+        clock=lambda: monday,
+        review_deadline_days=5,
+        subject=GATEWAY_SUBJECT,
     )
 
     ticket = routed_ticket(guard, "R-6")
@@ -208,7 +215,11 @@ def test_a_policys_review_deadline_overrides_the_guards_and_skips_a_carried_over
     friday = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)
     two_days = HIGH.model_copy(update={"review_deadline_days": 2})
     guard, _ = memory_guard(
-        [two_days], contact="credit@example.kz", clock=lambda: friday, review_deadline_days=5
+        [two_days],
+        contact="credit@example.kz",
+        clock=lambda: friday,
+        review_deadline_days=5,
+        subject=GATEWAY_SUBJECT,
     )
 
     ticket = routed_ticket(guard, "R-7")

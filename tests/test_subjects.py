@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -47,6 +49,24 @@ def test_from_header_refuses_bytes_that_are_not_utf8() -> None:
         kg.from_header("X-Subject-Id")({"headers": [(_WANTED, b"\xff")]})
 
 
+@pytest.mark.parametrize("name", ["Ā", "X Subject", "X-Subject:", "", "X-Subject-Id\n"])
+def test_from_header_refuses_a_name_that_is_not_an_ascii_header_name(name: str) -> None:
+    with pytest.raises(kg.ConfigurationError, match="not a header name"):
+        kg.from_header(name)
+
+
+def test_a_policy_file_with_a_subject_header_that_is_not_a_header_name_names_the_key(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "policies.toml"
+    path.write_text(
+        '[guard]\nprofile = "kz"\ncontact = "support@example.kz"\nsubject_header = "Ā"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(kg.ConfigurationError, match=r"subject_header.*not a header name"):
+        kg.Guard.from_file(path, audit=kg.MemorySink(), store=":memory:")
+
+
 def test_every_refusal_of_a_resolver_is_an_unusable_subject() -> None:
     assert issubclass(InvalidSubjectEncoding, kg.UnusableSubject)
     assert issubclass(RepeatedSubjectHeader, kg.UnusableSubject)
@@ -78,16 +98,28 @@ def test_a_custom_resolver_that_raises_unusable_subject_refuses_the_decision() -
     ]
 
 
-def test_a_guard_given_no_subject_resolver_warns_that_it_trusts_the_header(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    with caplog.at_level("WARNING", logger="kzai_guard"):
-        implicit, _ = memory_guard([LOAN], contact="credit@example.kz")
-        explicit, _ = memory_guard(
-            [LOAN], contact="credit@example.kz", subject=kg.from_header("X-Subject-Id")
-        )
-    warnings = [r.getMessage() for r in caplog.records if "no subject= given" in r.getMessage()]
-    assert len(warnings) == 1
-    assert "X-Subject-Id request header, which only a gateway you control may set" in warnings[0]
-    implicit.close()
-    explicit.close()
+def test_a_guard_given_no_subject_resolver_refuses_to_start_naming_the_choices() -> None:
+    with pytest.raises(kg.ConfigurationError) as refused:
+        memory_guard([LOAN], contact="credit@example.kz")
+    message = str(refused.value)
+    for choice in ("from_path_param", "from_user", "a callable", "from_header"):
+        assert choice in message
+    assert "gateway that strips that header" in message
+
+
+def test_a_guard_given_something_other_than_a_resolver_refuses_to_start() -> None:
+    with pytest.raises(kg.ConfigurationError, match=r"must be a resolver .* got str"):
+        memory_guard([LOAN], contact="credit@example.kz", subject="X-Subject-Id")
+
+
+def test_a_policy_file_without_subject_header_refuses_to_start(tmp_path: Path) -> None:
+    path = tmp_path / "kzai-guard.toml"
+    path.write_text(
+        '[guard]\ncontact = "c"\n\n[[policy]]\nname = "p"\nsignificance = "none"\n'
+        'autonomy = "high"\nrisk = "minimal"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        kg.ConfigurationError, match=r"kzai-guard\.toml: Guard\(subject=\.\.\.\) is required"
+    ):
+        kg.Guard.from_file(path, store="memory://", audit=kg.MemorySink())

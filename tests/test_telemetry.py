@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 import kzai_guard as kg
 from kzai_guard.telemetry import SPAN_NAME
 from kzai_guard.testing import memory_guard
-from tests.samples import EXPLANATION, LOAN
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT, LOAN
 
 
 @pytest.fixture
@@ -45,7 +45,9 @@ def metering() -> Iterator[tuple[MeterProvider, InMemoryMetricReader]]:
 def guarded(
     metering: tuple[MeterProvider, InMemoryMetricReader],
 ) -> Iterator[tuple[kg.Guard, kg.MemorySink]]:
-    guard, sink = memory_guard([LOAN], contact="credit@example.kz", meter_provider=metering[0])
+    guard, sink = memory_guard(
+        [LOAN], contact="credit@example.kz", meter_provider=metering[0], subject=GATEWAY_SUBJECT
+    )
     yield guard, sink
     guard.close()
 
@@ -201,7 +203,7 @@ def test_decision_under_the_api_no_op_tracer_has_no_trace_id(
 
 
 def test_guard_without_a_meter_provider_decides_under_the_api_defaults() -> None:
-    guard, sink = memory_guard([LOAN], contact="credit@example.kz")
+    guard, sink = memory_guard([LOAN], contact="credit@example.kz", subject=GATEWAY_SUBJECT)
     try:
         score = decide(guard)
         guard.consents.grant("T-9", "credit-scoring", "v1")
@@ -222,7 +224,12 @@ def traced() -> Iterator[Traced]:
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    guard, sink = memory_guard([LOAN], contact="credit@example.kz", tracer_provider=tracer_provider)
+    guard, sink = memory_guard(
+        [LOAN],
+        contact="credit@example.kz",
+        tracer_provider=tracer_provider,
+        subject=GATEWAY_SUBJECT,
+    )
     yield guard, sink, tracer_provider, exporter
     guard.close()
     tracer_provider.shutdown()

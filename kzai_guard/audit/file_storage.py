@@ -23,13 +23,16 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from kzai_guard.audit.checkpoint import SignedCheckpoint
+from kzai_guard.audit.adoption import TAIL_MARK_FILE, adoption, mark_tail
+from kzai_guard.audit.checkpoint import Checkpoint, SignedCheckpoint
 from kzai_guard.audit.file_head import HeadFile, encode_head, parse_head
 from kzai_guard.audit.file_repair import recover
 from kzai_guard.audit.index import Indexer, unindexed
+from kzai_guard.audit.keys import Keyring, Signer
+from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.retention import prune
 from kzai_guard.audit.segments import (
     ORIGIN_FILE,
@@ -94,6 +97,9 @@ class FileStorage:
         self._segment_max_age = segment_max_age_s
         self._retention_days = retention_days
         self.head = LogHead(0, bytes(32), (), None, 0.0, 0)
+        self._key: Callable[[], Signer] | None = None
+        self._keyring: Keyring | None = None
+        self._tail_limit = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -161,6 +167,58 @@ class FileStorage:
                 raise AuditLogError(f"cannot open audit log {path}: {exc}") from exc
             raise
         return storage
+
+    # ------------------------------------------------------------------ honest records
+
+    def vouch_with(self, key: Callable[[], Signer], keyring: Keyring, tail_limit: int) -> None:
+        """Let this process mark unsigned tails and sign pruning anchors with ``key()`` (the
+        writer's current key), and judge the files with ``keyring`` and ``tail_limit`` (the
+        writers' ``checkpoint_every``) before anything is signed over them; see
+        :mod:`kzai_guard.audit.adoption`."""
+        self._key = key
+        self._keyring = keyring
+        self._tail_limit = tail_limit
+
+    def judge(self) -> None:
+        """Raise :class:`~kzai_guard.errors.AuditLogError` unless the files hold only what
+        writers wrote (call under :meth:`sequence`); clears a mark no tail needs."""
+        if self._keyring is None or self._key is None:
+            return
+        # every key this process's writer used stays trusted: after a key change the newest
+        # checkpoint may still be the old key's
+        keyring = self._keyring
+        keyring.add(self._key().public_key)
+        head = self.head
+        anchor = read_anchor(self.directory)
+
+        def root_at(size: int) -> bytes:
+            if size == head.size:
+                return CompactRange(head.size, head.edge).root()
+            if size == 0:
+                return CompactRange().root()
+            if anchor is not None and size == anchor.size:
+                return CompactRange(anchor.size, anchor.range).root()
+            return self._tree_files.compact_range(size).root()
+
+        found = adoption(
+            self.directory,
+            keyring,
+            size=head.size,
+            active_first=self._seg.first,
+            root_at=root_at,
+            tail_limit=self._tail_limit,
+        )
+        found.check(self.directory)
+
+    def mark_writing(self) -> None:
+        """Sign "a writer appends after the newest checkpoint" before this process writes
+        (call under :meth:`sequence`, once the head is covered by a checkpoint); the last
+        process to close the log cleanly empties it again."""
+        head = self.head
+        if self._key is None or head.size != head.checkpoint_size:
+            return
+        root = CompactRange(head.size, head.edge).root()
+        mark_tail(self.directory, Checkpoint(self.origin, head.size, root), self._key())
 
     # ------------------------------------------------------------------ sequencing
 
@@ -287,9 +345,9 @@ class FileStorage:
         fsync_directory(self.directory)
         self._dirty = False
         self._indexer.add([sealed])
-        if self._retention_days is not None:
+        if self._retention_days is not None and self._key is not None:
             try:
-                prune(self.directory, keep_days=self._retention_days)
+                prune(self.directory, signer=self._key(), keep_days=self._retention_days)
             except (OSError, AuditLogError):
                 _log.exception("pruning old audit segments failed")
 
@@ -362,6 +420,8 @@ class FileStorage:
         self._write_head()
         fsync_directory(self.directory)
         self._dirty = False
+        # a writer signs over what a repair adopts: only what writers wrote may be adopted
+        self.judge()
 
     def _check_on_open(self) -> None:
         """The first process to open the directory replays the active segment, as after a
@@ -384,6 +444,8 @@ class FileStorage:
         try:
             fcntl.flock(self._open_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            # converting a lock first drops it (flock(2)): take the shared lock back
+            fcntl.flock(self._open_fd, fcntl.LOCK_SH)
             return True
         fcntl.flock(self._open_fd, fcntl.LOCK_SH)
         return False
@@ -426,12 +488,30 @@ class FileStorage:
         self._indexer.close()
         with contextlib.suppress(OSError):
             self._tree_files.close()
+        head = self.head
+        if (
+            self._key is not None
+            and self._open_fd >= 0
+            and head.size == head.checkpoint_size
+            and not self._dirty
+        ):
+            with contextlib.suppress(OSError):
+                if not self._others_hold_open():
+                    # the last writer leaves every record covered: no mark stays at rest
+                    _clear_mark(self.directory)
         for fd in (self._fd, self._head_fd, self._lock_fd, self._open_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._fd = self._head_fd = self._lock_fd = self._open_fd = -1
         self._trusted = False
+
+
+def _clear_mark(directory: Path) -> None:
+    """Empty the unsigned-tail mark: nothing is uncovered, so no mark stays at rest (the file
+    stays, so the next mark needs no directory sync)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.truncate(directory / TAIL_MARK_FILE, 0)
 
 
 def _origin(directory: Path, wanted: str | None) -> str:

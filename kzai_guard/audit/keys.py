@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kzai_guard.errors import ConfigurationError
+from kzai_guard.private_files import FILE_MODE, private_directory
 
 __all__ = [
     "Keyring",
@@ -225,11 +226,12 @@ class Signer:
 def write_keypair(directory: str | Path, name: str | None = None) -> tuple[Path, Path, Signer]:
     """Generate a key pair into ``directory``: ``NAME.key`` (PEM, mode 0600) and ``NAME.pub``.
 
-    ``NAME.pub`` holds the vkey text form. Refuses to overwrite existing files.
+    ``NAME.pub`` holds the vkey text form. Refuses to overwrite existing files. A directory
+    made for them is mode 0700.
     """
     directory = Path(directory)
     name = _check_name(name or default_key_name())
-    directory.mkdir(parents=True, exist_ok=True)
+    private_directory(directory)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -238,8 +240,9 @@ def write_keypair(directory: str | Path, name: str | None = None) -> tuple[Path,
     )
     private_path = directory / f"{name}.key"
     public_path = directory / f"{name}.pub"
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
+        os.fchmod(fd, FILE_MODE)
         os.write(fd, pem)
         os.fsync(fd)
     finally:

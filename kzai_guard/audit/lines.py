@@ -40,7 +40,7 @@ from kzai_guard.audit.shredding import (
     SubjectSeal,
 )
 
-__all__ = ["NATIVE", "PUREPYTHON_VARIABLE", "LineEncoder"]
+__all__ = ["NATIVE", "PUREPYTHON_VARIABLE", "LineEncoder", "chain"]
 
 
 _native_lines = native_module("kzai_guard.audit._lines")
@@ -66,6 +66,9 @@ _SEALED_BODY = b'","rec":%s,"sealed":{"ct":"%s","fields":"%s","ref":"%s"},"seq":
 _NUMBERED_BODY = b'","rec":%s,"sealed":{"ct":"%s","fields":"%s","key":%d,"ref":"%s"},"seq":'
 _CLEAR_BODY = b'","rec":%s,"seq":'
 _CHUNK = 256
+_NO_PREV = b"0" * 64
+_BODY_START = len(b'{"prev":"') + len(_NO_PREV)
+_NO_ROOM = 1 << 62
 
 
 class LineEncoder:
@@ -122,6 +125,26 @@ class LineEncoder:
             prev = _hex(chunk_hashes[-1])
         return lines, hashes, size
 
+    def bodies(self, records: Sequence[AuditRecord]) -> list[bytes]:
+        """Each record's line between its ``prev`` hex digits and its ``seq`` digits: sealed,
+        and the same whatever place in the log the line gets.
+
+        A writer seals its batch with this before it holds the log, then :meth:`chain` makes
+        the lines once the head is known. The bodies are cut from lines encoded from seq 0
+        after 64 zeros, so that the C encoder and its Python twin serve both ways.
+        """
+        bodies: list[bytes] = []
+        for start in range(0, len(records), _CHUNK):
+            chunk = records[start : start + _CHUNK]
+            try:
+                lines = self._chunk(chunk, 0, _NO_PREV, _NO_ROOM)[0]
+            except UnicodeEncodeError:
+                safe = list(map(_text_safe_record, chunk))
+                lines = self._chunk(safe, 0, _NO_PREV, _NO_ROOM)[0]
+            # line i of the chunk ends with the digits of seq i and "}"
+            bodies += [line[_BODY_START : -len(b"%d}" % i)] for i, line in enumerate(lines)]
+        return bodies
+
     def _chunk(
         self, records: Sequence[AuditRecord], seq: int, prev: bytes, room: int
     ) -> tuple[list[bytes], list[bytes], int]:
@@ -156,23 +179,7 @@ class LineEncoder:
         nonces: list[bytes],
     ) -> tuple[list[bytes], list[bytes], int]:
         """What the C encoder's ``encode`` does, in Python."""
-        lines: list[bytes] = []
-        hashes: list[bytes] = []
-        size = 0
-        leaf = _LEAF.copy
-        for body in self._bodies(records, seals, nonces):
-            line = _LINE % (prev, body, seq)
-            h = leaf()
-            h.update(line)
-            digest = h.digest()
-            lines.append(line)
-            hashes.append(digest)
-            prev = _hex(digest)
-            seq += 1
-            size += len(line) + 1
-            if size >= room:
-                break
-        return lines, hashes, size
+        return chain(self._bodies(records, seals, nonces), seq, prev, room)
 
     def _bodies(
         self,
@@ -228,6 +235,32 @@ class LineEncoder:
             return _dumps(rec)
         except orjson.JSONEncodeError:
             return _dumps(_text_safe(rec))
+
+
+def chain(
+    bodies: Sequence[bytes], seq: int, prev: bytes, room: int
+) -> tuple[list[bytes], list[bytes], int]:
+    """The lines of a prefix of ``bodies`` (from :meth:`LineEncoder.bodies`) for ``seq``,
+    ``seq + 1``, ..., chained from ``prev`` (hex), as :meth:`LineEncoder.encode` returns them:
+    it stops after the line that brings the total size (newlines included) to ``room``."""
+    lines: list[bytes] = []
+    hashes: list[bytes] = []
+    size = 0
+    leaf = _LEAF.copy
+    append_line, append_hash = lines.append, hashes.append
+    for body in bodies:
+        line = _LINE % (prev, body, seq)
+        h = leaf()
+        h.update(line)
+        digest = h.digest()
+        append_line(line)
+        append_hash(digest)
+        prev = _hex(digest)
+        seq += 1
+        size += len(line) + 1
+        if size >= room:
+            break
+    return lines, hashes, size
 
 
 def _owners(records: Sequence[AuditRecord]) -> dict[str, None]:

@@ -10,18 +10,22 @@ the directory's file lock; whoever holds the lock signs the checkpoint that is d
 
 On open, and whenever a writer finds the directory as a crashed writer left it, the files are
 repaired: a torn last line is cut off, complete chained lines are adopted, and the tree and head
-are rebuilt; a checkpoint is then signed over what was recovered.
+are rebuilt; a checkpoint is then signed over what was recovered, but only once the files are
+shown to hold nothing but what writers wrote (:mod:`kzai_guard.audit.adoption`): a log never
+signs over records it did not write.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from kzai_guard.audit.file_storage import FILE_MODE, FileStorage, private_directory
-from kzai_guard.audit.keys import Signer, write_keypair
+from kzai_guard.audit.keys import Keyring, PublicKey, Signer, write_keypair
+from kzai_guard.audit.pg_log import open_postgres_log
+from kzai_guard.audit.pg_storage import is_postgres_url
 from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS
 from kzai_guard.audit.retention import DEFAULT_RETENTION_DAYS
 from kzai_guard.audit.sequencer import Durability, Sequencer
@@ -68,8 +72,14 @@ class AuditLog(Sequencer):
         segment_max_age_s: float = 86_400.0,
         retention_days: float | None = DEFAULT_RETENTION_DAYS,
         witnesses: Witnesses | None = None,
+        previous_keys: Iterable[PublicKey] = (),
     ) -> AuditLog:
         """Open (creating if needed) the log in ``directory``, repairing a crashed tail.
+
+        ``directory`` may be a ``postgresql://`` URL: the log then lives in that database
+        (:mod:`kzai_guard.audit.pg_storage`), shared by every host, with its subject keys
+        there too; ``signer`` is then required, and the segment and retention settings do not
+        apply.
 
         ``durability="sync"`` (the default) resolves each write's future once the record is
         fsynced, in group commits; ``"async"`` returns at once and, on a crash, loses the
@@ -84,10 +94,17 @@ class AuditLog(Sequencer):
         process do not reach the others); ``seal_personal_fields=False`` writes them in clear.
         Segments rotate at ``segment_max_bytes`` or ``segment_max_age_s``; sealed segments
         older than ``retention_days`` (default 183) are pruned at rotation (``None`` keeps
-        everything). ``witnesses`` (:class:`~kzai_guard.audit.witnesses.Witnesses`, not yet
-        started) are started on the directory and get every checkpoint this process signs, the
-        newest one at open included; their cosignatures go to ``cosigned.checkpoints``.
-        Raises :class:`~kzai_guard.errors.AuditLogError` if the directory cannot be used.
+        everything); the anchor of a pruning is signed with ``signer``. ``witnesses``
+        (:class:`~kzai_guard.audit.witnesses.Witnesses`, not yet started) are started on the
+        directory and get every checkpoint this process signs, the newest one at open included;
+        their cosignatures go to ``cosigned.checkpoints``.
+
+        Before it signs anything the log checks that the directory holds only what writers
+        wrote (:mod:`kzai_guard.audit.adoption`): the newest checkpoint must be signed by
+        ``signer`` or one of ``previous_keys`` (the public keys used before a key change) and
+        match the records, and records after it are adopted only as a crash leaves them.
+        Raises :class:`~kzai_guard.errors.AuditLogError` if the directory cannot be used or
+        holds anything else (``kzai-guard repair`` shows what).
         """
         if retention_days is not None and retention_days < DEFAULT_RETENTION_DAYS:
             raise ConfigurationError(
@@ -96,6 +113,20 @@ class AuditLog(Sequencer):
             )
         if durability not in ("sync", "async"):
             raise ConfigurationError(f"durability must be 'sync' or 'async', not {durability!r}")
+        if is_postgres_url(directory):
+            return open_postgres_log(
+                cls,
+                str(directory),
+                signer=signer,
+                durability=durability,
+                checkpoint_every=checkpoint_every,
+                checkpoint_interval_ms=checkpoint_interval_ms,
+                subject_keys=subject_keys,
+                seal_personal_fields=seal_personal_fields,
+                origin=origin,
+                queue_limit=queue_limit,
+                put_timeout=put_timeout,
+            )
         storage = FileStorage.open(
             directory,
             origin=origin,
@@ -131,11 +162,14 @@ class AuditLog(Sequencer):
                 witnesses=witnesses,
             )
             log.directory = path
+            storage.vouch_with(lambda: log.signer, Keyring(previous_keys), checkpoint_every)
             if witnesses is not None:
                 witnesses.start(path)
             with storage.sequence() as appending:
+                storage.judge()
                 log._see(appending)
                 log._sign(appending)
+                storage.mark_writing()
             newest = log.last_checkpoint
             if witnesses is not None and newest is not None:
                 witnesses.submit(newest)

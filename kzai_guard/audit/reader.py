@@ -1,9 +1,10 @@
 """Reading the audit log back, with the chain checked as it is read.
 
 :func:`read_verified` is the API for consumers such as the SIEM exporter; :func:`follow`
-tails a live log. Both check every line's hash chain (and, given public keys, every signed
-checkpoint they pass) and raise :class:`ChainBroken` at the first break instead of yielding
-anything after it.
+tails a live log. Both check every line's hash chain and raise :class:`ChainBroken` at the
+first break instead of yielding anything after it. Given public keys they also check every
+signed checkpoint they pass and yield an entry only once a verified checkpoint covers it, so
+a record altered anywhere after the last good checkpoint is never handed on.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kzai_guard.audit.anchor_signature import anchor_problem
 from kzai_guard.audit.checkpoint import CheckpointStatus, SignedCheckpoint, read_notes
 from kzai_guard.audit.keys import Keyring, PublicKey
 from kzai_guard.audit.merkle import CompactRange
@@ -27,6 +29,7 @@ from kzai_guard.audit.segments import (
     list_segments,
     parse_line,
     read_anchor,
+    read_origin,
 )
 from kzai_guard.audit.shredding import (
     ERASED,
@@ -47,15 +50,21 @@ _sha256 = hashlib.sha256
 
 
 class ChainBroken(AuditLogError):
-    """Raised when a line does not continue the log: ``seq`` is the first record in doubt.
+    """Raised when a line does not continue the log: ``seq`` is where the break was found.
 
     ``reason`` says what is wrong (a hash link, a sequence number, a checkpoint).
+    ``unconfirmed_from`` is the first record not covered by a verified checkpoint when the
+    log is read with public keys (nothing from it on was yielded; the damage may lie anywhere
+    from there to ``seq``), else ``seq``.
     """
 
-    def __init__(self, seq: int, reason: str) -> None:
-        super().__init__(f"audit log broken at seq {seq}: {reason}")
+    def __init__(self, seq: int, reason: str, unconfirmed_from: int | None = None) -> None:
+        first = seq if unconfirmed_from is None else min(seq, unconfirmed_from)
+        where = f"seq {seq}" if first == seq else f"seq {seq}, unconfirmed from seq {first}"
+        super().__init__(f"audit log broken at {where}: {reason}")
         self.seq = seq
         self.reason = reason
+        self.unconfirmed_from = first
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,20 +89,27 @@ def read_verified(
     after_seq: int | None = None,
     public_keys: Iterable[str | Path | PublicKey] | Keyring | None = None,
     subject_keys: SubjectKeys | None = None,
+    on_unsigned_tail: Callable[[int, int], None] | None = None,
 ) -> Iterator[LogEntry]:
     """Yield the log's entries in order, after ``after_seq``, checking the chain as it goes.
 
     Every line's ``prev`` must equal the hash of the line before it (reading starts at the
     beginning of the segment holding ``after_seq + 1`` so that the first entry yielded is
-    checked too) and its ``seq`` must be the next number; with ``public_keys`` (vkey strings,
+    checked too) and its ``seq`` must be the next number. With ``public_keys`` (vkey strings,
     key files, :class:`PublicKey` objects or a :class:`Keyring`) every signed checkpoint passed
-    must carry a valid signature of a listed key and match the Merkle root of the lines read.
-    The first failure raises :class:`ChainBroken` naming the first sequence number in doubt;
-    entries before it have been yielded. Personal fields are decrypted with ``subject_keys``,
-    by default the ``subject-keys.sqlite3`` store in ``directory`` when it exists. Entries after
-    the newest checkpoint are chain-checked but not yet covered by a signature; a line still
-    being written is not yielded. Records pruned by retention are skipped. To tail a live log,
+    must carry a valid signature of a listed key and match the Merkle root of the lines read,
+    the anchor of a pruned log must carry a valid signature, and an entry is yielded only
+    once a verified checkpoint covers it: the entries after the newest checkpoint are held
+    back (:func:`follow` yields them when the next checkpoint arrives). Without public keys
+    the entries are only chain-checked, which anyone who can write the directory can redo:
+    use that only for data whose consumers are told it is unverified.
+    The first failure raises :class:`ChainBroken`; entries before the last verified
+    checkpoint before it have been yielded, none after. Personal fields are decrypted with
+    ``subject_keys``, by default the ``subject-keys.sqlite3`` store in ``directory`` when it
+    exists; a line still being written is not yielded. Records pruned by retention are
+    skipped. To tail a live log,
     use :func:`follow`, or call this again with ``after_seq`` set to the last ``seq`` seen.
+    At the end, ``on_unsigned_tail(first, last)`` is called if entries were held back.
     """
     cursor = _Cursor(Path(directory), after_seq, public_keys, subject_keys)
     try:
@@ -101,6 +117,9 @@ def read_verified(
             batch = cursor.poll()
             if not batch:
                 cursor.finish()
+                held = cursor.unconfirmed
+                if held is not None and on_unsigned_tail is not None:
+                    on_unsigned_tail(*held)
                 return
             yield from batch
     finally:
@@ -164,7 +183,11 @@ class _Cursor:
         self.tree: CompactRange | None = None
         self.pending: list[SignedCheckpoint] = []
         self.checked_upto = -1
+        self.origin = read_origin(directory)
         self.broken: ChainBroken | None = None
+        self.ready: list[LogEntry] = []
+        self.held: list[LogEntry] = []
+        """Entries read but not yet covered by a verified checkpoint (with a keyring)."""
 
     def close(self) -> None:
         if self._own_keys is not None:
@@ -186,6 +209,10 @@ class _Cursor:
 
     def _enter(self, seg: Segment, segments: list[Segment]) -> None:
         anchor = read_anchor(self.directory)
+        if anchor is not None and self.keyring is not None:
+            problem = anchor_problem(anchor, self.keyring, read_origin(self.directory))
+            if problem is not None:
+                raise ChainBroken(anchor.size, problem)
         first_of_log = segments[0].first
         if seg.first == 0:
             self.prev = GENESIS
@@ -232,18 +259,26 @@ class _Cursor:
         A break found after some good entries is raised on the next call, so that the good
         entries are delivered first.
         """
-        if self.broken is not None:
+        if self.broken is None:
+            try:
+                self._poll()
+            except ChainBroken as exc:
+                first = self.held[0].seq if self.held else exc.seq
+                self.broken = ChainBroken(exc.seq, exc.reason, first)
+                self.held = []
+        out, self.ready = self.ready, []
+        if not out and self.broken is not None:
             raise self.broken
-        out: list[LogEntry] = []
-        try:
-            self._poll(out)
-        except ChainBroken as exc:
-            if not out:
-                raise
-            self.broken = exc
         return out
 
-    def _poll(self, out: list[LogEntry]) -> None:
+    @property
+    def unconfirmed(self) -> tuple[int, int] | None:
+        """The first and last seq read but held back for want of a verified checkpoint."""
+        if not self.held:
+            return None
+        return self.held[0].seq, self.held[-1].seq
+
+    def _poll(self) -> None:
         if self.segment is None and not self._open_first():
             return
         while self.segment is not None:
@@ -255,9 +290,7 @@ class _Cursor:
             if cut:
                 self._load_checkpoints()
                 for line in data[: cut - 1].split(b"\n"):
-                    entry = self._accept(line)
-                    if entry is not None:
-                        out.append(entry)
+                    self._accept(line)
             nxt = self._next_segment()
             if nxt is None:
                 return
@@ -302,7 +335,8 @@ class _Cursor:
         later = [s for s in list_segments(self.directory) if s.first > current]
         return later[0] if later else None
 
-    def _accept(self, line: bytes) -> LogEntry | None:
+    def _accept(self, line: bytes) -> None:
+        """Check one line; its entry joins :attr:`ready`, or :attr:`held` until signed."""
         seq = self.seq
         h = _sha256(b"\x00" + line).digest()
         try:
@@ -315,13 +349,13 @@ class _Cursor:
             raise ChainBroken(seq, "its prev hash does not match the line before it")
         self.prev = h.hex()
         self.seq = seq + 1
+        if seq >= self.start:
+            record, erased = self._record(value, seq)
+            entry = LogEntry(seq, record, self.prev, line, erased)
+            (self.ready if self.keyring is None else self.held).append(entry)
         if self.tree is not None:
             self.tree.append(h)
             self._check_checkpoints(seq)
-        if seq < self.start:
-            return None
-        record, erased = self._record(value, seq)
-        return LogEntry(seq, record, self.prev, line, erased)
 
     def _check_checkpoints(self, seq: int) -> None:
         if self.tree is None or self.keyring is None:
@@ -336,9 +370,15 @@ class _Cursor:
                 raise ChainBroken(seq, f"the checkpoint for size {size} has a forged signature")
             if status is CheckpointStatus.UNKNOWN_KEY:
                 raise ChainBroken(seq, f"the checkpoint for size {size} is signed by no known key")
+            if self.origin is not None and note.checkpoint.origin != self.origin:
+                raise ChainBroken(
+                    seq, f"the checkpoint for size {size} names origin {note.checkpoint.origin!r}"
+                )
             if note.checkpoint.root != self.tree.root():
                 raise ChainBroken(seq, f"records up to {seq} do not match the signed checkpoint")
             self.checked_upto = size
+            self.ready += self.held
+            self.held = []
 
     def _record(self, value: dict[str, Any], seq: int) -> tuple[AuditRecord, bool]:
         rec = dict(value["rec"])

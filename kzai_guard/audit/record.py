@@ -3,7 +3,8 @@
 Every decision (allowed, blocked, routed, reviewed, overridden), consent change, objection and
 kill-switch change becomes one :class:`AuditRecord`. Its fields are strings, integers or ``None``
 only, so that its canonical JSON form (RFC 8785) is exactly what a fast sorted-key encoder writes.
-Subjects appear only as keyed pseudonyms (:mod:`kzai_guard.core.pseudonym`), never raw.
+Subjects and reviewers appear only as keyed pseudonyms (:mod:`kzai_guard.core.pseudonym`,
+:meth:`kzai_guard.auditor.Auditor.reviewer_ref`), never raw.
 """
 
 from __future__ import annotations
@@ -22,10 +23,21 @@ class EventKind(enum.StrEnum):
     """The guard evaluated a decision (any verdict: allow, block, route)."""
     DECISION_WITHHELD = "decision.withheld"
     """A decision ran but its result was withheld (explanation missing, audit unavailable)."""
+    DECISION_FAILED = "decision.failed"
+    """The verdict let the decision function run and it raised: ``detail`` names the
+    exception's type (never its message); the exception reached the caller unchanged."""
     REVIEW_OPENED = "review.opened"
     """A decision was routed to a human and a review ticket opened."""
     REVIEW_COMPLETED = "review.completed"
     """A human reviewer completed a review ticket."""
+    REVIEW_CLAIMED = "review.claimed"
+    """A reviewer took a ticket (a claim with a lease: nobody else may take it meanwhile)."""
+    REVIEW_RELEASED = "review.released"
+    """A reviewer gave a claimed ticket back to the queue."""
+    REVIEW_ESCALATED = "review.escalated"
+    """A reviewer passed a ticket up (to a senior or specialist), releasing it."""
+    REVIEW_CASE_VIEWED = "review.case_viewed"
+    """A reviewer opened a ticket's case (``detail`` says whether the subject was shown)."""
     DECISION_OVERRIDDEN = "decision.overridden"
     """A human corrected or cancelled an automated decision (medium autonomy)."""
     CONSENT_GRANTED = "consent.granted"
@@ -37,6 +49,9 @@ class EventKind(enum.StrEnum):
     SWITCH_SUSPENDED = "switch.suspended"
     """The kill switch of a decision type was thrown: the decision type is suspended."""
     SWITCH_RESUMED = "switch.resumed"
+    DISPARITY_DETECTED = "disparity.detected"
+    """A policy's outcomes for a group crossed its disparity thresholds (KZ-AI 6); ``detail``
+    names the ground, the group, the reference group and the figures."""
 
 
 @dataclass(slots=True)

@@ -1,11 +1,15 @@
 """Retention: pruning sealed segments older than the retention period.
 
-The law asks for at least six months of audit trail, so the default keeps 183 days. Pruning
-removes whole sealed segments from the oldest on, never the active one. Before it deletes
+The law asks for at least six months of audit trail, so the default keeps 183 days and a
+shorter period is refused. Pruning removes whole sealed segments from the oldest on, never the
+active one, and only segments whose newest record is past retention. Before it deletes
 anything it writes ``anchor.json``: the size of the pruned prefix, the line hash of its last
-record, the right edge of the Merkle tree over it and the signed checkpoint for exactly that
-size (the checkpoint every segment is sealed with). From the anchor the retained segments,
-their chain and every later checkpoint still verify.
+record, the right edge of the Merkle tree over it, the signed checkpoint for exactly that
+size (the checkpoint every segment is sealed with), the retention period, the time of
+pruning and the time of the newest pruned record, all signed with the log key
+(:mod:`kzai_guard.audit.anchor_signature`). From the anchor the retained segments, their chain
+and every later checkpoint still verify, and a verifier can check that nothing was pruned
+early.
 
 Then the pruned segments go, with their checkpoint and id index files, and so do the tree
 hashes over the pruned records, except the few that proofs into the retained log still use
@@ -20,37 +24,61 @@ import os
 import time
 from pathlib import Path
 
+from kzai_guard.audit.anchor_signature import MINIMUM_RETENTION_DAYS, sign_anchor
 from kzai_guard.audit.checkpoint import SignedCheckpoint, read_notes
 from kzai_guard.audit.index import INDEX_SUFFIX
-from kzai_guard.audit.segments import ANCHOR_FILE, Anchor, Segment, list_segments, read_anchor
+from kzai_guard.audit.keys import Signer
+from kzai_guard.audit.segments import (
+    ANCHOR_FILE,
+    Anchor,
+    Segment,
+    list_segments,
+    parse_line,
+    read_anchor,
+)
 from kzai_guard.audit.tree import TreeFiles
-from kzai_guard.errors import AuditLogError
+from kzai_guard.errors import AuditLogError, ConfigurationError
 
 __all__ = ["DEFAULT_RETENTION_DAYS", "prune"]
 
-DEFAULT_RETENTION_DAYS = 183
+DEFAULT_RETENTION_DAYS = MINIMUM_RETENTION_DAYS
 """Six months, the minimum retention of the audit trail."""
 
 
 def prune(
     directory: str | os.PathLike[str],
     *,
+    signer: Signer,
     keep_days: float = DEFAULT_RETENTION_DAYS,
     now: float | None = None,
 ) -> list[Segment]:
     """Delete sealed segments last written more than ``keep_days`` ago; returns them.
 
-    Raises :class:`~kzai_guard.errors.AuditLogError` (and deletes nothing) if the newest
-    segment to prune has no checkpoint sealing it.
+    A segment goes only if its file was last modified and its newest record written before
+    the cut-off. The anchor is signed with ``signer``, the log's checkpoint key.
+    Raises :class:`~kzai_guard.errors.ConfigurationError` if ``keep_days`` is below the legal
+    minimum of 183 days, and :class:`~kzai_guard.errors.AuditLogError` (deleting nothing) if
+    the newest segment to prune has no checkpoint sealing it.
     """
+    if not keep_days >= MINIMUM_RETENTION_DAYS:
+        raise ConfigurationError(
+            f"keep_days={keep_days} is below the legal minimum retention of six months; "
+            f"keep at least {MINIMUM_RETENTION_DAYS} days"
+        )
     path = Path(directory)
     segments = list_segments(path)
-    cutoff = (time.time() if now is None else now) - keep_days * 86_400
+    moment = time.time() if now is None else now
+    cutoff = moment - keep_days * 86_400
     doomed: list[Segment] = []
+    newest = 0
     for seg in segments[:-1]:
         if seg.path.stat().st_mtime >= cutoff:
             break
+        written = _newest_record_time(seg)
+        if written >= cutoff * 1_000_000:
+            break
         doomed.append(seg)
+        newest = written
     if not doomed:
         _release_tree(path)
         return []
@@ -67,7 +95,16 @@ def prune(
             f"the tree hash files disagree with the checkpoint sealing {doomed[-1].path}; "
             "run `kzai-guard verify` before pruning"
         )
-    anchor = Anchor(size=size, prev=prev, range=tuple(edge.hashes), checkpoint=seal.note())
+    anchor = Anchor(
+        size=size,
+        prev=prev,
+        range=tuple(edge.hashes),
+        checkpoint=seal.note(),
+        retention_seconds=round(keep_days * 86_400),
+        pruned_at=round(moment * 1_000_000),
+        newest_pruned=newest,
+    )
+    anchor = sign_anchor(anchor, signer)
     tmp = path / (ANCHOR_FILE + ".tmp")
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write(anchor.to_json())
@@ -104,6 +141,26 @@ def _release_tree(path: Path) -> None:
         tree.release_before(anchor.size)
     finally:
         tree.close()
+
+
+def _newest_record_time(seg: Segment) -> int:
+    """The time (Unix µs) of the last record of a sealed segment."""
+    with open(seg.path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        chunk = 4096
+        while True:
+            start = max(0, size - chunk)
+            f.seek(start)
+            data = f.read(size - start).rstrip(b"\n")
+            cut = data.rfind(b"\n")
+            if cut >= 0 or start == 0:
+                break
+            chunk *= 4
+    try:
+        value = int(parse_line(data[cut + 1 :])["rec"]["time"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AuditLogError(f"the last record of {seg.path} has no readable time: {exc}") from None
+    return value
 
 
 def _sealing_checkpoint(seg: Segment, size: int) -> SignedCheckpoint:

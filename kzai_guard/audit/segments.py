@@ -10,7 +10,8 @@
       00000000000000052113.log        next segment, named by its first sequence number
       ...
       tree/level-LL.hashes            stored Merkle tree (see kzai_guard.audit.tree)
-      anchor.json                     after pruning: where the retained log starts
+      anchor.json                     after pruning: where the retained log starts (signed)
+      unsigned-tail                   signed mark of a writer's records not yet checkpointed
       keys/                           demo signing key, made when none is configured
       subject-keys.sqlite3            default per-subject key store (crypto-shredding)
 
@@ -137,26 +138,42 @@ class Anchor:
     """Where a pruned log starts: the state of the tree after ``size`` records.
 
     ``prev`` is the line hash of record ``size - 1``, ``range`` the right edge of the tree over
-    the pruned records, ``checkpoint`` the signed note for exactly ``size`` records.
+    the pruned records, ``checkpoint`` the signed note for exactly ``size`` records. The
+    pruning states its rule and moment: ``retention_seconds`` (the retention period),
+    ``pruned_at`` (when, Unix microseconds) and ``newest_pruned`` (the time of record
+    ``size - 1``, Unix microseconds); ``signature`` is the log key's signature line over all of
+    it (see :mod:`kzai_guard.audit.anchor_signature`). An anchor without one is refused.
     """
 
     size: int
     prev: str
     range: tuple[bytes, ...]
     checkpoint: str
+    retention_seconds: int | None = None
+    pruned_at: int | None = None
+    newest_pruned: int | None = None
+    signature: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The JSON members (without ``signature``)."""
+        out: dict[str, Any] = {
+            "checkpoint": self.checkpoint,
+            "prev": self.prev,
+            "range": [h.hex() for h in self.range],
+            "size": self.size,
+        }
+        for name in ("retention_seconds", "pruned_at", "newest_pruned"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
 
     def to_json(self) -> str:
         """The ``anchor.json`` text."""
-        return json.dumps(
-            {
-                "checkpoint": self.checkpoint,
-                "prev": self.prev,
-                "range": [h.hex() for h in self.range],
-                "size": self.size,
-            },
-            indent=2,
-            sort_keys=True,
-        )
+        out = self.fields()
+        if self.signature is not None:
+            out["signature"] = self.signature
+        return json.dumps(out, indent=2, sort_keys=True)
 
 
 def read_anchor(directory: Path) -> Anchor | None:
@@ -169,8 +186,21 @@ def read_anchor(directory: Path) -> Anchor | None:
             prev=str(data["prev"]),
             range=tuple(bytes.fromhex(h) for h in data["range"]),
             checkpoint=str(data["checkpoint"]),
+            retention_seconds=_optional_int(data, "retention_seconds"),
+            pruned_at=_optional_int(data, "pruned_at"),
+            newest_pruned=_optional_int(data, "newest_pruned"),
+            signature=None if data.get("signature") is None else str(data["signature"]),
         )
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError, AttributeError) as exc:
         raise AuditLogError(f"{path} is damaged: {type(exc).__name__}: {exc}") from None
+
+
+def _optional_int(data: dict[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise ValueError(f"{name} is not an integer")
+    return value

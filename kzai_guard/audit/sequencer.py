@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 from kzai_guard.audit.checkpoint import Checkpoint, SignedCheckpoint
 from kzai_guard.audit.keys import Signer
-from kzai_guard.audit.lines import LineEncoder
+from kzai_guard.audit.lines import LineEncoder, chain
 from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.record import AuditRecord
 from kzai_guard.audit.shredding import BatchedSubjectKeys, Sealer, SubjectKeys, subject_ref
@@ -256,17 +256,26 @@ class Sequencer(WriteQueue):
             self._set_error(exc)
 
     def _batch(self, items: list[Any], plain: bool) -> None:
-        """Write queued items in order under one hold; ``plain``: all are async records."""
+        """Write queued items in order under one hold; ``plain``: all are async records.
+
+        The records are sealed before the hold (:meth:`_seal_ahead`), so that the writers of
+        a log seal in parallel and hold the lock only to chain, write and sign."""
         self._keys()
         self._done = 0
+        ahead = self._seal_ahead(items, plain)
         try:
             with self._storage.sequence() as appending:
                 self._see(appending)
+                bodies = ahead[1] if ahead is not None and ahead[0] == self._erasures else None
+                # the new keys are committed under the hold, where the writers of the log take
+                # turns (no waiting on each other's key-store commits); before the lines
+                if bodies is not None and self._batched is not None and self._batched.commit():
+                    bodies = None  # another writer's key won: sealed again, below
                 if plain:
-                    self._records(appending, items, None)
+                    self._records(appending, items, None, bodies)
                     self._done = len(items)
                 else:
-                    self._mixed(appending, items)
+                    self._mixed(appending, items, bodies)
                 if (
                     self._error is None
                     and self._uncovered
@@ -277,9 +286,61 @@ class Sequencer(WriteQueue):
             self._set_error(exc)
             self._fail(collections.deque(items[self._done :]), exc)
 
-    def _mixed(self, appending: Appending, items: list[Any]) -> None:
+    def _seal_ahead(self, items: list[Any], plain: bool) -> tuple[int, list[bytes]] | None:
+        """The line bodies of a batch of records only, sealed without the hold, with the
+        erasure count they were sealed at: they are used only if the hold finds it unchanged
+        (no key erased anywhere in between). The keys made for them are committed under the
+        hold: writers that committed them at once would wait on each other's key-store lock.
+        ``None`` for a batch with control items, or if sealing failed (the hold seals again,
+        and reports what fails)."""
+        records: list[AuditRecord] = items
+        if not plain:
+            records = []
+            for item in items:
+                if type(item) is not tuple:
+                    records.append(item)
+                elif item[0] is Op.RECORD:
+                    records.append(item[1])
+                else:
+                    return None  # an erasure must come between the records' sealing
+        erasures = self._erasures
+        try:
+            return erasures, self._encoder.bodies(records)
+        except Exception:
+            return None
+
+    def _sealed(self, records: list[AuditRecord]) -> list[bytes]:
+        """The records' line bodies, the keys they are sealed under committed first (again,
+        under the winning keys, if another writer committed keys of its own first)."""
+        bodies = self._encoder.bodies(records)
+        while self._batched is not None and self._batched.commit():
+            bodies = self._encoder.bodies(records)
+        return bodies
+
+    def _mixed(self, appending: Appending, items: list[Any], bodies: list[bytes] | None) -> None:
+        """Records and control items in order; ``bodies``: the sealed records, if no control
+        item is among them."""
+        if bodies is not None:
+            kept: list[AuditRecord] = []
+            kept_futures: list[Future[None] | None] = []
+            kept_bodies: list[bytes] = []
+            for item, body in zip(items, bodies, strict=True):
+                if type(item) is not tuple:
+                    kept.append(item)
+                    kept_futures.append(None)
+                elif item[2] is not None and not item[2].set_running_or_notify_cancel():
+                    continue  # given up by its writer (see below): not written
+                else:
+                    kept.append(item[1])
+                    kept_futures.append(item[2])
+                kept_bodies.append(body)
+            if kept:
+                self._records(appending, kept, kept_futures, kept_bodies)
+            self._done = len(items)
+            return
         records: list[AuditRecord] = []
         futures: list[Future[None] | None] = []
+        given_up = 0
         for item in items:
             if type(item) is not tuple:
                 records.append(item)
@@ -287,18 +348,23 @@ class Sequencer(WriteQueue):
                 continue
             op, arg, future = item
             if op is Op.RECORD:
+                if future is not None and not future.set_running_or_notify_cancel():
+                    # its writer stopped waiting before the head was locked (a sync decision
+                    # past its durable_wait, answered 503): the record is not written
+                    given_up += 1
+                    continue
                 records.append(arg)
                 futures.append(future)
                 continue
             if records:
                 self._records(appending, records, futures)
-                self._done += len(records)
-                records, futures = [], []
+            self._done += len(records) + given_up
+            records, futures, given_up = [], [], 0
             self._apply(appending, op, arg, future)
             self._done += 1
         if records:
             self._records(appending, records, futures)
-            self._done += len(records)
+        self._done += len(records) + given_up
 
     def _apply(self, appending: Appending, op: Op, arg: Any, future: Future[None] | None) -> None:
         """Carry out one control item under the hold."""
@@ -338,6 +404,7 @@ class Sequencer(WriteQueue):
         appending: Appending,
         records: list[AuditRecord],
         futures: list[Future[None] | None] | None,
+        bodies: list[bytes] | None = None,
     ) -> None:
         start, end = 0, len(records)
         while start < end:
@@ -348,7 +415,11 @@ class Sequencer(WriteQueue):
                 head = appending.head
                 # cut the batch where a checkpoint is due, so checkpoints land every N records
                 room = max(self._checkpoint_every - (head.size - head.checkpoint_size), 1)
-                done = self._append(appending, records[start : start + room])
+                done = self._append(
+                    appending,
+                    records[start : start + room],
+                    None if bodies is None else bodies[start : start + room],
+                )
             except Exception as exc:
                 self._set_error(exc)
                 self._reject(records[start:], futures[start:] if futures else None, exc)
@@ -365,21 +436,22 @@ class Sequencer(WriteQueue):
                 except Exception as exc:
                     self._set_error(exc)
 
-    def _append(self, appending: Appending, records: list[AuditRecord]) -> int:
-        """Seal, encode and append a prefix of ``records`` after the head; returns how many.
+    def _append(
+        self, appending: Appending, records: list[AuditRecord], bodies: list[bytes] | None
+    ) -> int:
+        """Append a prefix of ``records`` after the head (sealed here unless ``bodies`` are
+        their sealed line bodies); returns how many.
 
         Where the storage has no room left, it rotates first, the log covered by a checkpoint.
         """
+        if bodies is None:
+            # the keys the lines are sealed under are committed before the lines are written
+            bodies = self._sealed(records)
         if appending.room <= 0:
             self._sign(appending)
             appending.rotate()
         head = appending.head
-        lines, hashes, _ = self._encoder.encode(
-            records, head.size, head.prev.hex().encode(), appending.room
-        )
-        # the keys the lines are sealed under are committed before the lines are written
-        if self._batched is not None:
-            self._batched.commit()
+        lines, hashes, _ = chain(bodies, head.size, head.prev.hex().encode(), appending.room)
         nodes = CompactRange(head.size, head.edge).extend(hashes)
         appending.append(lines, hashes, nodes, self._sync)
         self._size = appending.head.size
@@ -399,7 +471,7 @@ class Sequencer(WriteQueue):
                     else:
                         appending.append([], [], [], durable=True)
                 while self._unwritten:
-                    done = self._append(appending, self._unwritten)
+                    done = self._append(appending, self._unwritten, None)
                     del self._unwritten[:done]
         except Exception as exc:
             with self._lock:

@@ -109,9 +109,13 @@ class SubjectKeys(Protocol):
 class BatchedSubjectKeys(SubjectKeys, Protocol):
     """A key store that buffers new keys until :meth:`commit` (one transaction per batch)."""
 
-    def commit(self) -> None:
+    def commit(self) -> bool:
         """Make the keys made since the last commit safe to seal records under: durable, or
-        (a store with a reserve) recoverable from the key numbers the records carry."""
+        (a store with a reserve) recoverable from the key numbers the records carry.
+
+        Returns True if some of them lost to keys another writer committed first for the same
+        subjects: the records sealed since the last commit must then be sealed again (the
+        store now gives the winning keys). Writers may seal and commit concurrently."""
         ...
 
     def prefetch(self, refs: Iterable[str]) -> None:

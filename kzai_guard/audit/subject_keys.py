@@ -26,6 +26,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
+from kzai_guard.errors import ErasureIncomplete
+from kzai_guard.private_files import private_sqlite
+from kzai_guard.sqlite_erasure import find_in_files, sqlite_files, truncate_wal
+
 __all__ = ["SqliteSubjectKeys"]
 
 KEY_SIZE = 32
@@ -65,6 +69,8 @@ class SqliteSubjectKeys:
         # _write_lock serialises the writes, all of them on _wdb
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()
+        # the keys, and SQLite's -wal and -shm beside them (made with the file's mode), 0600
+        private_sqlite(self.path)
         self._wdb = _connect(self.path)
         self._wdb.execute(
             "CREATE TABLE IF NOT EXISTS subject_key (ref TEXT PRIMARY KEY, key BLOB NOT NULL)"
@@ -90,8 +96,6 @@ class SqliteSubjectKeys:
         self._work = False
         self._closing = False
         self._keeper: threading.Thread | None = None
-        with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o600)
 
     def key_for(self, ref: str, create: bool = True) -> bytes | None:
         """The key for ``ref``, made on first use when ``create``."""
@@ -167,29 +171,26 @@ class SqliteSubjectKeys:
             wanted = [
                 r for r in dict.fromkeys(refs) if r not in self._cache and r not in self._pending
             ]
-            for start in range(0, len(wanted), _PREFETCH_CHUNK):
-                chunk = wanted[start : start + _PREFETCH_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                found = dict(
-                    self._db.execute(
-                        f"SELECT ref, key FROM subject_key WHERE ref IN ({marks})", chunk
-                    ).fetchall()
-                )
-                for ref in chunk:
-                    key = found.get(ref)
-                    if key is None:
-                        self._absent.add(ref)
-                    else:
-                        self._cache[ref] = bytes(key)
+            found = _stored(self._db, wanted)
+            for ref in wanted:
+                key = found.get(ref)
+                if key is None:
+                    self._absent.add(ref)
+                else:
+                    self._cache[ref] = key
 
-    def commit(self) -> None:
+    def commit(self) -> bool:
         """Make it safe to write the records sealed under the keys made so far.
 
         A fresh key (the reserve was empty) is committed durably, with every assignment made
         before it. Reserved keys need nothing here: their records carry the keys' numbers.
+        Returns True if another process sharing the file had committed a key of its own for
+        a subject first: that key is kept and this one dropped, so the records sealed since
+        the last commit must be sealed again (their subjects' keys are now the stored ones).
         """
         if self._fresh:
-            self._commit(durable=True)
+            return self._commit(durable=True)
+        return False
 
     def reserve(self, count: int = _RESERVE_CHUNK) -> None:
         """Make ``count`` more keys ahead of need, durably (with every assignment before them)."""
@@ -252,20 +253,37 @@ class SqliteSubjectKeys:
             self._absent.clear()
 
     def erase(self, ref: str) -> None:
-        """Delete the key for ``ref``; the row's bytes are overwritten on disk."""
+        """Delete the key for ``ref`` and verify that its bytes are in no file any more.
+
+        The row's bytes are overwritten (``secure_delete``), the WAL is checkpointed and
+        truncated (tried again while another connection reads: :func:`truncate_wal`), and then
+        the database, its ``-wal`` and ``-shm`` are read to check that the key is in none of
+        them. Raises :class:`~kzai_guard.errors.ErasureIncomplete` otherwise; the key
+        is deleted either way, and erasing again finishes the job.
+        """
         with self._write_lock:
             with self._lock:
-                self._cache.pop(ref, None)
-                self._pending.pop(ref, None)
+                erased = [self._cache.pop(ref, None), self._pending.pop(ref, None)]
                 self._fresh.discard(ref)
                 self._absent.discard(ref)
                 number = self._numbers.pop(ref, None)
             with _transaction(self._wdb):
+                row = self._wdb.execute(
+                    "SELECT key FROM subject_key WHERE ref = ?", (ref,)
+                ).fetchone()
+                if row is not None:
+                    erased.append(bytes(row[0]))
                 if number is not None:
                     # a key assigned but not committed must not be handed out again
                     self._wdb.execute("DELETE FROM reserved_key WHERE number = ?", (number,))
                 self._wdb.execute("DELETE FROM subject_key WHERE ref = ?", (ref,))
-            self._wdb.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            truncate_wal(self._wdb, f"erasing the subject key {ref} from {self.path}")
+            keys = [key for key in erased if key is not None]
+            found = find_in_files(sqlite_files(self.path), keys)
+            if found:
+                raise ErasureIncomplete(
+                    f"the erased subject key {ref} is still in {', '.join(map(str, found))}"
+                )
 
     def forget(self) -> None:
         """Drop the keys cached in memory: another process sharing the file erased one."""
@@ -286,35 +304,48 @@ class SqliteSubjectKeys:
             self._db.close()
             self._wdb.close()
 
-    def _commit(self, durable: bool) -> None:
-        """Commit the pending keys in one transaction; with an fsync if ``durable`` or fresh."""
+    def _commit(self, durable: bool) -> bool:
+        """Commit the pending keys in one transaction; with an fsync if ``durable`` or fresh.
+
+        Returns whether a key of another process was there first for one of them."""
         with self._write_lock:
             with self._lock:
                 items = list(self._pending.items())
                 numbered = [self._numbers[r] for r, _ in items if r in self._numbers]
             if not items:
-                return
+                return False
             durable = durable or len(numbered) < len(items)
             self._wdb.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             try:
                 with _transaction(self._wdb):
-                    self._wdb.executemany(
+                    inserted = self._wdb.executemany(
                         "INSERT OR IGNORE INTO subject_key (ref, key) VALUES (?, ?)", items
-                    )
+                    ).rowcount
                     self._wdb.executemany(
                         "DELETE FROM reserved_key WHERE number = ?", [(n,) for n in numbered]
                     )
+                    # a row was there already for some ref: read back which key is stored
+                    stored = (
+                        {} if inserted == len(items) else _stored(self._wdb, [r for r, _ in items])
+                    )
             finally:
                 self._wdb.execute("PRAGMA synchronous=FULL")
+            replaced = False
             with self._lock:
                 for ref, key in items:
+                    winner = stored.get(ref, key)
+                    if winner != key:
+                        # another process committed its key first: every writer uses that one
+                        replaced = True
+                        self._numbers.pop(ref, None)
                     if self._pending.get(ref) is key:
                         del self._pending[ref]
-                        self._cache[ref] = key
+                        self._cache[ref] = winner
                     self._fresh.discard(ref)
                 if durable:
                     for ref in [r for r in self._numbers if r not in self._pending]:
                         del self._numbers[ref]
+            return replaced
 
     def _reserved(self) -> collections.deque[tuple[int, bytes]]:
         """The reserve (loaded on first use); call with ``_lock`` held."""
@@ -362,6 +393,17 @@ class SqliteSubjectKeys:
                 with self._lock:
                     self._work = True
                     self._due.wait(1.0)
+
+
+def _stored(db: sqlite3.Connection, refs: list[str]) -> dict[str, bytes]:
+    """The committed keys of ``refs`` (those that have one), as ``db`` sees them."""
+    found: dict[str, bytes] = {}
+    for start in range(0, len(refs), _PREFETCH_CHUNK):
+        chunk = refs[start : start + _PREFETCH_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(f"SELECT ref, key FROM subject_key WHERE ref IN ({marks})", chunk)
+        found.update((str(ref), bytes(key)) for ref, key in rows)
+    return found
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kzai_guard.audit.anchor_signature import anchor_problem
 from kzai_guard.audit.checkpoint import CheckpointStatus, SignedCheckpoint, read_notes
 from kzai_guard.audit.keys import Keyring
 from kzai_guard.audit.merkle import CompactRange
@@ -35,11 +36,12 @@ from kzai_guard.audit.segments import (
     parse_line,
     read_anchor,
     read_origin,
+    segment_paths,
 )
 from kzai_guard.audit.tree import TreeFiles
 from kzai_guard.errors import AuditLogError
 
-__all__ = ["PROBLEM_KINDS", "Problem", "VerifyReport", "verify_log"]
+__all__ = ["PROBLEM_KINDS", "Problem", "VerifyReport", "orphan_checkpoints", "verify_log"]
 
 PROBLEM_KINDS = (
     "altered",
@@ -114,6 +116,19 @@ class VerifyReport:
         return out
 
 
+def orphan_checkpoints(path: Path, segments: list[Segment], first: int) -> list[Segment]:
+    """The segments from ``first`` on whose checkpoint file remains but whose lines are gone."""
+    present = {seg.first for seg in segments}
+    out = []
+    for name in os.listdir(path):
+        stem, dot, suffix = name.partition(".")
+        if suffix == "checkpoints" and dot and stem.isdigit() and len(stem) == 20:
+            number = int(stem)
+            if number >= first and number not in present:
+                out.append(segment_paths(path, number))
+    return sorted(out, key=lambda s: s.first)
+
+
 class _Stop(Exception):
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.message)
@@ -185,28 +200,21 @@ class _Verifier:
         segments = list_segments(self.path)
         if anchor is not None:
             segments = [s for s in segments if s.first >= anchor.size]
+            problem = anchor_problem(anchor, self.keyring, self.origin)
+            if problem is not None:
+                raise _Stop(Problem(anchor.size, "broken-anchor", problem))
             tree = CompactRange(anchor.size, anchor.range)
             prev = _unhexlify(anchor.prev)
-            try:
-                anchor_note = SignedCheckpoint.parse(anchor.checkpoint)
-            except ValueError as exc:
-                problem = Problem(anchor.size, "broken-anchor", f"anchor checkpoint: {exc}")
-                raise _Stop(problem) from None
+            anchor_note = SignedCheckpoint.parse(anchor.checkpoint)
             self._check_signature(anchor_note, anchor.size - 1)
-            cp = anchor_note.checkpoint
-            if cp.size != anchor.size or cp.root != tree.root():
-                raise _Stop(
-                    Problem(
-                        anchor.size, "broken-anchor", "anchor.json disagrees with its checkpoint"
-                    )
-                )
         else:
             tree = CompactRange()
             prev = _unhexlify(GENESIS)
         seq = tree.size
         report.first_seq = seq
         notes: list[SignedCheckpoint] = []
-        for seg in segments:
+        # a checkpoint file whose segment is gone still says how far the log went
+        for seg in [*segments, *orphan_checkpoints(self.path, segments, seq)]:
             for note in read_notes(seg.checkpoints):
                 if isinstance(note, ValueError):
                     raise _Stop(

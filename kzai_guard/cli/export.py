@@ -3,11 +3,17 @@
 ::
 
     kzai-guard export AUDIT_DIR --format cef|leef|syslog|ocsf|ecs|hec|jsonl
+                      (--public-key KEY ... | --unverified)
                       [--since T] [--until T] [--out FILE]
 
 ``T`` is an RFC 3339 timestamp (``2026-01-31T00:00:00Z``) or Unix seconds; records with
-``since <= time < until`` are written, one message per line. Exit status: 0 on success, 2 when
-the log's chain is broken (the records before the break have been written), 1 on a usage error.
+``since <= time < until`` are written, one message per line, each carrying the log's origin.
+A record is written only once a checkpoint signed by one of the public keys covers it and
+matches; records after the newest checkpoint are left out (and named on stderr). Without a
+public key the command refuses, unless ``--unverified`` is given: then only the hash chain is
+checked and every event is marked unverified. Exit status: 0 on success, 2 when the log is
+broken (the records before the last good checkpoint before the break have been written, none
+after it), 1 on a usage error.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from kzai_guard.cli.source import LOG_HELP, log_directory
 from kzai_guard.errors import KzaiGuardError
+from kzai_guard.private_files import private_file
 
-__all__ = ["add_encoder_options", "parse_time", "register", "settings_from_args"]
+__all__ = ["add_encoder_options", "check_keys", "parse_time", "register", "settings_from_args"]
 
 
 def register(subparsers: Any) -> None:
@@ -35,7 +43,7 @@ def register(subparsers: Any) -> None:
         description="Write the records of a verified audit log as CEF, LEEF, syslog, OCSF, "
         "ECS, Splunk HEC or JSON Lines, one message per line.",
     )
-    parser.add_argument("directory", metavar="AUDIT_DIR", type=Path, help="the audit log")
+    parser.add_argument("directory", metavar="AUDIT_DIR", help=LOG_HELP)
     parser.add_argument("--format", required=True, choices=FORMATS, help="the wire format")
     parser.add_argument("--since", type=parse_time, metavar="T", help="first time (inclusive)")
     parser.add_argument("--until", type=parse_time, metavar="T", help="last time (exclusive)")
@@ -61,8 +69,26 @@ def add_encoder_options(parser: argparse.ArgumentParser) -> None:
         "--public-key",
         action="append",
         metavar="KEY",
-        help="check signed checkpoints with this public key (vkey or file); repeatable",
+        help="emit only records covered by a checkpoint this key signed (vkey or file); repeatable",
     )
+    parser.add_argument(
+        "--unverified",
+        action="store_true",
+        help="without --public-key: emit chain-checked records, each marked unverified",
+    )
+
+
+def check_keys(args: argparse.Namespace, verb: str) -> bool:
+    """Whether ``--public-key`` or ``--unverified`` was given; says what to do if not."""
+    if args.public_key or args.unverified:
+        return True
+    print(
+        f"kzai-guard {verb}: give --public-key KEY (the log's checkpoint key) so that only "
+        "records under a verified signed checkpoint leave, or --unverified to send "
+        "chain-checked records marked unverified",
+        file=sys.stderr,
+    )
+    return False
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -109,26 +135,53 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from kzai_guard.audit.reader import ChainBroken, read_verified
+    from kzai_guard.audit.segments import read_origin
     from kzai_guard.siem._event import SiemEvent
     from kzai_guard.siem.formats import make_encoder
 
+    if not check_keys(args, "export"):
+        return 1
     try:
-        encoder = make_encoder(args.format, settings_from_args(args))
+        settings = settings_from_args(args)
+        make_encoder(args.format, settings)
     except (ValidationError, KzaiGuardError) as exc:
         print(f"kzai-guard export: {exc}", file=sys.stderr)
         return 1
     since, until = args.since, args.until
-    out: BinaryIO = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
-    written = 0
     try:
-        encode = encoder.encode
+        keys = _subject_keys(args.directory)
+    except KzaiGuardError as exc:
+        print(f"kzai-guard export: {exc}", file=sys.stderr)
+        return 1
+    # an export names subjects by pseudonym: a file of it is its owner's only (0600)
+    out: BinaryIO = (
+        open(private_file(args.out), "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    )
+    written = 0
+    verified = bool(args.public_key)
+    try:
         write = out.write
-        for entry in read_verified(args.directory, public_keys=args.public_key):
-            t = entry.record.time
-            if (since is not None and t < since) or (until is not None and t >= until):
-                continue
-            write(encode(SiemEvent(entry.record, entry.seq, entry.line_hash)) + b"\n")
-            written += 1
+        with log_directory(args.directory) as directory:
+            # the log's own origin, read where the log is (a URL's is in its copy)
+            try:
+                logged = settings.for_log(read_origin(directory))
+                encode = make_encoder(args.format, logged).encode
+            except (ValidationError, KzaiGuardError) as exc:
+                print(f"kzai-guard export: {exc}", file=sys.stderr)
+                return 1
+            entries = read_verified(
+                directory,
+                public_keys=args.public_key if verified else None,
+                subject_keys=keys,
+                on_unsigned_tail=_report_unsigned,
+            )
+            for entry in entries:
+                t = entry.record.time
+                if (since is not None and t < since) or (until is not None and t >= until):
+                    continue
+                event = SiemEvent(entry.record, entry.seq, entry.line_hash, verified)
+                write(encode(event) + b"\n")
+                written += 1
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
@@ -145,7 +198,28 @@ def run(args: argparse.Namespace) -> int:
         out.flush()
         if args.out:
             out.close()
+        if keys is not None:
+            keys.close()
     return 0
+
+
+def _report_unsigned(first: int, last: int) -> None:
+    print(
+        f"kzai-guard export: records {first}..{last} are not covered by a signed checkpoint "
+        "yet and were not written",
+        file=sys.stderr,
+    )
+
+
+def _subject_keys(where: str) -> Any:
+    """The subject keys of a log in PostgreSQL (a directory's are found in it by the reader)."""
+    from kzai_guard.audit.pg_storage import is_postgres_url
+
+    if not is_postgres_url(where):
+        return None
+    from kzai_guard.audit.pg_subject_keys import PostgresSubjectKeys
+
+    return PostgresSubjectKeys(where)
 
 
 def _delimiter(text: str | None) -> str | None:

@@ -25,7 +25,10 @@ VERBS: dict[str, str] = {
     "consistency": "prove",
     "export": "export",
     "ship": "ship",
+    "copy": "copy",
     "check": "check",
+    "repair": "repair",
+    "report": "report",
     "tiles": "tiles",
     "witness": "witness",
 }

@@ -25,6 +25,7 @@ from kzai_guard.audit.lookup import newest_checkpoint
 from kzai_guard.audit.proof import consistency_bundle, inclusion_bundle, verify_bundle
 from kzai_guard.audit.receipt import Receipt, make_receipt, verify_receipt
 from kzai_guard.audit.segments import read_origin
+from kzai_guard.cli.source import LOG_HELP, log_directory
 from kzai_guard.cli.trust import (
     add_origin_argument,
     add_witness_arguments,
@@ -45,7 +46,7 @@ def register(subparsers: Any) -> None:
         help="write an inclusion proof for one decision",
         description="Write the RFC 9162 inclusion-proof bundle of a record, by decision id.",
     )
-    prove.add_argument("directory", metavar="AUDIT_DIR")
+    prove.add_argument("directory", metavar="AUDIT_DIR", help=LOG_HELP)
     prove.add_argument("decision_id", metavar="DECISION_ID", nargs="?")
     prove.add_argument("--seq", type=int, help="prove the record with this sequence number")
     prove.add_argument("--out", metavar="FILE", help="write the bundle here (default stdout)")
@@ -90,7 +91,7 @@ def register(subparsers: Any) -> None:
             "defaults to the newest checkpoint); with --public-key, also check it."
         ),
     )
-    grow.add_argument("directory", metavar="AUDIT_DIR")
+    grow.add_argument("directory", metavar="AUDIT_DIR", help=LOG_HELP)
     grow.add_argument("old_size", metavar="OLD_SIZE", type=int)
     grow.add_argument("new_size", metavar="NEW_SIZE", type=int, nargs="?")
     grow.add_argument("--out", metavar="FILE", help="write the bundle here (default stdout)")
@@ -112,15 +113,19 @@ def run_prove(args: argparse.Namespace) -> int:
         print("kzai-guard prove: give a DECISION_ID or --seq", file=sys.stderr)
         return 2
     try:
-        _check_origin(Path(args.directory), args.origin)
-        if args.receipt:
-            receipt = make_receipt(args.directory, decision_id=args.decision_id, seq=args.seq)
-            _write_text(receipt.text(), args.out)
-            if args.out:
-                size = receipt.checkpoint.checkpoint.size
-                print(f"wrote receipt of seq {receipt.index} in tree size {size}", file=sys.stderr)
-            return 0
-        bundle = inclusion_bundle(args.directory, decision_id=args.decision_id, seq=args.seq)
+        with log_directory(args.directory) as directory:
+            _check_origin(directory, args.origin)
+            if args.receipt:
+                receipt = make_receipt(directory, decision_id=args.decision_id, seq=args.seq)
+                _write_text(receipt.text(), args.out)
+                if args.out:
+                    size = receipt.checkpoint.checkpoint.size
+                    print(
+                        f"wrote receipt of seq {receipt.index} in tree size {size}",
+                        file=sys.stderr,
+                    )
+                return 0
+            bundle = inclusion_bundle(directory, decision_id=args.decision_id, seq=args.seq)
         _emit(bundle, args.out)
     except (AuditLogError, ConfigurationError, OSError, ValueError) as exc:
         print(f"kzai-guard prove: {exc}", file=sys.stderr)
@@ -202,7 +207,8 @@ def run_verify_proof(args: argparse.Namespace) -> int:
 def run_consistency(args: argparse.Namespace) -> int:
     """Build (and with keys, check) a consistency bundle."""
     try:
-        bundle = consistency_bundle(args.directory, args.old_size, args.new_size)
+        with log_directory(args.directory) as directory:
+            bundle = consistency_bundle(directory, args.old_size, args.new_size)
         keyring = Keyring.load(args.public_key) if args.public_key else None
         _emit(bundle, args.out)
     except (AuditLogError, ConfigurationError, OSError, ValueError) as exc:

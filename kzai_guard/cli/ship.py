@@ -2,11 +2,15 @@
 
 ::
 
-    kzai-guard ship AUDIT_DIR --to SPEC --format FORMAT [--cursor FILE] [--once]
+    kzai-guard ship AUDIT_DIR --to SPEC --format FORMAT (--public-key KEY ... | --unverified)
+                    [--cursor FILE] [--once]
 
 ``SPEC`` is ``-``, ``file:PATH``, ``udp://``, ``tcp://``, ``tls://``, ``hec+https://``,
 ``https://`` or ``otel:`` (see :mod:`kzai_guard.siem.destination`). The cursor (default:
 ``AUDIT_DIR.<format>.cursor`` next to the log directory) holds the last acknowledged seq.
+A record is shipped only once a checkpoint signed by one of the public keys covers it; at a
+break the cursor stays before the first record not so covered. ``--unverified`` (instead of a
+key) ships chain-checked records, each marked unverified.
 ``SIGTERM`` or ``Ctrl-C`` finish the batch in flight, save the cursor and exit 0. Exit status:
 2 when the chain is broken (the message names the seq), 3 when the receiver rejects the data
 for good (a bad token, say), 1 on a usage or cursor error.
@@ -22,7 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kzai_guard.cli.export import add_encoder_options, settings_from_args
+from kzai_guard.cli.export import add_encoder_options, check_keys, settings_from_args
+from kzai_guard.cli.source import LOG_HELP, log_directory
 from kzai_guard.errors import KzaiGuardError
 
 __all__ = ["register"]
@@ -38,7 +43,7 @@ def register(subparsers: Any) -> None:
         description="Follow a verified audit log from a cursor and deliver every record to a "
         "SIEM; the cursor advances only after the receiver acknowledged.",
     )
-    parser.add_argument("directory", metavar="AUDIT_DIR", type=Path, help="the audit log")
+    parser.add_argument("directory", metavar="AUDIT_DIR", help=LOG_HELP)
     parser.add_argument("--to", required=True, metavar="SPEC", help="where to send")
     parser.add_argument("--format", required=True, choices=FORMATS, help="the wire format")
     parser.add_argument("--cursor", type=Path, metavar="FILE", help="the cursor file")
@@ -55,30 +60,62 @@ def register(subparsers: Any) -> None:
         "--insecure", action="store_true", help="do not verify the receiver's certificate (tests)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument(
+        "--country",
+        metavar="CC",
+        help="ISO 3166 alpha-2 code of where the destination keeps the data (KZ-PD 12(2), 16); "
+        "a destination outside KZ, or none declared, is reported",
+    )
     add_encoder_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Ship; returns the exit status."""
+    """Ship; returns the exit status.
+
+    A ``postgresql://`` log is shipped from a temporary copy, once (as ``--once``): run it from
+    a timer; the cursor makes each run send only what the last one did not.
+    """
     from pydantic import ValidationError
 
-    from kzai_guard.audit.reader import ChainBroken
-    from kzai_guard.siem import (
-        Backoff,
-        Shipper,
-        TransportError,
-        make_encoder,
-        open_destination,
-    )
+    from kzai_guard.audit.pg_storage import is_postgres_url
 
+    if not check_keys(args, "ship"):
+        return 1
+    try:
+        _report_transfer(args.to, args.country)
+    except ValidationError:
+        print(
+            f"kzai-guard ship: --country {args.country!r} is not an ISO 3166 alpha-2 code "
+            "such as KZ",
+            file=sys.stderr,
+        )
+        return 1
     token = None
     if args.token_env:
         token = os.environ.get(args.token_env)
         if not token:
             print(f"kzai-guard ship: ${args.token_env} is not set", file=sys.stderr)
             return 1
-    directory: Path = args.directory.resolve()
+    by_url = is_postgres_url(args.directory)
+    if by_url and args.cursor is None:
+        print("kzai-guard ship: a postgresql:// log needs --cursor FILE", file=sys.stderr)
+        return 1
+    try:
+        with log_directory(args.directory) as directory:
+            return _ship(args, directory.resolve(), token, follow=not (args.once or by_url))
+    except KzaiGuardError as exc:  # the copy of a URL's log failed
+        print(f"kzai-guard ship: {exc}", file=sys.stderr)
+        return 1
+
+
+def _ship(args: argparse.Namespace, directory: Path, token: str | None, follow: bool) -> int:
+    """Ship the log in ``directory``; returns the exit status."""
+    from pydantic import ValidationError
+
+    from kzai_guard.audit.reader import ChainBroken
+    from kzai_guard.siem import Backoff, Shipper, TransportError, make_encoder, open_destination
+
     cursor = args.cursor or directory.with_name(f"{directory.name}.{args.format}.cursor")
     try:
         encoder = make_encoder(args.format, settings_from_args(args))
@@ -96,11 +133,12 @@ def run(args: argparse.Namespace) -> int:
             directory,
             destination,
             cursor=cursor,
-            public_keys=args.public_key,
+            public_keys=args.public_key or None,
+            unverified=args.unverified and not args.public_key,
             batch_size=args.batch,
             linger=args.linger,
             backoff=backoff,
-            follow=not args.once,
+            follow=follow,
             on_progress=reporter,
         )
     except (ValidationError, ValueError, KzaiGuardError) as exc:
@@ -168,3 +206,11 @@ class _Reporter:
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def _report_transfer(to: str, country: str | None) -> None:
+    """Print a finding when the destination declares no country or is outside Kazakhstan."""
+    from kzai_guard.core.transfers import Destination, transfer_findings
+
+    for article, finding in transfer_findings([Destination(name=to, country=country)]):
+        print(f"kzai-guard ship: finding ({article}): {finding}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``kzai-guard verify``: check a whole audit log directory.
+"""``kzai-guard verify``: check a whole audit log (a directory, or a ``postgresql://`` URL).
 
 Exit status 0 when every line, the hash chain, every checkpoint's Merkle root and every
 signature hold; 1 naming the first bad sequence number and what is wrong otherwise; 2 when the
@@ -16,6 +16,7 @@ from typing import Any
 from kzai_guard.audit.keys import Keyring
 from kzai_guard.audit.segments import read_origin
 from kzai_guard.audit.witnessed import verify_witnessed
+from kzai_guard.cli.source import LOG_HELP, log_directory, shown
 from kzai_guard.cli.trust import (
     add_origin_argument,
     add_witness_arguments,
@@ -39,7 +40,7 @@ def register(subparsers: Any) -> None:
             "every signature. Exit 0 only if all hold."
         ),
     )
-    parser.add_argument("directory", metavar="AUDIT_DIR")
+    parser.add_argument("directory", metavar="AUDIT_DIR", help=LOG_HELP)
     add_key_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
@@ -94,23 +95,24 @@ def keyring_from_args(keys: list[str], directory: Path | None = None) -> Keyring
 
 def run(args: argparse.Namespace) -> int:
     """Verify; print a summary (or JSON) and return the exit status."""
-    directory = Path(args.directory)
     try:
-        keyring = keyring_from_args(args.public_key, directory)
-        bound = bound_keys(args.public_key)[1] if args.public_key else None
-        origin = expected_origin(args.origin, bound, read_origin(directory), "verify")
-        policy = witness_policy(args.witness_key, args.witnesses)
-        progress = _progress if sys.stderr.isatty() and not args.json else None
-        report = verify_witnessed(
-            directory,
-            keyring,
-            origin=origin,
-            policy=policy,
-            held=held_checkpoints(args.checkpoint),
-            witnessed_size=args.witnessed_size,
-            allow_unsigned_tail=args.allow_unsigned_tail,
-            progress=progress,
-        )
+        with log_directory(args.directory) as directory:
+            keyring = keyring_from_args(args.public_key, directory)
+            bound = bound_keys(args.public_key)[1] if args.public_key else None
+            origin = expected_origin(args.origin, bound, read_origin(directory), "verify")
+            policy = witness_policy(args.witness_key, args.witnesses)
+            progress = _progress if sys.stderr.isatty() and not args.json else None
+            report = verify_witnessed(
+                directory,
+                keyring,
+                origin=origin,
+                policy=policy,
+                held=held_checkpoints(args.checkpoint),
+                witnessed_size=args.witnessed_size,
+                allow_unsigned_tail=args.allow_unsigned_tail,
+                progress=progress,
+            )
+        report.directory = shown(args.directory)
     except (AuditLogError, ConfigurationError, OSError, ValueError) as exc:
         print(f"kzai-guard verify: {exc}", file=sys.stderr)
         return 2

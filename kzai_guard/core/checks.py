@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from kzai_guard.core.monitoring import protected_inputs
 from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.core.profiles import Profile, accepted_bases
 from kzai_guard.core.vocabulary import Autonomy, BasisKind, Capability, Fallback, Significance
@@ -59,6 +60,13 @@ def check_policy(policy: DecisionPolicy, profile: Profile) -> None:
         raise ConfigurationError(
             f"policy {policy.name!r}: 'emotion-recognition' needs the person's consent on every "
             "request (KZ-AI 17(3)(6)); set 'purpose' to the consent purpose"
+        )
+    protected = protected_inputs(policy.inputs, policy.monitoring)
+    if protected:
+        raise ConfigurationError(
+            f"policy {policy.name!r}: its inputs include the protected attribute(s) "
+            f"{', '.join(map(repr, protected))} (KZ-AI 6: no discrimination on these grounds); "
+            "remove them from 'inputs'"
         )
     if policy.significance.is_significant and policy.autonomy is not Autonomy.LOW:
         has_basis = (

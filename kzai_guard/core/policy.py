@@ -12,6 +12,7 @@ from datetime import date
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kzai_guard.core.monitoring import DisparityMonitoring
 from kzai_guard.core.vocabulary import (
     Autonomy,
     Capability,
@@ -108,6 +109,12 @@ class DecisionPolicy(BaseModel):
     risk_reviewed_on: date | None = Field(
         default=None, description="When the risk assessment was last reviewed (KZ-AI 18)."
     )
+    inputs: frozenset[str] = Field(
+        default=frozenset(), description="The data fields the decision's model takes."
+    )
+    monitoring: DisparityMonitoring | None = Field(
+        default=None, description="Run-time disparity monitoring (KZ-AI 6)."
+    )
 
     @model_validator(mode="after")
     def _basis_needs_a_purpose(self) -> DecisionPolicy:
@@ -125,4 +132,14 @@ def policy_digest(policy: DecisionPolicy) -> str:
     """SHA-256 (hex) of the policy's canonical JSON form (sorted keys, sets sorted)."""
     data = policy.model_dump(mode="json")
     data["capabilities"] = sorted(data["capabilities"])
+    # Left out while unset, so that policies written before these fields keep their digest.
+    if data["inputs"]:
+        data["inputs"] = sorted(data["inputs"])
+    else:
+        del data["inputs"]
+    if data["monitoring"] is None:
+        del data["monitoring"]
+    else:
+        for name in ("grounds", "protected_attributes"):
+            data["monitoring"][name] = sorted(data["monitoring"][name])
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()

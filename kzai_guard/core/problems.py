@@ -11,15 +11,24 @@ from dataclasses import dataclass
 __all__ = [
     "AUDIT_UNAVAILABLE",
     "BAD_REQUEST",
+    "CLAIM_CONFLICT",
+    "CLAIM_REQUIRED",
+    "CSRF_FAILED",
     "DEFAULT_PROBLEM_BASE",
     "EMOTION_CONSENT_REQUIRED",
     "EXPLANATION_INVALID",
     "EXPLANATION_MISSING",
+    "FACTS_UNAVAILABLE",
     "HUMAN_REVIEW",
+    "JSON_REQUIRED",
     "NOT_FOUND",
     "NO_LEGAL_BASIS",
+    "OVERRIDE_FORBIDDEN",
     "PROBLEM_TYPES",
     "ProblemType",
+    "REVIEWER_FORBIDDEN",
+    "REVIEWER_REQUIRED",
+    "REVIEW_CLOSED",
     "SUBJECT_INVALID",
     "SUBJECT_MISSING",
     "SUSPENDED",
@@ -56,11 +65,26 @@ SUBJECT_INVALID = ProblemType("subject-invalid", 400, "The subject identifier is
 AUDIT_UNAVAILABLE = ProblemType(
     "audit-unavailable", 503, "The decision was refused: the audit trail cannot record it"
 )
+FACTS_UNAVAILABLE = ProblemType(
+    "facts-unavailable", 503, "The decision was refused: the facts it rests on cannot be read"
+)
 NOT_FOUND = ProblemType("not-found", 404, "No such decision or review for this person")
 BAD_REQUEST = ProblemType("bad-request", 400, "The request is not valid")
 RECEIPT_PENDING = ProblemType(
     "receipt-pending", 503, "The decision is not yet under a signed checkpoint"
 )
+REVIEWER_REQUIRED = ProblemType("reviewer-required", 401, "Sign in to work on human reviews")
+REVIEWER_FORBIDDEN = ProblemType(
+    "reviewer-forbidden", 403, "The signed-in user is not a human reviewer"
+)
+CLAIM_CONFLICT = ProblemType("claim-conflict", 409, "Another reviewer holds this review ticket")
+CLAIM_REQUIRED = ProblemType("claim-required", 409, "Claim the review ticket first")
+REVIEW_CLOSED = ProblemType("review-closed", 409, "The review ticket is already decided")
+OVERRIDE_FORBIDDEN = ProblemType(
+    "override-forbidden", 409, "Decisions of this type cannot be overridden (high autonomy)"
+)
+CSRF_FAILED = ProblemType("csrf-failed", 403, "The form's CSRF token is missing or wrong")
+JSON_REQUIRED = ProblemType("json-required", 415, "The request body must be JSON")
 
 PROBLEM_TYPES: tuple[ProblemType, ...] = (
     SUSPENDED,
@@ -72,8 +96,17 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     SUBJECT_MISSING,
     SUBJECT_INVALID,
     AUDIT_UNAVAILABLE,
+    FACTS_UNAVAILABLE,
     NOT_FOUND,
     BAD_REQUEST,
     RECEIPT_PENDING,
+    REVIEWER_REQUIRED,
+    REVIEWER_FORBIDDEN,
+    CLAIM_CONFLICT,
+    CLAIM_REQUIRED,
+    REVIEW_CLOSED,
+    OVERRIDE_FORBIDDEN,
+    CSRF_FAILED,
+    JSON_REQUIRED,
 )
 """Every problem type, for documentation and tests."""

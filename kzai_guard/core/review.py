@@ -26,10 +26,15 @@ class ReviewOutcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Reviewer:
-    """An authenticated human decision-maker, from the app's authentication, never a header."""
+    """An authenticated human decision-maker, from the app's authentication, never a header.
+
+    ``roles`` are what the app's authentication granted (its auth scopes, by default); the
+    reviewer's case view shows the person's identifier only to a role the guard names.
+    """
 
     id: str
     display_name: str | None = None
+    roles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

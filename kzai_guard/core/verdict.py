@@ -37,6 +37,9 @@ class Reason(enum.StrEnum):
     """Not a rule's verdict: the request did not name its subject (the rules never ran)."""
     SUBJECT_INVALID = "subject-invalid"
     """Not a rule's verdict: the subject identifier was unusable (the rules never ran)."""
+    FACTS_UNAVAILABLE = "facts-unavailable"
+    """Not a rule's verdict: the store's facts could not be read, or not recently enough (the
+    rules never ran)."""
 
 
 class Obligation(enum.StrEnum):

@@ -8,10 +8,12 @@ __all__ = [
     "Autonomy",
     "BasisKind",
     "Capability",
+    "DisparityAction",
     "Domain",
     "Fallback",
     "Language",
     "Mode",
+    "ProtectedGround",
     "RiskClass",
     "Significance",
     "VulnerabilityGround",
@@ -132,3 +134,31 @@ class Language(enum.StrEnum):
     KK = "kk"
     RU = "ru"
     EN = "en"
+
+
+class ProtectedGround(enum.StrEnum):
+    """A ground on which the law forbids discrimination (KZ-AI 6); what disparity monitoring
+    counts outcomes by. The app puts a subject into coarse groups per ground it monitors."""
+
+    ORIGIN = "origin"
+    SOCIAL_STATUS = "social-status"
+    PROPERTY_STATUS = "property-status"
+    POSITION = "position"
+    SEX = "sex"
+    RACE = "race"
+    NATIONALITY = "nationality"
+    LANGUAGE = "language"
+    RELIGION = "religion"
+    BELIEFS = "beliefs"
+    RESIDENCE = "residence"
+    AGE_BAND = "age-band"
+    DISABILITY = "disability"
+
+
+class DisparityAction(enum.StrEnum):
+    """What the guard does when a policy's outcomes cross its disparity thresholds."""
+
+    ALERT = "alert"
+    """An audit record and a metric only."""
+    SUSPEND = "suspend"
+    """Also throw the policy's kill switch: its decisions stop until an operator resumes it."""

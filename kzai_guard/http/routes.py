@@ -1,21 +1,25 @@
 """The person's own routes, served by the middleware under the guard's prefix.
 
 - ``GET {prefix}/{decision_id}/explanation[?lang=kk|ru|en]``: the explanation of a decision
-  (KZ-AI 16(1)(4)), to the person it is about only.
+  (KZ-AI 16(1)(4)), to the person it is about only, with ``human_overrides``: a human's
+  corrections or cancellations of it.
 - ``GET {prefix}/{decision_id}/receipt``: the decision's receipt, a C2SP ``tlog-proof`` that
   the person can check offline with the log's public key (and the witnesses'), when the guard
   writes a signed file log; ``receipt-pending`` (503) until a checkpoint covers the decision.
 - ``GET {prefix}/reviews/{review_id}``: where a review ticket stands (``overdue`` once its
-  deadline has passed unanswered), to its person only.
+  deadline has passed unanswered), to its person only; once decided, its ``outcome`` and the
+  reviewer's ``outcome_reason``.
 - ``POST {prefix}/objections`` (``{"policy": "..."}`` optional): object to automated decisions.
 - ``DELETE {prefix}/objections[?policy=...]``: withdraw that objection.
 
 The person is found with the guard's person resolver (by default its subject resolver);
-someone else's decision answers 404, so that nobody learns which decision ids exist.
+someone else's decision answers 404, so that nobody learns which decision ids exist. While the
+store cannot be read or written, every route answers 503 ``facts-unavailable``.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -29,7 +33,7 @@ from kzai_guard.core.explanation import localise, with_defaults
 from kzai_guard.core.problems import ProblemType
 from kzai_guard.core.review import is_overdue
 from kzai_guard.core.subject import check_subject
-from kzai_guard.errors import AuditLogError, UnknownRecord
+from kzai_guard.errors import AuditLogError, StoreError, UnknownRecord
 from kzai_guard.http.problem import PROBLEM_CONTENT_TYPE, as_sentence, problem_body
 from kzai_guard.subjects import UnusableSubject
 
@@ -44,6 +48,7 @@ _MAX_BODY = 4096
 _OBJECTION_FIELDS = frozenset({"policy"})
 _JSON = b"application/json"
 _TLOG_PROOF = b"text/plain; charset=utf-8"
+_log = logging.getLogger("kzai_guard")
 
 
 class PersonRoutes:
@@ -60,16 +65,25 @@ class PersonRoutes:
         if isinstance(subject, tuple):
             await self._problem(send, *subject)
             return
-        if len(parts) == 2 and parts[1] == "explanation" and method == "GET":
-            await self._explanation(scope, send, subject, parts[0])
-        elif len(parts) == 2 and parts[1] == "receipt" and method == "GET":
-            await self._receipt(send, subject, parts[0])
-        elif len(parts) == 2 and parts[0] == "reviews" and method == "GET":
-            await self._review(send, subject, parts[1])
-        elif parts == ["objections"] and method in ("POST", "DELETE"):
-            await self._objection(scope, receive, send, subject)
-        else:
-            await self._problem(send, problems.NOT_FOUND, "There is nothing at this address.")
+        try:
+            if len(parts) == 2 and parts[1] == "explanation" and method == "GET":
+                await self._explanation(scope, send, subject, parts[0])
+            elif len(parts) == 2 and parts[1] == "receipt" and method == "GET":
+                await self._receipt(send, subject, parts[0])
+            elif len(parts) == 2 and parts[0] == "reviews" and method == "GET":
+                await self._review(send, subject, parts[1])
+            elif parts == ["objections"] and method in ("POST", "DELETE"):
+                await self._objection(scope, receive, send, subject)
+            else:
+                await self._problem(send, problems.NOT_FOUND, "There is nothing at this address.")
+        except StoreError:
+            # Every handler answers only after its store call, so nothing was sent yet.
+            _log.warning("kzai_guard: a person's request failed on the store", exc_info=True)
+            await self._problem(
+                send,
+                problems.FACTS_UNAVAILABLE,
+                "The person's records cannot be read or written just now; try again in a moment.",
+            )
 
     def _subject(self, scope: Scope) -> str | tuple[ProblemType, str]:
         try:
@@ -97,6 +111,10 @@ class PersonRoutes:
         )
         body["decision_id"] = stored.decision_id
         body["policy"] = stored.policy
+        overrides = await anyio.to_thread.run_sync(self.guard.store.overrides_of, decision_id)
+        body["human_overrides"] = [
+            {"action": o.action.value, "note": o.note, "at": o.at.isoformat()} for o in overrides
+        ]
         await self._json(send, 200, body)
 
     async def _receipt(self, send: Send, subject: str, decision_id: str) -> None:
@@ -143,6 +161,7 @@ class PersonRoutes:
                 "deadline": ticket.deadline.isoformat(),
                 "overdue": is_overdue(ticket, self.guard.now()),
                 "outcome": ticket.outcome.value if ticket.outcome else None,
+                "outcome_reason": ticket.note,
                 "completed_at": ticket.completed_at.isoformat() if ticket.completed_at else None,
             },
         )
@@ -250,8 +269,8 @@ class _Disconnected(Exception):
     """The client went away before the request body was complete."""
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The request body, or ``None`` when it is larger than :data:`_MAX_BODY`."""
+async def _read_body(receive: Receive, limit: int = _MAX_BODY) -> bytes | None:
+    """The request body, or ``None`` when it is larger than ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -260,7 +279,7 @@ async def _read_body(receive: Receive) -> bytes | None:
             raise _Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > _MAX_BODY:
+        if size > limit:
             return None
         chunks.append(chunk)
         if not message.get("more_body", False):

@@ -68,7 +68,9 @@ class SiemEvent:
     """One verified audit log entry, ready to encode.
 
     ``uid`` (``"<record id>:<seq>"``) is stable across re-sends: a receiver that keeps the ids
-    it has seen removes the duplicates at-least-once delivery can produce.
+    it has seen removes the duplicates at-least-once delivery can produce. ``verified`` is
+    false when the entry was read without public keys (``--unverified``): only its hash chain
+    was checked, which anyone able to write the log can redo; every format then says so.
 
     >>> from kzai_guard.audit.record import AuditRecord, EventKind
     >>> SiemEvent(AuditRecord(id="r1", time=0, kind=EventKind.DECISION), 7, "ab").uid
@@ -78,6 +80,7 @@ class SiemEvent:
     record: AuditRecord
     seq: int
     line_hash: str
+    verified: bool = True
 
     @property
     def uid(self) -> str:
@@ -85,9 +88,9 @@ class SiemEvent:
         return f"{self.record.id}:{self.seq}"
 
     @classmethod
-    def from_entry(cls, entry: _LogEntry) -> SiemEvent:
+    def from_entry(cls, entry: _LogEntry, *, verified: bool = True) -> SiemEvent:
         """The event for one entry of :func:`kzai_guard.audit.reader.read_verified`."""
-        return cls(entry.record, entry.seq, entry.line_hash)
+        return cls(entry.record, entry.seq, entry.line_hash, verified)
 
 
 _VERDICT_LEVEL: dict[str, Level] = {
@@ -109,7 +112,18 @@ _KIND_TABLE: dict[EventKind, Classification] = {
     EventKind.DECISION_WITHHELD: Classification(
         Level.HIGH, Outcome.FAILURE, "AI decision result withheld"
     ),
+    EventKind.DECISION_FAILED: Classification(
+        Level.WARNING, Outcome.FAILURE, "AI decision function failed"
+    ),
     EventKind.REVIEW_OPENED: Classification(Level.NOTICE, Outcome.SUCCESS, "Human review opened"),
+    EventKind.REVIEW_CLAIMED: Classification(Level.INFO, Outcome.SUCCESS, "Human review claimed"),
+    EventKind.REVIEW_RELEASED: Classification(Level.INFO, Outcome.SUCCESS, "Human review released"),
+    EventKind.REVIEW_ESCALATED: Classification(
+        Level.NOTICE, Outcome.SUCCESS, "Human review escalated"
+    ),
+    EventKind.REVIEW_CASE_VIEWED: Classification(
+        Level.INFO, Outcome.SUCCESS, "Human review case viewed"
+    ),
     EventKind.DECISION_OVERRIDDEN: Classification(
         Level.WARNING, Outcome.SUCCESS, "AI decision overridden by a human"
     ),
@@ -129,6 +143,9 @@ _KIND_TABLE: dict[EventKind, Classification] = {
     ),
     EventKind.SWITCH_RESUMED: Classification(
         Level.NOTICE, Outcome.SUCCESS, "Decision type resumed"
+    ),
+    EventKind.DISPARITY_DETECTED: Classification(
+        Level.HIGH, Outcome.FAILURE, "Disparity in AI decision outcomes detected"
     ),
 }
 

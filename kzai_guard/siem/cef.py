@@ -10,7 +10,9 @@ event kind, the name a fixed title (never record data), the severity 3/5/7/9 fro
 - any other unsafe character (see :mod:`kzai_guard.siem._text`) becomes U+FFFD;
 - empty strings are left out, like ``None``.
 
-The extension always ends with ``cn1=<seq>``, so a line never ends in record data.
+The log's origin (:attr:`EncoderSettings.origin <kzai_guard.siem.EncoderSettings.origin>`), when
+set, is ``kzaiOrigin``, just before ``kzaiLineHash``. The extension always ends with
+``cn1=<seq>``, so a line never ends in record data.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from operator import attrgetter
 from kzai_guard.audit.record import EventKind
 from kzai_guard.siem._event import Level, SiemEvent, classify, classify_kind
 from kzai_guard.siem._text import REPLACEMENT, UNSAFE
+from kzai_guard.siem.formats import SettingsEncoder
 from kzai_guard.siem.settings import EncoderSettings
 
 __all__ = ["CEF_SEVERITY", "CefEncoder", "escape_extension", "escape_header"]
@@ -50,23 +53,24 @@ _FIELDS: tuple[tuple[str, str, str | None], ...] = (
 )
 
 
-class CefEncoder:
+class CefEncoder(SettingsEncoder):
     """Renders events as CEF lines; pure, built once per settings.
 
     >>> from kzai_guard.audit.record import AuditRecord, EventKind
-    >>> enc = CefEncoder(EncoderSettings(hostname="h", product_version="1"))
+    >>> enc = CefEncoder(EncoderSettings(hostname="h", product_version="1", origin="o.kz/a"))
     >>> rec = AuditRecord(id="r1", time=1_700_000_000_000_000, kind=EventKind.DECISION,
     ...                   verdict="block", reason="no=consent")
     >>> enc.render(SiemEvent(rec, 1, "ab"))  # doctest: +NORMALIZE_WHITESPACE
     'CEF:0|kzai|kzai-guard|1|decision|AI decision blocked|7|rt=1700000000000 externalId=r1:1
     cat=decision outcome=failure dvchost=h act=block reason=no\\\\=consent kzaiRecordId=r1
-    kzaiLineHash=ab cn1Label=seq cn1=1'
+    kzaiOrigin=o.kz/a kzaiLineHash=ab cn1Label=seq cn1=1'
     """
 
     format = "cef"
     media_type = "text/plain"
 
     def __init__(self, settings: EncoderSettings) -> None:
+        super().__init__(settings)
         names = (settings.vendor, settings.product, settings.product_version)
         self._prefix = "CEF:0|" + "".join(escape_header(name) + "|" for name in names)
         self._dvchost = " dvchost=" + escape_extension(settings.hostname)
@@ -79,6 +83,10 @@ class CefEncoder:
             for _, key, label in _FIELDS
         )
         self._values = attrgetter(*(name for name, _, _ in _FIELDS))
+        origin = settings.origin
+        self._line_hash_key = (
+            " kzaiLineHash=" if origin is None else f" kzaiOrigin={_value(origin)} kzaiLineHash="
+        )
 
     def _header(self, kind: EventKind, verdict: str | None) -> str:
         c = classify_kind(kind, verdict)
@@ -110,8 +118,10 @@ class CefEncoder:
         if record.latency_us is not None:
             append(" cn2Label=latencyUs cn2=")
             append(str(record.latency_us))
-        append(" kzaiLineHash=")
+        append(self._line_hash_key)
         append(_value(event.line_hash) or REPLACEMENT)
+        if not event.verified:
+            append(" kzaiUnverified=true")
         append(" cn1Label=seq cn1=")
         append(str(event.seq))
         return "".join(parts)

@@ -49,6 +49,15 @@ class Destination(Protocol):
         """Release connections and files."""
         ...
 
+    def for_log(self, origin: str | None) -> Destination:
+        """This destination with every event carrying the origin of the log it ships.
+
+        The :class:`~kzai_guard.siem.Shipper` calls it with the log's origin before shipping;
+        raises :class:`~kzai_guard.errors.ConfigurationError` if the destination was made for
+        another origin.
+        """
+        ...
+
 
 class EncodedDestination:
     """Encodes each event with ``encoder`` and sends the batch with ``transport``."""
@@ -65,6 +74,11 @@ class EncodedDestination:
     def close(self) -> None:
         """Close the transport."""
         self.transport.close()
+
+    def for_log(self, origin: str | None) -> EncodedDestination:
+        """The same transport with the encoder built for the log named ``origin``."""
+        encoder = self.encoder.for_log(origin)
+        return self if encoder is self.encoder else EncodedDestination(encoder, self.transport)
 
 
 def open_destination(

@@ -3,10 +3,12 @@
 A decision becomes ``event.kind: "event"``, ``event.category: ["api"]`` and ``event.type``
 ``["allowed"]`` (verdict ``allow``), ``["denied"]`` (``block``, or a withheld result) or
 ``["info"]`` (``route``); consent, objection and review records are ``creation``/``deletion``/
-``change``. ``event.action`` is the event kind, ``event.reason`` the record's reason, the policy
-is ``rule.name`` (digest in ``rule.version``, profile in ``rule.ruleset``, purpose in
-``rule.category``), ``trace.id`` the trace id. Everything else is kept, exactly, under the custom
-``kzai`` field set. JSON escaping makes every value round-trip; nothing is sanitised.
+``change`` (a reviewer's look at a case ``access``). ``event.action`` is the event kind,
+``event.reason`` the record's reason, the policy is ``rule.name`` (digest in ``rule.version``,
+profile in ``rule.ruleset``, purpose in ``rule.category``), ``trace.id`` the trace id. Everything
+else is kept, exactly, under the custom ``kzai`` field set, with the log's origin (when set) as
+``kzai.origin``: ECS's nearest field, ``event.provider``, names the software or subsystem that
+produced an event, not a log. JSON escaping makes every value round-trip; nothing is sanitised.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from kzai_guard.audit.record import EventKind
 from kzai_guard.siem._event import Level, SiemEvent, classify
 from kzai_guard.siem._text import rfc3339
 from kzai_guard.siem.cef import CEF_SEVERITY
+from kzai_guard.siem.formats import SettingsEncoder
 from kzai_guard.siem.settings import EncoderSettings
 
 __all__ = ["ECS_LOG_LEVEL", "ECS_VERSION", "EcsEncoder"]
@@ -41,10 +44,16 @@ _KIND_TYPE: dict[EventKind, str] = {
     EventKind.OBJECTION_RECORDED: "creation",
     EventKind.OBJECTION_WITHDRAWN: "deletion",
     EventKind.REVIEW_OPENED: "creation",
+    EventKind.REVIEW_CLAIMED: "change",
+    EventKind.REVIEW_RELEASED: "change",
+    EventKind.REVIEW_ESCALATED: "change",
+    EventKind.REVIEW_CASE_VIEWED: "access",
     EventKind.DECISION_OVERRIDDEN: "change",
     EventKind.SWITCH_SUSPENDED: "change",
     EventKind.SWITCH_RESUMED: "change",
+    EventKind.DISPARITY_DETECTED: "info",
     EventKind.DECISION_WITHHELD: "denied",
+    EventKind.DECISION_FAILED: "info",
 }
 _VERDICT_TYPE = {"allow": "allowed", "block": "denied", "route": "info"}
 _KZAI_FIELDS = (
@@ -67,7 +76,7 @@ _KZAI_FIELDS = (
 )
 
 
-class EcsEncoder:
+class EcsEncoder(SettingsEncoder):
     """Renders events as ECS JSON documents; pure, built once per settings.
 
     >>> from kzai_guard.audit.record import AuditRecord, EventKind
@@ -81,6 +90,8 @@ class EcsEncoder:
     media_type = "application/x-ndjson"
 
     def __init__(self, settings: EncoderSettings) -> None:
+        super().__init__(settings)
+        self._origin = settings.origin
         self._ecs = {"version": ECS_VERSION}
         self._service = {"name": settings.product, "version": settings.product_version}
         self._host = {"name": settings.hostname}
@@ -136,6 +147,10 @@ class EcsEncoder:
         if user:
             doc["user"] = user
         kzai: dict[str, Any] = {"seq": event.seq}
+        if not event.verified:
+            kzai["unverified"] = True
+        if self._origin is not None:
+            kzai["origin"] = self._origin
         for name in _KZAI_FIELDS:
             value = getattr(record, name)
             if value is not None:

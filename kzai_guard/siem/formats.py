@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, Self
 
 from kzai_guard.errors import ConfigurationError
 from kzai_guard.siem._event import SiemEvent
 from kzai_guard.siem.settings import EncoderSettings
 
-__all__ = ["FORMATS", "Encoder", "make_encoder"]
+__all__ = ["FORMATS", "Encoder", "SettingsEncoder", "make_encoder"]
 
 FORMATS: tuple[str, ...] = ("cef", "leef", "syslog", "ocsf", "ecs", "hec", "jsonl")
 """The names :func:`make_encoder` accepts."""
@@ -23,6 +23,30 @@ class Encoder(Protocol):
     def encode(self, event: SiemEvent) -> bytes:
         """The message for ``event``."""
         ...
+
+    def for_log(self, origin: str | None) -> Encoder:
+        """This encoder for events of the log named ``origin`` (see
+        :meth:`EncoderSettings.for_log`); raises
+        :class:`~kzai_guard.errors.ConfigurationError` if it was built for another origin."""
+        ...
+
+
+class SettingsEncoder:
+    """What the built-in encoders share: they are built once from their :attr:`settings`."""
+
+    format: str
+    media_type: str
+
+    def __init__(self, settings: EncoderSettings) -> None:
+        self.settings = settings
+        """The settings the encoder was built for."""
+
+    def for_log(self, origin: str | None) -> Self:
+        """The same encoder built for the log named ``origin``; itself if it already is."""
+        settings = self.settings.for_log(origin)
+        if settings.origin == self.settings.origin:
+            return self
+        return type(self)(settings)
 
 
 def make_encoder(name: str, settings: EncoderSettings | None = None) -> Encoder:

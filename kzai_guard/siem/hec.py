@@ -5,7 +5,8 @@ Each event is one object ``{"time", "host", "source", "sourcetype", "index", "ev
 separated by a line feed. ``time`` is the record time in seconds (microseconds as the fraction);
 ``event`` is the JSON Lines document (:func:`kzai_guard.siem.jsonl.event_document`); ``fields``
 are index-time fields, strings only: ``uid``, ``kind``, ``level``, ``outcome`` and, when set,
-``verdict`` and ``policy``. ``index`` is left out unless configured.
+``verdict``, ``policy`` and ``origin`` (the log's origin, also in ``event``). ``index`` is left
+out unless configured.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from typing import Any
 import orjson
 
 from kzai_guard.siem._event import SiemEvent, classify
+from kzai_guard.siem.formats import SettingsEncoder
 from kzai_guard.siem.jsonl import LEVEL_NAMES, event_document
 from kzai_guard.siem.settings import EncoderSettings
 
 __all__ = ["HecEncoder"]
 
 
-class HecEncoder:
+class HecEncoder(SettingsEncoder):
     """Renders events as Splunk HEC event objects; pure, built once per settings.
 
     >>> from kzai_guard.audit.record import AuditRecord, EventKind
@@ -35,6 +37,8 @@ class HecEncoder:
     media_type = "application/json"
 
     def __init__(self, settings: EncoderSettings) -> None:
+        super().__init__(settings)
+        self._origin = settings.origin
         self._base: dict[str, Any] = {
             "host": settings.hostname,
             "source": settings.hec_source,
@@ -53,12 +57,17 @@ class HecEncoder:
             "level": LEVEL_NAMES[c.level],
             "outcome": c.outcome.value,
         }
+        if not event.verified:
+            fields["unverified"] = "true"
         if record.verdict is not None:
             fields["verdict"] = record.verdict
         if record.policy is not None:
             fields["policy"] = record.policy
+        origin = self._origin
+        if origin is not None:
+            fields["origin"] = origin
         obj = {"time": record.time / 1_000_000, **self._base}
-        obj["event"] = event_document(event)
+        obj["event"] = event_document(event, origin)
         obj["fields"] = fields
         return obj
 

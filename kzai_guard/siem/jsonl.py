@@ -1,9 +1,11 @@
 """JSON Lines: one JSON object per line, the record exactly as it is in the log.
 
-``{"uid", "seq", "line_hash", "level", "outcome", "record": {...}}`` where ``record`` is
-:meth:`~kzai_guard.audit.record.AuditRecord.as_dict` (``None`` fields left out). JSON escapes
-every control character (line feed included) inside strings, so a value round-trips exactly and
-can never end the line; no sanitising is needed.
+``{"uid", "seq", "line_hash", "level", "outcome", "record": {...}, "origin"}`` (and
+``"unverified": true`` before ``origin`` for an event read without public keys) where
+``record`` is :meth:`~kzai_guard.audit.record.AuditRecord.as_dict` (``None`` fields left out)
+and ``origin`` the log's origin (left out when not set). JSON escapes every control character
+(line feed included) inside strings, so a value round-trips exactly and can never end the line;
+no sanitising is needed.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import orjson
 
 from kzai_guard.audit.record import AuditRecord
 from kzai_guard.siem._event import Level, SiemEvent, classify
+from kzai_guard.siem.formats import SettingsEncoder
 from kzai_guard.siem.settings import EncoderSettings
 
 __all__ = ["LEVEL_NAMES", "JsonLinesEncoder", "event_document", "record_dict"]
 
 
-class JsonLinesEncoder:
+class JsonLinesEncoder(SettingsEncoder):
     """Renders events as JSON objects, one per line; pure.
 
     >>> from kzai_guard.audit.record import AuditRecord, EventKind
@@ -34,18 +37,23 @@ class JsonLinesEncoder:
     media_type = "application/x-ndjson"
 
     def __init__(self, settings: EncoderSettings | None = None) -> None:
+        super().__init__(settings or EncoderSettings())
         self._dumps = orjson.dumps
+        self._origin = self.settings.origin
 
     def encode(self, event: SiemEvent) -> bytes:
         """One JSON object as UTF-8 bytes, without a line terminator."""
-        return self._dumps(event_document(event))
+        return self._dumps(event_document(event, self._origin))
 
 
-def event_document(event: SiemEvent) -> dict[str, Any]:
-    """The event as a JSON-ready dict (the JSON Lines object and the Splunk HEC ``event``)."""
+def event_document(event: SiemEvent, origin: str | None = None) -> dict[str, Any]:
+    """The event as a JSON-ready dict (the JSON Lines object and the Splunk HEC ``event``).
+
+    ``origin``, the log's origin, is the last key when given.
+    """
     record = event.record
     c = classify(record)
-    return {
+    doc = {
         "uid": event.uid,
         "seq": event.seq,
         "line_hash": event.line_hash,
@@ -53,6 +61,11 @@ def event_document(event: SiemEvent) -> dict[str, Any]:
         "outcome": c.outcome.value,
         "record": record_dict(record),
     }
+    if not event.verified:
+        doc["unverified"] = True
+    if origin is not None:
+        doc["origin"] = origin
+    return doc
 
 
 def record_dict(record: AuditRecord) -> dict[str, Any]:

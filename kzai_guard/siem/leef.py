@@ -12,7 +12,9 @@ header). LEEF defines no escaping, so values are sanitised instead:
 
 Predefined attributes are used only with their LEEF meaning (``devTime`` with
 ``devTimeFormat``, ``cat``, ``sev``, ``usrName``, ``policy``); every other attribute is
-prefixed ``kzai``. The attributes always end with ``kzaiSeq=<seq>``.
+prefixed ``kzai``. The log's origin, when set, is ``kzaiOrigin``, just before
+``kzaiLineHash``; since LEEF cannot escape, an origin that contains the attribute delimiter is
+refused when the encoder is built. The attributes always end with ``kzaiSeq=<seq>``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from __future__ import annotations
 from operator import attrgetter
 
 from kzai_guard.audit.record import EventKind
+from kzai_guard.errors import ConfigurationError
 from kzai_guard.siem._event import Level, SiemEvent, classify, classify_kind
 from kzai_guard.siem._text import REPLACEMENT, UNSAFE, rfc3339
+from kzai_guard.siem.formats import SettingsEncoder
 from kzai_guard.siem.settings import EncoderSettings
 
 __all__ = ["LEEF_SEVERITY", "LEEF_TIME_FORMAT", "LeefEncoder", "sanitise_value"]
@@ -55,7 +59,7 @@ _FIELDS: tuple[tuple[str, str], ...] = (
 )
 
 
-class LeefEncoder:
+class LeefEncoder(SettingsEncoder):
     """Renders events as LEEF 2.0 lines; pure, built once per settings.
 
     >>> from kzai_guard.audit.record import AuditRecord, EventKind
@@ -70,6 +74,7 @@ class LeefEncoder:
     media_type = "text/plain"
 
     def __init__(self, settings: EncoderSettings) -> None:
+        super().__init__(settings)
         delimiter = settings.leef_delimiter
         self._delimiter = delimiter
         shown = delimiter if delimiter.isprintable() else f"x{ord(delimiter):02X}"
@@ -86,6 +91,16 @@ class LeefEncoder:
                 )
         self._keys = tuple(f"{delimiter}{key}=" for _, key in _FIELDS)
         self._values = attrgetter(*(name for name, _ in _FIELDS))
+        self._line_hash_key = f"{delimiter}kzaiLineHash="
+        if settings.origin is not None:
+            if delimiter in settings.origin:
+                raise ConfigurationError(
+                    f"the log origin {settings.origin!r} contains the LEEF attribute delimiter "
+                    f"{delimiter!r}, which LEEF cannot escape; choose another leef_delimiter "
+                    "(--leef-delimiter), such as the default tab"
+                )
+            origin = sanitise_value(settings.origin, delimiter)
+            self._line_hash_key = f"{delimiter}kzaiOrigin={origin}{self._line_hash_key}"
 
     def render(self, event: SiemEvent) -> str:
         """One LEEF line, without a line terminator."""
@@ -121,8 +136,10 @@ class LeefEncoder:
                 append(value_of(value))
         if record.latency_us is not None:
             append(f"{d}kzaiLatencyUs={record.latency_us}")
-        append(f"{d}kzaiLineHash=")
+        append(self._line_hash_key)
         append(value_of(event.line_hash) or REPLACEMENT)
+        if not event.verified:
+            append(f"{d}kzaiUnverified=true")
         append(f"{d}kzaiSeq={event.seq}")
         return "".join(parts)
 

@@ -1,14 +1,16 @@
 """OCSF API Activity events (class 6003, category 6 Application Activity).
 
 ``type_uid = 600300 + activity_id``. Consents, objections and opened reviews are *Create* (1);
-their withdrawals *Delete* (4); completed reviews, overrides and kill-switch changes *Update*
-(3); decisions *Other* (99, ``activity_name`` "Decision"). The verdict is the decision of
-``actor.authorizations[0]`` (``allowed``, ``denied``, ``routed``, or the verdict as written)
-under the policy (``policy.name``, digest as ``policy.uid``). ``status_id`` is 1 Success, 2
-Failure, 99 Other for a decision routed to a human and 0 Unknown otherwise. ``severity_id`` is
-1 Informational, 2 Low, 3 Medium, 4 High. The data subject's pseudonym is a resource
-(``type: "data_subject"``); every other field is kept in ``unmapped``. JSON escaping makes every
-value round-trip; nothing is sanitised.
+their withdrawals *Delete* (4); completed, claimed, released and escalated reviews, overrides and
+kill-switch changes *Update* (3); a reviewer's look at a case *Read* (2); decisions *Other* (99,
+``activity_name`` "Decision"). The verdict is the decision of ``actor.authorizations[0]``
+(``allowed``, ``denied``, ``routed``, or the verdict as written) under the policy (``policy.name``,
+digest as ``policy.uid``). ``status_id`` is 1 Success, 2 Failure, 99 Other for a decision routed to
+a human and 0 Unknown otherwise. ``severity_id`` is 1 Informational, 2 Low, 3 Medium, 4 High. The
+data subject's pseudonym is a resource (``type: "data_subject"``). The log's origin, when set, is
+``metadata.log_provider`` (OCSF: "the logging provider or logging service that logged the event");
+every other field is kept in ``unmapped``. JSON escaping makes every value round-trip; nothing is
+sanitised.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import orjson
 
 from kzai_guard.audit.record import EventKind
 from kzai_guard.siem._event import Level, Outcome, SiemEvent, classify
+from kzai_guard.siem.formats import SettingsEncoder
 from kzai_guard.siem.settings import EncoderSettings
 
 __all__ = ["API_ACTIVITY_CLASS_UID", "OCSF_SEVERITY", "OcsfEncoder"]
@@ -37,8 +40,13 @@ OCSF_SEVERITY: dict[Level, tuple[int, str]] = {
 _ACTIVITY: dict[EventKind, tuple[int, str]] = {
     EventKind.DECISION: (99, "Decision"),
     EventKind.DECISION_WITHHELD: (99, "Decision"),
+    EventKind.DECISION_FAILED: (99, "Decision"),
     EventKind.REVIEW_OPENED: (1, "Create"),
     EventKind.REVIEW_COMPLETED: (3, "Update"),
+    EventKind.REVIEW_CLAIMED: (3, "Update"),
+    EventKind.REVIEW_RELEASED: (3, "Update"),
+    EventKind.REVIEW_ESCALATED: (3, "Update"),
+    EventKind.REVIEW_CASE_VIEWED: (2, "Read"),
     EventKind.DECISION_OVERRIDDEN: (3, "Update"),
     EventKind.CONSENT_GRANTED: (1, "Create"),
     EventKind.CONSENT_WITHDRAWN: (4, "Delete"),
@@ -47,6 +55,7 @@ _ACTIVITY: dict[EventKind, tuple[int, str]] = {
     EventKind.OBJECTION_WITHDRAWN: (4, "Delete"),
     EventKind.SWITCH_SUSPENDED: (3, "Update"),
     EventKind.SWITCH_RESUMED: (3, "Update"),
+    EventKind.DISPARITY_DETECTED: (99, "Other"),
 }
 _DECISION = {"allow": "allowed", "block": "denied", "route": "routed"}
 _STATUS: dict[Outcome, tuple[int, str]] = {
@@ -72,7 +81,7 @@ _UNMAPPED = (
 )
 
 
-class OcsfEncoder:
+class OcsfEncoder(SettingsEncoder):
     """Renders events as OCSF API Activity JSON objects; pure, built once per settings.
 
     >>> from kzai_guard.audit.record import AuditRecord, EventKind
@@ -86,6 +95,8 @@ class OcsfEncoder:
     media_type = "application/x-ndjson"
 
     def __init__(self, settings: EncoderSettings) -> None:
+        super().__init__(settings)
+        self._origin = settings.origin
         self._product = {
             "name": settings.product,
             "vendor_name": settings.vendor,
@@ -121,6 +132,8 @@ class OcsfEncoder:
             "log_name": "kzai_guard.audit",
             "product": self._product,
         }
+        if self._origin is not None:
+            metadata["log_provider"] = self._origin
         actor: dict[str, Any] = {"app_name": self._app_name}
         if record.verdict is not None or record.policy is not None:
             authorization: dict[str, Any] = {}
@@ -165,6 +178,8 @@ class OcsfEncoder:
             metadata["correlation_uid"] = record.trace_id
             metadata["profiles"] = ["trace"]
         unmapped: dict[str, Any] = {"line_hash": event.line_hash}
+        if not event.verified:
+            unmapped["unverified"] = True
         for name in _UNMAPPED:
             value = getattr(record, name)
             if value is not None:

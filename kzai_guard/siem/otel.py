@@ -3,7 +3,8 @@
 Each event becomes one log record: ``event_name`` ``kzai_guard.<kind>``, the fixed title as the
 body, the record time as the timestamp, the level as ``severity_number`` (INFO 9, NOTICE 10,
 WARNING 13, HIGH 17) and the event's fields as attributes under ``kzai.`` (``kzai.uid``,
-``kzai.seq``, ``kzai.line_hash``, ``kzai.outcome`` and every record field that is set).
+``kzai.seq``, ``kzai.line_hash``, ``kzai.origin`` when the log's origin is set, ``kzai.outcome``
+and every record field that is set).
 
 The library depends on the API only. Without an SDK (or with a provider that drops the level)
 :meth:`OtelDestination.deliver` asks ``logger.enabled()`` first and builds nothing, so it
@@ -13,12 +14,13 @@ costs next to nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 from opentelemetry._logs import Logger, LoggerProvider, SeverityNumber, get_logger
 
 from kzai_guard.audit.record import AuditRecord
 from kzai_guard.siem._event import Level, SiemEvent, classify
+from kzai_guard.siem.settings import check_origin, origin_of_log
 
 __all__ = ["OTEL_SEVERITY", "OtelDestination"]
 
@@ -37,12 +39,18 @@ class OtelDestination:
     """Emits events as OpenTelemetry log records (a shipper destination).
 
     ``logger_provider`` defaults to the global provider; ``logger`` may be injected instead.
+    ``origin`` is the log's origin, written as ``kzai.origin``; the
+    :class:`~kzai_guard.siem.Shipper` sets it from the log it reads (:meth:`for_log`).
     """
 
     format = "otel"
 
     def __init__(
-        self, logger_provider: LoggerProvider | None = None, *, logger: Logger | None = None
+        self,
+        logger_provider: LoggerProvider | None = None,
+        *,
+        logger: Logger | None = None,
+        origin: str | None = None,
     ) -> None:
         from kzai_guard.siem.settings import _version
 
@@ -50,10 +58,23 @@ class OtelDestination:
             "kzai_guard.siem", _version(), logger_provider=logger_provider
         )
         self._names = tuple(zip(AuditRecord.__slots__, _FIELDS, strict=True))
+        self.origin = None if origin is None else check_origin(origin)
+        """The log's origin written into every record, or ``None``."""
+
+    def for_log(self, origin: str | None) -> Self:
+        """This destination for the log named ``origin``; itself if it already is.
+
+        Raises :class:`~kzai_guard.errors.ConfigurationError` if it was made for another origin.
+        """
+        origin = origin_of_log(self.origin, origin)
+        if origin == self.origin:
+            return self
+        return type(self)(logger=self._logger, origin=origin)
 
     def deliver(self, events: Sequence[SiemEvent]) -> None:
         """Emit one log record per event; a no-op without an SDK."""
         logger = self._logger
+        origin = self.origin
         for event in events:
             record = event.record
             c = classify(record)
@@ -67,6 +88,10 @@ class OtelDestination:
                 "kzai.line_hash": event.line_hash,
                 "kzai.outcome": c.outcome.value,
             }
+            if not event.verified:
+                attributes["kzai.unverified"] = True
+            if origin is not None:
+                attributes["kzai.origin"] = origin
             for field, key in self._names:
                 value = getattr(record, field)
                 if value is not None:

@@ -1,4 +1,4 @@
-"""How encoders name the product, the host and the private syslog namespace.
+"""How encoders name the product, the host, the log and the private syslog namespace.
 
 Settings are checked when they are made, so that a bad host name or SD-ID fails at start-up with
 a message naming the field, not on the first event.
@@ -12,7 +12,9 @@ from importlib import metadata
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["EXAMPLE_ENTERPRISE_NUMBER", "EncoderSettings"]
+from kzai_guard.errors import ConfigurationError
+
+__all__ = ["EXAMPLE_ENTERPRISE_NUMBER", "EncoderSettings", "check_origin", "origin_of_log"]
 
 EXAMPLE_ENTERPRISE_NUMBER = 32473
 """The IANA private enterprise number reserved for documentation (RFC 5612).
@@ -69,6 +71,14 @@ class EncoderSettings(BaseModel):
     """Splunk HEC ``index``; ``None`` leaves it to the token's default index."""
     ocsf_version: str = "1.5.0"
     """The OCSF schema version written into ``metadata.version``."""
+    origin: str | None = None
+    """The origin of the log the events come from: the first line of its checkpoints.
+
+    Written into every event (see :func:`check_origin` for what is accepted) so that a SIEM
+    can tell the logs of several services apart and remove duplicates by ``(origin, seq,
+    line_hash)``; ``None`` writes nothing. ``kzai-guard export``, ``kzai-guard ship`` and the
+    :class:`~kzai_guard.siem.Shipper` set it from the log they read (:meth:`for_log`).
+    """
 
     @field_validator("vendor", "product", "product_version", "hec_source", "hec_sourcetype")
     @classmethod
@@ -116,6 +126,11 @@ class EncoderSettings(BaseModel):
             raise ValueError("must be printable US-ASCII without spaces")
         return value
 
+    @field_validator("origin")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        return None if value is None else check_origin(value)
+
     @model_validator(mode="after")
     def _sd_id_length(self) -> EncoderSettings:
         if len(self.sd_id) > 32:
@@ -127,6 +142,18 @@ class EncoderSettings(BaseModel):
         """The private structured-data id, ``<sd_name>@<enterprise_number>``."""
         return f"{self.sd_name}@{self.enterprise_number}"
 
+    def for_log(self, origin: str | None) -> EncoderSettings:
+        """These settings with :attr:`origin` set to the origin of the log being read.
+
+        An origin given before must be the log's own: raises
+        :class:`~kzai_guard.errors.ConfigurationError` otherwise, so that events are never
+        labelled with another log's name.
+
+        >>> EncoderSettings(hostname="h").for_log("example.kz/audit").origin
+        'example.kz/audit'
+        """
+        return self.model_copy(update={"origin": origin_of_log(self.origin, origin)})
+
 
 def _header_field(value: str, limit: int, name: str) -> str:
     if not _PRINTUSASCII.fullmatch(value) or len(value) > limit:
@@ -134,3 +161,38 @@ def _header_field(value: str, limit: int, name: str) -> str:
             f"{name} must be 1-{limit} printable US-ASCII characters without spaces (RFC 5424)"
         )
     return value
+
+
+def check_origin(value: str) -> str:
+    """``value`` if it is a valid log origin for events.
+
+    An origin is one line of printable characters (``str.isprintable``: no control, format or
+    separator characters, so nothing a text format would have to replace, and no bidirectional
+    overrides) that is not blank. It is chosen by an operator but treated as untrusted: each
+    format escapes it like record data. Raises :class:`~kzai_guard.errors.ConfigurationError`
+    (a :class:`ValueError`) otherwise.
+
+    >>> check_origin("example.kz/audit")
+    'example.kz/audit'
+    """
+    if not value.strip() or not value.isprintable():
+        raise ConfigurationError(
+            "the log origin must be one line of printable characters (no control, format or "
+            f"separator characters), not {value!r}"
+        )
+    return value
+
+
+def origin_of_log(configured: str | None, of_log: str | None) -> str | None:
+    """The origin events carry: the log's, checked against one ``configured`` before.
+
+    Raises :class:`~kzai_guard.errors.ConfigurationError` when ``configured`` is set and is not
+    the log's origin.
+    """
+    if configured is not None and configured != of_log:
+        found = "has no origin" if of_log is None else f"has origin {of_log!r}"
+        raise ConfigurationError(
+            f"events were configured with origin {configured!r} but the log {found}; "
+            "leave the origin unset: it is taken from the log"
+        )
+    return None if of_log is None else check_origin(of_log)

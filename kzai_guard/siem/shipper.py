@@ -9,9 +9,14 @@ cursor only after the destination acknowledged the batch. So:
   for as long as it takes (a *permanent* failure, such as a rejected token, stops the shipper);
 - nothing is lost on a crash or restart: the cursor never runs ahead of an acknowledgement;
   a batch delivered just before a crash may be delivered again, and each event carries a
-  stable ``uid`` (``<record id>:<seq>``) for the receiver to drop the duplicate;
-- only verified records leave: at a chain break the records before it are shipped, then
-  :meth:`Shipper.run` raises :class:`~kzai_guard.audit.reader.ChainBroken` naming the seq.
+  stable ``uid`` (``<record id>:<seq>``) and the log's origin for the receiver to drop the
+  duplicate (the key across a fleet's logs is ``(origin, seq, line_hash)``);
+- only verified records leave: a record is shipped once a checkpoint signed by one of the
+  public keys covers it and matches the records read; at a break the records before the last
+  good checkpoint are shipped, the cursor stays there, and :meth:`Shipper.run` raises
+  :class:`~kzai_guard.audit.reader.ChainBroken` naming the seq. Without public keys the
+  shipper refuses to start unless ``unverified=True``, and then every event is marked
+  unverified.
 
 Run it in the foreground (:meth:`Shipper.run`, as ``kzai-guard ship`` does) or as a background
 thread inside a service (:meth:`Shipper.start` / :meth:`Shipper.stop`).
@@ -29,6 +34,8 @@ from pathlib import Path
 
 from kzai_guard.audit.keys import Keyring, PublicKey
 from kzai_guard.audit.reader import follow, read_verified
+from kzai_guard.audit.segments import read_origin
+from kzai_guard.errors import ConfigurationError
 from kzai_guard.siem._event import SiemEvent
 from kzai_guard.siem.cursor import CursorError, CursorFile, Position
 from kzai_guard.siem.destination import Destination
@@ -67,13 +74,19 @@ class _Failure:
 class Shipper:
     """Ships the audit log in ``directory`` to ``destination``, from the cursor on.
 
-    ``cursor`` is the cursor file path (or a :class:`~kzai_guard.siem.CursorFile`). A batch is
+    ``cursor`` is the cursor file path (or a :class:`~kzai_guard.siem.CursorFile`).
+    ``public_keys`` are the log's checkpoint keys; without them ``unverified=True`` is
+    required (else :class:`~kzai_guard.errors.ConfigurationError`). A batch is
     sent when it holds ``batch_size`` events or ``linger`` seconds after its first event.
     ``follow=False`` ships what the log holds and returns (``kzai-guard ship --once``).
     On :meth:`stop` the batch in flight is finished (retried for at most ``shutdown_grace``
     seconds, after which it stays unacknowledged and is sent again on the next start) and the
     cursor saved. ``on_progress`` is called from the shipping thread after every batch and
     every failed attempt; an exception it raises is logged and otherwise ignored.
+
+    Every event carries the log's origin: the shipper reads it from the log (when it is made,
+    and again when shipping starts) and hands it to ``destination.for_log``, which raises
+    :class:`~kzai_guard.errors.ConfigurationError` if the destination was built for another.
 
     Example, inside a service::
 
@@ -91,6 +104,7 @@ class Shipper:
         *,
         cursor: str | Path | CursorFile,
         public_keys: Iterable[str | Path | PublicKey] | Keyring | None = None,
+        unverified: bool = False,
         batch_size: int = 500,
         linger: float = 0.2,
         backoff: Backoff | None = None,
@@ -101,6 +115,13 @@ class Shipper:
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if public_keys is None and not unverified:
+            raise ConfigurationError(
+                "Shipper needs public_keys (the log's checkpoint keys) so that only records "
+                "under a verified signed checkpoint leave; pass unverified=True to ship "
+                "chain-checked records marked unverified"
+            )
+        self._verified = public_keys is not None
         self.directory = Path(directory)
         self.destination = destination
         self.cursor = cursor if isinstance(cursor, CursorFile) else CursorFile(cursor)
@@ -118,6 +139,11 @@ class Shipper:
         self._shipped = 0
         self.error: BaseException | None = None
         """The exception that ended a background shipper (see :meth:`start`), else ``None``."""
+        self.origin: str | None = None
+        """The origin of the log, which every event carries (``None``: the log has none)."""
+        origin = read_origin(self.directory)
+        if origin is not None:  # a log not made yet is named when shipping starts
+            self._name_events(origin)
 
     @property
     def shipped_seq(self) -> int | None:
@@ -154,11 +180,13 @@ class Shipper:
 
         Raises :class:`~kzai_guard.audit.reader.ChainBroken` at a chain break (after shipping
         every record before it), :class:`~kzai_guard.siem.TransportError` on a permanent
-        delivery failure and :class:`~kzai_guard.siem.CursorError` when the cursor does not
-        match the log.
+        delivery failure, :class:`~kzai_guard.siem.CursorError` when the cursor does not
+        match the log and :class:`~kzai_guard.errors.ConfigurationError` when the destination
+        was built for another log's origin.
         """
         if not self.cursor.path.parent.is_dir():
             raise CursorError(f"the cursor's directory {self.cursor.path.parent} does not exist")
+        self._name_events(read_origin(self.directory))
         position = self.cursor.load()
         if position is not None:
             self._check_resume(position)
@@ -177,6 +205,10 @@ class Shipper:
             self._stop.set()
             reader.join(5.0)
             self.destination.close()
+
+    def _name_events(self, origin: str | None) -> None:
+        self.destination = self.destination.for_log(origin)
+        self.origin = origin
 
     def _run_background(self) -> None:
         try:
@@ -221,7 +253,7 @@ class Shipper:
                     self.directory, after_seq=after, public_keys=self._public_keys
                 )
             for entry in entries:
-                if not self._put(items, SiemEvent.from_entry(entry)):
+                if not self._put(items, SiemEvent.from_entry(entry, verified=self._verified)):
                     return
             self._put(items, _End())
         except BaseException as exc:

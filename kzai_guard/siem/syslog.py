@@ -8,9 +8,9 @@
   come from :class:`~kzai_guard.siem.EncoderSettings` (checked there: printable US-ASCII within
   the RFC's length limits, ``-`` for an empty PROCID); MSGID is the event kind;
 - the SD-ID is ``<sd_name>@<enterprise_number>``; parameter names are the record field names
-  plus ``uid``, ``seq``, ``line_hash`` and ``outcome``. In a PARAM-VALUE ``"``, ``\\`` and ``]``
-  are escaped with a backslash and every unsafe character (see :mod:`kzai_guard.siem._text`)
-  becomes U+FFFD;
+  plus ``uid``, ``seq``, ``line_hash``, ``origin`` (the log's origin, when set) and
+  ``outcome``. In a PARAM-VALUE ``"``, ``\\`` and ``]`` are escaped with a backslash and every
+  unsafe character (see :mod:`kzai_guard.siem._text`) becomes U+FFFD;
 - MSG is the fixed title of the event (US-ASCII, never record data).
 """
 
@@ -22,6 +22,7 @@ from operator import attrgetter
 from kzai_guard.audit.record import AuditRecord
 from kzai_guard.siem._event import Level, SiemEvent, classify
 from kzai_guard.siem._text import REPLACEMENT, UNSAFE, rfc3339
+from kzai_guard.siem.formats import SettingsEncoder
 from kzai_guard.siem.settings import EncoderSettings
 
 __all__ = ["SYSLOG_SEVERITY", "SyslogEncoder", "escape_param_value"]
@@ -39,7 +40,7 @@ _STRING_FIELDS: tuple[str, ...] = tuple(
 )
 
 
-class SyslogEncoder:
+class SyslogEncoder(SettingsEncoder):
     """Renders events as RFC 5424 messages; pure, built once per settings.
 
     >>> from kzai_guard.audit.record import AuditRecord, EventKind
@@ -56,6 +57,7 @@ class SyslogEncoder:
     media_type = "text/plain"
 
     def __init__(self, settings: EncoderSettings) -> None:
+        super().__init__(settings)
         self._pri = {
             level: f"<{settings.facility * 8 + severity}>1 "
             for level, severity in SYSLOG_SEVERITY.items()
@@ -64,6 +66,10 @@ class SyslogEncoder:
         self._sd_open = f' [{settings.sd_id} uid="'
         self._keys = tuple(f'" {name}="' for name in _STRING_FIELDS)
         self._values = attrgetter(*_STRING_FIELDS)
+        origin = settings.origin
+        self._outcome_key = (
+            '" outcome="' if origin is None else f'" origin="{_value(origin)}" outcome="'
+        )
 
     def render(self, event: SiemEvent) -> str:
         """One syslog message, without framing or line terminator."""
@@ -81,7 +87,7 @@ class SyslogEncoder:
             str(event.seq),
             '" line_hash="',
             _value(event.line_hash),
-            '" outcome="',
+            self._outcome_key,
             c.outcome.value,
             '" time="',
             str(record.time),
@@ -96,6 +102,8 @@ class SyslogEncoder:
         if record.latency_us is not None:
             append('" latency_us="')
             append(str(record.latency_us))
+        if not event.verified:
+            append('" unverified="true')
         append('"] ')
         append(c.title)
         return "".join(parts)

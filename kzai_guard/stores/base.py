@@ -17,9 +17,18 @@ from datetime import datetime
 from typing import Protocol
 
 from kzai_guard.core.consent import Consent, Objection
-from kzai_guard.core.review import ReviewOutcome, ReviewTicket
+from kzai_guard.core.oversight import ReviewerOverride, ReviewWork
+from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
 
-__all__ = ["Change", "ChangeKind", "Store", "StoredExplanation", "SwitchState"]
+__all__ = [
+    "Change",
+    "ChangeKind",
+    "ErasedData",
+    "OutcomeCount",
+    "Store",
+    "StoredExplanation",
+    "SwitchState",
+]
 
 
 class ChangeKind(enum.StrEnum):
@@ -37,6 +46,17 @@ class Change:
     seq: int
     kind: ChangeKind
     subject: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ErasedData:
+    """What :meth:`Store.erase_subject` removed for one person."""
+
+    consents: int
+    objections: int
+    tickets: int
+    """Review tickets whose identifier and note were removed (the tickets stay)."""
+    explanations: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +86,19 @@ class StoredExplanation:
     created_at: datetime
     body: bytes
     digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeCount:
+    """Decisions of one policy, and how many of them were favourable, for one group of one
+    protected ground, in the day that starts at ``day`` (UTC midnight). Never names a subject."""
+
+    policy: str
+    ground: str
+    group: str
+    day: datetime
+    decisions: int
+    favourable: int
 
 
 class Store(Protocol):
@@ -154,6 +187,92 @@ class Store(Protocol):
         """The ``seq`` of the newest change (0 when none)."""
         ...
 
+    def erase_subject(self, subject: str, subject_ref: str) -> ErasedData:
+        """Remove a person from the store: their consents, objections and change-feed entries
+        (raw identifier, data-basis values), their explanations (stored under ``subject_ref``),
+        and from their review tickets the identifier, the reviewer's note and the escalation's
+        reason. A ticket keeps
+        its id, decision id, policy, reason, status and times, so that counts and deadlines
+        can still be accounted for. Says how much it removed."""
+        ...
+
+    def erase_reviewer(self, reviewer: str) -> int:
+        """Remove a reviewer's identifier from the review tickets they completed, the
+        kill-switch states they set, the escalations and overrides they made (the rows stay),
+        and release the tickets they hold. Returns how many rows named them."""
+        ...
+
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
+        ...
+
+    def add_outcome_counts(self, counts: Sequence[OutcomeCount]) -> None:
+        """Add ``counts`` to the stored ones, in one transaction (an increment per key, so that
+        every process and host adds to the same counts)."""
+        ...
+
+    def outcome_counts(
+        self, since: datetime, until: datetime, policy: str | None = None
+    ) -> list[OutcomeCount]:
+        """The counts of the days from ``since`` (inclusive) to ``until`` (exclusive), of
+        ``policy`` or of every policy, ordered by policy, ground, group and day."""
+
+    # -- the reviewer's work (claims with leases, escalations, overrides) -------------------
+
+    def claim_review(
+        self, review_id: str, *, reviewer: str, at: datetime, lease_until: datetime
+    ) -> ReviewWork:
+        """Give ``reviewer`` the ticket until ``lease_until``, atomically across processes.
+
+        Raises :class:`~kzai_guard.errors.ReviewConflict` when another reviewer's lease is live
+        at ``at`` or the ticket is decided, :class:`~kzai_guard.errors.UnknownRecord` when there
+        is no such ticket. Of two racing claims exactly one wins.
+        """
+        ...
+
+    def release_review(self, review_id: str, *, reviewer: str) -> None:
+        """Give the ticket back; only its holder may (else ``ReviewConflict``)."""
+        ...
+
+    def escalate_review(
+        self, review_id: str, *, reviewer: str, reason: str, at: datetime
+    ) -> ReviewWork:
+        """Mark an open ticket escalated and release its claim; refused (``ReviewConflict``)
+        while another reviewer's lease is live or once the ticket is decided."""
+        ...
+
+    def decide_review(
+        self,
+        review_id: str,
+        *,
+        reviewer: str,
+        outcome: ReviewOutcome,
+        note: str | None,
+        at: datetime,
+    ) -> ReviewTicket:
+        """Complete a ticket that ``reviewer`` holds, atomically with the check that they do."""
+        ...
+
+    def review_work(self, review_ids: Sequence[str]) -> dict[str, ReviewWork]:
+        """Claims and escalations of the given tickets (tickets nobody touched are absent)."""
+        ...
+
+    def review_queue(
+        self,
+        *,
+        status: ReviewStatus | None,
+        policy: str | None,
+        deadline_before: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> list[ReviewTicket]:
+        """Tickets filtered by status, policy and deadline, soonest deadline first, paged."""
+        ...
+
+    def add_override(self, override: ReviewerOverride) -> None:
+        """Keep a human's correction or cancellation of an automated decision."""
+        ...
+
+    def overrides_of(self, decision_id: str) -> list[ReviewerOverride]:
+        """The overrides of one decision, oldest first."""
         ...

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -28,12 +27,28 @@ class Dialect(Protocol):
         """``statement`` written with ``?`` placeholders, in this database's paramstyle."""
         ...
 
-    def executemany(self, conn: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run ``statement`` (already in this paramstyle) once per row."""
-        ...
-
     def transaction(self, conn: Any) -> AbstractContextManager[None]:
         """A write transaction that serialises writers of the change feed."""
+        ...
+
+    def schema_transaction(self, conn: Any) -> AbstractContextManager[None]:
+        """A transaction that creates or migrates the schema, one process at a time, so that
+        any number of processes may open the store at once, even on an empty database."""
+        ...
+
+    def lost(self, conn: Any, exc: Exception) -> bool:
+        """True when ``exc`` left ``conn`` unusable, so that a new connection is needed."""
+        ...
+
+    def abandon(self, conn: Any) -> None:
+        """Let go of a connection inherited across a fork without touching the session the
+        parent still uses on it (no close, no message to the server)."""
+        ...
+
+    def after_erasure(self, conn: Any) -> None:
+        """Make rows just deleted unreadable in the database's files (outside a transaction);
+        raise :class:`~kzai_guard.errors.ErasureIncomplete` when that cannot be
+        shown."""
         ...
 
     def ensure_column(self, conn: Any, table: str, column: str, sql_type: str) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "encode_page",
     "find_entry",
     "group_by_bucket",
+    "without_subject",
 ]
 
 BUCKET_MS = 16  # at least 16, so that the ids of one bucket share their first 12 characters
@@ -112,24 +113,46 @@ def find_entry(pages: Iterable[bytes], decision_id: str) -> Entry | None:
     for page in pages:
         if needle not in page:
             continue
-        if len(page) < _LENGTH.size:
-            raise ValueError("an explanation page ends inside its length")
-        (index_len,) = _LENGTH.unpack_from(page)
-        offset = _LENGTH.size + index_len
-        try:
-            index = orjson.loads(page[_LENGTH.size : offset])
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"an explanation page index is not JSON: {exc}") from None
-        if not isinstance(index, list):
-            raise ValueError("an explanation page index is not a JSON array")
-        try:
-            for entry_id, subject_ref, policy, created_us, digest, body_len in index:
-                end = offset + body_len
-                if end > len(page):
-                    raise ValueError("an explanation page ends inside a body")
-                if entry_id == decision_id:
-                    return (entry_id, subject_ref, policy, created_us, digest, page[offset:end])
-                offset = end
-        except TypeError as exc:
-            raise ValueError(f"an explanation page index is malformed: {exc}") from None
+        for entry in _entries(page):
+            if entry[0] == decision_id:
+                return entry
     return None
+
+
+def _entries(page: bytes) -> list[Entry]:
+    """Every entry of ``page``, in order. Raises ``ValueError`` on a damaged page."""
+    if len(page) < _LENGTH.size:
+        raise ValueError("an explanation page ends inside its length")
+    (index_len,) = _LENGTH.unpack_from(page)
+    offset = _LENGTH.size + index_len
+    try:
+        index = orjson.loads(page[_LENGTH.size : offset])
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"an explanation page index is not JSON: {exc}") from None
+    if not isinstance(index, list):
+        raise ValueError("an explanation page index is not a JSON array")
+    entries: list[Entry] = []
+    try:
+        for entry_id, subject_ref, policy, created_us, digest, body_len in index:
+            end = offset + body_len
+            if end > len(page):
+                raise ValueError("an explanation page ends inside a body")
+            entries.append((entry_id, subject_ref, policy, created_us, digest, page[offset:end]))
+            offset = end
+    except TypeError as exc:
+        raise ValueError(f"an explanation page index is malformed: {exc}") from None
+    return entries
+
+
+def without_subject(page: bytes, subject_ref: str) -> tuple[bytes | None, int]:
+    """``page`` without the entries of ``subject_ref``, and how many those were: the page
+    itself when it has none, ``None`` when it has nothing else. Raises ``ValueError`` on a
+    damaged page."""
+    if subject_ref.encode() not in page:
+        return page, 0
+    entries = _entries(page)
+    kept = [entry for entry in entries if entry[1] != subject_ref]
+    removed = len(entries) - len(kept)
+    if not removed:
+        return page, 0
+    return (encode_page(kept) if kept else None), removed

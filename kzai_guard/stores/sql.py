@@ -7,10 +7,13 @@ Times are stored as integer microseconds since the Unix epoch (UTC).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from time import monotonic
+from typing import Any, TypeVar
 
 from kzai_guard.core.consent import (
     CollectionMethod,
@@ -19,13 +22,41 @@ from kzai_guard.core.consent import (
     WithdrawalRestriction,
     withdrawal_restricted,
 )
+from kzai_guard.core.freshness import reconnect_delay
+from kzai_guard.core.oversight import ConflictReason, OverrideAction, ReviewerOverride, ReviewWork
 from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
-from kzai_guard.errors import StoreError, UnknownRecord, WithdrawalRestricted
-from kzai_guard.stores.base import Change, ChangeKind, StoredExplanation, SwitchState
+from kzai_guard.errors import (
+    ErasureIncomplete,
+    ReviewConflict,
+    StoreError,
+    UnknownRecord,
+    WithdrawalRestricted,
+)
+from kzai_guard.forking import remake_after_fork
+from kzai_guard.stores.base import (
+    Change,
+    ChangeKind,
+    ErasedData,
+    OutcomeCount,
+    StoredExplanation,
+    SwitchState,
+)
 from kzai_guard.stores.dialect import Connection, Dialect
-from kzai_guard.stores.pages import bucket_of, encode_page, find_entry, group_by_bucket
+from kzai_guard.stores.pages import (
+    bucket_of,
+    encode_page,
+    find_entry,
+    group_by_bucket,
+    without_subject,
+)
+from kzai_guard.stores.watchdog import CallWatchdog
 
 __all__ = ["SqlStore"]
+
+_T = TypeVar("_T")
+_log = logging.getLogger("kzai_guard")
+_FIRST_RECONNECT_DELAY = 0.05
+_LONGEST_RECONNECT_DELAY = 2.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kzg_meta (name TEXT PRIMARY KEY, value {blob} NOT NULL);
@@ -74,29 +105,65 @@ _REVIEW_COLUMNS = (
 
 
 class SqlStore:
-    """A store on one database connection, guarded by a lock (safe for many threads)."""
+    """A store on one database connection per process, guarded by a lock (safe for many threads).
 
-    def __init__(self, conn: Connection, dialect: Dialect) -> None:
-        self._conn = conn
+    ``connect`` makes the connection. When ``reconnects`` is true, a connection that breaks is
+    dropped and made again at the next use, after a wait that grows with each failed attempt
+    (:func:`~kzai_guard.core.freshness.reconnect_delay`); meanwhile every call fails at once
+    with :class:`~kzai_guard.errors.StoreError`. A read that fails on a lost connection is
+    retried once on a fresh one; so is a write, unless the connection broke while the write was
+    committing: then it may have been stored, and the caller gets a :class:`StoreError` saying
+    so rather than a second copy. The lock is held across a fork; in the child the inherited
+    connection is let go without disturbing the parent's session
+    (:meth:`~kzai_guard.stores.dialect.Dialect.abandon`) and a new one is made at the next use;
+    a store that cannot reconnect (an in-memory database) keeps its private copy. A
+    ``watchdog`` (:class:`~kzai_guard.stores.watchdog.CallWatchdog`) cuts the connection of a
+    call that gets no answer within its limit; that call fails with :class:`StoreError` and is
+    not retried.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Connection],
+        dialect: Dialect,
+        *,
+        reconnects: bool = True,
+        watchdog: CallWatchdog | None = None,
+    ) -> None:
+        self._connect = connect
+        self._watchdog = watchdog
         self._dialect = dialect
+        self._reconnects = reconnects
         self._lock = threading.Lock()
         self._closed = False
+        self._conn: Connection | None = None
+        self._failures = 0
+        self._next_attempt = 0.0
+        self._last_failure = ""
         schema = _SCHEMA.format(blob=dialect.blob, serial=dialect.serial_primary_key)
-        with self._lock, dialect.transaction(conn):
-            for statement in filter(None, (s.strip() for s in schema.split(";"))):
-                conn.execute(statement)
-            for table, column, sql_type in _ADDED_COLUMNS:
-                dialect.ensure_column(conn, table, column, sql_type)
+
+        def create_schema(conn: Connection, _: _Progress) -> None:
+            with dialect.schema_transaction(conn):
+                for statement in filter(None, (s.strip() for s in schema.split(";"))):
+                    conn.execute(statement)
+                for table, column, sql_type in _ADDED_COLUMNS:
+                    dialect.ensure_column(conn, table, column, sql_type)
+                for statement in filter(None, (s.strip() for s in _WORK_SCHEMA.split(";"))):
+                    conn.execute(statement)
+
+        self._use(create_schema, idempotent=True)
+        remake_after_fork(self)
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def _read(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            self._check_open()
-            rows: list[tuple[Any, ...]] = self._conn.execute(
-                self._dialect.sql(statement), params
-            ).fetchall()
+        sql = self._dialect.sql(statement)
+
+        def read(conn: Connection, _: _Progress) -> list[tuple[Any, ...]]:
+            rows: list[tuple[Any, ...]] = conn.execute(sql, params).fetchall()
             return rows
+
+        return self._use(read, idempotent=True)
 
     def _write(
         self,
@@ -111,35 +178,116 @@ class SqlStore:
         ``check`` sees those rows before the steps run; what it raises rolls the transaction
         back and reaches the caller.
         """
-        with self._lock:
-            self._check_open()
-            try:
-                with self._dialect.transaction(self._conn):
-                    rows: list[tuple[Any, ...]] = []
-                    if select is not None:
-                        rows = self._conn.execute(
-                            self._dialect.sql(select[0]), select[1]
-                        ).fetchall()
-                    if check is not None:
-                        check(rows)
-                    for statement, params in steps:
-                        self._conn.execute(self._dialect.sql(statement), params)
-                    if change is not None:
-                        self._conn.execute(
-                            self._dialect.sql(
-                                "INSERT INTO kzg_changes (kind, subject, at) VALUES (?, ?, ?)"
-                            ),
-                            (change[0].value, change[1], _us(datetime.now(UTC))),
-                        )
-                    return rows
-            except (StoreError, WithdrawalRestricted):
-                raise
-            except Exception as exc:
-                raise StoreError(f"{self._dialect.name} store write failed: {exc}") from exc
+        dialect = self._dialect
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError("the store is closed")
+        def write(conn: Connection, progress: _Progress) -> list[tuple[Any, ...]]:
+            with dialect.transaction(conn):
+                rows: list[tuple[Any, ...]] = []
+                if select is not None:
+                    rows = conn.execute(dialect.sql(select[0]), select[1]).fetchall()
+                if check is not None:
+                    check(rows)
+                for statement, params in steps:
+                    conn.execute(dialect.sql(statement), params)
+                if change is not None:
+                    conn.execute(
+                        dialect.sql("INSERT INTO kzg_changes (kind, subject, at) VALUES (?, ?, ?)"),
+                        (change[0].value, change[1], _us(datetime.now(UTC))),
+                    )
+                progress.committing = True
+            return rows
+
+        return self._use(write, idempotent=False)
+
+    def _use(self, work: Callable[[Connection, _Progress], _T], *, idempotent: bool) -> _T:
+        """Run ``work`` on this process's connection, under the lock, retrying once on a fresh
+        connection when the first one turns out lost (see the class's description)."""
+        with self._lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            retried = False
+            while True:
+                conn = self._connection()
+                progress = _Progress()
+                watchdog = self._watchdog
+                if watchdog is not None:
+                    watchdog.begin(conn)
+                try:
+                    return work(conn, progress)
+                except (StoreError, WithdrawalRestricted, ErasureIncomplete):
+                    raise
+                except Exception as exc:
+                    lost = self._reconnects and self._dialect.lost(conn, exc)
+                    if lost:
+                        self._drop(conn)
+                    if watchdog is not None and watchdog.fired and not progress.committing:
+                        # a silent link: another attempt would wait as long again
+                        raise StoreError(
+                            f"the {self._dialect.name} store gave no answer within "
+                            f"{watchdog.limit:.1f}s: {exc}"
+                        ) from exc
+                    if lost and not retried and (idempotent or not progress.committing):
+                        retried = True
+                        continue
+                    if lost and progress.committing:
+                        raise StoreError(
+                            f"the {self._dialect.name} store's connection broke while a write "
+                            f"was committing; it may or may not have been stored: {exc}"
+                        ) from exc
+                    raise StoreError(f"{self._dialect.name} store failed: {exc}") from exc
+                finally:
+                    if watchdog is not None:
+                        watchdog.end()
+
+    def _connection(self) -> Connection:
+        """The open connection, or a new one; fails at once while waiting to reconnect."""
+        conn = self._conn
+        if conn is not None:
+            return conn
+        now = monotonic()
+        if now < self._next_attempt:
+            raise StoreError(
+                f"the {self._dialect.name} store is unreachable (next attempt in "
+                f"{self._next_attempt - now:.2f}s): {self._last_failure}"
+            )
+        try:
+            conn = self._connect()
+        except Exception as exc:
+            self._failures += 1
+            self._next_attempt = monotonic() + reconnect_delay(
+                self._failures, _FIRST_RECONNECT_DELAY, _LONGEST_RECONNECT_DELAY
+            )
+            self._last_failure = str(exc).strip() or type(exc).__name__
+            raise StoreError(
+                f"cannot connect to the {self._dialect.name} store: {self._last_failure}"
+            ) from exc
+        self._failures = 0
+        self._conn = conn
+        return conn
+
+    def _drop(self, conn: Connection) -> None:
+        self._conn = None
+        try:
+            conn.close()
+        except Exception:  # a broken connection may fail to close; it is gone either way
+            _log.debug("kzai_guard: closing a broken store connection failed", exc_info=True)
+
+    def before_fork(self) -> None:
+        """Hold the lock across a fork: no call is half done on the connection in the child."""
+        self._lock.acquire()
+
+    def after_fork_in_parent(self) -> None:
+        """Release what :meth:`before_fork` held."""
+        self._lock.release()
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: a new lock, and a new connection at the next use."""
+        self._lock = threading.Lock()
+        if self._reconnects and self._conn is not None:
+            self._dialect.abandon(self._conn)
+            self._conn = None
+        self._failures = 0
+        self._next_attempt = 0.0
 
     # -- secrets ----------------------------------------------------------------------------
 
@@ -377,12 +525,11 @@ class SqlStore:
     # -- explanations -----------------------------------------------------------------------
 
     def add_explanations(self, explanations: Sequence[StoredExplanation]) -> None:
-        # One row per bucket the batch touches (see kzai_guard.stores.pages), not per explanation.
+        # One row per bucket the batch touches (see kzai_guard.stores.pages), not per explanation,
+        # all in one statement: one round trip and one commit, and no lock on the change feed,
+        # which explanations do not touch.
         if not explanations:
             return
-        statement = self._dialect.sql(
-            "INSERT INTO kzg_explanation_pages (bucket, entries) VALUES (?, ?)"
-        )
         rows = [
             (
                 bucket,
@@ -402,13 +549,17 @@ class SqlStore:
             )
             for bucket, group in group_by_bucket(explanations).items()
         ]
-        with self._lock:
-            self._check_open()
-            try:
-                with self._dialect.transaction(self._conn):
-                    self._dialect.executemany(self._conn, statement, rows)
-            except Exception as exc:
-                raise StoreError(f"{self._dialect.name} store write failed: {exc}") from exc
+        statement = self._dialect.sql(
+            "INSERT INTO kzg_explanation_pages (bucket, entries) VALUES "
+            + ", ".join(["(?, ?)"] * len(rows))
+        )
+        params = [value for row in rows for value in row]
+
+        def write(conn: Connection, _: _Progress) -> None:
+            conn.execute(statement, params)
+
+        # Idempotent: a page written twice holds the same entries, and lookups take the first.
+        self._use(write, idempotent=True)
 
     def get_explanation(self, decision_id: str) -> StoredExplanation | None:
         pages = self._read(
@@ -436,6 +587,89 @@ class SqlStore:
         r = rows[0]
         return StoredExplanation(r[0], r[1], r[2], _dt(r[3]), str(r[4]).encode("utf-8"), r[5])
 
+    # -- erasure ----------------------------------------------------------------------------
+
+    def erase_subject(self, subject: str, subject_ref: str) -> ErasedData:
+        return self._erasing(lambda conn: self._erase(conn, subject, subject_ref))
+
+    def erase_reviewer(self, reviewer: str) -> int:
+        def erase(conn: Connection) -> int:
+            named = 0
+            for statement in (
+                "UPDATE kzg_reviews SET reviewer = '' WHERE reviewer = ?",
+                "UPDATE kzg_switches SET changed_by = '' WHERE changed_by = ?",
+                "UPDATE kzg_review_work SET reviewer = NULL, claimed_at = NULL, "
+                "lease_until = NULL WHERE reviewer = ?",
+                "UPDATE kzg_review_work SET escalated_by = '' WHERE escalated_by = ?",
+                "UPDATE kzg_overrides SET reviewer = '' WHERE reviewer = ?",
+            ):
+                cursor = conn.execute(self._dialect.sql(statement), (reviewer,))
+                named += int(cursor.rowcount)
+            return named
+
+        return self._erasing(erase)
+
+    def _erasing(self, erase: Callable[[Connection], _T]) -> _T:
+        """Run ``erase`` in one transaction, then make what it deleted unreadable on disk.
+
+        Erasure is idempotent, so a connection lost on the way is replaced and the whole of it
+        runs again."""
+        dialect = self._dialect
+
+        def work(conn: Connection, _: _Progress) -> _T:
+            with dialect.transaction(conn):
+                done = erase(conn)
+            dialect.after_erasure(conn)
+            return done
+
+        return self._use(work, idempotent=True)
+
+    def _erase(self, conn: Connection, subject: str, subject_ref: str) -> ErasedData:
+        def run(statement: str, params: Sequence[Any]) -> int:
+            return int(conn.execute(self._dialect.sql(statement), params).rowcount)
+
+        consents = run("DELETE FROM kzg_consents WHERE subject = ?", (subject,))
+        objections = run("DELETE FROM kzg_objections WHERE subject = ?", (subject,))
+        # what a reviewer wrote about the person when escalating their ticket
+        run(
+            "UPDATE kzg_review_work SET escalation_reason = NULL WHERE review_id IN "
+            "(SELECT id FROM kzg_reviews WHERE subject = ?)",
+            (subject,),
+        )
+        tickets = run(
+            "UPDATE kzg_reviews SET subject = '', note = NULL WHERE subject = ?", (subject,)
+        )
+        run("UPDATE kzg_changes SET subject = NULL WHERE subject = ?", (subject,))
+        # a subject change naming nobody: every process drops the facts it cached
+        run(
+            "INSERT INTO kzg_changes (kind, subject, at) VALUES (?, NULL, ?)",
+            (ChangeKind.CONSENT.value, _us(datetime.now(UTC))),
+        )
+        explanations = run("DELETE FROM kzg_explanations WHERE subject_ref = ?", (subject_ref,))
+        last = -1
+        while True:
+            pages = conn.execute(
+                self._dialect.sql(
+                    "SELECT id, entries FROM kzg_explanation_pages WHERE id > ? "
+                    "ORDER BY id LIMIT 512"
+                ),
+                (last,),
+            ).fetchall()
+            if not pages:
+                break
+            for page_id, entries in pages:
+                kept, removed = without_subject(bytes(entries), subject_ref)
+                if kept is None:
+                    run("DELETE FROM kzg_explanation_pages WHERE id = ?", (page_id,))
+                elif removed:
+                    run(
+                        "UPDATE kzg_explanation_pages SET entries = ? WHERE id = ?",
+                        (kept, page_id),
+                    )
+                explanations += removed
+            last = pages[-1][0]
+        return ErasedData(consents, objections, tickets, explanations)
+
     # -- change feed ------------------------------------------------------------------------
 
     def changes_since(self, seq: int) -> list[Change]:
@@ -452,7 +686,219 @@ class SqlStore:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._conn.close()
+                if self._watchdog is not None:
+                    self._watchdog.stop()
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    conn.close()
+
+    # -- disparity monitoring ---------------------------------------------------------------
+
+    def add_outcome_counts(self, counts: Sequence[OutcomeCount]) -> None:
+        if not counts:
+            return
+        self._ensure_outcome_table()
+        self._write(
+            [
+                (
+                    "INSERT INTO kzg_outcome_counts "
+                    "(policy, ground, grp, day, decisions, favourable) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (policy, ground, grp, day) DO UPDATE SET "
+                    "decisions = kzg_outcome_counts.decisions + excluded.decisions, "
+                    "favourable = kzg_outcome_counts.favourable + excluded.favourable",
+                    (c.policy, c.ground, c.group, _us(c.day), c.decisions, c.favourable),
+                )
+                for c in counts
+            ]
+        )
+
+    def outcome_counts(
+        self, since: datetime, until: datetime, policy: str | None = None
+    ) -> list[OutcomeCount]:
+        self._ensure_outcome_table()
+        condition = "" if policy is None else " AND policy = ?"
+        params: tuple[Any, ...] = (_us(since), _us(until))
+        rows = self._read(
+            "SELECT policy, ground, grp, day, decisions, favourable FROM kzg_outcome_counts "
+            f"WHERE day >= ? AND day < ?{condition} ORDER BY policy, ground, grp, day",
+            params if policy is None else (*params, policy),
+        )
+        return [OutcomeCount(r[0], r[1], r[2], _dt(r[3]), int(r[4]), int(r[5])) for r in rows]
+
+    def _ensure_outcome_table(self) -> None:
+        """Create the outcome counts' table once per store object (stores made by earlier
+        builds lack it)."""
+        if getattr(self, "_outcome_table_ready", False):
+            return
+        dialect = self._dialect
+
+        def create(conn: Connection, _: _Progress) -> None:
+            with dialect.schema_transaction(conn):
+                conn.execute(_OUTCOME_SCHEMA)
+
+        self._use(create, idempotent=True)
+        self._outcome_table_ready = True
+
+    # -- the reviewer's work: claims with leases, escalations, overrides --------------------
+
+    def claim_review(
+        self, review_id: str, *, reviewer: str, at: datetime, lease_until: datetime
+    ) -> ReviewWork:
+        self._write(
+            [
+                (
+                    "INSERT INTO kzg_review_work (review_id, reviewer, claimed_at, lease_until) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (review_id) DO UPDATE SET "
+                    "reviewer = excluded.reviewer, claimed_at = excluded.claimed_at, "
+                    "lease_until = excluded.lease_until",
+                    (review_id, reviewer, _us(at), _us(lease_until)),
+                )
+            ],
+            select=(_WORK_STATE, (review_id,)),
+            check=partial(_refuse, review_id, reviewer, _us(at)),
+        )
+        return self.review_work([review_id])[review_id]
+
+    def release_review(self, review_id: str, *, reviewer: str) -> None:
+        self._write(
+            [
+                (
+                    "UPDATE kzg_review_work SET reviewer = NULL, claimed_at = NULL, "
+                    "lease_until = NULL WHERE review_id = ?",
+                    (review_id,),
+                )
+            ],
+            select=(_WORK_STATE, (review_id,)),
+            check=partial(_refuse, review_id, reviewer, None),
+        )
+
+    def escalate_review(
+        self, review_id: str, *, reviewer: str, reason: str, at: datetime
+    ) -> ReviewWork:
+        self._write(
+            [
+                (
+                    "INSERT INTO kzg_review_work (review_id, escalated_by, escalated_at, "
+                    "escalation_reason) VALUES (?, ?, ?, ?) ON CONFLICT (review_id) DO UPDATE SET "
+                    "reviewer = NULL, claimed_at = NULL, lease_until = NULL, "
+                    "escalated_by = excluded.escalated_by, escalated_at = excluded.escalated_at, "
+                    "escalation_reason = excluded.escalation_reason",
+                    (review_id, reviewer, _us(at), reason),
+                )
+            ],
+            select=(_WORK_STATE, (review_id,)),
+            check=partial(_refuse, review_id, reviewer, _us(at)),
+        )
+        return self.review_work([review_id])[review_id]
+
+    def decide_review(
+        self,
+        review_id: str,
+        *,
+        reviewer: str,
+        outcome: ReviewOutcome,
+        note: str | None,
+        at: datetime,
+    ) -> ReviewTicket:
+        self._write(
+            [
+                (
+                    "UPDATE kzg_reviews SET status = ?, reviewer = ?, outcome = ?, note = ?, "
+                    "completed_at = ? WHERE id = ? AND status = ?",
+                    (
+                        ReviewStatus.COMPLETED.value,
+                        reviewer,
+                        outcome.value,
+                        note,
+                        _us(at),
+                        review_id,
+                        ReviewStatus.OPEN.value,
+                    ),
+                ),
+                (
+                    "UPDATE kzg_review_work SET reviewer = NULL, claimed_at = NULL, "
+                    "lease_until = NULL WHERE review_id = ?",
+                    (review_id,),
+                ),
+            ],
+            select=(_WORK_STATE, (review_id,)),
+            check=partial(_refuse, review_id, reviewer, None),
+        )
+        return self.get_review(review_id)
+
+    def review_work(self, review_ids: Sequence[str]) -> dict[str, ReviewWork]:
+        if not review_ids:
+            return {}
+        marks = ", ".join("?" for _ in review_ids)
+        rows = self._read(
+            f"SELECT {_WORK_COLUMNS} FROM kzg_review_work WHERE review_id IN ({marks})",
+            list(review_ids),
+        )
+        return {r[0]: _work(r) for r in rows}
+
+    def review_queue(
+        self,
+        *,
+        status: ReviewStatus | None,
+        policy: str | None,
+        deadline_before: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> list[ReviewTicket]:
+        where: list[str] = []
+        params: list[Any] = []
+        for clause, value in (
+            ("status = ?", None if status is None else status.value),
+            ("policy = ?", policy),
+            ("deadline < ?", None if deadline_before is None else _us(deadline_before)),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        condition = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = self._read(
+            f"SELECT {_REVIEW_COLUMNS} FROM kzg_reviews {condition}"
+            "ORDER BY deadline, opened_at, id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [_ticket(r) for r in rows]
+
+    def add_override(self, override: ReviewerOverride) -> None:
+        self._write(
+            [
+                (
+                    f"INSERT INTO kzg_overrides ({_OVERRIDE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        override.id,
+                        override.decision_id,
+                        override.policy,
+                        override.reviewer,
+                        override.action.value,
+                        override.note,
+                        _us(override.at),
+                    ),
+                )
+            ]
+        )
+
+    def overrides_of(self, decision_id: str) -> list[ReviewerOverride]:
+        rows = self._read(
+            f"SELECT {_OVERRIDE_COLUMNS} FROM kzg_overrides WHERE decision_id = ? ORDER BY at, id",
+            (decision_id,),
+        )
+        return [
+            ReviewerOverride(r[0], r[1], r[2], r[3], OverrideAction(r[4]), r[5], _dt(r[6]))
+            for r in rows
+        ]
+
+
+class _Progress:
+    """How far one unit of work got: whether its commit had begun."""
+
+    __slots__ = ("committing",)
+
+    def __init__(self) -> None:
+        self.committing = False
 
 
 def _us(at: datetime) -> int:
@@ -519,4 +965,67 @@ def _ticket(r: tuple[Any, ...]) -> ReviewTicket:
         outcome=ReviewOutcome(r[9]) if r[9] else None,
         note=r[10],
         completed_at=_dt_or_none(r[11]),
+    )
+
+
+_OUTCOME_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS kzg_outcome_counts ("
+    "policy TEXT NOT NULL, ground TEXT NOT NULL, grp TEXT NOT NULL, day BIGINT NOT NULL, "
+    "decisions BIGINT NOT NULL, favourable BIGINT NOT NULL, "
+    "PRIMARY KEY (policy, ground, grp, day))"
+)
+
+_WORK_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kzg_review_work (
+    review_id TEXT PRIMARY KEY, reviewer TEXT, claimed_at BIGINT, lease_until BIGINT,
+    escalated_by TEXT, escalated_at BIGINT, escalation_reason TEXT);
+CREATE TABLE IF NOT EXISTS kzg_overrides (
+    id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, policy TEXT NOT NULL, reviewer TEXT NOT NULL,
+    action TEXT NOT NULL, note TEXT, at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS kzg_overrides_decision ON kzg_overrides (decision_id, at);
+CREATE INDEX IF NOT EXISTS kzg_reviews_deadline ON kzg_reviews (deadline, opened_at)
+"""
+"""The reviewer's work: claims and escalations of tickets, overrides of automated decisions."""
+_WORK_COLUMNS = (
+    "review_id, reviewer, claimed_at, lease_until, escalated_by, escalated_at, escalation_reason"
+)
+_WORK_STATE = (
+    "SELECT r.status, w.reviewer, w.lease_until FROM kzg_reviews r "
+    "LEFT JOIN kzg_review_work w ON w.review_id = r.id WHERE r.id = ?"
+)
+_OVERRIDE_COLUMNS = "id, decision_id, policy, reviewer, action, note, at"
+
+
+def _refuse(
+    review_id: str, reviewer: str, free_at: int | None, rows: list[tuple[Any, ...]]
+) -> None:
+    """Refuse a reviewer's write from the ticket's state, read inside the write transaction.
+
+    With ``free_at`` (µs) the ticket must not be held by someone else at that time (claim,
+    escalate); without it, ``reviewer`` must hold it (release, decide).
+    """
+    if not rows:
+        raise UnknownRecord(f"no review ticket {review_id!r}")
+    status, holder, lease = rows[0]
+    if status != ReviewStatus.OPEN.value:
+        raise ReviewConflict(ConflictReason.CLOSED, f"review ticket {review_id!r} is {status}")
+    if free_at is None and holder != reviewer:
+        raise ReviewConflict(
+            ConflictReason.NOT_CLAIMED, f"review ticket {review_id!r} is not claimed by {reviewer}"
+        )
+    if free_at is not None and holder not in (None, reviewer) and int(lease or 0) > free_at:
+        raise ReviewConflict(
+            ConflictReason.CLAIMED, f"review ticket {review_id!r} is claimed by another reviewer"
+        )
+
+
+def _work(r: tuple[Any, ...]) -> ReviewWork:
+    return ReviewWork(
+        review_id=r[0],
+        claimed_by=r[1],
+        claimed_at=_dt_or_none(r[2]),
+        lease_until=_dt_or_none(r[3]),
+        escalated_by=r[4],
+        escalated_at=_dt_or_none(r[5]),
+        escalation_reason=r[6],
     )

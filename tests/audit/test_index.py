@@ -16,6 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kzai_guard.audit.adoption import mark_tail
+from kzai_guard.audit.checkpoint import SignedCheckpoint, read_notes
 from kzai_guard.audit.index import IdIndex, build_index, index_path, line_id
 from kzai_guard.audit.keys import Signer
 from kzai_guard.audit.log import AuditLog
@@ -188,13 +190,19 @@ def test_a_replayed_line_the_file_scan_reads_otherwise_leaves_the_segment_to_the
     tmp_path: Path, signer: Signer
 ) -> None:
     path = tmp_path / "a"
-    log = AuditLog.open(path, signer=signer, **_options())  # type: ignore[arg-type]
-    _append(log, [["first", "second"]])
-    log.close()
+    for ids in (["first"], ["second"]):
+        log = AuditLog.open(path, signer=signer, **_options())  # type: ignore[arg-type]
+        _append(log, [ids])
+        log.close()
     (seg,) = list_segments(path)
+    # as a crash leaves it: the second record written, its checkpoint not yet
+    notes = read_notes(seg.checkpoints)
+    kept = [n for n in notes if isinstance(n, SignedCheckpoint)][:-1]
+    seg.checkpoints.write_text("".join(f"{n.note()}\n" for n in kept))
+    mark_tail(path, kept[-1].checkpoint, signer)  # made by the writer before the second record
     data = seg.path.read_bytes()
     last = data.rfind(b"\n", 0, len(data) - 1) + 1
-    # still the same JSON and the same chain, but the scan of the file finds no id on it
+    # still the same JSON, but the scan of the file finds no id on it
     seg.path.write_bytes(data[:last] + data[last:].replace(b'"id":"', b'"id": "'))
     with _audit_messages() as messages:
         log = AuditLog.open(path, signer=signer, **_options())  # type: ignore[arg-type]

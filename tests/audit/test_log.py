@@ -192,7 +192,9 @@ def test_reopening_with_a_new_signer_rotates_the_key(tmp_path: Path, signer: Sig
     log = AuditLog.open(tmp_path / "a", signer=signer)
     log.write(make_record(0))
     log.close()
-    log = AuditLog.open(tmp_path / "a", signer=new)
+    with pytest.raises(AuditLogError, match="signed by test-key"):
+        AuditLog.open(tmp_path / "a", signer=new)
+    log = AuditLog.open(tmp_path / "a", signer=new, previous_keys=[signer.public_key])
     log.write(make_record(1))
     log.close()
     assert [n.signatures[0][0] for n in checkpoints(tmp_path / "a")] == ["test-key", "next"]

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kzai_guard.audit.lines import NATIVE, PUREPYTHON_VARIABLE, LineEncoder
+from kzai_guard.audit.lines import NATIVE, PUREPYTHON_VARIABLE, LineEncoder, chain
 from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.audit.shredding import (
     AAD_PREFIX,
@@ -76,7 +76,7 @@ def test_the_c_encoder_is_built_where_the_build_requires_it() -> None:
 
 def test_the_environment_variable_turns_the_c_encoder_off() -> None:
     code = (
-        "from kzai_guard.audit.lines import NATIVE, PUREPYTHON_VARIABLE, LineEncoder\n"
+        "from kzai_guard.audit.lines import NATIVE, PUREPYTHON_VARIABLE, LineEncoder, chain\n"
         "print(NATIVE)\n"
         "try:\n    LineEncoder(None, native=True)\n"
         "except RuntimeError as exc:\n    print(exc)\n"
@@ -290,3 +290,28 @@ def test_integers_are_written_as_python_writes_them(value: int) -> None:
     chunk = [make_record(0, latency_us=value, time=value)]
     python = LineEncoder(None, native=False)._python_chunk(chunk, 0, b"0" * 64, 1 << 30, None, [])
     assert _c_lines(chunk) == python
+
+
+@pytest.mark.parametrize("native", [False, pytest.param(True, marks=needs_native)])
+def test_bodies_chained_later_are_the_lines_encoded_in_place(native: bool) -> None:
+    # more than one chunk of records, refused ones among them, and a room that cuts the batch
+    batch = [make_record(i, subject=f"p:{i % 7}") for i in range(600)] + _REFUSED
+    encoder = LineEncoder(None, native=native)
+    prev = b"ab" * 32
+    expected = encoder.encode(batch, 123_456, prev, 1 << 30)
+    assert chain(encoder.bodies(batch), 123_456, prev, 1 << 30) == expected
+    cut = chain(encoder.bodies(batch), 7, prev, 10_000)
+    assert cut == encoder.encode(batch, 7, prev, 10_000)
+    assert 0 < len(cut[0]) < len(batch)
+
+
+@pytest.mark.parametrize("native", [False, pytest.param(True, marks=needs_native)])
+def test_sealed_bodies_chained_later_unseal_as_the_lines_encoded_in_place(native: bool) -> None:
+    batch = [make_record(i, subject=f"p:{i % 7}", detail=f"d{i}") for i in range(300)]
+    keys = MemorySubjectKeys()
+    encoder = LineEncoder(Sealer(keys), native=native)
+    lines = chain(encoder.bodies(batch), 5, b"0" * 64, 1 << 30)[0]
+    in_place = encoder.encode(batch, 5, b"0" * 64, 1 << 30)[0]
+    assert [orjson.loads(line)["seq"] for line in lines] == list(range(5, 305))
+    for chained, encoded in zip(lines, in_place, strict=True):
+        assert _readable(chained, keys) == _readable(encoded, keys)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -38,6 +39,27 @@ def test_prefetch_finds_stored_keys_and_lets_new_ones_be_made(tmp_path: Path) ->
     reopened.commit()
     assert reopened.key_for("sk:b") == made
     reopened.close()
+
+
+def test_a_key_committed_first_by_another_store_wins_and_commit_says_so(tmp_path: Path) -> None:
+    # two writers seal a new subject's records at once, neither holding the log
+    first = SqliteSubjectKeys(tmp_path / "keys.sqlite3", reserve_keys=False)
+    second = SqliteSubjectKeys(tmp_path / "keys.sqlite3", reserve_keys=False)
+    second.prefetch(["sk:new", "sk:own"])
+    first.prefetch(["sk:new"])
+    mine, theirs = first.key_for("sk:new"), second.key_for("sk:new")
+    own = second.key_for("sk:own")
+    assert mine != theirs
+    assert first.commit() is False
+    assert second.commit() is True
+    assert second.key_for("sk:new") == mine
+    assert second.key_for("sk:own") == own
+    assert second.commit() is False
+    reader = SqliteSubjectKeys(tmp_path / "keys.sqlite3")
+    assert reader.key_for("sk:new", create=False) == mine
+    assert reader.key_for("sk:own", create=False) == own
+    for store in (first, second, reader):
+        store.close()
 
 
 def test_an_erased_key_is_gone_after_prefetch_and_from_the_wal(tmp_path: Path) -> None:
@@ -121,6 +143,53 @@ def test_every_record_a_sync_log_acknowledged_reads_back_after_sigkill(tmp_path:
     AuditLog.open(directory, signer=signer).close()
     subjects = [e.record.subject for e in read_verified(directory)]
     assert subjects == [f"p:new-{i}" for i in range(5)]
+
+
+def test_records_sealed_under_a_key_that_lost_a_race_are_sealed_again(tmp_path: Path) -> None:
+    directory = tmp_path / "audit"
+    log = AuditLog.open(directory, signer=Signer.generate("k"), durability="sync")
+    store = log._subject_keys
+    assert isinstance(store, SqliteSubjectKeys)
+    other = SqliteSubjectKeys(directory / "subject-keys.sqlite3", reserve_keys=False)
+    real_commit = store.commit
+
+    def another_process_commits_first() -> bool:
+        # another writer of the log seals the same new subject and commits its key first
+        other.prefetch([subject_ref("p:raced")])
+        other.key_for(subject_ref("p:raced"))
+        other.commit()
+        store.commit = real_commit  # type: ignore[method-assign]
+        return real_commit()
+
+    store.commit = another_process_commits_first  # type: ignore[method-assign]
+    log.write(make_record(0, subject="p:raced")).result()  # type: ignore[union-attr]
+    log.close()
+    winner = other.key_for(subject_ref("p:raced"), create=False)
+    other.close()
+    assert winner is not None
+    assert [e.record.subject for e in read_verified(directory)] == ["p:raced"]
+
+
+def test_a_batch_sealed_before_another_writer_erased_its_key_is_sealed_again(
+    tmp_path: Path,
+) -> None:
+    directory, signer = tmp_path / "audit", Signer.generate("k")
+    writer = AuditLog.open(directory, signer=signer, durability="sync")
+    eraser = AuditLog.open(directory, signer=signer, durability="sync")
+    writer.write(make_record(0, subject="p:gone")).result()  # type: ignore[union-attr]
+    real_sequence = writer._storage.sequence
+
+    def erased_meanwhile() -> Any:
+        # the next batch is sealed (under the cached key); the key is erased before the hold
+        writer._storage.sequence = real_sequence  # type: ignore[method-assign]
+        eraser.erase_subject("p:gone")
+        return real_sequence()
+
+    writer._storage.sequence = erased_meanwhile  # type: ignore[method-assign]
+    writer.write(make_record(1, subject="p:gone")).result()  # type: ignore[union-attr]
+    writer.close()
+    eraser.close()
+    assert [e.record.subject for e in read_verified(directory)] == [ERASED, "p:gone"]
 
 
 def test_an_erased_subject_stays_erased_after_a_crash(tmp_path: Path) -> None:

@@ -67,7 +67,8 @@ def test_an_rfc3339_time_and_its_unix_seconds_parse_to_the_same_microseconds(
 def test_export_with_any_time_runs_or_is_a_usage_error(
     log_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, text: str
 ) -> None:
-    args = ["export", str(log_dir), "--format", "jsonl", "--out", str(tmp_path / "out")]
+    args = ["export", str(log_dir), "--unverified", "--format", "jsonl"]
+    args += ["--out", str(tmp_path / "out")]
     try:
         code = main([*args, f"{option}={text}"])
     except SystemExit as exit_:
@@ -88,7 +89,8 @@ def test_export_with_any_leef_delimiter_runs_or_says_why_not(
     log_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
 ) -> None:
     out = tmp_path / "out.leef"
-    args = ["export", str(log_dir), "--format", "leef", "--out", str(out), "--hostname", "h"]
+    args = ["export", str(log_dir), "--unverified", "--format", "leef", "--out", str(out)]
+    args += ["--hostname", "h"]
     code = main([*args, f"--leef-delimiter={text}"])
     if code == 1:
         assert "leef_delimiter" in capsys.readouterr().err

@@ -1,4 +1,7 @@
-"""``python -m kzai_guard.demo`` walks through the law in order and the audit log verifies."""
+"""``python -m kzai_guard.demo`` walks through the law in order and the audit log verifies.
+
+The walkthrough shows the signed-in person, and a forged ``X-Subject-Id`` header turned away.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,10 @@ from pathlib import Path
 
 DECISION = re.compile(r"^   -> POST /loans/[^/]+/decision: (\d{3})$", re.MULTILINE)
 STEP = re.compile(r"^(\d)\. ", re.MULTILINE)
+SIGNED_IN = re.compile(
+    r'^   -> GET /me: 200\n      \{\n        "person": "KZ-880101300123"\n      \}$', re.MULTILINE
+)
+FORGED = re.compile(r"^   -> (\w+ \S+): 401$", re.MULTILINE)
 EXPLAINED = re.compile(
     r"^   -> POST /loans/[^/]+/decision: 200\n"
     r"      ai-disclosure: mode=machine-generated, model=[^\n]+\n"
@@ -31,13 +38,23 @@ def test_the_demo_blocks_allows_routes_and_blocks_again_then_verifies_its_log(
     output = done.stdout
 
     assert done.returncode == 0, done.stderr
-    assert STEP.findall(output) == ["1", "2", "3", "4", "5", "6"]
-    assert DECISION.findall(output) == ["403", "200", "202", "403"]
+    assert STEP.findall(output) == ["1", "2", "3", "4", "5", "6", "7", "8", "9"]
+    assert DECISION.findall(output) == ["401", "403", "200", "202", "403"]
+    assert SIGNED_IN.search(output)
+    assert FORGED.findall(output) == [
+        "POST /consents/KZ-880101300123/credit-scoring",
+        "POST /loans/KZ-880101300123/decision",
+        "DELETE /ai-decisions/objections",
+    ]
     assert EXPLAINED.search(output)
     assert output.count('"type": "urn:kzai-guard:problem:no-legal-basis"') == 2
     assert '"type": "urn:kzai-guard:problem:human-review"' in output
+    assert re.search(r"^      -> POST /ai-reviews/tickets/[^/]+/claim: 200$", output, re.MULTILINE)
+    assert '"outcome_reason": "Income and debts checked against the documents."' in output
     assert re.search(r"^   witness \S+ at http://\S+: size \d+ cosigned$", output, re.MULTILINE)
     assert re.search(
         r"^OK: \d+ records .*; size \d+ cosigned by witness.demo.invalid/w1$", output, re.MULTILINE
     )
     assert (tmp_path / "kzai-demo" / "kzai-audit").is_dir()
+    report = (tmp_path / "kzai-demo" / "compliance-report.html").read_text(encoding="utf-8")
+    assert 'data-count="decisions">4<' in report and "Verified: chain and signatures hold" in report

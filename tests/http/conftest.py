@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 
 import kzai_guard as kg
 from kzai_guard.testing import StaticAuthentication, memory_guard
+from tests.samples import GATEWAY_SUBJECT
 
 SUBJECT = "X-Subject-Id"
 EXPLANATION = {
@@ -200,6 +201,7 @@ class Service:
             vulnerability=vulnerable,
             contact="support@bank.kz",
             clock=clock,
+            subject=GATEWAY_SUBJECT,
         )
         middleware = []
         if reviewer is not None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import kzai_guard as kg
 from tests.http.asgi import raw_request
 from tests.http.conftest import Service
+from tests.samples import GATEWAY_SUBJECT
 
 
 def call(
@@ -58,7 +59,8 @@ def test_a_non_utf8_objection_header_is_no_signal(service: Service) -> None:
 
 def test_an_unknown_policy_name_fails_at_decoration_with_the_known_names() -> None:
     guard, _ = kg.testing.memory_guard(
-        [kg.DecisionPolicy(name="a", significance="none", autonomy="high", risk="minimal")]
+        [kg.DecisionPolicy(name="a", significance="none", autonomy="high", risk="minimal")],
+        subject=GATEWAY_SUBJECT,
     )
     with pytest.raises(kg.ConfigurationError, match=r"no such policy; known: \['a'\]"):
         guard.decision("missing")

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 import kzai_guard as kg
 from kzai_guard.testing import memory_guard
-from tests.samples import EXPLANATION, LOAN
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT, LOAN
 
 LOAN_MONITORED = LOAN.model_copy(update={"name": "loan_shadow", "mode": kg.Mode.MONITOR})
 EMOTION = kg.DecisionPolicy(
@@ -34,7 +34,9 @@ EMOTION = kg.DecisionPolicy(
 
 @pytest.fixture
 def guarded() -> Iterator[tuple[kg.Guard, kg.MemorySink]]:
-    guard, sink = memory_guard([LOAN, LOAN_MONITORED, EMOTION], contact="credit@example.kz")
+    guard, sink = memory_guard(
+        [LOAN, LOAN_MONITORED, EMOTION], contact="credit@example.kz", subject=GATEWAY_SUBJECT
+    )
     yield guard, sink
     guard.close()
 

@@ -9,6 +9,7 @@ import pytest
 
 import kzai_guard as kg
 from tests.http.conftest import Service
+from tests.samples import GATEWAY_SUBJECT
 
 PROBLEM = "application/problem+json"
 
@@ -193,7 +194,10 @@ def test_an_authenticated_reviewer_makes_the_decision_and_is_recorded(make_servi
     assert response.status_code == 200
     assert response.headers["ai-disclosure"].startswith("mode=ai-originated")
     [record] = service.sink.of_kind(kg.EventKind.DECISION)
-    assert (record.basis, record.reviewer) == ("human", "officer-7")
+    assert (record.basis, record.reviewer) == (
+        "human",
+        service.guard.auditor.reviewer_ref("officer-7"),
+    )
 
 
 def test_a_reviewer_header_sent_by_the_client_is_not_a_human_decision(service: Service) -> None:
@@ -304,7 +308,10 @@ def test_a_reviewer_completes_a_ticket_and_it_is_recorded(service: Service) -> N
     )
     assert (status.json()["status"], status.json()["outcome"]) == ("completed", "approved")
     [record] = service.sink.of_kind(kg.EventKind.REVIEW_COMPLETED)
-    assert (record.reviewer, record.review_id) == ("officer-7", review_id)
+    assert (record.reviewer, record.review_id) == (
+        service.guard.auditor.reviewer_ref("officer-7"),
+        review_id,
+    )
 
 
 def test_a_ticket_unanswered_past_its_deadline_says_overdue(framework: str) -> None:
@@ -401,7 +408,7 @@ def test_a_non_significant_policy_fails_closed_unless_it_opts_out(framework: str
 
     closed = kg.DecisionPolicy(name="offers", significance="none", autonomy="high", risk="minimal")
     opened = closed.model_copy(update={"name": "offers_open", "audit_fail_open": True})
-    guard, sink = memory_guard([closed, opened])
+    guard, sink = memory_guard([closed, opened], subject=GATEWAY_SUBJECT)
     calls: list[str] = []
 
     @guard.decision("offers")

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 import kzai_guard as kg
 from kzai_guard.testing import memory_guard
-from tests.samples import EXPLANATION
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT
 
 
 class Application(BaseModel):
@@ -35,6 +35,7 @@ def build() -> tuple[TestClient, kg.Guard]:
             )
         ],
         contact="support@bank.kz",
+        subject=GATEWAY_SUBJECT,
     )
     app = FastAPI()
     guard.install(app)

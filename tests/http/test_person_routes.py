@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 import kzai_guard as kg
 from kzai_guard.testing import StaticAuthentication, memory_guard
-from tests.samples import EXPLANATION
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT
 
 MODEL = kg.ModelInfo(name="m", version="1")
 
@@ -83,7 +83,7 @@ def test_emotion_recognition_without_consent_is_blocked_over_http() -> None:
         capabilities=frozenset({kg.Capability.EMOTION_RECOGNITION}),
         model=MODEL,
     )
-    guard, sink = memory_guard([policy], contact="c")
+    guard, sink = memory_guard([policy], contact="c", subject=GATEWAY_SUBJECT)
     client = TestClient(app_with(guard, []), raise_server_exceptions=False)
     refused = client.post("/loans/A-1", headers={"X-Subject-Id": "A-1"})
     assert refused.status_code == 403
@@ -98,7 +98,7 @@ def test_emotion_recognition_without_consent_is_blocked_over_http() -> None:
 
 
 def test_a_refusal_for_a_missing_subject_is_recorded_and_not_cached() -> None:
-    guard, sink = memory_guard([loan_policy()], contact="c")
+    guard, sink = memory_guard([loan_policy()], contact="c", subject=GATEWAY_SUBJECT)
     client = TestClient(app_with(guard, []), raise_server_exceptions=False)
     response = client.post("/loans/A-1")
     assert response.status_code == 400

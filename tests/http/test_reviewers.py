@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 import kzai_guard as kg
 from kzai_guard.testing import memory_guard
-from tests.samples import EXPLANATION
+from tests.samples import EXPLANATION, GATEWAY_SUBJECT
 
 HIRING = kg.DecisionPolicy(
     name="hiring",
@@ -90,7 +90,9 @@ def screen(client: TestClient, token: str) -> Any:
 
 
 def test_a_reviewer_found_by_the_apps_resolver_decides_and_is_recorded() -> None:
-    guard, sink = memory_guard([HIRING], reviewer=hr_officer, contact="hr@example.kz")
+    guard, sink = memory_guard(
+        [HIRING], reviewer=hr_officer, contact="hr@example.kz", subject=GATEWAY_SUBJECT
+    )
     client = hiring_client(guard)
 
     response = screen(client, "token-officer")
@@ -101,13 +103,13 @@ def test_a_reviewer_found_by_the_apps_resolver_decides_and_is_recorded() -> None
         "allow",
         "human-decision",
         "human",
-        "personnel:E-7",
+        guard.auditor.reviewer_ref("personnel:E-7"),
     )
     guard.close()
 
 
 def test_a_signed_in_user_without_the_reviewer_scope_is_no_human_decision() -> None:
-    guard, sink = memory_guard([HIRING], contact="hr@example.kz")
+    guard, sink = memory_guard([HIRING], contact="hr@example.kz", subject=GATEWAY_SUBJECT)
     client = hiring_client(guard)
 
     reviewer = screen(client, "token-reviewer")
@@ -117,7 +119,7 @@ def test_a_signed_in_user_without_the_reviewer_scope_is_no_human_decision() -> N
     assert (clerk.status_code, clerk.json()["review"]["reason"]) == (202, "human-required")
     records = sink.of_kind(kg.EventKind.DECISION)
     assert [(r.verdict, r.reason, r.reviewer) for r in records] == [
-        ("allow", "human-decision", "E-9"),
+        ("allow", "human-decision", guard.auditor.reviewer_ref("E-9")),
         ("route", "human-required", None),
     ]
     guard.close()

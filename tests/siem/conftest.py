@@ -71,6 +71,31 @@ hostile_text = st.one_of(
 """Strings full of delimiters, escapes, controls, separators and non-ASCII (no surrogates)."""
 
 
+_ORIGIN_PIECES = [piece for piece in _NASTY if piece.isprintable()] + [
+    "kzaiOrigin=x",
+    'origin="x"',
+    "example.kz/audit",
+    "Қазақстан/аудит",
+]
+
+
+def _is_origin(value: str) -> bool:
+    return bool(value.strip()) and value.isprintable()
+
+
+hostile_origins = st.one_of(
+    st.lists(st.one_of(st.sampled_from(_ORIGIN_PIECES), st.text(max_size=4)), max_size=8).map(
+        "".join
+    ),
+    st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40),
+).filter(_is_origin)
+"""Valid log origins (one printable line) full of ``=``, ``|``, ``]``, quotes, backslashes,
+escape sequences, key names and non-ASCII text."""
+
+HOSTILE_ORIGIN = 'svc.example.kz/audit "a=b|c]\\d\\=^ kzaiSeq=1 é Қазақстан 日本 \U0001f600'
+"""One fixed hostile origin, for logs made on disk."""
+
+
 @st.composite
 def records(draw: st.DrawFn) -> AuditRecord:
     """Audit records with a hostile value (or ``None``) in every string field."""
@@ -95,6 +120,17 @@ def events(draw: st.DrawFn) -> SiemEvent:
     seq = draw(st.integers(0, 2**40))
     line_hash = draw(st.text("0123456789abcdef", min_size=64, max_size=64))
     return SiemEvent(draw(records()), seq, line_hash)
+
+
+@st.composite
+def small_events(draw: st.DrawFn) -> SiemEvent:
+    """A plausible record with a short hostile reason and id, at a random seq."""
+    nasty = st.lists(st.sampled_from(_NASTY), max_size=6).map("".join)
+    record = sample_record(
+        draw(st.integers(0, 999)), id=draw(nasty) or "r", reason=draw(st.none() | nasty)
+    )
+    seq = draw(st.integers(0, 2**40))
+    return SiemEvent(record, seq, draw(st.text("0123456789abcdef", min_size=64, max_size=64)))
 
 
 UNSAFE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
@@ -138,10 +174,16 @@ def sample_record(i: int = 0, **overrides: object) -> AuditRecord:
     return AuditRecord(**values)  # type: ignore[arg-type]
 
 
-def write_log(directory: Path, records: Iterable[AuditRecord]) -> None:
+def write_log(
+    directory: Path, records: Iterable[AuditRecord], *, origin: str | None = None
+) -> None:
     """Append ``records`` to the signed audit log in ``directory`` (created if needed)."""
     log = AuditLog.open(
-        directory, durability="sync", seal_personal_fields=False, retention_days=None
+        directory,
+        durability="sync",
+        seal_personal_fields=False,
+        retention_days=None,
+        origin=origin,
     )
     try:
         futures = [log.write(r) for r in records]
@@ -150,6 +192,11 @@ def write_log(directory: Path, records: Iterable[AuditRecord]) -> None:
                 f.result(timeout=30)
     finally:
         log.close()
+
+
+def demo_key(directory: Path) -> str:
+    """The public key file of the demo key :func:`write_log` signs with."""
+    return str(next((directory / "keys").glob("*.pub")))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from kzai_guard.audit.record import EventKind
 from kzai_guard.siem import EncoderSettings, SiemEvent
 from kzai_guard.siem.cef import CefEncoder, escape_header
 
-from .conftest import SETTINGS, events, sample_record, sanitised
+from .conftest import SETTINGS, events, hostile_origins, sample_record, sanitised, small_events
 
 ENCODER = CefEncoder(SETTINGS)
 
@@ -48,9 +48,9 @@ def expected(value: str) -> str:
     return sanitised(value, keep="\n\r")
 
 
-def check(event: SiemEvent) -> None:
-    line = ENCODER.render(event)
-    assert ENCODER.encode(event) == line.encode()
+def check(event: SiemEvent, encoder: CefEncoder = ENCODER) -> None:
+    line = encoder.render(event)
+    assert encoder.encode(event) == line.encode()
     assert len(line.splitlines()) == 1
     assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", line)
     parsed = pycef.parse(line)
@@ -69,6 +69,11 @@ def check(event: SiemEvent) -> None:
     assert parsed["dvchost"] == "api-1.example.kz"
     assert parsed["seq"] == str(event.seq)
     assert parsed["kzaiLineHash"] == event.line_hash
+    origin = encoder.settings.origin
+    if origin is None:
+        assert "kzaiOrigin" not in parsed
+    else:
+        assert unescape(parsed["kzaiOrigin"]) == origin
     if record.latency_us is None:
         assert "latencyUs" not in parsed
     else:
@@ -96,9 +101,22 @@ def check(event: SiemEvent) -> None:
         "dvchost",
         "seq",
         "kzaiLineHash",
+        "kzaiOrigin",
         "latencyUs",
     }
     assert set(parsed) <= known, "a field was forged"
+
+
+@given(event=small_events(), origin=hostile_origins)
+@settings(max_examples=200, deadline=None)
+def test_hostile_origin_round_trips_through_pycef(event: SiemEvent, origin: str) -> None:
+    check(event, CefEncoder(SETTINGS.for_log(origin)))
+
+
+def test_origin_is_written_before_the_line_hash() -> None:
+    encoder = CefEncoder(SETTINGS.for_log("a=b\\c|d"))
+    line = encoder.render(SiemEvent(sample_record(0), 3, "ab"))
+    assert line.endswith(" kzaiOrigin=a\\=b\\\\c|d kzaiLineHash=ab cn1Label=seq cn1=3")
 
 
 @given(events())

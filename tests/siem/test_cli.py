@@ -12,7 +12,7 @@ from kzai_guard.cli.export import parse_time
 from kzai_guard.cli.main import main
 from kzai_guard.siem import CursorFile
 
-from .conftest import sample_record, write_log
+from .conftest import demo_key, sample_record, write_log
 
 BASE = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z; sample_record(i) is i ms later
 
@@ -24,12 +24,14 @@ def log_dir(tmp_path: Path) -> Path:
     return directory
 
 
+def export(directory: Path) -> list[str]:
+    return ["export", str(directory), "--public-key", demo_key(directory)]
+
+
 @pytest.mark.parametrize("fmt", ["cef", "leef", "syslog", "ocsf", "ecs", "hec", "jsonl"])
 def test_export_writes_one_line_per_record(log_dir: Path, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / f"out.{fmt}"
-    assert (
-        main(["export", str(log_dir), "--format", fmt, "--out", str(out), "--hostname", "h"]) == 0
-    )
+    assert main([*export(log_dir), "--format", fmt, "--out", str(out), "--hostname", "h"]) == 0
     assert len(out.read_bytes().splitlines()) == 20
 
 
@@ -37,14 +39,14 @@ def test_export_since_until_select_a_time_window(log_dir: Path, tmp_path: Path) 
     out = tmp_path / "out.jsonl"
     since = "2026-01-01T00:00:00.005Z"
     until = str((BASE + 9_000) / 1_000_000)
-    args = ["export", str(log_dir), "--format", "jsonl", "--since", since, "--until", until]
+    args = [*export(log_dir), "--format", "jsonl", "--since", since, "--until", until]
     assert main([*args, "--out", str(out)]) == 0
     seqs = [orjson.loads(line)["seq"] for line in out.read_bytes().splitlines()]
     assert seqs == [5, 6, 7, 8]
 
 
 def test_export_to_stdout(log_dir: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-    assert main(["export", str(log_dir), "--format", "cef", "--hostname", "h"]) == 0
+    assert main([*export(log_dir), "--format", "cef", "--hostname", "h"]) == 0
     lines = capsysbinary.readouterr().out.decode().splitlines()
     assert [pycef.parse(line)["seq"] for line in lines] == [str(i) for i in range(20)]
 
@@ -60,6 +62,7 @@ def test_parse_time_accepts_rfc3339_and_unix_seconds() -> None:
 def test_ship_once_resumes_from_the_cursor(log_dir: Path, tmp_path: Path) -> None:
     out, cursor = tmp_path / "out.jsonl", tmp_path / "cursor"
     args = ["ship", str(log_dir), "--to", f"file:{out}", "--format", "jsonl"]
+    args += ["--public-key", demo_key(log_dir)]
     args += ["--cursor", str(cursor), "--once", "--quiet"]
     assert main(args) == 0
     write_log(log_dir, [sample_record(i) for i in range(20, 25)])
@@ -72,4 +75,5 @@ def test_ship_once_resumes_from_the_cursor(log_dir: Path, tmp_path: Path) -> Non
 
 def test_ship_rejects_a_bad_enterprise_number(log_dir: Path, tmp_path: Path) -> None:
     args = ["ship", str(log_dir), "--to", "-", "--format", "syslog", "--enterprise-number", "0"]
+    args.append("--unverified")
     assert main([*args, "--cursor", str(tmp_path / "c")]) == 1

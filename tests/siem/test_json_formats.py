@@ -20,7 +20,7 @@ from kzai_guard.siem.hec import HecEncoder
 from kzai_guard.siem.jsonl import JsonLinesEncoder
 from kzai_guard.siem.ocsf import OcsfEncoder
 
-from .conftest import SETTINGS, events, sample_record
+from .conftest import SETTINGS, events, hostile_origins, sample_record, small_events
 
 OCSF = OcsfEncoder(SETTINGS)
 ECS = EcsEncoder(SETTINGS)
@@ -188,6 +188,30 @@ def test_hec_event_shape(event: SiemEvent) -> None:
     body = obj["event"]
     assert isinstance(body, dict)
     assert AuditRecord.from_dict(body["record"]) == record
+
+
+@given(event=small_events(), origin=hostile_origins)
+@settings(max_examples=150, deadline=None)
+def test_every_json_format_carries_the_origin_exactly(event: SiemEvent, origin: str) -> None:
+    settings = SETTINGS.for_log(origin)
+    assert one_line(JsonLinesEncoder(settings).encode(event))["origin"] == origin
+    ocsf = one_line(OcsfEncoder(settings).encode(event))
+    BaseEvent.model_validate(ocsf)
+    assert Metadata.model_validate(ocsf["metadata"]).log_provider == origin
+    ecs = one_line(EcsEncoder(settings).encode(event))
+    assert ecs["kzai"]["origin"] == origin  # type: ignore[index]
+    hec = one_line(HecEncoder(settings).encode(event))
+    assert hec["fields"]["origin"] == origin  # type: ignore[index]
+    assert hec["event"]["origin"] == origin  # type: ignore[index]
+
+
+def test_without_an_origin_no_json_format_writes_one() -> None:
+    event = SiemEvent(sample_record(0), 0, "00")
+    assert "origin" not in one_line(JSONL.encode(event))
+    assert "log_provider" not in OCSF.document(event)["metadata"]
+    assert "origin" not in ECS.document(event)["kzai"]
+    hec = HEC.document(event)
+    assert "origin" not in hec["fields"] and "origin" not in hec["event"]
 
 
 def test_hec_batch_is_objects_separated_by_newlines() -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 
+from kzai_guard.errors import ConfigurationError
 from kzai_guard.siem import EncoderSettings, SiemEvent
 from kzai_guard.siem.leef import LEEF_TIME_FORMAT, LeefEncoder
 
-from .conftest import SETTINGS, events, sample_record, sanitised
+from .conftest import SETTINGS, events, hostile_origins, sample_record, sanitised, small_events
 
 KEYS = {
     "reviewer": "usrName",
@@ -95,6 +96,28 @@ def test_hostile_values_follow_the_sanitising_rule(delimiter: str, event: SiemEv
         "kzaiLineHash",
         "kzaiSeq",
     }
+
+
+@pytest.mark.parametrize("delimiter", ["\t", "^", "/"])
+@given(event=small_events(), origin=hostile_origins)
+@settings(max_examples=150, deadline=None)
+def test_hostile_origin_round_trips_or_is_refused(
+    delimiter: str, event: SiemEvent, origin: str
+) -> None:
+    settings = SETTINGS.model_copy(update={"leef_delimiter": delimiter}).for_log(origin)
+    if delimiter in origin:
+        with pytest.raises(ConfigurationError, match="leef_delimiter"):
+            LeefEncoder(settings)
+        return
+    _, attrs = parse_leef(LeefEncoder(settings).render(event))
+    assert attrs["kzaiOrigin"] == origin
+    assert attrs["kzaiLineHash"] == event.line_hash
+    assert attrs["kzaiSeq"] == str(event.seq)
+
+
+def test_without_an_origin_there_is_no_origin_attribute() -> None:
+    _, attrs = parse_leef(LeefEncoder(SETTINGS).render(SiemEvent(sample_record(0), 0, "00")))
+    assert "kzaiOrigin" not in attrs
 
 
 def test_tab_delimiter_is_written_as_hex() -> None:

@@ -74,6 +74,7 @@ def test_tcp_receiver_outage_then_back_loses_nothing(tmp_path: Path) -> None:
         directory,
         destination,
         cursor=tmp_path / "cursor",
+        unverified=True,
         batch_size=7,
         linger=0.02,
         backoff=FAST,
@@ -128,6 +129,7 @@ def test_http_outage_and_server_errors_every_record_arrives_once_deduplicated(
         directory,
         destination,
         cursor=tmp_path / "cursor",
+        unverified=True,
         batch_size=5,
         linger=0.01,
         backoff=FAST,
@@ -164,6 +166,7 @@ def test_background_shipper_follows_new_records(tmp_path: Path) -> None:
         directory,
         open_destination(f"file:{out}", make_encoder("jsonl", SETTINGS)),
         cursor=tmp_path / "cursor",
+        unverified=True,
         linger=0.01,
         poll_interval=0.05,
     )
@@ -187,6 +190,7 @@ def test_permanent_rejection_stops_the_shipper(tmp_path: Path) -> None:
         tmp_path / "audit",
         open_destination(f"hec+http://{HOST}:{receiver.port}", make_encoder("hec"), token="x"),
         cursor=tmp_path / "cursor",
+        unverified=True,
         follow=False,
         backoff=FAST,
     )
@@ -215,6 +219,7 @@ def test_chain_break_ships_what_verifies_then_stops(tmp_path: Path) -> None:
         directory,
         open_destination(f"file:{out}", make_encoder("cef", SETTINGS)),
         cursor=tmp_path / "cursor",
+        unverified=True,
         batch_size=4,
         follow=False,
     )
@@ -233,6 +238,7 @@ def test_chain_break_alarm_from_the_command_line(tmp_path: Path) -> None:
     tamper_prev(directory, 12)
     result = run_cli(
         "ship",
+        "--unverified",
         str(directory),
         "--to",
         f"file:{tmp_path / 'out'}",
@@ -256,6 +262,7 @@ def test_a_cursor_from_another_log_is_refused(tmp_path: Path) -> None:
         directory,
         open_destination(f"file:{tmp_path / 'out'}", make_encoder("jsonl")),
         cursor=cursor,
+        unverified=True,
         follow=False,
     )
     with pytest.raises(CursorError, match="seq 3"):
@@ -279,6 +286,7 @@ def ship_command(directory: Path, port: int, cursor: Path, *extra: str) -> list[
         "-m",
         "kzai_guard.cli.main",
         "ship",
+        "--unverified",
         str(directory),
         "--to",
         f"http://{HOST}:{port}/ingest",
@@ -296,6 +304,7 @@ def ship_command(directory: Path, port: int, cursor: Path, *extra: str) -> list[
         "3",
         "--hostname",
         "h",
+        "--unverified",
         *extra,
     ]
 

@@ -20,7 +20,15 @@ with warnings.catch_warnings():
 from kzai_guard.siem import EncoderSettings, SiemEvent
 from kzai_guard.siem.syslog import SyslogEncoder, escape_param_value
 
-from .conftest import SETTINGS, STRING_FIELDS, events, sample_record, sanitised
+from .conftest import (
+    SETTINGS,
+    STRING_FIELDS,
+    events,
+    hostile_origins,
+    sample_record,
+    sanitised,
+    small_events,
+)
 
 ENCODER = SyslogEncoder(SETTINGS)
 _HEADER = re.compile(
@@ -144,6 +152,28 @@ def test_hostile_values_round_trip(event: SiemEvent) -> None:
     assert published.msg == parsed["msg"]
     sd = published.sd["kzai@32473"]
     assert {k: unescape(v) for k, v in sd.items() if k != "outcome"} == expected_params(event)
+
+
+@given(event=small_events(), origin=hostile_origins)
+@settings(max_examples=200, deadline=None)
+def test_hostile_origin_round_trips(event: SiemEvent, origin: str) -> None:
+    message = SyslogEncoder(SETTINGS.for_log(origin)).render(event)
+    assert len(message.splitlines()) == 1
+    params = parse_strict(message)["sd"]["kzai@32473"]
+    assert params.pop("origin") == origin
+    params.pop("outcome")
+    assert params == expected_params(event)
+    if origin.endswith("\\") or any(v.endswith("\\") for v in params.values()):
+        return
+    published = SyslogMessage.parse(message).sd["kzai@32473"]
+    assert unescape(published["origin"]) == origin
+    assert published["seq"] == str(event.seq) and published["line_hash"] == event.line_hash
+
+
+def test_origin_follows_the_line_hash() -> None:
+    encoder = SyslogEncoder(SETTINGS.for_log('a"b]c\\'))
+    message = encoder.render(SiemEvent(sample_record(0), 4, "ab"))
+    assert ' seq="4" line_hash="ab" origin="a\\"b\\]c\\\\" outcome="success"' in message
 
 
 def unescape(value: str) -> str:

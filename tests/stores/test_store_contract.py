@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,11 +16,11 @@ import kzai_guard as kg
 from kzai_guard.core.consent import CollectionMethod, Consent, Objection, WithdrawalRestriction
 from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
 from kzai_guard.errors import StoreError, UnknownRecord, WithdrawalRestricted
-from kzai_guard.stores.base import ChangeKind, Store, StoredExplanation, SwitchState
+from kzai_guard.stores.base import ChangeKind, ErasedData, Store, StoredExplanation, SwitchState
 from kzai_guard.stores.url import open_store
-from tests.samples import LOAN
+from tests.postgres import fresh_database
+from tests.samples import GATEWAY_SUBJECT, LOAN
 
-PG_ADMIN_URL = "postgresql://127.0.0.1/test"
 BACKENDS = ("memory", "sqlite", "postgresql")
 PERSISTENT_BACKENDS = ("sqlite", "postgresql")
 T0 = datetime(2026, 3, 2, 9, 30, 0, 123456, tzinfo=UTC)
@@ -29,14 +28,8 @@ T0 = datetime(2026, 3, 2, 9, 30, 0, 123456, tzinfo=UTC)
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
-    name = f"kzg_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://127.0.0.1/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -449,6 +442,7 @@ def test_consent_purpose_with_nul_is_refused_alike_by_every_backend(store: Store
         audit=kg.MemorySink(),
         pseudonym_key=b"x" * 32,
         contact="credit@example.kz",
+        subject=GATEWAY_SUBJECT,
     )
     try:
         with pytest.raises(ValueError):
@@ -531,3 +525,54 @@ def test_a_restricted_consent_is_not_withdrawn_until_its_restriction_ends(store:
     assert store.changes_since(start) == []
     withdrawn = store.withdraw_consents(subject, "credit-scoring", until)
     assert sorted(c.id for c in withdrawn) == sorted([restricted.id, free.id])
+
+
+# -- erasure ----------------------------------------------------------------------------------
+
+
+@backends(*BACKENDS)
+def test_erasing_a_subject_removes_their_rows_and_explanations_and_keeps_anothers(
+    store: Store,
+) -> None:
+    erased, kept = unique("s"), unique("s")
+    erased_ref, kept_ref = "e1" * 16, "k1" * 16
+    start = store.latest_change()
+    for subject in (erased, kept):
+        store.add_consent(consent(subject, "credit-scoring"))
+        store.add_objection(objection(subject, None))
+    tickets = {subject: ticket(subject) for subject in (erased, kept)}
+    for made in tickets.values():
+        store.add_review(made)
+    store.complete_review(
+        tickets[erased].id, reviewer="officer-7", outcome=ReviewOutcome.APPROVED, note="n", at=T0
+    )
+    ids = [f"01a2{n:04x}-0000-7000-8000-000000000000" for n in range(6)]
+    # one page mixing both subjects, one page of the erased subject alone
+    store.add_explanations(
+        [
+            replace(explanation(ids[0], b'{"mine":1}'), subject_ref=erased_ref),
+            replace(explanation(ids[1], b'{"theirs":1}'), subject_ref=kept_ref),
+        ]
+    )
+    store.add_explanations([replace(explanation(ids[2], b'{"mine":2}'), subject_ref=erased_ref)])
+
+    removed = store.erase_subject(erased, erased_ref)
+
+    assert removed == ErasedData(consents=1, objections=1, tickets=1, explanations=2)
+    assert store.consents_of(erased) == [] and store.objections_of(erased) == []
+    assert store.get_explanation(ids[0]) is None and store.get_explanation(ids[2]) is None
+    left = store.get_review(tickets[erased].id)
+    assert (left.subject, left.note, left.status, left.reviewer) == (
+        "",
+        None,
+        ReviewStatus.COMPLETED,
+        "officer-7",
+    )
+    assert all(change.subject != erased for change in store.changes_since(start))
+    assert store.changes_since(start)[-1].subject is None
+    # the other person is untouched
+    assert len(store.consents_of(kept)) == len(store.objections_of(kept)) == 1
+    assert store.get_review(tickets[kept].id).subject == kept
+    theirs = store.get_explanation(ids[1])
+    assert theirs is not None and theirs.body == b'{"theirs":1}'
+    assert store.erase_subject(erased, erased_ref) == ErasedData(0, 0, 0, 0)

@@ -13,6 +13,7 @@ from kzai_guard.audit.keys import Signer
 from kzai_guard.audit.witnesses import WitnessEndpoint, Witnesses
 from kzai_guard.testing import MemorySink
 from tests.http.test_person_routes import app_with, loan_policy
+from tests.samples import GATEWAY_SUBJECT
 
 from .helpers import free_port
 
@@ -51,5 +52,6 @@ def test_witnesses_without_a_log_directory_are_refused() -> None:
             store="memory://",
             audit=MemorySink(),
             audit_witnesses=_offline_witnesses(),
+            subject=GATEWAY_SUBJECT,
             contact="c",
         )

@@ -1,0 +1,102 @@
+"""``kzai-guard report``: the compliance officer's view of a period, as one HTML file.
+
+::
+
+    kzai-guard report AUDIT_DIR --config FILE [--store URL] [--since T] [--until T]
+                      [--lang kk|ru|en] [--out FILE] [--pdf FILE] [--public-key KEY ...]
+
+Built from the verified audit trail (records with ``since <= time < until``; ``T`` as for
+``export``, default the 30 days before now), the review tickets and disparity counts in the
+store (``--store``, default the ``[guard] store`` of the file) and the policies and
+``[[destination]]`` tables of ``--config``. Charts need matplotlib (``kzai-guard[report]``);
+``--pdf`` also prints it as PDF with headless Chromium.
+Exit status: 0 when written, 1 on a usage error, 2 when the trail did not verify (the report is
+written all the same, and says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kzai_guard.cli.export import parse_time
+from kzai_guard.cli.verify import add_key_arguments, keyring_from_args
+from kzai_guard.core.vocabulary import Language
+from kzai_guard.errors import KzaiGuardError
+
+__all__ = ["register", "run"]
+
+_DEFAULT_DAYS = 30
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``report`` verb."""
+    parser = subparsers.add_parser(
+        "report",
+        help="write the compliance report of a period as one HTML file",
+        description="Inventory, decisions, objections and reviews, explanations, disparity, "
+        "the trail's integrity and findings with their articles, in kk, ru or en.",
+    )
+    parser.add_argument("directory", metavar="AUDIT_DIR", type=Path, help="the audit log")
+    parser.add_argument("--config", required=True, type=Path, help="the TOML policy file")
+    parser.add_argument("--store", help="the store URL (default: [guard] store of the file)")
+    parser.add_argument("--since", type=parse_time, metavar="T", help="first time (inclusive)")
+    parser.add_argument("--until", type=parse_time, metavar="T", help="last time (exclusive)")
+    parser.add_argument(
+        "--lang", choices=[lang.value for lang in Language], default="en", help="language"
+    )
+    parser.add_argument("--out", type=Path, default=Path("compliance-report.html"))
+    parser.add_argument(
+        "--pdf", type=Path, metavar="FILE", help="also print it to FILE as PDF (needs Chromium)"
+    )
+    add_key_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the report; returns the exit status."""
+    from kzai_guard.config import load_config, load_destinations
+    from kzai_guard.guard import DEFAULT_STORE
+    from kzai_guard.report.build import build_report
+
+    now = datetime.now(UTC)
+    until = _moment(args.until) if args.until is not None else now
+    since = _moment(args.since) if args.since is not None else until - timedelta(_DEFAULT_DAYS)
+    try:
+        policies, settings = load_config(args.config)
+        destinations = load_destinations(args.config)
+        keyring = keyring_from_args(args.public_key, args.directory)
+        html, trail_ok = build_report(
+            args.directory,
+            policies,
+            destinations,
+            store_url=args.store or settings.get("store", DEFAULT_STORE),
+            keyring=keyring,
+            since=since,
+            until=until,
+            language=Language(args.lang),
+            now=now,
+        )
+    except (KzaiGuardError, OSError, ValueError) as exc:
+        print(f"kzai-guard report: {exc}", file=sys.stderr)
+        return 1
+    args.out.write_text(html, encoding="utf-8")
+    print(f"kzai-guard report: wrote {args.out}", file=sys.stderr)
+    if args.pdf is not None:
+        from kzai_guard.report.pdf import print_pdf
+
+        try:
+            print_pdf(html, args.pdf)
+        except (KzaiGuardError, OSError, subprocess.TimeoutExpired) as exc:
+            print(f"kzai-guard report: {exc}", file=sys.stderr)
+            return 1
+        print(f"kzai-guard report: wrote {args.pdf}", file=sys.stderr)
+    return 0 if trail_ok else 2
+
+
+def _moment(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC)

@@ -1,0 +1,224 @@
+"""``guard.erase_subject`` erases: afterwards no file the library wrote holds the person's raw
+identifier or any personal text of theirs, and their explanation is served no more.
+
+The person consents (with a withdrawal restriction naming them), gets an explained decision,
+objects, gets a routed decision whose ticket a reviewer completes with a note about them; a
+second person does the same and keeps everything. Every file under the service's directory
+(store, its WAL, the audit log, the subject keys, an export made after the erasure) is then
+read as bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+import kzai_guard as kg
+from kzai_guard.audit.shredding import subject_ref
+from kzai_guard.cli.main import main as cli
+from kzai_guard.stores.base import ErasedData
+from tests.oversight.service import CARD
+from tests.samples import GATEWAY_SUBJECT, LOAN
+
+ERASED = "KZ-880101300123"
+KEPT = "KZ-900202400456"
+
+
+def personal_texts(person: str) -> list[str]:
+    """What the service writes about ``person`` besides their identifier."""
+    return [
+        f"salary of {person}: 987654 tenge",
+        f"Алия {person[-4:]} Ерасова",
+        f"loan 77-{person[-4:]} of the applicant",
+        f"{person[-4:]} called on Tuesday about her case",
+    ]
+
+
+def explanation(person: str) -> kg.Explanation:
+    salary, name, _, _ = personal_texts(person)
+    return kg.Explanation(
+        summary={kg.Language.EN: "Approved"},
+        factors=(
+            kg.Factor(name="income", direction=kg.Direction.FAVOURABLE, weight=0.6, value=salary),
+        ),
+        ai_role="A model computed the score.",
+        consequences=f"The loan is granted to {name}.",
+    )
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[tuple[kg.Guard, Path]]:
+    guard = kg.Guard(
+        [LOAN],
+        store=f"sqlite:///{tmp_path / 'kzai-guard.db'}",
+        audit=tmp_path / "kzai-audit",
+        contact="credit@example.kz",
+        subject=GATEWAY_SUBJECT,
+    )
+    yield guard, tmp_path
+    guard.close()
+
+
+def live_through_the_law(guard: kg.Guard, person: str) -> str:
+    """Consent, an explained decision, an objection, a routed and reviewed decision."""
+    _, _, ground, note = personal_texts(person)
+
+    @guard.decision("loan_approval")
+    def decide() -> None:
+        kg.explain(explanation(person))
+
+    guard.consents.grant(
+        person,
+        "credit-scoring",
+        "v1",
+        withdrawal_restriction=kg.WithdrawalRestriction(ground, datetime(2099, 1, 1, tzinfo=UTC)),
+    )
+    with kg.decision_context(person) as context:
+        decide()
+        decision_id = context.decision_id
+    guard.objections.record(person)
+    with pytest.raises(kg.HumanReviewRequired) as routed, kg.decision_context(person):
+        decide()
+    guard.reviews.complete(
+        routed.value.ticket.id,
+        reviewer=kg.Reviewer(id="officer-7"),
+        outcome=kg.ReviewOutcome.APPROVED,
+        note=note,
+    )
+    assert decision_id is not None
+    return decision_id
+
+
+def files_holding(directory: Path, texts: list[str]) -> dict[str, list[str]]:
+    """For each file under ``directory``, the ``texts`` its bytes contain."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            hits = [text for text in texts if text.encode() in data]
+            if hits:
+                found[str(path.relative_to(directory))] = hits
+    return found
+
+
+def export(directory: Path) -> Path:
+    public = sorted((directory / "kzai-audit" / "keys").glob("*.pub"))[-1]
+    out = directory / "exports" / "after-erasure.jsonl"
+    code = cli(
+        [
+            "export",
+            str(directory / "kzai-audit"),
+            "--format",
+            "jsonl",
+            "--public-key",
+            str(public),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def test_after_erase_subject_no_file_holds_the_persons_identifier_or_personal_text(
+    service: tuple[kg.Guard, Path],
+) -> None:
+    guard, directory = service
+    erased_decision = live_through_the_law(guard, ERASED)
+    kept_decision = live_through_the_law(guard, KEPT)
+    guard.explanations.flush()
+    guard.sink.flush()  # type: ignore[attr-defined]
+    before = files_holding(directory, [ERASED, *personal_texts(ERASED)])
+    assert "kzai-guard.db" in before or "kzai-guard.db-wal" in before  # the test can fail
+
+    removed = guard.erase_subject(ERASED)
+    # export hands on records a signed checkpoint covers: sign one over all written so far
+    guard.sink.checkpoint()  # type: ignore[attr-defined]
+    exported = export(directory)
+
+    assert removed == ErasedData(consents=1, objections=1, tickets=1, explanations=1)
+    assert files_holding(directory, [ERASED, *personal_texts(ERASED)]) == {}
+    assert guard.explanation(erased_decision) is None
+    assert guard.consents.is_valid(ERASED, "credit-scoring", "v1") is False
+    # the other person keeps all of it, and the export still reads their records
+    kept = files_holding(directory, [KEPT, *personal_texts(KEPT)])
+    assert {text for hits in kept.values() for text in hits} == {KEPT, *personal_texts(KEPT)}
+    assert guard.explanation(kept_decision) is not None
+    assert exported.read_bytes().count(b'"[erased]"') > 0
+    assert exported.read_bytes().count(b'"detail":"approved"') == 1  # the other's review
+
+    guard.close()
+    assert files_holding(directory, [ERASED, *personal_texts(ERASED)]) == {}
+
+
+def test_reviewers_are_keyed_pseudonyms_and_erase_reviewer_erases_them(
+    service: tuple[kg.Guard, Path],
+) -> None:
+    guard, directory = service
+    staff = "risk.officer.aliya@bank.kz"
+    other = "officer-7"
+    guard.switches.suspend("loan_approval", by=other, reason="drift in the scores")
+    guard.switches.resume("loan_approval", by=staff, reason="scores checked")
+    guard.sink.flush()  # type: ignore[attr-defined]
+    # a list of staff logins confirms nothing: no unkeyed hash of a login is written
+    unkeyed = [subject_ref(login) for login in (staff, other)]
+    assert files_holding(directory / "kzai-audit", unkeyed) == {}
+    assert staff in {text for hits in files_holding(directory, [staff]).values() for text in hits}
+
+    named = guard.erase_reviewer(staff)
+    guard.sink.checkpoint()  # type: ignore[attr-defined]
+    exported = export(directory).read_bytes()
+
+    assert named == 1  # the switch's state names who set it last
+    assert files_holding(directory, [staff]) == {}
+    assert exported.count(b'"reviewer":"[erased]"') == 1
+    assert guard.auditor.reviewer_ref(other).encode() in exported
+
+
+def test_the_reviewers_work_is_erased_with_the_person_and_with_the_reviewer(
+    tmp_path: Path,
+) -> None:
+    guard = kg.Guard(
+        [LOAN, CARD],
+        store=f"sqlite:///{tmp_path / 'kzai-guard.db'}",
+        audit=tmp_path / "kzai-audit",
+        contact="credit@example.kz",
+        subject=GATEWAY_SUBJECT,
+    )
+    staff = "risk.officer.aliya@bank.kz"
+    reviewer = kg.Reviewer(id=staff)
+    reason = personal_texts(ERASED)[3]
+
+    @guard.decision("loan_approval")
+    def decide() -> None:
+        raise AssertionError("routed decisions do not run")
+
+    try:
+        tickets = {}
+        for person in (ERASED, KEPT):
+            guard.objections.record(person)
+            with pytest.raises(kg.HumanReviewRequired) as routed, kg.decision_context(person):
+                decide()
+            tickets[person] = routed.value.ticket.id
+        guard.oversight.escalate(tickets[ERASED], reviewer, reason)
+        guard.oversight.claim(tickets[KEPT], reviewer)
+        guard.override("decision-1", policy=CARD.name, reviewer=reviewer, action="correct")
+        guard.sink.flush()  # type: ignore[attr-defined]
+        assert files_holding(tmp_path, [reason]) != {}  # the test can fail
+
+        guard.erase_subject(ERASED)
+        assert files_holding(tmp_path, [reason]) == {}
+        assert files_holding(tmp_path, [staff]) != {}
+
+        named = guard.erase_reviewer(staff)
+        guard.sink.flush()  # type: ignore[attr-defined]
+
+        assert named == 3  # the claim, the escalation, the override
+        assert guard.store.review_work([tickets[KEPT]])[tickets[KEPT]].claimed_by is None
+        assert guard.store.overrides_of("decision-1")[0].reviewer == ""
+        assert files_holding(tmp_path, [staff]) == {}
+    finally:
+        guard.close()
