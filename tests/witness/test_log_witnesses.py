@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint, read_notes
-from kzai_guard.audit.cosignature import load_cosigner_key
+from kzai_guard.audit.cosignature import Cosigner, load_cosigner_key
 from kzai_guard.audit.keys import Signer, write_keypair
 from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.segments import list_segments
@@ -24,6 +24,7 @@ from kzai_guard.audit.witnesses import (
     read_cosigned,
 )
 from kzai_guard.cli.main import main
+from kzai_guard.errors import ConfigurationError
 from tests.audit.conftest import make_record
 
 from .helpers import free_port, start_witness, write_config
@@ -252,3 +253,14 @@ def test_a_reopened_log_hands_its_newest_checkpoint_to_the_witnesses(
     finally:
         log.close()
     assert witnesses.status()[f"http://127.0.0.1:{port}"]["cosigned_size"] == 7
+
+
+def test_witnesses_for_a_log_in_postgresql_are_refused_before_connecting() -> None:
+    key = Cosigner.generate("w1.example").public_key
+    witnesses = Witnesses([WitnessEndpoint.of("http://127.0.0.1:9", key)])
+    with pytest.raises(ConfigurationError, match="drop witnesses"):
+        AuditLog.open(
+            "postgresql://127.0.0.1:9/nowhere",
+            signer=Signer.generate("log-key"),
+            witnesses=witnesses,
+        )
