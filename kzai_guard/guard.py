@@ -104,11 +104,13 @@ class Guard:
     the records still queued, up to the queue's 65,536 and the writer's 5 ms linger, and those
     not yet on disk) and signed by ``audit_signer`` (a :class:`kzai_guard.audit.keys.Signer`;
     without one a demo key is made in the directory, and the guard logs
-    :data:`DEMO_KEY_WARNING` at start-up). Every worker process of the host may use the same
-    directory: they write one log. A ``postgresql://`` URL keeps that log in PostgreSQL, one
-    log for every host (a signer is then required; see ``docs/audit-log.md``, "In
-    PostgreSQL"). With ``"sync"`` a decision's response also waits until its explanation is in
-    the store, so that every host sharing the store can serve its ``Link``.
+    :data:`DEMO_KEY_WARNING` at start-up), its checkpoints sent to ``audit_witnesses`` (a
+    :class:`kzai_guard.audit.witnesses.Witnesses`) for cosigning. Every worker process of the
+    host may use the same directory: they write one log. A ``postgresql://`` URL keeps that log
+    in PostgreSQL, one log for every host (a signer is then required; see
+    ``docs/audit-log.md``, "In PostgreSQL"). With ``"sync"`` a decision's response also waits
+    until its explanation is in the store, so that every host sharing the store can serve its
+    ``Link``.
     ``subject`` (required) says whom a decision is about: :func:`~kzai_guard.from_path_param`,
     :func:`~kzai_guard.from_user`, a callable, or :func:`~kzai_guard.from_header` behind a
     gateway that strips the header from clients' requests; a guard given none refuses to start
@@ -133,6 +135,7 @@ class Guard:
         audit: AuditSink | str | Path = DEFAULT_AUDIT_DIR,
         durability: Literal["async", "sync"] = "sync",
         audit_signer: Any = None,
+        audit_witnesses: Any = None,
         subject: SubjectResolver | None = None,
         person: SubjectResolver | None = None,
         reviewer: ReviewerResolver | None = None,
@@ -168,10 +171,15 @@ class Guard:
             raise ConfigurationError(
                 f"pseudonym_key must be at least {MIN_KEY_BYTES} bytes; use os.urandom(32)"
             )
+        if audit_witnesses is not None and not isinstance(audit, (str, Path)):
+            raise ConfigurationError(
+                "audit_witnesses cosign the signed audit log: give audit= a directory, or "
+                "drop audit_witnesses"
+            )
         self.sink: AuditSink = (
             audit
             if not isinstance(audit, (str, Path))
-            else _open_audit_log(audit, durability, audit_signer)
+            else _open_audit_log(audit, durability, audit_signer, audit_witnesses)
         )
         self.auditor = Auditor(self.sink, Pseudonymizer(key), self.profile.value)
         self.checked_subjects: dict[str, str] = {}
@@ -437,14 +445,16 @@ class Guard:
 
 
 def _open_audit_log(
-    directory: str | Path, durability: Literal["async", "sync"], signer: Any
+    directory: str | Path, durability: Literal["async", "sync"], signer: Any, witnesses: Any
 ) -> AuditSink:
     from kzai_guard.audit.log import DEMO_KEY_NAME, AuditLog
 
     if signer is None or getattr(signer.public_key, "name", None) == DEMO_KEY_NAME:
         _log.warning(DEMO_KEY_WARNING, directory)
 
-    sink: AuditSink = AuditLog.open(directory, durability=durability, signer=signer)
+    sink: AuditSink = AuditLog.open(
+        directory, durability=durability, signer=signer, witnesses=witnesses
+    )
     return sink
 
 

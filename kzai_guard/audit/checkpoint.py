@@ -78,10 +78,20 @@ class SignedCheckpoint:
 
     def note(self) -> str:
         """The signed note text (ends with a newline)."""
-        lines = [self.checkpoint.body().decode(), ""]
-        for name, kid, sig in self.signatures:
-            lines.append(f"{_DASH} {name} {base64.b64encode(kid + sig).decode()}\n")
-        return lines[0] + "\n" + "".join(lines[2:])
+        return self.checkpoint.body().decode() + "\n" + self.signature_lines()
+
+    def signature_lines(self) -> str:
+        """The note's signature lines, each ``— <name> <base64>`` and a newline."""
+        return "".join(
+            f"{_DASH} {name} {base64.b64encode(kid + sig).decode()}\n"
+            for name, kid, sig in self.signatures
+        )
+
+    def with_signatures(self, extra: Iterable[tuple[str, bytes, bytes]]) -> SignedCheckpoint:
+        """This note with the signature lines ``extra`` added (those it holds already skipped)."""
+        lines = list(self.signatures)
+        lines.extend(s for s in extra if s not in lines)
+        return SignedCheckpoint(self.checkpoint, tuple(lines))
 
     def status(self, keyring: Keyring) -> CheckpointStatus:
         """Check the signatures against ``keyring``."""

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InternalError, InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -185,7 +185,8 @@ class Signer:
                 f"the private key for {name} is encrypted; give it unencrypted (PKCS#8, "
                 "no password), or sign with a KMS or HSM through Signer.from_callable"
             ) from None
-        except (ValueError, UnsupportedAlgorithm) as exc:
+        except (ValueError, UnsupportedAlgorithm, InternalError) as exc:
+            # OpenSSL rejects some malformed keys (a truncated X448 one) as an internal error
             raise ConfigurationError(f"the private key for {name} cannot be read: {exc}") from None
         if not isinstance(key, Ed25519PrivateKey):
             raise ConfigurationError(f"the private key for {name} is not an Ed25519 key")

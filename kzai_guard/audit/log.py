@@ -31,6 +31,7 @@ from kzai_guard.audit.retention import DEFAULT_RETENTION_DAYS
 from kzai_guard.audit.sequencer import Durability, Sequencer
 from kzai_guard.audit.shredding import SubjectKeys
 from kzai_guard.audit.subject_keys import SqliteSubjectKeys
+from kzai_guard.audit.witnesses import Witnesses
 from kzai_guard.errors import AuditLogError, ConfigurationError
 
 __all__ = ["AuditLog", "Durability"]
@@ -70,6 +71,7 @@ class AuditLog(Sequencer):
         segment_max_bytes: int = 64 * 1024 * 1024,
         segment_max_age_s: float = 86_400.0,
         retention_days: float | None = DEFAULT_RETENTION_DAYS,
+        witnesses: Witnesses | None = None,
         previous_keys: Iterable[PublicKey] = (),
     ) -> AuditLog:
         """Open (creating if needed) the log in ``directory``, repairing a crashed tail.
@@ -92,7 +94,11 @@ class AuditLog(Sequencer):
         process do not reach the others); ``seal_personal_fields=False`` writes them in clear.
         Segments rotate at ``segment_max_bytes`` or ``segment_max_age_s``; sealed segments
         older than ``retention_days`` (default 183) are pruned at rotation (``None`` keeps
-        everything); the anchor of a pruning is signed with ``signer``.
+        everything); the anchor of a pruning is signed with ``signer``. ``witnesses``
+        (:class:`~kzai_guard.audit.witnesses.Witnesses`, not yet started) are started on the
+        directory and get every checkpoint this process signs, the newest one at open included;
+        their cosignatures go to ``cosigned.checkpoints``. A log in PostgreSQL refuses them
+        (:class:`~kzai_guard.errors.ConfigurationError`).
 
         Before it signs anything the log checks that the directory holds only what writers
         wrote (:mod:`kzai_guard.audit.adoption`): the newest checkpoint must be signed by
@@ -109,6 +115,12 @@ class AuditLog(Sequencer):
         if durability not in ("sync", "async"):
             raise ConfigurationError(f"durability must be 'sync' or 'async', not {durability!r}")
         if is_postgres_url(directory):
+            if witnesses is not None:
+                raise ConfigurationError(
+                    "witnesses cosign a log kept in a directory; a log in PostgreSQL cannot "
+                    "send them checkpoints yet: give a directory, or drop witnesses "
+                    "(audit_witnesses= to Guard)"
+                )
             return open_postgres_log(
                 cls,
                 str(directory),
@@ -154,15 +166,23 @@ class AuditLog(Sequencer):
                 reopen_keys=reopen,
                 queue_limit=queue_limit,
                 put_timeout=put_timeout,
+                witnesses=witnesses,
             )
             log.directory = path
             storage.vouch_with(lambda: log.signer, Keyring(previous_keys), checkpoint_every)
+            if witnesses is not None:
+                witnesses.start(path)
             with storage.sequence() as appending:
                 storage.judge()
                 log._see(appending)
                 log._sign(appending)
                 storage.mark_writing()
+            newest = log.last_checkpoint
+            if witnesses is not None and newest is not None:
+                witnesses.submit(newest)
         except BaseException as exc:
+            if witnesses is not None:
+                witnesses.close()
             storage.close()
             if reopen is not None and isinstance(subject_keys, SqliteSubjectKeys):
                 with contextlib.suppress(Exception):

@@ -23,6 +23,10 @@ When the log cannot be written :attr:`healthy` turns false and ``write`` raises
 async records are kept and retried, and :meth:`close` raises
 :class:`~kzai_guard.errors.AuditLogError` if any could still not be written.
 
+Witnesses: given :class:`~kzai_guard.audit.witnesses.Witnesses`, each checkpoint this process
+signs is handed to them (:meth:`~kzai_guard.audit.witnesses.Witnesses.submit`, which returns at
+once); their threads send it and keep the cosignatures.
+
 Forks: nothing made before a ``fork()`` is used after it. In the child, the queue, threads,
 locks, the storage's descriptors and the key store are made anew on first use; records the
 parent queued stay the parent's.
@@ -47,6 +51,7 @@ from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.record import AuditRecord
 from kzai_guard.audit.shredding import BatchedSubjectKeys, Sealer, SubjectKeys, subject_ref
 from kzai_guard.audit.storage import Appending, LogStorage
+from kzai_guard.audit.witnesses import Witnesses
 from kzai_guard.audit.write_queue import Op, WriteQueue
 from kzai_guard.errors import AuditLogError, ConfigurationError
 
@@ -78,6 +83,7 @@ class Sequencer(WriteQueue):
     ``subject_keys`` is the store sealing personal fields (``None``: written in clear);
     ``reopen_keys``, if given, makes this process's own store after a fork (the store's
     connections are not used across one). ``name`` names the log in messages.
+    ``witnesses``, already started on the log, get each checkpoint this process signs.
     """
 
     def __init__(
@@ -93,6 +99,7 @@ class Sequencer(WriteQueue):
         reopen_keys: Callable[[], SubjectKeys] | None = None,
         queue_limit: int,
         put_timeout: float,
+        witnesses: Witnesses | None = None,
     ) -> None:
         if durability not in ("sync", "async"):
             raise ConfigurationError(f"durability must be 'sync' or 'async', not {durability!r}")
@@ -108,6 +115,7 @@ class Sequencer(WriteQueue):
         self._checkpoint_interval = checkpoint_interval_ms / 1000.0
         self._subject_keys = subject_keys
         self._reopen_keys = reopen_keys
+        self._witnesses = witnesses
         self._size = 0
         super().__init__(
             name, sync=durability == "sync", queue_limit=queue_limit, put_timeout=put_timeout
@@ -178,6 +186,9 @@ class Sequencer(WriteQueue):
         error = self._error
         with contextlib.suppress(Exception):
             self._storage.close()
+        if self._witnesses is not None:
+            # the final checkpoint is sent at the next open if not before
+            self._witnesses.close()
         keys = self._subject_keys
         if self._reopen_keys is not None and keys is not None:
             with contextlib.suppress(Exception):
@@ -525,4 +536,6 @@ class Sequencer(WriteQueue):
             root = CompactRange(head.size, head.edge).root()
             signed = Checkpoint(self.origin, head.size, root).sign([self._signer])
             appending.add_checkpoint(signed, durable=self._sync)
+            if self._witnesses is not None:
+                self._witnesses.submit(signed)
         self._note(appending)

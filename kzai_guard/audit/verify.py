@@ -18,7 +18,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,10 @@ PROBLEM_KINDS = (
     "malformed-checkpoint",
     "unsigned-tail",
     "broken-anchor",
+    "wrong-origin",
+    "rolled-back",
+    "forked",
+    "unwitnessed",
 )
 """What :attr:`Problem.kind` can be."""
 
@@ -93,6 +97,12 @@ class VerifyReport:
     signed_size: int = 0
     key_names: list[str] = field(default_factory=list)
     problem: Problem | None = None
+    roots: dict[int, str] = field(default_factory=dict)
+    """The hex tree root at each size asked for with ``roots_at`` that the log reaches."""
+    witnessed_size: int | None = None
+    """The size of the checkpoint whose cosignatures were counted (witness policy only)."""
+    cosigners: list[str] = field(default_factory=list)
+    """The trusted witnesses that cosigned it."""
 
     @property
     def ok(self) -> bool:
@@ -131,12 +141,18 @@ def verify_log(
     *,
     allow_unsigned_tail: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    origin: str | None = None,
+    roots_at: Collection[int] = (),
 ) -> VerifyReport:
     """Check every line, the hash chain, every checkpoint's root and every signature.
 
     Records after the newest checkpoint are a problem (``unsigned-tail``) unless
     ``allow_unsigned_tail`` (useful on a live log, whose newest records are not yet signed).
     ``progress(bytes_done, bytes_total)`` is called after each segment and every 64 MiB.
+    ``origin`` is the origin the auditor expects; every checkpoint must name it, and a
+    directory claiming another is a ``wrong-origin`` problem (without it, the directory's own
+    ``origin`` file is taken). The root of the verified lines at each size in ``roots_at`` is
+    recorded in :attr:`VerifyReport.roots`.
     Raises :class:`~kzai_guard.errors.AuditLogError` if ``directory`` is not an audit log.
     """
     path = Path(directory)
@@ -144,7 +160,7 @@ def verify_log(
         raise AuditLogError(f"{path} is not a directory")
     report = VerifyReport(str(path))
     try:
-        _Verifier(path, keyring, report, progress).run(allow_unsigned_tail)
+        _Verifier(path, keyring, report, progress, origin, roots_at).run(allow_unsigned_tail)
     except _Stop as stop:
         report.problem = stop.problem
     return report
@@ -157,12 +173,24 @@ class _Verifier:
         keyring: Keyring,
         report: VerifyReport,
         progress: Callable[[int, int], None] | None,
+        origin: str | None = None,
+        roots_at: Collection[int] = (),
     ) -> None:
         self.path = path
         self.keyring = keyring
         self.report = report
         self.progress = progress
-        self.origin = read_origin(path)
+        claimed = read_origin(path)
+        if origin is not None and claimed is not None and claimed != origin:
+            raise _Stop(
+                Problem(
+                    0,
+                    "wrong-origin",
+                    f"the log in {path} is {claimed!r}, not the expected {origin!r}",
+                )
+            )
+        self.origin = origin if origin is not None else claimed
+        self.roots_at = sorted(set(roots_at))
         self.index = TreeFiles(path)
         self.keys_seen: set[str] = set()
 
@@ -199,6 +227,10 @@ class _Verifier:
         done = 0
         cp_index = 0
         next_cp = notes[0].checkpoint.size if notes else -1
+        wanted = [size for size in self.roots_at if size >= seq]
+        if wanted and wanted[0] == seq:
+            report.roots[seq] = tree.root().hex()
+            wanted.pop(0)
         since_cp: list[bytes] = []
         cp_start = seq
         sha = _sha256
@@ -229,6 +261,8 @@ class _Verifier:
             while pos < len(lines):
                 # up to the next checkpoint at most, so its root can be compared
                 stop = len(lines) if next_cp < 0 else min(len(lines), pos + next_cp - seq)
+                if wanted:
+                    stop = min(stop, pos + wanted[0] - seq)
                 chunk = lines[pos:stop]
                 hashes = [sha(b"\x00" + line).digest() for line in chunk]
                 prevs = [prev, *hashes[:-1]]
@@ -255,6 +289,9 @@ class _Verifier:
                 prev = hashes[-1]
                 seq += len(chunk)
                 pos = stop
+                if wanted and seq == wanted[0]:
+                    report.roots[seq] = tree.root().hex()
+                    wanted.pop(0)
                 if seq == next_cp:
                     while cp_index < len(notes) and notes[cp_index].checkpoint.size == seq:
                         self._check_checkpoint(notes[cp_index], tree, since_cp, cp_start)

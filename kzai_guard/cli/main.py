@@ -21,6 +21,7 @@ VERBS: dict[str, str] = {
     "verify": "verify",
     "prove": "prove",
     "verify-proof": "prove",
+    "verify-receipt": "prove",
     "consistency": "prove",
     "export": "export",
     "ship": "ship",
@@ -28,6 +29,8 @@ VERBS: dict[str, str] = {
     "check": "check",
     "repair": "repair",
     "report": "report",
+    "tiles": "tiles",
+    "witness": "witness",
 }
 
 

@@ -1,6 +1,9 @@
 """``kzai-guard prove``, ``verify-proof`` and ``consistency``: offline proofs from the audit log.
 
 - ``prove AUDIT_DIR DECISION_ID [--out FILE]`` writes an inclusion-proof bundle for the record.
+- ``prove ... --receipt`` writes the record's receipt, a C2SP ``tlog-proof`` with the
+  witnesses' cosignatures; ``verify-receipt RECEIPT --public-key KEY --origin ORIGIN
+  [--witness-key W --witnesses N]`` checks one offline.
 - ``verify-proof BUNDLE --public-key KEY`` checks an inclusion or consistency bundle.
 - ``consistency AUDIT_DIR OLD_SIZE [NEW_SIZE] [--out FILE] [--public-key KEY]`` writes (and,
   given keys, checks) a proof that the log at NEW_SIZE extends the log at OLD_SIZE.
@@ -16,13 +19,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kzai_guard.audit.checkpoint import SignedCheckpoint
 from kzai_guard.audit.keys import Keyring
+from kzai_guard.audit.lookup import newest_checkpoint
 from kzai_guard.audit.proof import consistency_bundle, inclusion_bundle, verify_bundle
+from kzai_guard.audit.receipt import Receipt, make_receipt, verify_receipt
+from kzai_guard.audit.segments import read_origin
 from kzai_guard.cli.source import LOG_HELP, log_directory
+from kzai_guard.cli.trust import (
+    add_origin_argument,
+    add_witness_arguments,
+    bound_keys,
+    expected_origin,
+    witness_policy,
+)
 from kzai_guard.cli.verify import add_key_arguments
 from kzai_guard.errors import AuditLogError, ConfigurationError
 
-__all__ = ["register", "run_consistency", "run_prove", "run_verify_proof"]
+__all__ = ["register", "run_consistency", "run_prove", "run_verify_proof", "run_verify_receipt"]
 
 
 def register(subparsers: Any) -> None:
@@ -36,7 +50,28 @@ def register(subparsers: Any) -> None:
     prove.add_argument("decision_id", metavar="DECISION_ID", nargs="?")
     prove.add_argument("--seq", type=int, help="prove the record with this sequence number")
     prove.add_argument("--out", metavar="FILE", help="write the bundle here (default stdout)")
+    prove.add_argument(
+        "--receipt",
+        action="store_true",
+        help="write a C2SP tlog-proof receipt (with the witnesses' cosignatures) instead",
+    )
+    add_origin_argument(prove)
     prove.set_defaults(func=run_prove)
+
+    receipt: argparse.ArgumentParser = subparsers.add_parser(
+        "verify-receipt",
+        help="check a receipt (C2SP tlog-proof) offline with public keys",
+        description=(
+            "Check a receipt: the expected origin, the log's signature, the witnesses' "
+            "cosignatures and the inclusion proof of the record it carries."
+        ),
+    )
+    receipt.add_argument("receipt", metavar="RECEIPT", help="receipt file, or - for stdin")
+    add_key_arguments(receipt)
+    add_origin_argument(receipt)
+    add_witness_arguments(receipt)
+    receipt.add_argument("--decision-id", help="the decision the receipt must be for")
+    receipt.set_defaults(func=run_verify_receipt)
 
     check: argparse.ArgumentParser = subparsers.add_parser(
         "verify-proof",
@@ -45,6 +80,7 @@ def register(subparsers: Any) -> None:
     )
     check.add_argument("bundle", metavar="BUNDLE", help="bundle file, or - for stdin")
     add_key_arguments(check)
+    add_origin_argument(check)
     check.set_defaults(func=run_verify_proof)
 
     grow: argparse.ArgumentParser = subparsers.add_parser(
@@ -78,9 +114,20 @@ def run_prove(args: argparse.Namespace) -> int:
         return 2
     try:
         with log_directory(args.directory) as directory:
+            _check_origin(directory, args.origin)
+            if args.receipt:
+                receipt = make_receipt(directory, decision_id=args.decision_id, seq=args.seq)
+                _write_text(receipt.text(), args.out)
+                if args.out:
+                    size = receipt.checkpoint.checkpoint.size
+                    print(
+                        f"wrote receipt of seq {receipt.index} in tree size {size}",
+                        file=sys.stderr,
+                    )
+                return 0
             bundle = inclusion_bundle(directory, decision_id=args.decision_id, seq=args.seq)
         _emit(bundle, args.out)
-    except (AuditLogError, OSError, ValueError) as exc:
+    except (AuditLogError, ConfigurationError, OSError, ValueError) as exc:
         print(f"kzai-guard prove: {exc}", file=sys.stderr)
         return 2
     if args.out:
@@ -92,19 +139,66 @@ def run_prove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_text(text: str, out: str | None) -> None:
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def _check_origin(directory: Path, origin: str | None) -> None:
+    """Refuse to prove from a log that is not the one the auditor names."""
+    if origin is None:
+        return
+    newest: SignedCheckpoint | None = newest_checkpoint(directory)
+    for claimed in (read_origin(directory), newest and newest.checkpoint.origin):
+        if claimed is not None and claimed != origin:
+            raise ConfigurationError(f"{directory} is the log {claimed!r}, not {origin!r}")
+
+
+def run_verify_receipt(args: argparse.Namespace) -> int:
+    """Check a receipt offline; 0 if it holds, 1 if not."""
+    try:
+        keyring, bound = bound_keys(args.public_key)
+        if not len(keyring):
+            raise ConfigurationError("give at least one --public-key")
+        text = sys.stdin.read() if args.receipt == "-" else Path(args.receipt).read_text("utf-8")
+        try:
+            claimed: str | None = Receipt.parse(text).checkpoint.checkpoint.origin
+        except ValueError:
+            claimed = None
+        origin = expected_origin(args.origin, bound, claimed, "verify-receipt")
+        policy = witness_policy(args.witness_key, args.witnesses)
+    except (ConfigurationError, OSError, ValueError) as exc:
+        print(f"kzai-guard verify-receipt: {exc}", file=sys.stderr)
+        return 2
+    result = verify_receipt(
+        text, keyring, origin or "", policy=policy, decision_id=args.decision_id
+    )
+    print(("OK: " if result.ok else "FAILED: ") + result.message)
+    return 0 if result.ok else 1
+
+
 def run_verify_proof(args: argparse.Namespace) -> int:
     """Check a bundle; 0 if it holds, 1 if not."""
     try:
-        keyring = Keyring.load(args.public_key)
+        keyring, bound = bound_keys(args.public_key)
         if not len(keyring):
             raise ConfigurationError("give at least one --public-key")
         text = sys.stdin.read() if args.bundle == "-" else Path(args.bundle).read_text("utf-8")
         bundle = json.loads(text)
         if not isinstance(bundle, dict):
             raise ValueError("a bundle is a JSON object")
+        claimed = bundle.get("origin")
+        origin = expected_origin(
+            args.origin, bound, claimed if isinstance(claimed, str) else None, "verify-proof"
+        )
     except (ConfigurationError, OSError, ValueError) as exc:
         print(f"kzai-guard verify-proof: {exc}", file=sys.stderr)
         return 2
+    if origin is not None and bundle.get("origin") != origin:
+        print(f"FAILED: the bundle is for log {bundle.get('origin')!r}, not {origin!r}")
+        return 1
     result = verify_bundle(bundle, keyring)
     print(("OK: " if result.ok else "FAILED: ") + result.message)
     return 0 if result.ok else 1

@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from kzai_guard.audit.keys import Keyring
-from kzai_guard.audit.verify import verify_log
+from kzai_guard.audit.segments import read_origin
+from kzai_guard.audit.witnessed import verify_witnessed
 from kzai_guard.cli.source import LOG_HELP, log_directory, shown
+from kzai_guard.cli.trust import (
+    add_origin_argument,
+    add_witness_arguments,
+    bound_keys,
+    expected_origin,
+    held_checkpoints,
+    witness_policy,
+)
 from kzai_guard.errors import AuditLogError, ConfigurationError
 
 __all__ = ["keyring_from_args", "register", "run"]
@@ -39,6 +48,22 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="accept records after the newest checkpoint (a live log)",
     )
+    add_origin_argument(parser)
+    add_witness_arguments(parser)
+    parser.add_argument(
+        "--witnessed-size",
+        type=int,
+        metavar="SIZE",
+        help="count the cosignatures of the checkpoint of this size (default: the newest)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="FILE_OR_URL",
+        help="a signed (cosigned) checkpoint kept elsewhere, a file or a witness's "
+        "checkpoint URL: the log must extend it; repeatable",
+    )
     parser.set_defaults(func=run)
 
 
@@ -56,7 +81,7 @@ def add_key_arguments(parser: argparse.ArgumentParser) -> None:
 def keyring_from_args(keys: list[str], directory: Path | None = None) -> Keyring:
     """The keyring from ``--public-key`` values; without any, the demo keys in the log dir."""
     if keys:
-        return Keyring.load(keys)
+        return bound_keys(keys)[0]
     local = sorted((directory / "keys").glob("*.pub")) if directory is not None else []
     if not local:
         raise ConfigurationError("give at least one --public-key")
@@ -73,9 +98,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         with log_directory(args.directory) as directory:
             keyring = keyring_from_args(args.public_key, directory)
+            bound = bound_keys(args.public_key)[1] if args.public_key else None
+            origin = expected_origin(args.origin, bound, read_origin(directory), "verify")
+            policy = witness_policy(args.witness_key, args.witnesses)
             progress = _progress if sys.stderr.isatty() and not args.json else None
-            report = verify_log(
-                directory, keyring, allow_unsigned_tail=args.allow_unsigned_tail, progress=progress
+            report = verify_witnessed(
+                directory,
+                keyring,
+                origin=origin,
+                policy=policy,
+                held=held_checkpoints(args.checkpoint),
+                witnessed_size=args.witnessed_size,
+                allow_unsigned_tail=args.allow_unsigned_tail,
+                progress=progress,
             )
         report.directory = shown(args.directory)
     except (AuditLogError, ConfigurationError, OSError, ValueError) as exc:
@@ -91,6 +126,16 @@ def run(args: argparse.Namespace) -> int:
             f"OK: {report.records} records (seq {report.first_seq}..{last}), "
             f"{report.checkpoints} checkpoints, signed up to size {report.signed_size} by "
             f"{', '.join(report.key_names) or 'no key'}"
+            + (
+                f"; size {report.witnessed_size} cosigned by {', '.join(report.cosigners)}"
+                if report.witnessed_size is not None
+                else ""
+            )
+            + (
+                f"; extends the {len(args.checkpoint)} checkpoint(s) held"
+                if args.checkpoint
+                else ""
+            )
         )
     else:
         p = report.problem

@@ -70,6 +70,9 @@ FACTS_UNAVAILABLE = ProblemType(
 )
 NOT_FOUND = ProblemType("not-found", 404, "No such decision or review for this person")
 BAD_REQUEST = ProblemType("bad-request", 400, "The request is not valid")
+RECEIPT_PENDING = ProblemType(
+    "receipt-pending", 503, "The decision is not yet under a signed checkpoint"
+)
 REVIEWER_REQUIRED = ProblemType("reviewer-required", 401, "Sign in to work on human reviews")
 REVIEWER_FORBIDDEN = ProblemType(
     "reviewer-forbidden", 403, "The signed-in user is not a human reviewer"
@@ -96,6 +99,7 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     FACTS_UNAVAILABLE,
     NOT_FOUND,
     BAD_REQUEST,
+    RECEIPT_PENDING,
     REVIEWER_REQUIRED,
     REVIEWER_FORBIDDEN,
     CLAIM_CONFLICT,

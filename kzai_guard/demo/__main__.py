@@ -9,7 +9,10 @@
    claims it on the reviewer's API, reads the case and decides; the person sees the outcome.
 6. The person withdraws consent: the next decision is blocked again.
 
-Finally the signed audit log is verified and the compliance report of the run is written.
+Then a witness (C2SP tlog-witness, run here on loopback as another team would run it
+elsewhere) cosigns the log's newest checkpoint, and the signed audit log is verified with the
+log's public key and the witness's cosignature. Finally the compliance report of the run is
+written.
 """
 
 from __future__ import annotations
@@ -132,9 +135,54 @@ def _verify(workdir: Path) -> int:
 
     log = workdir / "kzai-audit"
     public_key = sorted((log / "keys").glob("*.pub"))[-1]
-    _step(7, "An auditor verifies the signed audit log with the public key alone")
-    print(f"   $ kzai-guard verify {log} --public-key {public_key}")
-    return cli(["verify", str(log), "--public-key", str(public_key)])
+    witness_key = _witness(workdir, log, public_key)
+    origin = (log / "origin").read_text().strip()
+    _step(8, "An auditor verifies the log with its public key and the witness's cosignature")
+    args = ["verify", str(log), "--public-key", str(public_key), "--origin", origin]
+    args += ["--witness-key", str(witness_key), "--witnesses", "1"]
+    print("   $ kzai-guard " + " ".join(args))
+    return cli(args)
+
+
+def _witness(workdir: Path, log: Path, public_key: Path) -> Path:
+    """Run a witness on loopback and have it cosign the log's newest checkpoint."""
+    from kzai_guard.audit.cosignature import write_cosigner_keypair
+    from kzai_guard.audit.keys import Keyring
+    from kzai_guard.audit.lookup import newest_checkpoint
+    from kzai_guard.audit.witnesses import WitnessEndpoint, Witnesses
+    from kzai_guard.witness.app import witness_app
+    from kzai_guard.witness.store import WitnessStore
+
+    _step(7, "A witness run by another team cosigns the log's newest checkpoint")
+    keys = workdir / "witness"
+    cosigner = write_cosigner_keypair(keys, "witness.demo.invalid/w1")
+    note = newest_checkpoint(log)
+    if note is None:
+        raise SystemExit("the demo log has no checkpoint")
+    store = WitnessStore(keys / "state.sqlite3")
+    logs = {note.checkpoint.origin: Keyring.load([public_key])}
+    port = _free_port()
+    app = witness_app(cosigner, logs, store)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    witnesses = Witnesses([WitnessEndpoint.of(f"http://127.0.0.1:{port}", cosigner.public_key)])
+    try:
+        witnesses.start(log)
+        witnesses.submit(note)
+        cosigned = witnesses.wait(note.checkpoint.size, timeout=30)
+    finally:
+        witnesses.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+        store.close()
+    print(
+        f"   witness {cosigner.name} at http://127.0.0.1:{port}: size {note.checkpoint.size} "
+        + ("cosigned" if cosigned else "NOT cosigned")
+    )
+    return keys / "witness.pub"
 
 
 def _report(workdir: Path) -> None:
@@ -159,7 +207,7 @@ def _report(workdir: Path) -> None:
     )
     path = workdir / "compliance-report.html"
     path.write_text(html, encoding="utf-8")
-    _step(8, "The compliance officer's report of the run")
+    _step(9, "The compliance officer's report of the run")
     print(f"   {path}")
 
 

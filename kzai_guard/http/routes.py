@@ -3,6 +3,9 @@
 - ``GET {prefix}/{decision_id}/explanation[?lang=kk|ru|en]``: the explanation of a decision
   (KZ-AI 16(1)(4)), to the person it is about only, with ``human_overrides``: a human's
   corrections or cancellations of it.
+- ``GET {prefix}/{decision_id}/receipt``: the decision's receipt, a C2SP ``tlog-proof`` that
+  the person can check offline with the log's public key (and the witnesses'), when the guard
+  writes a signed file log; ``receipt-pending`` (503) until a checkpoint covers the decision.
 - ``GET {prefix}/reviews/{review_id}``: where a review ticket stands (``overdue`` once its
   deadline has passed unanswered), to its person only; once decided, its ``outcome`` and the
   reviewer's ``outcome_reason``.
@@ -24,12 +27,13 @@ import anyio.to_thread
 import orjson
 from starlette.routing import BaseRoute, Match, NoMatchFound
 
+from kzai_guard.audit.receipt import make_receipt
 from kzai_guard.core import problems
 from kzai_guard.core.explanation import localise, with_defaults
 from kzai_guard.core.problems import ProblemType
 from kzai_guard.core.review import is_overdue
 from kzai_guard.core.subject import check_subject
-from kzai_guard.errors import StoreError, UnknownRecord
+from kzai_guard.errors import AuditLogError, StoreError, UnknownRecord
 from kzai_guard.http.problem import PROBLEM_CONTENT_TYPE, as_sentence, problem_body
 from kzai_guard.subjects import UnusableSubject
 
@@ -43,6 +47,7 @@ __all__ = ["PersonRoute", "PersonRoutes", "route_path"]
 _MAX_BODY = 4096
 _OBJECTION_FIELDS = frozenset({"policy"})
 _JSON = b"application/json"
+_TLOG_PROOF = b"text/plain; charset=utf-8"
 _log = logging.getLogger("kzai_guard")
 
 
@@ -63,6 +68,8 @@ class PersonRoutes:
         try:
             if len(parts) == 2 and parts[1] == "explanation" and method == "GET":
                 await self._explanation(scope, send, subject, parts[0])
+            elif len(parts) == 2 and parts[1] == "receipt" and method == "GET":
+                await self._receipt(send, subject, parts[0])
             elif len(parts) == 2 and parts[0] == "reviews" and method == "GET":
                 await self._review(send, subject, parts[1])
             elif parts == ["objections"] and method in ("POST", "DELETE"):
@@ -109,6 +116,30 @@ class PersonRoutes:
             {"action": o.action.value, "note": o.note, "at": o.at.isoformat()} for o in overrides
         ]
         await self._json(send, 200, body)
+
+    async def _receipt(self, send: Send, subject: str, decision_id: str) -> None:
+        stored = await anyio.to_thread.run_sync(self.guard.explanations.get, decision_id)
+        directory = getattr(self.guard.sink, "directory", None)
+        if (
+            stored is None
+            or stored.subject_ref != self.guard.auditor.pseudonym(subject)
+            or directory is None
+        ):
+            await self._problem(send, problems.NOT_FOUND, "No such decision for this person.")
+            return
+        try:
+            receipt = await anyio.to_thread.run_sync(
+                lambda: make_receipt(directory, decision_id=stored.decision_id)
+            )
+        except AuditLogError:
+            await self._problem(
+                send,
+                problems.RECEIPT_PENDING,
+                "The decision is not yet covered by a signed checkpoint; ask again in a "
+                "few seconds.",
+            )
+            return
+        await _send(send, 200, _TLOG_PROOF, receipt.text().encode())
 
     async def _review(self, send: Send, subject: str, review_id: str) -> None:
         try:

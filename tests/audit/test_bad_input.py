@@ -393,6 +393,12 @@ def test_load_public_key_of_a_pem_file_that_is_not_ed25519_is_a_configuration_er
 
 @settings(max_examples=200)
 @given(pem=_mutated(PRIVATE_PEMS), name=KEY_NAMES | st.text(max_size=10))
+@example(  # a truncated X448 key: OpenSSL reports an internal error
+    pem=b"-----BEGIN PRIVATE KEY-----"
+    b"MC4CAQAwBQYDK2VvBCIEIM+//0124444336BCEFHKKLPQRVVVbhj+++66ost55wz"
+    b"-----END PRIVATE KEY-----",
+    name="0",
+)
 def test_signer_from_any_pem_bytes_is_a_signer_or_a_value_error(pem: bytes, name: str) -> None:
     try:
         signer = Signer.from_pem(pem, name)

@@ -59,7 +59,10 @@ def test_verify_json_report(
         "ok": True,
         "problem": None,
         "records": 23,
+        "roots": {},
         "signed_size": 23,
+        "witnessed_size": None,
+        "cosigners": [],
     }
 
 

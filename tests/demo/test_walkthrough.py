@@ -38,7 +38,7 @@ def test_the_demo_blocks_allows_routes_and_blocks_again_then_verifies_its_log(
     output = done.stdout
 
     assert done.returncode == 0, done.stderr
-    assert STEP.findall(output) == ["1", "2", "3", "4", "5", "6", "7", "8"]
+    assert STEP.findall(output) == ["1", "2", "3", "4", "5", "6", "7", "8", "9"]
     assert DECISION.findall(output) == ["401", "403", "200", "202", "403"]
     assert SIGNED_IN.search(output)
     assert FORGED.findall(output) == [
@@ -51,7 +51,10 @@ def test_the_demo_blocks_allows_routes_and_blocks_again_then_verifies_its_log(
     assert '"type": "urn:kzai-guard:problem:human-review"' in output
     assert re.search(r"^      -> POST /ai-reviews/tickets/[^/]+/claim: 200$", output, re.MULTILINE)
     assert '"outcome_reason": "Income and debts checked against the documents."' in output
-    assert re.search(r"^OK: \d+ records", output, re.MULTILINE)
+    assert re.search(r"^   witness \S+ at http://\S+: size \d+ cosigned$", output, re.MULTILINE)
+    assert re.search(
+        r"^OK: \d+ records .*; size \d+ cosigned by witness.demo.invalid/w1$", output, re.MULTILINE
+    )
     assert (tmp_path / "kzai-demo" / "kzai-audit").is_dir()
     report = (tmp_path / "kzai-demo" / "compliance-report.html").read_text(encoding="utf-8")
     assert 'data-count="decisions">4<' in report and "Verified: chain and signatures hold" in report

@@ -1,0 +1,40 @@
+"""``kzai-guard tiles AUDIT_DIR OUT_DIR``: publish the log as C2SP tlog-tiles.
+
+Writes the newest checkpoint (with its cosignatures), the full and partial Merkle tree tiles
+and the commitment bundles (leaf hashes, never records) under OUT_DIR; serve OUT_DIR as the
+log's URL prefix. Exit status 0 on success, 2 when the log cannot be published.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from kzai_guard.audit.tiles import write_tiles
+from kzai_guard.errors import AuditLogError
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``tiles`` verb."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "tiles",
+        help="publish the log as static C2SP tlog-tiles",
+        description="Write checkpoint, tree tiles and commitment bundles into OUT_DIR.",
+    )
+    parser.add_argument("directory", metavar="AUDIT_DIR")
+    parser.add_argument("out", metavar="OUT_DIR")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the tiles; print what was written."""
+    try:
+        report = write_tiles(args.directory, args.out)
+    except (AuditLogError, OSError) as exc:
+        print(f"kzai-guard tiles: {exc}", file=sys.stderr)
+        return 2
+    print(f"published size {report.size}: {len(report.written)} files written to {args.out}")
+    return 0
