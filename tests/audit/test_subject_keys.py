@@ -152,11 +152,12 @@ def test_records_sealed_under_a_key_that_lost_a_race_are_sealed_again(tmp_path: 
     assert isinstance(store, SqliteSubjectKeys)
     other = SqliteSubjectKeys(directory / "subject-keys.sqlite3", reserve_keys=False)
     real_commit = store.commit
+    committed_first: list[bytes | None] = []
 
     def another_process_commits_first() -> bool:
         # another writer of the log seals the same new subject and commits its key first
         other.prefetch([subject_ref("p:raced")])
-        other.key_for(subject_ref("p:raced"))
+        committed_first.append(other.key_for(subject_ref("p:raced")))
         other.commit()
         store.commit = real_commit  # type: ignore[method-assign]
         return real_commit()
@@ -166,7 +167,8 @@ def test_records_sealed_under_a_key_that_lost_a_race_are_sealed_again(tmp_path: 
     log.close()
     winner = other.key_for(subject_ref("p:raced"), create=False)
     other.close()
-    assert winner is not None
+    assert committed_first == [winner]
+    assert len(winner or b"") == 32
     assert [e.record.subject for e in read_verified(directory)] == ["p:raced"]
 
 

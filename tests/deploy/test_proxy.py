@@ -21,7 +21,7 @@ def proxy() -> Iterator[TcpProxy]:
 
 def select_one(connection: psycopg.Connection[tuple[int]]) -> int:
     row = connection.execute("SELECT 1").fetchone()
-    assert row is not None
+    assert row == (1,)
     return row[0]
 
 
