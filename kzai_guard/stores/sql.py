@@ -11,23 +11,18 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from functools import partial
 from time import monotonic
 from typing import Any, TypeVar
 
 from kzai_guard.core.consent import (
-    CollectionMethod,
     Consent,
     Objection,
-    WithdrawalRestriction,
     withdrawal_restricted,
 )
 from kzai_guard.core.freshness import reconnect_delay
-from kzai_guard.core.oversight import ConflictReason, OverrideAction, ReviewerOverride, ReviewWork
 from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
 from kzai_guard.errors import (
     ErasureIncomplete,
-    ReviewConflict,
     StoreError,
     UnknownRecord,
     WithdrawalRestricted,
@@ -48,6 +43,16 @@ from kzai_guard.stores.pages import (
     find_entry,
     group_by_bucket,
     without_subject,
+)
+from kzai_guard.stores.review_work import WORK_SCHEMA, ReviewWorkQueries
+from kzai_guard.stores.rows import (
+    _REVIEW_COLUMNS,
+    _consent,
+    _dt,
+    _objection,
+    _ticket,
+    _us,
+    _us_or_none,
 )
 from kzai_guard.stores.watchdog import CallWatchdog
 
@@ -98,13 +103,9 @@ _ADDED_COLUMNS = (
 )
 """Columns added since the first schema: stores made by earlier builds get them on open."""
 _OBJECTION_COLUMNS = "id, subject, policy, recorded_at, withdrawn_at, channel"
-_REVIEW_COLUMNS = (
-    "id, decision_id, policy, subject, reason, status, opened_at, deadline, reviewer, outcome, "
-    "note, completed_at"
-)
 
 
-class SqlStore:
+class SqlStore(ReviewWorkQueries):
     """A store on one database connection per process, guarded by a lock (safe for many threads).
 
     ``connect`` makes the connection. When ``reconnects`` is true, a connection that breaks is
@@ -148,7 +149,7 @@ class SqlStore:
                     conn.execute(statement)
                 for table, column, sql_type in _ADDED_COLUMNS:
                     dialect.ensure_column(conn, table, column, sql_type)
-                for statement in filter(None, (s.strip() for s in _WORK_SCHEMA.split(";"))):
+                for statement in filter(None, (s.strip() for s in WORK_SCHEMA.split(";"))):
                     conn.execute(statement)
 
         self._use(create_schema, idempotent=True)
@@ -739,158 +740,6 @@ class SqlStore:
         self._use(create, idempotent=True)
         self._outcome_table_ready = True
 
-    # -- the reviewer's work: claims with leases, escalations, overrides --------------------
-
-    def claim_review(
-        self, review_id: str, *, reviewer: str, at: datetime, lease_until: datetime
-    ) -> ReviewWork:
-        self._write(
-            [
-                (
-                    "INSERT INTO kzg_review_work (review_id, reviewer, claimed_at, lease_until) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (review_id) DO UPDATE SET "
-                    "reviewer = excluded.reviewer, claimed_at = excluded.claimed_at, "
-                    "lease_until = excluded.lease_until",
-                    (review_id, reviewer, _us(at), _us(lease_until)),
-                )
-            ],
-            select=(_WORK_STATE, (review_id,)),
-            check=partial(_refuse, review_id, reviewer, _us(at)),
-        )
-        return self.review_work([review_id])[review_id]
-
-    def release_review(self, review_id: str, *, reviewer: str) -> None:
-        self._write(
-            [
-                (
-                    "UPDATE kzg_review_work SET reviewer = NULL, claimed_at = NULL, "
-                    "lease_until = NULL WHERE review_id = ?",
-                    (review_id,),
-                )
-            ],
-            select=(_WORK_STATE, (review_id,)),
-            check=partial(_refuse, review_id, reviewer, None),
-        )
-
-    def escalate_review(
-        self, review_id: str, *, reviewer: str, reason: str, at: datetime
-    ) -> ReviewWork:
-        self._write(
-            [
-                (
-                    "INSERT INTO kzg_review_work (review_id, escalated_by, escalated_at, "
-                    "escalation_reason) VALUES (?, ?, ?, ?) ON CONFLICT (review_id) DO UPDATE SET "
-                    "reviewer = NULL, claimed_at = NULL, lease_until = NULL, "
-                    "escalated_by = excluded.escalated_by, escalated_at = excluded.escalated_at, "
-                    "escalation_reason = excluded.escalation_reason",
-                    (review_id, reviewer, _us(at), reason),
-                )
-            ],
-            select=(_WORK_STATE, (review_id,)),
-            check=partial(_refuse, review_id, reviewer, _us(at)),
-        )
-        return self.review_work([review_id])[review_id]
-
-    def decide_review(
-        self,
-        review_id: str,
-        *,
-        reviewer: str,
-        outcome: ReviewOutcome,
-        note: str | None,
-        at: datetime,
-    ) -> ReviewTicket:
-        self._write(
-            [
-                (
-                    "UPDATE kzg_reviews SET status = ?, reviewer = ?, outcome = ?, note = ?, "
-                    "completed_at = ? WHERE id = ? AND status = ?",
-                    (
-                        ReviewStatus.COMPLETED.value,
-                        reviewer,
-                        outcome.value,
-                        note,
-                        _us(at),
-                        review_id,
-                        ReviewStatus.OPEN.value,
-                    ),
-                ),
-                (
-                    "UPDATE kzg_review_work SET reviewer = NULL, claimed_at = NULL, "
-                    "lease_until = NULL WHERE review_id = ?",
-                    (review_id,),
-                ),
-            ],
-            select=(_WORK_STATE, (review_id,)),
-            check=partial(_refuse, review_id, reviewer, None),
-        )
-        return self.get_review(review_id)
-
-    def review_work(self, review_ids: Sequence[str]) -> dict[str, ReviewWork]:
-        if not review_ids:
-            return {}
-        marks = ", ".join("?" for _ in review_ids)
-        rows = self._read(
-            f"SELECT {_WORK_COLUMNS} FROM kzg_review_work WHERE review_id IN ({marks})",
-            list(review_ids),
-        )
-        return {r[0]: _work(r) for r in rows}
-
-    def review_queue(
-        self,
-        *,
-        status: ReviewStatus | None,
-        policy: str | None,
-        deadline_before: datetime | None,
-        limit: int,
-        offset: int,
-    ) -> list[ReviewTicket]:
-        where: list[str] = []
-        params: list[Any] = []
-        for clause, value in (
-            ("status = ?", None if status is None else status.value),
-            ("policy = ?", policy),
-            ("deadline < ?", None if deadline_before is None else _us(deadline_before)),
-        ):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        condition = f"WHERE {' AND '.join(where)} " if where else ""
-        rows = self._read(
-            f"SELECT {_REVIEW_COLUMNS} FROM kzg_reviews {condition}"
-            "ORDER BY deadline, opened_at, id LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
-        return [_ticket(r) for r in rows]
-
-    def add_override(self, override: ReviewerOverride) -> None:
-        self._write(
-            [
-                (
-                    f"INSERT INTO kzg_overrides ({_OVERRIDE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        override.id,
-                        override.decision_id,
-                        override.policy,
-                        override.reviewer,
-                        override.action.value,
-                        override.note,
-                        _us(override.at),
-                    ),
-                )
-            ]
-        )
-
-    def overrides_of(self, decision_id: str) -> list[ReviewerOverride]:
-        rows = self._read(
-            f"SELECT {_OVERRIDE_COLUMNS} FROM kzg_overrides WHERE decision_id = ? ORDER BY at, id",
-            (decision_id,),
-        )
-        return [
-            ReviewerOverride(r[0], r[1], r[2], r[3], OverrideAction(r[4]), r[5], _dt(r[6]))
-            for r in rows
-        ]
-
 
 class _Progress:
     """How far one unit of work got: whether its commit had begun."""
@@ -901,131 +750,9 @@ class _Progress:
         self.committing = False
 
 
-def _us(at: datetime) -> int:
-    if at.tzinfo is None:
-        raise StoreError("times must be timezone-aware")
-    delta = at - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _us_or_none(at: datetime | None) -> int | None:
-    return None if at is None else _us(at)
-
-
-def _dt(us: int) -> datetime:
-    return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
-
-
-def _dt_or_none(us: int | None) -> datetime | None:
-    return None if us is None else _dt(us)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _consent(r: tuple[Any, ...]) -> Consent:
-    return Consent(
-        id=r[0],
-        subject=r[1],
-        purpose=r[2],
-        notice_version=r[3],
-        notice_digest=r[4],
-        method=CollectionMethod(r[5]),
-        granted_at=_dt(r[6]),
-        expires_at=_dt_or_none(r[7]),
-        withdrawn_at=_dt_or_none(r[8]),
-        withdrawal_restriction=None
-        if r[9] is None
-        else WithdrawalRestriction(ground=r[9], until=_dt(r[10])),
-    )
-
-
-def _objection(r: tuple[Any, ...]) -> Objection:
-    return Objection(
-        id=r[0],
-        subject=r[1],
-        policy=r[2],
-        recorded_at=_dt(r[3]),
-        withdrawn_at=_dt_or_none(r[4]),
-        channel=r[5],
-    )
-
-
-def _ticket(r: tuple[Any, ...]) -> ReviewTicket:
-    return ReviewTicket(
-        id=r[0],
-        decision_id=r[1],
-        policy=r[2],
-        subject=r[3],
-        reason=r[4],
-        status=ReviewStatus(r[5]),
-        opened_at=_dt(r[6]),
-        deadline=_dt(r[7]),
-        reviewer=r[8],
-        outcome=ReviewOutcome(r[9]) if r[9] else None,
-        note=r[10],
-        completed_at=_dt_or_none(r[11]),
-    )
-
-
 _OUTCOME_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS kzg_outcome_counts ("
     "policy TEXT NOT NULL, ground TEXT NOT NULL, grp TEXT NOT NULL, day BIGINT NOT NULL, "
     "decisions BIGINT NOT NULL, favourable BIGINT NOT NULL, "
     "PRIMARY KEY (policy, ground, grp, day))"
 )
-
-_WORK_SCHEMA = """
-CREATE TABLE IF NOT EXISTS kzg_review_work (
-    review_id TEXT PRIMARY KEY, reviewer TEXT, claimed_at BIGINT, lease_until BIGINT,
-    escalated_by TEXT, escalated_at BIGINT, escalation_reason TEXT);
-CREATE TABLE IF NOT EXISTS kzg_overrides (
-    id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, policy TEXT NOT NULL, reviewer TEXT NOT NULL,
-    action TEXT NOT NULL, note TEXT, at BIGINT NOT NULL);
-CREATE INDEX IF NOT EXISTS kzg_overrides_decision ON kzg_overrides (decision_id, at);
-CREATE INDEX IF NOT EXISTS kzg_reviews_deadline ON kzg_reviews (deadline, opened_at)
-"""
-"""The reviewer's work: claims and escalations of tickets, overrides of automated decisions."""
-_WORK_COLUMNS = (
-    "review_id, reviewer, claimed_at, lease_until, escalated_by, escalated_at, escalation_reason"
-)
-_WORK_STATE = (
-    "SELECT r.status, w.reviewer, w.lease_until FROM kzg_reviews r "
-    "LEFT JOIN kzg_review_work w ON w.review_id = r.id WHERE r.id = ?"
-)
-_OVERRIDE_COLUMNS = "id, decision_id, policy, reviewer, action, note, at"
-
-
-def _refuse(
-    review_id: str, reviewer: str, free_at: int | None, rows: list[tuple[Any, ...]]
-) -> None:
-    """Refuse a reviewer's write from the ticket's state, read inside the write transaction.
-
-    With ``free_at`` (µs) the ticket must not be held by someone else at that time (claim,
-    escalate); without it, ``reviewer`` must hold it (release, decide).
-    """
-    if not rows:
-        raise UnknownRecord(f"no review ticket {review_id!r}")
-    status, holder, lease = rows[0]
-    if status != ReviewStatus.OPEN.value:
-        raise ReviewConflict(ConflictReason.CLOSED, f"review ticket {review_id!r} is {status}")
-    if free_at is None and holder != reviewer:
-        raise ReviewConflict(
-            ConflictReason.NOT_CLAIMED, f"review ticket {review_id!r} is not claimed by {reviewer}"
-        )
-    if free_at is not None and holder not in (None, reviewer) and int(lease or 0) > free_at:
-        raise ReviewConflict(
-            ConflictReason.CLAIMED, f"review ticket {review_id!r} is claimed by another reviewer"
-        )
-
-
-def _work(r: tuple[Any, ...]) -> ReviewWork:
-    return ReviewWork(
-        review_id=r[0],
-        claimed_by=r[1],
-        claimed_at=_dt_or_none(r[2]),
-        lease_until=_dt_or_none(r[3]),
-        escalated_by=r[4],
-        escalated_at=_dt_or_none(r[5]),
-        escalation_reason=r[6],
-    )
