@@ -12,7 +12,9 @@ handed to :meth:`DisparityMonitor.observe`, which only queues it. A writer threa
 3. after each flush, judges each monitored policy on the counts of its window
    (:func:`kzai_guard.core.disparity.assess`). A group that becomes flagged makes a
    ``disparity.detected`` audit record and adds one to the ``kzai_guard.disparity.detected``
-   metric; with ``action = "suspend"`` the policy's kill switch is thrown too.
+   metric; with ``action = "route"`` the policy's AI decisions are routed to humans (until an
+   officer clears it, :meth:`~kzai_guard.switches.Switches.clear_route`), with
+   ``action = "suspend"`` the policy's kill switch is thrown.
 
 Each process reports a group once while it stays flagged (again after it stopped being flagged
 and crossed once more); several processes may each report it. While the store fails, counts stay
@@ -65,7 +67,7 @@ PENDING_LIMIT = 65_536
 """How many decisions may wait for the writer; past that, decisions are not counted (logged)."""
 """How often the writer adds what it counted to the store and judges the policies again."""
 MONITOR_NAME = "disparity-monitor"
-"""Who the kill switch names when the monitor suspends a policy."""
+"""Who the kill switch (or the routing) names when the monitor suspends (or routes) a policy."""
 _GROUP_LENGTH = 64
 _BATCH = 1024
 _USABLE_GROUPS_LIMIT = 10_000
@@ -325,6 +327,8 @@ class DisparityMonitor:
         _log.warning("kzai_guard: policy %r: %s", policy, detail)
         if monitoring.action is DisparityAction.SUSPEND and not self._switches.is_suspended(policy):
             self._switches.suspend(policy, by=MONITOR_NAME, reason=detail)
+        elif monitoring.action is DisparityAction.ROUTE and not self._switches.is_routed(policy):
+            self._switches.route(policy, by=MONITOR_NAME, reason=detail)
 
 
 def judge(

@@ -9,7 +9,7 @@ that share the store. So:
   commits, and a load only keeps what it read if no drop happened meanwhile (an epoch counter), so
   no decision that starts after the commit can read the old state;
 - a watcher thread polls the store's change feed (every ``poll_interval`` seconds) and drops
-  what other processes changed, and reloads the kill switches;
+  what other processes changed, and reloads the kill switches and the routings for disparity;
 - :attr:`FactCache.read_at` is when the feed was last read successfully (the start of that read,
   on the monotonic clock): facts are only as fresh as that, and the gates refuse significant
   decisions once it is older than the guard's ``stale_after`` (see
@@ -82,6 +82,8 @@ class FactCache:
         read_at = monotonic()
         self._seq = store.latest_change()
         self.suspended: frozenset[str] = self._load_suspended()
+        self.routed: frozenset[str] = self._load_routed()
+        """The policies whose decisions are routed to humans for disparity."""
         self.read_at = read_at
         """When the store's facts were last read successfully (monotonic clock, seconds)."""
         self._switch_epoch = 0
@@ -141,6 +143,17 @@ class FactCache:
                 current.discard(policy)
             self.suspended = frozenset(current)
 
+    def set_routed(self, policy: str, routed: bool) -> None:
+        """Apply a routing change made by this process at once."""
+        with self._lock:
+            self._switch_epoch += 1
+            current = set(self.routed)
+            if routed:
+                current.add(policy)
+            else:
+                current.discard(policy)
+            self.routed = frozenset(current)
+
     def distrust(self) -> None:
         """The store failed: trust no cached fact until a change-feed read that begins after
         this call succeeds (:attr:`read_at` becomes minus infinity until then)."""
@@ -180,10 +193,12 @@ class FactCache:
             # keep the local state and read again on the next poll.
             epoch = self._switch_epoch
             loaded = self._load_suspended()
+            routed = self._load_routed()
             with self._lock:
                 self._reload_switches = self._switch_epoch != epoch
                 if not self._reload_switches:
                     self.suspended = loaded
+                    self.routed = routed
         if changes:
             self._seq = changes[-1].seq
 
@@ -244,6 +259,9 @@ class FactCache:
 
     def _load_suspended(self) -> frozenset[str]:
         return frozenset(s.policy for s in self._store.switches() if s.suspended)
+
+    def _load_routed(self) -> frozenset[str]:
+        return frozenset(r.policy for r in self._store.routings() if r.routed)
 
 
 def utcnow() -> datetime:

@@ -1,7 +1,7 @@
 """The gate of one decision type: gather the facts, evaluate, carry the verdict out.
 
 Everything that depends only on the policy is computed once, in :class:`Gate.__init__`; that
-includes the verdict for each of the 64 combinations of facts, so that a decision looks its
+includes the verdict for each of the 128 combinations of facts, so that a decision looks its
 verdict up instead of evaluating the rules again. A decision runs in three steps, the same for
 HTTP, sync, async and batch callers:
 
@@ -110,6 +110,10 @@ _ROUTE_DETAIL: dict[Reason, str] = {
     Reason.HUMAN_REQUIRED: "This decision is always taken by a person.",
     Reason.NO_LEGAL_BASIS: (
         "There is no consent or legal basis for an automated decision, so a person will decide."
+    ),
+    Reason.DISPARITY: (
+        "The outcomes of these decisions differ between groups of people more than allowed, "
+        "so a person will decide until this is checked."
     ),
 }
 
@@ -321,6 +325,7 @@ class Gate:
                 | objection << 3
                 | signal << 4
                 | vulnerable << 5
+                | (self.name in self._facts.routed) << 6
             ],
             reviewer,
             started,
@@ -619,12 +624,13 @@ def _restore_outer(decision: Decision) -> None:
 def verdict_table(policy: DecisionPolicy, profile: Profile) -> tuple[Verdict, ...]:
     """The verdict for every combination of facts, indexed by a bit mask.
 
-    Bit 0 suspended, 1 reviewer, 2 consent, 3 objection, 4 objection signal, 5 vulnerable.
+    Bit 0 suspended, 1 reviewer, 2 consent, 3 objection, 4 objection signal, 5 vulnerable,
+    6 routed for disparity.
     """
     table = []
-    for vulnerable, signal, objection, consent, reviewer, suspended in product(
-        (False, True), repeat=6
+    for routed, vulnerable, signal, objection, consent, reviewer, suspended in product(
+        (False, True), repeat=7
     ):
-        facts = Facts(suspended, reviewer, consent, objection, signal, vulnerable)
+        facts = Facts(suspended, reviewer, consent, objection, signal, vulnerable, routed)
         table.append(evaluate(policy, facts, profile))
     return tuple(table)

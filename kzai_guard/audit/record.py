@@ -49,6 +49,11 @@ class EventKind(enum.StrEnum):
     SWITCH_SUSPENDED = "switch.suspended"
     """The kill switch of a decision type was thrown: the decision type is suspended."""
     SWITCH_RESUMED = "switch.resumed"
+    ROUTING_STARTED = "routing.started"
+    """A decision type's AI decisions are routed to humans for disparity (KZ-AI 6); ``detail``
+    says why (the monitor's figures), ``reviewer`` who set it."""
+    ROUTING_CLEARED = "routing.cleared"
+    """An officer cleared a decision type's routing for disparity: the AI decides again."""
     DISPARITY_DETECTED = "disparity.detected"
     """A policy's outcomes for a group crossed its disparity thresholds (KZ-AI 6); ``detail``
     names the ground, the group, the reference group and the figures."""

@@ -30,6 +30,11 @@ MESSAGES: dict[str, tuple[str, str, str]] = {
         "Решение должен принять человек",
         "A human must decide",
     ),
+    "reason:disparity": (
+        "Шешімдердің нәтижелері топтар арасында тым өзгеше",
+        "Итоги решений слишком различаются между группами",
+        "Outcomes differ too much between groups",
+    ),
     "reason:no-legal-basis": (
         "Автоматты шешімге негіз жоқ",
         "Нет основания для автоматического решения",

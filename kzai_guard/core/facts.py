@@ -13,7 +13,9 @@ class Facts:
 
     ``reviewer`` is true only for an authenticated human decision-maker, never for something the
     client asserted. ``objection_signal`` is the request's own objection (an RFC 8941 boolean
-    header); ``objection`` a stored one.
+    header); ``objection`` a stored one. ``routed`` is true while the policy's decisions are
+    routed to humans because its outcomes crossed its disparity thresholds (KZ-AI 6), until an
+    officer clears it.
     """
 
     suspended: bool = False
@@ -22,3 +24,4 @@ class Facts:
     objection: bool = False
     objection_signal: bool = False
     vulnerable: bool = False
+    routed: bool = False

@@ -16,6 +16,10 @@ For a single-jurisdiction profile, in order:
      allows it, with both duties;
    - otherwise it is blocked (``no-legal-basis``), or routed when the policy's fallback is human.
 
+While the policy's decisions are routed for disparity (``routed``), a verdict that lets the AI
+decide (any ``allow`` but ``human-decision``) becomes ``route`` (``disparity``); every other
+verdict stands, so the routing never makes a decision less restricted.
+
 ``strictest`` evaluates every component profile and keeps the most restrictive verdict.
 """
 
@@ -31,6 +35,7 @@ __all__ = ["evaluate"]
 
 _DISCLOSE = frozenset({Obligation.DISCLOSURE})
 _DISCLOSE_EXPLAIN = frozenset({Obligation.DISCLOSURE, Obligation.EXPLANATION})
+_DISPARITY_ROUTE = verdict(Outcome.ROUTE, Reason.DISPARITY)
 _SEVERITY = {Outcome.ALLOW: 0, Outcome.ROUTE: 1, Outcome.BLOCK: 2}
 
 
@@ -43,6 +48,17 @@ def evaluate(policy: DecisionPolicy, facts: Facts, profile: Profile = Profile.KZ
 
 
 def _evaluate_one(policy: DecisionPolicy, facts: Facts, profile: Profile) -> Verdict:
+    found = _rules(policy, facts, profile)
+    if (
+        facts.routed
+        and found.outcome is Outcome.ALLOW
+        and found.reason is not Reason.HUMAN_DECISION
+    ):
+        return verdict(Outcome.ROUTE, Reason.DISPARITY)
+    return found
+
+
+def _rules(policy: DecisionPolicy, facts: Facts, profile: Profile) -> Verdict:
     if facts.suspended:
         return verdict(Outcome.BLOCK, Reason.SUSPENDED)
     statutory = policy.statutory_basis

@@ -33,6 +33,9 @@ class Reason(enum.StrEnum):
     OBJECTION = "objection"
     VULNERABLE_SUBJECT = "vulnerable-subject"
     HUMAN_REQUIRED = "human-required"
+    DISPARITY = "disparity"
+    """The policy's outcomes crossed its disparity thresholds (KZ-AI 6) and its policy routes
+    what the AI would decide to humans until an officer clears it."""
     SUBJECT_MISSING = "subject-missing"
     """Not a rule's verdict: the request did not name its subject (the rules never ran)."""
     SUBJECT_INVALID = "subject-invalid"

@@ -160,5 +160,8 @@ class DisparityAction(enum.StrEnum):
 
     ALERT = "alert"
     """An audit record and a metric only."""
+    ROUTE = "route"
+    """Also route the policy's decisions the AI would make to humans, until an officer clears
+    it (``Switches.clear_route``): the person is told why, and so is the record."""
     SUSPEND = "suspend"
     """Also throw the policy's kill switch: its decisions stop until an operator resumes it."""

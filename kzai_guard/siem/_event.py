@@ -144,6 +144,12 @@ _KIND_TABLE: dict[EventKind, Classification] = {
     EventKind.SWITCH_RESUMED: Classification(
         Level.NOTICE, Outcome.SUCCESS, "Decision type resumed"
     ),
+    EventKind.ROUTING_STARTED: Classification(
+        Level.WARNING, Outcome.SUCCESS, "AI decisions routed to humans for disparity"
+    ),
+    EventKind.ROUTING_CLEARED: Classification(
+        Level.NOTICE, Outcome.SUCCESS, "Routing of AI decisions to humans cleared"
+    ),
     EventKind.DISPARITY_DETECTED: Classification(
         Level.HIGH, Outcome.FAILURE, "Disparity in AI decision outcomes detected"
     ),

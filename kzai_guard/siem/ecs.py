@@ -51,6 +51,8 @@ _KIND_TYPE: dict[EventKind, str] = {
     EventKind.DECISION_OVERRIDDEN: "change",
     EventKind.SWITCH_SUSPENDED: "change",
     EventKind.SWITCH_RESUMED: "change",
+    EventKind.ROUTING_STARTED: "change",
+    EventKind.ROUTING_CLEARED: "change",
     EventKind.DISPARITY_DETECTED: "info",
     EventKind.DECISION_WITHHELD: "denied",
     EventKind.DECISION_FAILED: "info",

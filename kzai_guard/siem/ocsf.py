@@ -55,6 +55,8 @@ _ACTIVITY: dict[EventKind, tuple[int, str]] = {
     EventKind.OBJECTION_WITHDRAWN: (4, "Delete"),
     EventKind.SWITCH_SUSPENDED: (3, "Update"),
     EventKind.SWITCH_RESUMED: (3, "Update"),
+    EventKind.ROUTING_STARTED: (3, "Update"),
+    EventKind.ROUTING_CLEARED: (3, "Update"),
     EventKind.DISPARITY_DETECTED: (99, "Other"),
 }
 _DECISION = {"allow": "allowed", "block": "denied", "route": "routed"}

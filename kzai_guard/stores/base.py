@@ -25,6 +25,7 @@ __all__ = [
     "ChangeKind",
     "ErasedData",
     "OutcomeCount",
+    "RoutingState",
     "Store",
     "StoredExplanation",
     "SwitchState",
@@ -65,6 +66,18 @@ class SwitchState:
 
     policy: str
     suspended: bool
+    changed_at: datetime
+    changed_by: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingState:
+    """Whether the decisions of one decision type are routed to humans because its outcomes
+    crossed its disparity thresholds (KZ-AI 6), who set or cleared that, when, and why."""
+
+    policy: str
+    routed: bool
     changed_at: datetime
     changed_by: str
     reason: str | None
@@ -147,6 +160,15 @@ class Store(Protocol):
         """The current state of every switch that was ever set."""
         ...
 
+    def set_routing(self, state: RoutingState) -> None:
+        """Route one decision type's decisions to humans, or stop doing so (a
+        :attr:`ChangeKind.SWITCH` change: the processes reload switches and routings)."""
+        ...
+
+    def routings(self) -> list[RoutingState]:
+        """The current routing of every decision type whose routing was ever set."""
+        ...
+
     def add_review(self, ticket: ReviewTicket) -> None:
         """Open a review ticket."""
         ...
@@ -198,8 +220,8 @@ class Store(Protocol):
 
     def erase_reviewer(self, reviewer: str) -> int:
         """Remove a reviewer's identifier from the review tickets they completed, the
-        kill-switch states they set, the escalations and overrides they made (the rows stay),
-        and release the tickets they hold. Returns how many rows named them."""
+        kill-switch and routing states they set, the escalations and overrides they made (the
+        rows stay), and release the tickets they hold. Returns how many rows named them."""
         ...
 
     def close(self) -> None:

@@ -33,6 +33,7 @@ from kzai_guard.stores.base import (
     ChangeKind,
     ErasedData,
     OutcomeCount,
+    RoutingState,
     StoredExplanation,
     SwitchState,
 )
@@ -77,6 +78,9 @@ CREATE TABLE IF NOT EXISTS kzg_objections (
 CREATE INDEX IF NOT EXISTS kzg_objections_subject ON kzg_objections (subject);
 CREATE TABLE IF NOT EXISTS kzg_switches (
     policy TEXT PRIMARY KEY, suspended INTEGER NOT NULL, changed_at BIGINT NOT NULL,
+    changed_by TEXT NOT NULL, reason TEXT);
+CREATE TABLE IF NOT EXISTS kzg_routings (
+    policy TEXT PRIMARY KEY, routed INTEGER NOT NULL, changed_at BIGINT NOT NULL,
     changed_by TEXT NOT NULL, reason TEXT);
 CREATE TABLE IF NOT EXISTS kzg_reviews (
     id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, policy TEXT NOT NULL, subject TEXT NOT NULL,
@@ -450,6 +454,33 @@ class SqlStore(ReviewWorkQueries):
         )
         return [SwitchState(r[0], bool(r[1]), _dt(r[2]), r[3], r[4]) for r in rows]
 
+    def set_routing(self, state: RoutingState) -> None:
+        self._write(
+            [
+                (
+                    "INSERT INTO kzg_routings (policy, routed, changed_at, changed_by, reason) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (policy) DO UPDATE SET "
+                    "routed = excluded.routed, changed_at = excluded.changed_at, "
+                    "changed_by = excluded.changed_by, reason = excluded.reason",
+                    (
+                        state.policy,
+                        int(state.routed),
+                        _us(state.changed_at),
+                        state.changed_by,
+                        state.reason,
+                    ),
+                )
+            ],
+            (ChangeKind.SWITCH, None),
+        )
+
+    def routings(self) -> list[RoutingState]:
+        rows = self._read(
+            "SELECT policy, routed, changed_at, changed_by, reason FROM kzg_routings "
+            "ORDER BY policy"
+        )
+        return [RoutingState(r[0], bool(r[1]), _dt(r[2]), r[3], r[4]) for r in rows]
+
     # -- review tickets ---------------------------------------------------------------------
 
     def add_review(self, ticket: ReviewTicket) -> None:
@@ -599,6 +630,7 @@ class SqlStore(ReviewWorkQueries):
             for statement in (
                 "UPDATE kzg_reviews SET reviewer = '' WHERE reviewer = ?",
                 "UPDATE kzg_switches SET changed_by = '' WHERE changed_by = ?",
+                "UPDATE kzg_routings SET changed_by = '' WHERE changed_by = ?",
                 "UPDATE kzg_review_work SET reviewer = NULL, claimed_at = NULL, "
                 "lease_until = NULL WHERE reviewer = ?",
                 "UPDATE kzg_review_work SET escalated_by = '' WHERE escalated_by = ?",

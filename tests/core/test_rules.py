@@ -57,6 +57,7 @@ facts = st.builds(
     objection=st.booleans(),
     objection_signal=st.booleans(),
     vulnerable=st.booleans(),
+    routed=st.booleans(),
 )
 
 
@@ -92,7 +93,10 @@ def table(policy: DecisionPolicy, f: Facts, profile: Profile) -> tuple[Outcome, 
         (policy.fallback is Fallback.HUMAN, Outcome.ROUTE, Reason.NO_LEGAL_BASIS),
         (True, Outcome.BLOCK, Reason.NO_LEGAL_BASIS),
     ]
-    return next((outcome, reason) for hit, outcome, reason in rows if hit)
+    outcome, reason = next((outcome, reason) for hit, outcome, reason in rows if hit)
+    if f.routed and outcome is Outcome.ALLOW and reason is not Reason.HUMAN_DECISION:
+        return Outcome.ROUTE, Reason.DISPARITY
+    return outcome, reason
 
 
 @given(policies(), facts, st.sampled_from([Profile.KZ, Profile.EU]))
@@ -154,6 +158,23 @@ def test_a_suspended_decision_type_is_always_blocked(
 ) -> None:
     verdict = evaluate(policy, Facts(**{**_as_dict(f), "suspended": True}), profile)
     assert (verdict.outcome, verdict.reason) == (Outcome.BLOCK, Reason.SUSPENDED)
+
+
+@given(policies(), facts, st.sampled_from(Profile))
+def test_routing_for_disparity_turns_only_ai_allowed_verdicts_into_disparity_routes(
+    policy: DecisionPolicy, f: Facts, profile: Profile
+) -> None:
+    before = evaluate(policy, Facts(**{**_as_dict(f), "routed": False}), profile)
+    routed = evaluate(policy, Facts(**{**_as_dict(f), "routed": True}), profile)
+    if before.allowed and before.reason is not Reason.HUMAN_DECISION:
+        assert (routed.outcome, routed.reason, routed.basis) == (
+            Outcome.ROUTE,
+            Reason.DISPARITY,
+            None,
+        )
+        assert routed.obligations == frozenset()
+    else:
+        assert routed == before
 
 
 @given(policies(), facts, st.sampled_from(Profile))

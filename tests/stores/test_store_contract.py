@@ -16,7 +16,14 @@ import kzai_guard as kg
 from kzai_guard.core.consent import CollectionMethod, Consent, Objection, WithdrawalRestriction
 from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
 from kzai_guard.errors import StoreError, UnknownRecord, WithdrawalRestricted
-from kzai_guard.stores.base import ChangeKind, ErasedData, Store, StoredExplanation, SwitchState
+from kzai_guard.stores.base import (
+    ChangeKind,
+    ErasedData,
+    RoutingState,
+    Store,
+    StoredExplanation,
+    SwitchState,
+)
 from kzai_guard.stores.url import open_store
 from tests.postgres import fresh_database
 from tests.samples import GATEWAY_SUBJECT, LOAN
@@ -231,6 +238,32 @@ def test_set_switch_upserts_one_state_per_policy(store: Store) -> None:
     assert [s for s in store.switches() if s.policy == policy] == [suspended]
     store.set_switch(resumed)
     assert [s for s in store.switches() if s.policy == policy] == [resumed]
+
+
+@backends(*BACKENDS)
+def test_set_routing_upserts_one_state_per_policy_and_feeds_a_switch_change(
+    store: Store,
+) -> None:
+    policy = unique("p")
+    routed = RoutingState(policy, True, T0, "disparity-monitor", "sex=f: selection rate 0.2")
+    cleared = RoutingState(policy, False, T0 + timedelta(days=1), "officer@example.kz", None)
+    before = store.latest_change()
+
+    store.set_routing(routed)
+    assert [r for r in store.routings() if r.policy == policy] == [routed]
+    store.set_routing(cleared)
+    assert [r for r in store.routings() if r.policy == policy] == [cleared]
+    assert [c.kind for c in store.changes_since(before)] == [ChangeKind.SWITCH] * 2
+
+
+@backends(*BACKENDS)
+def test_erase_reviewer_removes_the_name_from_routings(store: Store) -> None:
+    policy, officer = unique("p"), unique("officer")
+    store.set_routing(RoutingState(policy, False, T0, officer, "cleared"))
+
+    assert store.erase_reviewer(officer) == 1
+    [routing] = [r for r in store.routings() if r.policy == policy]
+    assert (routing.changed_by, routing.reason) == ("", "cleared")
 
 
 # -- review tickets ---------------------------------------------------------------------------
