@@ -2,14 +2,18 @@
 
 ::
 
-    kzai-guard report AUDIT_DIR --config FILE [--store URL] [--since T] [--until T]
+    kzai-guard report LOG --config FILE [--store URL] [--since T] [--until T]
                       [--lang kk|ru|en] [--out FILE] [--pdf FILE] [--public-key KEY ...]
+                      [--witness-key KEY ... [--witnesses N]]
 
 Built from the verified audit trail (records with ``since <= time < until``; ``T`` as for
 ``export``, default the 30 days before now), the review tickets and disparity counts in the
 store (``--store``, default the ``[guard] store`` of the file) and the policies and
-``[[destination]]`` tables of ``--config``. Charts need matplotlib (``kzai-guard[report]``);
-``--pdf`` also prints it as PDF with headless Chromium.
+``[[destination]]`` tables of ``--config``. ``LOG`` is the log's directory or the
+``postgresql://`` URL of its database (read through a private copy, as ``verify`` does); the
+store may be a ``postgresql://`` URL too. The witnesses' cosignatures kept with the log are
+shown, checked against the ``--witness-key`` keys when given. Charts need matplotlib
+(``kzai-guard[report]``); ``--pdf`` also prints it as PDF with headless Chromium.
 Exit status: 0 when written, 1 on a usage error, 2 when the trail did not verify (the report is
 written all the same, and says so).
 """
@@ -24,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from kzai_guard.cli.export import parse_time
+from kzai_guard.cli.source import LOG_HELP, log_directory
+from kzai_guard.cli.trust import add_witness_arguments, witness_policy
 from kzai_guard.cli.verify import add_key_arguments, keyring_from_args
 from kzai_guard.core.vocabulary import Language
 from kzai_guard.errors import KzaiGuardError
@@ -41,7 +47,7 @@ def register(subparsers: Any) -> None:
         description="Inventory, decisions, objections and reviews, explanations, disparity, "
         "the trail's integrity and findings with their articles, in kk, ru or en.",
     )
-    parser.add_argument("directory", metavar="AUDIT_DIR", type=Path, help="the audit log")
+    parser.add_argument("log", metavar="LOG", help=LOG_HELP)
     parser.add_argument("--config", required=True, type=Path, help="the TOML policy file")
     parser.add_argument("--store", help="the store URL (default: [guard] store of the file)")
     parser.add_argument("--since", type=parse_time, metavar="T", help="first time (inclusive)")
@@ -54,6 +60,7 @@ def register(subparsers: Any) -> None:
         "--pdf", type=Path, metavar="FILE", help="also print it to FILE as PDF (needs Chromium)"
     )
     add_key_arguments(parser)
+    add_witness_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -69,18 +76,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         policies, settings = load_config(args.config)
         destinations = load_destinations(args.config)
-        keyring = keyring_from_args(args.public_key, args.directory)
-        html, trail_ok = build_report(
-            args.directory,
-            policies,
-            destinations,
-            store_url=args.store or settings.get("store", DEFAULT_STORE),
-            keyring=keyring,
-            since=since,
-            until=until,
-            language=Language(args.lang),
-            now=now,
-        )
+        witnesses = witness_policy(args.witness_key, args.witnesses)
+        with log_directory(args.log) as directory:
+            keyring = keyring_from_args(args.public_key, directory)
+            html, trail_ok = build_report(
+                directory,
+                policies,
+                destinations,
+                store_url=args.store or settings.get("store", DEFAULT_STORE),
+                keyring=keyring,
+                since=since,
+                until=until,
+                language=Language(args.lang),
+                now=now,
+                witnesses=witnesses,
+            )
     except (KzaiGuardError, OSError, ValueError) as exc:
         print(f"kzai-guard report: {exc}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
+from kzai_guard.audit.cosignature import WitnessPolicy
 from kzai_guard.audit.keys import Keyring
 from kzai_guard.audit.reader import ChainBroken, read_verified
 from kzai_guard.audit.record import AuditRecord, EventKind
@@ -20,6 +21,7 @@ from kzai_guard.errors import UnknownRecord
 from kzai_guard.report.figures import DisparityRow, count
 from kzai_guard.report.findings import report_findings
 from kzai_guard.report.html import ReportInput, render
+from kzai_guard.report.witnessing import read_cosignatures, witness_status
 from kzai_guard.stores.url import open_store
 
 __all__ = ["build_report"]
@@ -36,13 +38,22 @@ def build_report(
     until: datetime,
     language: Language,
     now: datetime,
+    witnesses: WitnessPolicy | None = None,
 ) -> tuple[str, bool]:
     """The report's HTML, and whether the trail verified.
 
     ``directory`` is the audit log, ``store_url`` the store the guard used; the records of
-    ``since <= time < until`` are counted, the review deadlines judged at ``now``.
+    ``since <= time < until`` are counted, the review deadlines judged at ``now``. The
+    witnesses' cosignatures kept with the log are shown, checked against ``witnesses``' keys
+    when given.
     """
     verification = verify_log(directory, keyring, allow_unsigned_tail=True)
+    cosigned = witness_status(
+        read_cosignatures(directory),
+        keyring,
+        verification.first_seq + verification.records,
+        witnesses,
+    )
     low, high = since.timestamp() * 1_000_000, until.timestamp() * 1_000_000
     records: list[AuditRecord] = []
     try:
@@ -82,6 +93,8 @@ def build_report(
             verification=verification,
             findings=findings,
             destinations=destinations,
+            witnesses=cosigned,
+            witnessed=witnesses is not None,
         )
     )
     return html, verification.ok

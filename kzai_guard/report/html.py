@@ -15,6 +15,7 @@ from kzai_guard.core.vocabulary import Language
 from kzai_guard.report.charts import disparity_chart, verdicts_chart
 from kzai_guard.report.figures import Figures
 from kzai_guard.report.texts import text
+from kzai_guard.report.witnessing import WitnessStatus
 
 __all__ = ["ReportInput", "render"]
 
@@ -43,6 +44,11 @@ class ReportInput:
     verification: VerifyReport
     findings: Sequence[tuple[str, str]]
     destinations: Sequence[Destination]
+    witnesses: WitnessStatus | None = None
+    """The witnesses' cosignatures, when any were kept."""
+    witnessed: bool = False
+    """True when the log was set up with witnesses (or keys for them were given): then their
+    absence is shown too."""
 
 
 def render(data: ReportInput) -> str:
@@ -199,7 +205,36 @@ def _integrity(data: ReportInput, t: _Text) -> str:
         [_cell(text("records", data.language)), _cell(v.records, "trail_records")],
         [_cell(text("checkpoints", data.language)), _cell(v.checkpoints, "checkpoints")],
     ]
-    return f"<h2>{t('integrity')}</h2>" + status + _table(["", t("count")], rows)
+    return (
+        f"<h2>{t('integrity')}</h2>" + status + _table(["", t("count")], rows) + _witnesses(data, t)
+    )
+
+
+def _witnesses(data: ReportInput, t: _Text) -> str:
+    status = data.witnesses
+    if status is None:
+        return f"<h3>{t('witnesses')}</h3><p>{t('no_witnesses')}</p>" if data.witnessed else ""
+    rows = [
+        [
+            _cell(w.name),
+            _cell(w.size, f"witness/{w.name}/size"),
+            _cell(_moment(w.cosigned_at)),
+            _cell(w.behind, f"witness/{w.name}/behind"),
+            _cell("✓" if w.checked else text("not_checked", data.language)),
+        ]
+        for w in status.witnesses
+    ]
+    header = [t("witness"), t("cosigned_size"), t("cosigned_at"), t("behind"), t("checked")]
+    out = f"<h3>{t('witnesses')}</h3>" + _table(header, rows)
+    if status.quorum is not None:
+        size = status.quorum_size
+        shown = (
+            f'<span data-count="witness_quorum_size">{size}</span>'
+            if size is not None
+            else f'<span class="bad">{t("no_quorum")}</span>'
+        )
+        out += f"<p>{t('quorum')} ({status.quorum}): {shown}</p>"
+    return out
 
 
 def _transfers(data: ReportInput, t: _Text) -> str:

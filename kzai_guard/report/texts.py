@@ -134,6 +134,52 @@ TEXTS: dict[str, dict[Language, str]] = {
         Language.RU: "Подписанных контрольных точек",
         Language.EN: "Signed checkpoints",
     },
+    "witnesses": {
+        Language.KK: "Куәгерлер қол қойған бақылау нүктелері",
+        Language.RU: "Контрольные точки, подписанные свидетелями",
+        Language.EN: "Checkpoints cosigned by witnesses",
+    },
+    "witness": {Language.KK: "Куәгер", Language.RU: "Свидетель", Language.EN: "Witness"},
+    "cosigned_size": {
+        Language.KK: "Соңғы қол қойылған өлшем",
+        Language.RU: "Последний подписанный размер",
+        Language.EN: "Newest cosigned size",
+    },
+    "cosigned_at": {
+        Language.KK: "Қол қойылған уақыты (UTC)",
+        Language.RU: "Подписано (UTC)",
+        Language.EN: "Cosigned at (UTC)",
+    },
+    "behind": {
+        Language.KK: "Журнал алда (жазба)",
+        Language.RU: "Журнал впереди (записей)",
+        Language.EN: "Log ahead by (records)",
+    },
+    "checked": {
+        Language.KK: "Кілтпен тексерілді",
+        Language.RU: "Проверено ключом",
+        Language.EN: "Checked with its key",
+    },
+    "not_checked": {
+        Language.KK: "кілт берілмеген",
+        Language.RU: "ключ не задан",
+        Language.EN: "no key given",
+    },
+    "quorum": {
+        Language.KK: "Кворум жеткен ең соңғы өлшем",
+        Language.RU: "Последний размер с кворумом свидетелей",
+        Language.EN: "Newest size with the witness quorum",
+    },
+    "no_quorum": {
+        Language.KK: "кворум жоқ",
+        Language.RU: "кворума нет",
+        Language.EN: "no quorum",
+    },
+    "no_witnesses": {
+        Language.KK: "Бірде-бір куәгер бақылау нүктесіне қол қоймаған.",
+        Language.RU: "Ни один свидетель не подписал контрольную точку.",
+        Language.EN: "No witness has cosigned a checkpoint.",
+    },
     "findings": {Language.KK: "Анықталғандар", Language.RU: "Замечания", Language.EN: "Findings"},
     "article": {Language.KK: "Бап", Language.RU: "Статья", Language.EN: "Article"},
     "no_findings": {
