@@ -188,6 +188,7 @@ def _witness(workdir: Path, log: Path, public_key: Path) -> Path:
 def _report(workdir: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
+    from kzai_guard.audit.cosignature import WitnessPolicy
     from kzai_guard.audit.keys import Keyring
     from kzai_guard.demo.service import LOAN_APPROVAL
     from kzai_guard.report.build import build_report
@@ -204,6 +205,7 @@ def _report(workdir: Path) -> None:
         until=now + timedelta(minutes=1),
         language=kg.Language.EN,
         now=now,
+        witnesses=WitnessPolicy.of([workdir / "witness" / "witness.pub"], 1),
     )
     path = workdir / "compliance-report.html"
     path.write_text(html, encoding="utf-8")

@@ -58,3 +58,11 @@ def test_the_demo_blocks_allows_routes_and_blocks_again_then_verifies_its_log(
     assert (tmp_path / "kzai-demo" / "kzai-audit").is_dir()
     report = (tmp_path / "kzai-demo" / "compliance-report.html").read_text(encoding="utf-8")
     assert 'data-count="decisions">4<' in report and "Verified: chain and signatures hold" in report
+    # The witness that cosigned in step 7, checked with its key, as far as the log then went.
+    assert re.search(
+        r'<td>witness.demo.invalid/w1</td><td class="n" data-count="witness/witness.demo.invalid/'
+        r'w1/size">\d+</td><td>[^<]+</td><td class="n" data-count="witness/witness.demo.invalid/'
+        r'w1/behind">0</td><td>✓</td>',
+        report,
+    )
+    assert re.search(r'data-count="witness_quorum_size">\d+<', report)
