@@ -17,7 +17,10 @@ handed to :meth:`DisparityMonitor.observe`, which only queues it. A writer threa
    ``action = "suspend"`` the policy's kill switch is thrown.
 
 Each process reports a group once while it stays flagged (again after it stopped being flagged
-and crossed once more); several processes may each report it. While the store fails, counts stay
+and crossed once more); several processes may each report it. A process that starts while a
+person has resumed the policy (or cleared its routing) takes the groups flagged then as
+reported: the person's call stands until a group stops being flagged and crosses again, in a
+process started later as in one that was running. While the store fails, counts stay
 in memory and are tried again at the next flush. In a child process after a fork the monitor
 gets a thread, queue and counts of its own; the parent stores what it had counted.
 """
@@ -205,6 +208,10 @@ class DisparityMonitor:
     # -- the writer -------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._acknowledge_overruled()
+        except Exception:
+            _log.exception("kzai_guard: reading what people decided about past crossings failed")
         stop = False
         next_flush = monotonic() + FLUSH_SECONDS
         while not stop:
@@ -305,6 +312,27 @@ class DisparityMonitor:
                 elif key not in self._alerted:
                     self._alerted.add(key)
                     self._report(policy, ground, disparity, monitoring)
+
+    def _acknowledge_overruled(self) -> None:
+        """Take as reported the groups flagged now of each policy whose action a person undid
+        (resumed, or cleared its routing), so that this process does not undo their call."""
+        overruled = {
+            DisparityAction.SUSPEND: {
+                s.policy
+                for s in self._store.switches()
+                if not s.suspended and s.changed_by != MONITOR_NAME
+            },
+            DisparityAction.ROUTE: {
+                r.policy
+                for r in self._store.routings()
+                if not r.routed and r.changed_by != MONITOR_NAME
+            },
+        }
+        for policy, monitoring in self._monitored.items():
+            if policy not in overruled.get(monitoring.action, ()):
+                continue
+            for ground, groups in self.disparities(policy).items():
+                self._alerted.update((policy, ground, d.group) for d in groups if d.flagged)
 
     def _report(
         self,

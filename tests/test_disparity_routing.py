@@ -139,3 +139,35 @@ def test_a_route_cleared_in_one_guard_is_cleared_in_another_on_the_same_store(
     finally:
         here.close()
         there.close()
+
+
+def planted(guard: kg.Guard, start: int, per_group: int) -> None:
+    """``per_group`` decisions for each of f (20 % favourable) and m (80 %)."""
+    for i in range(start, start + per_group):
+        for group, rate in (("f", 0.2), ("m", 0.8)):
+            decide(guard, f"{group}-{i}", int((i + 1) * rate) > int(i * rate))
+
+
+def test_a_route_an_officer_cleared_is_not_set_again_by_a_process_started_later(
+    tmp_path: Path,
+) -> None:
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    first, _ = make_guard(store)
+    try:
+        planted(first, 0, 60)
+        first.disparity.flush()
+        assert first.switches.is_routed("pricing")
+        first.switches.clear_route("pricing", by="officer@example.kz", reason="checked")
+    finally:
+        first.close()
+    later, sink = make_guard(store)
+    try:
+        planted(later, 60, 20)  # the same crossing: the groups stay flagged
+        later.disparity.flush()
+        [sex] = later.disparity.disparities("pricing").values()
+        assert [d.group for d in sex if d.flagged] == ["f"]
+        assert not later.switches.is_routed("pricing")
+        assert sink.of_kind(kg.EventKind.ROUTING_STARTED) == []
+        assert sink.of_kind(kg.EventKind.DISPARITY_DETECTED) == []
+    finally:
+        later.close()
