@@ -76,11 +76,12 @@ def build_report(
             counts = store.outcome_counts(since, until, policy.name)
             for ground, groups in judge(counts, policy.monitoring).items():
                 rows.extend(DisparityRow(policy.name, ground, d) for d in groups)
+        routed = [r for r in store.routings() if r.routed]
     finally:
         store.close()
     figures = count(records, tickets, rows, now)
     findings = report_findings(
-        list(policies), figures, list(destinations), verification.ok, now.date()
+        list(policies), figures, list(destinations), verification.ok, now.date(), routed
     )
     html = render(
         ReportInput(

@@ -63,6 +63,8 @@ class Figures:
     reviews: ReviewFigures = field(default_factory=ReviewFigures)
     disparity_alerts: int = 0
     suspensions: int = 0
+    routings: int = 0
+    """Times a policy's AI decisions were routed to humans for disparity (``routing.started``)."""
     disparities: list[DisparityRow] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -87,6 +89,7 @@ class Figures:
             },
             "disparity_alerts": self.disparity_alerts,
             "suspensions": self.suspensions,
+            "routings": self.routings,
         }
 
 
@@ -127,6 +130,8 @@ def count(
             figures.disparity_alerts += 1
         elif kind is EventKind.SWITCH_SUSPENDED:
             figures.suspensions += 1
+        elif kind is EventKind.ROUTING_STARTED:
+            figures.routings += 1
     for review_id in opened:
         _judge_ticket(figures.reviews, tickets.get(review_id), at)
     return figures

@@ -9,6 +9,7 @@ from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.core.transfers import Destination, transfer_findings
 from kzai_guard.core.vocabulary import Autonomy, RiskClass
 from kzai_guard.report.figures import Figures
+from kzai_guard.stores.base import RoutingState
 
 __all__ = ["report_findings"]
 
@@ -19,8 +20,11 @@ def report_findings(
     destinations: list[Destination],
     trail_ok: bool,
     today: date,
+    routed: list[RoutingState] | None = None,
 ) -> list[tuple[str, str]]:
-    """``(article, finding)`` pairs, policy by policy, then the period's, then transfers."""
+    """``(article, finding)`` pairs, policy by policy, then the period's, then transfers.
+
+    ``routed`` are the policies whose AI decisions are routed to humans for disparity now."""
     out: list[tuple[str, str]] = []
     for policy in policies:
         for finding in policy_findings(policy, today):
@@ -51,6 +55,15 @@ def report_findings(
                     f"{d.ratio:.2f} the rate of {row.ground}={d.reference} (p={d.p_value:.2g})",
                 )
             )
+    for routing in routed or ():
+        out.append(
+            (
+                "KZ-AI 6",
+                f"policy {routing.policy!r}: its AI decisions are routed to humans since "
+                f"{routing.changed_at.date().isoformat()} ({routing.reason or 'no reason given'});"
+                " clear it (Switches.clear_route) once the model and its data are checked",
+            )
+        )
     if figures.reviews.missed:
         out.append(
             (

@@ -160,7 +160,8 @@ def _disparity(data: ReportInput, t: _Text) -> str:
         return out[0] + f"<p>{t('no_monitoring')}</p>"
     out.append(
         f'<p>{t("alerts")}: <span data-count="disparity_alerts">'
-        f"{data.figures.disparity_alerts}</span></p>"
+        f"{data.figures.disparity_alerts}</span>. {t('routings')}: "
+        f'<span data-count="routings">{data.figures.routings}</span></p>'
     )
     labels = [f"{r.policy} · {r.ground}={r.disparity.group}" for r in rows_in]
     out.append(

@@ -113,6 +113,11 @@ TEXTS: dict[str, dict[Language, str]] = {
         Language.RU: "Сигналы о различиях",
         Language.EN: "Disparity alerts",
     },
+    "routings": {
+        Language.KK: "Шешімдер адамға жіберілді",
+        Language.RU: "Решения переданы людям",
+        Language.EN: "Decisions routed to humans",
+    },
     "integrity": {
         Language.KK: "Журналдың тұтастығы",
         Language.RU: "Целостность журнала",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections import Counter
@@ -189,7 +190,8 @@ def test_a_log_without_cosignatures_has_no_witness_status(tmp_path: Path) -> Non
 
 def run_report(directory: Path, public: Path, tmp_path: Path, *extra: str) -> str:
     config = tmp_path / "kzai-guard.toml"
-    config.write_text(CONFIG)
+    if not config.exists():
+        config.write_text(CONFIG)
     out = tmp_path / "report.html"
     args = ["report", str(directory), "--config", str(config)]
     args += ["--store", f"sqlite:///{tmp_path / 'store.db'}", "--public-key", str(public)]
@@ -233,3 +235,60 @@ def test_witness_keys_without_cosignatures_say_no_witness_cosigned(tmp_path: Pat
     assert "Checkpoints cosigned by witnesses" in html
     plain = run_report(tmp_path / "audit", public, tmp_path)
     assert "Checkpoints cosigned by witnesses" not in plain
+
+
+ROUTED_CONFIG = (
+    CONFIG
+    + """inputs = ["income"]
+monitoring = { grounds = ["sex"], action = "route", min_sample = 20 }
+"""
+)
+
+
+def test_a_routing_for_disparity_is_counted_and_found(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "kzai-guard.toml"
+    config.write_text(ROUTED_CONFIG)
+    guard = kg.Guard.from_file(
+        config,
+        store=f"sqlite:///{tmp_path / 'store.db'}",
+        audit=tmp_path / "audit",
+        subject=GATEWAY_SUBJECT,
+        groups=lambda subject: {"sex": subject[0]},
+        pseudonym_key=b"r" * 32,
+    )
+    try:
+
+        @guard.decision("loan_approval")
+        def approve(favourable: bool) -> None:
+            kg.explain(EXPLANATION)
+            kg.mark_outcome(favourable=favourable)
+
+        for i in range(60):
+            for sex, favourable in (("f", i % 10 < 2), ("m", i % 10 < 8)):
+                guard.consents.grant(f"{sex}{i}", "credit-scoring", "v1")
+                with kg.decision_context(f"{sex}{i}"), contextlib.suppress(kg.HumanReviewRequired):
+                    approve(favourable)  # routed once a flush has judged the counts
+        guard.disparity.flush()
+        assert guard.switches.is_routed("loan_approval")
+        with kg.decision_context("m0"), pytest.raises(kg.HumanReviewRequired):
+            approve(True)
+    finally:
+        guard.close()
+    key = str(next((tmp_path / "audit" / "keys").glob("*.pub")))
+    html = run_report(tmp_path / "audit", Path(key), tmp_path)
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "audit"), "--format", "jsonl", "--public-key", key]) == 0
+    records = [json.loads(line)["record"] for line in capsys.readouterr().out.splitlines()]
+    figures = figures_of(html)
+    routed = [r for r in records if r["kind"] == "decision" and r["reason"] == "disparity"]
+    assert figures["routings"] == sum(r["kind"] == "routing.started" for r in records) == 1
+    assert ["loan_approval", "route", "disparity", len(routed)] in figures["by_reason"]
+    assert len(routed) >= 1
+    assert 'data-count="routings">1<' in html
+    assert re.search(
+        r"<td>KZ-AI 6</td><td>policy &#x27;loan_approval&#x27;: its AI decisions are routed to "
+        r"humans since \d{4}-\d\d-\d\d \(sex=f: selection rate",
+        html,
+    )
