@@ -49,12 +49,8 @@ def evaluate(policy: DecisionPolicy, facts: Facts, profile: Profile = Profile.KZ
 
 def _evaluate_one(policy: DecisionPolicy, facts: Facts, profile: Profile) -> Verdict:
     found = _rules(policy, facts, profile)
-    if (
-        facts.routed
-        and found.outcome is Outcome.ALLOW
-        and found.reason is not Reason.HUMAN_DECISION
-    ):
-        return verdict(Outcome.ROUTE, Reason.DISPARITY)
+    if facts.routed and found.allowed and found.reason is not Reason.HUMAN_DECISION:
+        return _DISPARITY_ROUTE
     return found
 
 
