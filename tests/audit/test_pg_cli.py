@@ -98,7 +98,7 @@ def test_export_by_url_unseals_with_the_databases_keys(
     url, public = pg_log
     out = tmp_path / "events.jsonl"
     args = ["export", url, "--format", "jsonl", "--out", str(out), "--public-key", str(public)]
-    assert main(args) == 0
+    assert main([*args, "--origin", ORIGIN]) == 0
     events = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(events) == RECORDS
     assert "p:cli1" in out.read_text()
@@ -125,7 +125,7 @@ def test_ship_by_url_sends_once_and_needs_a_cursor(
     url, public = pg_log
     out = tmp_path / "shipped.jsonl"
     ship = ["ship", url, "--to", f"file:{out}", "--format", "jsonl", "--quiet"]
-    ship += ["--public-key", str(public)]
+    ship += ["--public-key", str(public), "--origin", ORIGIN]
     assert main(ship) == 1
     assert "--cursor" in capsys.readouterr().err
     cursor = tmp_path / "cursor"

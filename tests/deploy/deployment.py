@@ -136,7 +136,7 @@ class Deployment:
 
     def trail(self) -> Trail:
         """Every record of the log, read with ``kzai-guard export --format jsonl``."""
-        done = self.kzai_guard("export", "--format", "jsonl")
+        done = self.kzai_guard("export", "--format", "jsonl", "--origin", self.origin())
         if done.returncode != 0:
             raise RuntimeError(f"kzai-guard export exited {done.returncode}: {done.stderr}")
         return Trail([json.loads(line)["record"] for line in done.stdout.splitlines() if line])
