@@ -146,7 +146,7 @@ def run_prove(args: argparse.Namespace) -> int:
             bundle = inclusion_bundle(directory, decision_id=args.decision_id, seq=args.seq)
         _check_claim(bundle["origin"], origin)
         if len(keyring):
-            _check_written(verify_bundle(bundle, keyring))
+            _check_written(verify_bundle(bundle, keyring, origin=origin))
         _emit(bundle, args.out)
     except (AuditLogError, ConfigurationError, OSError, ValueError) as exc:
         print(f"kzai-guard prove: {exc}", file=sys.stderr)
@@ -217,10 +217,7 @@ def run_verify_proof(args: argparse.Namespace) -> int:
     except (ConfigurationError, OSError, ValueError) as exc:
         print(f"kzai-guard verify-proof: {exc}", file=sys.stderr)
         return 2
-    if bundle.get("origin") != origin:
-        print(f"FAILED: the bundle is for log {bundle.get('origin')!r}, not {origin!r}")
-        return 1
-    result = verify_bundle(bundle, keyring)
+    result = verify_bundle(bundle, keyring, origin=origin)
     print(("OK: " if result.ok else "FAILED: ") + result.message)
     return 0 if result.ok else 1
 
@@ -241,6 +238,6 @@ def run_consistency(args: argparse.Namespace) -> int:
         return 2
     if keyring is None:
         return 0
-    result = verify_bundle(bundle, keyring)
+    result = verify_bundle(bundle, keyring, origin=origin)
     print(("OK: " if result.ok else "FAILED: ") + result.message, file=sys.stderr)
     return 0 if result.ok else 1

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kzai_guard.audit.keys import Signer, load_public_key, write_keypair
+from kzai_guard.audit.keys import Keyring, Signer, load_public_key, write_keypair
 from kzai_guard.audit.log import AuditLog
+from kzai_guard.audit.proof import verify_bundle
 from kzai_guard.audit.segments import list_segments
 from kzai_guard.cli.main import main
 from kzai_guard.cli.trust import ORIGIN_NEEDED
@@ -330,3 +331,19 @@ def test_a_key_bound_to_the_origin_stands_for_origin_in_every_verb(
         assert capsys.readouterr().err == (
             f"kzai-guard {args[0]}: the log is {ORIGIN!r}, not 'other.example.kz/audit'\n"
         )
+
+
+def test_a_bundle_of_another_log_signed_with_the_same_key_fails_verify_proof(
+    keyed_log: tuple[Path, Path, Signer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, public, _ = keyed_log
+    out = tmp_path / "proof.json"
+    assert main(["prove", str(directory), "dec-000003", "--out", str(out), "--origin", ORIGIN]) == 0
+    capsys.readouterr()
+    other = "other.example.kz/audit"
+    assert main(["verify-proof", str(out), "--public-key", str(public), "--origin", other]) == 1
+    assert capsys.readouterr().out == (f"FAILED: the bundle is for log {ORIGIN!r}, not {other!r}\n")
+    keyring = Keyring.load([public])
+    bundle = json.loads(out.read_text())
+    assert verify_bundle(bundle, keyring, origin=ORIGIN).ok
+    assert not verify_bundle(bundle, keyring, origin=other).ok
