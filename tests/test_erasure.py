@@ -115,6 +115,8 @@ def export(directory: Path) -> Path:
             "jsonl",
             "--public-key",
             str(public),
+            "--origin",
+            (directory / "kzai-audit" / "origin").read_text().strip(),  # the log this test made
             "--out",
             str(out),
         ]

@@ -127,6 +127,8 @@ def test_an_export_file_is_0600(tmp_path: Path) -> None:
             "jsonl",
             "--public-key",
             str(public),
+            "--origin",
+            (tmp_path / "audit" / "origin").read_text().strip(),  # the log this test made
             "--out",
             str(out),
         ]

@@ -75,4 +75,7 @@ def test_a_policy_files_signing_key_signs_the_log(
         guard.consents.grant("KZ-1", "p-purpose", "v1")
         guard.close()
     assert demo_key_warnings(caplog) == []
-    assert cli(["verify", str(tmp_path / "log"), "--public-key", str(public)]) == 0
+    origin = (tmp_path / "log" / "origin").read_text().strip()  # the log this test made
+    assert (
+        cli(["verify", str(tmp_path / "log"), "--public-key", str(public), "--origin", origin]) == 0
+    )

@@ -166,10 +166,19 @@ def consistency_bundle(
     }
 
 
-def verify_bundle(bundle: dict[str, Any], keyring: Keyring) -> ProofCheck:
-    """Check an inclusion or consistency bundle: its proof and its checkpoint signature(s)."""
+def verify_bundle(
+    bundle: dict[str, Any], keyring: Keyring, *, origin: str | None = None
+) -> ProofCheck:
+    """Check an inclusion or consistency bundle: its proof and its checkpoint signature(s).
+
+    ``origin`` is the log the auditor expects (``kzai-guard verify-proof --origin``): the
+    bundle and its checkpoints must name it. Without it, a bundle for another log signed with
+    the same key holds.
+    """
     if not isinstance(bundle, dict):
         return ProofCheck(False, f"malformed bundle: a JSON object is needed, not {bundle!r:.40}")
+    if origin is not None and bundle.get("origin") != origin:
+        return ProofCheck(False, f"the bundle is for log {bundle.get('origin')!r}, not {origin!r}")
     try:
         kind = bundle.get("format")
         if kind == INCLUSION_FORMAT:

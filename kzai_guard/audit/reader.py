@@ -90,6 +90,7 @@ def read_verified(
     public_keys: Iterable[str | Path | PublicKey] | Keyring | None = None,
     subject_keys: SubjectKeys | None = None,
     on_unsigned_tail: Callable[[int, int], None] | None = None,
+    origin: str | None = None,
 ) -> Iterator[LogEntry]:
     """Yield the log's entries in order, after ``after_seq``, checking the chain as it goes.
 
@@ -110,8 +111,11 @@ def read_verified(
     skipped. To tail a live log,
     use :func:`follow`, or call this again with ``after_seq`` set to the last ``seq`` seen.
     At the end, ``on_unsigned_tail(first, last)`` is called if entries were held back.
+    ``origin`` is the log the caller expects: every checkpoint and the anchor must name it,
+    and a directory claiming another raises :class:`ChainBroken` before anything is yielded
+    (without it, the directory's own ``origin`` file is taken).
     """
-    cursor = _Cursor(Path(directory), after_seq, public_keys, subject_keys)
+    cursor = _Cursor(Path(directory), after_seq, public_keys, subject_keys, origin)
     try:
         while True:
             batch = cursor.poll()
@@ -134,12 +138,13 @@ def follow(
     subject_keys: SubjectKeys | None = None,
     poll_interval: float = 0.2,
     stop: threading.Event | None = None,
+    origin: str | None = None,
 ) -> Iterator[LogEntry]:
     """Like :func:`read_verified`, then keep waiting for new entries until ``stop`` is set.
 
     New lines are picked up every ``poll_interval`` seconds, across segment rotations.
     """
-    cursor = _Cursor(Path(directory), after_seq, public_keys, subject_keys)
+    cursor = _Cursor(Path(directory), after_seq, public_keys, subject_keys, origin)
     try:
         while stop is None or not stop.is_set():
             batch = cursor.poll()
@@ -162,9 +167,16 @@ class _Cursor:
         after_seq: int | None,
         public_keys: Iterable[str | Path | PublicKey] | Keyring | None,
         subject_keys: SubjectKeys | None,
+        origin: str | None = None,
     ) -> None:
         if not directory.is_dir():
             raise AuditLogError(f"{directory} is not an audit log directory")
+        claimed = read_origin(directory)
+        if origin is not None and claimed is not None and claimed != origin:
+            raise ChainBroken(
+                after_seq + 1 if after_seq is not None else 0,
+                f"the log in {directory} is {claimed!r}, not the expected {origin!r}",
+            )
         self.directory = directory
         self.start = 0 if after_seq is None else after_seq + 1
         if public_keys is None or isinstance(public_keys, Keyring):
@@ -183,7 +195,7 @@ class _Cursor:
         self.tree: CompactRange | None = None
         self.pending: list[SignedCheckpoint] = []
         self.checked_upto = -1
-        self.origin = read_origin(directory)
+        self.origin = origin if origin is not None else claimed
         self.broken: ChainBroken | None = None
         self.ready: list[LogEntry] = []
         self.held: list[LogEntry] = []
@@ -210,7 +222,7 @@ class _Cursor:
     def _enter(self, seg: Segment, segments: list[Segment]) -> None:
         anchor = read_anchor(self.directory)
         if anchor is not None and self.keyring is not None:
-            problem = anchor_problem(anchor, self.keyring, read_origin(self.directory))
+            problem = anchor_problem(anchor, self.keyring, self.origin)
             if problem is not None:
                 raise ChainBroken(anchor.size, problem)
         first_of_log = segments[0].first

@@ -13,9 +13,11 @@ early.
 
 Then the pruned segments go, with their checkpoint and id index files, and so do the tree
 hashes over the pruned records, except the few that proofs into the retained log still use
+and, on the tile levels, the tile holding the anchor
 (:meth:`~kzai_guard.audit.tree.TreeFiles.release_before`): every retained record can still be
-proved against every retained checkpoint, and the log proved consistent from the anchor's size
-on. A consistency proof from an older size needs the pruned hashes and is no longer possible.
+proved against every retained checkpoint, the log proved consistent from the anchor's size
+on, and published as tiles from there (:mod:`kzai_guard.audit.tiles`). A consistency proof
+from an older size needs the pruned hashes and is no longer possible.
 """
 
 from __future__ import annotations

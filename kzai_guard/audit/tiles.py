@@ -11,35 +11,44 @@
   uint16 length, then the bytes), each entry the 32-byte leaf hash ``SHA-256(0x00 || line)``
   of one record: a commitment to it, never the record.
 
-The records themselves (the leaf inputs, ``tile/entries/``) are not published: they hold
-pseudonyms and sealed personal data that must stay where they can be erased. The tlog-tiles
-spec lets a log serve entries in another format at another URL; the commitments are that. A
-person with a receipt holds their own record and checks it against the tiles.
+The spec's entry bundles (``tile/entries/``) must hold the leaf inputs, and the leaf input of
+this log's tree is the whole log line: it carries the key reference of the person's records
+and the record's open members, and a log without a key store its personal fields in clear.
+Those stay where they can be erased, so ``tile/entries/`` is not written; the tlog-tiles spec
+lets a log serve entries in another format at another URL, and the commitments are that. A
+person holds their own line (their receipt carries it) and checks it against the tiles.
 
 Full tiles are immutable: those already in the output directory are not written again, so
-publishing after each checkpoint costs the new tiles only. A pruned log (one with an
-``anchor.json``) is refused: its early hashes are released.
+publishing after each checkpoint costs the new tiles only.
+
+A pruned log (one with an ``anchor.json`` of size ``A``) is published from its minimum index
+``A`` on, as the spec's pruning allows: a tile whose end is at or below ``A`` is not written,
+every later one is. Pruning keeps every hash of those tiles
+(:func:`~kzai_guard.audit.tree.first_kept`); a log pruned by an older version released some of
+them, and the tiles that would need a released hash cannot exist: they are not written and
+:attr:`TilesReport.withheld` names each, with the records that cannot be proved from the tiles.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint
 from kzai_guard.audit.lookup import LogLookup
 from kzai_guard.audit.segments import read_anchor
-from kzai_guard.audit.tree import TreeFiles
+from kzai_guard.audit.tree import HASH_SIZE, TILE_HEIGHT, TreeFiles
 from kzai_guard.audit.witnesses import cosigned_note, read_cosigned
 from kzai_guard.errors import AuditLogError
 
-__all__ = ["TILE_WIDTH", "TilesReport", "tile_path", "write_tiles"]
+__all__ = ["TILE_WIDTH", "TilesReport", "WithheldTile", "tile_path", "write_tiles"]
 
 TILE_WIDTH = 256
 """Hashes in a full tile."""
 
-_HEIGHT = 8  # tree levels per tile level: 256 == 2**8
+_RELEASED = bytes(HASH_SIZE)  # what a hash punched out of a level file reads as
 
 
 def tile_path(level: int | str, index: int, width: int | None = None) -> str:
@@ -57,26 +66,50 @@ def tile_path(level: int | str, index: int, width: int | None = None) -> str:
     return f"tile/{level}/{name}{suffix}"
 
 
+@dataclass(frozen=True, slots=True)
+class WithheldTile:
+    """A tile of a pruned log that cannot exist: some of its hashes were released.
+
+    The retained records ``first``..``last`` (inclusive) cannot be proved from the tiles.
+    """
+
+    path: str
+    released: int
+    first: int
+    last: int
+
+    def message(self) -> str:
+        """One line saying what is missing and what it costs."""
+        return (
+            f"{self.path}: {self.released} of its hashes cover pruned records and were released "
+            f"by an earlier pruning; records {self.first}..{self.last} cannot be proved from "
+            "the tiles (prove them with `kzai-guard prove`)"
+        )
+
+
 class TilesReport:
-    """What :func:`write_tiles` wrote: the checkpoint's size and the files written."""
+    """What :func:`write_tiles` wrote: the checkpoint's size, the minimum index (the anchor's
+    size, 0 for a log never pruned), the files written and the tiles withheld."""
 
-    __slots__ = ("size", "written")
+    __slots__ = ("minimum_index", "size", "withheld", "written")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, minimum_index: int) -> None:
         self.size = size
+        self.minimum_index = minimum_index
         self.written: list[str] = []
+        self.withheld: list[WithheldTile] = []
 
 
 def write_tiles(directory: str | os.PathLike[str], out: str | os.PathLike[str]) -> TilesReport:
     """Write the tiles, commitment bundles and checkpoint of the log's newest checkpoint."""
     path, target = Path(directory), Path(out)
-    if read_anchor(path) is not None:
-        raise AuditLogError(f"{path} is pruned; its early tree hashes were released")
+    anchor = read_anchor(path)
+    minimum = anchor.size if anchor is not None else 0
     note = LogLookup(path).newest_checkpoint()
     if note is None:
         raise AuditLogError(f"{path} has no signed checkpoint to publish")
     size = note.checkpoint.size
-    report = TilesReport(size)
+    report = TilesReport(size, minimum)
     tree = TreeFiles(path)
     try:
         if tree.compact_range(size).root() != note.checkpoint.root:
@@ -85,21 +118,8 @@ def write_tiles(directory: str | os.PathLike[str], out: str | os.PathLike[str]) 
                 "run `kzai-guard verify`"
             )
         level = 0
-        while size >> (_HEIGHT * level):
-            count = size >> (_HEIGHT * level)
-            for n in range((count + TILE_WIDTH - 1) // TILE_WIDTH):
-                width = min(TILE_WIDTH, count - n * TILE_WIDTH)
-                rel = tile_path(level, n, width)
-                if width == TILE_WIDTH and (target / rel).exists():
-                    continue
-                hashes = [tree.get(_HEIGHT * level, n * TILE_WIDTH + i) for i in range(width)]
-                _write(target / rel, b"".join(hashes))
-                report.written.append(rel)
-                if level == 0:
-                    bundle = b"".join(struct.pack(">H", len(h)) + h for h in hashes)
-                    rel = tile_path("commitments", n, width)
-                    _write(target / rel, bundle)
-                    report.written.append(rel)
+        while size >> (TILE_HEIGHT * level):
+            _write_level(tree, target, level, report)
             level += 1
     finally:
         tree.close()
@@ -107,6 +127,36 @@ def write_tiles(directory: str | os.PathLike[str], out: str | os.PathLike[str]) 
     _write(target / "checkpoint", published.note().encode())
     report.written.append("checkpoint")
     return report
+
+
+def _write_level(tree: TreeFiles, target: Path, level: int, report: TilesReport) -> None:
+    height = TILE_HEIGHT * level
+    count = report.size >> height
+    span = 1 << height  # leaves under one hash of this level
+    # tiles ending at or below the minimum index are pruned; the spec lets them go
+    first_tile = (report.minimum_index >> height) // TILE_WIDTH
+    # below this hash, an earlier pruning may have released hashes (they read as zeros)
+    edge = max((report.minimum_index >> height) - 1, 0)
+    for n in range(first_tile, (count + TILE_WIDTH - 1) // TILE_WIDTH):
+        width = min(TILE_WIDTH, count - n * TILE_WIDTH)
+        rel = tile_path(level, n, width)
+        if width == TILE_WIDTH and (target / rel).exists():
+            continue
+        start = n * TILE_WIDTH
+        hashes = [tree.get(height, start + i) for i in range(width)]
+        released = sum(1 for i in range(min(width, edge - start)) if hashes[i] == _RELEASED)
+        if released:
+            first = max(start * span, report.minimum_index)
+            last = min((start + width) * span, report.size) - 1
+            report.withheld.append(WithheldTile(rel, released, first, last))
+            continue
+        _write(target / rel, b"".join(hashes))
+        report.written.append(rel)
+        if level == 0:
+            bundle = b"".join(struct.pack(">H", len(h)) + h for h in hashes)
+            rel = tile_path("commitments", n, width)
+            _write(target / rel, bundle)
+            report.written.append(rel)
 
 
 def _write(path: Path, data: bytes) -> None:

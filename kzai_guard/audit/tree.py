@@ -28,9 +28,12 @@ from typing import cast
 from kzai_guard.audit.merkle import EMPTY_ROOT, CompactRange, node_hash
 from kzai_guard.errors import AuditLogError
 
-__all__ = ["HASH_SIZE", "TreeFiles"]
+__all__ = ["HASH_SIZE", "TILE_HEIGHT", "TreeFiles", "first_kept"]
 
 HASH_SIZE = 32
+TILE_HEIGHT = 8
+"""Tree levels per C2SP tlog-tiles tile level: a tile holds ``2**8 == 256`` hashes of level
+``8 * L``."""
 _MAX_LEVELS = 64
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
@@ -137,18 +140,21 @@ class TreeFiles:
     def release_before(self, size: int) -> int:
         """Free the hashes below the first ``size`` leaves that no proof from there needs.
 
-        What stays at level ``L`` is entry ``(size >> L) - 1`` (the piece of the tree's right
-        edge at ``size``, or a left sibling of a path into the retained leaves) and everything
-        after it: enough for inclusion proofs of every leaf from ``size`` on and consistency
-        proofs from every size from ``size`` on. Returns how many bytes were released (0 where
-        the file system cannot punch holes; the hashes then stay on disk, which is harmless).
+        What stays is :func:`first_kept` on: at level ``L``, entry ``(size >> L) - 1`` (the
+        piece of the tree's right edge at ``size``, or a left sibling of a path into the
+        retained leaves) and everything after it, enough for inclusion proofs of every leaf
+        from ``size`` on and consistency proofs from every size from ``size`` on; on the levels
+        tiles are made of, the whole tile holding entry ``size >> L``, so that every tile whose
+        end is past ``size`` can still be published. Returns how many bytes were released (0
+        where the file system cannot punch holes; the hashes then stay on disk, which is
+        harmless).
         """
         released = 0
         for level in range(_MAX_LEVELS):
             path = self._path(level)
             if not path.exists():
                 break
-            drop = max((size >> level) - 1, 0) * HASH_SIZE
+            drop = first_kept(size, level) * HASH_SIZE
             if drop and _punch_hole(path, drop):
                 released += drop
         return released
@@ -163,6 +169,20 @@ class TreeFiles:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+
+
+def first_kept(size: int, level: int) -> int:
+    """The first hash of ``level`` a log pruned below ``size`` keeps (see
+    :meth:`TreeFiles.release_before`).
+
+    >>> first_kept(1000, 0), first_kept(1000, 1), first_kept(1000, 8)
+    (768, 499, 0)
+    """
+    edge = max((size >> level) - 1, 0)
+    if level % TILE_HEIGHT:
+        return edge
+    tile_start = (size >> level) >> TILE_HEIGHT << TILE_HEIGHT
+    return min(edge, tile_start)
 
 
 def _punch_hole(path: Path, length: int) -> bool:

@@ -3,7 +3,7 @@
 ::
 
     kzai-guard export AUDIT_DIR --format cef|leef|syslog|ocsf|ecs|hec|jsonl
-                      (--public-key KEY ... | --unverified)
+                      (--public-key KEY ... --origin ORIGIN | --unverified)
                       [--since T] [--until T] [--out FILE]
 
 ``T`` is an RFC 3339 timestamp (``2026-01-31T00:00:00Z``) or Unix seconds; records with
@@ -11,7 +11,9 @@
 A record is written only once a checkpoint signed by one of the public keys covers it and
 matches; records after the newest checkpoint are left out (and named on stderr). Without a
 public key the command refuses, unless ``--unverified`` is given: then only the hash chain is
-checked and every event is marked unverified. Exit status: 0 on success, 2 when the log is
+checked and every event is marked unverified. With a public key it also needs the log's
+expected origin, ``--origin`` or a key bound to it as ``<origin> <vkey>``: a log claiming
+another is not exported. Exit status: 0 on success, 2 when the log is
 broken (the records before the last good checkpoint before the break have been written, none
 after it), 1 on a usage error.
 """
@@ -24,13 +26,22 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
+from kzai_guard.audit.keys import Keyring
 from kzai_guard.cli.source import LOG_HELP, log_directory
+from kzai_guard.cli.trust import add_origin_argument, bound_keys, expected_origin
 from kzai_guard.errors import KzaiGuardError
 from kzai_guard.private_files import private_file
 
-__all__ = ["add_encoder_options", "check_keys", "parse_time", "register", "settings_from_args"]
+__all__ = [
+    "Trust",
+    "add_encoder_options",
+    "parse_time",
+    "register",
+    "settings_from_args",
+    "trust_from_args",
+]
 
 
 def register(subparsers: Any) -> None:
@@ -76,19 +87,40 @@ def add_encoder_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="without --public-key: emit chain-checked records, each marked unverified",
     )
+    add_origin_argument(parser)
 
 
-def check_keys(args: argparse.Namespace, verb: str) -> bool:
-    """Whether ``--public-key`` or ``--unverified`` was given; says what to do if not."""
-    if args.public_key or args.unverified:
-        return True
-    print(
-        f"kzai-guard {verb}: give --public-key KEY (the log's checkpoint key) so that only "
-        "records under a verified signed checkpoint leave, or --unverified to send "
-        "chain-checked records marked unverified",
-        file=sys.stderr,
-    )
-    return False
+class Trust(NamedTuple):
+    """What ``--public-key`` and ``--origin`` trust: the keys (``None`` with ``--unverified``)
+    and the log's expected origin (``None`` when unverified and not given)."""
+
+    keyring: Keyring | None
+    origin: str | None
+
+
+def trust_from_args(args: argparse.Namespace, verb: str) -> Trust | None:
+    """The keys and expected origin given; ``None``, after saying what to give, if not enough.
+
+    With ``--public-key`` an expected origin is needed (``--origin`` or a bound key), so that
+    another log signed with the same key is not taken for this one; with ``--unverified``
+    alone, ``--origin`` is optional and checked when given.
+    """
+    if not (args.public_key or args.unverified):
+        print(
+            f"kzai-guard {verb}: give --public-key KEY (the log's checkpoint key) so that only "
+            "records under a verified signed checkpoint leave, or --unverified to send "
+            "chain-checked records marked unverified",
+            file=sys.stderr,
+        )
+        return None
+    try:
+        if not args.public_key:
+            return Trust(None, args.origin)
+        keyring, bound = bound_keys(args.public_key)
+        return Trust(keyring, expected_origin(args.origin, bound))
+    except (KzaiGuardError, OSError, ValueError) as exc:
+        print(f"kzai-guard {verb}: {exc}", file=sys.stderr)
+        return None
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -139,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
     from kzai_guard.siem._event import SiemEvent
     from kzai_guard.siem.formats import make_encoder
 
-    if not check_keys(args, "export"):
+    trust = trust_from_args(args, "export")
+    if trust is None:
         return 1
     try:
         settings = settings_from_args(args)
@@ -158,20 +191,22 @@ def run(args: argparse.Namespace) -> int:
         open(private_file(args.out), "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     )
     written = 0
-    verified = bool(args.public_key)
+    verified = trust.keyring is not None
     try:
         write = out.write
         with log_directory(args.directory) as directory:
-            # the log's own origin, read where the log is (a URL's is in its copy)
+            # the expected origin, else the log's own (read where the log is: a URL's is in
+            # its copy); a log claiming another than the expected one breaks below
             try:
-                logged = settings.for_log(read_origin(directory))
+                logged = settings.for_log(trust.origin or read_origin(directory))
                 encode = make_encoder(args.format, logged).encode
             except (ValidationError, KzaiGuardError) as exc:
                 print(f"kzai-guard export: {exc}", file=sys.stderr)
                 return 1
             entries = read_verified(
                 directory,
-                public_keys=args.public_key if verified else None,
+                public_keys=trust.keyring,
+                origin=trust.origin,
                 subject_keys=keys,
                 on_unsigned_tail=_report_unsigned,
             )

@@ -1,12 +1,18 @@
 """``kzai-guard prove``, ``verify-proof`` and ``consistency``: offline proofs from the audit log.
 
-- ``prove AUDIT_DIR DECISION_ID [--out FILE]`` writes an inclusion-proof bundle for the record.
+- ``prove AUDIT_DIR DECISION_ID --origin ORIGIN [--out FILE]`` writes an inclusion-proof
+  bundle for the record.
 - ``prove ... --receipt`` writes the record's receipt, a C2SP ``tlog-proof`` with the
   witnesses' cosignatures; ``verify-receipt RECEIPT --public-key KEY --origin ORIGIN
   [--witness-key W --witnesses N]`` checks one offline.
-- ``verify-proof BUNDLE --public-key KEY`` checks an inclusion or consistency bundle.
-- ``consistency AUDIT_DIR OLD_SIZE [NEW_SIZE] [--out FILE] [--public-key KEY]`` writes (and,
-  given keys, checks) a proof that the log at NEW_SIZE extends the log at OLD_SIZE.
+- ``verify-proof BUNDLE --public-key KEY --origin ORIGIN`` checks an inclusion or consistency
+  bundle.
+- ``consistency AUDIT_DIR OLD_SIZE [NEW_SIZE] --origin ORIGIN [--out FILE] [--public-key KEY]``
+  writes (and, given keys, checks) a proof that the log at NEW_SIZE extends the log at OLD_SIZE.
+
+Every verb needs the origin of the log the auditor means: ``--origin``, or a ``--public-key``
+bound to it as ``<origin> <vkey>``; the log directory's or the bundle's own claim is never
+taken. ``prove`` given keys checks what it wrote with them.
 
 Exit status: 0 success, 1 a proof that does not hold, 2 the command could not run.
 """
@@ -20,10 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint
-from kzai_guard.audit.keys import Keyring
 from kzai_guard.audit.lookup import newest_checkpoint
-from kzai_guard.audit.proof import consistency_bundle, inclusion_bundle, verify_bundle
-from kzai_guard.audit.receipt import Receipt, make_receipt, verify_receipt
+from kzai_guard.audit.proof import (
+    ProofCheck,
+    consistency_bundle,
+    inclusion_bundle,
+    verify_bundle,
+)
+from kzai_guard.audit.receipt import make_receipt, verify_receipt
 from kzai_guard.audit.segments import read_origin
 from kzai_guard.cli.source import LOG_HELP, log_directory
 from kzai_guard.cli.trust import (
@@ -55,6 +65,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="write a C2SP tlog-proof receipt (with the witnesses' cosignatures) instead",
     )
+    add_key_arguments(prove)
     add_origin_argument(prove)
     prove.set_defaults(func=run_prove)
 
@@ -96,6 +107,7 @@ def register(subparsers: Any) -> None:
     grow.add_argument("new_size", metavar="NEW_SIZE", type=int, nargs="?")
     grow.add_argument("--out", metavar="FILE", help="write the bundle here (default stdout)")
     add_key_arguments(grow)
+    add_origin_argument(grow)
     grow.set_defaults(func=run_consistency)
 
 
@@ -108,16 +120,22 @@ def _emit(bundle: dict[str, Any], out: str | None) -> None:
 
 
 def run_prove(args: argparse.Namespace) -> int:
-    """Build and write an inclusion bundle."""
+    """Build and write an inclusion bundle (or a receipt); given keys, check it first."""
     if (args.decision_id is None) == (args.seq is None):
         print("kzai-guard prove: give a DECISION_ID or --seq", file=sys.stderr)
         return 2
     try:
+        keyring, bound = bound_keys(args.public_key)
+        origin = expected_origin(args.origin, bound)
         with log_directory(args.directory) as directory:
-            _check_origin(directory, args.origin)
+            _check_origin(directory, origin)
             if args.receipt:
                 receipt = make_receipt(directory, decision_id=args.decision_id, seq=args.seq)
-                _write_text(receipt.text(), args.out)
+                _check_claim(receipt.checkpoint.checkpoint.origin, origin)
+                text = receipt.text()
+                if len(keyring):
+                    _check_written(verify_receipt(text, keyring, origin))
+                _write_text(text, args.out)
                 if args.out:
                     size = receipt.checkpoint.checkpoint.size
                     print(
@@ -126,6 +144,9 @@ def run_prove(args: argparse.Namespace) -> int:
                     )
                 return 0
             bundle = inclusion_bundle(directory, decision_id=args.decision_id, seq=args.seq)
+        _check_claim(bundle["origin"], origin)
+        if len(keyring):
+            _check_written(verify_bundle(bundle, keyring, origin=origin))
         _emit(bundle, args.out)
     except (AuditLogError, ConfigurationError, OSError, ValueError) as exc:
         print(f"kzai-guard prove: {exc}", file=sys.stderr)
@@ -146,14 +167,23 @@ def _write_text(text: str, out: str | None) -> None:
         sys.stdout.write(text)
 
 
-def _check_origin(directory: Path, origin: str | None) -> None:
+def _check_origin(directory: Path, origin: str) -> None:
     """Refuse to prove from a log that is not the one the auditor names."""
-    if origin is None:
-        return
     newest: SignedCheckpoint | None = newest_checkpoint(directory)
     for claimed in (read_origin(directory), newest and newest.checkpoint.origin):
-        if claimed is not None and claimed != origin:
-            raise ConfigurationError(f"{directory} is the log {claimed!r}, not {origin!r}")
+        if claimed is not None:
+            _check_claim(claimed, origin)
+
+
+def _check_claim(claimed: object, origin: str) -> None:
+    if claimed != origin:
+        raise ConfigurationError(f"the log is {claimed!r}, not {origin!r}")
+
+
+def _check_written(check: ProofCheck) -> None:
+    """A proof that does not hold under the keys given is not written."""
+    if not check.ok:
+        raise AuditLogError(f"the proof does not hold: {check.message}")
 
 
 def run_verify_receipt(args: argparse.Namespace) -> int:
@@ -162,19 +192,13 @@ def run_verify_receipt(args: argparse.Namespace) -> int:
         keyring, bound = bound_keys(args.public_key)
         if not len(keyring):
             raise ConfigurationError("give at least one --public-key")
+        origin = expected_origin(args.origin, bound)
         text = sys.stdin.read() if args.receipt == "-" else Path(args.receipt).read_text("utf-8")
-        try:
-            claimed: str | None = Receipt.parse(text).checkpoint.checkpoint.origin
-        except ValueError:
-            claimed = None
-        origin = expected_origin(args.origin, bound, claimed, "verify-receipt")
         policy = witness_policy(args.witness_key, args.witnesses)
     except (ConfigurationError, OSError, ValueError) as exc:
         print(f"kzai-guard verify-receipt: {exc}", file=sys.stderr)
         return 2
-    result = verify_receipt(
-        text, keyring, origin or "", policy=policy, decision_id=args.decision_id
-    )
+    result = verify_receipt(text, keyring, origin, policy=policy, decision_id=args.decision_id)
     print(("OK: " if result.ok else "FAILED: ") + result.message)
     return 0 if result.ok else 1
 
@@ -185,21 +209,15 @@ def run_verify_proof(args: argparse.Namespace) -> int:
         keyring, bound = bound_keys(args.public_key)
         if not len(keyring):
             raise ConfigurationError("give at least one --public-key")
+        origin = expected_origin(args.origin, bound)
         text = sys.stdin.read() if args.bundle == "-" else Path(args.bundle).read_text("utf-8")
         bundle = json.loads(text)
         if not isinstance(bundle, dict):
             raise ValueError("a bundle is a JSON object")
-        claimed = bundle.get("origin")
-        origin = expected_origin(
-            args.origin, bound, claimed if isinstance(claimed, str) else None, "verify-proof"
-        )
     except (ConfigurationError, OSError, ValueError) as exc:
         print(f"kzai-guard verify-proof: {exc}", file=sys.stderr)
         return 2
-    if origin is not None and bundle.get("origin") != origin:
-        print(f"FAILED: the bundle is for log {bundle.get('origin')!r}, not {origin!r}")
-        return 1
-    result = verify_bundle(bundle, keyring)
+    result = verify_bundle(bundle, keyring, origin=origin)
     print(("OK: " if result.ok else "FAILED: ") + result.message)
     return 0 if result.ok else 1
 
@@ -207,15 +225,19 @@ def run_verify_proof(args: argparse.Namespace) -> int:
 def run_consistency(args: argparse.Namespace) -> int:
     """Build (and with keys, check) a consistency bundle."""
     try:
+        keys, bound = bound_keys(args.public_key)
+        origin = expected_origin(args.origin, bound)
         with log_directory(args.directory) as directory:
+            _check_origin(directory, origin)
             bundle = consistency_bundle(directory, args.old_size, args.new_size)
-        keyring = Keyring.load(args.public_key) if args.public_key else None
+        _check_claim(bundle["origin"], origin)
+        keyring = keys if args.public_key else None
         _emit(bundle, args.out)
     except (AuditLogError, ConfigurationError, OSError, ValueError) as exc:
         print(f"kzai-guard consistency: {exc}", file=sys.stderr)
         return 2
     if keyring is None:
         return 0
-    result = verify_bundle(bundle, keyring)
+    result = verify_bundle(bundle, keyring, origin=origin)
     print(("OK: " if result.ok else "FAILED: ") + result.message, file=sys.stderr)
     return 0 if result.ok else 1

@@ -2,7 +2,8 @@
 
 ::
 
-    kzai-guard ship AUDIT_DIR --to SPEC --format FORMAT (--public-key KEY ... | --unverified)
+    kzai-guard ship AUDIT_DIR --to SPEC --format FORMAT
+                    (--public-key KEY ... --origin ORIGIN | --unverified)
                     [--cursor FILE] [--once]
 
 ``SPEC`` is ``-``, ``file:PATH``, ``udp://``, ``tcp://``, ``tls://``, ``hec+https://``,
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kzai_guard.cli.export import add_encoder_options, check_keys, settings_from_args
+from kzai_guard.cli.export import Trust, add_encoder_options, settings_from_args, trust_from_args
 from kzai_guard.cli.source import LOG_HELP, log_directory
 from kzai_guard.errors import KzaiGuardError
 
@@ -80,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
     from kzai_guard.audit.pg_storage import is_postgres_url
 
-    if not check_keys(args, "ship"):
+    trust = trust_from_args(args, "ship")
+    if trust is None:
         return 1
     try:
         _report_transfer(args.to, args.country)
@@ -103,13 +105,15 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         with log_directory(args.directory) as directory:
-            return _ship(args, directory.resolve(), token, follow=not (args.once or by_url))
+            return _ship(args, trust, directory.resolve(), token, follow=not (args.once or by_url))
     except KzaiGuardError as exc:  # the copy of a URL's log failed
         print(f"kzai-guard ship: {exc}", file=sys.stderr)
         return 1
 
 
-def _ship(args: argparse.Namespace, directory: Path, token: str | None, follow: bool) -> int:
+def _ship(
+    args: argparse.Namespace, trust: Trust, directory: Path, token: str | None, follow: bool
+) -> int:
     """Ship the log in ``directory``; returns the exit status."""
     from pydantic import ValidationError
 
@@ -133,8 +137,9 @@ def _ship(args: argparse.Namespace, directory: Path, token: str | None, follow: 
             directory,
             destination,
             cursor=cursor,
-            public_keys=args.public_key or None,
-            unverified=args.unverified and not args.public_key,
+            public_keys=trust.keyring,
+            unverified=trust.keyring is None,
+            origin=trust.origin,
             batch_size=args.batch,
             linger=args.linger,
             backoff=backoff,

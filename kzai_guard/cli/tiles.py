@@ -2,7 +2,10 @@
 
 Writes the newest checkpoint (with its cosignatures), the full and partial Merkle tree tiles
 and the commitment bundles (leaf hashes, never records) under OUT_DIR; serve OUT_DIR as the
-log's URL prefix. Exit status 0 on success, 2 when the log cannot be published.
+log's URL prefix. A pruned log is published from its anchor on (the spec's minimum index).
+Exit status 0 on success; 1 when some tiles of a pruned log cannot exist (an earlier pruning
+released their hashes: each is named on stderr, everything else is written); 2 when the log
+cannot be published.
 """
 
 from __future__ import annotations
@@ -36,5 +39,10 @@ def run(args: argparse.Namespace) -> int:
     except (AuditLogError, OSError) as exc:
         print(f"kzai-guard tiles: {exc}", file=sys.stderr)
         return 2
-    print(f"published size {report.size}: {len(report.written)} files written to {args.out}")
-    return 0
+    pruned = f" from minimum index {report.minimum_index}" if report.minimum_index else ""
+    print(
+        f"published size {report.size}{pruned}: {len(report.written)} files written to {args.out}"
+    )
+    for tile in report.withheld:
+        print(f"kzai-guard tiles: cannot publish {tile.message()}", file=sys.stderr)
+    return 1 if report.withheld else 0

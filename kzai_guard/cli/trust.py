@@ -2,14 +2,13 @@
 
 The origin a log is checked against comes from ``--origin``, or from a key bound to it: a
 ``--public-key`` value (or ``.pub`` file) of the form ``<origin> <vkey>``. It is never taken
-from the log directory alone: without either, the directory's claim is checked only for
-consistency and a warning says so.
+from the log directory or the bundle being checked: without either, a command refuses to run
+(another host's log signed with the same key would otherwise pass as this one).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from kzai_guard.audit.keys import Keyring
 from kzai_guard.errors import ConfigurationError
 
 __all__ = [
+    "ORIGIN_NEEDED",
     "add_origin_argument",
     "add_witness_arguments",
     "bound_keys",
@@ -28,12 +28,19 @@ __all__ = [
 ]
 
 
+ORIGIN_NEEDED = (
+    "name the log you mean: give --origin ORIGIN, or a --public-key bound to it as "
+    "'<origin> <vkey>' (the log's own claim is never taken)"
+)
+"""Why a command that checks a checkpoint refuses to run without an expected origin."""
+
+
 def add_origin_argument(parser: argparse.ArgumentParser) -> None:
     """The ``--origin`` option."""
     parser.add_argument(
         "--origin",
-        help="the log's expected origin (checkpoint first line); without it, one bound to a "
-        "--public-key given as '<origin> <vkey>'",
+        help="the log's expected origin (checkpoint first line); required unless a "
+        "--public-key is given bound to it as '<origin> <vkey>'",
     )
 
 
@@ -83,27 +90,19 @@ def bound_keys(sources: list[str]) -> tuple[Keyring, str | None]:
     return Keyring.load(keys), next(iter(origins), None)
 
 
-def expected_origin(
-    given: str | None, bound: str | None, claimed: str | None, verb: str
-) -> str | None:
-    """The origin to check against; warns (on stderr) when only the log's own claim is known.
+def expected_origin(given: str | None, bound: str | None) -> str:
+    """The origin the auditor expects: ``--origin``, or the one bound to the ``--public-key``.
 
-    ``claimed`` is what the log (directory or bundle) says; it is returned, with the warning,
-    when neither ``--origin`` nor a bound key names one. Raises
-    :class:`~kzai_guard.errors.ConfigurationError` when ``--origin`` and a bound key disagree.
+    Never the log's own claim (its directory or the bundle being checked). Raises
+    :class:`~kzai_guard.errors.ConfigurationError` when neither names one, or when they
+    disagree.
     """
     if given is not None and bound is not None and given != bound:
         raise ConfigurationError(f"--origin {given!r} differs from the key's origin {bound!r}")
     origin = given or bound
-    if origin is not None or claimed is None:
-        return origin
-    print(
-        f"kzai-guard {verb}: warning: no --origin given; the log's own claim {claimed!r} was "
-        "checked for consistency only. Give --origin (or a key bound to one) to make sure "
-        "this is the log you mean.",
-        file=sys.stderr,
-    )
-    return claimed
+    if origin is None:
+        raise ConfigurationError(ORIGIN_NEEDED)
+    return origin
 
 
 def witness_policy(keys: list[str], quorum: int | None) -> WitnessPolicy | None:

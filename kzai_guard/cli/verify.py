@@ -2,7 +2,8 @@
 
 Exit status 0 when every line, the hash chain, every checkpoint's Merkle root and every
 signature hold; 1 naming the first bad sequence number and what is wrong otherwise; 2 when the
-command cannot run (no such directory, no usable key).
+command cannot run (no such directory, no usable key, no expected origin: ``--origin`` or a
+``--public-key`` bound to one).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from kzai_guard.audit.keys import Keyring
-from kzai_guard.audit.segments import read_origin
 from kzai_guard.audit.witnessed import verify_witnessed
 from kzai_guard.cli.source import LOG_HELP, log_directory, shown
 from kzai_guard.cli.trust import (
@@ -96,10 +96,10 @@ def keyring_from_args(keys: list[str], directory: Path | None = None) -> Keyring
 def run(args: argparse.Namespace) -> int:
     """Verify; print a summary (or JSON) and return the exit status."""
     try:
+        bound = bound_keys(args.public_key)[1] if args.public_key else None
+        origin = expected_origin(args.origin, bound)
         with log_directory(args.directory) as directory:
             keyring = keyring_from_args(args.public_key, directory)
-            bound = bound_keys(args.public_key)[1] if args.public_key else None
-            origin = expected_origin(args.origin, bound, read_origin(directory), "verify")
             policy = witness_policy(args.witness_key, args.witnesses)
             progress = _progress if sys.stderr.isatty() and not args.json else None
             report = verify_witnessed(

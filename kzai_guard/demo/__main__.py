@@ -136,9 +136,13 @@ def _verify(workdir: Path) -> int:
     log = workdir / "kzai-audit"
     public_key = sorted((log / "keys").glob("*.pub"))[-1]
     witness_key = _witness(workdir, log, public_key)
+    # the operator notes the origin once, when the service makes its log, and hands the auditor
+    # the key bound to it: the auditor never takes the origin from the log being checked
     origin = (log / "origin").read_text().strip()
+    bound_key = workdir / "audit-log.pub"
+    bound_key.write_text(f"{origin} {public_key.read_text().split()[-1]}\n", encoding="utf-8")
     _step(8, "An auditor verifies the log with its public key and the witness's cosignature")
-    args = ["verify", str(log), "--public-key", str(public_key), "--origin", origin]
+    args = ["verify", str(log), "--public-key", str(bound_key)]
     args += ["--witness-key", str(witness_key), "--witnesses", "1"]
     print("   $ kzai-guard " + " ".join(args))
     return cli(args)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kzai_guard.audit.keys import Keyring, PublicKey
-from kzai_guard.audit.reader import follow, read_verified
+from kzai_guard.audit.reader import ChainBroken, follow, read_verified
 from kzai_guard.audit.segments import read_origin
 from kzai_guard.errors import ConfigurationError
 from kzai_guard.siem._event import SiemEvent
@@ -87,6 +87,9 @@ class Shipper:
     Every event carries the log's origin: the shipper reads it from the log (when it is made,
     and again when shipping starts) and hands it to ``destination.for_log``, which raises
     :class:`~kzai_guard.errors.ConfigurationError` if the destination was built for another.
+    Given ``origin``, the log the caller expects, every checkpoint must name it and a log
+    claiming another stops shipping with :class:`~kzai_guard.audit.reader.ChainBroken`
+    before anything is sent.
 
     Example, inside a service::
 
@@ -112,6 +115,7 @@ class Shipper:
         shutdown_grace: float = 5.0,
         follow: bool = True,
         on_progress: Callable[[Progress], None] | None = None,
+        origin: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -133,6 +137,7 @@ class Shipper:
         self._grace = shutdown_grace
         self._follow = follow
         self._on_progress = on_progress
+        self._expected_origin = origin
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._shipped_seq: int | None = None
@@ -141,9 +146,9 @@ class Shipper:
         """The exception that ended a background shipper (see :meth:`start`), else ``None``."""
         self.origin: str | None = None
         """The origin of the log, which every event carries (``None``: the log has none)."""
-        origin = read_origin(self.directory)
-        if origin is not None:  # a log not made yet is named when shipping starts
-            self._name_events(origin)
+        claimed = read_origin(self.directory)
+        if claimed is not None:  # a log not made yet is named when shipping starts
+            self._name_events(origin or claimed)
 
     @property
     def shipped_seq(self) -> int | None:
@@ -186,7 +191,13 @@ class Shipper:
         """
         if not self.cursor.path.parent.is_dir():
             raise CursorError(f"the cursor's directory {self.cursor.path.parent} does not exist")
-        self._name_events(read_origin(self.directory))
+        claimed = read_origin(self.directory)
+        expected = self._expected_origin
+        if expected is not None and claimed is not None and claimed != expected:
+            raise ChainBroken(
+                0, f"the log in {self.directory} is {claimed!r}, not the expected {expected!r}"
+            )
+        self._name_events(expected or claimed)
         position = self.cursor.load()
         if position is not None:
             self._check_resume(position)
@@ -219,7 +230,10 @@ class Shipper:
 
     def _check_resume(self, position: Position) -> None:
         entries = read_verified(
-            self.directory, after_seq=position.seq - 1, public_keys=self._public_keys
+            self.directory,
+            after_seq=position.seq - 1,
+            public_keys=self._public_keys,
+            origin=self._expected_origin,
         )
         try:
             first = next(iter(entries), None)
@@ -247,10 +261,14 @@ class Shipper:
                     public_keys=self._public_keys,
                     poll_interval=self._poll_interval,
                     stop=self._stop,
+                    origin=self._expected_origin,
                 )
             else:
                 entries = read_verified(
-                    self.directory, after_seq=after, public_keys=self._public_keys
+                    self.directory,
+                    after_seq=after,
+                    public_keys=self._public_keys,
+                    origin=self._expected_origin,
                 )
             for entry in entries:
                 if not self._put(items, SiemEvent.from_entry(entry, verified=self._verified)):

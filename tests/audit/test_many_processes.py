@@ -24,7 +24,7 @@ from kzai_guard.audit.keys import Keyring, Signer, write_keypair
 from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.proof import consistency_bundle, verify_bundle
 from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS, read_verified
-from kzai_guard.audit.segments import list_segments
+from kzai_guard.audit.segments import list_segments, read_origin
 from kzai_guard.audit.shredding import AAD_PREFIX, ERASED, subject_ref
 from kzai_guard.audit.verify import verify_log
 from kzai_guard.cli.main import main
@@ -79,7 +79,9 @@ def _check_one_log(directory: Path, public: Path, signer: Signer, acked: list[st
     assert sorted(ids) == sorted(acked), "the log does not hold exactly the acknowledged records"
     report = verify_log(directory, Keyring([signer.public_key]))
     assert report.problem is None and report.records == len(acked)
-    assert main(["verify", str(directory), "--public-key", str(public)]) == 0
+    origin = read_origin(directory)  # the log this test made
+    assert origin is not None
+    assert main(["verify", str(directory), "--public-key", str(public), "--origin", origin]) == 0
     _check_checkpoints_consistent(directory, signer)
 
 

@@ -45,6 +45,10 @@ def key(tmp_path: Path) -> tuple[Path, Path, Signer]:
     return write_keypair(tmp_path / "keys", "pg-log")
 
 
+ORIGIN = "pg-writers.example.kz/audit"
+_CLI = (sys.executable, "-m", "kzai_guard.cli")
+
+
 def _ids(url: str) -> list[str]:
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT seq, line FROM kzg_log_entries ORDER BY seq").fetchall()
@@ -66,7 +70,7 @@ from tests.audit.conftest import make_record
 
 url, key, name, durability = sys.argv[1:5]
 log = AuditLog.open(url, signer=Signer.from_file(Path(key)), durability=durability,
-                    checkpoint_every=64)
+                    checkpoint_every=64, origin="pg-writers.example.kz/audit")
 for i in range(150):
     record = make_record(i, id=f"{name}-{i}", subject=f"p:{name}-{i % 3}")
     future = log.write(record)
@@ -104,7 +108,7 @@ def test_processes_opening_the_url_write_one_log_that_verifies(
     assert len(acknowledged) == 450
     assert Counter(_ids(pg_url)) == Counter(acknowledged)
     result = subprocess.run(
-        [sys.executable, "-m", "kzai_guard.cli", "verify", pg_url, "--public-key", str(public)],
+        [*_CLI, "verify", pg_url, "--public-key", str(public), "--origin", ORIGIN],
         capture_output=True,
         text=True,
     )

@@ -19,6 +19,7 @@ from .conftest import make_record
 from .pg import append_batch, private_database
 
 RECORDS = 60
+ORIGIN = "pg-cli.example.kz/audit"
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def pg_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     keydir = tmp_path_factory.mktemp("keys")
     _, public, signer = write_keypair(keydir, "pg-cli")
     for url in private_database():
-        storage = PostgresLogStorage(url)
+        storage = PostgresLogStorage(url, origin=ORIGIN)
         keys = PostgresSubjectKeys(url)
         encoder = LineEncoder(Sealer(keys))
         for b in range(3):
@@ -44,7 +45,10 @@ def test_copy_then_verify_the_directory(
     url, public = pg_log
     assert main(["copy", url, str(tmp_path / "copy")]) == 0
     assert f"copied {RECORDS} records, 3 checkpoints" in capsys.readouterr().out
-    assert main(["verify", str(tmp_path / "copy"), "--public-key", str(public)]) == 0
+    assert (
+        main(["verify", str(tmp_path / "copy"), "--public-key", str(public), "--origin", ORIGIN])
+        == 0
+    )
     assert f"OK: {RECORDS} records" in capsys.readouterr().out
 
 
@@ -53,7 +57,9 @@ def test_verify_by_url_reports_without_credentials(
 ) -> None:
     url, public = pg_log
     with_user = url.replace("postgresql://", "postgresql://postgres:secret@")
-    assert main(["verify", with_user, "--public-key", str(public), "--json"]) == 0
+    assert (
+        main(["verify", with_user, "--public-key", str(public), "--json", "--origin", ORIGIN]) == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["records"] == RECORDS
     assert "secret" not in report["directory"]
@@ -63,7 +69,7 @@ def test_verify_by_url_needs_a_public_key(
     pg_log: tuple[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, _ = pg_log
-    assert main(["verify", url]) == 2
+    assert main(["verify", url, "--origin", ORIGIN]) == 2
     assert "--public-key" in capsys.readouterr().err
 
 
@@ -72,15 +78,15 @@ def test_prove_by_url_and_check_the_bundle(
 ) -> None:
     url, public = pg_log
     bundle = tmp_path / "proof.json"
-    assert main(["prove", url, make_record(33).id, "--out", str(bundle)]) == 0
+    assert main(["prove", url, make_record(33).id, "--out", str(bundle), "--origin", ORIGIN]) == 0
     assert json.loads(bundle.read_text())["leaf_index"] == 33
-    assert main(["verify-proof", str(bundle), "--public-key", str(public)]) == 0
+    assert main(["verify-proof", str(bundle), "--public-key", str(public), "--origin", ORIGIN]) == 0
     assert capsys.readouterr().out.startswith("OK")
 
 
 def test_consistency_by_url(pg_log: tuple[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     url, public = pg_log
-    assert main(["consistency", url, "20", "--public-key", str(public)]) == 0
+    assert main(["consistency", url, "20", "--public-key", str(public), "--origin", ORIGIN]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["new_size"] == RECORDS
     assert captured.err.startswith("OK")
@@ -92,7 +98,7 @@ def test_export_by_url_unseals_with_the_databases_keys(
     url, public = pg_log
     out = tmp_path / "events.jsonl"
     args = ["export", url, "--format", "jsonl", "--out", str(out), "--public-key", str(public)]
-    assert main(args) == 0
+    assert main([*args, "--origin", ORIGIN]) == 0
     events = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(events) == RECORDS
     assert "p:cli1" in out.read_text()
@@ -119,7 +125,7 @@ def test_ship_by_url_sends_once_and_needs_a_cursor(
     url, public = pg_log
     out = tmp_path / "shipped.jsonl"
     ship = ["ship", url, "--to", f"file:{out}", "--format", "jsonl", "--quiet"]
-    ship += ["--public-key", str(public)]
+    ship += ["--public-key", str(public), "--origin", ORIGIN]
     assert main(ship) == 1
     assert "--cursor" in capsys.readouterr().err
     cursor = tmp_path / "cursor"

@@ -91,6 +91,7 @@ def test_next_edge_after_an_append_is_the_compact_range_of_the_longer_tree(
 
 # ---------------------------------------------------------------------------- many writers
 
+WRITERS_ORIGIN = "pg-writers.example.kz/audit"
 _WRITER = """
 import sys
 from pathlib import Path
@@ -103,7 +104,7 @@ from tests.audit.conftest import make_record
 from tests.audit.pg import append_batch
 
 url, key, writer, batches = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-storage = PostgresLogStorage(url)
+storage = PostgresLogStorage(url, origin="pg-writers.example.kz/audit")
 keys = PostgresSubjectKeys(url)
 encoder = LineEncoder(Sealer(keys))
 signer = Signer.from_file(Path(key))
@@ -134,7 +135,7 @@ def test_writer_processes_append_one_chain_that_verifies_copied_and_by_url(
 
     copied = copy_log(pg_url, tmp_path / "copy")
     assert copied.records == len(ids)
-    verify = [*KZAI_GUARD, "verify", "--public-key", str(public)]
+    verify = [*KZAI_GUARD, "verify", "--public-key", str(public), "--origin", WRITERS_ORIGIN]
     by_dir = subprocess.run([*verify, str(tmp_path / "copy")], capture_output=True, text=True)
     assert by_dir.returncode == 0, by_dir.stdout + by_dir.stderr
     by_url = subprocess.run([*verify, pg_url], capture_output=True, text=True)

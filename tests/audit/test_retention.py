@@ -26,7 +26,7 @@ from kzai_guard.audit.proof import checkpoints, consistency_bundle, inclusion_bu
 from kzai_guard.audit.reader import read_verified
 from kzai_guard.audit.retention import DEFAULT_RETENTION_DAYS, prune
 from kzai_guard.audit.segments import Anchor, list_segments, read_anchor
-from kzai_guard.audit.tree import HASH_SIZE, TreeFiles, _fallocate
+from kzai_guard.audit.tree import HASH_SIZE, TreeFiles, _fallocate, first_kept
 from kzai_guard.audit.verify import verify_log
 from kzai_guard.errors import AuditLogError
 
@@ -164,7 +164,9 @@ def test_pruning_frees_the_tree_hashes_of_pruned_records(
     assert [p.stat().st_size for p in _level_files(path)] == sizes
     assert _allocated(path) <= before - 16 * 1024
     level0 = (path / "tree" / "level-00.hashes").read_bytes()
-    assert level0[: (anchor.size - 1) * HASH_SIZE] == bytes((anchor.size - 1) * HASH_SIZE)
+    released = first_kept(anchor.size, 0) * HASH_SIZE  # the tile holding the anchor stays
+    assert released == anchor.size // 256 * 256 * HASH_SIZE
+    assert level0[:released] == bytes(released)
     assert not any(index_path(seg).exists() for seg in segments if seg.first < anchor.size)
     for seq in range(anchor.size, 1200, 37):
         assert verify_bundle(inclusion_bundle(path, seq=seq), keyring).ok
@@ -198,15 +200,19 @@ def test_a_prune_interrupted_before_the_tree_is_finished_on_the_next_one(
     for seg in list_segments(path)[:2]:
         _age(seg.path, 200)
     anchor_size = list_segments(path)[2].first
-    level0 = path / "tree" / "level-00.hashes"
-    whole = level0.read_bytes()
+    level0, level1 = (path / "tree" / f"level-0{n}.hashes" for n in (0, 1))
+    whole = level0.read_bytes(), level1.read_bytes()
     prune(path, signer=signer)
-    level0.write_bytes(whole)  # as if the process died before releasing the tree
+    level0.write_bytes(whole[0])  # as if the process died before releasing the tree
+    level1.write_bytes(whole[1])
     assert prune(path, signer=signer) == []
     if _fallocate() is not None:
-        assert level0.read_bytes()[: (anchor_size - 1) * HASH_SIZE] == bytes(
-            (anchor_size - 1) * HASH_SIZE
-        )
+        # level 0 keeps the tile holding the anchor (tiles are published from it), level 1
+        # keeps the anchor's left sibling on
+        assert (first_kept(anchor_size, 0), first_kept(anchor_size, 1)) == (0, 4)
+        assert level0.read_bytes() == whole[0]
+        assert level1.read_bytes()[: 4 * HASH_SIZE] == bytes(4 * HASH_SIZE)
+        assert level1.read_bytes()[4 * HASH_SIZE :] == whole[1][4 * HASH_SIZE :]
     assert verify_bundle(inclusion_bundle(path, seq=anchor_size), keyring).ok
 
 
@@ -231,6 +237,11 @@ def test_the_hashes_kept_prove_every_retained_leaf_and_every_later_size(
         tree.close()
         tree = TreeFiles(Path(tmp))
         try:
+            # every hash of a tile whose end is past the anchor stays (tiles are served)
+            for level in range(0, size.bit_length(), 8):
+                start = (keep >> level) >> 8 << 8
+                for i in range(start, size >> level):
+                    assert tree.get(level, i) != bytes(HASH_SIZE)
             root = edge.root()
             for index in range(keep, size):
                 path = inclusion_proof(index, size, tree.subtree)

@@ -144,7 +144,9 @@ def run_report(trail: Path, lang: str) -> tuple[int, str, dict[str, object]]:
 def exported(trail: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
     capsys.readouterr()
     key = str(next((trail / "audit" / "keys").glob("*.pub")))
-    assert main(["export", str(trail / "audit"), "--format", "jsonl", "--public-key", key]) == 0
+    origin = (trail / "audit" / "origin").read_text().strip()  # the log this test made
+    args = ["export", str(trail / "audit"), "--format", "jsonl", "--public-key", key]
+    assert main([*args, "--origin", origin]) == 0
     return [json.loads(line)["record"] for line in capsys.readouterr().out.splitlines()]
 
 

@@ -118,12 +118,25 @@ class Deployment:
         )  # fmt: skip
 
     def verify(self) -> subprocess.CompletedProcess[str]:
-        """``kzai-guard verify`` with the public key alone."""
-        return self.kzai_guard("verify")
+        """``kzai-guard verify`` with the public key and the origin the operator noted."""
+        return self.kzai_guard("verify", "--origin", self.origin())
+
+    def origin(self) -> str:
+        """The log's origin, as the operator notes it once the service has made the log (the
+        auditor is told it, never reads it from the log being checked)."""
+        if self.audit.startswith("postgresql://"):
+            import psycopg
+
+            with psycopg.connect(self.audit) as conn:
+                row = conn.execute("SELECT origin FROM kzg_log_head").fetchone()
+            if row is None:
+                raise RuntimeError(f"{self.audit} holds no log yet")
+            return str(row[0])
+        return Path(self.audit, "origin").read_text("utf-8").strip()
 
     def trail(self) -> Trail:
         """Every record of the log, read with ``kzai-guard export --format jsonl``."""
-        done = self.kzai_guard("export", "--format", "jsonl")
+        done = self.kzai_guard("export", "--format", "jsonl", "--origin", self.origin())
         if done.returncode != 0:
             raise RuntimeError(f"kzai-guard export exited {done.returncode}: {done.stderr}")
         return Trail([json.loads(line)["record"] for line in done.stdout.splitlines() if line])

@@ -199,6 +199,13 @@ def demo_key(directory: Path) -> str:
     return str(next((directory / "keys").glob("*.pub")))
 
 
+def key_options(directory: Path) -> list[str]:
+    """``--public-key`` and ``--origin`` for the log :func:`write_log` made in ``directory``:
+    the demo key and the origin the log was given (what its operator hands the auditor)."""
+    origin = (directory / "origin").read_text(encoding="utf-8").strip()
+    return ["--public-key", demo_key(directory), "--origin", origin]
+
+
 @pytest.fixture
 def audit_dir(tmp_path: Path) -> Path:
     """An audit log of 30 decision records."""

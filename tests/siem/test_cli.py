@@ -12,7 +12,7 @@ from kzai_guard.cli.export import parse_time
 from kzai_guard.cli.main import main
 from kzai_guard.siem import CursorFile
 
-from .conftest import demo_key, sample_record, write_log
+from .conftest import key_options, sample_record, write_log
 
 BASE = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z; sample_record(i) is i ms later
 
@@ -25,7 +25,7 @@ def log_dir(tmp_path: Path) -> Path:
 
 
 def export(directory: Path) -> list[str]:
-    return ["export", str(directory), "--public-key", demo_key(directory)]
+    return ["export", str(directory), *key_options(directory)]
 
 
 @pytest.mark.parametrize("fmt", ["cef", "leef", "syslog", "ocsf", "ecs", "hec", "jsonl"])
@@ -62,7 +62,7 @@ def test_parse_time_accepts_rfc3339_and_unix_seconds() -> None:
 def test_ship_once_resumes_from_the_cursor(log_dir: Path, tmp_path: Path) -> None:
     out, cursor = tmp_path / "out.jsonl", tmp_path / "cursor"
     args = ["ship", str(log_dir), "--to", f"file:{out}", "--format", "jsonl"]
-    args += ["--public-key", demo_key(log_dir)]
+    args += [*key_options(log_dir)]
     args += ["--cursor", str(cursor), "--once", "--quiet"]
     assert main(args) == 0
     write_log(log_dir, [sample_record(i) for i in range(20, 25)])

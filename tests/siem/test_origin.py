@@ -31,7 +31,7 @@ from kzai_guard.siem import (
     open_destination,
 )
 
-from .conftest import HOSTILE_ORIGIN, SETTINGS, demo_key, sample_record, write_log
+from .conftest import HOSTILE_ORIGIN, SETTINGS, demo_key, key_options, sample_record, write_log
 from .test_cef import unescape as cef_unescape
 from .test_leef import parse_leef
 from .test_syslog import parse_strict
@@ -172,7 +172,7 @@ def test_export_of_a_real_log_carries_its_origin_in_every_event(
     hostile_log: Path, tmp_path: Path, fmt: str
 ) -> None:
     out = tmp_path / f"out.{fmt}"
-    args = ["export", str(hostile_log), "--public-key", demo_key(hostile_log), "--format", fmt]
+    args = ["export", str(hostile_log), *key_options(hostile_log), "--format", fmt]
     assert main([*args, "--out", str(out)]) == 0
     keys = [KEY_OF[fmt](line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert keys == log_keys(hostile_log)
@@ -194,7 +194,7 @@ def test_ship_carries_the_origin_of_the_log_it_reads(
 ) -> None:
     out = tmp_path / "out"
     args = ["ship", str(hostile_log), "--to", f"file:{out}", "--format", fmt]
-    args += ["--public-key", demo_key(hostile_log)]
+    args += [*key_options(hostile_log)]
     assert main([*args, "--cursor", str(tmp_path / "cursor"), "--once", "--quiet"]) == 0
     keys = [KEY_OF[fmt](line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert keys == log_keys(hostile_log)

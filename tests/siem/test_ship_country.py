@@ -8,7 +8,7 @@ import pytest
 
 from kzai_guard.cli.main import main
 
-from .conftest import demo_key, sample_record, write_log
+from .conftest import key_options, sample_record, write_log
 
 
 def ship(tmp_path: Path, *extra: str) -> int:
@@ -16,7 +16,7 @@ def ship(tmp_path: Path, *extra: str) -> int:
     if not directory.exists():
         write_log(directory, [sample_record(i) for i in range(3)])
     args = ["ship", str(directory), "--to", f"file:{tmp_path / 'out.jsonl'}", "--format", "jsonl"]
-    args += ["--public-key", demo_key(directory)]
+    args += [*key_options(directory)]
     return main([*args, "--cursor", str(tmp_path / "cursor"), "--once", "--quiet", *extra])
 
 

@@ -11,11 +11,14 @@ from kzai_guard.audit.keys import Signer
 from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.reader import read_verified
 from kzai_guard.cli.main import main
+from kzai_guard.cli.trust import ORIGIN_NEEDED
 from kzai_guard.errors import AuditLogError, ConfigurationError
 from kzai_guard.siem import CursorFile, Shipper, make_encoder, open_destination
 from tests.audit.tampering import delete_derived, edit_record, rechain
 
 from .conftest import SETTINGS, sample_record
+
+ORIGIN = "emit.example.kz/audit"
 
 
 @pytest.fixture
@@ -31,6 +34,7 @@ def _log(directory: Path, signer: Signer, n: int = 20) -> Path:
         durability="sync",
         seal_personal_fields=False,
         retention_days=None,
+        origin=ORIGIN,
     )
     for i in range(n):
         log.write(sample_record(i))
@@ -42,13 +46,19 @@ def _seqs(path: Path) -> list[int]:
     return [orjson.loads(line)["seq"] for line in path.read_bytes().splitlines()]
 
 
+def _with_origin(keys: tuple[str, ...]) -> list[str]:
+    """The options as given, with the log's expected origin where a key is given."""
+    return [*keys, "--origin", ORIGIN] if "--public-key" in keys else list(keys)
+
+
 def _export(directory: Path, out: Path, *keys: str) -> int:
-    return main(["export", str(directory), "--format", "jsonl", "--out", str(out), *keys])
+    args = ["export", str(directory), "--format", "jsonl", "--out", str(out)]
+    return main([*args, *_with_origin(keys)])
 
 
 def _ship(directory: Path, out: Path, cursor: Path, *keys: str) -> int:
     args = ["ship", str(directory), "--to", f"file:{out}", "--format", "jsonl", "--once"]
-    return main([*args, "--cursor", str(cursor), "--quiet", *keys])
+    return main([*args, "--cursor", str(cursor), "--quiet", *_with_origin(keys)])
 
 
 def test_one_altered_line_in_the_middle_is_not_exported(
@@ -170,6 +180,44 @@ def test_without_a_key_export_and_ship_refuse(
             open_destination(f"file:{out}", make_encoder("jsonl")),
             cursor=tmp_path / "cursor",
         )
+
+
+def test_with_a_key_export_and_ship_refuse_without_an_expected_origin(
+    tmp_path: Path, signer: Signer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = _log(tmp_path / "audit", signer)
+    out, cursor = tmp_path / "out.jsonl", tmp_path / "cursor"
+    key = ["--public-key", signer.public_key.vkey()]
+    assert main(["export", str(directory), "--format", "jsonl", "--out", str(out), *key]) == 1
+    assert capsys.readouterr().err == f"kzai-guard export: {ORIGIN_NEEDED}\n"
+    ship = ["ship", str(directory), "--to", f"file:{out}", "--format", "jsonl", "--once"]
+    assert main([*ship, "--cursor", str(cursor), *key]) == 1
+    assert capsys.readouterr().err == f"kzai-guard ship: {ORIGIN_NEEDED}\n"
+    assert not out.exists() and not cursor.exists()
+
+
+def test_another_hosts_log_signed_with_the_same_key_is_neither_exported_nor_shipped(
+    tmp_path: Path, signer: Signer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "other-host"
+    log = AuditLog.open(
+        directory, signer=signer, origin="other-host.example.kz/audit", durability="sync"
+    )
+    for i in range(10):
+        log.write(sample_record(i))
+    log.close()
+    out, cursor = tmp_path / "out.jsonl", tmp_path / "cursor"
+    key = signer.public_key.vkey()
+    assert _export(directory, out, "--public-key", key) == 2
+    assert capsys.readouterr().err == (
+        "kzai-guard export: ALARM: audit log broken at seq 0: the log in "
+        f"{directory} is 'other-host.example.kz/audit', not the expected {ORIGIN!r}; "
+        "0 records before it were written\n"
+    )
+    assert out.read_bytes() == b""
+    assert _ship(directory, out, cursor, "--public-key", key) == 2
+    assert "not the expected 'emit.example.kz/audit'" in capsys.readouterr().err
+    assert out.read_bytes() == b"" and not cursor.exists()
 
 
 def test_unverified_export_marks_every_event(tmp_path: Path, signer: Signer) -> None:

@@ -130,7 +130,22 @@ def test_receipt_without_the_quorum_of_cosignatures_fails(
     directory, public, _, _, wkey = log
     (directory / COSIGNED_FILE).unlink()
     out = tmp_path / "r"
-    assert main(["prove", str(directory), "--seq", "3", "--receipt", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "prove",
+                str(directory),
+                "--seq",
+                "3",
+                "--receipt",
+                "--out",
+                str(out),
+                "--origin",
+                ORIGIN,
+            ]
+        )
+        == 0
+    )
     check = ["verify-receipt", str(out), "--public-key", str(public), "--origin", ORIGIN]
     assert main(check) == 0
     assert main([*check, "--witness-key", str(wkey)]) == 1
@@ -143,7 +158,21 @@ def test_receipt_for_a_record_later_rewritten_fails(
 ) -> None:
     directory, public, _, _, wkey = log
     out = tmp_path / "r"
-    assert main(["prove", str(directory), "dec-000006", "--receipt", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "prove",
+                str(directory),
+                "dec-000006",
+                "--receipt",
+                "--out",
+                str(out),
+                "--origin",
+                ORIGIN,
+            ]
+        )
+        == 0
+    )
     seg = list_segments(directory)[0].path
     lines = seg.read_bytes().split(b"\n")
     assert b'"verdict":"block"' in lines[6]
@@ -151,7 +180,8 @@ def test_receipt_for_a_record_later_rewritten_fails(
     seg.write_bytes(b"\n".join(lines))
     # the rewritten record cannot get a receipt from the signed tree
     capsys.readouterr()
-    again = ["prove", str(directory), "dec-000006", "--receipt", "--out", str(tmp_path / "r2")]
+    again = ["prove", str(directory), "dec-000006", "--receipt", "--origin", ORIGIN]
+    again += ["--out", str(tmp_path / "r2")]
     assert main(again) == 2
     assert "does not prove seq 6" in capsys.readouterr().err
     # nor can the old receipt be made to carry the rewritten record

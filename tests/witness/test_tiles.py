@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,9 @@ from kzai_guard.audit.keys import Signer
 from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.merkle import verify_consistency
 from kzai_guard.audit.proof import checkpoints
-from kzai_guard.audit.tiles import tile_path
+from kzai_guard.audit.retention import prune
+from kzai_guard.audit.segments import list_segments, read_anchor
+from kzai_guard.audit.tiles import tile_path, write_tiles
 from kzai_guard.cli.main import main
 from tests.audit.conftest import make_record
 
@@ -79,6 +83,25 @@ class TileClient:
         if m <= k:
             return [*self.subproof(m, start, start + k, whole), self.mth(start + k, end)]
         return [*self.subproof(m - k, start + k, end, False), self.mth(start, start + k)]
+
+
+def _bundle_entries(data: bytes) -> list[bytes]:
+    """The entries of a tlog-tiles bundle: big-endian uint16 length, then the bytes."""
+    entries, at = [], 0
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 2], "big")
+        entries.append(data[at + 2 : at + 2 + length])
+        at += 2 + length
+    assert at == len(data)
+    return entries
+
+
+def _mth(leaves: list[bytes]) -> bytes:
+    """RFC 6962 2.1 MTH over leaf hashes, by its recursion."""
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return _sha(b"\x01" + _mth(leaves[:k]) + _mth(leaves[k:]))
 
 
 def _root_from_path(index: int, size: int, leaf: bytes, path: list[bytes]) -> bytes:
@@ -168,3 +191,117 @@ def test_commitment_bundles_hold_leaf_hashes_and_no_record(
             data = path.read_bytes()
             assert b"dec-0" not in data and b"verdict" not in data
             assert base64.b64encode(b"dec-0")[:6] not in data
+
+
+def test_the_tree_recomputed_from_the_commitment_bundles_is_the_signed_one(
+    published: tuple[Path, Path, Signer],
+) -> None:
+    directory, out, signer = published
+    note = SignedCheckpoint.parse((out / "checkpoint").read_text())
+    signer.public_key.verify(note.signatures[0][2], note.checkpoint.body())
+    size = note.checkpoint.size
+    leaves: list[bytes] = []
+    for n in range((size + 255) // 256):
+        width = min(256, size - n * 256)
+        name = f"{n:03d}" + ("" if width == 256 else f".p/{width}")
+        leaves += _bundle_entries((out / "tile" / "commitments" / name).read_bytes())
+    assert len(leaves) == size
+    assert _mth(leaves) == note.checkpoint.root
+    lines = (directory / "00000000000000000000.log").read_bytes().split(b"\n")
+    assert [_sha(b"\x00" + lines[i]) for i in (0, 255, 256, 69_999)] == [
+        leaves[i] for i in (0, 255, 256, 69_999)
+    ]
+
+
+PRUNED_SIZE = 1500
+
+
+@pytest.fixture
+def pruned(tmp_path: Path) -> tuple[Path, Signer, int]:
+    """A log of 1500 records pruned at a size that is not a multiple of 256."""
+    signer = Signer.generate("log-key")
+    directory = tmp_path / "audit"
+    log = AuditLog.open(
+        directory,
+        signer=signer,
+        origin="t.example/pruned",
+        segment_max_bytes=60_000,
+        checkpoint_interval_ms=3_600_000,
+    )
+    for i in range(PRUNED_SIZE):
+        log.write(make_record(i))
+    log.close()
+    old = time.time() - 200 * 86_400
+    for seg in list_segments(directory)[:4]:
+        os.utime(seg.path, (old, old))
+    prune(directory, signer=signer)
+    anchor = read_anchor(directory)
+    assert anchor is not None and anchor.size % 256 and anchor.size > 512
+    return directory, signer, anchor.size
+
+
+def test_a_pruned_log_publishes_every_tile_past_its_anchor_and_proofs_hold(
+    pruned: tuple[Path, Signer, int], tmp_path: Path
+) -> None:
+    directory, signer, anchor = pruned
+    out = tmp_path / "public"
+    assert main(["tiles", str(directory), str(out)]) == 0
+    note = SignedCheckpoint.parse((out / "checkpoint").read_text())
+    signer.public_key.verify(note.signatures[0][2], note.checkpoint.body())
+    size, root = note.checkpoint.size, note.checkpoint.root
+    assert size == PRUNED_SIZE
+    # tiles ending at or below the anchor (the minimum index) are not published
+    first = anchor // 256
+    assert sorted(p.name for p in (out / "tile" / "0").iterdir()) == [
+        *(f"{n:03d}" for n in range(first, 5)),
+        "005.p",
+    ]
+    assert (out / "tile/1/000.p/5").stat().st_size == 5 * 32
+    client = TileClient(out, size)
+    assert client.mth(0, size) == root
+    lines = b"".join(seg.path.read_bytes() for seg in list_segments(directory)).split(b"\n")
+    for seq in (anchor, anchor + 1, 767, 768, 1024, size - 1):
+        leaf = _sha(b"\x00" + lines[seq - anchor])
+        assert _root_from_path(seq, size, leaf, client.path(seq, 0, size)) == root
+        n = seq // 256
+        name = f"{n:03d}" + ("" if n < size // 256 else f".p/{size % 256}")
+        bundle = out / "tile" / "commitments" / name
+        assert _bundle_entries(bundle.read_bytes())[seq % 256] == leaf
+    older = next(n for n in checkpoints(directory) if n.checkpoint.size >= anchor)
+    old_size = older.checkpoint.size
+    assert client.mth(0, old_size) == older.checkpoint.root
+    proof = client.subproof(old_size, 0, size, True)
+    assert verify_consistency(old_size, size, older.checkpoint.root, root, proof)
+
+
+def test_tiles_whose_hashes_an_earlier_pruning_released_are_named_and_withheld(
+    pruned: tuple[Path, Signer, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, _, anchor = pruned
+    # what pruning released before it kept whole tiles: every hash before (A >> L) - 1
+    for level_file in (directory / "tree").glob("level-*.hashes"):
+        level = int(level_file.name[6:8])
+        released = max((anchor >> level) - 1, 0) * 32
+        with level_file.open("r+b") as f:
+            f.write(bytes(released))
+    out = tmp_path / "public"
+    assert main(["tiles", str(directory), str(out)]) == 1
+    captured = capsys.readouterr()
+    first = anchor // 256
+    in_tile = anchor - 1 - first * 256
+    assert captured.err == (
+        f"kzai-guard tiles: cannot publish tile/0/{first:03d}: {in_tile} of its hashes cover "
+        "pruned records and were released by an earlier pruning; records "
+        f"{anchor}..{first * 256 + 255} cannot be proved from the tiles (prove them with "
+        "`kzai-guard prove`)\n"
+        "kzai-guard tiles: cannot publish tile/1/000.p/5: 1 of its hashes cover pruned "
+        f"records and were released by an earlier pruning; records {anchor}..1279 cannot be "
+        "proved from the tiles (prove them with `kzai-guard prove`)\n"
+    )
+    assert not (out / "tile" / "0" / f"{first:03d}").exists()
+    assert not (out / "tile" / "1").exists()
+    assert (out / "tile" / "0" / f"{first + 1:03d}").stat().st_size == 8192
+    assert (out / "checkpoint").exists()
+    report = write_tiles(directory, tmp_path / "again")
+    assert [t.path for t in report.withheld] == [f"tile/0/{first:03d}", "tile/1/000.p/5"]
+    assert report.minimum_index == anchor

@@ -14,6 +14,7 @@ from kzai_guard.audit.proof import checkpoints
 from kzai_guard.audit.segments import list_segments
 from kzai_guard.audit.witnesses import COSIGNED_FILE
 from kzai_guard.cli.main import main
+from kzai_guard.cli.trust import ORIGIN_NEEDED
 from tests.audit.conftest import make_record
 
 ORIGIN = "audit.example.kz/credit"
@@ -133,6 +134,34 @@ def test_expected_origin_from_option_or_bound_key_never_the_directory(
     assert main(["verify", str(directory), "--public-key", str(bound)]) == 1
     bound.write_text(f"{ORIGIN} {signer.public_key.vkey()}\n")
     assert main(["verify", str(directory), "--public-key", str(bound)]) == 0
-    assert "warning" not in capsys.readouterr().err
-    assert main(args) == 0
-    assert "no --origin given" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(args) == 2
+    assert capsys.readouterr().err == f"kzai-guard verify: {ORIGIN_NEEDED}\n"
+
+
+def test_another_hosts_log_signed_with_the_same_key_is_refused(
+    setup: tuple[Path, Path, Signer, Cosigner, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, public, signer, _, _ = setup
+    elsewhere = tmp_path / "other-host"
+    log = AuditLog.open(
+        elsewhere, signer=signer, origin="other-host.example.kz/credit", checkpoint_every=7
+    )
+    for i in range(30):
+        log.write(make_record(i))
+    log.close()
+    capsys.readouterr()
+    assert _verify(elsewhere, public) == 1
+    assert capsys.readouterr().out == (
+        f"FAILED at seq 0: wrong-origin: the log in {elsewhere} is "
+        f"'other-host.example.kz/credit', not the expected {ORIGIN!r}\n"
+    )
+    # the directory's claim changed to this host's: its signed checkpoints still name the other
+    (elsewhere / "origin").write_text(ORIGIN + "\n")
+    assert _verify(elsewhere, public) == 1
+    assert capsys.readouterr().out == (
+        "FAILED at seq 6: forged-checkpoint: the checkpoint for size 7 names origin "
+        f"'other-host.example.kz/credit', the log is {ORIGIN!r}\n"
+    )
