@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 import kzai_guard as kg
@@ -90,7 +91,11 @@ def test_a_report_reads_the_log_and_the_store_from_postgresql(
         args = ["report", log_url, "--config", str(config), "--store", store_url]
         assert main([*args, "--public-key", str(public), "--out", str(out)]) == 0
         capsys.readouterr()
-        assert main(["export", log_url, "--format", "jsonl", "--public-key", str(public)]) == 0
+        with psycopg.connect(log_url) as conn:  # the origin this test's log was given
+            row = conn.execute("SELECT origin FROM kzg_log_head").fetchone()
+        assert row is not None
+        export = ["export", log_url, "--format", "jsonl", "--public-key", str(public)]
+        assert main([*export, "--origin", row[0]]) == 0
         records = [json.loads(line)["record"] for line in capsys.readouterr().out.splitlines()]
     html = out.read_text(encoding="utf-8")
     figures = figures_of(html)
@@ -279,7 +284,9 @@ def test_a_routing_for_disparity_is_counted_and_found(
     key = str(next((tmp_path / "audit" / "keys").glob("*.pub")))
     html = run_report(tmp_path / "audit", Path(key), tmp_path)
     capsys.readouterr()
-    assert main(["export", str(tmp_path / "audit"), "--format", "jsonl", "--public-key", key]) == 0
+    origin = (tmp_path / "audit" / "origin").read_text().strip()  # the log this test made
+    export = ["export", str(tmp_path / "audit"), "--format", "jsonl", "--public-key", key]
+    assert main([*export, "--origin", origin]) == 0
     records = [json.loads(line)["record"] for line in capsys.readouterr().out.splitlines()]
     figures = figures_of(html)
     routed = [r for r in records if r["kind"] == "decision" and r["reason"] == "disparity"]
