@@ -4,6 +4,7 @@
 
     kzai-guard report LOG --config FILE [--store URL] [--since T] [--until T]
                       [--lang kk|ru|en] [--out FILE] [--pdf FILE] [--public-key KEY ...]
+                      [--origin ORIGIN]
                       [--witness-key KEY ... [--witnesses N]]
 
 Built from the verified audit trail (records with ``since <= time < until``; ``T`` as for
@@ -29,7 +30,13 @@ from typing import Any
 
 from kzai_guard.cli.export import parse_time
 from kzai_guard.cli.source import LOG_HELP, log_directory
-from kzai_guard.cli.trust import add_witness_arguments, witness_policy
+from kzai_guard.cli.trust import (
+    add_origin_argument,
+    add_witness_arguments,
+    bound_keys,
+    expected_origin,
+    witness_policy,
+)
 from kzai_guard.cli.verify import add_key_arguments, keyring_from_args
 from kzai_guard.core.vocabulary import Language
 from kzai_guard.errors import KzaiGuardError
@@ -60,6 +67,7 @@ def register(subparsers: Any) -> None:
         "--pdf", type=Path, metavar="FILE", help="also print it to FILE as PDF (needs Chromium)"
     )
     add_key_arguments(parser)
+    add_origin_argument(parser)
     add_witness_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -77,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         policies, settings = load_config(args.config)
         destinations = load_destinations(args.config)
         witnesses = witness_policy(args.witness_key, args.witnesses)
+        bound = bound_keys(args.public_key)[1] if args.public_key else None
+        origin = expected_origin(args.origin, bound)
         with log_directory(args.log) as directory:
             keyring = keyring_from_args(args.public_key, directory)
             html, trail_ok = build_report(
@@ -89,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 until=until,
                 language=Language(args.lang),
                 now=now,
+                origin=origin,
                 witnesses=witnesses,
             )
     except (KzaiGuardError, OSError, ValueError) as exc:

@@ -209,6 +209,7 @@ def _report(workdir: Path) -> None:
         until=now + timedelta(minutes=1),
         language=kg.Language.EN,
         now=now,
+        origin=(log / "origin").read_text(encoding="utf-8").strip(),  # the log the demo made
         witnesses=WitnessPolicy.of([workdir / "witness" / "witness.pub"], 1),
     )
     path = workdir / "compliance-report.html"

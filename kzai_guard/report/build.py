@@ -38,16 +38,18 @@ def build_report(
     until: datetime,
     language: Language,
     now: datetime,
+    origin: str,
     witnesses: WitnessPolicy | None = None,
 ) -> tuple[str, bool]:
     """The report's HTML, and whether the trail verified.
 
     ``directory`` is the audit log, ``store_url`` the store the guard used; the records of
-    ``since <= time < until`` are counted, the review deadlines judged at ``now``. The
+    ``since <= time < until`` are counted, the review deadlines judged at ``now``. ``origin`` is
+    the log the auditor means: every checkpoint must name it (never the directory's claim). The
     witnesses' cosignatures kept with the log are shown, checked against ``witnesses``' keys
     when given.
     """
-    verification = verify_log(directory, keyring, allow_unsigned_tail=True)
+    verification = verify_log(directory, keyring, allow_unsigned_tail=True, origin=origin)
     cosigned = witness_status(
         read_cosignatures(directory),
         keyring,
@@ -57,7 +59,7 @@ def build_report(
     low, high = since.timestamp() * 1_000_000, until.timestamp() * 1_000_000
     records: list[AuditRecord] = []
     try:
-        for entry in read_verified(directory, public_keys=keyring):
+        for entry in read_verified(directory, public_keys=keyring, origin=origin):
             if low <= entry.record.time < high:
                 records.append(entry.record)
     except ChainBroken:

@@ -125,6 +125,8 @@ def run_report(trail: Path, lang: str) -> tuple[int, str, dict[str, object]]:
         [
             "report",
             str(trail / "audit"),
+            "--origin",
+            (trail / "audit" / "origin").read_text().strip(),
             "--config",
             str(trail / "kzai-guard.toml"),
             "--store",
@@ -243,6 +245,7 @@ def test_the_report_prints_as_pdf(trail: Path) -> None:
     assert shutil.which("chromium") is not None, "install Debian's chromium (scripts/setup-env)"
     pdf = trail / "report.pdf"
     args = ["report", str(trail / "audit"), "--config", str(trail / "kzai-guard.toml")]
+    args += ["--origin", (trail / "audit" / "origin").read_text().strip()]
     args += ["--store", f"sqlite:///{trail / 'store.db'}", "--out", str(trail / "r.html")]
     assert main([*args, "--pdf", str(pdf)]) == 0
     data = pdf.read_bytes()

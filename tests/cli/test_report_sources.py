@@ -88,12 +88,13 @@ def test_a_report_reads_the_log_and_the_store_from_postgresql(
         finally:
             guard.close()
         out = tmp_path / "report.html"
-        args = ["report", log_url, "--config", str(config), "--store", store_url]
-        assert main([*args, "--public-key", str(public), "--out", str(out)]) == 0
-        capsys.readouterr()
         with psycopg.connect(log_url) as conn:  # the origin this test's log was given
             row = conn.execute("SELECT origin FROM kzg_log_head").fetchone()
         assert row is not None
+        args = ["report", log_url, "--config", str(config), "--store", store_url]
+        args += ["--origin", row[0]]
+        assert main([*args, "--public-key", str(public), "--out", str(out)]) == 0
+        capsys.readouterr()
         export = ["export", log_url, "--format", "jsonl", "--public-key", str(public)]
         assert main([*export, "--origin", row[0]]) == 0
         records = [json.loads(line)["record"] for line in capsys.readouterr().out.splitlines()]
@@ -199,6 +200,7 @@ def run_report(directory: Path, public: Path, tmp_path: Path, *extra: str) -> st
         config.write_text(CONFIG)
     out = tmp_path / "report.html"
     args = ["report", str(directory), "--config", str(config)]
+    args += ["--origin", (directory / "origin").read_text().strip()]  # the log this test made
     args += ["--store", f"sqlite:///{tmp_path / 'store.db'}", "--public-key", str(public)]
     assert main([*args, "--out", str(out), *extra]) == 0
     return out.read_text(encoding="utf-8")
