@@ -163,7 +163,8 @@ class ReviewWorkQueries:
         self._write(
             [
                 (
-                    f"INSERT INTO kzg_overrides ({_OVERRIDE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO kzg_overrides ({_OVERRIDE_COLUMNS}, subject_ref) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         override.id,
                         override.decision_id,
@@ -172,6 +173,7 @@ class ReviewWorkQueries:
                         override.action.value,
                         override.note,
                         _us(override.at),
+                        override.subject_ref,
                     ),
                 )
             ]
