@@ -33,6 +33,7 @@ from kzai_guard.stores.base import Store, StoredDataBasis
 __all__ = ["DataBases", "keep", "shown_to_person"]
 
 _SALT_BYTES = 16
+_UNDECLARED = "The policy no longer declares this input."
 
 
 class DataBases(Archive[StoredDataBasis]):
@@ -76,17 +77,16 @@ def keep(
 
 def shown_to_person(kept: StoredDataBasis, policy: DecisionPolicy | None) -> dict[str, Any]:
     """The route's body: the decision, the digest the audit record holds, and every input the
-    policy declares with its redaction applied. With the policy no longer declared, every
-    value is withheld (the rules that allowed showing them are gone)."""
+    policy declares with its redaction applied. A kept value whose input the policy no longer
+    declares (or whose policy the guard no longer declares) is listed as withheld: the rule
+    that allowed showing it is gone."""
     declared = declared_inputs(policy.data_basis) if policy is not None else {}
     values = read_basis(kept.body)
-    if policy is None:
-        inputs: list[dict[str, Any]] = [
-            {"name": name, "withheld": True, "reason": "The decision type is no longer declared."}
-            for name in sorted(values)
-        ]
-    else:
-        inputs = person_view(declared, values)
+    inputs = person_view(declared, values) + [
+        {"name": name, "withheld": True, "reason": _UNDECLARED}
+        for name in sorted(values)
+        if name not in declared
+    ]
     return {
         "decision_id": kept.decision_id,
         "policy": kept.policy,

@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 
 import kzai_guard as kg
 from kzai_guard.testing import memory_guard
+from tests.postgres import fresh_database
 from tests.samples import EXPLANATION, GATEWAY_SUBJECT
 
 PERSON = "KZ-880101300123"
@@ -253,22 +254,31 @@ def test_a_policy_without_a_data_basis_refuses_reported_values() -> None:
     guard.close()
 
 
-def test_a_sync_decision_is_released_once_its_data_basis_is_stored() -> None:
-    guard, _ = memory_guard([LOAN], subject=GATEWAY_SUBJECT, contact="c", durability="sync")
-    guard.consents.grant(PERSON, "credit", "v1")
+def test_another_host_serves_the_data_as_soon_as_a_sync_response_arrives() -> None:
+    with fresh_database() as url:
+        guards = [
+            memory_guard(
+                [LOAN],
+                store=url,
+                subject=kg.from_header("X-Person"),
+                contact="c",
+                durability="sync",
+            )[0]
+            for _ in range(2)
+        ]
+        guards[0].consents.grant(PERSON, "credit", "v1")
+        deciding, serving = (TestClient(fastapi_app(guard)) for guard in guards)
+        served = []
+        for _ in range(20):
+            decision_id = decide_for(deciding, PERSON)
+            url_of_data = f"/ai-decisions/{decision_id}/data"
+            served.append(serving.get(url_of_data, headers={"X-Person": PERSON}).status_code)
+        for client in (deciding, serving):
+            client.close()
+        for guard in guards:
+            guard.close()
 
-    @guard.decision("loan")
-    def decide() -> None:
-        kg.explain(EXPLANATION)
-        kg.data_basis(reported())
-
-    with kg.decision_context(PERSON) as context:
-        decide()
-
-    assert context.decision_id is not None
-    # read from the store itself, not the archive's queue
-    assert guard.store.data_basis_of(context.decision_id) is not None
-    guard.close()
+    assert served == [200] * 20
 
 
 def test_a_decision_inside_another_keeps_each_ones_data_basis_apart() -> None:
@@ -302,3 +312,35 @@ def test_a_decision_inside_another_keeps_each_ones_data_basis_apart() -> None:
         outer_record.id: {"employer": "Kaspi", "monthly_income": 2},
     }
     guard.close()
+
+
+def test_a_value_whose_input_the_policy_no_longer_declares_is_withheld(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'kzai-guard.db'}"
+    before, _ = memory_guard([LOAN], store=store, subject=GATEWAY_SUBJECT, contact="c")
+    before.consents.grant(PERSON, "credit", "v1")
+
+    @before.decision("loan")
+    def decide() -> None:
+        kg.explain(EXPLANATION)
+        kg.data_basis(reported())
+
+    with kg.decision_context(PERSON) as context:
+        decide()
+    before.close()
+    narrower = LOAN.model_copy(update={"data_basis": LOAN.data_basis[:1]})
+    after, _ = memory_guard(
+        [narrower], store=store, subject=kg.from_header("X-Person"), contact="c"
+    )
+
+    with TestClient(starlette_app(after)) as client:
+        answer = client.get(
+            f"/ai-decisions/{context.decision_id}/data", headers={"X-Person": PERSON}
+        )
+    after.close()
+
+    assert [(i["name"], i.get("value"), i["withheld"]) for i in answer.json()["inputs"]] == [
+        ("monthly_income", INCOME, False),
+        ("co_borrower_income", None, True),
+        ("risk_score", None, True),
+    ]
+    assert str(SCORE) not in answer.text and str(CO_BORROWER_INCOME) not in answer.text
