@@ -28,7 +28,7 @@ that a decision made inside another one's function leaves the outer explanation 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,12 +36,12 @@ from functools import partial
 from hashlib import sha256
 from itertools import product
 from time import monotonic, perf_counter_ns, time_ns
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.context import DecisionContext
 from kzai_guard.core import problems
-from kzai_guard.core.data_basis import declared_inputs
+from kzai_guard.core.data_basis import BasisInput, BasisValue, declared_inputs
 from kzai_guard.core.explanation import (
     Explanation,
     ExplanationDefaults,
@@ -130,7 +130,15 @@ class Decision:
     """The subject's pseudonym, as everything outside the store names it."""
     at: datetime | None = None
     """The guard's time when the facts were judged; stamps what the decision stores."""
-    outer: tuple[Explanation | None, str | None, Any, Any] | None = None
+    outer: (
+        tuple[
+            Explanation | None,
+            str | None,
+            dict[str, BasisValue] | None,
+            Mapping[str, BasisInput] | None,
+        ]
+        | None
+    ) = None
     """The context's explanation (and its error) and data basis (values and declaration) when
     the decision began, put back when it ends; ``None`` when there was none."""
 
@@ -477,33 +485,10 @@ class Gate:
                 f"The decision was made but withheld: {withheld}. The operator has been told.",
                 decision_id=decision.id,
             )
-        basis_digest = basis_finding = None
-        basis_stored: Future[None] | None = None
-        if self._basis_declared is not None and decision.subject_ref is not None:
-            kept = keep(
-                self._basis_declared,
-                basis,
-                decision_id=decision.id,
-                subject_ref=decision.subject_ref,
-                policy=self.name,
-                at=decision.at or self._now(),
-            )
-            basis_digest = kept.digest
-            if kept.missing:
-                basis_finding = "data basis lacks " + ", ".join(kept.missing)
-            basis_stored = self._data_bases.put(kept)
-        future = self._record(
-            decision,
-            EventKind.DECISION,
-            None,
-            digest,
-            withheld
-            if basis_finding is None
-            else "; ".join(filter(None, (withheld, basis_finding))),
-            basis_digest,
-        )
-        if basis_stored is not None:  # durability "sync": released once the values are stored
-            future = released_when_stored(basis_stored, future, _keep_link)
+        if self._basis_declared is None:
+            future = self._record(decision, EventKind.DECISION, None, digest, withheld)
+        else:
+            future = self._record_with_basis(decision, basis, digest, withheld)
         if self._observe is not None:  # disparity monitoring: queued, counted off this thread
             self._observe(decision)
         decision_id = decision.id.encode()
@@ -523,6 +508,35 @@ class Gate:
         if stored is not None:  # durability "sync": released once the explanation is stored
             return released_when_stored(stored, future, partial(_unlink, context))
         return future
+
+    def _record_with_basis(
+        self,
+        decision: Decision,
+        basis: dict[str, BasisValue] | None,
+        digest: str | None,
+        withheld: str | None,
+    ) -> Future[None] | None:
+        """Keep the data the decision rested on and record the decision with its digest; a
+        declared input left unreported is named in ``detail``. With durability "sync" the
+        returned future waits for the values to be stored too."""
+        if decision.subject_ref is None:
+            return self._record(decision, EventKind.DECISION, None, digest, withheld)
+        kept = keep(
+            self._basis_declared or {},
+            basis,
+            decision_id=decision.id,
+            subject_ref=decision.subject_ref,
+            policy=self.name,
+            at=decision.at or self._now(),
+        )
+        if kept.missing:
+            finding = "data basis lacks " + ", ".join(kept.missing)
+            withheld = finding if withheld is None else f"{withheld}; {finding}"
+        stored = self._data_bases.put(kept)
+        future = self._record(decision, EventKind.DECISION, None, digest, withheld, kept.digest)
+        if stored is None:
+            return future
+        return released_when_stored(stored, future, _keep_link)
 
     def failed(self, decision: Decision, error: BaseException) -> None:
         """After the function raised: record that it failed, naming the exception's type.

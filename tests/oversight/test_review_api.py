@@ -390,7 +390,8 @@ LOAN_WITH_BASIS = kg.DecisionPolicy(
 )
 
 
-def test_the_case_shows_the_data_basis_redacted_by_the_policys_rules() -> None:
+@pytest.mark.parametrize("framework", ["fastapi", "starlette"])
+def test_the_case_shows_the_data_basis_redacted_by_the_policys_rules(framework: str) -> None:
     guard, _ = make_guard(policies=(LOAN_WITH_BASIS, CARD))
 
     @guard.decision(LOAN.name)
@@ -406,7 +407,7 @@ def test_the_case_shows_the_data_basis_redacted_by_the_policys_rules() -> None:
         ticket = guard.reviews.open(
             decision_id=context.decision_id, policy=LOAN.name, subject="A-1", reason="contested"
         )
-        with TestClient(build_app("starlette", guard)) as client:
+        with TestClient(build_app(framework, guard)) as client:
             senior = bearer("token-senior")
             case = client.get(f"/ai-reviews/tickets/{ticket.id}", headers=senior).json()
             page = client.get(
