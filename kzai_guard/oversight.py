@@ -169,12 +169,14 @@ class Oversight:
     def override(
         self, decision_id: str, reviewer: Reviewer, action: str, reason: str | None
     ) -> ReviewerOverride:
-        """Correct or cancel an automated decision (its policy from the kept explanation).
+        """Correct or cancel an automated decision (its policy from the kept explanation or
+        data basis).
 
         :class:`~kzai_guard.errors.UnknownRecord` when no such decision was kept;
         :class:`~kzai_guard.errors.OverrideForbidden` when its policy declares high autonomy.
         """
-        stored = self._guard.explanations.get(decision_id)
+        guard = self._guard
+        stored = guard.explanations.get(decision_id) or guard.data_bases.get(decision_id)
         if stored is None:
             raise UnknownRecord(f"no decision {decision_id!r} with a kept explanation")
         return self._guard.override(

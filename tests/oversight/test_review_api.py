@@ -425,3 +425,41 @@ def test_the_case_shows_the_data_basis_redacted_by_the_policys_rules(framework: 
     assert "<dt>Monthly income</dt><dd>600000</dd>" in page
     assert "<dt>risk_score</dt><dd>Withheld: Secret.</dd>" in page
     assert "0.8125" not in page
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "starlette"])
+def test_a_decision_known_only_by_its_data_basis_can_be_overridden_and_its_record_names_the_person(
+    framework: str,
+) -> None:
+    offers = kg.DecisionPolicy(
+        name="card_offers",
+        significance="none",
+        autonomy="medium",
+        risk="minimal",
+        data_basis=(kg.BasisInput(name="monthly_income", source="request"),),
+    )
+    guard, sink = make_guard(policies=(offers,))
+
+    @guard.decision(offers.name)
+    def decide() -> None:
+        kg.data_basis({"monthly_income": 600_000})
+
+    try:
+        with kg.decision_context("B-1") as context:
+            decide()
+        assert context.decision_id is not None
+        with TestClient(build_app(framework, guard)) as client:
+            answer = client.post(
+                f"/ai-reviews/decisions/{context.decision_id}/override",
+                json={"action": "cancel", "reason": "income misread"},
+                headers=bearer("token-marat"),
+            )
+    finally:
+        guard.close()
+
+    assert answer.status_code == 200
+    [record] = sink.of_kind(kg.EventKind.DECISION_OVERRIDDEN)
+    assert (record.subject, record.detail) == (
+        guard.auditor.pseudonym("B-1"),
+        f"cancel {context.decision_id}: income misread",
+    )
