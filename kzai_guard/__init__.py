@@ -8,9 +8,16 @@ in a signed audit trail.
 
 from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.audit.sink import AuditSink, MemorySink, NullSink
-from kzai_guard.context import DecisionContext, decision_context, explain, mark_outcome
+from kzai_guard.context import (
+    DecisionContext,
+    data_basis,
+    decision_context,
+    explain,
+    mark_outcome,
+)
 from kzai_guard.core.calendar import WorkingCalendar
 from kzai_guard.core.consent import CollectionMethod, Consent, Objection, WithdrawalRestriction
+from kzai_guard.core.data_basis import BasisInput, Redaction, Source
 from kzai_guard.core.explanation import Direction, Explanation, Factor
 from kzai_guard.core.facts import Facts
 from kzai_guard.core.monitoring import DisparityMonitoring
@@ -43,6 +50,7 @@ from kzai_guard.errors import (
     ErasureIncomplete,
     ExplanationMissing,
     HumanReviewRequired,
+    InvalidDataBasis,
     KzaiGuardError,
     OverrideForbidden,
     ProhibitedPractice,
@@ -64,6 +72,7 @@ __all__ = [
     "AuditSink",
     "AuditUnavailable",
     "Autonomy",
+    "BasisInput",
     "BasisKind",
     "Capability",
     "CollectionMethod",
@@ -87,6 +96,7 @@ __all__ = [
     "Guard",
     "GuardMiddleware",
     "HumanReviewRequired",
+    "InvalidDataBasis",
     "KzaiGuardError",
     "Language",
     "MemorySink",
@@ -100,6 +110,7 @@ __all__ = [
     "ProhibitedPractice",
     "ProtectedGround",
     "Reason",
+    "Redaction",
     "ReviewOutcome",
     "ReviewStatus",
     "ReviewTicket",
@@ -111,6 +122,7 @@ __all__ = [
     "Reviewer",
     "RiskClass",
     "Significance",
+    "Source",
     "StatutoryBasis",
     "StoreError",
     "UnknownRecord",
@@ -121,6 +133,7 @@ __all__ = [
     "WithdrawalRestriction",
     "WorkingCalendar",
     "__version__",
+    "data_basis",
     "decision_context",
     "evaluate",
     "explain",

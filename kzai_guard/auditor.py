@@ -46,15 +46,19 @@ class Auditor:
         review_id: str | None = None,
         detail: str | None = None,
         record_id: str | None = None,
+        subject_ref: str | None = None,
     ) -> Future[None] | None:
-        """Record a non-decision event (consent, objection, switch, review)."""
+        """Record a non-decision event (consent, objection, switch, review).
+
+        ``subject`` is the raw identifier (pseudonymised here); ``subject_ref`` an already
+        pseudonymised one, for events known only by the pseudonym."""
         return self.sink.write(
             AuditRecord(
                 id=record_id or new_id(),
                 time=time.time_ns() // 1000,
                 kind=kind,
                 policy=policy,
-                subject=None if subject is None else self.pseudonym(subject),
+                subject=subject_ref if subject is None else self.pseudonym(subject),
                 purpose=purpose,
                 profile=self.profile,
                 reviewer=None if reviewer is None else self.reviewer_ref(reviewer),

@@ -10,6 +10,7 @@
     │   ├── DecisionBlocked           blocked: no legal basis, suspended, invalid subject, ...
     │   ├── HumanReviewRequired       routed to a human; carries the review ticket
     │   └── ExplanationMissing        a significant decision came with no (valid) explanation
+    ├── InvalidDataBasis              a decision reported inputs its policy does not declare
     ├── WithdrawalRestricted          a law or unfulfilled obligation forbids a consent withdrawal
     ├── AuditUnavailable              the audit trail cannot take a record (fail closed)
     ├── StoreError                    the store failed or holds inconsistent data
@@ -41,6 +42,7 @@ __all__ = [
     "ErasureIncomplete",
     "ExplanationMissing",
     "HumanReviewRequired",
+    "InvalidDataBasis",
     "KzaiGuardError",
     "OverrideForbidden",
     "ProhibitedPractice",
@@ -104,6 +106,12 @@ class HumanReviewRequired(DecisionRefused):
 
 class ExplanationMissing(DecisionRefused):
     """Raised when a significant decision returned without a valid explanation (enforce mode)."""
+
+
+class InvalidDataBasis(KzaiGuardError, ValueError):
+    """Raised by ``kg.data_basis`` inside a decision function: it reported a value for an input
+    its policy does not declare in ``data_basis``, a value that is not a JSON scalar, or
+    reported at all for a policy that declares no data basis."""
 
 
 class WithdrawalRestricted(KzaiGuardError):

@@ -35,8 +35,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
+from typing import Generic, Protocol, TypeVar
 
 from kzai_guard.errors import StoreError
 from kzai_guard.forking import remake_after_fork
@@ -46,6 +47,7 @@ __all__ = [
     "LINGER_SECONDS",
     "PENDING_LIMIT",
     "RETRY_SECONDS",
+    "Archive",
     "Explanations",
     "released_when_stored",
 ]
@@ -61,48 +63,71 @@ _ROOM_WAIT_SECONDS = 5.0
 _log = logging.getLogger("kzai_guard")
 _STOP = object()
 
-_Queued = tuple[StoredExplanation, "Future[None] | None"]
+
+class _Kept(Protocol):
+    """What an archive keeps: one item per decision, about one subject."""
+
+    @property
+    def decision_id(self) -> str: ...
+
+    @property
+    def subject_ref(self) -> str: ...
 
 
-class Explanations:
-    """The explanation archive of one guard."""
+_Item = TypeVar("_Item", bound=_Kept)
+
+
+class Archive(Generic[_Item]):
+    """Items kept per decision, written by a background thread (see the module's description);
+    :class:`Explanations` keeps explanations, :class:`~kzai_guard.data_bases.DataBases` the data
+    decisions rest on."""
 
     def __init__(
-        self, store: Store, pending_limit: int = PENDING_LIMIT, *, durable: bool = False
+        self,
+        write: Callable[[Sequence[_Item]], None],
+        read: Callable[[str], _Item | None],
+        noun: str,
+        pending_limit: int = PENDING_LIMIT,
+        *,
+        durable: bool = False,
     ) -> None:
         if pending_limit < 1:
             raise ValueError("pending_limit must be at least 1")
-        self._store = store
+        self._write = write
+        self._read = read
+        self._noun = noun
         self._limit = pending_limit
         self.durable = durable
         """Whether :meth:`put` returns a future that completes once the store has it."""
         self._closed = False
-        self._pending: dict[str, StoredExplanation] = {}
+        self._pending: dict[str, _Item] = {}
         self._start()
         remake_after_fork(self)
 
     def _start(self) -> None:
         self._room = threading.Condition()
         self._failing = False
-        self._unstored: list[StoredExplanation] = []
-        self._queue: queue.SimpleQueue[_Queued | threading.Event | object] = queue.SimpleQueue()
+        self._unstored: list[_Item] = []
+        self._queue: queue.SimpleQueue[
+            tuple[_Item, Future[None] | None] | threading.Event | object
+        ] = queue.SimpleQueue()
         self._thread = threading.Thread(
-            target=self._run, name="kzai-guard-explanations", daemon=True
+            target=self._run, name=f"kzai-guard-{self._noun.replace(' ', '-')}", daemon=True
         )
         self._thread.start()
 
-    def put(self, explanation: StoredExplanation) -> Future[None] | None:
-        """Queue an explanation for storage (no I/O on the caller's thread).
+    def put(self, item: _Item) -> Future[None] | None:
+        """Queue an item for storage (no I/O on the caller's thread).
 
-        Returns, when :attr:`durable`, a future that completes once the explanation is stored
+        Returns, when :attr:`durable`, a future that completes once the item is stored
         (with :class:`~kzai_guard.errors.StoreError` if the store refused it); otherwise
-        ``None``. Waits while :data:`PENDING_LIMIT` explanations are already waiting for the
+        ``None``. Waits while :data:`PENDING_LIMIT` items are already waiting for the
         writer (never while the store is failing, and at most a few seconds)."""
         if len(self._pending) >= self._limit and not self._failing:
             self._wait_for_room()
-        self._pending[explanation.decision_id] = explanation
+        self._pending[item.decision_id] = item
         stored: Future[None] | None = Future() if self.durable else None
-        self._queue.put((explanation, stored))
+        self._queue.put((item, stored))
         return stored
 
     def _wait_for_room(self) -> None:
@@ -112,13 +137,13 @@ class Explanations:
                 timeout=_ROOM_WAIT_SECONDS,
             )
 
-    def get(self, decision_id: str) -> StoredExplanation | None:
-        """The explanation of ``decision_id``, stored or still queued."""
+    def get(self, decision_id: str) -> _Item | None:
+        """The item of ``decision_id``, stored or still queued."""
         pending = self._pending.get(decision_id)
-        return pending if pending is not None else self._store.get_explanation(decision_id)
+        return pending if pending is not None else self._read(decision_id)
 
     def forget_subject(self, subject_ref: str) -> int:
-        """Drop the explanations of ``subject_ref`` still held in memory (an erasure; call
+        """Drop the items of ``subject_ref`` still held in memory (an erasure; call
         :meth:`flush` first, so that the writer holds none of them). Returns how many."""
         mine = [d for d, item in list(self._pending.items()) if item.subject_ref == subject_ref]
         for decision_id in mine:
@@ -130,7 +155,7 @@ class Explanations:
         done = threading.Event()
         self._queue.put(done)
         if not done.wait(timeout):
-            raise TimeoutError("explanations were not stored in time")
+            raise TimeoutError(f"{self._noun} were not stored in time")
 
     def close(self) -> None:
         """Store what is queued and stop the writer."""
@@ -155,7 +180,7 @@ class Explanations:
                 continue
             if isinstance(item, tuple) and not self.durable and self._queue.qsize() < _BATCH:
                 time.sleep(LINGER_SECONDS)
-            batch: list[_Queued] = []
+            batch: list[tuple[_Item, Future[None] | None]] = []
             signals: list[threading.Event] = []
             while True:
                 if item is _STOP:
@@ -175,28 +200,28 @@ class Explanations:
             for signal in signals:
                 signal.set()
 
-    def _store_batch(self, batch: list[_Queued]) -> None:
+    def _store_batch(self, batch: list[tuple[_Item, Future[None] | None]]) -> None:
         retried, self._unstored = self._unstored, []
         explanations = retried + [explanation for explanation, _ in batch]
         try:
-            self._store.add_explanations(explanations)
+            self._write(explanations)
         except Exception as exc:
             if not self._failing:
                 _log.exception(
-                    "kzai_guard: storing %d explanations failed; kept in memory and tried "
-                    "again every %ss",
+                    "kzai_guard: storing %d %s failed; kept in memory and tried again every %ss",
                     len(explanations),
+                    self._noun,
                     RETRY_SECONDS,
                 )
             self._unstored = explanations
-            failure = StoreError(f"the explanation could not be stored: {exc}")
+            failure = StoreError(f"{self._noun} could not be stored: {exc}")
             for _, stored in batch:
                 if stored is not None:
                     stored.set_exception(failure)
             stored_now = False
         else:
             if self._failing:
-                _log.warning("kzai_guard: explanations are stored again")
+                _log.warning("kzai_guard: %s are stored again", self._noun)
             for item in explanations:
                 if self._pending.get(item.decision_id) is item:
                     del self._pending[item.decision_id]
@@ -207,6 +232,21 @@ class Explanations:
         with self._room:
             self._failing = not stored_now
             self._room.notify_all()
+
+
+class Explanations(Archive[StoredExplanation]):
+    """The explanation archive of one guard."""
+
+    def __init__(
+        self, store: Store, pending_limit: int = PENDING_LIMIT, *, durable: bool = False
+    ) -> None:
+        super().__init__(
+            store.add_explanations,
+            store.get_explanation,
+            "explanations",
+            pending_limit,
+            durable=durable,
+        )
 
 
 def released_when_stored(

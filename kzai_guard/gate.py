@@ -28,7 +28,7 @@ that a decision made inside another one's function leaves the outer explanation 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, NoReturn
 from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.context import DecisionContext
 from kzai_guard.core import problems
+from kzai_guard.core.data_basis import BasisInput, BasisValue, declared_inputs
 from kzai_guard.core.explanation import (
     Explanation,
     ExplanationDefaults,
@@ -57,6 +58,7 @@ from kzai_guard.core.rules import evaluate
 from kzai_guard.core.subject import check_subject
 from kzai_guard.core.verdict import Obligation, Outcome, Reason, Verdict, verdict
 from kzai_guard.core.vocabulary import Mode, Significance
+from kzai_guard.data_bases import keep
 from kzai_guard.errors import (
     AuditUnavailable,
     DecisionBlocked,
@@ -132,9 +134,17 @@ class Decision:
     """The subject's pseudonym, as everything outside the store names it."""
     at: datetime | None = None
     """The guard's time when the facts were judged; stamps what the decision stores."""
-    outer: tuple[Explanation | None, str | None] | None = None
-    """The context's explanation (and its error) when the decision began, put back when it
-    ends; ``None`` when there was none."""
+    outer: (
+        tuple[
+            Explanation | None,
+            str | None,
+            dict[str, BasisValue] | None,
+            Mapping[str, BasisInput] | None,
+        ]
+        | None
+    ) = None
+    """The context's explanation (and its error) and data basis (values and declaration) when
+    the decision began, put back when it ends; ``None`` when there was none."""
 
     @property
     def refused(self) -> bool:
@@ -147,8 +157,10 @@ class Gate:
 
     __slots__ = (
         "_audit_fields",
+        "_basis_declared",
         "_cached",
         "_check_fields",
+        "_data_bases",
         "_disclosure_automated",
         "_disclosure_human",
         "_explanations",
@@ -247,6 +259,8 @@ class Gate:
         self._notice_version = policy.notice_version
         self._subject_refs = guard.checked_subjects
         self._observe = guard.disparity.observer(policy)
+        self._basis_declared = declared_inputs(policy.data_basis) if policy.data_basis else None
+        self._data_bases = guard.data_bases
 
     # -- step 1 -----------------------------------------------------------------------------
 
@@ -312,9 +326,19 @@ class Gate:
             if self._route_vulnerable and reviewer is None:
                 vulnerable = bool(self._vulnerability(subject))  # type: ignore[misc]
         outer = None
-        if context.explanation is not None or context.explanation_error is not None:
-            outer = (context.explanation, context.explanation_error)
-            context.explanation = context.explanation_error = None
+        if (
+            context.explanation is not None
+            or context.explanation_error is not None
+            or context.basis_declared is not None
+        ):
+            outer = (
+                context.explanation,
+                context.explanation_error,
+                context.data_basis,
+                context.basis_declared,
+            )
+            context.explanation = context.explanation_error = context.data_basis = None
+        context.basis_declared = self._basis_declared
         return Decision(
             decision_id,
             subject,
@@ -428,6 +452,7 @@ class Gate:
         context = decision.context
         explanation = context.explanation
         explanation_error = context.explanation_error
+        basis = context.data_basis
         _restore_outer(decision)
         digest: str | None = None
         withheld: str | None = None
@@ -465,7 +490,10 @@ class Gate:
                 f"The decision was made but withheld: {withheld}. The operator has been told.",
                 decision_id=decision.id,
             )
-        future = self._record(decision, EventKind.DECISION, None, digest, withheld)
+        if self._basis_declared is None:
+            future = self._record(decision, EventKind.DECISION, None, digest, withheld)
+        else:
+            future = self._record_with_basis(decision, basis, digest, withheld)
         if self._observe is not None:  # disparity monitoring: queued, counted off this thread
             self._observe(decision)
         decision_id = decision.id.encode()
@@ -485,6 +513,35 @@ class Gate:
         if stored is not None:  # durability "sync": released once the explanation is stored
             return released_when_stored(stored, future, partial(_unlink, context))
         return future
+
+    def _record_with_basis(
+        self,
+        decision: Decision,
+        basis: dict[str, BasisValue] | None,
+        digest: str | None,
+        withheld: str | None,
+    ) -> Future[None] | None:
+        """Keep the data the decision rested on and record the decision with its digest; a
+        declared input left unreported is named in ``detail``. With durability "sync" the
+        returned future waits for the values to be stored too."""
+        if decision.subject_ref is None:
+            return self._record(decision, EventKind.DECISION, None, digest, withheld)
+        kept = keep(
+            self._basis_declared or {},
+            basis,
+            decision_id=decision.id,
+            subject_ref=decision.subject_ref,
+            policy=self.name,
+            at=decision.at or self._now(),
+        )
+        if kept.missing:
+            finding = "data basis lacks " + ", ".join(kept.missing)
+            withheld = finding if withheld is None else f"{withheld}; {finding}"
+        stored = self._data_bases.put(kept)
+        future = self._record(decision, EventKind.DECISION, None, digest, withheld, kept.digest)
+        if stored is None:
+            return future
+        return released_when_stored(stored, future, _keep_link)
 
     def failed(self, decision: Decision, error: BaseException) -> None:
         """After the function raised: record that it failed, naming the exception's type.
@@ -568,6 +625,7 @@ class Gate:
         review_id: str | None = None,
         explanation_digest: str | None = None,
         detail: str | None = None,
+        data_basis_digest: str | None = None,
     ) -> Future[None] | None:
         verdict = decision.verdict
         latency_us = (perf_counter_ns() - decision.started_ns) // 1000
@@ -597,6 +655,7 @@ class Gate:
             trace_id,
             latency_us,
             detail,
+            data_basis_digest,
         )
         try:
             return self.sink.write(record)
@@ -615,10 +674,23 @@ def _unlink(context: DecisionContext) -> None:
 _UNAVAILABLE = verdict(Outcome.BLOCK, Reason.FACTS_UNAVAILABLE)
 
 
+def _keep_link() -> None:
+    """A data basis the store did not take yet changes nothing in the response: this process
+    serves it until the store has it."""
+
+
+_NO_OUTER = (None, None, None, None)
+
+
 def _restore_outer(decision: Decision) -> None:
-    """Put back the explanation the context held when ``decision`` began."""
+    """Put back the explanation and data basis the context held when ``decision`` began."""
     context = decision.context
-    context.explanation, context.explanation_error = decision.outer or (None, None)
+    (
+        context.explanation,
+        context.explanation_error,
+        context.data_basis,
+        context.basis_declared,
+    ) = decision.outer or _NO_OUTER
 
 
 def verdict_table(policy: DecisionPolicy, profile: Profile) -> tuple[Verdict, ...]:

@@ -26,6 +26,7 @@ from kzai_guard.core.pseudonym import MIN_KEY_BYTES, Pseudonymizer
 from kzai_guard.core.review import Reviewer
 from kzai_guard.core.subject import check_subject, check_text
 from kzai_guard.core.vocabulary import Autonomy, VulnerabilityGround
+from kzai_guard.data_bases import DataBases
 from kzai_guard.decision import guard_function
 from kzai_guard.disparity import DisparityMonitor, GroupResolver
 from kzai_guard.errors import ConfigurationError, OverrideForbidden, ProhibitedPractice
@@ -38,7 +39,7 @@ from kzai_guard.oversight import Oversight
 from kzai_guard.reviewers import ReviewerResolver, reviewer_from_auth
 from kzai_guard.reviews import Reviews
 from kzai_guard.settings import GuardSettings
-from kzai_guard.stores.base import ErasedData, Store, StoredExplanation
+from kzai_guard.stores.base import ErasedData, Store, StoredDataBasis, StoredExplanation
 from kzai_guard.stores.url import open_store
 from kzai_guard.subjects import SubjectResolver
 from kzai_guard.switches import Switches
@@ -208,9 +209,11 @@ class Guard:
             self.now,
         )
         self.durability = durability
-        """``"sync"``: a decision's response waits until its audit record and its explanation
-        are durable; ``"async"``: neither waits (see docs/policies.md)."""
+        """``"sync"``: a decision's response waits until its audit record, its explanation and
+        its data basis are durable; ``"async"``: none waits (see docs/policies.md)."""
         self.explanations = Explanations(self.store, durable=durability == "sync")
+        self.data_bases = DataBases(self.store, durable=durability == "sync")
+        """The data each decision rested on (policies that declare ``data_basis``)."""
         self.disparity = DisparityMonitor(
             self.store,
             self._policies,
@@ -300,6 +303,10 @@ class Guard:
         """The stored explanation of a decision (its JSON as the decision function gave it)."""
         return self.explanations.get(decision_id)
 
+    def data_basis(self, decision_id: str) -> StoredDataBasis | None:
+        """The kept data basis of a decision (all its values, unredacted: for the operator)."""
+        return self.data_bases.get(decision_id)
+
     def explanation_defaults(self, policy: str) -> ExplanationDefaults:
         """What completes the explanations of ``policy`` when they are shown."""
         return self._gates[policy].defaults
@@ -329,6 +336,7 @@ class Guard:
             raise ValueError("action must be 'correct' or 'cancel'")
         if note is not None:
             check_text(note, "note", 4000, multiline=True)
+        kept = self.explanations.get(decision_id) or self.data_bases.get(decision_id)
         done = ReviewerOverride(
             id=new_id(),
             decision_id=decision_id,
@@ -337,9 +345,12 @@ class Guard:
             action=OverrideAction(action),
             note=note,
             at=self.now(),
+            subject_ref=None if kept is None else kept.subject_ref,
         )
+        # about a known person, the record is sealed under their key: erased with them
         self.auditor.event(
             EventKind.DECISION_OVERRIDDEN,
+            subject_ref=done.subject_ref,
             policy=policy,
             reviewer=reviewer.id,
             detail=f"{done.action.value} {decision_id}" + (f": {note}" if note else ""),
@@ -352,8 +363,9 @@ class Guard:
 
         In this order: the explanations still queued are stored, then the store forgets the
         person (:meth:`~kzai_guard.stores.base.Store.erase_subject`: consents, objections,
-        change-feed entries, explanations, and the identifier and note of their review
-        tickets), this process's caches drop them, and the audit log destroys the key its
+        change-feed entries, explanations, data-basis values, the identifier and note of their
+        review tickets and the notes of overrides of their decisions), this process's caches
+        drop them, and the audit log destroys the key its
         personal fields were sealed under (crypto-shredding: they become unreadable while
         every hash and checkpoint still verifies). On SQLite, the store's and the key store's
         WALs are truncated and the files checked for what was erased
@@ -364,11 +376,15 @@ class Guard:
         erase = self._log_eraser()
         checked = check_subject(subject)
         pseudonym = self.auditor.pseudonym(checked)
-        try:
-            self.explanations.flush()
-        except TimeoutError:
-            _log.error("kzai_guard: explanations not stored before an erasure; dropped instead")
-        self.explanations.forget_subject(pseudonym)
+        for archive in (self.explanations, self.data_bases):
+            try:
+                archive.flush()
+            except TimeoutError:
+                _log.error(
+                    "kzai_guard: explanations or data bases not stored before an erasure; "
+                    "dropped instead"
+                )
+            archive.forget_subject(pseudonym)
         erased = self.store.erase_subject(checked, pseudonym)
         self.facts.forget(checked)
         self.checked_subjects.pop(checked, None)
@@ -399,6 +415,7 @@ class Guard:
         self._closed = True
         self.facts.stop()
         self.explanations.close()
+        self.data_bases.close()
         self.disparity.close()
         self.sink.close()
         if self._owned_store:

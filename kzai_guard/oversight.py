@@ -19,6 +19,7 @@ from kzai_guard.core.oversight import ReviewerOverride, ReviewWork, holder_at
 from kzai_guard.core.review import Reviewer, ReviewStatus, ReviewTicket, is_overdue
 from kzai_guard.core.subject import check_text
 from kzai_guard.core.vocabulary import Autonomy
+from kzai_guard.data_bases import shown_to_person
 from kzai_guard.errors import UnknownRecord
 
 if TYPE_CHECKING:
@@ -168,12 +169,14 @@ class Oversight:
     def override(
         self, decision_id: str, reviewer: Reviewer, action: str, reason: str | None
     ) -> ReviewerOverride:
-        """Correct or cancel an automated decision (its policy from the kept explanation).
+        """Correct or cancel an automated decision (its policy from the kept explanation or
+        data basis).
 
         :class:`~kzai_guard.errors.UnknownRecord` when no such decision was kept;
         :class:`~kzai_guard.errors.OverrideForbidden` when its policy declares high autonomy.
         """
-        stored = self._guard.explanations.get(decision_id)
+        guard = self._guard
+        stored = guard.explanations.get(decision_id) or guard.data_bases.get(decision_id)
         if stored is None:
             raise UnknownRecord(f"no decision {decision_id!r} with a kept explanation")
         return self._guard.override(
@@ -208,10 +211,15 @@ class Oversight:
             "overridable": policy.autonomy is Autonomy.MEDIUM,
         }
 
-    def _data_basis(self, decision_id: str) -> Any:
-        """The data a decision rests on, from a store that keeps it (``data_basis_of``)."""
-        reader = getattr(self._store, "data_basis_of", None)
-        return None if reader is None else reader(decision_id)
+    def _data_basis(self, decision_id: str) -> dict[str, Any] | None:
+        """The data a decision rested on, redacted by its policy's rules exactly as the person
+        sees it (a reviewer's role shows the subject, never a withheld value)."""
+        kept = self._guard.data_bases.get(decision_id)
+        if kept is None:
+            return None
+        guard = self._guard
+        policy = guard.policy(kept.policy) if kept.policy in guard.policy_names else None
+        return shown_to_person(kept, policy)
 
 
 def ticket_json(ticket: ReviewTicket, now: datetime) -> dict[str, Any]:

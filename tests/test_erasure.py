@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import kzai_guard as kg
+from kzai_guard.audit.reader import read_verified
 from kzai_guard.audit.shredding import subject_ref
 from kzai_guard.cli.main import main as cli
 from kzai_guard.stores.base import ErasedData
@@ -34,11 +35,24 @@ def personal_texts(person: str) -> list[str]:
         f"Алия {person[-4:]} Ерасова",
         f"loan 77-{person[-4:]} of the applicant",
         f"{person[-4:]} called on Tuesday about her case",
+        f"works at Tengri Logistics since 20{person[-2:]}",
     ]
 
 
+LOAN_WITH_BASIS = kg.DecisionPolicy(
+    **{
+        **LOAN.model_dump(),
+        "data_basis": (
+            kg.BasisInput(name="employment", source="request"),
+            kg.BasisInput(name="household", source="request", redaction="third_party"),
+        ),
+    }
+)
+"""The loan policy, declaring the data its decisions rest on."""
+
+
 def explanation(person: str) -> kg.Explanation:
-    salary, name, _, _ = personal_texts(person)
+    salary, name, *_ = personal_texts(person)
     return kg.Explanation(
         summary={kg.Language.EN: "Approved"},
         factors=(
@@ -52,7 +66,7 @@ def explanation(person: str) -> kg.Explanation:
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[tuple[kg.Guard, Path]]:
     guard = kg.Guard(
-        [LOAN],
+        [LOAN_WITH_BASIS],
         store=f"sqlite:///{tmp_path / 'kzai-guard.db'}",
         audit=tmp_path / "kzai-audit",
         contact="credit@example.kz",
@@ -63,12 +77,14 @@ def service(tmp_path: Path) -> Iterator[tuple[kg.Guard, Path]]:
 
 
 def live_through_the_law(guard: kg.Guard, person: str) -> str:
-    """Consent, an explained decision, an objection, a routed and reviewed decision."""
-    _, _, ground, note = personal_texts(person)
+    """Consent, an explained decision resting on data, an objection, a routed and reviewed
+    decision."""
+    _, name, ground, note, employment = personal_texts(person)
 
     @guard.decision("loan_approval")
     def decide() -> None:
         kg.explain(explanation(person))
+        kg.data_basis({"employment": employment, "household": name})
 
     guard.consents.grant(
         person,
@@ -132,6 +148,7 @@ def test_after_erase_subject_no_file_holds_the_persons_identifier_or_personal_te
     erased_decision = live_through_the_law(guard, ERASED)
     kept_decision = live_through_the_law(guard, KEPT)
     guard.explanations.flush()
+    guard.data_bases.flush()
     guard.sink.flush()  # type: ignore[attr-defined]
     before = files_holding(directory, [ERASED, *personal_texts(ERASED)])
     assert "kzai-guard.db" in before or "kzai-guard.db-wal" in before  # the test can fail
@@ -141,14 +158,18 @@ def test_after_erase_subject_no_file_holds_the_persons_identifier_or_personal_te
     guard.sink.checkpoint()  # type: ignore[attr-defined]
     exported = export(directory)
 
-    assert removed == ErasedData(consents=1, objections=1, tickets=1, explanations=1)
+    assert removed == ErasedData(
+        consents=1, objections=1, tickets=1, explanations=1, data_bases=1, override_notes=0
+    )
     assert files_holding(directory, [ERASED, *personal_texts(ERASED)]) == {}
     assert guard.explanation(erased_decision) is None
+    assert guard.data_basis(erased_decision) is None
     assert guard.consents.is_valid(ERASED, "credit-scoring", "v1") is False
     # the other person keeps all of it, and the export still reads their records
     kept = files_holding(directory, [KEPT, *personal_texts(KEPT)])
     assert {text for hits in kept.values() for text in hits} == {KEPT, *personal_texts(KEPT)}
     assert guard.explanation(kept_decision) is not None
+    assert guard.data_basis(kept_decision) is not None
     assert exported.read_bytes().count(b'"[erased]"') > 0
     assert exported.read_bytes().count(b'"detail":"approved"') == 1  # the other's review
 
@@ -222,5 +243,58 @@ def test_the_reviewers_work_is_erased_with_the_person_and_with_the_reviewer(
         assert guard.store.review_work([tickets[KEPT]])[tickets[KEPT]].claimed_by is None
         assert guard.store.overrides_of("decision-1")[0].reviewer == ""
         assert files_holding(tmp_path, [staff]) == {}
+    finally:
+        guard.close()
+
+
+def test_override_notes_about_a_person_are_erased_with_them(tmp_path: Path) -> None:
+    guard = kg.Guard(
+        [CARD],
+        store=f"sqlite:///{tmp_path / 'kzai-guard.db'}",
+        audit=tmp_path / "kzai-audit",
+        contact="credit@example.kz",
+        subject=GATEWAY_SUBJECT,
+    )
+    reviewer = kg.Reviewer(id="officer-7")
+
+    @guard.decision(CARD.name)
+    def decide() -> None:
+        kg.explain(explanation("card"))
+
+    try:
+        decisions = {}
+        for person in (ERASED, KEPT):
+            with kg.decision_context(person) as context:
+                decide()
+            assert context.decision_id is not None
+            decisions[person] = context.decision_id
+            guard.override(
+                context.decision_id,
+                policy=CARD.name,
+                reviewer=reviewer,
+                action="correct",
+                note=personal_texts(person)[3],
+            )
+        guard.sink.flush()  # type: ignore[attr-defined]
+        assert files_holding(tmp_path, [personal_texts(ERASED)[3]]) != {}  # the test can fail
+
+        removed = guard.erase_subject(ERASED)
+
+        assert removed.override_notes == 1
+        assert files_holding(tmp_path, [personal_texts(ERASED)[3]]) == {}
+        assert [o.note for o in guard.store.overrides_of(decisions[ERASED])] == [None]
+        assert [o.note for o in guard.store.overrides_of(decisions[KEPT])] == [
+            personal_texts(KEPT)[3]
+        ]
+        guard.sink.flush()  # type: ignore[attr-defined]
+        records = [
+            e.record
+            for e in read_verified(tmp_path / "kzai-audit")
+            if e.record.kind is kg.EventKind.DECISION_OVERRIDDEN
+        ]
+        assert [r.detail for r in records] == [
+            "[erased]",
+            f"correct {decisions[KEPT]}: {personal_texts(KEPT)[3]}",
+        ]
     finally:
         guard.close()

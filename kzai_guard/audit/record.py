@@ -88,6 +88,9 @@ class AuditRecord:
     trace_id: str | None = None
     latency_us: int | None = None
     detail: str | None = None
+    data_basis_digest: str | None = None
+    """SHA-256 of the data the decision rested on, as kept for the person (salted: see
+    :mod:`kzai_guard.core.data_basis`)."""
 
     def as_dict(self) -> dict[str, Any]:
         """The record as a flat dict of str/int values, ``None`` fields left out."""

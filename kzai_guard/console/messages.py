@@ -74,6 +74,8 @@ MESSAGES: dict[str, tuple[str, str, str]] = {
     ),
     "factors": ("Негізгі факторлар", "Ключевые факторы", "Key factors"),
     "data_basis": ("Шешімнің деректері", "Данные, на которых основано решение", "Data basis"),
+    "withheld": ("Жасырылған", "Скрыто", "Withheld"),
+    "not_reported": ("Берілмеген", "Не передано", "Not reported"),
     "claim": ("Жұмысқа алу", "Взять в работу", "Claim"),
     "release": ("Кезекке қайтару", "Вернуть в очередь", "Release"),
     "decide": ("Шешім", "Решение", "Decide"),

@@ -55,6 +55,9 @@ class ReviewerOverride:
     action: OverrideAction
     note: str | None
     at: datetime
+    subject_ref: str | None = None
+    """The pseudonym of the person the decision was about, when known: their erasure blanks
+    the note."""
 
 
 def holder_at(work: ReviewWork | None, at: datetime) -> str | None:

@@ -12,6 +12,7 @@ from datetime import date
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kzai_guard.core.data_basis import BasisInput
 from kzai_guard.core.monitoring import DisparityMonitoring
 from kzai_guard.core.vocabulary import (
     Autonomy,
@@ -115,11 +116,24 @@ class DecisionPolicy(BaseModel):
     monitoring: DisparityMonitoring | None = Field(
         default=None, description="Run-time disparity monitoring (KZ-AI 6)."
     )
+    data_basis: tuple[BasisInput, ...] = Field(
+        default=(),
+        max_length=200,
+        description="The inputs a decision rests on, given to the person (KZ-AI 16(1)(5)).",
+    )
 
     @model_validator(mode="after")
     def _basis_needs_a_purpose(self) -> DecisionPolicy:
         if self.notice_version is not None and self.purpose is None:
             raise ValueError("notice_version needs a purpose: set purpose or drop notice_version")
+        return self
+
+    @model_validator(mode="after")
+    def _basis_names_are_unique(self) -> DecisionPolicy:
+        names = [item.name for item in self.data_basis]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"data_basis declares {', '.join(twice)} more than once")
         return self
 
     @property
@@ -137,6 +151,8 @@ def policy_digest(policy: DecisionPolicy) -> str:
         data["inputs"] = sorted(data["inputs"])
     else:
         del data["inputs"]
+    if not data["data_basis"]:
+        del data["data_basis"]
     if data["monitoring"] is None:
         del data["monitoring"]
     else:

@@ -6,6 +6,9 @@
 - ``GET {prefix}/{decision_id}/receipt``: the decision's receipt, a C2SP ``tlog-proof`` that
   the person can check offline with the log's public key (and the witnesses'), when the guard
   writes a signed file log; ``receipt-pending`` (503) until a checkpoint covers the decision.
+- ``GET {prefix}/{decision_id}/data``: the data the decision rested on (KZ-AI 16(1)(5), GDPR 15),
+  to the person it is about only, with the policy's redaction applied: a withheld input (trade
+  secret, other people's data) is listed with the reason, never its value.
 - ``GET {prefix}/reviews/{review_id}``: where a review ticket stands (``overdue`` once its
   deadline has passed unanswered), to its person only; once decided, its ``outcome`` and the
   reviewer's ``outcome_reason``.
@@ -33,6 +36,7 @@ from kzai_guard.core.explanation import localise, with_defaults
 from kzai_guard.core.problems import ProblemType
 from kzai_guard.core.review import is_overdue
 from kzai_guard.core.subject import check_subject
+from kzai_guard.data_bases import shown_to_person
 from kzai_guard.errors import AuditLogError, StoreError, UnknownRecord
 from kzai_guard.http.problem import PROBLEM_CONTENT_TYPE, as_sentence, problem_body
 from kzai_guard.subjects import UnusableSubject
@@ -72,6 +76,8 @@ class PersonRoutes:
                 await self._receipt(send, subject, parts[0])
             elif len(parts) == 2 and parts[0] == "reviews" and method == "GET":
                 await self._review(send, subject, parts[1])
+            elif len(parts) == 2 and parts[1] == "data" and method == "GET":
+                await self._data_basis(send, subject, parts[0])
             elif parts == ["objections"] and method in ("POST", "DELETE"):
                 await self._objection(scope, receive, send, subject)
             else:
@@ -140,6 +146,15 @@ class PersonRoutes:
             )
             return
         await _send(send, 200, _TLOG_PROOF, receipt.text().encode())
+
+    async def _data_basis(self, send: Send, subject: str, decision_id: str) -> None:
+        kept = await anyio.to_thread.run_sync(self.guard.data_bases.get, decision_id)
+        if kept is None or kept.subject_ref != self.guard.auditor.pseudonym(subject):
+            await self._problem(send, problems.NOT_FOUND, "No such decision for this person.")
+            return
+        guard = self.guard
+        policy = guard.policy(kept.policy) if kept.policy in guard.policy_names else None
+        await self._json(send, 200, shown_to_person(kept, policy))
 
     async def _review(self, send: Send, subject: str, review_id: str) -> None:
         try:

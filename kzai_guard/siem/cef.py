@@ -49,6 +49,7 @@ _FIELDS: tuple[tuple[str, str, str | None], ...] = (
     ("autonomy", "kzaiAutonomy", None),
     ("policy_digest", "kzaiPolicyDigest", None),
     ("explanation_digest", "kzaiExplanationDigest", None),
+    ("data_basis_digest", "kzaiDataBasisDigest", None),
     ("id", "kzaiRecordId", None),
 )
 

@@ -72,6 +72,7 @@ _KZAI_FIELDS = (
     "reviewer",
     "review_id",
     "explanation_digest",
+    "data_basis_digest",
     "model",
     "latency_us",
     "detail",

@@ -53,6 +53,7 @@ _FIELDS: tuple[tuple[str, str], ...] = (
     ("basis", "kzaiBasis"),
     ("review_id", "kzaiReviewId"),
     ("explanation_digest", "kzaiExplanationDigest"),
+    ("data_basis_digest", "kzaiDataBasisDigest"),
     ("model", "kzaiModel"),
     ("trace_id", "kzaiTraceId"),
     ("id", "kzaiRecordId"),

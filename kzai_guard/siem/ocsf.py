@@ -77,6 +77,7 @@ _UNMAPPED = (
     "basis",
     "review_id",
     "explanation_digest",
+    "data_basis_digest",
     "model",
     "latency_us",
     "detail",

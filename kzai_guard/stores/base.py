@@ -27,6 +27,7 @@ __all__ = [
     "OutcomeCount",
     "RoutingState",
     "Store",
+    "StoredDataBasis",
     "StoredExplanation",
     "SwitchState",
 ]
@@ -58,6 +59,10 @@ class ErasedData:
     tickets: int
     """Review tickets whose identifier and note were removed (the tickets stay)."""
     explanations: int
+    data_bases: int = 0
+    """Decisions whose data-basis values were removed."""
+    override_notes: int = 0
+    """Reviewers' override notes about the person that were removed (the overrides stay)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,25 @@ class StoredExplanation:
     created_at: datetime
     body: bytes
     digest: str
+
+
+@dataclass(slots=True)
+class StoredDataBasis:
+    """The data one decision rested on, as kept for the person it is about (treat it as
+    immutable once made).
+
+    ``body`` is :func:`~kzai_guard.core.data_basis.basis_json` (the reported values and a
+    salt); ``digest`` its SHA-256, as written in the audit record; ``missing`` the declared
+    inputs the decision function did not report.
+    """
+
+    decision_id: str
+    subject_ref: str
+    policy: str
+    created_at: datetime
+    body: bytes
+    digest: str
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +225,14 @@ class Store(Protocol):
         """The explanation of one decision, if kept."""
         ...
 
+    def add_data_bases(self, bases: Sequence[StoredDataBasis]) -> None:
+        """Keep the data decisions rested on (idempotent per decision id)."""
+        ...
+
+    def data_basis_of(self, decision_id: str) -> StoredDataBasis | None:
+        """The data one decision rested on, if kept."""
+        ...
+
     def changes_since(self, seq: int) -> list[Change]:
         """The changes after ``seq``, in order."""
         ...
@@ -211,11 +243,12 @@ class Store(Protocol):
 
     def erase_subject(self, subject: str, subject_ref: str) -> ErasedData:
         """Remove a person from the store: their consents, objections and change-feed entries
-        (raw identifier, data-basis values), their explanations (stored under ``subject_ref``),
-        and from their review tickets the identifier, the reviewer's note and the escalation's
-        reason. A ticket keeps
-        its id, decision id, policy, reason, status and times, so that counts and deadlines
-        can still be accounted for. Says how much it removed."""
+        (raw identifier), their explanations and data-basis values (stored under
+        ``subject_ref``), from their review tickets the identifier, the reviewer's note and the
+        escalation's reason, and the notes of overrides of their decisions. A ticket keeps its
+        id, decision id, policy, reason, status and times, and an override its action, reviewer
+        and time, so that counts and deadlines can still be accounted for. Says how much it
+        removed."""
         ...
 
     def erase_reviewer(self, reviewer: str) -> int:

@@ -163,7 +163,8 @@ class ReviewWorkQueries:
         self._write(
             [
                 (
-                    f"INSERT INTO kzg_overrides ({_OVERRIDE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO kzg_overrides ({_OVERRIDE_COLUMNS}, subject_ref) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         override.id,
                         override.decision_id,
@@ -172,6 +173,7 @@ class ReviewWorkQueries:
                         override.action.value,
                         override.note,
                         _us(override.at),
+                        override.subject_ref,
                     ),
                 )
             ]
@@ -179,11 +181,12 @@ class ReviewWorkQueries:
 
     def overrides_of(self, decision_id: str) -> list[ReviewerOverride]:
         rows = self._read(
-            f"SELECT {_OVERRIDE_COLUMNS} FROM kzg_overrides WHERE decision_id = ? ORDER BY at, id",
+            f"SELECT {_OVERRIDE_COLUMNS}, subject_ref FROM kzg_overrides WHERE decision_id = ? "
+            "ORDER BY at, id",
             (decision_id,),
         )
         return [
-            ReviewerOverride(r[0], r[1], r[2], r[3], OverrideAction(r[4]), r[5], _dt(r[6]))
+            ReviewerOverride(r[0], r[1], r[2], r[3], OverrideAction(r[4]), r[5], _dt(r[6]), r[7])
             for r in rows
         ]
 

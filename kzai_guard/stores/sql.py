@@ -37,6 +37,11 @@ from kzai_guard.stores.base import (
     StoredExplanation,
     SwitchState,
 )
+from kzai_guard.stores.data_bases import (
+    DataBasisQueries,
+    create_data_basis_schema,
+    erase_data_bases,
+)
 from kzai_guard.stores.dialect import Connection, Dialect
 from kzai_guard.stores.pages import (
     bucket_of,
@@ -109,7 +114,7 @@ _ADDED_COLUMNS = (
 _OBJECTION_COLUMNS = "id, subject, policy, recorded_at, withdrawn_at, channel"
 
 
-class SqlStore(ReviewWorkQueries):
+class SqlStore(ReviewWorkQueries, DataBasisQueries):
     """A store on one database connection per process, guarded by a lock (safe for many threads).
 
     ``connect`` makes the connection. When ``reconnects`` is true, a connection that breaks is
@@ -155,6 +160,7 @@ class SqlStore(ReviewWorkQueries):
                     dialect.ensure_column(conn, table, column, sql_type)
                 for statement in filter(None, (s.strip() for s in WORK_SCHEMA.split(";"))):
                     conn.execute(statement)
+                create_data_basis_schema(conn, dialect)
 
         self._use(create_schema, idempotent=True)
         remake_after_fork(self)
@@ -661,6 +667,7 @@ class SqlStore(ReviewWorkQueries):
         def run(statement: str, params: Sequence[Any]) -> int:
             return int(conn.execute(self._dialect.sql(statement), params).rowcount)
 
+        data_bases, override_notes = erase_data_bases(run, subject, subject_ref)
         consents = run("DELETE FROM kzg_consents WHERE subject = ?", (subject,))
         objections = run("DELETE FROM kzg_objections WHERE subject = ?", (subject,))
         # what a reviewer wrote about the person when escalating their ticket
@@ -701,7 +708,7 @@ class SqlStore(ReviewWorkQueries):
                     )
                 explanations += removed
             last = pages[-1][0]
-        return ErasedData(consents, objections, tickets, explanations)
+        return ErasedData(consents, objections, tickets, explanations, data_bases, override_notes)
 
     # -- change feed ------------------------------------------------------------------------
 

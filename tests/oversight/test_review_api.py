@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 import kzai_guard as kg
-from kzai_guard.stores.url import open_store
 from tests.oversight.conftest import Desk, problem_type
-from tests.oversight.service import CARD, bearer, build_app, make_guard
+from tests.oversight.service import CARD, EXPLANATION, LOAN, bearer, build_app, make_guard
 
 
 @pytest.mark.parametrize(
@@ -379,41 +377,89 @@ def test_the_case_of_a_ticket_whose_policy_is_no_longer_declared_still_opens(
     assert "autonomy" not in case.json()["policy"]
 
 
-class KeepsDataBasis:
-    """A store that also keeps the data each decision rests on (as a data-basis store will)."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-        self.asked: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def data_basis_of(self, decision_id: str) -> dict[str, Any]:
-        self.asked.append(decision_id)
-        return {"monthly_income": 600_000}
+LOAN_WITH_BASIS = kg.DecisionPolicy(
+    **{
+        **LOAN.model_dump(),
+        "data_basis": (
+            kg.BasisInput(name="monthly_income", source="request", label="Monthly income"),
+            kg.BasisInput(
+                name="risk_score", source="derived", redaction="trade_secret", reason="Secret."
+            ),
+        ),
+    }
+)
 
 
-def test_the_case_shows_the_data_basis_when_the_store_keeps_one() -> None:
-    inner = open_store("memory://")
-    store = KeepsDataBasis(inner)
-    guard, _ = make_guard(store=store)  # type: ignore[arg-type]
+@pytest.mark.parametrize("framework", ["fastapi", "starlette"])
+def test_the_case_shows_the_data_basis_redacted_by_the_policys_rules(framework: str) -> None:
+    guard, _ = make_guard(policies=(LOAN_WITH_BASIS, CARD))
+
+    @guard.decision(LOAN.name)
+    def decide() -> None:
+        kg.explain(EXPLANATION)
+        kg.data_basis({"monthly_income": 600_000, "risk_score": 0.8125})
+
     try:
-        guard.objections.record("A-1")
-        with TestClient(build_app("starlette", guard)) as client:
-            routed = client.post("/loans/A-1").json()
-            case = client.get(
-                f"/ai-reviews/tickets/{routed['review_id']}", headers=bearer("token-marat")
-            ).json()
+        guard.consents.grant("A-1", purpose="credit-scoring", notice_version="1")
+        with kg.decision_context("A-1") as context:
+            decide()
+        assert context.decision_id is not None
+        ticket = guard.reviews.open(
+            decision_id=context.decision_id, policy=LOAN.name, subject="A-1", reason="contested"
+        )
+        with TestClient(build_app(framework, guard)) as client:
+            senior = bearer("token-senior")
+            case = client.get(f"/ai-reviews/tickets/{ticket.id}", headers=senior).json()
             page = client.get(
-                f"/ai-reviews/console/tickets/{routed['review_id']}?lang=en",
-                headers=bearer("token-marat"),
+                f"/ai-reviews/console/tickets/{ticket.id}?lang=en", headers=senior
             ).text
     finally:
         guard.close()
-        inner.close()
 
-    assert case["data_basis"] == {"monthly_income": 600_000}
-    assert routed["decision_id"] in store.asked
+    assert [(i["name"], i.get("value"), i.get("reason")) for i in case["data_basis"]["inputs"]] == [
+        ("monthly_income", 600_000, None),
+        ("risk_score", None, "Secret."),
+    ]
+    assert "0.8125" not in str(case)
     assert "<h2>Data basis</h2>" in page
-    assert "<dt>monthly_income</dt><dd>600000</dd>" in page
+    assert "<dt>Monthly income</dt><dd>600000</dd>" in page
+    assert "<dt>risk_score</dt><dd>Withheld: Secret.</dd>" in page
+    assert "0.8125" not in page
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "starlette"])
+def test_a_decision_known_only_by_its_data_basis_can_be_overridden_and_its_record_names_the_person(
+    framework: str,
+) -> None:
+    offers = kg.DecisionPolicy(
+        name="card_offers",
+        significance="none",
+        autonomy="medium",
+        risk="minimal",
+        data_basis=(kg.BasisInput(name="monthly_income", source="request"),),
+    )
+    guard, sink = make_guard(policies=(offers,))
+
+    @guard.decision(offers.name)
+    def decide() -> None:
+        kg.data_basis({"monthly_income": 600_000})
+
+    try:
+        with kg.decision_context("B-1") as context:
+            decide()
+        assert context.decision_id is not None
+        with TestClient(build_app(framework, guard)) as client:
+            answer = client.post(
+                f"/ai-reviews/decisions/{context.decision_id}/override",
+                json={"action": "cancel", "reason": "income misread"},
+                headers=bearer("token-marat"),
+            )
+    finally:
+        guard.close()
+
+    assert answer.status_code == 200
+    [record] = sink.of_kind(kg.EventKind.DECISION_OVERRIDDEN)
+    assert (record.subject, record.detail) == (
+        guard.auditor.pseudonym("B-1"),
+        f"cancel {context.decision_id}: income misread",
+    )

@@ -35,6 +35,7 @@ KEYS = {
     "autonomy": "kzaiAutonomy",
     "policy_digest": "kzaiPolicyDigest",
     "explanation_digest": "kzaiExplanationDigest",
+    "data_basis_digest": "kzaiDataBasisDigest",
     "id": "kzaiRecordId",
 }
 

@@ -33,6 +33,7 @@ KEYS = {
     "basis": "kzaiBasis",
     "review_id": "kzaiReviewId",
     "explanation_digest": "kzaiExplanationDigest",
+    "data_basis_digest": "kzaiDataBasisDigest",
     "model": "kzaiModel",
     "trace_id": "kzaiTraceId",
     "id": "kzaiRecordId",

@@ -21,6 +21,7 @@ from kzai_guard.stores.base import (
     ErasedData,
     RoutingState,
     Store,
+    StoredDataBasis,
     StoredExplanation,
     SwitchState,
 )
@@ -609,3 +610,76 @@ def test_erasing_a_subject_removes_their_rows_and_explanations_and_keeps_another
     theirs = store.get_explanation(ids[1])
     assert theirs is not None and theirs.body == b'{"theirs":1}'
     assert store.erase_subject(erased, erased_ref) == ErasedData(0, 0, 0, 0)
+
+
+# -- data bases -------------------------------------------------------------------------------
+
+
+def data_basis(decision_id: str, subject_ref: str, body: bytes) -> StoredDataBasis:
+    return StoredDataBasis(
+        decision_id=decision_id,
+        subject_ref=subject_ref,
+        policy="loan_approval",
+        created_at=T0,
+        body=body,
+        digest="cd" * 32,
+        missing=("employer", "region"),
+    )
+
+
+@backends(*BACKENDS)
+def test_add_data_bases_keeps_the_first_copy_per_decision_id(store: Store) -> None:
+    decision_id = unique("d")
+    first = data_basis(decision_id, "0f" * 16, '{"salt":"1","values":{"имя":"Алия"}}'.encode())
+
+    store.add_data_bases([first])
+    store.add_data_bases([data_basis(decision_id, "0f" * 16, b'{"salt":"2","values":{}}')])
+
+    assert store.data_basis_of(decision_id) == first
+    assert store.data_basis_of(unique("d")) is None
+
+
+@backends(*BACKENDS)
+def test_erasing_a_subject_removes_their_data_bases_and_the_notes_of_overrides_about_them(
+    store: Store,
+) -> None:
+    erased = unique("s")
+    erased_ref, kept_ref = uuid.uuid4().hex * 2, uuid.uuid4().hex * 2
+    mine, theirs = unique("d"), unique("d")
+    store.add_data_bases(
+        [
+            data_basis(mine, erased_ref, b'{"salt":"1","values":{"a":1}}'),
+            data_basis(theirs, kept_ref, b'{"salt":"2","values":{"a":2}}'),
+        ]
+    )
+    routed = ticket(erased)
+    store.add_review(routed)
+
+    def override(decision_id: str, subject_ref: str | None) -> kg.ReviewerOverride:
+        made = kg.ReviewerOverride(
+            unique("o"),
+            decision_id,
+            "card_limit",
+            "officer-7",
+            kg.OverrideAction.CORRECT,
+            f"note on {decision_id}",
+            T0,
+            subject_ref,
+        )
+        store.add_override(made)
+        return made
+
+    # known by the override's subject_ref, by the person's data basis, by their ticket
+    override(unique("d"), erased_ref)
+    override(mine, None)
+    override(routed.decision_id, None)
+    other = override(theirs, kept_ref)
+
+    removed = store.erase_subject(erased, erased_ref)
+
+    assert (removed.data_bases, removed.override_notes) == (1, 3)
+    assert store.data_basis_of(mine) is None
+    assert [o.note for o in store.overrides_of(mine)] == [None]
+    assert [o.note for o in store.overrides_of(routed.decision_id)] == [None]
+    assert store.overrides_of(theirs) == [other]
+    assert store.data_basis_of(theirs) is not None
