@@ -11,6 +11,7 @@ from kzai_guard.audit.sink import AuditSink, MemorySink, NullSink
 from kzai_guard.context import DecisionContext, decision_context, explain, mark_outcome
 from kzai_guard.core.calendar import WorkingCalendar
 from kzai_guard.core.consent import CollectionMethod, Consent, Objection, WithdrawalRestriction
+from kzai_guard.core.deadlines import DeadlineState
 from kzai_guard.core.explanation import Direction, Explanation, Factor
 from kzai_guard.core.facts import Facts
 from kzai_guard.core.monitoring import DisparityMonitoring
@@ -49,12 +50,14 @@ from kzai_guard.errors import (
     ReviewConflict,
     StoreError,
     UnknownRecord,
+    WebhookVerificationError,
     WithdrawalRestricted,
 )
 from kzai_guard.guard import Guard
 from kzai_guard.middleware import GuardMiddleware
 from kzai_guard.reviewers import reviewer_from_auth
 from kzai_guard.subjects import UnusableSubject, from_header, from_path_param, from_user
+from kzai_guard.webhook_signature import verify_webhook
 
 __version__ = "0.1.0"
 
@@ -72,6 +75,7 @@ __all__ = [
     "DecisionBlocked",
     "DecisionContext",
     "DecisionPolicy",
+    "DeadlineState",
     "DecisionRefused",
     "Direction",
     "DisparityAction",
@@ -117,6 +121,7 @@ __all__ = [
     "UnusableSubject",
     "Verdict",
     "VulnerabilityGround",
+    "WebhookVerificationError",
     "WithdrawalRestricted",
     "WithdrawalRestriction",
     "WorkingCalendar",
@@ -129,4 +134,5 @@ __all__ = [
     "from_user",
     "mark_outcome",
     "reviewer_from_auth",
+    "verify_webhook",
 ]

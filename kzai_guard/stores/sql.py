@@ -36,6 +36,7 @@ from kzai_guard.stores.base import (
     StoredExplanation,
     SwitchState,
 )
+from kzai_guard.stores.deadline_findings import DEADLINE_SCHEMA, DeadlineQueries
 from kzai_guard.stores.dialect import Connection, Dialect
 from kzai_guard.stores.pages import (
     bucket_of,
@@ -105,7 +106,7 @@ _ADDED_COLUMNS = (
 _OBJECTION_COLUMNS = "id, subject, policy, recorded_at, withdrawn_at, channel"
 
 
-class SqlStore(ReviewWorkQueries):
+class SqlStore(ReviewWorkQueries, DeadlineQueries):
     """A store on one database connection per process, guarded by a lock (safe for many threads).
 
     ``connect`` makes the connection. When ``reconnects`` is true, a connection that breaks is
@@ -150,6 +151,9 @@ class SqlStore(ReviewWorkQueries):
                 for table, column, sql_type in _ADDED_COLUMNS:
                     dialect.ensure_column(conn, table, column, sql_type)
                 for statement in filter(None, (s.strip() for s in WORK_SCHEMA.split(";"))):
+                    conn.execute(statement)
+                deadlines = DEADLINE_SCHEMA.format(blob=dialect.blob)
+                for statement in filter(None, (s.strip() for s in deadlines.split(";"))):
                     conn.execute(statement)
 
         self._use(create_schema, idempotent=True)
