@@ -130,9 +130,12 @@ class Deadlines:
     def start(self) -> None:
         """Look every ``deadline_check_seconds`` on a daemon thread (idempotent; nothing when
         the setting is ``None``). The first look comes one interval after the start."""
-        if self._interval is not None and self._watcher is None:
+        if self._interval and self._watcher is None:
             self._watcher = threading.Thread(
-                target=self._watch, args=(self._interval,), name="kzai-guard-deadlines", daemon=True
+                target=self._watch,
+                args=(self._interval,),
+                name="kzai-guard-deadlines",
+                daemon=True,
             )
             self._watcher.start()
 

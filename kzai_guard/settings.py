@@ -49,10 +49,10 @@ class GuardSettings(BaseModel):
     deadline_warning_days: int = Field(default=1, ge=0, le=30)
     """A ticket is due soon once its deadline is no later than the end of this many working
     days after today (0: due today)."""
-    deadline_check_seconds: float | None = Field(default=60.0, ge=1.0, le=86_400.0)
+    deadline_check_seconds: float | None = Field(default=60.0, ge=0.0, le=86_400.0)
     """How often the service looks for tickets due soon or overdue and sends due webhook
-    notifications; ``None``: never (use ``kzai-guard reviews overdue`` or
-    ``guard.deadlines.sweep()``)."""
+    notifications (1 second or more); ``None`` or 0: never (use ``kzai-guard reviews
+    overdue`` or ``guard.deadlines.sweep()``)."""
     deadline_webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     """Where deadline findings are posted (JSON, signed with ``deadline_webhook_secret``)."""
     deadline_webhook_secret: SecretStr | None = None
@@ -77,9 +77,15 @@ class GuardSettings(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _webhook_has_a_secret(self) -> GuardSettings:
+    def _deadline_settings_fit(self) -> GuardSettings:
         from kzai_guard.webhook_signature import MIN_SECRET_BYTES, secret_bytes
 
+        interval = self.deadline_check_seconds
+        if interval is not None and 0 < interval < 1:
+            raise ValueError(
+                "deadline_check_seconds must be 1 or more (or 0 for never): a look reads every "
+                "open ticket"
+            )
         url, secret = self.deadline_webhook_url, self.deadline_webhook_secret
         if (url is None) != (secret is None):
             raise ValueError(

@@ -39,6 +39,7 @@ def test_every_route_refuses_a_forged_reviewer_header_with_401_and_a_non_reviewe
     )
 
     assert (unsigned.status_code, problem_type(unsigned)) == (401, "reviewer-required")
+    assert unsigned.headers["www-authenticate"] == 'Bearer realm="ai-reviews"'
     assert (clerk.status_code, problem_type(clerk)) == (403, "reviewer-forbidden")
     assert desk.guard.store.review_work([review_id]) == {}
     assert desk.sink.of_kind(kg.EventKind.REVIEW_CLAIMED) == []
