@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, cast
 import orjson
 
 from kzai_guard.audit.record import EventKind
-from kzai_guard.core.deadlines import DeadlineState, deadline_state
-from kzai_guard.core.review import ReviewTicket
+from kzai_guard.core.deadlines import DeadlineState, deadline_state, due_soon_before
+from kzai_guard.core.review import ReviewStatus, ReviewTicket
 from kzai_guard.errors import ConfigurationError
 from kzai_guard.forking import remake_after_fork
 from kzai_guard.ids import new_id
@@ -39,6 +39,8 @@ AUDIT_RETRY_AFTER = timedelta(minutes=2)
 """A finding whose audit record was not noted written this long after an attempt (the process
 died in between) is recorded again, under the same record id."""
 _AUDIT_WAIT_S = 30.0
+_PAGE = 500
+_ONE_TICK = timedelta(microseconds=1)
 _KIND = {
     DeadlineState.DUE_SOON: EventKind.REVIEW_DUE_SOON,
     DeadlineState.OVERDUE: EventKind.REVIEW_OVERDUE,
@@ -80,13 +82,25 @@ class Deadlines:
         first. Reads only."""
         when = self._guard.now() if at is None else at
         calendar = self._guard.calendar
+        # only tickets whose deadline is near or past: a page at a time, soonest first
+        before = due_soon_before(when, self._warning_days, calendar) + _ONE_TICK
         found = []
-        for ticket in self._guard.store.open_reviews():
-            state = deadline_state(ticket, when, self._warning_days, calendar)
-            if state is not None:
-                found.append(DueTicket(ticket, state))
-        found.sort(key=lambda d: (d.ticket.deadline, d.ticket.opened_at, d.ticket.id))
-        return found
+        offset = 0
+        while True:
+            page = self._guard.store.review_queue(
+                status=ReviewStatus.OPEN,
+                policy=None,
+                deadline_before=before,
+                limit=_PAGE,
+                offset=offset,
+            )
+            for ticket in page:
+                state = deadline_state(ticket, when, self._warning_days, calendar)
+                if state is not None:
+                    found.append(DueTicket(ticket, state))
+            if len(page) < _PAGE:
+                return found
+            offset += _PAGE
 
     def sweep(self, at: datetime | None = None) -> list[DeadlineFinding]:
         """Record what is newly due soon or overdue at ``at`` (default: now); returns the
@@ -130,14 +144,20 @@ class Deadlines:
     def start(self) -> None:
         """Look every ``deadline_check_seconds`` on a daemon thread (idempotent; nothing when
         the setting is ``None``). The first look comes one interval after the start."""
-        if self._interval and self._watcher is None:
-            self._watcher = threading.Thread(
-                target=self._watch,
-                args=(self._interval,),
-                name="kzai-guard-deadlines",
-                daemon=True,
+        if not self._interval or self._watcher is not None:
+            return
+        if not hasattr(self._guard.store, "record_deadline_finding"):
+            _log.warning(
+                "kzai_guard: the store %s keeps no deadline findings: tickets due soon or "
+                "overdue are not looked for; use the SQL store or set deadline_check_seconds "
+                "to 0",
+                type(self._guard.store).__name__,
             )
-            self._watcher.start()
+            return
+        self._watcher = threading.Thread(
+            target=self._watch, args=(self._interval,), name="kzai-guard-deadlines", daemon=True
+        )
+        self._watcher.start()
 
     def stop(self) -> None:
         """Stop the background task; a look under way finishes first."""

@@ -30,7 +30,8 @@ LONGEST_RETRY_S = 3600.0
 SEND_TIMEOUT_S = 10.0
 """How long one attempt may take."""
 _LEASE = timedelta(seconds=6 * SEND_TIMEOUT_S)
-_BATCH = 100
+_BATCH = 5
+"""Messages taken at once: their worst case (5 timeouts) fits within the lease."""
 _USER_AGENT = "kzai-guard-webhooks/1"
 _log = logging.getLogger("kzai_guard")
 

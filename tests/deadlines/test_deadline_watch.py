@@ -171,3 +171,15 @@ def test_the_service_looks_on_its_own_every_deadline_check_seconds() -> None:
     assert [(r.kind, r.id) for r in sink.records if r.kind in KINDS] == [
         (kg.EventKind.REVIEW_OVERDUE, finding.id)
     ]
+
+
+def test_every_due_ticket_is_found_when_they_fill_several_pages(
+    watched: Watched, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("kzai_guard.deadlines._PAGE", 2)
+    tickets = [watched.ticket(f"A-{n}") for n in range(5)]
+    watched.clock.now = DEADLINE + timedelta(seconds=1)
+
+    found = watched.guard.deadlines.sweep()
+
+    assert sorted(f.review_id for f in found) == sorted(t.id for t in tickets)

@@ -71,7 +71,7 @@ def test_notifications_wait_for_a_receiver_that_is_down_with_doubling_backoff_th
 ) -> None:
     clock = Clock()
     guard = guard_on(store, port, clock)
-    tickets = open_tickets(guard, 3)
+    tickets = open_tickets(guard, 7)  # more than one batch of the sender
     clock.now = LATE
     findings = guard.deadlines.sweep()
 
@@ -93,7 +93,7 @@ def test_notifications_wait_for_a_receiver_that_is_down_with_doubling_backoff_th
     guard.close()
 
     assert (down, waits, too_early, received_too_early) == (0, {timedelta(seconds=10)}, 0, [])
-    assert (answer_lost, second_waits, delivered, after) == (0, {timedelta(seconds=20)}, 3, 0)
+    assert (answer_lost, second_waits, delivered, after) == (0, {timedelta(seconds=20)}, 7, 0)
     ids = [headers["webhook-id"] for headers, _ in receiver.received]
     assert sorted(ids) == sorted(f.id for f in findings for _ in range(2))
     assert {m.id: (m.attempts, m.delivered_at) for m in outbox} == {
