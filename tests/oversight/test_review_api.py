@@ -329,6 +329,7 @@ def test_fastapi_openapi_lists_every_reviewer_route_with_its_problem_types() -> 
     assert "claim-conflict" in claim["responses"]["409"]["description"]
     assert "review-closed" in claim["responses"]["409"]["description"]
     assert {"401", "403", "415"} <= claim["responses"].keys()
+    assert list(claim["responses"]["401"]["headers"]) == ["WWW-Authenticate"]
     override = paths["/ai-reviews/decisions/{decision_id}/override"]["post"]
     assert "override-forbidden" in override["responses"]["409"]["description"]
     assert schema["components"]["schemas"]["KzaiGuardProblem"]["required"] == [
