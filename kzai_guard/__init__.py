@@ -18,6 +18,7 @@ from kzai_guard.context import (
 from kzai_guard.core.calendar import WorkingCalendar
 from kzai_guard.core.consent import CollectionMethod, Consent, Objection, WithdrawalRestriction
 from kzai_guard.core.data_basis import BasisInput, Redaction, Source
+from kzai_guard.core.deadlines import DeadlineState
 from kzai_guard.core.explanation import Direction, Explanation, Factor
 from kzai_guard.core.facts import Facts
 from kzai_guard.core.monitoring import DisparityMonitoring
@@ -57,12 +58,14 @@ from kzai_guard.errors import (
     ReviewConflict,
     StoreError,
     UnknownRecord,
+    WebhookVerificationError,
     WithdrawalRestricted,
 )
 from kzai_guard.guard import Guard
 from kzai_guard.middleware import GuardMiddleware
 from kzai_guard.reviewers import reviewer_from_auth
 from kzai_guard.subjects import UnusableSubject, from_header, from_path_param, from_user
+from kzai_guard.webhook_signature import verify_webhook
 
 __version__ = "0.1.0"
 
@@ -81,6 +84,7 @@ __all__ = [
     "DecisionBlocked",
     "DecisionContext",
     "DecisionPolicy",
+    "DeadlineState",
     "DecisionRefused",
     "Direction",
     "DisparityAction",
@@ -129,6 +133,7 @@ __all__ = [
     "UnusableSubject",
     "Verdict",
     "VulnerabilityGround",
+    "WebhookVerificationError",
     "WithdrawalRestricted",
     "WithdrawalRestriction",
     "WorkingCalendar",
@@ -142,4 +147,5 @@ __all__ = [
     "from_user",
     "mark_outcome",
     "reviewer_from_auth",
+    "verify_webhook",
 ]

@@ -57,6 +57,11 @@ _GUARD_KEYS = {
     "poll_interval",
     "stale_after",
     "cache_limit",
+    "reviewer_challenge",
+    "deadline_warning_days",
+    "deadline_check_seconds",
+    "deadline_webhook_url",
+    "deadline_webhook_secret",
 }
 
 _TEXT_KEYS = {

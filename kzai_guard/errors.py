@@ -17,7 +17,8 @@
     │   ├── UnknownRecord             a consent, review ticket or explanation does not exist
     │   └── ReviewConflict            a ticket is held by another reviewer, not claimed, or closed
     ├── AuditLogError                 the signed audit log is damaged or cannot be opened
-    └── ErasureIncomplete             erased data could not be shown to be gone from every file
+    ├── ErasureIncomplete             erased data could not be shown to be gone from every file
+    └── WebhookVerificationError      a webhook's signature, id or timestamp does not check out
 
 Over HTTP the middleware renders every :class:`DecisionRefused` and :class:`AuditUnavailable`
 as an RFC 9457 problem; outside HTTP they reach the caller as they are.
@@ -49,6 +50,7 @@ __all__ = [
     "ReviewConflict",
     "StoreError",
     "UnknownRecord",
+    "WebhookVerificationError",
     "WithdrawalRestricted",
 ]
 
@@ -161,3 +163,9 @@ class ErasureIncomplete(KzaiGuardError):
     """Raised when erased data cannot be shown to be gone from every file: a reader held a
     SQLite WAL too long for it to be truncated, or the bytes were still found. What was
     deleted stays deleted; running the erasure again finishes it."""
+
+
+class WebhookVerificationError(KzaiGuardError, ValueError):
+    """Raised by :func:`kzai_guard.verify_webhook` when a notification's headers are missing,
+    its timestamp is outside the tolerance, or no signature matches its body: do not act on
+    it."""

@@ -27,6 +27,7 @@ from kzai_guard.core.review import Reviewer
 from kzai_guard.core.subject import check_subject, check_text
 from kzai_guard.core.vocabulary import Autonomy, VulnerabilityGround
 from kzai_guard.data_bases import DataBases
+from kzai_guard.deadlines import Deadlines
 from kzai_guard.decision import guard_function
 from kzai_guard.disparity import DisparityMonitor, GroupResolver
 from kzai_guard.errors import ConfigurationError, OverrideForbidden, ProhibitedPractice
@@ -201,10 +202,12 @@ class Guard:
             self.store, self.facts, self.auditor, self.policy_names, self.now
         )
         self.switches = Switches(self.store, self.facts, self.auditor, self.policy_names, self.now)
+        self.calendar = calendar or WorkingCalendar()
+        """The working days review deadlines count (Kazakhstan's by default)."""
         self.reviews = Reviews(
             self.store,
             self.auditor,
-            calendar or WorkingCalendar(),
+            self.calendar,
             self.settings.review_deadline_days,
             self.now,
         )
@@ -225,9 +228,13 @@ class Guard:
         )
         """Counts the outcomes of monitored policies per group and judges them (KZ-AI 6)."""
         self.oversight = Oversight(self)
+        self.deadlines = Deadlines(self)
+        """Finds tickets due soon or overdue, records and notifies them (see
+        :mod:`kzai_guard.deadlines`); looks every ``deadline_check_seconds``."""
         self._gates = {name: Gate(self, policy) for name, policy in self._policies.items()}
         self._closed = False
         self.facts.start()
+        self.deadlines.start()
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> Guard:
@@ -414,6 +421,7 @@ class Guard:
             return
         self._closed = True
         self.facts.stop()
+        self.deadlines.stop()
         self.explanations.close()
         self.data_bases.close()
         self.disparity.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from kzai_guard.core.problems import DEFAULT_PROBLEM_BASE
 from kzai_guard.core.profiles import Profile
@@ -41,6 +41,22 @@ class GuardSettings(BaseModel):
     reviewer_subject_role: str = Field(default="ai-reviewer:subject", min_length=1)
     """The reviewer role (auth scope) that sees the person's identifier in a case; others see
     its pseudonym."""
+    reviewer_challenge: str = Field(
+        default='Bearer realm="ai-reviews"', min_length=1, pattern=r"^[\x20-\x7e]+$"
+    )
+    """The ``WWW-Authenticate`` challenge of the reviewer API's 401 answers: name the scheme
+    the app's authentication takes (RFC 9110 11.6.1)."""
+    deadline_warning_days: int = Field(default=1, ge=0, le=30)
+    """A ticket is due soon once its deadline is no later than the end of this many working
+    days after today (0: due today)."""
+    deadline_check_seconds: float | None = Field(default=60.0, ge=0.0, le=86_400.0)
+    """How often the service looks for tickets due soon or overdue and sends due webhook
+    notifications (1 second or more); ``None`` or 0: never (use ``kzai-guard reviews
+    overdue`` or ``guard.deadlines.sweep()``)."""
+    deadline_webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    """Where deadline findings are posted (JSON, signed with ``deadline_webhook_secret``)."""
+    deadline_webhook_secret: SecretStr | None = None
+    """The webhook's shared secret: ``whsec_`` and Base64, or text; at least 24 bytes."""
     poll_interval: float = Field(default=0.25, gt=0, le=1.0)
     stale_after: float = Field(default=5.0, gt=0, le=300.0)
     """Seconds the cached facts are trusted after the store's change feed was last read; beyond
@@ -57,6 +73,30 @@ class GuardSettings(BaseModel):
             raise ValueError(
                 f"reviews_prefix {reviews!r} and routes_prefix {person!r} overlap; give the "
                 "reviewer's routes and the person's routes separate prefixes"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _deadline_settings_fit(self) -> GuardSettings:
+        from kzai_guard.webhook_signature import MIN_SECRET_BYTES, secret_bytes
+
+        interval = self.deadline_check_seconds
+        if interval is not None and 0 < interval < 1:
+            raise ValueError(
+                "deadline_check_seconds must be 1 or more (or 0 for never): a look reads every "
+                "open ticket"
+            )
+        url, secret = self.deadline_webhook_url, self.deadline_webhook_secret
+        if (url is None) != (secret is None):
+            raise ValueError(
+                "deadline_webhook_url and deadline_webhook_secret go together: the receiver "
+                "checks every notification's signature with the secret"
+            )
+        if secret is not None and len(secret_bytes(secret.get_secret_value())) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"deadline_webhook_secret must be at least {MIN_SECRET_BYTES} bytes; make one "
+                "with: python -c \"import base64, os; print('whsec_' + "
+                'base64.b64encode(os.urandom(32)).decode())"'
             )
         return self
 

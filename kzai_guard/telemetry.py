@@ -1,4 +1,5 @@
-"""OpenTelemetry, through the API only: a span attribute set and two instruments per decision.
+"""OpenTelemetry, through the API only: a span attribute set and two instruments per decision,
+and a counter of review tickets found due soon or overdue.
 
 A decision made inside a span (a server span of the HTTP instrumentation, a batch job's own)
 puts its policy, verdict, reason and decision id on that span. A decision made outside any
@@ -26,7 +27,7 @@ SPAN_NAME = "kzai_guard.decision"
 class Telemetry:
     """Tracer and meters made once; :meth:`decision` is called per decision."""
 
-    __slots__ = ("_attributes", "_counter", "_latency", "_tracer")
+    __slots__ = ("_attributes", "_counter", "_deadlines", "_latency", "_tracer")
 
     def __init__(
         self,
@@ -41,7 +42,16 @@ class Telemetry:
         self._latency = meter.create_histogram(
             "kzai_guard.decision.duration", unit="us", description="Guard time per decision"
         )
+        self._deadlines = meter.create_counter(
+            "kzai_guard.reviews.deadline_findings",
+            unit="{ticket}",
+            description="Review tickets newly found due soon or overdue",
+        )
         self._attributes: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def deadline_finding(self, policy: str, state: str) -> None:
+        """Count one ticket newly found in a deadline state (``due_soon``, ``overdue``)."""
+        self._deadlines.add(1, {"kzai_guard.policy": policy, "kzai_guard.deadline": state})
 
     def decision(
         self, policy: str, outcome: str, reason: str, decision_id: str, latency_us: int

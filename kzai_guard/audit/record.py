@@ -38,6 +38,11 @@ class EventKind(enum.StrEnum):
     """A reviewer passed a ticket up (to a senior or specialist), releasing it."""
     REVIEW_CASE_VIEWED = "review.case_viewed"
     """A reviewer opened a ticket's case (``detail`` says whether the subject was shown)."""
+    REVIEW_DUE_SOON = "review.due_soon"
+    """An open ticket's deadline is near (``detail``: the deadline); recorded once per ticket."""
+    REVIEW_OVERDUE = "review.overdue"
+    """An open ticket's deadline passed unanswered (``detail``: the deadline); recorded once
+    per ticket."""
     DECISION_OVERRIDDEN = "decision.overridden"
     """A human corrected or cancelled an automated decision (medium autonomy)."""
     CONSENT_GRANTED = "consent.granted"

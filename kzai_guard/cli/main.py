@@ -31,6 +31,7 @@ VERBS: dict[str, str] = {
     "report": "report",
     "tiles": "tiles",
     "witness": "witness",
+    "reviews": "reviews",
 }
 
 

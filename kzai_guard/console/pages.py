@@ -11,7 +11,7 @@ Every form carries a CSRF token (:mod:`kzai_guard.console.csrf`); everything sho
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -29,6 +29,7 @@ from kzai_guard.errors import OverrideForbidden, ReviewConflict, UnknownRecord
 from kzai_guard.http.review_api import (
     ACTIONS,
     MAX_FORM_BODY,
+    challenge,
     queue_options,
     refusal_of,
     reviewer_or_refusal,
@@ -220,10 +221,17 @@ class _Page:
                 return value
         return None
 
-    async def render(self, template: str, code: int = 200, **context: Any) -> None:
+    async def render(
+        self,
+        template: str,
+        code: int = 200,
+        *,
+        extra_headers: Sequence[tuple[bytes, bytes]] = (),
+        **context: Any,
+    ) -> None:
         """Render a page; a browser without the CSRF cookie gets one."""
         nonce = self.cookie(CSRF_COOKIE)
-        headers: list[tuple[bytes, bytes]] = []
+        headers: list[tuple[bytes, bytes]] = list(extra_headers)
         if self.reviewer is not None and not nonce:
             nonce = CsrfTokens.new_nonce()
             secure = "; Secure" if self.scope.get("scheme") == "https" else ""
@@ -250,7 +258,12 @@ class _Page:
     async def problem(self, problem: ProblemType, back: str | None) -> None:
         """An error page in the page's language, with the problem's status."""
         await self.render(
-            "error", problem.status, status=problem.status, slug=problem.slug, back=back
+            "error",
+            problem.status,
+            extra_headers=challenge(self.console.guard, problem),
+            status=problem.status,
+            slug=problem.slug,
+            back=back,
         )
 
     async def redirect(self, path: str) -> None:

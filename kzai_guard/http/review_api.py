@@ -42,6 +42,7 @@ __all__ = [
     "ACTIONS",
     "ReviewRoute",
     "ReviewRoutes",
+    "challenge",
     "queue_options",
     "refusal_of",
     "reviewer_or_refusal",
@@ -144,7 +145,9 @@ class ReviewRoutes:
 
     async def _problem(self, send: Send, problem: ProblemType, detail: str) -> None:
         body = problem_body(self.guard.settings.problem_base, problem, detail)
-        await _send(send, problem.status, PROBLEM_CONTENT_TYPE, body)
+        await _send(
+            send, problem.status, PROBLEM_CONTENT_TYPE, body, challenge(self.guard, problem)
+        )
 
 
 class ReviewRoute(PersonRoute):
@@ -165,6 +168,13 @@ def reviewer_or_refusal(guard: Guard, scope: Scope) -> Reviewer | tuple[ProblemT
     if user is None or not getattr(user, "is_authenticated", False):
         return problems.REVIEWER_REQUIRED, "Sign in through the service's authentication."
     return problems.REVIEWER_FORBIDDEN, "Your account is not allowed to review decisions."
+
+
+def challenge(guard: Guard, problem: ProblemType) -> list[tuple[bytes, bytes]]:
+    """The ``WWW-Authenticate`` header a 401 answer must carry (RFC 9110 15.5.2), else none."""
+    if problem.status != 401:
+        return []
+    return [(b"www-authenticate", guard.settings.reviewer_challenge.encode("ascii"))]
 
 
 def refusal_of(exc: Exception) -> tuple[ProblemType, str]:

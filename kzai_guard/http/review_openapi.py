@@ -105,6 +105,14 @@ def review_api_paths(prefix: str) -> dict[str, dict[str, Any]]:
                 },
             )
             described = operation["responses"][str(problem.status)]
+            if problem.status == 401:
+                described["headers"] = {
+                    "WWW-Authenticate": {
+                        "description": "The challenge of the app's authentication "
+                        "(the guard's reviewer_challenge)",
+                        "schema": {"type": "string"},
+                    }
+                }
             described["description"] = " or ".join(
                 filter(None, (described["description"], f"{problem.slug}: {problem.title}"))
             )

@@ -9,9 +9,9 @@
 - ``GET {prefix}/{decision_id}/data``: the data the decision rested on (KZ-AI 16(1)(5), GDPR 15),
   to the person it is about only, with the policy's redaction applied: a withheld input (trade
   secret, other people's data) is listed with the reason, never its value.
-- ``GET {prefix}/reviews/{review_id}``: where a review ticket stands (``overdue`` once its
-  deadline has passed unanswered), to its person only; once decided, its ``outcome`` and the
-  reviewer's ``outcome_reason``.
+- ``GET {prefix}/reviews/{review_id}``: where a review ticket stands, to its person only;
+  once its deadline has passed unanswered, ``overdue`` is true and ``overdue_detail`` says so
+  in a sentence; once decided, its ``outcome`` and the reviewer's ``outcome_reason``.
 - ``POST {prefix}/objections`` (``{"policy": "..."}`` optional): object to automated decisions.
 - ``DELETE {prefix}/objections[?policy=...]``: withdraw that objection.
 
@@ -23,6 +23,7 @@ store cannot be read or written, every route answers 503 ``facts-unavailable``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -34,7 +35,7 @@ from kzai_guard.audit.receipt import make_receipt
 from kzai_guard.core import problems
 from kzai_guard.core.explanation import localise, with_defaults
 from kzai_guard.core.problems import ProblemType
-from kzai_guard.core.review import is_overdue
+from kzai_guard.core.review import ReviewTicket, is_overdue
 from kzai_guard.core.subject import check_subject
 from kzai_guard.data_bases import shown_to_person
 from kzai_guard.errors import AuditLogError, StoreError, UnknownRecord
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
     from kzai_guard.guard import Guard
 
-__all__ = ["PersonRoute", "PersonRoutes", "route_path"]
+__all__ = ["PersonRoute", "PersonRoutes", "overdue_detail", "route_path"]
 
 _MAX_BODY = 4096
 _OBJECTION_FIELDS = frozenset({"policy"})
@@ -164,6 +165,7 @@ class PersonRoutes:
         if ticket is None or ticket.subject != subject:
             await self._problem(send, problems.NOT_FOUND, "No such review for this person.")
             return
+        overdue = is_overdue(ticket, self.guard.now())
         await self._json(
             send,
             200,
@@ -174,7 +176,10 @@ class PersonRoutes:
                 "status": ticket.status.value,
                 "reason": ticket.reason,
                 "deadline": ticket.deadline.isoformat(),
-                "overdue": is_overdue(ticket, self.guard.now()),
+                "overdue": overdue,
+                "overdue_detail": overdue_detail(ticket, self.guard.settings.contact)
+                if overdue
+                else None,
                 "outcome": ticket.outcome.value if ticket.outcome else None,
                 "outcome_reason": ticket.note,
                 "completed_at": ticket.completed_at.isoformat() if ticket.completed_at else None,
@@ -271,6 +276,15 @@ class PersonRoute(BaseRoute):
         await self.app(scope, receive, send)
 
 
+def overdue_detail(ticket: ReviewTicket, contact: str | None) -> str:
+    """What the person is told about a review still unanswered after its deadline."""
+    where = f" Contact {contact} to ask when you will have it." if contact else ""
+    return (
+        f"The review of this decision is past its deadline ({ticket.deadline.isoformat()}): "
+        f"you were owed a human's answer by then and have not had one yet.{where}"
+    )
+
+
 def route_path(scope: Scope) -> str:
     """The request path below the app's ``root_path`` (what the app's routes match)."""
     path: str = scope["path"]
@@ -301,7 +315,13 @@ async def _read_body(receive: Receive, limit: int = _MAX_BODY) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _send(send: Send, status: int, content_type: bytes, body: bytes) -> None:
+async def _send(
+    send: Send,
+    status: int,
+    content_type: bytes,
+    body: bytes,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -310,6 +330,7 @@ async def _send(send: Send, status: int, content_type: bytes, body: bytes) -> No
                 (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
                 (b"cache-control", b"no-store"),
+                *headers,
             ],
         }
     )

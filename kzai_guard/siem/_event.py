@@ -124,6 +124,12 @@ _KIND_TABLE: dict[EventKind, Classification] = {
     EventKind.REVIEW_CASE_VIEWED: Classification(
         Level.INFO, Outcome.SUCCESS, "Human review case viewed"
     ),
+    EventKind.REVIEW_DUE_SOON: Classification(
+        Level.NOTICE, Outcome.UNKNOWN, "Human review deadline near"
+    ),
+    EventKind.REVIEW_OVERDUE: Classification(
+        Level.WARNING, Outcome.FAILURE, "Human review deadline passed unanswered"
+    ),
     EventKind.DECISION_OVERRIDDEN: Classification(
         Level.WARNING, Outcome.SUCCESS, "AI decision overridden by a human"
     ),

@@ -48,6 +48,8 @@ _KIND_TYPE: dict[EventKind, str] = {
     EventKind.REVIEW_RELEASED: "change",
     EventKind.REVIEW_ESCALATED: "change",
     EventKind.REVIEW_CASE_VIEWED: "access",
+    EventKind.REVIEW_DUE_SOON: "info",
+    EventKind.REVIEW_OVERDUE: "info",
     EventKind.DECISION_OVERRIDDEN: "change",
     EventKind.SWITCH_SUSPENDED: "change",
     EventKind.SWITCH_RESUMED: "change",

@@ -47,6 +47,8 @@ _ACTIVITY: dict[EventKind, tuple[int, str]] = {
     EventKind.REVIEW_RELEASED: (3, "Update"),
     EventKind.REVIEW_ESCALATED: (3, "Update"),
     EventKind.REVIEW_CASE_VIEWED: (2, "Read"),
+    EventKind.REVIEW_DUE_SOON: (99, "Other"),
+    EventKind.REVIEW_OVERDUE: (99, "Other"),
     EventKind.DECISION_OVERRIDDEN: (3, "Update"),
     EventKind.CONSENT_GRANTED: (1, "Create"),
     EventKind.CONSENT_WITHDRAWN: (4, "Delete"),

@@ -42,6 +42,7 @@ from kzai_guard.stores.data_bases import (
     create_data_basis_schema,
     erase_data_bases,
 )
+from kzai_guard.stores.deadline_findings import DEADLINE_SCHEMA, DeadlineQueries
 from kzai_guard.stores.dialect import Connection, Dialect
 from kzai_guard.stores.pages import (
     bucket_of,
@@ -114,7 +115,7 @@ _ADDED_COLUMNS = (
 _OBJECTION_COLUMNS = "id, subject, policy, recorded_at, withdrawn_at, channel"
 
 
-class SqlStore(ReviewWorkQueries, DataBasisQueries):
+class SqlStore(ReviewWorkQueries, DataBasisQueries, DeadlineQueries):
     """A store on one database connection per process, guarded by a lock (safe for many threads).
 
     ``connect`` makes the connection. When ``reconnects`` is true, a connection that breaks is
@@ -161,6 +162,9 @@ class SqlStore(ReviewWorkQueries, DataBasisQueries):
                 for statement in filter(None, (s.strip() for s in WORK_SCHEMA.split(";"))):
                     conn.execute(statement)
                 create_data_basis_schema(conn, dialect)
+                deadlines = DEADLINE_SCHEMA.format(blob=dialect.blob)
+                for statement in filter(None, (s.strip() for s in deadlines.split(";"))):
+                    conn.execute(statement)
 
         self._use(create_schema, idempotent=True)
         remake_after_fork(self)

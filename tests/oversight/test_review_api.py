@@ -37,6 +37,7 @@ def test_every_route_refuses_a_forged_reviewer_header_with_401_and_a_non_reviewe
     )
 
     assert (unsigned.status_code, problem_type(unsigned)) == (401, "reviewer-required")
+    assert unsigned.headers["www-authenticate"] == 'Bearer realm="ai-reviews"'
     assert (clerk.status_code, problem_type(clerk)) == (403, "reviewer-forbidden")
     assert desk.guard.store.review_work([review_id]) == {}
     assert desk.sink.of_kind(kg.EventKind.REVIEW_CLAIMED) == []
@@ -326,6 +327,7 @@ def test_fastapi_openapi_lists_every_reviewer_route_with_its_problem_types() -> 
     assert "claim-conflict" in claim["responses"]["409"]["description"]
     assert "review-closed" in claim["responses"]["409"]["description"]
     assert {"401", "403", "415"} <= claim["responses"].keys()
+    assert list(claim["responses"]["401"]["headers"]) == ["WWW-Authenticate"]
     override = paths["/ai-reviews/decisions/{decision_id}/override"]["post"]
     assert "override-forbidden" in override["responses"]["409"]["description"]
     assert schema["components"]["schemas"]["KzaiGuardProblem"]["required"] == [
