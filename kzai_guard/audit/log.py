@@ -133,6 +133,7 @@ class AuditLog(Sequencer):
                 origin=origin,
                 queue_limit=queue_limit,
                 put_timeout=put_timeout,
+                previous_keys=previous_keys,
             )
         storage = FileStorage.open(
             directory,

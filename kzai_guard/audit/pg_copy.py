@@ -162,13 +162,26 @@ def _flush(
 
 
 def _copy_checkpoints(execute: Any, path: Path, starts: list[int], size: int) -> int:
-    """Write each checkpoint into the segment holding its last record; returns how many."""
+    """Write each checkpoint into the segment holding its last record; returns how many.
+
+    A checkpoint for more records than the log holds (its records were deleted, the head row
+    moved back) goes into a checkpoint file of its own whose segment does not exist, as the
+    file log's would stay after its segment was removed, so that verify reports it. The head
+    row's checkpoint is copied too, should its row be gone."""
     rows = execute(
-        "SELECT size, note FROM kzg_log_checkpoints WHERE size <= %s AND size > 0 ORDER BY id",
-        (size,),
+        "SELECT size, note FROM kzg_log_checkpoints WHERE size > 0 ORDER BY id"
     ).fetchall()
+    head = execute("SELECT checkpoint FROM kzg_log_head WHERE id = 1").fetchone()
+    texts = [str(note) for _, note in rows]
+    if head is not None and head[0] and head[0] not in texts:
+        rows.append((_note_size(head[0]), head[0]))
     notes: dict[int, list[str]] = collections.defaultdict(list)
     for cp_size, note in rows:
+        if cp_size <= 0:
+            continue
+        if cp_size > size:
+            notes[size].append(note)
+            continue
         first = max(s for s in starts if s < cp_size)
         notes[first].append(note)
     for first, texts in notes.items():
@@ -176,6 +189,15 @@ def _copy_checkpoints(execute: Any, path: Path, starts: list[int], size: int) ->
             segment_paths(path, first).checkpoints, "".join(t + "\n" for t in texts).encode()
         )
     return len(rows)
+
+
+def _note_size(note: str) -> int:
+    """The size line of a checkpoint note (0 if it is malformed: verify reports the note)."""
+    lines = note.split("\n")
+    try:
+        return int(lines[1])
+    except (IndexError, ValueError):
+        return 0
 
 
 def _write_private(path: Path, data: bytes) -> None:

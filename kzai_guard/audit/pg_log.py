@@ -9,10 +9,10 @@ every replica seals with the same keys and an erasure on one reaches all.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
-from kzai_guard.audit.keys import Signer
+from kzai_guard.audit.keys import Keyring, PublicKey, Signer
 from kzai_guard.audit.pg_storage import PostgresLogStorage, redact_url
 from kzai_guard.audit.sequencer import Durability, Sequencer
 from kzai_guard.audit.shredding import SubjectKeys
@@ -39,12 +39,14 @@ def open_postgres_log(
     origin: str | None,
     queue_limit: int,
     put_timeout: float,
+    previous_keys: Iterable[PublicKey] = (),
 ) -> Log:
     """Open (creating its tables if needed) the log in the database at ``url``.
 
     A signer is required: the database is no place for a demo key that anyone who can write
     it could use. Raises :class:`~kzai_guard.errors.AuditLogError` if the database cannot be
-    used.
+    used, or holds what no writer of it can vouch for (:mod:`kzai_guard.audit.pg_adoption`;
+    the newest checkpoint must be signed by ``signer`` or one of ``previous_keys``).
     """
     if signer is None:
         raise ConfigurationError(
@@ -77,9 +79,12 @@ def open_postgres_log(
         )
         # as on disk: cover what is there with a checkpoint, without starting a thread here
         # (a guard built before a fork starts its writer in the process that writes)
+        storage.vouch_with(lambda: log.signer, Keyring(previous_keys), checkpoint_every)
         with storage.sequence() as appending:
+            storage.judge(appending)
             log._see(appending)
             log._sign(appending)
+            storage.mark_writing(appending)
     except BaseException:
         storage.close()
         if made is not None:
