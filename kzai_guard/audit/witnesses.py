@@ -85,15 +85,18 @@ class Witnesses:
         timeout_s: float = 10.0,
         retry_s: float = 0.5,
         max_retry_s: float = 60.0,
+        close_wait_s: float = 2.0,
     ) -> None:
         self.endpoints = tuple(endpoints)
         self.policy = WitnessPolicy(
             tuple(e.key for e in self.endpoints), len(self.endpoints) if quorum is None else quorum
         )
-        if timeout_s <= 0 or retry_s <= 0 or max_retry_s < retry_s:
+        if timeout_s <= 0 or retry_s <= 0 or max_retry_s < retry_s or close_wait_s < 0:
             raise ConfigurationError(
-                "timeout_s and retry_s must be positive, max_retry_s >= retry_s"
+                "timeout_s and retry_s must be positive, max_retry_s >= retry_s, close_wait_s >= 0"
             )
+        self.close_wait_s = close_wait_s
+        """How long :meth:`settle` (called when the log closes) waits at most."""
         self.timeout_s = timeout_s
         self.retry_s = retry_s
         self.max_retry_s = max_retry_s
@@ -165,6 +168,26 @@ class Witnesses:
             for w in self._workers
         }
 
+    def settle(self) -> bool:
+        """Give the witnesses up to ``close_wait_s`` to answer for the newest checkpoint
+        handed to them: each tries at once (a witness waiting out a backoff after an error
+        too), and this returns once each has cosigned it or failed one attempt (a witness
+        that is down does not hold the caller for long), or when the time is up. True if
+        every witness cosigned it. Called when the log closes, so that its final checkpoint
+        is cosigned now rather than at the next open."""
+        if not self._workers or os.getpid() != self._pid:
+            return False
+        size = max((w.offered() for w in self._workers), default=-1)
+        if size < 0:
+            return True
+        for worker in self._workers:
+            worker.rush()
+        with self._progress:
+            self._progress.wait_for(
+                lambda: all(w.answered(size) for w in self._workers), self.close_wait_s
+            )
+        return all(w.cosigned_size() >= size for w in self._workers)
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop the threads (a checkpoint not yet cosigned stays uncosigned)."""
         for worker in self._workers:
@@ -200,6 +223,8 @@ class _Worker:
         self.consistency = consistency
         self.held = held  # the size the witness holds, as far as the log knows
         self.done = -1 if held is None else held  # the largest size it cosigned for us
+        self.tried = -1  # the largest size an exchange finished for, cosigned or not
+        self.hurry = False  # cut the current backoff short: the log is closing
         self.newest: SignedCheckpoint | None = None
         self.error: str | None = None
         self.stopping = False
@@ -217,6 +242,22 @@ class _Worker:
     def cosigned_size(self) -> int:
         with self.cond:
             return self.done
+
+    def offered(self) -> int:
+        """The size of the newest checkpoint handed to this witness (-1: none)."""
+        with self.cond:
+            return -1 if self.newest is None else self.newest.checkpoint.size
+
+    def answered(self, size: int) -> bool:
+        """Whether the witness cosigned ``size`` or an exchange for it has finished."""
+        with self.cond:
+            return self.done >= size or self.tried >= size
+
+    def rush(self) -> None:
+        """Try again now rather than at the end of the backoff."""
+        with self.cond:
+            self.hurry = True
+            self.cond.notify_all()
 
     def stop(self) -> None:
         with self.cond:
@@ -243,11 +284,16 @@ class _Worker:
             except Exception as exc:  # a failing witness must never stop the thread
                 self.error = f"{type(exc).__name__}: {exc}"
                 finished = False
+            with self.cond:
+                self.tried = max(self.tried, note.checkpoint.size)
+            with self.owner._progress:
+                self.owner._progress.notify_all()
             if finished:
                 delay = self.owner.retry_s
                 continue
             with self.cond:
-                self.cond.wait_for(lambda: self.stopping, delay)
+                self.cond.wait_for(lambda: self.stopping or self.hurry, delay)
+                self.hurry = False
             delay = min(delay * 2, self.owner.max_retry_s)
 
     def send(self, note: SignedCheckpoint) -> bool:
