@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint, read_notes
 from kzai_guard.audit.cosignature import CosignerKey, WitnessPolicy, load_cosigner_key
@@ -36,6 +37,7 @@ from kzai_guard.witness.protocol import encode_add_checkpoint, parse_size
 
 __all__ = [
     "COSIGNED_FILE",
+    "Feeder",
     "WitnessEndpoint",
     "Witnesses",
     "cosigned_note",
@@ -47,6 +49,22 @@ COSIGNED_FILE = "cosigned.checkpoints"
 
 Consistency = Callable[[int, int], Sequence[bytes]]
 """``consistency(old, new)``: the RFC 9162 consistency proof between two sizes of the log."""
+
+
+class Feeder(Protocol):
+    """Who sends, where many processes share one log (:mod:`kzai_guard.audit.pg_witnesses`)."""
+
+    def leading(self) -> bool:
+        """Whether this process is the one that sends checkpoints now."""
+        ...
+
+    def respawn(self) -> None:
+        """In a forked child: start this process's own feeding."""
+        ...
+
+    def stop(self) -> None:
+        """Stop feeding and let another process lead."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +121,8 @@ class Witnesses:
         self._workers: list[_Worker] = []
         self._file_lock = threading.Lock()
         self._path: Path | None = None
+        self._keeper: Callable[[SignedCheckpoint], None] = self._keep_in_file
+        self._feeder: Feeder | None = None
         self._pid = 0
         self._progress = threading.Condition()
 
@@ -119,7 +139,26 @@ class Witnesses:
         self._path = Path(directory) / COSIGNED_FILE
         if consistency is None:
             consistency = _tree_consistency(Path(directory))
-        kept = read_cosigned(Path(directory))
+        self.bind(self._keep_in_file, read_cosigned(Path(directory)), consistency)
+
+    def bind(
+        self,
+        keep: Callable[[SignedCheckpoint], None],
+        kept: Sequence[SignedCheckpoint],
+        consistency: Consistency,
+        feeder: Feeder | None = None,
+    ) -> None:
+        """Bind to a log wherever it keeps things, and start one thread per witness.
+
+        ``keep(note)`` stores a cosigned note, ``kept`` are those stored before (each
+        witness's newest tells the size it holds), ``consistency(old, new)`` gives proofs.
+        ``feeder``, if given, decides which process sends (:meth:`submit` hands a checkpoint
+        on only while ``feeder.leading()``) and is stopped with the threads.
+        """
+        if self._workers:
+            raise ConfigurationError("these Witnesses are already bound to a log")
+        self._keeper = keep
+        self._feeder = feeder
         self._pid = os.getpid()
         for endpoint in self.endpoints:
             held = max(
@@ -134,14 +173,23 @@ class Witnesses:
         """Hand a newly signed checkpoint to every witness thread; returns at once.
 
         In a process forked after :meth:`start` (whose threads did not survive the fork),
-        the first call starts this process's own threads.
+        the first call starts this process's own threads. With a feeder, only the process
+        that leads sends.
         """
         if self._workers and os.getpid() != self._pid:
             self._respawn()
+        if self._feeder is not None and not self._feeder.leading():
+            return
+        self.offer(signed)
+
+    def offer(self, signed: SignedCheckpoint) -> None:
+        """Hand ``signed`` to every witness thread of this process (a feeder's call)."""
         for worker in self._workers:
             worker.offer(signed)
 
     def _respawn(self) -> None:
+        if self._feeder is not None:
+            self._feeder.respawn()
         self._pid = os.getpid()
         self._file_lock = threading.Lock()
         self._progress = threading.Condition()
@@ -190,12 +238,17 @@ class Witnesses:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the threads (a checkpoint not yet cosigned stays uncosigned)."""
+        if self._feeder is not None:
+            self._feeder.stop()
         for worker in self._workers:
             worker.stop()
         for worker in self._workers:
             worker.thread.join(timeout)
 
     def _keep(self, note: SignedCheckpoint) -> None:
+        self._keeper(note)
+
+    def _keep_in_file(self, note: SignedCheckpoint) -> None:
         if self._path is None:
             raise RuntimeError("not bound to a log")
         data = (note.note() + "\n").encode()

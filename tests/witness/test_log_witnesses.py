@@ -255,17 +255,6 @@ def test_a_reopened_log_hands_its_newest_checkpoint_to_the_witnesses(
     assert witnesses.status()[f"http://127.0.0.1:{port}"]["cosigned_size"] == 7
 
 
-def test_witnesses_for_a_log_in_postgresql_are_refused_before_connecting() -> None:
-    key = Cosigner.generate("w1.example").public_key
-    witnesses = Witnesses([WitnessEndpoint.of("http://127.0.0.1:9", key)])
-    with pytest.raises(ConfigurationError, match="drop witnesses"):
-        AuditLog.open(
-            "postgresql://127.0.0.1:9/nowhere",
-            signer=Signer.generate("log-key"),
-            witnesses=witnesses,
-        )
-
-
 def test_the_final_checkpoint_is_cosigned_at_close_while_another_witness_is_down(
     tmp_path: Path, processes: list[subprocess.Popen[bytes]]
 ) -> None:
