@@ -29,8 +29,8 @@ the whole log at every start), but no new checkpoint vouches for it, and ``kzai-
 (which hashes every line) reports it. ``kzai-guard repair URL --show`` reads every line.
 
 While writers run, each one checks the head row it takes (:class:`HeadWatch`): the log never
-shrinks, the checkpoint never goes back, and each new checkpoint is signed by a trusted key for
-this origin; otherwise the writer stops writing (the log turns unhealthy) and says why.
+shrinks and the checkpoint never goes back; otherwise the writer stops writing (the log turns
+unhealthy) and says why.
 """
 
 from __future__ import annotations
@@ -155,33 +155,27 @@ def refuse(found: Adoption, where: str) -> None:
 
 
 class HeadWatch:
-    """What a running writer checks of each head row it takes: the log only grows, and each
-    checkpoint it names is newer and signed by a trusted key for ``origin``."""
+    """What a running writer checks of each head row it takes: the log only grows and its
+    newest checkpoint never goes back.
 
-    def __init__(self, keyring: Keyring, origin: str) -> None:
-        self._keyring = keyring
-        self._origin = origin
+    The signature of a newer checkpoint is not checked here: another process may sign with a
+    key it rotated to (``rotate_key``), and a writer signs the root of the tree it extends,
+    never the head row's checkpoint, so a forged one there makes it sign nothing false (the
+    next open refuses it).
+    """
+
+    def __init__(self) -> None:
         self._size = 0
         self._signed = 0
-        self._note: str | None = None
 
     def check(self, head: LogHead) -> None:
-        """Raise :class:`~kzai_guard.errors.AuditLogError` if ``head`` breaks the rules."""
+        """Raise :class:`~kzai_guard.errors.AuditLogError` if ``head`` went back."""
         if head.size < self._size or head.checkpoint_size < self._signed:
             raise AuditLogError(
                 f"the log's head went back from {self._size} records (signed up to "
                 f"{self._signed}) to {head.size} (signed up to {head.checkpoint_size}): records "
                 "or checkpoints were removed; the writer stops"
             )
-        cp = head.checkpoint
-        if cp is not None and cp.note() != self._note:
-            status = cp.status(self._keyring)
-            if status is not CheckpointStatus.VALID or cp.checkpoint.origin != self._origin:
-                raise AuditLogError(
-                    f"the head row names a checkpoint of size {cp.checkpoint.size} that no "
-                    "trusted key signed for this log; the writer stops"
-                )
-            self._note = cp.note()
         self._size = head.size
         self._signed = head.checkpoint_size
 

@@ -184,7 +184,7 @@ class PostgresLogStorage:
             tail_limit=self._tail_limit,
         )
         refuse(found, self._where)
-        watch = HeadWatch(keyring, self.origin)
+        watch = HeadWatch()
         watch.check(appending.head)
         self.watch = watch
 

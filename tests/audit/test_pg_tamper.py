@@ -258,3 +258,20 @@ def test_quarantine_moves_the_unexplained_rows_aside_and_the_log_opens(
     _open(url, signer)
     code, out = _verify(url, signer, capsys)
     assert (code, "OK: 5 records" in out) == (0, True)
+
+
+def test_a_writer_goes_on_when_another_signs_with_a_rotated_key(url: str, signer: Signer) -> None:
+    first = _opened(url, signer)
+    second = _opened(url, signer)
+    try:
+        first.write(make_record(0)).result()  # type: ignore[union-attr]
+        first.rotate_key(Signer.generate("next-key"))
+        for i in range(1, 6):
+            first.write(make_record(i)).result()  # type: ignore[union-attr]
+        newest = first.checkpoint()
+        assert newest is not None and newest.signatures[0][0] == "next-key"
+        second.write(make_record(6)).result()  # type: ignore[union-attr]
+        assert second.healthy
+    finally:
+        first.close()
+        second.close()
