@@ -58,6 +58,7 @@ OPERATIONS = st.one_of(
     st.tuples(st.just("swap-rebuild"), INDEX, INDEX),
     st.tuples(st.just("truncate"), st.integers(1, 6), st.booleans()),
     st.tuples(st.just("delete-oldest"), st.integers(1, 6)),
+    st.tuples(st.just("delete-row"), INDEX),
     st.tuples(st.just("delete-checkpoints"), st.integers(-1, N)),
     st.tuples(st.just("delete"), st.sampled_from(["mark", "tree", "head-checkpoint"])),
     st.tuples(st.just("resign"), st.booleans()),
@@ -130,6 +131,9 @@ def _apply(url: str, op: tuple[Any, ...]) -> None:
     elif kind == "delete-oldest":
         with psycopg.connect(url) as conn:
             conn.execute("DELETE FROM kzg_log_entries WHERE seq < %s", (op[1],))
+    elif kind == "delete-row":  # the row only: tree and head left as they were
+        with psycopg.connect(url) as conn:
+            conn.execute("DELETE FROM kzg_log_entries WHERE seq = %s", (op[1],))
     elif kind == "delete-checkpoints":
         delete_checkpoints(url, above=op[1])
     elif kind == "delete":
