@@ -4,6 +4,7 @@ cosigning, never decisions."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.witnesses import WitnessEndpoint, Witnesses
 from kzai_guard.cli.main import main
 from tests.audit.conftest import make_record
+from tests.audit.pg_tampering import delete_checkpoints, pg_lines, store_lines
 from tests.http.test_person_routes import app_with, loan_policy
 from tests.postgres import fresh_database
 
@@ -173,3 +175,41 @@ def test_a_guard_on_postgresql_takes_witnesses_and_decides_while_they_are_down(
     finally:
         guard.close()
     assert _cosigned_rows(url) == []
+
+
+def test_newest_rows_dropped_with_their_checkpoints_pass_alone_but_not_against_the_witness(
+    url: str,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    signer = Signer.generate("log-key")
+    config = write_config(tmp_path / "w1", "w1.example", ORIGIN, signer.public_key.vkey())
+    port = free_port()
+    processes.append(start_witness(config, port))
+    key = load_cosigner_key(config.parent / "keys" / "witness.pub")
+    witnesses = _witnesses([port], [key])
+    log = AuditLog.open(
+        url,
+        signer=signer,
+        origin=ORIGIN,
+        checkpoint_every=6,
+        seal_personal_fields=False,
+        witnesses=witnesses,
+    )
+    for i in range(12):
+        log.write(make_record(i)).result()  # type: ignore[union-attr]
+    assert witnesses.wait(12, timeout=30)
+    log.close()
+    witness_url = f"http://127.0.0.1:{port}/{hashlib.sha256(ORIGIN.encode()).hexdigest()}"
+    args = ["verify", url, "--public-key", signer.public_key.vkey(), "--origin", ORIGIN]
+    assert main([*args, "--checkpoint", f"{witness_url}/checkpoint"]) == 0
+    # the newest six rows and every trace of them are removed, with SQL
+    store_lines(url, pg_lines(url)[:6])
+    delete_checkpoints(url, above=6)
+    with psycopg.connect(url) as conn:
+        conn.execute("DELETE FROM kzg_log_cosignatures")
+    capsys.readouterr()
+    assert main(args) == 0  # an older, shorter log
+    assert main([*args, "--checkpoint", f"{witness_url}/checkpoint"]) == 1
+    assert "rolled-back" in capsys.readouterr().out
