@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +60,16 @@ from kzai_guard.audit.segments import list_segments, read_anchor, read_origin
 from kzai_guard.audit.verify import orphan_checkpoints
 from kzai_guard.errors import AuditLogError
 
-__all__ = ["TAIL_MARK_FILE", "Adoption", "adoption", "mark_tail", "read_tail_mark"]
+__all__ = [
+    "TAIL_MARK_FILE",
+    "Adoption",
+    "adoption",
+    "judge",
+    "mark_tail",
+    "parse_tail_mark",
+    "read_tail_mark",
+    "tail_mark",
+]
 
 TAIL_MARK_FILE = "unsigned-tail"
 """The signed mark "a writer appends after this checkpoint"."""
@@ -126,7 +135,6 @@ def adoption(
         if problem is not None:
             return _refused(size, problem)
         notes.append(SignedCheckpoint.parse(anchor.checkpoint))
-    newest = max(notes, key=lambda n: n.checkpoint.size, default=None)
     if orphans:
         names = ", ".join(o.checkpoints.name for o in orphans)
         return _refused(
@@ -135,6 +143,34 @@ def adoption(
             "removed",
             orphans=tuple(o.checkpoints for o in orphans),
         )
+    return judge(
+        notes,
+        read_tail_mark(directory),
+        keyring,
+        origin=origin,
+        size=size,
+        active_first=active_first,
+        root_at=root_at,
+        tail_limit=tail_limit,
+    )
+
+
+def judge(
+    notes: Sequence[SignedCheckpoint],
+    mark: SignedCheckpoint | None,
+    keyring: Keyring,
+    *,
+    origin: str | None,
+    size: int,
+    active_first: int,
+    root_at: Callable[[int], bytes],
+    tail_limit: int,
+) -> Adoption:
+    """The rules above, over what a storage holds, wherever it keeps it: ``notes``, every
+    checkpoint it keeps that may be the newest; ``mark``, its writing mark (or ``None``);
+    ``size`` records, the first one not yet sealed ``active_first`` (0 where nothing is ever
+    sealed); ``root_at(n)`` the root of the tree over the first ``n`` records as they are now."""
+    newest = max(notes, key=lambda n: n.checkpoint.size, default=None)
     signed = 0
     if newest is not None:
         cp = newest.checkpoint
@@ -179,7 +215,6 @@ def adoption(
             f"{tail_limit} a writer appends before it signs (checkpoint_every)",
             newest,
         )
-    mark = read_tail_mark(directory)
     if (
         mark is None
         or mark.checkpoint.origin != (origin or "")
@@ -206,12 +241,17 @@ def _refused(
     return Adoption(size, signed, checkpoint, problem, orphans)
 
 
-def mark_tail(directory: Path, checkpoint: Checkpoint, signer: Signer) -> None:
-    """Sign and store "a writer appends after ``checkpoint``", durably, before it does."""
+def tail_mark(checkpoint: Checkpoint, signer: Signer) -> bytes:
+    """The signed mark "a writer appends after ``checkpoint``", as a storage keeps it."""
     body = _DOMAIN + checkpoint.body()
     sig = signer.sign(body)
     line = f"{_DASH} {signer.name} {base64.b64encode(signer.key_id + sig).decode()}\n"
-    data = body + b"\n" + line.encode()
+    return body + b"\n" + line.encode()
+
+
+def mark_tail(directory: Path, checkpoint: Checkpoint, signer: Signer) -> None:
+    """Sign and store "a writer appends after ``checkpoint``", durably, before it does."""
+    data = tail_mark(checkpoint, signer)
     path = directory / TAIL_MARK_FILE
     created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -236,6 +276,11 @@ def read_tail_mark(directory: Path) -> SignedCheckpoint | None:
         data = (directory / TAIL_MARK_FILE).read_bytes()
     except FileNotFoundError:
         return None
+    return parse_tail_mark(data)
+
+
+def parse_tail_mark(data: bytes) -> SignedCheckpoint | None:
+    """The checkpoint a mark (as :func:`tail_mark` made it) names, or ``None`` if malformed."""
     if not data.startswith(_DOMAIN):
         return None
     try:

@@ -97,8 +97,9 @@ class AuditLog(Sequencer):
         everything); the anchor of a pruning is signed with ``signer``. ``witnesses``
         (:class:`~kzai_guard.audit.witnesses.Witnesses`, not yet started) are started on the
         directory and get every checkpoint this process signs, the newest one at open included;
-        their cosignatures go to ``cosigned.checkpoints``. A log in PostgreSQL refuses them
-        (:class:`~kzai_guard.errors.ConfigurationError`).
+        their cosignatures go to ``cosigned.checkpoints`` (for a log in PostgreSQL: one
+        process of all sends, the cosignatures go to a table, see
+        :mod:`kzai_guard.audit.pg_witnesses`).
 
         Before it signs anything the log checks that the directory holds only what writers
         wrote (:mod:`kzai_guard.audit.adoption`): the newest checkpoint must be signed by
@@ -115,12 +116,6 @@ class AuditLog(Sequencer):
         if durability not in ("sync", "async"):
             raise ConfigurationError(f"durability must be 'sync' or 'async', not {durability!r}")
         if is_postgres_url(directory):
-            if witnesses is not None:
-                raise ConfigurationError(
-                    "witnesses cosign a log kept in a directory; a log in PostgreSQL cannot "
-                    "send them checkpoints yet: give a directory, or drop witnesses "
-                    "(audit_witnesses= to Guard)"
-                )
             return open_postgres_log(
                 cls,
                 str(directory),
@@ -133,6 +128,8 @@ class AuditLog(Sequencer):
                 origin=origin,
                 queue_limit=queue_limit,
                 put_timeout=put_timeout,
+                previous_keys=previous_keys,
+                witnesses=witnesses,
             )
         storage = FileStorage.open(
             directory,

@@ -166,6 +166,8 @@ class PostgresAppending:
         try:
             self.conn = self._storage._connection()
             self.head = lock_head(self.conn)
+            if self._storage.watch is not None:
+                self._storage.watch.check(self.head)
         except Exception as exc:
             # the lines are committed: the caller must not hear otherwise; later calls raise
             self.broken = exc

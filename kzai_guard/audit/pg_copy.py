@@ -4,7 +4,8 @@
 and checkpoints while writers go on appending) and writes what an audit directory holds
 (:mod:`kzai_guard.audit.segments`): ``origin``, the lines in segments of at most
 ``segment_max_bytes``, each checkpoint in the ``.checkpoints`` file of the segment that holds
-its last record, and the tree's hash files (recomputed from the lines, not copied). The subject
+its last record, the witnesses' cosignatures in ``cosigned.checkpoints``, and the tree's
+hash files (recomputed from the lines, not copied). The subject
 keys stay in the database: sealed personal fields stay sealed in the copy.
 
 The directory and its files are private (0700, 0600): the lines carry sealed personal data
@@ -24,6 +25,7 @@ from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.pg_storage import connect_postgres
 from kzai_guard.audit.segments import ORIGIN_FILE, Segment, segment_paths
 from kzai_guard.audit.tree import TreeFiles
+from kzai_guard.audit.witnesses import COSIGNED_FILE
 from kzai_guard.errors import AuditLogError
 
 __all__ = ["CopiedLog", "copy_log"]
@@ -135,6 +137,7 @@ def _copy(conn: Any, path: Path, segment_max_bytes: int) -> CopiedLog:
         tree_files.sync()
         tree_files.close()
     checkpoints = _copy_checkpoints(execute, path, starts, size)
+    _copy_cosignatures(execute, path)
     return CopiedLog(str(origin), int(size), checkpoints, len(starts))
 
 
@@ -162,13 +165,26 @@ def _flush(
 
 
 def _copy_checkpoints(execute: Any, path: Path, starts: list[int], size: int) -> int:
-    """Write each checkpoint into the segment holding its last record; returns how many."""
+    """Write each checkpoint into the segment holding its last record; returns how many.
+
+    A checkpoint for more records than the log holds (its records were deleted, the head row
+    moved back) goes into a checkpoint file of its own whose segment does not exist, as the
+    file log's would stay after its segment was removed, so that verify reports it. The head
+    row's checkpoint is copied too, should its row be gone."""
     rows = execute(
-        "SELECT size, note FROM kzg_log_checkpoints WHERE size <= %s AND size > 0 ORDER BY id",
-        (size,),
+        "SELECT size, note FROM kzg_log_checkpoints WHERE size > 0 ORDER BY id"
     ).fetchall()
+    head = execute("SELECT checkpoint FROM kzg_log_head WHERE id = 1").fetchone()
+    texts = [str(note) for _, note in rows]
+    if head is not None and head[0] and head[0] not in texts:
+        rows.append((_note_size(head[0]), head[0]))
     notes: dict[int, list[str]] = collections.defaultdict(list)
     for cp_size, note in rows:
+        if cp_size <= 0:
+            continue
+        if cp_size > size:
+            notes[size].append(note)
+            continue
         first = max(s for s in starts if s < cp_size)
         notes[first].append(note)
     for first, texts in notes.items():
@@ -176,6 +192,24 @@ def _copy_checkpoints(execute: Any, path: Path, starts: list[int], size: int) ->
             segment_paths(path, first).checkpoints, "".join(t + "\n" for t in texts).encode()
         )
     return len(rows)
+
+
+def _copy_cosignatures(execute: Any, path: Path) -> None:
+    """Write the witnesses' cosignatures (if the log has any) to ``cosigned.checkpoints``."""
+    if execute("SELECT to_regclass('kzg_log_cosignatures') IS NULL").fetchone()[0]:
+        return
+    rows = execute("SELECT note FROM kzg_log_cosignatures ORDER BY id").fetchall()
+    if rows:
+        _write_private(path / COSIGNED_FILE, "".join(f"{n}\n" for (n,) in rows).encode())
+
+
+def _note_size(note: str) -> int:
+    """The size line of a checkpoint note (0 if it is malformed: verify reports the note)."""
+    lines = note.split("\n")
+    try:
+        return int(lines[1])
+    except (IndexError, ValueError):
+        return 0
 
 
 def _write_private(path: Path, data: bytes) -> None:

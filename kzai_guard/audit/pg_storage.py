@@ -40,9 +40,20 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from kzai_guard.audit.adoption import tail_mark
+from kzai_guard.audit.checkpoint import Checkpoint
+from kzai_guard.audit.keys import Keyring, Signer
+from kzai_guard.audit.merkle import CompactRange
+from kzai_guard.audit.pg_adoption import (
+    MARK_SCHEMA,
+    WRITERS_LOCK,
+    HeadWatch,
+    judge_postgres,
+    refuse,
+)
 from kzai_guard.audit.pg_appending import PostgresAppending, lock_head
 from kzai_guard.audit.storage import EMPTY_PREV
 from kzai_guard.errors import AuditLogError, AuditUnavailable, ConfigurationError
@@ -71,6 +82,7 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS kzg_log_checkpoints (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         size bigint NOT NULL, note text NOT NULL, signed_at double precision NOT NULL)""",
+    MARK_SCHEMA,
 )
 _CONNECT_ATTEMPTS = 4
 _BACKOFF_FIRST_S = 0.1
@@ -82,6 +94,9 @@ _SESSION = (
     "SET idle_in_transaction_session_timeout = '4s'",
     # commits under the head lock do not wait for the disk; _FLUSH waits, outside the lock
     "SET synchronous_commit = off",
+    # held while this writer is open: the last one to close (no other session holds it) may
+    # delete the writing mark (kzai_guard.audit.pg_adoption)
+    f"SELECT pg_advisory_lock_shared({WRITERS_LOCK})",
 )
 _FLUSH = (
     "SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, 'kzai-guard', 'flush')"
@@ -129,6 +144,11 @@ class PostgresLogStorage:
         self._doubt: str | None = None
         """Why the storage refuses to write: a batch whose outcome could not be settled."""
         self._closed = False
+        self._key: Callable[[], Signer] | None = None
+        self._keyring: Keyring | None = None
+        self._tail_limit = 0
+        self.watch: HeadWatch | None = None
+        """Checks each head row a hold takes, once the log was judged at open."""
         try:
             self.origin = self._prepare(origin)
         except ConfigurationError:
@@ -137,6 +157,51 @@ class PostgresLogStorage:
         except Exception as exc:
             self._drop(close=True)
             raise AuditLogError(f"cannot open the audit log at {self._where}: {exc}") from exc
+
+    # ------------------------------------------------------------------ honest records
+
+    def vouch_with(self, key: Callable[[], Signer], keyring: Keyring, tail_limit: int) -> None:
+        """Mark writing with ``key()`` (the writer's current key), and judge the tables with
+        ``keyring`` and ``tail_limit`` (the writers' ``checkpoint_every``) before anything is
+        signed over them; see :mod:`kzai_guard.audit.pg_adoption`."""
+        self._key = key
+        self._keyring = keyring
+        self._tail_limit = tail_limit
+
+    def judge(self, appending: PostgresAppending) -> None:
+        """Raise :class:`~kzai_guard.errors.AuditLogError` unless the tables hold only what
+        writers wrote (call under :meth:`sequence`); from then on each head row a hold takes
+        is checked too."""
+        if self._keyring is None or self._key is None:
+            return
+        keyring = self._keyring
+        keyring.add(self._key().public_key)
+        found = judge_postgres(
+            appending.conn,
+            appending.head,
+            keyring,
+            origin=self.origin,
+            tail_limit=self._tail_limit,
+        )
+        refuse(found, self._where)
+        watch = HeadWatch()
+        watch.check(appending.head)
+        self.watch = watch
+
+    def mark_writing(self, appending: PostgresAppending) -> None:
+        """Sign "a writer appends after the newest checkpoint", committed durably when the
+        hold ends (call under :meth:`sequence`, once a checkpoint covers the head)."""
+        head = appending.head
+        if self._key is None or head.size != head.checkpoint_size:
+            return
+        root = CompactRange(head.size, head.edge).root()
+        mark = tail_mark(Checkpoint(self.origin, head.size, root), self._key())
+        appending.conn.execute(
+            "INSERT INTO kzg_log_writing (id, mark) VALUES (1, %s) "
+            "ON CONFLICT (id) DO UPDATE SET mark = excluded.mark",
+            (mark,),
+        )
+        appending.pending = appending.pending_durable = True
 
     # ------------------------------------------------------------------ the LogStorage API
 
@@ -155,6 +220,8 @@ class PostgresLogStorage:
                 raise AuditUnavailable(self._doubt)
             try:
                 appending = self._lock_head()
+                if self.watch is not None:
+                    self.watch.check(appending.head)
             except Exception as exc:
                 self._abandon()
                 raise self._unavailable(exc) from exc
@@ -180,10 +247,30 @@ class PostgresLogStorage:
         self._drop(close=False)
 
     def close(self) -> None:
-        """Close the connection; later batches raise ``AuditUnavailable``."""
+        """Close the connection; later batches raise ``AuditUnavailable``.
+
+        The last writer to close, every record covered by a checkpoint, deletes the writing
+        mark: records found after the newest checkpoint at the next open were then not left
+        by a crash, and are refused."""
         self._closed = True
         with self._lock:
+            if self.watch is not None and self._doubt is None:
+                with contextlib.suppress(Exception):
+                    self._leave()
             self._drop(close=True)
+
+    def _leave(self) -> None:
+        """Delete the writing mark if no other writer's session is open and all is covered."""
+        conn = self._conn
+        if conn is None or self._pid != os.getpid() or conn.closed:
+            return  # a lost session: the mark stays, as after a crash
+        conn.rollback()
+        last = conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITERS_LOCK,)).fetchone()[0]
+        if last:
+            head = lock_head(conn)
+            if head.size == head.checkpoint_size:
+                conn.execute("DELETE FROM kzg_log_writing WHERE id = 1")
+        conn.commit()
 
     # ------------------------------------------------------------------ connections
 

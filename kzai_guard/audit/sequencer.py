@@ -177,6 +177,9 @@ class Sequencer(WriteQueue):
     def close(self) -> None:
         """Write everything queued, sign a final checkpoint and release the storage.
 
+        With witnesses, waits up to their ``close_wait_s`` (2 s by default) for them to
+        cosign the final checkpoint (:meth:`~kzai_guard.audit.witnesses.Witnesses.settle`).
+
         Raises :class:`~kzai_guard.errors.AuditLogError` if accepted records could not be
         written. Later writes raise :class:`~kzai_guard.errors.AuditUnavailable`.
         """
@@ -187,7 +190,10 @@ class Sequencer(WriteQueue):
         with contextlib.suppress(Exception):
             self._storage.close()
         if self._witnesses is not None:
-            # the final checkpoint is sent at the next open if not before
+            # a moment for the witnesses to cosign the final checkpoint; what is not cosigned
+            # by then is sent at the next open
+            with contextlib.suppress(Exception):
+                self._witnesses.settle()
             self._witnesses.close()
         keys = self._subject_keys
         if self._reopen_keys is not None and keys is not None:

@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint, read_notes
 from kzai_guard.audit.cosignature import CosignerKey, WitnessPolicy, load_cosigner_key
@@ -36,6 +37,7 @@ from kzai_guard.witness.protocol import encode_add_checkpoint, parse_size
 
 __all__ = [
     "COSIGNED_FILE",
+    "Feeder",
     "WitnessEndpoint",
     "Witnesses",
     "cosigned_note",
@@ -47,6 +49,22 @@ COSIGNED_FILE = "cosigned.checkpoints"
 
 Consistency = Callable[[int, int], Sequence[bytes]]
 """``consistency(old, new)``: the RFC 9162 consistency proof between two sizes of the log."""
+
+
+class Feeder(Protocol):
+    """Who sends, where many processes share one log (:mod:`kzai_guard.audit.pg_witnesses`)."""
+
+    def leading(self) -> bool:
+        """Whether this process is the one that sends checkpoints now."""
+        ...
+
+    def respawn(self) -> None:
+        """In a forked child: start this process's own feeding."""
+        ...
+
+    def stop(self) -> None:
+        """Stop feeding and let another process lead."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,21 +103,26 @@ class Witnesses:
         timeout_s: float = 10.0,
         retry_s: float = 0.5,
         max_retry_s: float = 60.0,
+        close_wait_s: float = 2.0,
     ) -> None:
         self.endpoints = tuple(endpoints)
         self.policy = WitnessPolicy(
             tuple(e.key for e in self.endpoints), len(self.endpoints) if quorum is None else quorum
         )
-        if timeout_s <= 0 or retry_s <= 0 or max_retry_s < retry_s:
+        if timeout_s <= 0 or retry_s <= 0 or max_retry_s < retry_s or close_wait_s < 0:
             raise ConfigurationError(
-                "timeout_s and retry_s must be positive, max_retry_s >= retry_s"
+                "timeout_s and retry_s must be positive, max_retry_s >= retry_s, close_wait_s >= 0"
             )
+        self.close_wait_s = close_wait_s
+        """How long :meth:`settle` (called when the log closes) waits at most."""
         self.timeout_s = timeout_s
         self.retry_s = retry_s
         self.max_retry_s = max_retry_s
         self._workers: list[_Worker] = []
         self._file_lock = threading.Lock()
         self._path: Path | None = None
+        self._keeper: Callable[[SignedCheckpoint], None] = self._keep_in_file
+        self._feeder: Feeder | None = None
         self._pid = 0
         self._progress = threading.Condition()
 
@@ -116,7 +139,26 @@ class Witnesses:
         self._path = Path(directory) / COSIGNED_FILE
         if consistency is None:
             consistency = _tree_consistency(Path(directory))
-        kept = read_cosigned(Path(directory))
+        self.bind(self._keep_in_file, read_cosigned(Path(directory)), consistency)
+
+    def bind(
+        self,
+        keep: Callable[[SignedCheckpoint], None],
+        kept: Sequence[SignedCheckpoint],
+        consistency: Consistency,
+        feeder: Feeder | None = None,
+    ) -> None:
+        """Bind to a log wherever it keeps things, and start one thread per witness.
+
+        ``keep(note)`` stores a cosigned note, ``kept`` are those stored before (each
+        witness's newest tells the size it holds), ``consistency(old, new)`` gives proofs.
+        ``feeder``, if given, decides which process sends (:meth:`submit` hands a checkpoint
+        on only while ``feeder.leading()``) and is stopped with the threads.
+        """
+        if self._workers:
+            raise ConfigurationError("these Witnesses are already bound to a log")
+        self._keeper = keep
+        self._feeder = feeder
         self._pid = os.getpid()
         for endpoint in self.endpoints:
             held = max(
@@ -131,14 +173,23 @@ class Witnesses:
         """Hand a newly signed checkpoint to every witness thread; returns at once.
 
         In a process forked after :meth:`start` (whose threads did not survive the fork),
-        the first call starts this process's own threads.
+        the first call starts this process's own threads. With a feeder, only the process
+        that leads sends.
         """
         if self._workers and os.getpid() != self._pid:
             self._respawn()
+        if self._feeder is not None and not self._feeder.leading():
+            return
+        self.offer(signed)
+
+    def offer(self, signed: SignedCheckpoint) -> None:
+        """Hand ``signed`` to every witness thread of this process (a feeder's call)."""
         for worker in self._workers:
             worker.offer(signed)
 
     def _respawn(self) -> None:
+        if self._feeder is not None:
+            self._feeder.respawn()
         self._pid = os.getpid()
         self._file_lock = threading.Lock()
         self._progress = threading.Condition()
@@ -165,14 +216,39 @@ class Witnesses:
             for w in self._workers
         }
 
+    def settle(self) -> bool:
+        """Give the witnesses up to ``close_wait_s`` to answer for the newest checkpoint
+        handed to them: each tries at once (a witness waiting out a backoff after an error
+        too), and this returns once each has cosigned it or failed one attempt (a witness
+        that is down does not hold the caller for long), or when the time is up. True if
+        every witness cosigned it. Called when the log closes, so that its final checkpoint
+        is cosigned now rather than at the next open."""
+        if not self._workers or os.getpid() != self._pid:
+            return False
+        size = max((w.offered() for w in self._workers), default=-1)
+        if size < 0:
+            return True
+        for worker in self._workers:
+            worker.rush()
+        with self._progress:
+            self._progress.wait_for(
+                lambda: all(w.answered(size) for w in self._workers), self.close_wait_s
+            )
+        return all(w.cosigned_size() >= size for w in self._workers)
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop the threads (a checkpoint not yet cosigned stays uncosigned)."""
+        if self._feeder is not None:
+            self._feeder.stop()
         for worker in self._workers:
             worker.stop()
         for worker in self._workers:
             worker.thread.join(timeout)
 
     def _keep(self, note: SignedCheckpoint) -> None:
+        self._keeper(note)
+
+    def _keep_in_file(self, note: SignedCheckpoint) -> None:
         if self._path is None:
             raise RuntimeError("not bound to a log")
         data = (note.note() + "\n").encode()
@@ -200,6 +276,8 @@ class _Worker:
         self.consistency = consistency
         self.held = held  # the size the witness holds, as far as the log knows
         self.done = -1 if held is None else held  # the largest size it cosigned for us
+        self.tried = -1  # the largest size an exchange finished for, cosigned or not
+        self.hurry = False  # cut the current backoff short: the log is closing
         self.newest: SignedCheckpoint | None = None
         self.error: str | None = None
         self.stopping = False
@@ -217,6 +295,22 @@ class _Worker:
     def cosigned_size(self) -> int:
         with self.cond:
             return self.done
+
+    def offered(self) -> int:
+        """The size of the newest checkpoint handed to this witness (-1: none)."""
+        with self.cond:
+            return -1 if self.newest is None else self.newest.checkpoint.size
+
+    def answered(self, size: int) -> bool:
+        """Whether the witness cosigned ``size`` or an exchange for it has finished."""
+        with self.cond:
+            return self.done >= size or self.tried >= size
+
+    def rush(self) -> None:
+        """Try again now rather than at the end of the backoff."""
+        with self.cond:
+            self.hurry = True
+            self.cond.notify_all()
 
     def stop(self) -> None:
         with self.cond:
@@ -243,11 +337,16 @@ class _Worker:
             except Exception as exc:  # a failing witness must never stop the thread
                 self.error = f"{type(exc).__name__}: {exc}"
                 finished = False
+            with self.cond:
+                self.tried = max(self.tried, note.checkpoint.size)
+            with self.owner._progress:
+                self.owner._progress.notify_all()
             if finished:
                 delay = self.owner.retry_s
                 continue
             with self.cond:
-                self.cond.wait_for(lambda: self.stopping, delay)
+                self.cond.wait_for(lambda: self.stopping or self.hurry, delay)
+                self.hurry = False
             delay = min(delay * 2, self.owner.max_retry_s)
 
     def send(self, note: SignedCheckpoint) -> bool:

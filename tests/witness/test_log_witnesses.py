@@ -255,12 +255,54 @@ def test_a_reopened_log_hands_its_newest_checkpoint_to_the_witnesses(
     assert witnesses.status()[f"http://127.0.0.1:{port}"]["cosigned_size"] == 7
 
 
-def test_witnesses_for_a_log_in_postgresql_are_refused_before_connecting() -> None:
+def test_the_final_checkpoint_is_cosigned_at_close_while_another_witness_is_down(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    signer = Signer.generate("log-key")
+    configs = [
+        write_config(tmp_path / f"w{i}", f"w{i}.example", ORIGIN, signer.public_key.vkey())
+        for i in (1, 2)
+    ]
+    ports = [free_port(), free_port()]
+    keys = [load_cosigner_key(c.parent / "keys" / "witness.pub") for c in configs]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    witnesses = Witnesses(
+        [WitnessEndpoint.of(u, k) for u, k in zip(urls, keys, strict=True)],
+        quorum=1,
+        retry_s=600.0,  # after a failed exchange a witness is tried again only at close
+        max_retry_s=600.0,
+        close_wait_s=30.0,  # a bound, never reached: the witness that is up answers at once
+    )
+    directory = tmp_path / "audit"
+    first = AuditLog.open(directory, signer=signer, origin=ORIGIN)
+    for i in range(2):
+        first.write(make_record(i)).result()  # type: ignore[union-attr]
+    first.close()
+    log = AuditLog.open(
+        directory,
+        signer=signer,
+        origin=ORIGIN,
+        checkpoint_every=1000,
+        checkpoint_interval_ms=3_600_000,
+        witnesses=witnesses,
+    )
+    # both are down when the log opens and hands them the checkpoint of size 2: each failed
+    # once and waits out its backoff
+    assert "unreachable" in _first_error(witnesses, urls[0])
+    assert "unreachable" in _first_error(witnesses, urls[1])
+    processes.append(start_witness(configs[1], ports[1]))  # the first one stays down
+    for i in range(2, 5):
+        log.write(make_record(i)).result()  # type: ignore[union-attr]
+    log.close()  # signs the checkpoint of size 5, and waits for the witnesses' answers
+    final = [n for n in read_cosigned(directory) if n.checkpoint.size == 5]
+    assert [keys[1].cosigned(n) is not None for n in final] == [True]
+    assert [keys[0].cosigned(n) is not None for n in final] == [False]
+    status = witnesses.status()
+    assert status[urls[1]]["cosigned_size"] == 5
+    assert "unreachable" in str(status[urls[0]]["error"])
+
+
+def test_a_negative_wait_at_close_is_refused() -> None:
     key = Cosigner.generate("w1.example").public_key
-    witnesses = Witnesses([WitnessEndpoint.of("http://127.0.0.1:9", key)])
-    with pytest.raises(ConfigurationError, match="drop witnesses"):
-        AuditLog.open(
-            "postgresql://127.0.0.1:9/nowhere",
-            signer=Signer.generate("log-key"),
-            witnesses=witnesses,
-        )
+    with pytest.raises(ConfigurationError, match="close_wait_s >= 0"):
+        Witnesses([WitnessEndpoint.of("http://127.0.0.1:9", key)], close_wait_s=-1)
