@@ -102,6 +102,9 @@ def _walk(client: httpx.Client, guard: kg.Guard) -> None:
     link = allowed.headers["link"].split(";")[0].strip("<>")
     print("   The applicant follows the Link to the explanation, in Kazakh:")
     _show(client.get(link, params={"lang": "kk"}), indent="   ")
+    print("   and asks for the data the decision rested on (the score is withheld, with why):")
+    decision_id = allowed.headers["ai-decision-id"]
+    _show(client.get(f"/ai-decisions/{decision_id}/data"), indent="   ")
 
     _step(5, "The applicant objects to automated decisions; the next one goes to a person")
     _show(client.post("/ai-decisions/objections", json={}))

@@ -35,6 +35,21 @@ LOAN_APPROVAL = kg.DecisionPolicy(
     risk=kg.RiskClass.HIGH,
     notice_version=NOTICE_VERSION,
     model=MODEL,
+    # what the person may ask for (KZ-AI 16(1)(5)): what they submitted, and the ratio the
+    # decision turned on; the model's internal score stays the bank's trade secret
+    data_basis=(
+        kg.BasisInput(name="monthly_income", source="request", label="Net monthly income"),
+        kg.BasisInput(name="monthly_debt", source="request", label="Existing monthly repayments"),
+        kg.BasisInput(name="amount", source="request", label="Requested amount"),
+        kg.BasisInput(name="term_months", source="request", label="Term, months"),
+        kg.BasisInput(name="debt_to_income", source="derived", label="Debt-to-income ratio"),
+        kg.BasisInput(
+            name="risk_score",
+            source="derived",
+            redaction="trade_secret",
+            reason="The scoring model's output is the bank's trade secret.",
+        ),
+    ),
 )
 
 
@@ -155,6 +170,13 @@ def build_service(workdir: Path, tokens: PersonTokens | None = None) -> DemoServ
                     else "The loan is not granted; you may apply again or ask for a person."
                 ),
             )
+        )
+        kg.data_basis(
+            {
+                **application.model_dump(),
+                "debt_to_income": round(burden, 4),
+                "risk_score": round(1 - burden, 4),
+            }
         )
         return LoanDecision(applicant_id=applicant_id, approved=approved, monthly_payment=payment)
 

@@ -47,6 +47,10 @@ def test_the_demo_blocks_allows_routes_and_blocks_again_then_verifies_its_log(
         "DELETE /ai-decisions/objections",
     ]
     assert EXPLAINED.search(output)
+    # the data behind the decision: what was submitted shown, the model's score withheld
+    assert re.search(r"^      -> GET /ai-decisions/[0-9a-f-]+/data: 200$", output, re.MULTILINE)
+    assert '"value": 600000' in output
+    assert '"reason": "The scoring model\'s output is the bank\'s trade secret."' in output
     assert output.count('"type": "urn:kzai-guard:problem:no-legal-basis"') == 2
     assert '"type": "urn:kzai-guard:problem:human-review"' in output
     assert re.search(r"^      -> POST /ai-reviews/tickets/[^/]+/claim: 200$", output, re.MULTILINE)
