@@ -33,6 +33,7 @@ from .pg_tampering import (
 )
 
 REFUSED = "holds what no writer of it can vouch for"
+ORIGIN = "audit.example.kz/credit-pg-tamper"
 
 
 @pytest.fixture
@@ -53,6 +54,7 @@ def _log(url: str, signer: Signer, n: int, **options: object) -> list[bytes]:
 
 def _opened(url: str, signer: Signer, **options: object) -> AuditLog:
     options.setdefault("checkpoint_every", 5)
+    options.setdefault("origin", ORIGIN)
     options.setdefault("seal_personal_fields", False)
     return AuditLog.open(url, signer=signer, durability="sync", **options)  # type: ignore[arg-type]
 
@@ -62,7 +64,7 @@ def _open(url: str, signer: Signer, **options: object) -> None:
 
 
 def _verify(url: str, signer: Signer, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = main(["verify", url, "--public-key", signer.public_key.vkey()])
+    code = main(["verify", url, "--public-key", signer.public_key.vkey(), "--origin", ORIGIN])
     out = capsys.readouterr()
     return code, out.out + out.err
 
