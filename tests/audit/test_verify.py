@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.segments import encode_line, list_segments, parse_line
 from kzai_guard.audit.verify import verify_log
 
-from .conftest import make_record
+from .conftest import leaf_of, make_record
 
 N = 14
 KEY = Signer.generate("verify-key")
@@ -161,7 +160,8 @@ def test_rewritten_record_with_recomputed_chain_is_found_by_the_checkpoint(
     lines[5] = encode_line(5, value["prev"], value["rec"], value.get("sealed"))
     for i in range(6, N):
         v = parse_line(lines[i])
-        prev = hashlib.sha256(b"\x00" + lines[i - 1]).hexdigest()
+        # the attacker rebuilds the chain in the log's format
+        prev = leaf_of(2, lines[i - 1]).hex()
         lines[i] = encode_line(i, prev, v["rec"], v.get("sealed"))
     _rewrite(edit, lines)
     assert _problem(log_dir) == (5, "altered")
