@@ -14,9 +14,10 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint, read_notes
-from kzai_guard.audit.leaf import line_leaf
+from kzai_guard.audit.leaf import FORMATS, line_leaf
 from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.reader import hash_of_last_line
 from kzai_guard.audit.segments import (
@@ -88,6 +89,8 @@ class _Replay:
 
     def __init__(self, tree: CompactRange, prev: str, seq: int, log_format: int) -> None:
         self.format = log_format
+        self.last: bytes | None = None
+        """The last line adopted (``None`` before the first of this replay)."""
         self.tree = tree
         self.prev = prev
         self.seq = seq
@@ -106,11 +109,14 @@ class _Replay:
             if end < 0:
                 break
             line = data[offset:end]
+            value: dict[str, Any] = {}
             try:
                 value = parse_line(line)
                 ok = value["seq"] == self.seq and value["prev"] == self.prev
             except ValueError:
                 ok = False
+            if not ok and value:
+                self._refuse_another_format(seg, value)
             if not ok:
                 if data.find(b"\n", end + 1) >= 0:
                     raise AuditLogError(
@@ -125,10 +131,24 @@ class _Replay:
             h = line_leaf(self.format, line)
             self.tree.append(h, self._on_node)
             self.levels[0] += h
+            self.last = line
             self.prev = h.hex()
             self.seq += 1
             offset = end + 1
         return offset, started
+
+    def _refuse_another_format(self, seg: Segment, value: dict[str, Any]) -> None:
+        """Raise if the line chains from the one before in another format: the lines are as
+        written and the format marker is not, so nothing may be cut as a torn tail."""
+        if self.last is None or value["seq"] != self.seq:
+            return
+        for other in FORMATS:
+            if other != self.format and value["prev"] == line_leaf(other, self.last).hex():
+                raise AuditLogError(
+                    f"{seg.path}: the lines chain in log format {other}, but the log's format "
+                    f"is {self.format}: its format marker was changed. Run `kzai-guard verify` "
+                    "on it."
+                )
 
     def flush(self, tree_files: TreeFiles) -> None:
         tree_files.append(self.levels)

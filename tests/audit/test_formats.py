@@ -85,27 +85,37 @@ def _flip(directory: Path, marker: bytes | None) -> None:
         path.write_bytes(marker)
 
 
+@pytest.mark.parametrize("records", [2, 12])
 @pytest.mark.parametrize(
     ("made", "marker"),
     [(2, b"1\n"), (2, None), (1, b"2\n")],
     ids=["format-2-marked-1", "format-2-marker-deleted", "format-1-marked-2"],
 )
 def test_a_changed_format_marker_fails_verify_and_open_and_destroys_nothing(
-    write_log: WriteLog, signer: Signer, keyring: Keyring, made: int, marker: bytes | None
+    write_log: WriteLog,
+    signer: Signer,
+    keyring: Keyring,
+    made: int,
+    marker: bytes | None,
+    records: int,
 ) -> None:
-    directory = write_log(12, log_format=made, checkpoint_every=5)
+    # with 2 records the second line is the last: it must not be cut as a torn tail
+    directory = write_log(records, log_format=made, checkpoint_every=5)
     original = (directory / "format").read_bytes()
+    before = _lines(directory)
     _flip(directory, marker)
     report = verify_log(directory, keyring)
     # the chain of the other format breaks at the second line: its prev is the first's leaf
     assert report.problem is not None
     assert (report.problem.seq, report.problem.kind) == (1, "altered")
-    with pytest.raises(AuditLogError, match="does not continue the chain"):
+    with pytest.raises(AuditLogError, match=f"the lines chain in log format {made}, but the log"):
         AuditLog.open(directory, signer=signer).close()
+    assert _lines(directory) == before
     assert not verify_log(directory, keyring).ok
     (directory / "format").write_bytes(original)
     report = verify_log(directory, keyring)
-    assert (report.ok, report.records) == (True, 12)
+    assert (report.ok, report.records) == (True, records)
+    AuditLog.open(directory, signer=signer).close()
 
 
 @pytest.mark.parametrize("made", FORMATS)
