@@ -191,6 +191,7 @@ ENCODING = "line encoding, sealed: C encoder vs Python encoder"
 
 def _encoding(budget: Budget, pool: list[Any]) -> list[Figure]:
     """Records per second through ``LineEncoder.encode`` alone, C and Python, interleaved."""
+    from kzai_guard.audit.leaf import DEFAULT_FORMAT
     from kzai_guard.audit.lines import NATIVE, LineEncoder
     from kzai_guard.audit.shredding import MemorySubjectKeys, Sealer
 
@@ -200,7 +201,10 @@ def _encoding(budget: Budget, pool: list[Any]) -> list[Figure]:
     chunk = 256
 
     def encoding(native: bool) -> Callable[[], float]:
-        encoder = LineEncoder(Sealer(MemorySubjectKeys()), native=native)
+        # the leaves of a log created now
+        encoder = LineEncoder(
+            Sealer(MemorySubjectKeys()), native=native, leaf_format=DEFAULT_FORMAT
+        )
         # the pool's subject keys are made before any timing
         for start in range(0, len(pool), chunk):
             encoder.encode(pool[start : start + chunk], start, b"0" * 64, 1 << 40)

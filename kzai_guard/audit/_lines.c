@@ -2,9 +2,10 @@
  * The audit log's line encoder in C: the same bytes as kzai_guard/audit/lines.py, faster.
  *
  * A line is the RFC 8785 canonical JSON of {"prev", "rec", "sealed"?, "seq"}; its leaf hash is
- * SHA-256(0x00 || line) and chains to the next line's "prev". Per record this writes "rec"
- * (the record's members in sorted order, None left out), seals the personal fields with
- * AES-256-GCM under the owner's key, and hashes the line, all without a Python call.
+ * SHA-256(0x00 || line) (format 1) or SHA-256(0x00 || SHA-256(line)) (format 2), and it
+ * chains to the next line's "prev". Per record this writes "rec" (the record's members in
+ * sorted order, None left out), seals the personal fields with AES-256-GCM under the owner's
+ * key, and hashes the line, all without a Python call.
  *
  * It handles exactly what the Python encoder's fast path handles: members that are str (or a
  * str subclass such as a StrEnum member), int (not bool) or None, and text that is valid
@@ -264,6 +265,7 @@ typedef struct {
     PyObject *aad_prefix; /* bytes */
     EVP_MD *sha256;
     EVP_CIPHER *gcm;
+    int leaf_format; /* 1: the leaf commits to the line; 2: to SHA-256(line) */
     int ready; /* configured by a successful __init__; never changed after */
 } Encoder;
 
@@ -319,10 +321,11 @@ position(PyObject *names, const char *name)
 static int
 Encoder_init(Encoder *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"all_names", "open_names", "aad_prefix", NULL};
+    static char *kwlist[] = {"all_names", "open_names", "aad_prefix", "leaf_format", NULL};
     PyObject *all_names, *open_names, *aad_prefix;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!S", kwlist, &PyTuple_Type, &all_names,
-                                     &PyTuple_Type, &open_names, &aad_prefix)) {
+    int leaf_format = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!S|i", kwlist, &PyTuple_Type, &all_names,
+                                     &PyTuple_Type, &open_names, &aad_prefix, &leaf_format)) {
         return -1;
     }
     if (self->ready) {
@@ -330,6 +333,11 @@ Encoder_init(Encoder *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "an Encoder is configured once");
         return -1;
     }
+    if (leaf_format != 1 && leaf_format != 2) {
+        PyErr_Format(PyExc_ValueError, "unknown leaf format %d", leaf_format);
+        return -1;
+    }
+    self->leaf_format = leaf_format;
     /* every name is checked to be str before any is compared */
     Py_XSETREF(self->keys_all, member_keys(all_names));
     if (self->keys_all == NULL) {
@@ -738,10 +746,23 @@ write_lines(const Encoder *self, const Chunk *c, const char *prev_in, long long 
             goto done;
         }
         unsigned char *digest = digests + i * DIGEST_SIZE;
+        unsigned char commitment[DIGEST_SIZE];
+        const unsigned char *entry = (const unsigned char *)out->data + start;
+        size_t entry_len = (size_t)(out->len - start);
         unsigned int n = 0;
+        if (self->leaf_format == 2) {
+            /* format 2: the tree's entry is the line's commitment SHA-256(line) */
+            if (EVP_DigestInit_ex(w.md, self->sha256, NULL) != 1 ||
+                EVP_DigestUpdate(w.md, entry, entry_len) != 1 ||
+                EVP_DigestFinal_ex(w.md, commitment, &n) != 1 || n != DIGEST_SIZE) {
+                outcome = OPENSSL;
+                goto done;
+            }
+            entry = commitment;
+            entry_len = DIGEST_SIZE;
+        }
         if (EVP_DigestInit_ex(w.md, self->sha256, NULL) != 1 ||
-            EVP_DigestUpdate(w.md, &zero, 1) != 1 ||
-            EVP_DigestUpdate(w.md, out->data + start, (size_t)(out->len - start)) != 1 ||
+            EVP_DigestUpdate(w.md, &zero, 1) != 1 || EVP_DigestUpdate(w.md, entry, entry_len) != 1 ||
             EVP_DigestFinal_ex(w.md, digest, &n) != 1 || n != DIGEST_SIZE) {
             outcome = OPENSSL;
             goto done;

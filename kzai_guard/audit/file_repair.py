@@ -14,9 +14,11 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint, read_notes
-from kzai_guard.audit.merkle import CompactRange, leaf_hash
+from kzai_guard.audit.leaf import FORMATS, line_leaf
+from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.reader import hash_of_last_line
 from kzai_guard.audit.segments import (
     GENESIS,
@@ -46,8 +48,9 @@ class Recovered:
     checkpoint: SignedCheckpoint | None
 
 
-def recover(directory: Path, tree_files: TreeFiles) -> Recovered:
-    """Repair the files of ``directory`` after a crash and return the head they now hold."""
+def recover(directory: Path, tree_files: TreeFiles, log_format: int) -> Recovered:
+    """Repair the files of ``directory`` (a log in ``log_format``) after a crash and return
+    the head they now hold."""
     segments = list_segments(directory)
     anchor = read_anchor(directory)
     if not segments:
@@ -59,8 +62,8 @@ def recover(directory: Path, tree_files: TreeFiles) -> Recovered:
         )
     last = segments[-1]
     first = last.first
-    if tree_files.count(0) < first or not _index_agrees(tree_files, segments, anchor):
-        _rebuild_tree(directory, tree_files, segments, anchor)
+    if tree_files.count(0) < first or not _index_agrees(tree_files, segments, anchor, log_format):
+        _rebuild_tree(directory, tree_files, segments, anchor, log_format)
     tree_files.truncate(first)
     if anchor is not None and first == anchor.size and tree_files.count(0) < first:
         tree = CompactRange(anchor.size, anchor.range)
@@ -72,7 +75,7 @@ def recover(directory: Path, tree_files: TreeFiles) -> Recovered:
         prev = anchor.prev
     else:
         prev = tree_files.leaf(first - 1).hex()
-    replay = _Replay(tree, prev, first)
+    replay = _Replay(tree, prev, first, log_format)
     good, started = replay.segment(last)
     with open(last.path, "r+b") as f:
         f.truncate(good)
@@ -84,7 +87,10 @@ def recover(directory: Path, tree_files: TreeFiles) -> Recovered:
 class _Replay:
     """Re-reads segments into a chain and a tree, buffering the tree files' new hashes."""
 
-    def __init__(self, tree: CompactRange, prev: str, seq: int) -> None:
+    def __init__(self, tree: CompactRange, prev: str, seq: int, log_format: int) -> None:
+        self.format = log_format
+        self.last: bytes | None = None
+        """The last line adopted (``None`` before the first of this replay)."""
         self.tree = tree
         self.prev = prev
         self.seq = seq
@@ -103,11 +109,14 @@ class _Replay:
             if end < 0:
                 break
             line = data[offset:end]
+            value: dict[str, Any] = {}
             try:
                 value = parse_line(line)
                 ok = value["seq"] == self.seq and value["prev"] == self.prev
             except ValueError:
                 ok = False
+            if not ok and value:
+                self._refuse_another_format(seg, value)
             if not ok:
                 if data.find(b"\n", end + 1) >= 0:
                     raise AuditLogError(
@@ -119,13 +128,27 @@ class _Replay:
             if offset == 0:
                 with contextlib.suppress(KeyError, TypeError, ValueError):
                     started = int(value["rec"]["time"]) / 1_000_000
-            h = leaf_hash(line)
+            h = line_leaf(self.format, line)
             self.tree.append(h, self._on_node)
             self.levels[0] += h
+            self.last = line
             self.prev = h.hex()
             self.seq += 1
             offset = end + 1
         return offset, started
+
+    def _refuse_another_format(self, seg: Segment, value: dict[str, Any]) -> None:
+        """Raise if the line chains from the one before in another format: the lines are as
+        written and the format marker is not, so nothing may be cut as a torn tail."""
+        if self.last is None or value["seq"] != self.seq:
+            return
+        for other in FORMATS:
+            if other != self.format and value["prev"] == line_leaf(other, self.last).hex():
+                raise AuditLogError(
+                    f"{seg.path}: the lines chain in log format {other}, but the log's format "
+                    f"is {self.format}: its format marker was changed. Run `kzai-guard verify` "
+                    "on it."
+                )
 
     def flush(self, tree_files: TreeFiles) -> None:
         tree_files.append(self.levels)
@@ -133,13 +156,15 @@ class _Replay:
             buf.clear()
 
 
-def _index_agrees(tree_files: TreeFiles, segments: list[Segment], anchor: Anchor | None) -> bool:
+def _index_agrees(
+    tree_files: TreeFiles, segments: list[Segment], anchor: Anchor | None, log_format: int
+) -> bool:
     """Whether the stored tree matches the sealed segments where they meet the active one."""
     first = segments[-1].first
     if len(segments) < 2 or first == 0 or (anchor is not None and first == anchor.size):
         return True
     previous = segments[-2]
-    if tree_files.leaf(first - 1).hex() != hash_of_last_line(previous.path):
+    if tree_files.leaf(first - 1).hex() != hash_of_last_line(previous.path, log_format):
         return False
     for note in reversed(read_notes(previous.checkpoints)):
         if isinstance(note, SignedCheckpoint) and note.checkpoint.size == first:
@@ -148,7 +173,11 @@ def _index_agrees(tree_files: TreeFiles, segments: list[Segment], anchor: Anchor
 
 
 def _rebuild_tree(
-    directory: Path, tree_files: TreeFiles, segments: list[Segment], anchor: Anchor | None
+    directory: Path,
+    tree_files: TreeFiles,
+    segments: list[Segment],
+    anchor: Anchor | None,
+    log_format: int,
 ) -> None:
     if anchor is not None:
         raise AuditLogError(
@@ -156,7 +185,7 @@ def _rebuild_tree(
             "was pruned, so they cannot be rebuilt"
         )
     tree_files.truncate(0)
-    replay = _Replay(CompactRange(), GENESIS, 0)
+    replay = _Replay(CompactRange(), GENESIS, 0, log_format)
     for seg in segments[:-1]:
         if seg.first != replay.seq:
             raise AuditLogError(f"segment {seg.path} does not start at seq {replay.seq}")

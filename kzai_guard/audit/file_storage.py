@@ -32,14 +32,17 @@ from kzai_guard.audit.file_head import HeadFile, encode_head, parse_head
 from kzai_guard.audit.file_repair import recover
 from kzai_guard.audit.index import Indexer, unindexed
 from kzai_guard.audit.keys import Keyring, Signer
+from kzai_guard.audit.leaf import DEFAULT_FORMAT, check_format
 from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.retention import prune
 from kzai_guard.audit.segments import (
+    FORMAT_FILE,
     ORIGIN_FILE,
     Segment,
     fsync_directory,
     list_segments,
     read_anchor,
+    read_format,
     read_origin,
     segment_paths,
 )
@@ -90,9 +93,11 @@ class FileStorage:
         segment_max_bytes: int,
         segment_max_age_s: float,
         retention_days: float | None,
+        log_format: int = DEFAULT_FORMAT,
     ) -> None:
         self.directory = directory
         self.origin = origin
+        self.format = log_format
         self._segment_max_bytes = segment_max_bytes
         self._segment_max_age = segment_max_age_s
         self._retention_days = retention_days
@@ -129,10 +134,13 @@ class FileStorage:
         segment_max_bytes: int = 64 * 1024 * 1024,
         segment_max_age_s: float = 86_400.0,
         retention_days: float | None = None,
+        log_format: int = DEFAULT_FORMAT,
     ) -> FileStorage:
         """Open (creating if needed) the log directory and check its head against its files.
 
-        Raises :class:`~kzai_guard.errors.AuditLogError` if the directory cannot be used.
+        A new log is made in ``log_format`` (:mod:`kzai_guard.audit.leaf`); an existing one
+        keeps the format it was made in. Raises :class:`~kzai_guard.errors.AuditLogError` if
+        the directory cannot be used.
         """
         path = Path(directory)
         try:
@@ -144,7 +152,7 @@ class FileStorage:
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             try:
-                log_origin = _origin(path, origin)
+                log_origin = _origin(path, origin, check_format(log_format))
                 private_directory(path / "tree")
                 storage = cls(
                     path,
@@ -152,6 +160,7 @@ class FileStorage:
                     segment_max_bytes=segment_max_bytes,
                     segment_max_age_s=segment_max_age_s,
                     retention_days=retention_days,
+                    log_format=read_format(path),
                 )
                 storage._lock_fd = lock_fd
                 storage._open_files()
@@ -396,7 +405,7 @@ class FileStorage:
     def _repair(self) -> None:
         """Rebuild the head from the files (adopting complete lines, cutting a torn tail)."""
         self._tree_files.close()
-        found = recover(self.directory, self._tree_files)
+        found = recover(self.directory, self._tree_files, self.format)
         if self._fd < 0 or found.segment != self._seg:
             if self._fd >= 0:
                 os.close(self._fd)
@@ -514,7 +523,7 @@ def _clear_mark(directory: Path) -> None:
         os.truncate(directory / TAIL_MARK_FILE, 0)
 
 
-def _origin(directory: Path, wanted: str | None) -> str:
+def _origin(directory: Path, wanted: str | None, log_format: int) -> str:
     existing = read_origin(directory)
     if existing is not None:
         if wanted is not None and wanted != existing:
@@ -526,13 +535,21 @@ def _origin(directory: Path, wanted: str | None) -> str:
     origin = wanted or f"kzai-guard.invalid/audit/{uuid.uuid4().hex[:16]}"
     if "\n" in origin or not origin.strip():
         raise ConfigurationError("the log origin must be one non-empty line")
-    tmp = directory / (ORIGIN_FILE + ".tmp")
+    if not (directory / FORMAT_FILE).exists() and not list_segments(directory):
+        # the format goes first: a log whose origin exists has its format settled
+        _write_private(directory, FORMAT_FILE, f"{log_format}\n".encode())
+    _write_private(directory, ORIGIN_FILE, (origin + "\n").encode())
+    return origin
+
+
+def _write_private(directory: Path, name: str, data: bytes) -> None:
+    """Replace ``directory/name`` with ``data`` atomically and durably, mode 0600."""
+    tmp = directory / (name + ".tmp")
     fd = _open_private(tmp, os.O_WRONLY | os.O_TRUNC)
     try:
-        os.write(fd, (origin + "\n").encode())
+        os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, directory / ORIGIN_FILE)
+    os.replace(tmp, directory / name)
     fsync_directory(directory)
-    return origin

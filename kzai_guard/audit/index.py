@@ -51,9 +51,9 @@ from typing import Any
 
 import orjson
 
-from kzai_guard.audit.merkle import leaf_hash
+from kzai_guard.audit.leaf import line_leaf
 from kzai_guard.audit.reader import hash_of_last_line
-from kzai_guard.audit.segments import Segment, fsync_directory
+from kzai_guard.audit.segments import Segment, fsync_directory, read_format
 
 __all__ = [
     "INDEX_SUFFIX",
@@ -258,7 +258,7 @@ def _record_ids(path: Path) -> tuple[list[bytes], bytes] | None:
             last = data[data.rfind(b"\n", 0, cut - 1) + 1 : cut - 1]
     if rest or not ids:
         return None
-    return ids, leaf_hash(last)
+    return ids, line_leaf(read_format(path.parent), last)
 
 
 def _ids_of(lines: bytes) -> list[bytes] | None:
@@ -355,7 +355,8 @@ class IdIndex:
         """Whether the segment still ends with the line this index was built from."""
         if self._matched is None:
             try:
-                last = hash_of_last_line(self.segment.path)
+                path = self.segment.path
+                last = hash_of_last_line(path, read_format(path.parent))
             except OSError:
                 last = ""
             self._matched = last == self._last.hex()

@@ -31,6 +31,7 @@ from typing import Any, cast
 import orjson
 
 from kzai_guard._native import PUREPYTHON_VARIABLE, native_module
+from kzai_guard.audit.leaf import COMMITMENTS, LINES, check_format
 from kzai_guard.audit.record import AuditRecord
 from kzai_guard.audit.shredding import (
     AAD_PREFIX,
@@ -78,10 +79,15 @@ class LineEncoder:
     with a subject (or a reviewer) are sealed; without one they are written in clear.
     ``native`` picks the encoder: the C one (``True``; a ``RuntimeError`` where it is not in
     use), the Python one (``False``), or the C one where it is in use (``None``).
+    ``leaf_format`` is the log's format (:mod:`kzai_guard.audit.leaf`), which decides the leaf
+    hashes that chain the lines.
     """
 
-    def __init__(self, sealer: Sealer | None, *, native: bool | None = None) -> None:
+    def __init__(
+        self, sealer: Sealer | None, *, native: bool | None = None, leaf_format: int = LINES
+    ) -> None:
         self._sealer = sealer
+        self._format = check_format(leaf_format)
         if native and _native_lines is None:
             raise RuntimeError(
                 "the C line encoder (kzai_guard.audit._lines) is not in use: it was not built, "
@@ -89,7 +95,7 @@ class LineEncoder:
             )
         use = NATIVE if native is None else native
         self._native: Callable[..., tuple[list[bytes], list[bytes], int]] | None = (
-            _native_lines.Encoder(_ALL, _OPEN, AAD_PREFIX).encode
+            _native_lines.Encoder(_ALL, _OPEN, AAD_PREFIX, leaf_format=self._format).encode
             if use and _native_lines is not None
             else None
         )
@@ -179,7 +185,7 @@ class LineEncoder:
         nonces: list[bytes],
     ) -> tuple[list[bytes], list[bytes], int]:
         """What the C encoder's ``encode`` does, in Python."""
-        return chain(self._bodies(records, seals, nonces), seq, prev, room)
+        return chain(self._bodies(records, seals, nonces), seq, prev, room, self._format)
 
     def _bodies(
         self,
@@ -238,20 +244,23 @@ class LineEncoder:
 
 
 def chain(
-    bodies: Sequence[bytes], seq: int, prev: bytes, room: int
+    bodies: Sequence[bytes], seq: int, prev: bytes, room: int, leaf_format: int = LINES
 ) -> tuple[list[bytes], list[bytes], int]:
     """The lines of a prefix of ``bodies`` (from :meth:`LineEncoder.bodies`) for ``seq``,
-    ``seq + 1``, ..., chained from ``prev`` (hex), as :meth:`LineEncoder.encode` returns them:
-    it stops after the line that brings the total size (newlines included) to ``room``."""
+    ``seq + 1``, ..., chained from ``prev`` (hex) by their leaf hashes in ``leaf_format``, as
+    :meth:`LineEncoder.encode` returns them: it stops after the line that brings the total
+    size (newlines included) to ``room``."""
     lines: list[bytes] = []
     hashes: list[bytes] = []
     size = 0
     leaf = _LEAF.copy
+    commit = hashlib.sha256 if leaf_format == COMMITMENTS else None
     append_line, append_hash = lines.append, hashes.append
     for body in bodies:
         line = _LINE % (prev, body, seq)
         h = leaf()
-        h.update(line)
+        # the same leaf as kzai_guard.audit.leaf.line_leaf, with the 0x00 prefix hashed once
+        h.update(line if commit is None else commit(line).digest())
         digest = h.digest()
         append_line(line)
         append_hash(digest)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from kzai_guard.audit.file_storage import FILE_MODE, FileStorage, private_directory
 from kzai_guard.audit.keys import Keyring, PublicKey, Signer, write_keypair
+from kzai_guard.audit.leaf import DEFAULT_FORMAT
 from kzai_guard.audit.pg_log import open_postgres_log
 from kzai_guard.audit.pg_storage import is_postgres_url
 from kzai_guard.audit.reader import DEFAULT_SUBJECT_KEYS
@@ -73,6 +74,7 @@ class AuditLog(Sequencer):
         retention_days: float | None = DEFAULT_RETENTION_DAYS,
         witnesses: Witnesses | None = None,
         previous_keys: Iterable[PublicKey] = (),
+        log_format: int = DEFAULT_FORMAT,
     ) -> AuditLog:
         """Open (creating if needed) the log in ``directory``, repairing a crashed tail.
 
@@ -105,6 +107,10 @@ class AuditLog(Sequencer):
         wrote (:mod:`kzai_guard.audit.adoption`): the newest checkpoint must be signed by
         ``signer`` or one of ``previous_keys`` (the public keys used before a key change) and
         match the records, and records after it are adopted only as a crash leaves them.
+        A new log is made in ``log_format`` (:mod:`kzai_guard.audit.leaf`; default 2, whose
+        tree commits to the lines' commitments so it can be published as tlog-tiles); an
+        existing log keeps the format it was made in.
+
         Raises :class:`~kzai_guard.errors.AuditLogError` if the directory cannot be used or
         holds anything else (``kzai-guard repair`` shows what).
         """
@@ -130,6 +136,7 @@ class AuditLog(Sequencer):
                 put_timeout=put_timeout,
                 previous_keys=previous_keys,
                 witnesses=witnesses,
+                log_format=log_format,
             )
         storage = FileStorage.open(
             directory,
@@ -137,6 +144,7 @@ class AuditLog(Sequencer):
             segment_max_bytes=segment_max_bytes,
             segment_max_age_s=segment_max_age_s,
             retention_days=retention_days,
+            log_format=log_format,
         )
         path = storage.directory
         reopen: Callable[[], SubjectKeys] | None = None

@@ -43,7 +43,8 @@ from typing import Any
 from kzai_guard.audit.adoption import Adoption, judge, parse_tail_mark
 from kzai_guard.audit.checkpoint import CheckpointStatus, SignedCheckpoint
 from kzai_guard.audit.keys import Keyring
-from kzai_guard.audit.merkle import CompactRange, leaf_hash
+from kzai_guard.audit.leaf import LINES, check_format, line_leaf
+from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.segments import LINE_PREFIX
 from kzai_guard.audit.storage import EMPTY_PREV, LogHead
 from kzai_guard.errors import AuditLogError
@@ -54,6 +55,7 @@ __all__ = [
     "HeadWatch",
     "judge_postgres",
     "range_at",
+    "stored_format",
     "refuse",
 ]
 
@@ -71,6 +73,7 @@ def judge_postgres(
     """Judge the log's tables, read on ``conn`` (whose transaction holds the head row
     ``head`` locked), by the rules above."""
     size = head.size
+    log_format = stored_format(conn)
     # the ends only (two index lookups): a row deleted in the middle is found by verify, and
     # no checkpoint vouches for it, since the writer extends the signed tree
     low, high = conn.execute("SELECT min(seq), max(seq) FROM kzg_log_entries").fetchone()
@@ -103,7 +106,7 @@ def judge_postgres(
     mark = parse_tail_mark(bytes(row[0])) if row is not None else None
 
     def root_at(n: int) -> bytes:
-        return range_at(conn, n).root()
+        return range_at(conn, n, log_format).root()
 
     found = judge(
         notes,
@@ -117,15 +120,30 @@ def judge_postgres(
     )
     if found.problem is not None:
         return found
-    problem = _tail_problem(conn, head, found.signed_size)
+    problem = _tail_problem(conn, head, found.signed_size, log_format)
     if problem is not None:
         return Adoption(size, found.signed_size, found.checkpoint, problem)
     return found
 
 
-def range_at(conn: Any, size: int) -> CompactRange:
+def stored_format(conn: Any) -> int:
+    """The log's format (:mod:`kzai_guard.audit.leaf`) from its head row: 1 for tables made
+    before the ``format`` column (read through ``to_jsonb``, which a missing column does not
+    fail)."""
+    row = conn.execute(
+        "SELECT to_jsonb(h) ->> 'format' FROM kzg_log_head h WHERE id = 1"
+    ).fetchone()
+    if row is None or row[0] is None:
+        return LINES
+    try:
+        return check_format(int(row[0]))
+    except ValueError as exc:
+        raise AuditLogError(f"the audit log's head row: {exc}") from None
+
+
+def range_at(conn: Any, size: int, log_format: int) -> CompactRange:
     """The tree's right edge at ``size`` as the log holds it: the nodes of ``kzg_log_tree``
-    and, for an odd size, the hash of the last line."""
+    and, for an odd size, the leaf hash (in ``log_format``) of the last line."""
     levels = [lv for lv in range(size.bit_length() - 1, -1, -1) if size >> lv & 1]
     wanted = [(lv, (size >> lv) - 1) for lv in levels if lv > 0]
     nodes: dict[tuple[int, int], bytes] = {}
@@ -140,7 +158,7 @@ def range_at(conn: Any, size: int) -> CompactRange:
     for lv in levels:
         if lv == 0:
             line = _line(conn, size - 1)
-            hashes.append(leaf_hash(line) if line is not None else b"")
+            hashes.append(line_leaf(log_format, line) if line is not None else b"")
         else:
             hashes.append(nodes.get((lv, (size >> lv) - 1), b""))
     return CompactRange(size, hashes)
@@ -182,13 +200,13 @@ class HeadWatch:
         self._signed = head.checkpoint_size
 
 
-def _tail_problem(conn: Any, head: LogHead, signed: int) -> str | None:
+def _tail_problem(conn: Any, head: LogHead, signed: int, log_format: int) -> str | None:
     """Whether the entries after ``signed`` chain from it and end at the head row's hash and
     edge (what every writer leaves); ``None`` if they do."""
     size = head.size
-    tree = range_at(conn, signed)
+    tree = range_at(conn, signed, log_format)
     before = _line(conn, signed - 1) if signed else None
-    prev = leaf_hash(before) if before is not None else EMPTY_PREV
+    prev = line_leaf(log_format, before) if before is not None else EMPTY_PREV
     rows = conn.execute(
         "SELECT seq, line FROM kzg_log_entries WHERE seq >= %s ORDER BY seq", (signed,)
     ).fetchall()
@@ -199,7 +217,7 @@ def _tail_problem(conn: Any, head: LogHead, signed: int) -> str | None:
             and line.endswith(b',"seq":%d}' % seq)
         ):
             return f"the line for seq {seq} does not continue the chain"
-        prev = leaf_hash(line)
+        prev = line_leaf(log_format, line)
         tree.append(prev)
     if prev != head.prev or tuple(tree.hashes) != head.edge or tree.size != size:
         return "the head row does not match the records: it was rewritten"

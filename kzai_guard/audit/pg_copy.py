@@ -2,7 +2,7 @@
 
 :func:`copy_log` reads the log in one ``REPEATABLE READ`` snapshot (a consistent head, entries
 and checkpoints while writers go on appending) and writes what an audit directory holds
-(:mod:`kzai_guard.audit.segments`): ``origin``, the lines in segments of at most
+(:mod:`kzai_guard.audit.segments`): ``origin``, ``format``, the lines in segments of at most
 ``segment_max_bytes``, each checkpoint in the ``.checkpoints`` file of the segment that holds
 its last record, the witnesses' cosignatures in ``cosigned.checkpoints``, and the tree's
 hash files (recomputed from the lines, not copied). The subject
@@ -15,15 +15,16 @@ and pseudonymous identifiers.
 from __future__ import annotations
 
 import collections
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kzai_guard.audit.leaf import line_leaf
 from kzai_guard.audit.merkle import CompactRange
+from kzai_guard.audit.pg_adoption import stored_format
 from kzai_guard.audit.pg_storage import connect_postgres
-from kzai_guard.audit.segments import ORIGIN_FILE, Segment, segment_paths
+from kzai_guard.audit.segments import FORMAT_FILE, ORIGIN_FILE, Segment, segment_paths
 from kzai_guard.audit.tree import TreeFiles
 from kzai_guard.audit.witnesses import COSIGNED_FILE
 from kzai_guard.errors import AuditLogError
@@ -82,12 +83,13 @@ def _copy(conn: Any, path: Path, segment_max_bytes: int) -> CopiedLog:
     origin, size = execute("SELECT origin, size FROM kzg_log_head WHERE id = 1").fetchone()
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path, 0o700)
+    log_format = stored_format(conn)
+    _write_private(path / FORMAT_FILE, f"{log_format}\n".encode())
     _write_private(path / ORIGIN_FILE, f"{origin}\n".encode())
     starts: list[int] = []
     tree = CompactRange()
     tree_files = TreeFiles(path, writable=True)
     levels: dict[int, bytearray] = collections.defaultdict(bytearray)
-    sha256 = hashlib.sha256
     seg: Segment | None = None
     fd = -1
     seg_bytes = 0
@@ -116,7 +118,7 @@ def _copy(conn: Any, path: Path, segment_max_bytes: int) -> CopiedLog:
                     out += line
                     out += b"\n"
                     seg_bytes += len(line) + 1
-                    hashes.append(sha256(b"\x00" + line).digest())
+                    hashes.append(line_leaf(log_format, line))
                     expected += 1
                     if len(out) >= _FLUSH_BYTES or seg_bytes >= segment_max_bytes:
                         _flush(fd, out, hashes, tree, levels, tree_files)

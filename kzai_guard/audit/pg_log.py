@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
 from kzai_guard.audit.keys import Keyring, PublicKey, Signer
+from kzai_guard.audit.leaf import DEFAULT_FORMAT
 from kzai_guard.audit.pg_storage import PostgresLogStorage, redact_url
 from kzai_guard.audit.sequencer import Durability, Sequencer
 from kzai_guard.audit.shredding import SubjectKeys
@@ -43,6 +44,7 @@ def open_postgres_log(
     put_timeout: float,
     previous_keys: Iterable[PublicKey] = (),
     witnesses: Witnesses | None = None,
+    log_format: int = DEFAULT_FORMAT,
 ) -> Log:
     """Open (creating its tables if needed) the log in the database at ``url``.
 
@@ -57,7 +59,7 @@ def open_postgres_log(
             "(audit_signer= to Guard), e.g. Signer.from_file() of a key made with "
             "`kzai-guard keygen`"
         )
-    storage = PostgresLogStorage(url, origin=origin)
+    storage = PostgresLogStorage(url, origin=origin, log_format=log_format)
     reopen: Callable[[], SubjectKeys] | None = None
     made: PostgresSubjectKeys | None = None
     try:

@@ -21,7 +21,9 @@ from typing import Any
 from kzai_guard.audit.adoption import judge, parse_tail_mark
 from kzai_guard.audit.checkpoint import CheckpointStatus, SignedCheckpoint
 from kzai_guard.audit.keys import Keyring
-from kzai_guard.audit.merkle import CompactRange, leaf_hash
+from kzai_guard.audit.leaf import line_leaf
+from kzai_guard.audit.merkle import CompactRange
+from kzai_guard.audit.pg_adoption import stored_format
 from kzai_guard.audit.pg_appending import lock_head
 from kzai_guard.audit.segments import LINE_PREFIX
 from kzai_guard.audit.storage import EMPTY_PREV
@@ -78,6 +80,7 @@ def survey_postgres(conn: Any, where: str, keyring: Keyring, *, tail_limit: int)
     """Read the whole log on ``conn`` and judge it as an opening writer would, hashing every
     line (``tail_limit`` is the writers' ``checkpoint_every``)."""
     found = PgSurvey(where)
+    log_format = stored_format(conn)
     origin, size, prev_head, edge, head_note = conn.execute(
         "SELECT origin, size, prev, edge, checkpoint FROM kzg_log_head WHERE id = 1"
     ).fetchone()
@@ -113,7 +116,7 @@ def survey_postgres(conn: Any, where: str, keyring: Keyring, *, tail_limit: int)
                 ):
                     found.broken_at = tree.size
                     continue
-                prev = leaf_hash(line)
+                prev = line_leaf(log_format, line)
                 tree.append(prev)
                 if tree.size in wanted:
                     roots[tree.size] = tree.root()
@@ -192,11 +195,12 @@ def quarantine_postgres(conn: Any, where: str, keyring: Keyring, *, tail_limit: 
     nodes: list[tuple[int, int, bytes]] = []
 
     prev = EMPTY_PREV
+    log_format = stored_format(conn)
     rows = conn.execute(
         "SELECT line FROM kzg_log_entries WHERE seq < %s ORDER BY seq", (keep,)
     ).fetchall()
     for seq, (raw,) in enumerate(rows):
-        prev = leaf_hash(bytes(raw))
+        prev = line_leaf(log_format, bytes(raw))
         # the subtree of 2**level leaves closed by leaf ``seq`` is number seq >> level
         for level, closed in enumerate(tree.extend([prev]), 1):
             nodes += [(level, seq >> level, value) for value in closed]

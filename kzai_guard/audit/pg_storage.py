@@ -3,10 +3,11 @@
 Four tables (prefix ``kzg_log_``) hold the log:
 
 - ``kzg_log_head``: one coordination row, the head (origin, size, hash of the last line, the
-  tree's right edge, the newest signed checkpoint, an erasure counter);
+  tree's right edge, the newest signed checkpoint, an erasure counter, the log's ``format``,
+  :mod:`kzai_guard.audit.leaf`, fixed when the row is made: 1 for tables made before it);
 - ``kzg_log_entries``: ``(seq, line)``, the canonical lines;
 - ``kzg_log_tree``: ``(level, index, hash)``, every completed subtree of ``2**level`` leaves
-  (level 1 up; the leaves are the SHA-256 of the lines, recomputed by readers);
+  (level 1 up; the leaves are the leaf hashes of the lines, recomputed by readers);
 - ``kzg_log_checkpoints``: every signed checkpoint note, its size and when it was signed.
 
 Sequencing follows the database drivers of transparency-dev/tessera: a writer appends a batch
@@ -46,6 +47,7 @@ from typing import Any
 from kzai_guard.audit.adoption import tail_mark
 from kzai_guard.audit.checkpoint import Checkpoint
 from kzai_guard.audit.keys import Keyring, Signer
+from kzai_guard.audit.leaf import DEFAULT_FORMAT, check_format
 from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.pg_adoption import (
     MARK_SCHEMA,
@@ -83,6 +85,8 @@ _SCHEMA = (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         size bigint NOT NULL, note text NOT NULL, signed_at double precision NOT NULL)""",
     MARK_SCHEMA,
+    # tables made before format 2 hold format-1 logs
+    "ALTER TABLE kzg_log_head ADD COLUMN IF NOT EXISTS format smallint NOT NULL DEFAULT 1",
 )
 _CONNECT_ATTEMPTS = 4
 _BACKOFF_FIRST_S = 0.1
@@ -134,7 +138,14 @@ class PostgresLogStorage:
     Raises :class:`~kzai_guard.errors.AuditLogError` if the database cannot be used.
     """
 
-    def __init__(self, url: str, *, origin: str | None = None, in_doubt_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        origin: str | None = None,
+        in_doubt_s: float = 60.0,
+        log_format: int = DEFAULT_FORMAT,
+    ) -> None:
         self.url = url
         self._where = redact_url(url)
         self._in_doubt_s = in_doubt_s
@@ -150,7 +161,7 @@ class PostgresLogStorage:
         self.watch: HeadWatch | None = None
         """Checks each head row a hold takes, once the log was judged at open."""
         try:
-            self.origin = self._prepare(origin)
+            self.origin, self.format = self._prepare(origin, check_format(log_format))
         except ConfigurationError:
             self._drop(close=True)
             raise
@@ -335,30 +346,37 @@ class PostgresLogStorage:
     def _unavailable(self, exc: BaseException) -> AuditUnavailable:
         return AuditUnavailable(f"the audit log at {self._where} cannot be written: {exc}")
 
-    def _prepare(self, wanted: str | None) -> str:
-        """Create the tables (once, under the advisory lock) and settle the origin."""
+    def _prepare(self, wanted: str | None, log_format: int) -> tuple[str, int]:
+        """Create the tables (once, under the advisory lock); settle the origin and format."""
         conn = self._connection()
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         for statement in _SCHEMA:
             conn.execute(statement)
-        row = conn.execute("SELECT origin FROM kzg_log_head WHERE id = %s", (_HEAD_ID,)).fetchone()
+        row = conn.execute(
+            "SELECT origin, format FROM kzg_log_head WHERE id = %s", (_HEAD_ID,)
+        ).fetchone()
         if row is None:
             origin = wanted or f"kzai-guard.invalid/audit/{uuid.uuid4().hex[:16]}"
             if "\n" in origin or not origin.strip():
                 raise ConfigurationError("the log origin must be one non-empty line")
             conn.execute(
-                "INSERT INTO kzg_log_head VALUES (%s, %s, 0, %s, '', NULL, 0, 0)",
-                (_HEAD_ID, origin, EMPTY_PREV),
+                "INSERT INTO kzg_log_head (id, origin, size, prev, edge, checkpoint, "
+                "checkpoint_time, erasures, format) VALUES (%s, %s, 0, %s, '', NULL, 0, 0, %s)",
+                (_HEAD_ID, origin, EMPTY_PREV, log_format),
             )
         else:
             origin = str(row[0])
+            try:
+                log_format = check_format(row[1])
+            except ValueError as exc:
+                raise AuditLogError(f"the audit log at {self._where}: {exc}") from None
             if wanted is not None and wanted != origin:
                 raise ConfigurationError(
                     f"the audit log at {self._where} has origin {origin!r}, not {wanted!r}; "
                     "pass the existing origin or use another database"
                 )
         conn.commit()
-        return origin
+        return origin, log_format
 
     def _commit(self, conn: Any, durable: bool, last: tuple[int, bytes] | None) -> None:
         """Commit the open transaction; ``last`` (size, last line) settles a broken commit.

@@ -25,7 +25,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint
-from kzai_guard.audit.merkle import EMPTY_ROOT, consistency_proof, leaf_hash, node_hash
+from kzai_guard.audit.leaf import line_leaf
+from kzai_guard.audit.merkle import EMPTY_ROOT, consistency_proof, node_hash
+from kzai_guard.audit.pg_adoption import stored_format
 from kzai_guard.audit.pg_storage import connect_postgres
 from kzai_guard.audit.witnesses import Witnesses
 
@@ -147,12 +149,13 @@ def _consistency(url: str, old: int, new: int) -> Sequence[bytes]:
     """The consistency proof between two sizes, from the tree rows and the lines."""
     conn = connect_postgres(url, connect_timeout=10)
     try:
-        return consistency_proof(old, new, lambda a, b: _subtree(conn, a, b))
+        log_format = stored_format(conn)
+        return consistency_proof(old, new, lambda a, b: _subtree(conn, a, b, log_format))
     finally:
         conn.close()
 
 
-def _subtree(conn: Any, start: int, end: int) -> bytes:
+def _subtree(conn: Any, start: int, end: int, log_format: int) -> bytes:
     """``MTH(D[start:end])`` for a range aligned to its largest piece (as proofs ask)."""
     if end <= start:
         return EMPTY_ROOT
@@ -162,7 +165,7 @@ def _subtree(conn: Any, start: int, end: int) -> bytes:
         if remaining >> level & 1:
             if pos % (1 << level):
                 raise ValueError(f"range [{start}, {end}) is not aligned")
-            pieces.append(_node(conn, level, pos >> level))
+            pieces.append(_node(conn, level, pos >> level, log_format))
             pos += 1 << level
     root = pieces[-1]
     for h in reversed(pieces[:-1]):
@@ -170,12 +173,12 @@ def _subtree(conn: Any, start: int, end: int) -> bytes:
     return root
 
 
-def _node(conn: Any, level: int, index: int) -> bytes:
+def _node(conn: Any, level: int, index: int, log_format: int) -> bytes:
     if level == 0:
         row = conn.execute("SELECT line FROM kzg_log_entries WHERE seq = %s", (index,)).fetchone()
         if row is None:
             raise ValueError(f"the log has no entry {index}")
-        return leaf_hash(bytes(row[0]))
+        return line_leaf(log_format, bytes(row[0]))
     row = conn.execute(
         "SELECT hash FROM kzg_log_tree WHERE level = %s AND index = %s", (level, index)
     ).fetchone()

@@ -4,10 +4,12 @@ An inclusion bundle proves that one line is entry ``leaf_index`` of the tree a s
 commits to; a consistency bundle proves that the tree at ``new_size`` extends the tree at
 ``old_size`` (the log only grew). Both are JSON objects that any RFC 9162 implementation can
 check: hashes are base64 (as in the checkpoint), ``audit_path`` / ``proof`` are in RFC 9162
-order, ``entry`` is the exact leaf input (the log line, UTF-8, without newline)::
+order, ``entry`` is the log line (UTF-8, without newline) and ``log_format`` the log's format
+(:mod:`kzai_guard.audit.leaf`; absent in bundles of format-1 logs): in format 1 the line is the
+RFC 9162 entry, in format 2 the entry is its commitment ``SHA-256(line)``::
 
     {"format": "kzai-guard/inclusion-proof/v1", "origin": ..., "leaf_index": 17,
-     "tree_size": 20000, "entry": "{\\"prev\\":...}", "leaf_hash": "<b64>",
+     "tree_size": 20000, "entry": "{\\"prev\\":...}", "log_format": 2, "leaf_hash": "<b64>",
      "audit_path": ["<b64>", ...], "root_hash": "<b64>", "checkpoint": "<signed note>"}
 
     {"format": "kzai-guard/consistency-proof/v1", "origin": ..., "old_size": 10000,
@@ -25,15 +27,15 @@ from typing import Any
 
 from kzai_guard.audit.checkpoint import CheckpointStatus, SignedCheckpoint, read_notes
 from kzai_guard.audit.keys import Keyring
+from kzai_guard.audit.leaf import LINES, check_format, line_leaf
 from kzai_guard.audit.lookup import LogLookup, checkpoint_at, find_record, newest_checkpoint
 from kzai_guard.audit.merkle import (
     consistency_proof,
     inclusion_proof,
-    leaf_hash,
     verify_consistency,
     verify_inclusion,
 )
-from kzai_guard.audit.segments import list_segments, parse_line, read_anchor
+from kzai_guard.audit.segments import list_segments, parse_line, read_anchor, read_format
 from kzai_guard.audit.tree import TreeFiles
 from kzai_guard.errors import AuditLogError
 
@@ -105,13 +107,14 @@ def inclusion_bundle(
         audit_path = inclusion_proof(index, size, tree.subtree)
     finally:
         tree.close()
-    leaf = leaf_hash(line)
+    log_format = read_format(path)
+    leaf = line_leaf(log_format, line)
     if not verify_inclusion(index, size, leaf, audit_path, note.checkpoint.root):
         raise AuditLogError(
             f"the stored tree does not prove seq {index} against the checkpoint for size {size}; "
             "run `kzai-guard verify`"
         )
-    return {
+    bundle: dict[str, Any] = {
         "format": INCLUSION_FORMAT,
         "origin": note.checkpoint.origin,
         "leaf_index": index,
@@ -122,6 +125,9 @@ def inclusion_bundle(
         "root_hash": _b64(note.checkpoint.root),
         "checkpoint": note.note(),
     }
+    if log_format != LINES:
+        bundle["log_format"] = log_format
+    return bundle
 
 
 def consistency_bundle(
@@ -214,7 +220,10 @@ def _verify_inclusion(bundle: dict[str, Any], keyring: Keyring) -> ProofCheck:
             False, "the bundle's tree size, origin or root differs from its checkpoint"
         )
     entry = str(bundle["entry"]).encode()
-    leaf = leaf_hash(entry)
+    try:
+        leaf = line_leaf(check_format(bundle.get("log_format", LINES)), entry)
+    except ValueError as exc:
+        return ProofCheck(False, str(exc))
     if _unb64(bundle["leaf_hash"]) != leaf:
         return ProofCheck(False, "leaf_hash is not the hash of entry")
     value = parse_line(entry)

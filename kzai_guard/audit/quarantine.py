@@ -24,7 +24,8 @@ from pathlib import Path
 from kzai_guard.audit.adoption import Adoption, adoption, read_tail_mark
 from kzai_guard.audit.checkpoint import CheckpointStatus, SignedCheckpoint, read_notes
 from kzai_guard.audit.keys import Keyring
-from kzai_guard.audit.merkle import CompactRange, leaf_hash
+from kzai_guard.audit.leaf import line_leaf
+from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.segments import (
     GENESIS,
     Segment,
@@ -32,6 +33,7 @@ from kzai_guard.audit.segments import (
     list_segments,
     parse_line,
     read_anchor,
+    read_format,
     read_origin,
 )
 from kzai_guard.audit.tree import TreeFiles
@@ -88,6 +90,7 @@ def survey(directory: Path, keyring: Keyring, *, tail_limit: int = 10_000) -> Su
     found = Survey(directory)
     anchor = read_anchor(directory)
     origin = read_origin(directory)
+    log_format = read_format(directory)
     start = anchor.size if anchor is not None else 0
     segments = [s for s in list_segments(directory) if s.first >= start]
     notes: list[SignedCheckpoint] = []
@@ -120,7 +123,7 @@ def survey(directory: Path, keyring: Keyring, *, tail_limit: int = 10_000) -> Su
             if not ok:
                 found.broken_at = tree.size
                 break
-            h = leaf_hash(line)
+            h = line_leaf(log_format, line)
             tree.append(h)
             prev = h.hex()
             if tree.size in wanted:

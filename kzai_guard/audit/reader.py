@@ -9,7 +9,6 @@ a record altered anywhere after the last good checkpoint is never handed on.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -21,6 +20,7 @@ from typing import Any
 from kzai_guard.audit.anchor_signature import anchor_problem
 from kzai_guard.audit.checkpoint import CheckpointStatus, SignedCheckpoint, read_notes
 from kzai_guard.audit.keys import Keyring, PublicKey
+from kzai_guard.audit.leaf import line_leaf
 from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.record import AuditRecord
 from kzai_guard.audit.segments import (
@@ -29,6 +29,7 @@ from kzai_guard.audit.segments import (
     list_segments,
     parse_line,
     read_anchor,
+    read_format,
     read_origin,
 )
 from kzai_guard.audit.shredding import (
@@ -46,7 +47,6 @@ from kzai_guard.errors import AuditLogError
 __all__ = ["ChainBroken", "LogEntry", "follow", "read_verified"]
 
 DEFAULT_SUBJECT_KEYS = "subject-keys.sqlite3"
-_sha256 = hashlib.sha256
 
 
 class ChainBroken(AuditLogError):
@@ -73,7 +73,8 @@ class LogEntry:
 
     ``record`` carries the decrypted personal fields, or :data:`~kzai_guard.audit.shredding.ERASED`
     (key erased) / :data:`~kzai_guard.audit.shredding.SEALED` (no key store) in their place;
-    ``line_hash`` is the hex RFC 9162 leaf hash of ``line``, the raw line without newline.
+    ``line_hash`` is the hex RFC 9162 leaf hash of ``line``, the raw line without newline, in
+    the log's format (:mod:`kzai_guard.audit.leaf`).
     """
 
     seq: int
@@ -178,6 +179,7 @@ class _Cursor:
                 f"the log in {directory} is {claimed!r}, not the expected {origin!r}",
             )
         self.directory = directory
+        self.format = read_format(directory)
         self.start = 0 if after_seq is None else after_seq + 1
         if public_keys is None or isinstance(public_keys, Keyring):
             self.keyring = public_keys
@@ -232,7 +234,7 @@ class _Cursor:
             self.prev = anchor.prev
         elif seg.first != first_of_log:
             index = segments.index(seg)
-            self.prev = hash_of_last_line(segments[index - 1].path)
+            self.prev = hash_of_last_line(segments[index - 1].path, self.format)
         else:
             raise ChainBroken(seg.first, "the log's first segment does not start at seq 0")
         if self.keyring is not None:
@@ -350,7 +352,7 @@ class _Cursor:
     def _accept(self, line: bytes) -> None:
         """Check one line; its entry joins :attr:`ready`, or :attr:`held` until signed."""
         seq = self.seq
-        h = _sha256(b"\x00" + line).digest()
+        h = line_leaf(self.format, line)
         try:
             value = parse_line(line)
         except ValueError as exc:
@@ -434,8 +436,8 @@ def _read_from(path: Path, offset: int) -> bytes:
         return b""
 
 
-def hash_of_last_line(path: Path) -> str:
-    """The line hash of the last complete line of a sealed segment."""
+def hash_of_last_line(path: Path, log_format: int) -> str:
+    """The line hash (in ``log_format``) of the last complete line of a sealed segment."""
     size = os.path.getsize(path)
     chunk = 4096
     with open(path, "rb") as f:
@@ -447,5 +449,5 @@ def hash_of_last_line(path: Path) -> str:
             cut = body.rfind(b"\n")
             if cut >= 0 or start == 0:
                 line = body[cut + 1 :]
-                return _sha256(b"\x00" + line).hexdigest()
+                return line_leaf(log_format, line).hex()
             chunk *= 4

@@ -16,8 +16,12 @@ log under a checkpoint signed by the log's key and cosigned by witnesses::
     — <log key> ...
     — <witness> ...
 
-The ``extra`` line carries the leaf input (the log line, whose personal fields are sealed), so
-the verifier computes the leaf hash itself; it is trusted only through the proof. The
+The ``extra`` line carries the log line (whose personal fields are sealed), so the verifier
+computes the leaf hash itself; it is trusted only through the proof. The leaf is the line's
+in the log's format (:mod:`kzai_guard.audit.leaf`): ``SHA-256(0x00 || SHA-256(line))`` in
+format 2, ``SHA-256(0x00 || line)`` in format 1. A verifier that is not told the format tries
+both, which admits nothing more: a line is never 32 bytes long, so no format-1 entry is a
+format-2 entry, and the leaves of the two differ unless SHA-256 collides. The
 checkpoint is the largest cosigned one covering the record, or the newest signed one when
 no witness has cosigned one yet.
 """
@@ -34,10 +38,11 @@ from pathlib import Path
 from kzai_guard.audit.checkpoint import CheckpointStatus, SignedCheckpoint
 from kzai_guard.audit.cosignature import WitnessPolicy
 from kzai_guard.audit.keys import Keyring
+from kzai_guard.audit.leaf import FORMATS, check_format, line_leaf
 from kzai_guard.audit.lookup import LogLookup
-from kzai_guard.audit.merkle import inclusion_proof, leaf_hash, verify_inclusion
+from kzai_guard.audit.merkle import inclusion_proof, verify_inclusion
 from kzai_guard.audit.proof import ProofCheck
-from kzai_guard.audit.segments import parse_line
+from kzai_guard.audit.segments import parse_line, read_format
 from kzai_guard.audit.tree import TreeFiles
 from kzai_guard.audit.witnesses import cosigned_note, read_cosigned
 from kzai_guard.errors import AuditLogError
@@ -115,7 +120,8 @@ def make_receipt(
         path_hashes = inclusion_proof(index, size, tree.subtree)
     finally:
         tree.close()
-    if not verify_inclusion(index, size, leaf_hash(line), path_hashes, note.checkpoint.root):
+    leaf = line_leaf(read_format(path), line)
+    if not verify_inclusion(index, size, leaf, path_hashes, note.checkpoint.root):
         raise AuditLogError(
             f"the stored tree does not prove seq {index} against the checkpoint for size {size}; "
             "run `kzai-guard verify`"
@@ -130,8 +136,14 @@ def verify_receipt(
     *,
     policy: WitnessPolicy | None = None,
     decision_id: str | None = None,
+    log_format: int | None = None,
 ) -> ProofCheck:
-    """Check a receipt offline: origin, log signature, witness policy, the record, the proof."""
+    """Check a receipt offline: origin, log signature, witness policy, the record, the proof.
+
+    ``log_format`` is the log's format (:mod:`kzai_guard.audit.leaf`), if the verifier knows
+    it; otherwise the leaf of either format may prove the record (see the module docstring).
+    """
+    formats = FORMATS if log_format is None else (check_format(log_format),)
     try:
         receipt = Receipt.parse(text)
     except ValueError as exc:
@@ -162,8 +174,11 @@ def verify_receipt(
     record_id = value["rec"].get("id") if isinstance(value.get("rec"), dict) else None
     if decision_id is not None and record_id != decision_id:
         return ProofCheck(False, f"the record is {record_id!r}, not {decision_id!r}")
-    leaf = leaf_hash(receipt.extra)
-    if not verify_inclusion(receipt.index, cp.size, leaf, receipt.proof, cp.root):
+    extra = receipt.extra
+    if not any(
+        verify_inclusion(receipt.index, cp.size, line_leaf(f, extra), receipt.proof, cp.root)
+        for f in formats
+    ):
         return ProofCheck(False, "the inclusion proof does not lead to the signed root")
     witnessed = f", cosigned by {', '.join(cosigners)}" if cosigners else ""
     return ProofCheck(

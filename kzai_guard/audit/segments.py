@@ -4,6 +4,7 @@
 
     AUDIT_DIR/
       origin                          the log's name, first line of every checkpoint
+      format                          the log format (2; no file: format 1), see audit.leaf
       00000000000000000000.log        segment: lines for seq 0, 1, ...
       00000000000000000000.checkpoints  signed checkpoints taken while that segment was active
       00000000000000000000.index      record-id index, once the segment is sealed
@@ -18,8 +19,9 @@
 A line is the canonical JSON (RFC 8785) of ``{"prev", "rec", "sealed"?, "seq"}`` followed by a
 newline: ``prev`` is the hex line hash of the previous line (64 zeros for the first), ``rec`` the
 record without its personal fields, ``sealed`` the encrypted personal fields, ``seq`` the
-0-based position. The line hash is the RFC 9162 leaf hash ``SHA-256(0x00 || line)`` of the line
-without its newline: one hash serves both the chain and the Merkle tree.
+0-based position. The line hash is the RFC 9162 leaf hash of the line without its newline,
+``SHA-256(0x00 || SHA-256(line))`` in format 2 and ``SHA-256(0x00 || line)`` in format 1
+(:mod:`kzai_guard.audit.leaf`): one hash serves both the chain and the Merkle tree.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from typing import Any
 import orjson
 
 from kzai_guard.audit.canonical import canonical_json
+from kzai_guard.audit.leaf import LINES, check_format
 from kzai_guard.errors import AuditLogError
 
 __all__ = [
     "ANCHOR_FILE",
+    "FORMAT_FILE",
     "GENESIS",
     "ORIGIN_FILE",
     "Anchor",
@@ -47,6 +51,7 @@ __all__ = [
     "list_segments",
     "parse_line",
     "read_anchor",
+    "read_format",
     "read_origin",
     "segment_paths",
 ]
@@ -56,6 +61,7 @@ GENESIS = "0" * 64
 
 ORIGIN_FILE = "origin"
 ANCHOR_FILE = "anchor.json"
+FORMAT_FILE = "format"
 _SEGMENT_RE = re.compile(r"^(\d{20})\.log$")
 LINE_PREFIX = b'{"prev":"'
 """Every line starts with these bytes, then the 64 hex digits of ``prev``."""
@@ -131,6 +137,20 @@ def read_origin(directory: Path) -> str | None:
         return None
     except UnicodeDecodeError as exc:
         raise AuditLogError(f"{directory / ORIGIN_FILE} is not UTF-8 text: {exc}") from None
+
+
+def read_format(directory: Path) -> int:
+    """The log's format (:mod:`kzai_guard.audit.leaf`): the ``format`` file's number, 1 when
+    there is none (every log made before format 2). Raises
+    :class:`~kzai_guard.errors.AuditLogError` for a format this version does not know."""
+    try:
+        text = (directory / FORMAT_FILE).read_bytes()
+    except FileNotFoundError:
+        return LINES
+    try:
+        return check_format(int(text.strip()))
+    except ValueError as exc:
+        raise AuditLogError(f"{directory / FORMAT_FILE}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

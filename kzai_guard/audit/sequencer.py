@@ -110,6 +110,7 @@ class Sequencer(WriteQueue):
         self.durability = durability
         self.origin = storage.origin
         self._storage = storage
+        self._format = storage.format
         self._signer = signer
         self._checkpoint_every = checkpoint_every
         self._checkpoint_interval = checkpoint_interval_ms / 1000.0
@@ -128,7 +129,7 @@ class Sequencer(WriteQueue):
         keys = self._subject_keys
         self._batched = keys if isinstance(keys, BatchedSubjectKeys) else None
         self._sealer = Sealer(keys) if keys is not None else None
-        self._encoder = LineEncoder(self._sealer)
+        self._encoder = LineEncoder(self._sealer, leaf_format=self._format)
         self._erasures = -1
         self._uncovered = False
         self._started = time.time()
@@ -457,7 +458,9 @@ class Sequencer(WriteQueue):
             self._sign(appending)
             appending.rotate()
         head = appending.head
-        lines, hashes, _ = chain(bodies, head.size, head.prev.hex().encode(), appending.room)
+        lines, hashes, _ = chain(
+            bodies, head.size, head.prev.hex().encode(), appending.room, self._format
+        )
         nodes = CompactRange(head.size, head.edge).extend(hashes)
         appending.append(lines, hashes, nodes, self._sync)
         self._size = appending.head.size
@@ -510,7 +513,7 @@ class Sequencer(WriteQueue):
             keys = self._subject_keys = self._reopen_keys()
             self._batched = keys if isinstance(keys, BatchedSubjectKeys) else None
             self._sealer = Sealer(keys)
-            self._encoder = LineEncoder(self._sealer)
+            self._encoder = LineEncoder(self._sealer, leaf_format=self._format)
         return self._subject_keys
 
     def _see(self, appending: Appending) -> None:

@@ -104,6 +104,8 @@ class LogStorage(Protocol):
 
     origin: str
     """The log's origin (the first line of its checkpoints)."""
+    format: int
+    """The log's format (:mod:`kzai_guard.audit.leaf`), fixed when the log was created."""
 
     def sequence(self) -> AbstractContextManager[Appending]:
         """Hold the log exclusively, across processes and hosts, for one batch."""

@@ -7,23 +7,27 @@
   the checkpoint's size. ``<N>`` is written in 3-digit groups, all but the last prefixed with
   ``x`` (index 1234067 is ``x001/x234/067``). A level-``L`` hash is the root of a complete
   subtree of ``256**L`` leaves: exactly what the log keeps in ``tree/level-(8L).hashes``.
-- ``tile/commitments/<N>[.p/<W>]``: commitment bundles, framed like entry bundles (big-endian
-  uint16 length, then the bytes), each entry the 32-byte leaf hash ``SHA-256(0x00 || line)``
-  of one record: a commitment to it, never the record.
-
-The spec's entry bundles (``tile/entries/``) must hold the leaf inputs, and the leaf input of
-this log's tree is the whole log line: it carries the key reference of the person's records
-and the record's open members, and a log without a key store its personal fields in clear.
-Those stay where they can be erased, so ``tile/entries/`` is not written; the tlog-tiles spec
-lets a log serve entries in another format at another URL, and the commitments are that. A
-person holds their own line (their receipt carries it) and checks it against the tiles.
+- a format-2 log (:mod:`kzai_guard.audit.leaf`, the default for new logs):
+  ``tile/entries/<N>[.p/<W>]``, the spec's entry bundles (big-endian uint16 length, then the
+  bytes), each entry the 32-byte commitment ``SHA-256(line)`` of one record, which is the
+  tree's entry: any tlog client hashes the entries to the level-0 tiles and rebuilds the
+  signed root, and a person who holds their own line (their receipt carries it) hashes it to
+  their entry. A commitment says nothing about the record.
+- a format-1 log: ``tile/commitments/<N>[.p/<W>]``, framed like entry bundles, each entry the
+  32-byte leaf hash ``SHA-256(0x00 || line)``. The tree's entry of a format-1 log is the whole
+  line, which carries the key reference of the person's records and the record's open members
+  (and, without a key store, its personal fields in clear); those stay where they can be
+  erased, so ``tile/entries/`` is not written, and the spec lets a log serve entries in another
+  format at another URL.
 
 Full tiles are immutable: those already in the output directory are not written again, so
 publishing after each checkpoint costs the new tiles only.
 
 A pruned log (one with an ``anchor.json`` of size ``A``) is published from its minimum index
 ``A`` on, as the spec's pruning allows: a tile whose end is at or below ``A`` is not written,
-every later one is. Pruning keeps every hash of those tiles
+every later one is. The entry bundle that holds ``A`` also holds pruned records, whose lines
+are gone, so entries are published from the next multiple of 256 on
+(:attr:`TilesReport.entries_from`). Pruning keeps every hash of those tiles
 (:func:`~kzai_guard.audit.tree.first_kept`); a log pruned by an older version released some of
 them, and the tiles that would need a released hash cannot exist: they are not written and
 :attr:`TilesReport.withheld` names each, with the records that cannot be proved from the tiles.
@@ -37,8 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint
+from kzai_guard.audit.leaf import COMMITMENTS, entry
 from kzai_guard.audit.lookup import LogLookup
-from kzai_guard.audit.segments import read_anchor
+from kzai_guard.audit.merkle import leaf_hash
+from kzai_guard.audit.segments import list_segments, read_anchor, read_format
 from kzai_guard.audit.tree import HASH_SIZE, TILE_HEIGHT, TreeFiles
 from kzai_guard.audit.witnesses import cosigned_note, read_cosigned
 from kzai_guard.errors import AuditLogError
@@ -89,27 +95,33 @@ class WithheldTile:
 
 class TilesReport:
     """What :func:`write_tiles` wrote: the checkpoint's size, the minimum index (the anchor's
-    size, 0 for a log never pruned), the files written and the tiles withheld."""
+    size, 0 for a log never pruned), the log's format, the first index of the published entry
+    bundles (format 2; ``None`` for a format-1 log), the files written and the tiles
+    withheld."""
 
-    __slots__ = ("minimum_index", "size", "withheld", "written")
+    __slots__ = ("entries_from", "log_format", "minimum_index", "size", "withheld", "written")
 
-    def __init__(self, size: int, minimum_index: int) -> None:
+    def __init__(self, size: int, minimum_index: int, log_format: int) -> None:
         self.size = size
         self.minimum_index = minimum_index
+        self.log_format = log_format
+        self.entries_from: int | None = None
         self.written: list[str] = []
         self.withheld: list[WithheldTile] = []
 
 
 def write_tiles(directory: str | os.PathLike[str], out: str | os.PathLike[str]) -> TilesReport:
-    """Write the tiles, commitment bundles and checkpoint of the log's newest checkpoint."""
+    """Write the tiles, entry (or, for a format-1 log, commitment) bundles and checkpoint of
+    the log's newest checkpoint."""
     path, target = Path(directory), Path(out)
+    log_format = read_format(path)
     anchor = read_anchor(path)
     minimum = anchor.size if anchor is not None else 0
     note = LogLookup(path).newest_checkpoint()
     if note is None:
         raise AuditLogError(f"{path} has no signed checkpoint to publish")
     size = note.checkpoint.size
-    report = TilesReport(size, minimum)
+    report = TilesReport(size, minimum, log_format)
     tree = TreeFiles(path)
     try:
         if tree.compact_range(size).root() != note.checkpoint.root:
@@ -121,6 +133,8 @@ def write_tiles(directory: str | os.PathLike[str], out: str | os.PathLike[str]) 
         while size >> (TILE_HEIGHT * level):
             _write_level(tree, target, level, report)
             level += 1
+        if log_format == COMMITMENTS:
+            _write_entries(path, tree, target, report)
     finally:
         tree.close()
     published: SignedCheckpoint = cosigned_note(note, read_cosigned(path))
@@ -152,11 +166,51 @@ def _write_level(tree: TreeFiles, target: Path, level: int, report: TilesReport)
             continue
         _write(target / rel, b"".join(hashes))
         report.written.append(rel)
-        if level == 0:
+        if level == 0 and report.log_format != COMMITMENTS:
             bundle = b"".join(struct.pack(">H", len(h)) + h for h in hashes)
             rel = tile_path("commitments", n, width)
             _write(target / rel, bundle)
             report.written.append(rel)
+
+
+def _write_entries(path: Path, tree: TreeFiles, target: Path, report: TilesReport) -> None:
+    """The entry bundles of a format-2 log: its commitments, from the first bundle not yet
+    written (full bundles are immutable) to the checkpoint's size."""
+    size = report.size
+    n = -(-report.minimum_index // TILE_WIDTH)  # the first bundle of retained records only
+    report.entries_from = min(n * TILE_WIDTH, size)
+    while (n + 1) * TILE_WIDTH <= size and (target / tile_path("entries", n)).exists():
+        n += 1
+    start = n * TILE_WIDTH
+    if start >= size:
+        return
+    bundle = bytearray()
+    seq = start
+    segments = list_segments(path)
+    ends = [s.first for s in segments[1:]] + [size]
+    for seg, end in zip(segments, ends, strict=True):
+        if end <= seq or seg.first >= size:
+            continue  # before the first bundle to write, or past the checkpoint
+        if seg.first > seq:
+            break
+        lines = seg.path.read_bytes().split(b"\n")
+        for line in lines[seq - seg.first : min(len(lines) - 1, size - seg.first)]:
+            commitment = entry(COMMITMENTS, line)
+            if leaf_hash(commitment) != tree.get(0, seq):
+                raise AuditLogError(
+                    f"the line for seq {seq} does not match the tree files of {path}; "
+                    "run `kzai-guard verify`"
+                )
+            bundle += struct.pack(">H", len(commitment)) + commitment
+            seq += 1
+            if seq % TILE_WIDTH == 0 or seq == size:
+                width = seq - (seq - 1) // TILE_WIDTH * TILE_WIDTH
+                rel = tile_path("entries", (seq - 1) // TILE_WIDTH, width)
+                _write(target / rel, bytes(bundle))
+                report.written.append(rel)
+                bundle.clear()
+    if seq != size:
+        raise AuditLogError(f"{path} holds records up to seq {seq - 1}, not {size - 1}")
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -16,7 +16,7 @@ number in doubt and one of the :data:`PROBLEM_KINDS`.
 from __future__ import annotations
 
 import binascii
-import hashlib
+import functools
 import os
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
@@ -26,6 +26,7 @@ from typing import Any
 from kzai_guard.audit.anchor_signature import anchor_problem
 from kzai_guard.audit.checkpoint import CheckpointStatus, SignedCheckpoint, read_notes
 from kzai_guard.audit.keys import Keyring
+from kzai_guard.audit.leaf import line_leaf
 from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.segments import (
     GENESIS,
@@ -35,6 +36,7 @@ from kzai_guard.audit.segments import (
     list_segments,
     parse_line,
     read_anchor,
+    read_format,
     read_origin,
     segment_paths,
 )
@@ -58,10 +60,10 @@ PROBLEM_KINDS = (
     "rolled-back",
     "forked",
     "unwitnessed",
+    "unknown-format",
 )
 """What :attr:`Problem.kind` can be."""
 
-_sha256 = hashlib.sha256
 _unhexlify = binascii.unhexlify
 _hexlify = binascii.hexlify
 _PREFIX = LINE_PREFIX.__add__
@@ -190,6 +192,12 @@ class _Verifier:
                 )
             )
         self.origin = origin if origin is not None else claimed
+        try:
+            # the format only changes what the tree commits to: a wrong marker makes every
+            # root differ from the signed checkpoints
+            self.format = read_format(path)
+        except AuditLogError as exc:
+            raise _Stop(Problem(0, "unknown-format", str(exc))) from None
         self.roots_at = sorted(set(roots_at))
         self.index = TreeFiles(path)
         self.keys_seen: set[str] = set()
@@ -233,7 +241,7 @@ class _Verifier:
             wanted.pop(0)
         since_cp: list[bytes] = []
         cp_start = seq
-        sha = _sha256
+        leaf = functools.partial(line_leaf, self.format)
         for seg_no, seg in enumerate(segments):
             if seg.first != seq:
                 kind = "missing" if seg.first > seq else "duplicated"
@@ -264,7 +272,7 @@ class _Verifier:
                 if wanted:
                     stop = min(stop, pos + wanted[0] - seq)
                 chunk = lines[pos:stop]
-                hashes = [sha(b"\x00" + line).digest() for line in chunk]
+                hashes = list(map(leaf, chunk))
                 prevs = [prev, *hashes[:-1]]
                 # a canonical line starts with its prev hash and ends with its seq
                 if not (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,16 @@ import pytest
 from kzai_guard.audit.keys import Keyring, Signer
 from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.record import AuditRecord, EventKind
+
+FORMATS = (1, 2)
+"""The log formats: 1, the tree's entry is the line; 2, it is the line's SHA-256."""
+
+
+def leaf_of(log_format: int, line: bytes) -> bytes:
+    """The RFC 9162 leaf of a log line in ``log_format``, written from the format's definition
+    (``SHA-256(0x00 || entry)``, the entry the line or its SHA-256), not from the library."""
+    entry = line if log_format == 1 else hashlib.sha256(line).digest()
+    return hashlib.sha256(b"\x00" + entry).digest()
 
 
 def make_record(i: int, **fields: object) -> AuditRecord:

@@ -9,7 +9,7 @@ import psycopg
 
 from kzai_guard.audit.checkpoint import Checkpoint
 from kzai_guard.audit.keys import Signer
-from kzai_guard.audit.lines import LineEncoder
+from kzai_guard.audit.lines import LineEncoder, chain
 from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.record import AuditRecord
 from kzai_guard.audit.storage import LogStorage
@@ -36,10 +36,15 @@ def append_batch(
     signer: Signer | None = None,
     durable: bool = True,
 ) -> int:
-    """Append ``records`` in one batch (signing a checkpoint if given ``signer``); first seq."""
+    """Append ``records`` in one batch (signing a checkpoint if given ``signer``); first seq.
+
+    The lines are chained in the storage's format, as the log's writer chains them.
+    """
+    bodies = encoder.bodies(records)
     with storage.sequence() as appending:
         head = appending.head
-        lines, hashes, _ = encoder.encode(records, head.size, head.prev.hex().encode(), 1 << 40)
+        prev = head.prev.hex().encode()
+        lines, hashes, _ = chain(bodies, head.size, prev, 1 << 40, storage.format)
         tree = CompactRange(head.size, head.edge)
         nodes = tree.extend(hashes)
         appending.append(lines, hashes, nodes, durable)

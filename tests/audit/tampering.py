@@ -48,20 +48,20 @@ def edit_record(directory: Path, seq: int, **fields: object) -> None:
 def rechain(directory: Path, first: int = 0) -> None:
     """Recompute every ``prev`` from ``first`` on, so the chain holds again."""
     lines = lines_of(directory)
-    prev = GENESIS if first == 0 else _hash(lines[first - 1])
+    prev = GENESIS if first == 0 else line_hash(directory, lines[first - 1])
     for i in range(first, len(lines)):
         value = orjson.loads(lines[i])
         value["prev"] = prev
         value["seq"] = i
         lines[i] = canonical_json(value)
-        prev = _hash(lines[i])
+        prev = line_hash(directory, lines[i])
     write_lines(directory, lines)
 
 
 def append_record(directory: Path, record: dict[str, object]) -> None:
     """Append a record that continues the chain, to the newest segment."""
     lines = lines_of(directory)
-    prev = _hash(lines[-1]) if lines else GENESIS
+    prev = line_hash(directory, lines[-1]) if lines else GENESIS
     line = canonical_json({"prev": prev, "rec": record, "seq": len(lines)})
     newest = list_segments(directory)[-1]
     with open(newest.path, "ab") as f:
@@ -76,5 +76,9 @@ def delete_derived(directory: Path) -> None:
     shutil.rmtree(directory / "tree", ignore_errors=True)
 
 
-def _hash(line: bytes) -> str:
-    return hashlib.sha256(b"\x00" + line).hexdigest()
+def line_hash(directory: Path, line: bytes) -> str:
+    """The line hash as the log computes it: the attacker reads the log's format too."""
+    marker = directory / "format"
+    log_format = int(marker.read_text()) if marker.exists() else 1
+    entry = line if log_format == 1 else hashlib.sha256(line).digest()
+    return hashlib.sha256(b"\x00" + entry).hexdigest()

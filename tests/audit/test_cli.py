@@ -20,19 +20,25 @@ from kzai_guard.audit.segments import list_segments
 from kzai_guard.cli.main import main
 from kzai_guard.cli.trust import ORIGIN_NEEDED
 
-from .conftest import make_record
+from .conftest import FORMATS, leaf_of, make_record
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "cli.example.kz/audit"
 
 
-@pytest.fixture
-def keyed_log(tmp_path: Path) -> tuple[Path, Path, Signer]:
-    """A closed log of 23 records (3 checkpoints) and the path of its public key."""
+@pytest.fixture(params=FORMATS, ids=lambda f: f"format{f}")
+def keyed_log(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, Path, Signer]:
+    """A closed log of 23 records (3 checkpoints) in each format and the path of its public
+    key."""
     _, public, signer = write_keypair(tmp_path / "keys", "cli-key")
     directory = tmp_path / "audit"
     log = AuditLog.open(
-        directory, signer=signer, origin=ORIGIN, checkpoint_every=10, durability="sync"
+        directory,
+        signer=signer,
+        origin=ORIGIN,
+        checkpoint_every=10,
+        durability="sync",
+        log_format=request.param,
     )
     for i in range(23):
         log.write(make_record(i))
@@ -130,7 +136,10 @@ def _independent_inclusion_check(bundle: dict[str, object], public_key: bytes) -
     except Exception:
         return False
     index, size = int(str(bundle["leaf_index"])), int(size_text)
-    r = hashlib.sha256(b"\x00" + str(bundle["entry"]).encode()).digest()
+    entry = str(bundle["entry"]).encode()
+    if bundle.get("log_format", 1) == 2:
+        entry = hashlib.sha256(entry).digest()  # the tree's entry is the line's commitment
+    r = hashlib.sha256(b"\x00" + entry).digest()
     fn, sn = index, size - 1
     for p64 in bundle["audit_path"]:  # type: ignore[attr-defined]
         p = base64.b64decode(p64)
@@ -175,9 +184,8 @@ def test_verify_proof_rejects_an_altered_entry(
     assert main(["prove", str(directory), "dec-000003", "--out", str(out), "--origin", ORIGIN]) == 0
     bundle = json.loads(out.read_text())
     bundle["entry"] = bundle["entry"].replace('"verdict":"block"', '"verdict":"allow"')
-    bundle["leaf_hash"] = base64.b64encode(
-        hashlib.sha256(b"\x00" + bundle["entry"].encode()).digest()
-    ).decode()
+    leaf = leaf_of(bundle.get("log_format", 1), bundle["entry"].encode())
+    bundle["leaf_hash"] = base64.b64encode(leaf).decode()
     out.write_text(json.dumps(bundle))
     capsys.readouterr()
     assert main(["verify-proof", str(out), "--public-key", str(public), "--origin", ORIGIN]) == 1

@@ -12,7 +12,7 @@ import pytest
 from kzai_guard.audit.checkpoint import CheckpointStatus, SignedCheckpoint, read_notes
 from kzai_guard.audit.keys import Keyring, Signer
 from kzai_guard.audit.log import AuditLog
-from kzai_guard.audit.merkle import CompactRange, leaf_hash
+from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.proof import checkpoints
 from kzai_guard.audit.reader import ChainBroken, follow, read_verified
 from kzai_guard.audit.segments import GENESIS, list_segments, parse_line
@@ -20,7 +20,7 @@ from kzai_guard.audit.sink import AuditSink
 from kzai_guard.audit.verify import verify_log
 from kzai_guard.errors import AuditLogError, AuditUnavailable, ConfigurationError
 
-from .conftest import WriteLog, make_record
+from .conftest import FORMATS, WriteLog, leaf_of, make_record
 
 
 def _lines(directory: Path) -> list[bytes]:
@@ -62,13 +62,51 @@ def test_records_read_back_in_order_with_personal_fields(write_log: WriteLog) ->
     assert [e.record for e in entries] == [make_record(i) for i in range(20)]
 
 
-def test_each_line_links_to_the_hash_of_the_line_before(write_log: WriteLog) -> None:
-    lines = _lines(write_log(10))
+@pytest.mark.parametrize("log_format", FORMATS)
+def test_each_line_links_to_the_hash_of_the_line_before(
+    write_log: WriteLog, log_format: int
+) -> None:
+    lines = _lines(write_log(10, log_format=log_format))
     prev = GENESIS
     for seq, line in enumerate(lines):
         value = parse_line(line)
         assert (value["seq"], value["prev"]) == (seq, prev)
-        prev = leaf_hash(line).hex()
+        prev = leaf_of(log_format, line).hex()
+
+
+def test_a_new_log_is_format_2_and_its_marker_is_private(tmp_path: Path, signer: Signer) -> None:
+    AuditLog.open(tmp_path / "a", signer=signer).close()
+    marker = tmp_path / "a" / "format"
+    assert marker.read_bytes() == b"2\n"
+    assert marker.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("log_format", FORMATS)
+def test_a_log_keeps_its_format_whatever_a_later_open_asks(
+    write_log: WriteLog, log_format: int
+) -> None:
+    directory = write_log(5, log_format=log_format)
+    other = 3 - log_format
+    directory = write_log(5, directory=directory, log_format=other)
+    lines = _lines(directory)
+    assert len(lines) == 10
+    assert parse_line(lines[5])["prev"] == leaf_of(log_format, lines[4]).hex()
+    assert [e.seq for e in read_verified(directory)] == list(range(10))
+
+
+def test_a_log_without_a_format_marker_is_format_1(tmp_path: Path, signer: Signer) -> None:
+    # as every log made before format 2: no marker file
+    directory = tmp_path / "a"
+    AuditLog.open(directory, signer=signer, log_format=1, checkpoint_every=3).close()
+    (directory / "format").unlink()
+    log = AuditLog.open(directory, signer=signer, checkpoint_every=3)
+    for i in range(4):
+        log.write(make_record(i))
+    log.close()
+    lines = _lines(directory)
+    assert parse_line(lines[3])["prev"] == leaf_of(1, lines[2]).hex()
+    assert not (directory / "format").exists()
+    assert [e.seq for e in read_verified(directory)] == list(range(4))
 
 
 def test_personal_fields_are_not_in_clear_on_disk(write_log: WriteLog) -> None:
@@ -95,10 +133,11 @@ def test_async_write_returns_none(tmp_path: Path, signer: Signer) -> None:
     assert [e.seq for e in read_verified(tmp_path / "a")] == [0]
 
 
+@pytest.mark.parametrize("log_format", FORMATS)
 def test_close_writes_a_final_checkpoint_over_everything(
-    tmp_path: Path, signer: Signer, keyring: Keyring
+    tmp_path: Path, signer: Signer, keyring: Keyring, log_format: int
 ) -> None:
-    log = AuditLog.open(tmp_path / "a", signer=signer, checkpoint_every=1000)
+    log = AuditLog.open(tmp_path / "a", signer=signer, checkpoint_every=1000, log_format=log_format)
     for i in range(13):
         log.write(make_record(i))
     log.close()
@@ -106,7 +145,7 @@ def test_close_writes_a_final_checkpoint_over_everything(
     assert [n.checkpoint.size for n in notes] == [13]
     tree = CompactRange()
     for line in _lines(tmp_path / "a"):
-        tree.append(leaf_hash(line))
+        tree.append(leaf_of(log_format, line))
     assert notes[0].checkpoint.root == tree.root()
     assert notes[0].status(keyring) is CheckpointStatus.VALID
 

@@ -298,9 +298,9 @@ def test_a_process_joining_an_open_log_takes_its_head_and_the_first_opener_repla
     replays: list[Path] = []
     real = file_storage.recover
 
-    def counted(directory: Path, tree_files: object) -> object:
+    def counted(directory: Path, tree_files: object, log_format: int) -> object:
         replays.append(directory)
-        return real(directory, tree_files)  # type: ignore[arg-type]
+        return real(directory, tree_files, log_format)  # type: ignore[arg-type]
 
     monkeypatch.setattr(file_storage, "recover", counted)
     directory = tmp_path / "audit"

@@ -24,7 +24,7 @@ from kzai_guard.audit.shredding import (
     unseal,
 )
 
-from .conftest import make_record
+from .conftest import FORMATS, leaf_of, make_record
 
 REQUIRED = os.environ.get("KZAI_GUARD_REQUIRE_NATIVE") == "1"
 needs_native = pytest.mark.skipif(
@@ -61,12 +61,12 @@ def _encoders(sealer: Sealer | None) -> tuple[LineEncoder, LineEncoder]:
 _NAMES = tuple(sorted(f.name for f in dataclasses.fields(AuditRecord)))
 
 
-def _c_encoder() -> Any:
+def _c_encoder(leaf_format: int = 1) -> Any:
     """The C encoder itself, configured as the log configures it."""
     from kzai_guard.audit import _lines
 
     open_names = tuple(n for n in _NAMES if n not in PERSONAL_FIELDS)
-    return _lines.Encoder(_NAMES, open_names, AAD_PREFIX)
+    return _lines.Encoder(_NAMES, open_names, AAD_PREFIX, leaf_format=leaf_format)
 
 
 @needs_native
@@ -96,18 +96,36 @@ def test_the_environment_variable_turns_the_c_encoder_off() -> None:
     st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
     st.integers(min_value=1, max_value=6000),
     st.sampled_from(["clear", "sealed", "numbered"]),
+    st.sampled_from(FORMATS),
 )
 def test_c_and_python_chunks_are_the_same_bytes(
-    chunk: list[AuditRecord], seq: int, prev: str, room: int, how: str
+    chunk: list[AuditRecord], seq: int, prev: str, room: int, how: str, log_format: int
 ) -> None:
     sealer = None if how == "clear" else Sealer(MemorySubjectKeys())
-    python = LineEncoder(sealer, native=False)
+    python = LineEncoder(sealer, native=False, leaf_format=log_format)
     seals, nonces = python._seals(chunk)
     if how == "numbered" and seals:
         # as while a reserved key's assignment is not yet durable
         seals = {owner: (s[0], s[1], 40 + i, *s[3:]) for i, (owner, s) in enumerate(seals.items())}
     expected = python._python_chunk(chunk, seq, prev.encode(), room, seals, nonces)
-    assert _c_encoder().encode(chunk, seq, prev.encode(), room, seals, nonces) == expected
+    encoder = _c_encoder(log_format)
+    assert encoder.encode(chunk, seq, prev.encode(), room, seals, nonces) == expected
+
+
+@pytest.mark.parametrize("native", [False, pytest.param(True, marks=needs_native)])
+@pytest.mark.parametrize("log_format", FORMATS)
+def test_lines_chain_by_the_leaf_of_their_format(native: bool, log_format: int) -> None:
+    encoder = LineEncoder(None, native=native, leaf_format=log_format)
+    lines, hashes, _ = encoder.encode([make_record(i) for i in range(5)], 0, b"0" * 64, 1 << 30)
+    assert hashes == [leaf_of(log_format, line) for line in lines]
+    prevs = [orjson.loads(line)["prev"] for line in lines]
+    assert prevs == ["0" * 64] + [h.hex() for h in hashes[:-1]]
+
+
+@needs_native
+def test_the_c_encoder_refuses_an_unknown_leaf_format() -> None:
+    with pytest.raises(ValueError, match="unknown leaf format 3"):
+        _c_encoder(3)
 
 
 @needs_native
@@ -293,14 +311,15 @@ def test_integers_are_written_as_python_writes_them(value: int) -> None:
 
 
 @pytest.mark.parametrize("native", [False, pytest.param(True, marks=needs_native)])
-def test_bodies_chained_later_are_the_lines_encoded_in_place(native: bool) -> None:
+@pytest.mark.parametrize("log_format", FORMATS)
+def test_bodies_chained_later_are_the_lines_encoded_in_place(native: bool, log_format: int) -> None:
     # more than one chunk of records, refused ones among them, and a room that cuts the batch
     batch = [make_record(i, subject=f"p:{i % 7}") for i in range(600)] + _REFUSED
-    encoder = LineEncoder(None, native=native)
+    encoder = LineEncoder(None, native=native, leaf_format=log_format)
     prev = b"ab" * 32
     expected = encoder.encode(batch, 123_456, prev, 1 << 30)
-    assert chain(encoder.bodies(batch), 123_456, prev, 1 << 30) == expected
-    cut = chain(encoder.bodies(batch), 7, prev, 10_000)
+    assert chain(encoder.bodies(batch), 123_456, prev, 1 << 30, log_format) == expected
+    cut = chain(encoder.bodies(batch), 7, prev, 10_000, log_format)
     assert cut == encoder.encode(batch, 7, prev, 10_000)
     assert 0 < len(cut[0]) < len(batch)
 

@@ -5,10 +5,11 @@ their checkpoints.
 Each example copies one closed log (16 records, a checkpoint every 4) into a database of its
 own (``CREATE DATABASE ... TEMPLATE``), applies a few operations an insider with SQL access can
 do (edit, delete, insert, reorder and truncate entries, with or without rebuilding the chain,
-the tree rows and the head row; delete checkpoint rows, the writing mark or tree rows; write
-checkpoints with a key of the same name), then opens the log twice (which may refuse) and
-verifies a copy with the real key. Whenever verify says OK, the entries must be the first lines
-that were written, byte for byte. Few examples: each one makes a database.
+the tree rows and the head row; delete checkpoint rows, the writing mark or tree rows; change
+the head row's log format; write checkpoints with a key of the same name), then opens the log
+twice (which may refuse) and verifies a copy with the real key. Whenever verify says OK, the
+entries must be the first lines that were written, byte for byte. Few examples: each one makes
+a database.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ OPERATIONS = st.one_of(
     st.tuples(st.just("delete-checkpoints"), st.integers(-1, N)),
     st.tuples(st.just("delete"), st.sampled_from(["mark", "tree", "head-checkpoint"])),
     st.tuples(st.just("resign"), st.booleans()),
+    st.tuples(st.just("format"), st.sampled_from([1, 3])),
     st.tuples(
         st.just("append"),
     ),
@@ -136,6 +138,9 @@ def _apply(url: str, op: tuple[Any, ...]) -> None:
             conn.execute("DELETE FROM kzg_log_entries WHERE seq = %s", (op[1],))
     elif kind == "delete-checkpoints":
         delete_checkpoints(url, above=op[1])
+    elif kind == "format":  # the head row's log format (the log was made in format 2)
+        with psycopg.connect(url) as conn:
+            conn.execute("UPDATE kzg_log_head SET format = %s", (op[1],))
     elif kind == "delete":
         table = {
             "mark": "DELETE FROM kzg_log_writing",

@@ -3,8 +3,9 @@ anything but what was written, except the newest records cut off with their chec
 
 Each example copies one closed log (16 records in 3 segments, a checkpoint every 4 records),
 applies a few operations an insider with write access can do (edit, delete, insert, reorder
-and truncate records, recompute the chain, remove or replace files, write checkpoints with a
-key of the same name or copied from elsewhere), then opens the log (which may refuse) and
+and truncate records, recompute the chain, remove or replace files, change or remove the log
+format marker, write checkpoints with a key of the same name or copied from elsewhere), then
+opens the log (which may refuse) and
 verifies it with the real key. Whenever verify says OK, the lines must be the first lines
 that were written, byte for byte.
 """
@@ -25,13 +26,13 @@ from kzai_guard.audit.canonical import canonical_json
 from kzai_guard.audit.checkpoint import Checkpoint
 from kzai_guard.audit.keys import Keyring, Signer
 from kzai_guard.audit.log import AuditLog
-from kzai_guard.audit.merkle import CompactRange, leaf_hash
+from kzai_guard.audit.merkle import CompactRange
 from kzai_guard.audit.segments import list_segments
 from kzai_guard.audit.verify import verify_log
 from kzai_guard.errors import AuditLogError
 
 from .conftest import make_record
-from .tampering import append_record, edit_record, lines_of, rechain, write_lines
+from .tampering import append_record, edit_record, line_hash, lines_of, rechain, write_lines
 
 SIGNER = Signer.generate("test-key")
 STRANGER = Signer.generate("test-key")
@@ -66,11 +67,13 @@ OPERATIONS = st.one_of(
                 "indexes",
                 "mark",
                 "origin",
+                "format",
                 "keys-store",
             ]
         ),
     ),
     st.tuples(st.just("resign"), st.booleans()),
+    st.tuples(st.just("format"), st.sampled_from([b"1\n", b"2\n", b"3\n", b""])),
     st.tuples(
         st.just("replay-checkpoints"),
     ),
@@ -139,7 +142,7 @@ def _apply(path: Path, op: tuple[Any, ...]) -> None:
     elif kind == "resign":
         tree = CompactRange()
         for line in lines:
-            tree.append(leaf_hash(line))
+            tree.append(bytes.fromhex(line_hash(path, line)))
         origin = (path / "origin").read_text().strip() if (path / "origin").exists() else "x"
         note = Checkpoint(origin, tree.size, tree.root()).sign([STRANGER]).note() + "\n"
         target = list_segments(path)[-1].checkpoints
@@ -148,6 +151,8 @@ def _apply(path: Path, op: tuple[Any, ...]) -> None:
         else:
             with open(target, "a") as f:
                 f.write(note)
+    elif kind == "format":
+        (path / "format").write_bytes(op[1])
     elif kind == "replay-checkpoints":
         segments = list_segments(path)
         if len(segments) > 1 and segments[0].checkpoints.exists():
@@ -176,6 +181,8 @@ def _remove(path: Path, what: str) -> None:
         (path / "unsigned-tail").unlink(missing_ok=True)
     elif what == "origin":
         (path / "origin").unlink(missing_ok=True)
+    elif what == "format":
+        (path / "format").unlink(missing_ok=True)
     elif what == "keys-store":
         (path / "subject-keys.sqlite3").unlink(missing_ok=True)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.segments import encode_line, list_segments, parse_line
 from kzai_guard.audit.verify import verify_log
 
-from .conftest import make_record
+from .conftest import FORMATS, leaf_of, make_record
 
 N = 14
 KEY = Signer.generate("verify-key")
@@ -25,12 +24,18 @@ SEGMENT_STARTS = [0, 5, 10]
 SWAPPABLE = [i for i in range(N - 1) if i + 1 not in SEGMENT_STARTS]
 
 
-@pytest.fixture(scope="module")
-def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A closed log of N records in three segments, checkpoints every 4 records."""
+@pytest.fixture(scope="module", params=FORMATS, ids=lambda f: f"format{f}")
+def log_dir(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """A closed log of N records in three segments, checkpoints every 4 records, in each
+    format."""
     path = tmp_path_factory.mktemp("verify") / "audit"
     log = AuditLog.open(
-        path, signer=KEY, checkpoint_every=4, segment_max_bytes=1800, durability="sync"
+        path,
+        signer=KEY,
+        checkpoint_every=4,
+        segment_max_bytes=1800,
+        durability="sync",
+        log_format=request.param,
     )
     for i in range(N):
         log.write(make_record(i))
@@ -161,7 +166,8 @@ def test_rewritten_record_with_recomputed_chain_is_found_by_the_checkpoint(
     lines[5] = encode_line(5, value["prev"], value["rec"], value.get("sealed"))
     for i in range(6, N):
         v = parse_line(lines[i])
-        prev = hashlib.sha256(b"\x00" + lines[i - 1]).hexdigest()
+        # the attacker rebuilds the chain in the log's format
+        prev = leaf_of(int((log_dir / "format").read_text()), lines[i - 1]).hex()
         lines[i] = encode_line(i, prev, v["rec"], v.get("sealed"))
     _rewrite(edit, lines)
     assert _problem(log_dir) == (5, "altered")

@@ -43,6 +43,12 @@ def test_the_person_gets_a_receipt_for_their_own_decision_only(tmp_path: Path) -
         answer.text, Keyring([signer.public_key]), origin, decision_id=decision_id
     )
     assert check.ok, check.message
+    # the guard's new log is format 2: its leaf proves the record, format 1's does not
+    for log_format, ok in ((2, True), (1, False)):
+        known = verify_receipt(
+            answer.text, Keyring([signer.public_key]), origin, log_format=log_format
+        )
+        assert known.ok is ok, known.message
     assert client.get(url, headers={"X-Person": "A-2"}).status_code == 404
     guard.close()
 

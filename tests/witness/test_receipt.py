@@ -24,9 +24,12 @@ from tests.audit.conftest import make_record
 ORIGIN = "audit.example.kz/credit"
 
 
-def _independent_check(text: str, log_vkey: str, witness_vkey: str, origin: str) -> str:
+def _independent_check(
+    text: str, log_vkey: str, witness_vkey: str, origin: str, log_format: int
+) -> str:
     """tlog-proof, signed-note, tlog-cosignature and RFC 6962 2.1.1 from scratch; returns the
-    record's decision id or raises."""
+    record's decision id or raises. The leaf is the application's part of tlog-proof: the
+    record's line (format 1) or its SHA-256 (format 2) is the tree's entry."""
     head, _, note = text.partition("\n\n")
     lines = head.split("\n")
     assert lines[0] == "c2sp.org/tlog-proof@v1"
@@ -76,7 +79,8 @@ def _independent_check(text: str, log_vkey: str, witness_vkey: str, origin: str)
         right = climb(idx - k, n - k, node, proof[:-1])
         return hashlib.sha256(b"\x01" + proof[-1] + right).digest()
 
-    leaf = hashlib.sha256(b"\x00" + entry).digest()
+    tree_entry = entry if log_format == 1 else hashlib.sha256(entry).digest()
+    leaf = hashlib.sha256(b"\x00" + tree_entry).digest()
     if climb(index, size, leaf, path) != root:
         raise InvalidSignature("the inclusion proof does not reach the root")
     record = __import__("json").loads(entry)
@@ -84,8 +88,10 @@ def _independent_check(text: str, log_vkey: str, witness_vkey: str, origin: str)
     return str(record["rec"]["id"])
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> tuple[Path, Path, Signer, Cosigner, Path]:
+@pytest.fixture(params=[1, 2], ids=lambda f: f"format{f}")
+def log(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[Path, Path, Signer, Cosigner, Path]:
     _, public, signer = write_keypair(tmp_path / "keys", "log-key")
     directory = tmp_path / "audit"
     audit = AuditLog.open(
@@ -94,6 +100,7 @@ def log(tmp_path: Path) -> tuple[Path, Path, Signer, Cosigner, Path]:
         origin=ORIGIN,
         checkpoint_every=7,
         checkpoint_interval_ms=3_600_000,
+        log_format=request.param,
     )
     for i in range(30):
         audit.write(make_record(i))
@@ -117,7 +124,10 @@ def test_receipt_verifies_with_the_cli_and_independent_code(
     text = out.read_text()
     assert text.startswith("c2sp.org/tlog-proof@v1\nextra ")
     vkeys = (signer.public_key.vkey(), witness.public_key.vkey())
-    assert _independent_check(text, *vkeys, ORIGIN) == "dec-000005"
+    log_format = int((directory / "format").read_text())
+    assert _independent_check(text, *vkeys, ORIGIN, log_format) == "dec-000005"
+    with pytest.raises(InvalidSignature):
+        _independent_check(text, *vkeys, ORIGIN, 3 - log_format)
     check = ["verify-receipt", str(out), "--public-key", str(public), "--origin", ORIGIN]
     assert main([*check, "--witness-key", str(wkey), "--decision-id", "dec-000005"]) == 0
     assert main([*check, "--witness-key", str(wkey), "--decision-id", "dec-000006"]) == 1

@@ -1,4 +1,8 @@
-"""Tiles (C2SP tlog-tiles) checked by a client written here from the spec alone."""
+"""Tiles (C2SP tlog-tiles) checked by a client written here from the spec alone.
+
+A format-2 log (the default) publishes the spec's entry bundles, whose entries are the records'
+commitments ``SHA-256(line)``; a format-1 log publishes commitment bundles of leaf hashes.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kzai_guard.audit.checkpoint import SignedCheckpoint
 from kzai_guard.audit.keys import Signer
@@ -149,7 +154,10 @@ def test_the_tiles_of_a_70000_leaf_tree_are_those_the_spec_lists(
     assert (out / "tile/1/000").stat().st_size == 8192
     assert (out / "tile/1/001.p/17").stat().st_size == 17 * 32
     assert (out / "tile/2/000.p/1").stat().st_size == 32
-    assert not (out / "tile" / "entries").exists()
+    entries = [p for p in (out / "tile" / "entries").rglob("*") if p.is_file()]
+    assert len(entries) == 274
+    assert (out / "tile/entries/273.p/112").stat().st_size == 112 * 34
+    assert not (out / "tile" / "commitments").exists()
 
 
 def test_inclusion_and_consistency_proofs_from_the_tiles(
@@ -166,7 +174,7 @@ def test_inclusion_and_consistency_proofs_from_the_tiles(
     client = TileClient(out, size)
     assert client.mth(0, size) == root
     line = (directory / "00000000000000000000.log").read_bytes().split(b"\n")[41_234]
-    leaf = _sha(b"\x00" + line)
+    leaf = _sha(b"\x00" + _sha(line))
     path = client.path(41_234, 0, size)
     assert _root_from_path(41_234, size, leaf, path) == root
     old = next(n for n in checkpoints(directory) if n.checkpoint.size == 30_000)
@@ -175,10 +183,116 @@ def test_inclusion_and_consistency_proofs_from_the_tiles(
     assert verify_consistency(30_000, size, old.checkpoint.root, root, proof)
 
 
-def test_commitment_bundles_hold_leaf_hashes_and_no_record(
+def _entry_bundles(out: Path, size: int, start: int = 0) -> list[bytes]:
+    """Every entry of the bundles from index ``start`` (a multiple of 256) to ``size``."""
+    entries: list[bytes] = []
+    for n in range(start // 256, (size + 255) // 256):
+        width = min(256, size - n * 256)
+        name = f"{n:03d}" + ("" if width == 256 else f".p/{width}")
+        found = _bundle_entries((out / "tile" / "entries" / name).read_bytes())
+        assert len(found) == width
+        entries += found
+    return entries
+
+
+def _signed_checkpoint(text: str, key_name: str, public_key: bytes) -> tuple[str, int, bytes]:
+    """C2SP tlog-checkpoint and signed-note, from the specs: (origin, size, root) once the
+    Ed25519 signature under ``key_name`` checks, else an exception."""
+    body, _, signatures = text.partition("\n\n")
+    origin, size, root = body.split("\n")[:3]
+    key_id = _sha(key_name.encode() + b"\n\x01" + public_key)[:4]
+    for line in signatures.rstrip("\n").split("\n"):
+        dash, name, blob = line.split(" ")
+        raw = base64.b64decode(blob)
+        if dash == "\u2014" and name == key_name and raw[:4] == key_id:
+            Ed25519PublicKey.from_public_bytes(public_key).verify(raw[4:], (body + "\n").encode())
+            return origin, int(size), base64.b64decode(root)
+    raise AssertionError("no signature of the log's key")
+
+
+def test_a_tlog_client_rebuilds_the_signed_root_from_the_entry_bundles_and_proves_a_line(
+    published: tuple[Path, Path, Signer],
+) -> None:
+    directory, out, signer = published
+    text = (out / "checkpoint").read_text()
+    origin, size, root = _signed_checkpoint(text, signer.name, signer.public_key.raw)
+    assert origin == "t.example/l"
+    entries = _entry_bundles(out, size)
+    assert len(entries) == size and {len(e) for e in entries} == {32}
+    leaves = [_sha(b"\x00" + e) for e in entries]
+    assert _mth(leaves) == root
+    # each entry hashes to its level-0 tile hash, as the spec requires
+    client = TileClient(out, size)
+    assert [client.tile_hash(0, i) for i in (0, 255, 256, 69_999)] == [
+        leaves[i] for i in (0, 255, 256, 69_999)
+    ]
+    # a person holding their line hashes it to its entry and proves it from the hash tiles
+    line = (directory / "00000000000000000000.log").read_bytes().split(b"\n")[12_345]
+    assert _sha(line) == entries[12_345]
+    path = client.path(12_345, 0, size)
+    assert _root_from_path(12_345, size, _sha(b"\x00" + _sha(line)), path) == root
+    forged = line.replace(b'"verdict":"block"', b'"verdict":"allow"')
+    assert forged != line
+    assert _root_from_path(12_345, size, _sha(b"\x00" + _sha(forged)), path) != root
+
+
+def test_entry_bundles_hold_commitments_and_no_record(
     published: tuple[Path, Path, Signer],
 ) -> None:
     directory, out, _ = published
+    bundle = (out / "tile/entries/001").read_bytes()
+    assert all(bundle[i : i + 2] == b"\x00\x20" for i in range(0, len(bundle), 34))
+    line = (directory / "00000000000000000000.log").read_bytes().split(b"\n")[256]
+    assert bundle[2:34] == _sha(line)
+    for path in out.rglob("*"):
+        if path.is_file() and path.name != "checkpoint":
+            data = path.read_bytes()
+            assert b"dec-0" not in data and b"verdict" not in data
+            assert base64.b64encode(b"dec-0")[:6] not in data
+
+
+def test_republishing_writes_only_the_partial_tiles_and_bundles(
+    published: tuple[Path, Path, Signer],
+) -> None:
+    directory, out, _ = published
+    report = write_tiles(directory, out)
+    assert sorted(report.written) == [
+        "checkpoint",
+        "tile/0/273.p/112",
+        "tile/1/001.p/17",
+        "tile/2/000.p/1",
+        "tile/entries/273.p/112",
+    ]
+
+
+FORMAT_1_SIZE = 600
+
+
+@pytest.fixture(scope="module")
+def published_format_1(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Signer]:
+    base = tmp_path_factory.mktemp("tiles1")
+    signer = Signer.generate("log-key")
+    directory = base / "audit"
+    log = AuditLog.open(
+        directory,
+        signer=signer,
+        checkpoint_interval_ms=3_600_000,
+        origin="t.example/l1",
+        log_format=1,
+    )
+    for i in range(FORMAT_1_SIZE):
+        log.write(make_record(i))
+    log.close()
+    out = base / "public"
+    assert main(["tiles", str(directory), str(out)]) == 0
+    return directory, out, signer
+
+
+def test_a_format_1_log_publishes_commitment_bundles_not_entry_bundles(
+    published_format_1: tuple[Path, Path, Signer],
+) -> None:
+    directory, out, _ = published_format_1
+    assert not (out / "tile" / "entries").exists()
     bundle = (out / "tile/commitments/001").read_bytes()
     tile = (out / "tile/0/001").read_bytes()
     entries = [bundle[i + 2 : i + 34] for i in range(0, len(bundle), 34)]
@@ -194,9 +308,9 @@ def test_commitment_bundles_hold_leaf_hashes_and_no_record(
 
 
 def test_the_tree_recomputed_from_the_commitment_bundles_is_the_signed_one(
-    published: tuple[Path, Path, Signer],
+    published_format_1: tuple[Path, Path, Signer],
 ) -> None:
-    directory, out, signer = published
+    directory, out, signer = published_format_1
     note = SignedCheckpoint.parse((out / "checkpoint").read_text())
     signer.public_key.verify(note.signatures[0][2], note.checkpoint.body())
     size = note.checkpoint.size
@@ -208,8 +322,8 @@ def test_the_tree_recomputed_from_the_commitment_bundles_is_the_signed_one(
     assert len(leaves) == size
     assert _mth(leaves) == note.checkpoint.root
     lines = (directory / "00000000000000000000.log").read_bytes().split(b"\n")
-    assert [_sha(b"\x00" + lines[i]) for i in (0, 255, 256, 69_999)] == [
-        leaves[i] for i in (0, 255, 256, 69_999)
+    assert [_sha(b"\x00" + lines[i]) for i in (0, 255, 256, 599)] == [
+        leaves[i] for i in (0, 255, 256, 599)
     ]
 
 
@@ -261,12 +375,13 @@ def test_a_pruned_log_publishes_every_tile_past_its_anchor_and_proofs_hold(
     assert client.mth(0, size) == root
     lines = b"".join(seg.path.read_bytes() for seg in list_segments(directory)).split(b"\n")
     for seq in (anchor, anchor + 1, 767, 768, 1024, size - 1):
-        leaf = _sha(b"\x00" + lines[seq - anchor])
+        leaf = _sha(b"\x00" + _sha(lines[seq - anchor]))
         assert _root_from_path(seq, size, leaf, client.path(seq, 0, size)) == root
-        n = seq // 256
-        name = f"{n:03d}" + ("" if n < size // 256 else f".p/{size % 256}")
-        bundle = out / "tile" / "commitments" / name
-        assert _bundle_entries(bundle.read_bytes())[seq % 256] == leaf
+    # the bundle holding the anchor also holds pruned records: entries start at the next one
+    entries_from = (anchor // 256 + 1) * 256
+    assert not (out / "tile" / "entries" / f"{anchor // 256:03d}").exists()
+    entries = _entry_bundles(out, size, entries_from)
+    assert entries == [_sha(line) for line in lines[entries_from - anchor : size - anchor]]
     older = next(n for n in checkpoints(directory) if n.checkpoint.size >= anchor)
     old_size = older.checkpoint.size
     assert client.mth(0, old_size) == older.checkpoint.root
