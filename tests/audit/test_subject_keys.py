@@ -346,7 +346,6 @@ def test_keys_for_a_batch_are_what_key_for_gives_each_ref(tmp_path: Path) -> Non
     keys = SqliteSubjectKeys(tmp_path / "keys.sqlite3")
     keys.reserve(2)
     stored = keys.key_for("sk:stored")
-    keys.commit()
     keys.sync()
     pending = keys.key_for("sk:pending")
     refs = ["sk:stored", "sk:pending", "sk:new", "sk:stored"]
