@@ -24,6 +24,8 @@ from kzai_guard.audit.shredding import (
     Sealer,
     SqliteSubjectKeys,
     SubjectKeys,
+    record_ref,
+    ref_key,
     subject_ref,
 )
 from kzai_guard.audit.verify import verify_log
@@ -262,3 +264,23 @@ def test_lines_that_name_their_owners_key_are_read_and_erased_as_before(
     read = list(read_verified(tmp_path / "a", public_keys=keyring, subject_keys=keys))
     assert [e.record.subject == ERASED for e in read] == [i % 7 == 3 for i in range(14)]
     keys.close()
+
+
+@given(
+    st.lists(
+        st.tuples(_OWNERS, st.text(st.characters(exclude_categories=("Cs",)), max_size=40)),
+        max_size=12,
+    )
+)
+def test_the_sealers_record_references_are_record_ref_of_the_owners_key(
+    records: list[tuple[str, str]],
+) -> None:
+    keys = MemorySubjectKeys()
+    sealer = Sealer(keys)
+    seals = sealer.for_batch(owner for owner, _ in records)
+    refs = sealer.record_refs(records, seals)
+    expected = [
+        record_ref(ref_key(keys.key_for(subject_ref(owner)) or b""), record_id).encode()
+        for owner, record_id in records
+    ]
+    assert refs == expected
