@@ -10,7 +10,8 @@ sealed under it.
 Every line names its key by a reference of its own
 (:func:`~kzai_guard.audit.shredding.record_ref`); table ``kzg_record_refs (ref, owner)`` maps
 those to their owners. :meth:`PostgresSubjectKeys.commit` inserts a batch's entries before its
-lines are written (without waiting for the flush when ``commit_with_log``, as for new keys).
+lines are written, without waiting for the flush (with the log in the same server, the log's
+synchronous commit makes them durable first).
 
 Erasure is a ``DELETE`` (of the key and of the owner's record references) that also bumps a
 generation counter (``kzg_subject_key_erasures``); every process checks the counter once per
@@ -144,8 +145,9 @@ class PostgresSubjectKeys:
                 return False
 
             def insert(conn: Any) -> None:
-                if self._commit_with_log:
-                    conn.execute("SET LOCAL synchronous_commit = off")
+                # no flush of its own, as SQLite's store commits them: with the log in this
+                # server, the log's synchronous commit flushes them first
+                conn.execute("SET LOCAL synchronous_commit = off")
                 conn.execute(
                     "INSERT INTO kzg_record_refs (ref, owner) "
                     "SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT (ref) DO NOTHING",
