@@ -183,9 +183,12 @@ class PostgresSubjectKeys:
         """Forget the connection inherited from the parent, without closing the parent's."""
         self._lock = threading.Lock()
         self._conn = None
+        self._remembered = {}  # the parent's batch, which the parent commits
 
     def close(self) -> None:
-        """Close the connection."""
+        """Commit the record references not yet committed, and close the connection."""
+        if self._remembered:
+            self.commit()
         with self._lock:
             conn, self._conn = self._conn, None
             self._cache.clear()
