@@ -148,10 +148,19 @@ class PostgresSubjectKeys:
                 # no flush of its own, as SQLite's store commits them: with the log in this
                 # server, the log's synchronous commit flushes them first
                 conn.execute("SET LOCAL synchronous_commit = off")
+                # only for owners with a key, locked against an erasure until this commits: a
+                # key erased since the batch was sealed gets no entry back
                 conn.execute(
                     "INSERT INTO kzg_record_refs (ref, owner) "
-                    "SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT (ref) DO NOTHING",
-                    ([r for r, _ in remembered], [o for _, o in remembered]),
+                    "SELECT t.ref, t.owner FROM unnest(%s::text[], %s::text[]) AS t(ref, owner) "
+                    "WHERE t.owner IN (SELECT k.ref FROM kzg_subject_keys k "
+                    "WHERE k.ref = ANY(%s::text[]) FOR KEY SHARE) "
+                    "ON CONFLICT (ref) DO NOTHING",
+                    (
+                        [r for r, _ in remembered],
+                        [o for _, o in remembered],
+                        list({o for _, o in remembered}),
+                    ),
                 )
 
             self._attempt(insert)

@@ -361,8 +361,12 @@ class SqliteSubjectKeys:
                     self._wdb.executemany(
                         "DELETE FROM reserved_key WHERE number = ?", [(n,) for n in numbered]
                     )
+                    # only for owners with a key: one another process erased since the batch
+                    # was sealed gets no entry back (its lines are sealed again, under a new key)
                     self._wdb.executemany(
-                        "INSERT OR IGNORE INTO record_ref (ref, owner) VALUES (?, ?)", remembered
+                        "INSERT OR IGNORE INTO record_ref (ref, owner) SELECT ?1, ?2 "
+                        "WHERE EXISTS (SELECT 1 FROM subject_key WHERE ref = ?2)",
+                        remembered,
                     )
                     # a row was there already for some ref: read back which key is stored
                     stored = (

@@ -379,3 +379,27 @@ def test_a_batchs_record_references_are_found_by_another_connection_until_their_
     db.close()
     reader.close()
     keys.close()
+
+
+def test_a_batch_sealed_before_another_process_erased_its_owner_leaves_no_entry_for_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "keys.sqlite3"
+    keys = SqliteSubjectKeys(path, reserve_keys=False)
+    encoder = LineEncoder(Sealer(keys))
+    encoder.bodies([make_record(0, subject="p:gone"), make_record(1, subject="p:kept")])
+    keys.commit()
+    encoder.bodies([make_record(2, subject="p:gone"), make_record(3, subject="p:kept")])
+    eraser = SqliteSubjectKeys(path)
+    eraser.erase(subject_ref("p:gone"))  # between the sealing and the commit of the batch
+    eraser.close()
+
+    keys.commit()
+
+    db = sqlite3.connect(path)
+    owners = db.execute("SELECT owner, count(*) FROM record_ref GROUP BY owner").fetchall()
+    db.close()
+    assert owners == [(subject_ref("p:kept"), 2)]
+    keys.close()
+    for file in path.parent.glob("keys.sqlite3*"):
+        assert subject_ref("p:gone").encode() not in file.read_bytes()
