@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import cast
 
 from kzai_guard.errors import ErasureIncomplete
+from kzai_guard.forking import remake_after_fork
 from kzai_guard.private_files import private_sqlite
 from kzai_guard.sqlite_erasure import find_in_files, sqlite_files, truncate_wal
 
@@ -107,6 +108,28 @@ class SqliteSubjectKeys:
         self._work = False
         self._closing = False
         self._keeper: threading.Thread | None = None
+        remake_after_fork(self)
+
+    def before_fork(self) -> None:
+        """Hold the locks across a fork, so that no SQLite transaction or statement is under
+        way on these connections when the child is made: SQLite's in-process lock state is
+        shared with the connections a child opens to the same file, and one held at the fork
+        would never be released there (every writer now commits a batch's record references)."""
+        self._write_lock.acquire()
+        self._lock.acquire()
+
+    def after_fork_in_parent(self) -> None:
+        """Release what :meth:`before_fork` held."""
+        self._lock.release()
+        self._write_lock.release()
+
+    def after_fork_in_child(self) -> None:
+        """New locks and no keeper thread in the child (the log opens a store of its own)."""
+        self._lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._due = threading.Condition(self._lock)
+        self._work = False
+        self._keeper = None
 
     def key_for(self, ref: str, create: bool = True) -> bytes | None:
         """The key for ``ref``, made on first use when ``create``."""
