@@ -1,5 +1,6 @@
 """``guard.erase_subject`` erases: afterwards no file the library wrote holds the person's raw
-identifier or any personal text of theirs, and their explanation is served no more.
+identifier or any personal text of theirs, their explanation is served no more, and no two of
+their remaining log lines share a value that would tie them together.
 
 The person consents (with a withdrawal restriction naming them), gets an explained decision,
 objects, gets a routed decision whose ticket a reviewer completes with a note about them; a
@@ -10,14 +11,18 @@ read as bytes.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 import kzai_guard as kg
 from kzai_guard.audit.reader import read_verified
+from kzai_guard.audit.segments import list_segments
 from kzai_guard.audit.shredding import subject_ref
 from kzai_guard.cli.main import main as cli
 from kzai_guard.stores.base import ErasedData
@@ -175,6 +180,54 @@ def test_after_erase_subject_no_file_holds_the_persons_identifier_or_personal_te
 
     guard.close()
     assert files_holding(directory, [ERASED, *personal_texts(ERASED)]) == {}
+
+
+def lines_by_seq(audit: Path) -> dict[int, dict[str, Any]]:
+    """Every line of the log, parsed, by sequence number."""
+    lines: dict[int, dict[str, Any]] = {}
+    for segment in list_segments(audit):
+        for raw in segment.path.read_bytes().splitlines():
+            value = orjson.loads(raw)
+            lines[value["seq"]] = value
+    return lines
+
+
+# what docs/privacy.md says remains of an erased person: when, and how long the guard took
+_TIMES = ("time", "latency_us")
+
+
+def line_values(line: dict[str, Any]) -> set[object]:
+    """Every value a line holds, in ``rec`` and ``sealed``, but its times."""
+    rec = {k: v for k, v in line["rec"].items() if k not in _TIMES}
+    return {*rec.values(), *line.get("sealed", {}).values()}
+
+
+def test_after_erase_subject_no_two_remaining_records_of_the_person_share_a_value(
+    service: tuple[kg.Guard, Path],
+) -> None:
+    guard, directory = service
+    audit = directory / "kzai-audit"
+    live_through_the_law(guard, ERASED)
+    live_through_the_law(guard, KEPT)
+    guard.sink.flush()  # type: ignore[attr-defined]
+    pseudonym = guard.auditor.pseudonym(ERASED)
+    theirs = [e.seq for e in read_verified(audit) if e.record.subject == pseudonym]
+    # consent, decision, objection, routed decision, ticket opened, ticket completed
+    assert len(theirs) == 6
+
+    guard.erase_subject(ERASED)
+    guard.sink.flush()  # type: ignore[attr-defined]
+
+    lines = lines_by_seq(audit)
+    everyone_else = set().union(*(line_values(v) for s, v in lines.items() if s not in theirs))
+    linking = {
+        (first, second, value)
+        for first, second in itertools.combinations(theirs, 2)
+        for value in line_values(lines[first]) & line_values(lines[second]) - everyone_else
+    }
+    assert linking == set()
+    # and the lines cannot be read as the person's any more
+    assert {e.record.subject for e in read_verified(audit) if e.seq in theirs} == {"[erased]"}
 
 
 def test_reviewers_are_keyed_pseudonyms_and_erase_reviewer_erases_them(

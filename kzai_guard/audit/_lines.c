@@ -262,6 +262,8 @@ typedef struct {
     Py_ssize_t *open;     /* the positions in all_names of the members that are not personal */
     Py_ssize_t nopen;
     Py_ssize_t id, subject, reviewer, detail; /* positions in all_names */
+    Py_ssize_t *sealed;   /* the positions of the sealed members, in the order they are sealed */
+    Py_ssize_t nsealed;
     PyObject *aad_prefix; /* bytes */
     EVP_MD *sha256;
     EVP_CIPHER *gcm;
@@ -321,11 +323,13 @@ position(PyObject *names, const char *name)
 static int
 Encoder_init(Encoder *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"all_names", "open_names", "aad_prefix", "leaf_format", NULL};
-    PyObject *all_names, *open_names, *aad_prefix;
+    static char *kwlist[] = {"all_names", "open_names", "aad_prefix", "sealed_names", "leaf_format",
+                             NULL};
+    PyObject *all_names, *open_names, *aad_prefix, *sealed_names = NULL;
     int leaf_format = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!S|i", kwlist, &PyTuple_Type, &all_names,
-                                     &PyTuple_Type, &open_names, &aad_prefix, &leaf_format)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!S|O!i", kwlist, &PyTuple_Type, &all_names,
+                                     &PyTuple_Type, &open_names, &aad_prefix, &PyTuple_Type,
+                                     &sealed_names, &leaf_format)) {
         return -1;
     }
     if (self->ready) {
@@ -369,6 +373,33 @@ Encoder_init(Encoder *self, PyObject *args, PyObject *kwds)
         (self->detail = position(all_names, "detail")) < 0) {
         return -1;
     }
+    Py_ssize_t nsealed = sealed_names ? PyTuple_GET_SIZE(sealed_names) : 3;
+    Py_ssize_t *sealed = PyMem_Malloc((size_t)(nsealed ? nsealed : 1) * sizeof(Py_ssize_t));
+    if (sealed == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nsealed; i++) {
+        if (sealed_names == NULL) {
+            sealed[i] = i == 0 ? self->subject : i == 1 ? self->reviewer : self->detail;
+            continue;
+        }
+        PyObject *name = PyTuple_GET_ITEM(sealed_names, i);
+        Py_ssize_t len = 0;
+        const char *s = PyUnicode_Check(name) ? PyUnicode_AsUTF8AndSize(name, &len) : NULL;
+        if (s == NULL || (sealed[i] = position(all_names, s)) < 0 ||
+            /* the fields list is cut from '"name":', which holds the name unescaped */
+            PyBytes_GET_SIZE(PyTuple_GET_ITEM(self->keys_all, sealed[i])) != len + 3) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "sealed names must be plain str member names");
+            }
+            PyMem_Free(sealed);
+            return -1;
+        }
+    }
+    PyMem_Free(self->sealed);
+    self->sealed = sealed;
+    self->nsealed = nsealed;
     Py_XSETREF(self->all_names, Py_NewRef(all_names));
     Py_XSETREF(self->aad_prefix, Py_NewRef(aad_prefix));
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
@@ -397,6 +428,7 @@ Encoder_dealloc(Encoder *self)
     Py_XDECREF(self->keys_all);
     Py_XDECREF(self->aad_prefix);
     PyMem_Free(self->open);
+    PyMem_Free(self->sealed);
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
     EVP_MD_free(self->sha256);
     EVP_CIPHER_free(self->gcm);
@@ -406,7 +438,8 @@ Encoder_dealloc(Encoder *self)
 
 /* The seal of one record's owner, from the caller's ``seals`` and ``nonces``. */
 static int
-read_seal(Chunk *c, Row *row, PyObject *seals, PyObject *owner, PyObject *nonce)
+read_seal(Chunk *c, Row *row, PyObject *seals, PyObject *owner, PyObject *nonce,
+          PyObject *record_ref)
 {
     PyObject *seal = PyDict_GetItemWithError(seals, owner); /* borrowed */
     if (seal == NULL) {
@@ -420,7 +453,7 @@ read_seal(Chunk *c, Row *row, PyObject *seals, PyObject *owner, PyObject *nonce)
         return -1;
     }
     PyObject *key = PyTuple_GET_ITEM(seal, 0);
-    PyObject *ref = PyTuple_GET_ITEM(seal, 1);
+    PyObject *ref = record_ref ? record_ref : PyTuple_GET_ITEM(seal, 1);
     PyObject *number = PyTuple_GET_ITEM(seal, 2);
     if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) != KEY_SIZE || !PyBytes_Check(ref) ||
         nonce == NULL || !PyBytes_Check(nonce) || PyBytes_GET_SIZE(nonce) != NONCE_SIZE) {
@@ -446,6 +479,10 @@ read_seal(Chunk *c, Row *row, PyObject *seals, PyObject *owner, PyObject *nonce)
     }
     if (chunk_keep(c, Py_NewRef(nonce)) < 0) {
         Py_DECREF(nonce);
+        return -1;
+    }
+    if (record_ref && chunk_keep(c, Py_NewRef(record_ref)) < 0) {
+        Py_DECREF(record_ref);
         return -1;
     }
     row->sealed = 1;
@@ -507,10 +544,12 @@ read_member(const Encoder *self, PyObject *record, Py_ssize_t j, const Py_ssize_
 
 /* Phase one, with the GIL: read every record's members and seal into ``c``. */
 static int
-gather(Encoder *self, Chunk *c, PyObject *records, PyObject *seals, PyObject *nonces)
+gather(Encoder *self, Chunk *c, PyObject *records, PyObject *seals, PyObject *nonces,
+       PyObject *refs)
 {
     Py_ssize_t nnames = PyTuple_GET_SIZE(self->all_names);
     Py_ssize_t nnonces = nonces ? PySequence_Fast_GET_SIZE(nonces) : 0;
+    Py_ssize_t nrecord_refs = refs ? PySequence_Fast_GET_SIZE(refs) : 0;
     c->count = PySequence_Fast_GET_SIZE(records);
     if (nnames && c->count > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Value) / nnames) {
         PyErr_NoMemory();
@@ -574,7 +613,15 @@ gather(Encoder *self, Chunk *c, PyObject *records, PyObject *seals, PyObject *no
         /* the owner's value object is the one kept above for this member */
         PyObject *owner_value = c->refs[c->nrefs - nnames + owner];
         PyObject *nonce = i < nnonces ? PySequence_Fast_GET_ITEM(nonces, i) : NULL;
-        if (read_seal(c, row, seals, owner_value, nonce) < 0) {
+        PyObject *record_ref = NULL;
+        if (refs) {
+            if (i >= nrecord_refs) {
+                PyErr_SetString(PyExc_TypeError, "refs must hold a reference for each record");
+                return -1;
+            }
+            record_ref = PySequence_Fast_GET_ITEM(refs, i);
+        }
+        if (read_seal(c, row, seals, owner_value, nonce, record_ref) < 0) {
             return -1;
         }
     }
@@ -618,27 +665,28 @@ write_members(Buf *b, const Encoder *self, const Row *row, const Py_ssize_t *pos
     return BUF_LITERAL(b, "}");
 }
 
-/* The personal fields present, as {"subject":..,"reviewer":..,"detail":..} in that order, and
- * their names joined by commas. */
+/* The sealed fields present, as {"subject":..,"reviewer":..,..} in the configured order,
+ * and their names joined by commas. */
 static int
 write_personal(Buf *plain, Buf *fields, const Encoder *self, const Row *row)
 {
-    static const char *names[] = {"subject", "reviewer", "detail"};
-    const Value *values[] = {&row->members[self->subject], &row->members[self->reviewer],
-                             &row->members[self->detail]};
     int first = 1;
     if (BUF_LITERAL(plain, "{") < 0) {
         return -1;
     }
-    for (int i = 0; i < 3; i++) {
-        if (values[i]->kind == ABSENT) {
+    for (Py_ssize_t i = 0; i < self->nsealed; i++) {
+        Py_ssize_t j = self->sealed[i];
+        const Value *value = &row->members[j];
+        if (value->kind == ABSENT) {
             continue;
         }
-        Py_ssize_t n = (Py_ssize_t)strlen(names[i]);
+        /* '"name":' (kept alive by the encoder), and the name alone within it */
+        PyObject *key = PyTuple_GET_ITEM(self->keys_all, j);
+        const char *quoted = PyBytes_AS_STRING(key);
+        Py_ssize_t n = PyBytes_GET_SIZE(key);
         if ((!first && (BUF_LITERAL(plain, ",") < 0 || BUF_LITERAL(fields, ",") < 0)) ||
-            BUF_LITERAL(plain, "\"") < 0 || buf_put(plain, names[i], n) < 0 ||
-            BUF_LITERAL(plain, "\":") < 0 || buf_put(fields, names[i], n) < 0 ||
-            write_value(plain, values[i]) < 0) {
+            buf_put(plain, quoted, n) < 0 || buf_put(fields, quoted + 1, n - 3) < 0 ||
+            write_value(plain, value) < 0) {
             return -1;
         }
         first = 0;
@@ -818,23 +866,24 @@ fail:
 }
 
 PyDoc_STRVAR(Encoder_encode_doc,
-"encode(records, seq, prev, room, seals, nonces) -> (lines, hashes, size)\n\n"
+"encode(records, seq, prev, room, seals, nonces, refs=None) -> (lines, hashes, size)\n\n"
 "The lines for seq, seq + 1, ... of a prefix of ``records``, chained from ``prev`` (64 hex\n"
 "digits), stopping after the line that brings the total size (newlines included) to\n"
 "``room`` or more. ``seals`` is None (personal fields in clear) or maps each owner to a\n"
 "tuple that starts with (key, ref, key number or None); ``nonces`` then holds a 12-byte\n"
-"nonce for each record, by position. The records are read with the GIL held; the lines\n"
+"nonce for each record, by position, and ``refs``, if given, the bytes each sealed line\n"
+"names its key by (else the seal's ref). The records are read with the GIL held; the lines\n"
 "are written, sealed and hashed without it.");
 
 static PyObject *
 Encoder_encode(Encoder *self, PyObject *args)
 {
-    PyObject *records, *seals, *nonces;
+    PyObject *records, *seals, *nonces, *refs = Py_None;
     long long seq;
     const char *prev;
     Py_ssize_t prev_len, room;
-    if (!PyArg_ParseTuple(args, "OLy#nOO", &records, &seq, &prev, &prev_len, &room, &seals,
-                          &nonces)) {
+    if (!PyArg_ParseTuple(args, "OLy#nOO|O", &records, &seq, &prev, &prev_len, &room, &seals,
+                          &nonces, &refs)) {
         return NULL;
     }
     if (!self->ready) {
@@ -849,7 +898,7 @@ Encoder_encode(Encoder *self, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "seals must be a dict or None");
         return NULL;
     }
-    PyObject *result = NULL, *fast_nonces = NULL;
+    PyObject *result = NULL, *fast_nonces = NULL, *fast_refs = NULL;
     PyObject *fast = PySequence_Fast(records, "records must be a sequence");
     Chunk c = {0};
     Buf out = {0};
@@ -863,7 +912,11 @@ Encoder_encode(Encoder *self, PyObject *args)
         (fast_nonces = PySequence_Fast(nonces, "nonces must be a sequence")) == NULL) {
         goto done;
     }
-    if (gather(self, &c, fast, seals, fast_nonces) < 0) {
+    if (seals != Py_None && refs != Py_None &&
+        (fast_refs = PySequence_Fast(refs, "refs must be a sequence")) == NULL) {
+        goto done;
+    }
+    if (gather(self, &c, fast, seals, fast_nonces, fast_refs) < 0) {
         goto done;
     }
     ends = PyMem_RawMalloc((size_t)(c.count ? c.count : 1) * sizeof(Py_ssize_t));
@@ -897,6 +950,7 @@ done:
     PyMem_RawFree(ends);
     PyMem_RawFree(digests);
     Py_XDECREF(fast_nonces);
+    Py_XDECREF(fast_refs);
     Py_DECREF(fast);
     return result;
 }
@@ -907,10 +961,11 @@ static PyMethodDef Encoder_methods[] = {
 };
 
 PyDoc_STRVAR(Encoder_doc,
-"Encoder(all_names, open_names, aad_prefix)\n\n"
+"Encoder(all_names, open_names, aad_prefix, sealed_names=('subject', 'reviewer', 'detail'))\n\n"
 "Encodes audit records into chained, canonical log lines (see kzai_guard.audit.lines).\n"
 "``all_names`` and ``open_names`` are the record's member names, sorted; ``open_names``\n"
-"leaves out the personal ones, which are sealed under ``aad_prefix`` + id + newline + ref.");
+"leaves out the sealed ones, which are sealed, in the order of ``sealed_names``, under\n"
+"``aad_prefix`` + id + newline + ref.");
 
 static PyTypeObject EncoderType = {
     PyVarObject_HEAD_INIT(NULL, 0)

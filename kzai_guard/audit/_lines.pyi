@@ -7,7 +7,11 @@ class Encoder:
     """Encodes audit records into chained, canonical log lines."""
 
     def __init__(
-        self, all_names: tuple[str, ...], open_names: tuple[str, ...], aad_prefix: bytes
+        self,
+        all_names: tuple[str, ...],
+        open_names: tuple[str, ...],
+        aad_prefix: bytes,
+        sealed_names: tuple[str, ...] = ...,
     ) -> None: ...
     def encode(
         self,
@@ -17,5 +21,6 @@ class Encoder:
         room: int,
         seals: Mapping[str, tuple[Any, ...]] | None,
         nonces: Sequence[bytes],
+        refs: Sequence[bytes] | None = None,
     ) -> tuple[list[bytes], list[bytes], int]:
         """The lines, their leaf hashes and their total size (see ``lines.LineEncoder``)."""

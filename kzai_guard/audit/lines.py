@@ -9,8 +9,9 @@ sorted without being asked to sort. The test suite checks every line against the
 ``rfc8785`` encoder.
 
 Per batch, the subject keys are looked up once per owner (:meth:`Sealer.for_batch`) and the
-nonces drawn at once; per record there is one ``orjson`` call for ``rec``, one for the
-plaintext, one AES-GCM encryption and one SHA-256.
+nonces drawn at once; per record there is one HMAC for its key reference
+(:meth:`Sealer.record_refs`), one ``orjson`` call for ``rec``, one for the plaintext, one
+AES-GCM encryption and one SHA-256.
 
 Where it was built, the C encoder (``kzai_guard/audit/_lines.c``, OpenSSL's libcrypto) does the
 per-record work of a chunk in one call, and gives the same bytes. It handles str, int and
@@ -35,7 +36,7 @@ from kzai_guard.audit.leaf import COMMITMENTS, LINES, check_format
 from kzai_guard.audit.record import AuditRecord
 from kzai_guard.audit.shredding import (
     AAD_PREFIX,
-    PERSONAL_FIELDS,
+    SEALED_FIELDS,
     Encrypt,
     Sealer,
     SubjectSeal,
@@ -53,10 +54,10 @@ encoded here (the same bytes)."""
 _FIELDS = tuple(AuditRecord.__dataclass_fields__)
 # ASCII names: sorted by code point is sorted by UTF-16 code unit, as RFC 8785 wants
 _ALL = tuple(sorted(_FIELDS))
-_OPEN = tuple(sorted(n for n in _FIELDS if n not in PERSONAL_FIELDS))
+_OPEN = tuple(sorted(n for n in _FIELDS if n not in SEALED_FIELDS))
 _get_all = operator.attrgetter(*_ALL)
 _get_open = operator.attrgetter(*_OPEN)
-_get_personal = operator.attrgetter(*PERSONAL_FIELDS)
+_get_sealed = operator.attrgetter(*SEALED_FIELDS)
 _subject_of = operator.attrgetter("subject")
 _dumps = orjson.dumps
 _b64 = functools.partial(binascii.b2a_base64, newline=False)
@@ -95,7 +96,9 @@ class LineEncoder:
             )
         use = NATIVE if native is None else native
         self._native: Callable[..., tuple[list[bytes], list[bytes], int]] | None = (
-            _native_lines.Encoder(_ALL, _OPEN, AAD_PREFIX, leaf_format=self._format).encode
+            _native_lines.Encoder(
+                _ALL, _OPEN, AAD_PREFIX, SEALED_FIELDS, leaf_format=self._format
+            ).encode
             if use and _native_lines is not None
             else None
         )
@@ -155,25 +158,29 @@ class LineEncoder:
         self, records: Sequence[AuditRecord], seq: int, prev: bytes, room: int
     ) -> tuple[list[bytes], list[bytes], int]:
         if self._native is not None:
-            seals, nonces = self._seals(records, ciphers=False)
+            seals, nonces, refs = self._seals(records, ciphers=False)
             try:
-                return self._native(records, seq, prev, room, seals, nonces)
+                return self._native(records, seq, prev, room, seals, nonces, refs)
             except (TypeError, ValueError, OverflowError):
                 # what only this module handles (lone surrogates, other member types);
                 # nothing the C encoder sealed is kept, and fresh nonces are drawn
                 pass
-        seals, nonces = self._seals(records)
-        return self._python_chunk(records, seq, prev, room, seals, nonces)
+        seals, nonces, refs = self._seals(records)
+        return self._python_chunk(records, seq, prev, room, seals, nonces, refs)
 
     def _seals(
         self, records: Sequence[AuditRecord], ciphers: bool = True
-    ) -> tuple[dict[str, SubjectSeal] | None, list[bytes]]:
-        """The seal of every owner in ``records`` (``None`` in clear) and a nonce per record."""
+    ) -> tuple[dict[str, SubjectSeal] | None, list[bytes], list[bytes]]:
+        """The seal of every owner in ``records`` (``None`` in clear), a nonce per record and
+        the reference each record's line names its key by."""
         sealer = self._sealer
         if sealer is None:
-            return None, []
+            return None, [], []
         seals = sealer.for_batch(_owners(records), ciphers)
-        return seals, sealer.nonces(len(records)) if seals else []
+        if not seals:
+            return seals, [], []
+        refs = sealer.record_refs(map(_owner_and_id, records), seals)
+        return seals, sealer.nonces(len(records)), refs
 
     def _python_chunk(
         self,
@@ -183,31 +190,36 @@ class LineEncoder:
         room: int,
         seals: dict[str, SubjectSeal] | None,
         nonces: list[bytes],
+        refs: list[bytes],
     ) -> tuple[list[bytes], list[bytes], int]:
         """What the C encoder's ``encode`` does, in Python."""
-        return chain(self._bodies(records, seals, nonces), seq, prev, room, self._format)
+        return chain(self._bodies(records, seals, nonces, refs), seq, prev, room, self._format)
 
     def _bodies(
         self,
         records: Sequence[AuditRecord],
         seals: dict[str, SubjectSeal] | None,
         nonces: list[bytes],
+        refs: list[bytes],
     ) -> list[bytes]:
         """Each record's line between the ``prev`` hex digits and the ``seq`` digits."""
         if seals is None:
             return [_CLEAR_BODY % self._clear_rec(record) for record in records]
-        return self._sealed_bodies(records, seals, nonces)
+        return self._sealed_bodies(records, seals, nonces, refs)
 
     def _sealed_bodies(
         self,
         records: Sequence[AuditRecord],
         seals: dict[str, SubjectSeal],
         nonces: list[bytes],
+        refs: list[bytes],
     ) -> list[bytes]:
         bodies: list[bytes] = []
         append = bodies.append
-        for record, nonce in zip(records, nonces or [b""] * len(records), strict=True):
-            subject, reviewer, detail = _get_personal(record)
+        blank = [b""] * len(records)
+        for record, nonce, ref in zip(records, nonces or blank, refs or blank, strict=True):
+            values = _get_sealed(record)
+            subject, reviewer = values[0], values[1]
             owner = subject if subject is not None else reviewer
             if owner is None:
                 append(_CLEAR_BODY % self._clear_rec(record))
@@ -215,18 +227,11 @@ class LineEncoder:
             kept = {k: v for k, v in zip(_OPEN, _get_open(record)) if v is not None}  # noqa: B905
             try:
                 rec = _dumps(kept)
-                if reviewer is None:
-                    if detail is None:
-                        plain, fields = _dumps({"subject": subject}), b"subject"
-                    else:
-                        plain = _dumps({"subject": subject, "detail": detail})
-                        fields = b"subject,detail"
-                else:
-                    plain, fields = _personal(subject, reviewer, detail)
+                plain, fields = _personal(values)
             except orjson.JSONEncodeError:
-                rec, plain, fields = _escaped(kept, subject, reviewer, detail)
-            _, ref, number, encrypt, aad_tail = seals[owner]
-            aad = AAD_PREFIX + record.id.encode() + aad_tail
+                rec, plain, fields = _escaped(kept, values)
+            _, _, number, encrypt, _ = seals[owner]
+            aad = AAD_PREFIX + record.id.encode() + b"\n" + ref
             ct = _b64(nonce + cast(Encrypt, encrypt)(nonce, plain, aad))
             if number is None:
                 append(_SEALED_BODY % (rec, ct, fields, ref))
@@ -282,22 +287,22 @@ def _owners(records: Sequence[AuditRecord]) -> dict[str, None]:
     return cast(dict[str, None], owners)
 
 
-def _personal(subject: str | None, reviewer: str | None, detail: str | None) -> tuple[bytes, bytes]:
-    """The sealed plaintext and the ``fields`` list of the personal fields present."""
-    fields = {
-        k: v
-        for k, v in zip(PERSONAL_FIELDS, (subject, reviewer, detail), strict=True)
-        if v is not None
-    }
+def _owner_and_id(record: AuditRecord) -> tuple[str | None, str]:
+    """Whose key seals ``record`` (the subject, else the reviewer), and its id."""
+    subject = record.subject
+    return (subject if subject is not None else record.reviewer), record.id
+
+
+def _personal(values: Sequence[Any]) -> tuple[bytes, bytes]:
+    """The sealed plaintext and the ``fields`` list of the sealed fields present."""
+    fields = {k: v for k, v in zip(SEALED_FIELDS, values, strict=True) if v is not None}
     return _dumps(fields), ",".join(fields).encode()
 
 
-def _escaped(
-    kept: dict[str, Any], subject: str | None, reviewer: str | None, detail: str | None
-) -> tuple[bytes, bytes, bytes]:
+def _escaped(kept: dict[str, Any], values: Sequence[Any]) -> tuple[bytes, bytes, bytes]:
     """``rec``, plaintext and fields of a record with text JSON cannot hold (lone surrogates)."""
-    personal = _text_safe({"subject": subject, "reviewer": reviewer, "detail": detail})
-    plain, fields = _personal(personal["subject"], personal["reviewer"], personal["detail"])
+    sealed = _text_safe(dict(zip(SEALED_FIELDS, values, strict=True)))
+    plain, fields = _personal(list(sealed.values()))
     return _dumps(_text_safe(kept)), plain, fields
 
 

@@ -7,9 +7,16 @@ NOTHING`` in a synchronously committed transaction, then reads back the winners.
 that meet a new subject at once agree on one key, and the key is durable before any record is
 sealed under it.
 
-Erasure is a ``DELETE`` that also bumps a generation counter (``kzg_subject_key_erasures``);
-every process checks the counter once per batch and drops its cached keys when it moved, so a
-key erased on one host is used by no other for a later batch. The deleted key's bytes stay in
+Every line names its key by a reference of its own
+(:func:`~kzai_guard.audit.shredding.record_ref`); table ``kzg_record_refs (ref, owner)`` maps
+those to their owners. :meth:`PostgresSubjectKeys.commit` inserts a batch's entries before its
+lines are written, without waiting for the flush (with the log in the same server, the log's
+synchronous commit makes them durable first).
+
+Erasure is a ``DELETE`` (of the key and of the owner's record references) that also bumps a
+generation counter (``kzg_subject_key_erasures``); every process checks the counter once per
+batch and drops its cached keys when it moved, so a key erased on one host is used by no other
+for a later batch. The deleted key's bytes (and the index entries) stay in
 PostgreSQL's dead tuples, its WAL and its backups until ``VACUUM`` and the rotation of WAL
 archives and backups remove them; see ``docs/privacy.md`` for what the operator must do.
 """
@@ -33,6 +40,8 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS kzg_subject_key_erasures (
         id smallint PRIMARY KEY CHECK (id = 1), generation bigint NOT NULL)""",
     "INSERT INTO kzg_subject_key_erasures VALUES (1, 0) ON CONFLICT DO NOTHING",
+    "CREATE TABLE IF NOT EXISTS kzg_record_refs (ref text PRIMARY KEY, owner text NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS kzg_record_refs_owner ON kzg_record_refs (owner)",
 )
 _CACHE_LIMIT = 65_536
 Result = TypeVar("Result")
@@ -61,6 +70,7 @@ class PostgresSubjectKeys:
         self._conn: Any = None
         self._pid = 0
         self._cache: dict[str, bytes] = {}
+        self._remembered: dict[str, str] = {}
         self._generation = -1
         try:
             with self._lock:
@@ -101,9 +111,62 @@ class PostgresSubjectKeys:
                 self._generation = generation
             self._cache.update(found)
 
+    def remember(self, refs: Iterable[tuple[str, str]]) -> None:
+        """Index ``(record reference, owner)`` pairs; inserted by the next :meth:`commit`."""
+        with self._lock:
+            self._remembered.update(refs)
+
+    def record_key(self, ref: str) -> bytes | None:
+        """The key of the record named ``ref`` (asked of the database: it may be erased
+        elsewhere)."""
+
+        def find(conn: Any) -> bytes | None:
+            row = conn.execute(
+                "SELECT k.key FROM kzg_record_refs r JOIN kzg_subject_keys k ON k.ref = r.owner "
+                "WHERE r.ref = %s",
+                (ref,),
+            ).fetchone()
+            return None if row is None else bytes(row[0])
+
+        with self._lock:
+            owner = self._remembered.get(ref)
+        if owner is not None:  # sealed here, not committed yet
+            return self.key_for(owner, create=False)
+        with self._lock:
+            return self._attempt(find)
+
     def commit(self) -> bool:
-        """Nothing to do: :meth:`prefetch` commits every key it makes (the winners of any race
-        between hosts) before it returns; so never True."""
+        """Insert the record references remembered since the last commit. The keys need
+        nothing: :meth:`prefetch` commits every key it makes (the winners of any race between
+        hosts) before it returns; so never True."""
+        with self._lock:
+            remembered = list(self._remembered.items())
+            if not remembered:
+                return False
+
+            def insert(conn: Any) -> None:
+                # no flush of its own, as SQLite's store commits them: with the log in this
+                # server, the log's synchronous commit flushes them first
+                conn.execute("SET LOCAL synchronous_commit = off")
+                # only for owners with a key, locked against an erasure until this commits: a
+                # key erased since the batch was sealed gets no entry back
+                conn.execute(
+                    "INSERT INTO kzg_record_refs (ref, owner) "
+                    "SELECT t.ref, t.owner FROM unnest(%s::text[], %s::text[]) AS t(ref, owner) "
+                    "WHERE t.owner IN (SELECT k.ref FROM kzg_subject_keys k "
+                    "WHERE k.ref = ANY(%s::text[]) FOR KEY SHARE) "
+                    "ON CONFLICT (ref) DO NOTHING",
+                    (
+                        [r for r, _ in remembered],
+                        [o for _, o in remembered],
+                        list({o for _, o in remembered}),
+                    ),
+                )
+
+            self._attempt(insert)
+            for record, owner in remembered:
+                if self._remembered.get(record) == owner:
+                    del self._remembered[record]
         return False
 
     def erase(self, ref: str) -> None:
@@ -111,10 +174,13 @@ class PostgresSubjectKeys:
 
         def delete(conn: Any) -> None:
             conn.execute("DELETE FROM kzg_subject_keys WHERE ref = %s", (ref,))
+            conn.execute("DELETE FROM kzg_record_refs WHERE owner = %s", (ref,))
             conn.execute("UPDATE kzg_subject_key_erasures SET generation = generation + 1")
 
         with self._lock:
             self._cache.clear()
+            for record in [r for r, owner in self._remembered.items() if owner == ref]:
+                del self._remembered[record]
             self._attempt(delete)
 
     def forget(self) -> None:
@@ -126,9 +192,12 @@ class PostgresSubjectKeys:
         """Forget the connection inherited from the parent, without closing the parent's."""
         self._lock = threading.Lock()
         self._conn = None
+        self._remembered = {}  # the parent's batch, which the parent commits
 
     def close(self) -> None:
-        """Close the connection."""
+        """Commit the record references not yet committed, and close the connection."""
+        if self._remembered:
+            self.commit()
         with self._lock:
             conn, self._conn = self._conn, None
             self._cache.clear()

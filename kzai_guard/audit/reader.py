@@ -34,8 +34,10 @@ from kzai_guard.audit.segments import (
 )
 from kzai_guard.audit.shredding import (
     ERASED,
-    PERSONAL_FIELDS,
+    RECORD_REF_PREFIX,
     SEALED,
+    SEALED_FIELDS,
+    RecordRefs,
     ReservedSubjectKeys,
     SqliteSubjectKeys,
     SubjectKeys,
@@ -402,7 +404,11 @@ class _Cursor:
             key = None
             keys = self.subject_keys
             if keys is not None:
-                key = keys.key_for(str(sealed.get("ref")), create=False)
+                ref = str(sealed.get("ref"))
+                if not ref.startswith(RECORD_REF_PREFIX):
+                    key = keys.key_for(ref, create=False)
+                elif isinstance(keys, RecordRefs):
+                    key = keys.record_key(ref)
                 number = sealed.get("key")
                 if key is None and type(number) is int and isinstance(keys, ReservedSubjectKeys):
                     # written before its key's assignment was committed
@@ -411,7 +417,7 @@ class _Cursor:
             if fields is None:
                 marker = ERASED if self.subject_keys is not None else SEALED
                 erased = self.subject_keys is not None
-                fields = {name: marker for name in PERSONAL_FIELDS if name not in rec}
+                fields = {name: marker for name in SEALED_FIELDS if name not in rec}
                 fields = {k: v for k, v in fields.items() if k in _sealed_names(sealed)}
             rec.update(fields)
         try:
@@ -423,8 +429,8 @@ class _Cursor:
 def _sealed_names(sealed: dict[str, Any]) -> tuple[str, ...]:
     names = sealed.get("fields")
     if isinstance(names, str):
-        return tuple(n for n in names.split(",") if n in PERSONAL_FIELDS)
-    return PERSONAL_FIELDS
+        return tuple(n for n in names.split(",") if n in SEALED_FIELDS)
+    return SEALED_FIELDS
 
 
 def _read_from(path: Path, offset: int) -> bytes:

@@ -8,11 +8,15 @@ next reserved key, and every line sealed under it names the key's number until t
 is durable: a crash that takes the assignment away leaves the key in the reserve, and
 :meth:`SqliteSubjectKeys.recover` assigns it again from the lines.
 
-The writer's path therefore does no database write at all while the reserve lasts. A keeper
-thread, on a connection of its own, commits the assignments (four times a second, without an
-fsync) and refills the reserve before it runs low (with one); the writer's connection only
-reads, and in WAL mode a read never waits for a write. Should the reserve run dry, a new key is
-made on the spot and committed durably before its records are written, as other stores do.
+Every line names its key by a reference of its own (:func:`~kzai_guard.audit.shredding.
+record_ref`), so the store keeps an index from those references to their owners (table
+``record_ref``), which erasure empties of the owner's entries. The writer commits each batch's
+entries, with the batch's key assignments, before the lines are written: one SQLite commit per
+batch, without an fsync (the lines no longer carry reserved keys' numbers, which would tie a
+person's records together). A keeper thread, on a connection of its own, commits assignments
+left over (four times a second, without an fsync) and refills the reserve before it runs low
+(with one); in WAL mode a read never waits for a write. Should the reserve run dry, a new key
+is made on the spot and committed durably before its records are written, as other stores do.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import cast
 
 from kzai_guard.errors import ErasureIncomplete
+from kzai_guard.forking import remake_after_fork
 from kzai_guard.private_files import private_sqlite
 from kzai_guard.sqlite_erasure import find_in_files, sqlite_files, truncate_wal
 
@@ -80,6 +85,11 @@ class SqliteSubjectKeys:
             "CREATE TABLE IF NOT EXISTS reserved_key "
             "(number INTEGER PRIMARY KEY AUTOINCREMENT, key BLOB NOT NULL)"
         )
+        self._wdb.execute(
+            "CREATE TABLE IF NOT EXISTS record_ref (ref TEXT PRIMARY KEY, owner TEXT NOT NULL)"
+            " WITHOUT ROWID"
+        )
+        self._wdb.execute("CREATE INDEX IF NOT EXISTS record_ref_owner ON record_ref (owner)")
         self._db = _connect(self.path)
         self._cache: dict[str, bytes] = {}
         # keys made since they were last committed (the keeper's included, until its commit ends)
@@ -90,12 +100,36 @@ class SqliteSubjectKeys:
         self._absent: set[str] = set()
         # refs whose key came from the reserve and whose assignment is not yet durable
         self._numbers: dict[str, int] = {}
+        # record references not yet committed, and their owners
+        self._remembered: dict[str, str] = {}
         self._reserve: collections.deque[tuple[int, bytes]] | None = None
         self._last_number = 0
         self._due = threading.Condition(self._lock)
         self._work = False
         self._closing = False
         self._keeper: threading.Thread | None = None
+        remake_after_fork(self)
+
+    def before_fork(self) -> None:
+        """Hold the locks across a fork, so that no SQLite transaction or statement is under
+        way on these connections when the child is made: SQLite's in-process lock state is
+        shared with the connections a child opens to the same file, and one held at the fork
+        would never be released there (every writer now commits a batch's record references)."""
+        self._write_lock.acquire()
+        self._lock.acquire()
+
+    def after_fork_in_parent(self) -> None:
+        """Release what :meth:`before_fork` held."""
+        self._lock.release()
+        self._write_lock.release()
+
+    def after_fork_in_child(self) -> None:
+        """New locks and no keeper thread in the child (the log opens a store of its own)."""
+        self._lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._due = threading.Condition(self._lock)
+        self._work = False
+        self._keeper = None
 
     def key_for(self, ref: str, create: bool = True) -> bytes | None:
         """The key for ``ref``, made on first use when ``create``."""
@@ -127,6 +161,24 @@ class SqliteSubjectKeys:
                 self._fresh.add(ref)
             self._pending[ref] = key
             return key
+
+    def remember(self, refs: Iterable[tuple[str, str]]) -> None:
+        """Index ``(record reference, owner)`` pairs; committed by the next :meth:`commit`."""
+        with self._lock:
+            self._remembered.update(refs)
+
+    def record_key(self, ref: str) -> bytes | None:
+        """The key of the record named ``ref``, through the index of record references."""
+        with self._lock:
+            owner = self._remembered.get(ref)
+            if owner is None:
+                row = self._db.execute(
+                    "SELECT owner FROM record_ref WHERE ref = ?", (ref,)
+                ).fetchone()
+                if row is None:
+                    return None
+                owner = str(row[0])
+        return self.key_for(owner, create=False)
 
     def key_number(self, ref: str) -> int | None:
         """The number of the reserved key of ``ref`` while its assignment is not durable."""
@@ -183,13 +235,16 @@ class SqliteSubjectKeys:
         """Make it safe to write the records sealed under the keys made so far.
 
         A fresh key (the reserve was empty) is committed durably, with every assignment made
-        before it. Reserved keys need nothing here: their records carry the keys' numbers.
+        before it; otherwise the assignments of reserved keys and the record references
+        remembered since the last commit are committed without an fsync.
         Returns True if another process sharing the file had committed a key of its own for
         a subject first: that key is kept and this one dropped, so the records sealed since
         the last commit must be sealed again (their subjects' keys are now the stored ones).
         """
         if self._fresh:
             return self._commit(durable=True)
+        if self._remembered or self._pending:
+            return self._commit(durable=False)
         return False
 
     def reserve(self, count: int = _RESERVE_CHUNK) -> None:
@@ -253,7 +308,8 @@ class SqliteSubjectKeys:
             self._absent.clear()
 
     def erase(self, ref: str) -> None:
-        """Delete the key for ``ref`` and verify that its bytes are in no file any more.
+        """Delete the key for ``ref`` and the index entries of its records, and verify that
+        neither the key's bytes nor ``ref`` are in any file any more.
 
         The row's bytes are overwritten (``secure_delete``), the WAL is checkpointed and
         truncated (tried again while another connection reads: :func:`truncate_wal`), and then
@@ -264,6 +320,8 @@ class SqliteSubjectKeys:
         with self._write_lock:
             with self._lock:
                 erased = [self._cache.pop(ref, None), self._pending.pop(ref, None)]
+                for record in [r for r, owner in self._remembered.items() if owner == ref]:
+                    del self._remembered[record]
                 self._fresh.discard(ref)
                 self._absent.discard(ref)
                 number = self._numbers.pop(ref, None)
@@ -277,9 +335,10 @@ class SqliteSubjectKeys:
                     # a key assigned but not committed must not be handed out again
                     self._wdb.execute("DELETE FROM reserved_key WHERE number = ?", (number,))
                 self._wdb.execute("DELETE FROM subject_key WHERE ref = ?", (ref,))
+                self._wdb.execute("DELETE FROM record_ref WHERE owner = ?", (ref,))
             truncate_wal(self._wdb, f"erasing the subject key {ref} from {self.path}")
             keys = [key for key in erased if key is not None]
-            found = find_in_files(sqlite_files(self.path), keys)
+            found = find_in_files(sqlite_files(self.path), [*keys, ref.encode()])
             if found:
                 raise ErasureIncomplete(
                     f"the erased subject key {ref} is still in {', '.join(map(str, found))}"
@@ -312,7 +371,8 @@ class SqliteSubjectKeys:
             with self._lock:
                 items = list(self._pending.items())
                 numbered = [self._numbers[r] for r, _ in items if r in self._numbers]
-            if not items:
+                remembered = list(self._remembered.items())
+            if not items and not remembered:
                 return False
             durable = durable or len(numbered) < len(items)
             self._wdb.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
@@ -324,6 +384,13 @@ class SqliteSubjectKeys:
                     self._wdb.executemany(
                         "DELETE FROM reserved_key WHERE number = ?", [(n,) for n in numbered]
                     )
+                    # only for owners with a key: one another process erased since the batch
+                    # was sealed gets no entry back (its lines are sealed again, under a new key)
+                    self._wdb.executemany(
+                        "INSERT OR IGNORE INTO record_ref (ref, owner) SELECT ?1, ?2 "
+                        "WHERE EXISTS (SELECT 1 FROM subject_key WHERE ref = ?2)",
+                        remembered,
+                    )
                     # a row was there already for some ref: read back which key is stored
                     stored = (
                         {} if inserted == len(items) else _stored(self._wdb, [r for r, _ in items])
@@ -332,6 +399,9 @@ class SqliteSubjectKeys:
                 self._wdb.execute("PRAGMA synchronous=FULL")
             replaced = False
             with self._lock:
+                for record, owner in remembered:
+                    if self._remembered.get(record) == owner:
+                        del self._remembered[record]
                 for ref, key in items:
                     winner = stored.get(ref, key)
                     if winner != key:

@@ -17,7 +17,8 @@ from kzai_guard.audit.lines import NATIVE, PUREPYTHON_VARIABLE, LineEncoder, cha
 from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.audit.shredding import (
     AAD_PREFIX,
-    PERSONAL_FIELDS,
+    RECORD_REF_PREFIX,
+    SEALED_FIELDS,
     MemorySubjectKeys,
     Sealer,
     SubjectSeal,
@@ -65,8 +66,15 @@ def _c_encoder(leaf_format: int = 1) -> Any:
     """The C encoder itself, configured as the log configures it."""
     from kzai_guard.audit import _lines
 
-    open_names = tuple(n for n in _NAMES if n not in PERSONAL_FIELDS)
-    return _lines.Encoder(_NAMES, open_names, AAD_PREFIX, leaf_format=leaf_format)
+    open_names = tuple(n for n in _NAMES if n not in SEALED_FIELDS)
+    return _lines.Encoder(_NAMES, open_names, AAD_PREFIX, SEALED_FIELDS, leaf_format=leaf_format)
+
+
+class _UnindexedKeys(MemorySubjectKeys):
+    """A key store without an index of record references: lines name the owner's key."""
+
+    remember = None  # type: ignore[assignment]
+    record_key = None  # type: ignore[assignment]
 
 
 @needs_native
@@ -95,21 +103,25 @@ def test_the_environment_variable_turns_the_c_encoder_off() -> None:
     st.integers(min_value=0, max_value=2**40),
     st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
     st.integers(min_value=1, max_value=6000),
-    st.sampled_from(["clear", "sealed", "numbered"]),
+    st.sampled_from(["clear", "sealed", "numbered", "owner-ref"]),
     st.sampled_from(FORMATS),
 )
 def test_c_and_python_chunks_are_the_same_bytes(
     chunk: list[AuditRecord], seq: int, prev: str, room: int, how: str, log_format: int
 ) -> None:
-    sealer = None if how == "clear" else Sealer(MemorySubjectKeys())
+    keys = _UnindexedKeys() if how in ("numbered", "owner-ref") else MemorySubjectKeys()
+    sealer = None if how == "clear" else Sealer(keys)
     python = LineEncoder(sealer, native=False, leaf_format=log_format)
-    seals, nonces = python._seals(chunk)
+    seals, nonces, refs = python._seals(chunk)
     if how == "numbered" and seals:
         # as while a reserved key's assignment is not yet durable
         seals = {owner: (s[0], s[1], 40 + i, *s[3:]) for i, (owner, s) in enumerate(seals.items())}
-    expected = python._python_chunk(chunk, seq, prev.encode(), room, seals, nonces)
+    expected = python._python_chunk(chunk, seq, prev.encode(), room, seals, nonces, refs)
+    # without refs, the C encoder names each owner's key by the seal's reference
+    given_refs = None if how in ("numbered", "owner-ref") else refs
     encoder = _c_encoder(log_format)
-    assert encoder.encode(chunk, seq, prev.encode(), room, seals, nonces) == expected
+    got = encoder.encode(chunk, seq, prev.encode(), room, seals, nonces, given_refs)
+    assert got == expected
 
 
 @pytest.mark.parametrize("native", [False, pytest.param(True, marks=needs_native)])
@@ -151,7 +163,13 @@ def _readable(line: bytes, keys: MemorySubjectKeys) -> dict[str, Any]:
     sealed = value.pop("sealed", None)
     if sealed is not None:
         rec_id = value["rec"]["id"]
-        value["personal"] = unseal(sealed, rec_id, keys.key_for(sealed["ref"], create=False))
+        ref = sealed["ref"]
+        key = (
+            keys.record_key(ref)
+            if ref.startswith(RECORD_REF_PREFIX)
+            else keys.key_for(ref, create=False)
+        )
+        value["personal"] = unseal(sealed, rec_id, key)
         value["fields"] = sealed["fields"]
     return value
 
@@ -231,6 +249,16 @@ def test_the_c_encoder_refuses_bad_arguments_with_an_exception(
 
 
 @needs_native
+@pytest.mark.parametrize("refs", [[], [b"rr:00"], 5, [b"rr:00", "not bytes"]])
+def test_the_c_encoder_refuses_record_references_that_do_not_fit(refs: Any) -> None:
+    chunk = [make_record(0, subject="p:0000"), make_record(1, subject="p:0000")]
+    with pytest.raises(TypeError):
+        _c_encoder().encode(
+            chunk, 0, b"0" * 64, 1 << 30, {"p:0000": _GOOD_SEAL}, [b"n" * 12] * 2, refs
+        )
+
+
+@needs_native
 def test_a_c_encoder_is_configured_once_and_refuses_to_encode_unconfigured() -> None:
     from kzai_guard.audit import _lines
 
@@ -265,6 +293,10 @@ class _Renamed(AuditRecord):
         return f"{value}!" if name == "detail" and isinstance(value, str) else value
 
 
+def _python_lines(chunk: list[AuditRecord]) -> tuple[list[bytes], list[bytes], int]:
+    return LineEncoder(None, native=False)._python_chunk(chunk, 0, b"0" * 64, 1 << 30, None, [], [])
+
+
 def _c_lines(chunk: list[Any]) -> tuple[list[bytes], list[bytes], int]:
     return _c_encoder().encode(chunk, 0, b"0" * 64, 1 << 30, None, [])  # type: ignore[no-any-return]
 
@@ -276,7 +308,9 @@ def test_records_of_any_type_in_one_chunk_are_read_as_by_name(
 ) -> None:
     # slotted records are read from their slots; a chunk that mixes in others reads those by name
     mixed = [data.draw(st.sampled_from([r, _Fields(r)])) for r in chunk]
-    expected = LineEncoder(None, native=False)._python_chunk(chunk, 0, b"0" * 64, 1 << 30, None, [])
+    expected = LineEncoder(None, native=False)._python_chunk(
+        chunk, 0, b"0" * 64, 1 << 30, None, [], []
+    )
     assert _c_lines(mixed) == expected
     assert _c_lines([_Fields(r) for r in chunk]) == expected
 
@@ -285,7 +319,7 @@ def test_records_of_any_type_in_one_chunk_are_read_as_by_name(
 def test_a_type_that_reads_its_own_attributes_is_read_by_name() -> None:
     record = make_record(0, detail="as given")
     expected = LineEncoder(None, native=False)._python_chunk(
-        [make_record(0, detail="as given!")], 0, b"0" * 64, 1 << 30, None, []
+        [make_record(0, detail="as given!")], 0, b"0" * 64, 1 << 30, None, [], []
     )
     renamed = _Renamed(*(getattr(record, f.name) for f in dataclasses.fields(AuditRecord)))
     assert _c_lines([renamed]) == expected
@@ -306,7 +340,9 @@ def test_a_record_with_an_empty_slot_raises_attribute_error_as_by_name() -> None
 @pytest.mark.parametrize("value", [0, -1, 9, 10, -10, 2**63 - 1, -(2**63), 10**18, -(10**18)])
 def test_integers_are_written_as_python_writes_them(value: int) -> None:
     chunk = [make_record(0, latency_us=value, time=value)]
-    python = LineEncoder(None, native=False)._python_chunk(chunk, 0, b"0" * 64, 1 << 30, None, [])
+    python = LineEncoder(None, native=False)._python_chunk(
+        chunk, 0, b"0" * 64, 1 << 30, None, [], []
+    )
     assert _c_lines(chunk) == python
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -123,3 +124,22 @@ def test_processes_meeting_new_subjects_at_once_agree_on_one_key_each(pg_url: st
         seen.append(out.split())
     assert len(seen[0]) == 200
     assert seen[0] == seen[1] == seen[2]
+
+
+def test_record_references_are_found_from_any_connection_until_their_key_is_erased(
+    pg_url: str,
+) -> None:
+    keys = PostgresSubjectKeys(pg_url)
+    records = [make_record(i, id=f"refs-{i}", subject=f"p:refs{i % 2}") for i in range(6)]
+    bodies = LineEncoder(Sealer(keys)).bodies(records)
+    keys.commit()  # as the log does before it writes the lines
+    refs = [re.search(rb'"ref":"(rr:[0-9a-f]{32})"', body)[1].decode() for body in bodies]  # type: ignore[index]
+    reader = PostgresSubjectKeys(pg_url)
+    owners = [keys.key_for(subject_ref(f"p:refs{i % 2}"), create=False) for i in range(6)]
+    assert [reader.record_key(ref) for ref in refs] == owners
+
+    _erase_elsewhere(pg_url, subject_ref("p:refs0"))
+
+    assert [reader.record_key(ref) is None for ref in refs] == [i % 2 == 0 for i in range(6)]
+    reader.close()
+    keys.close()

@@ -5,20 +5,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kzai_guard.audit.keys import Keyring, Signer
+from kzai_guard.audit.lines import NATIVE, LineEncoder
 from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.reader import read_verified
 from kzai_guard.audit.record import EventKind
 from kzai_guard.audit.segments import list_segments
 from kzai_guard.audit.shredding import (
     ERASED,
+    RECORD_REF_PREFIX,
     SEALED,
     MemorySubjectKeys,
     Sealer,
     SqliteSubjectKeys,
     SubjectKeys,
+    record_ref,
+    ref_key,
     subject_ref,
 )
 from kzai_guard.audit.verify import verify_log
@@ -201,3 +208,79 @@ def test_nonces_stay_unique_when_the_counter_wraps() -> None:
     assert len(set(nonces)) == 10
     assert {len(n) for n in nonces} == {12}
     assert len({n[:8] for n in nonces}) == 2
+
+
+_OWNERS = st.sampled_from(["p:a", "p:b", "p:c"])
+
+
+@given(
+    st.lists(_OWNERS, min_size=1, max_size=24),
+    _OWNERS,
+    st.sampled_from([False, True] if NATIVE else [False]),
+)
+def test_every_sealed_line_names_its_key_by_a_reference_that_dies_with_the_key(
+    owners: list[str], erased: str, native: bool
+) -> None:
+    keys = MemorySubjectKeys()
+    records = [
+        make_record(i, subject=owner, review_id=f"ticket-of-{owner}", trace_id=f"trace-{owner}")
+        for i, owner in enumerate(owners)
+    ]
+    lines = LineEncoder(Sealer(keys), native=native).encode(records, 0, b"0" * 64, 1 << 30)[0]
+    values = [orjson.loads(line) for line in lines]
+    refs = [value["sealed"]["ref"] for value in values]
+
+    assert len(set(refs)) == len(refs) and all(r.startswith(RECORD_REF_PREFIX) for r in refs)
+    assert all(set(value["rec"]).isdisjoint({"review_id", "trace_id"}) for value in values)
+    owner_keys = [keys.key_for(subject_ref(owner), create=False) for owner in owners]
+    assert [keys.record_key(ref) for ref in refs] == owner_keys
+    keys.erase(subject_ref(erased))
+    assert [keys.record_key(ref) is None for ref in refs] == [o == erased for o in owners]
+
+
+class _BeforeRecordRefs(SqliteSubjectKeys):
+    """The store as it was before record references: lines name their owner's key."""
+
+    remember = None  # type: ignore[assignment]
+    record_key = None  # type: ignore[assignment]
+
+
+def test_lines_that_name_their_owners_key_are_read_and_erased_as_before(
+    tmp_path: Path, signer: Signer, keyring: Keyring
+) -> None:
+    old = _BeforeRecordRefs(tmp_path / "keys.db")
+    log = AuditLog.open(tmp_path / "a", signer=signer, subject_keys=old, checkpoint_every=3)
+    for i in range(14):
+        log.write(make_record(i))
+    log.close()
+    old.close()
+    sealed = [orjson.loads(line)["sealed"] for line in _segment_bytes(tmp_path / "a").splitlines()]
+    assert {s["ref"] for s in sealed} == {subject_ref(f"p:{i:04x}") for i in range(7)}
+
+    keys = SqliteSubjectKeys(tmp_path / "keys.db")
+    read = list(read_verified(tmp_path / "a", public_keys=keyring, subject_keys=keys))
+    assert [e.record for e in read] == [make_record(i) for i in range(14)]
+    keys.erase(subject_ref("p:0003"))
+    read = list(read_verified(tmp_path / "a", public_keys=keyring, subject_keys=keys))
+    assert [e.record.subject == ERASED for e in read] == [i % 7 == 3 for i in range(14)]
+    keys.close()
+
+
+@given(
+    st.lists(
+        st.tuples(_OWNERS, st.text(st.characters(exclude_categories=("Cs",)), max_size=40)),
+        max_size=12,
+    )
+)
+def test_the_sealers_record_references_are_record_ref_of_the_owners_key(
+    records: list[tuple[str, str]],
+) -> None:
+    keys = MemorySubjectKeys()
+    sealer = Sealer(keys)
+    seals = sealer.for_batch(owner for owner, _ in records)
+    refs = sealer.record_refs(records, seals)
+    expected = [
+        record_ref(ref_key(keys.key_for(subject_ref(owner)) or b""), record_id).encode()
+        for owner, record_id in records
+    ]
+    assert refs == expected

@@ -4,6 +4,7 @@ reserved keys, and the log's use of it: new keys committed durably before their 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import time
@@ -17,10 +18,11 @@ import pytest
 
 from kzai_guard.audit import subject_keys
 from kzai_guard.audit.keys import Signer
+from kzai_guard.audit.lines import LineEncoder
 from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.reader import read_verified
 from kzai_guard.audit.segments import list_segments
-from kzai_guard.audit.shredding import ERASED, SqliteSubjectKeys, subject_ref
+from kzai_guard.audit.shredding import ERASED, Sealer, SqliteSubjectKeys, subject_ref
 
 from .conftest import make_record
 
@@ -346,7 +348,6 @@ def test_keys_for_a_batch_are_what_key_for_gives_each_ref(tmp_path: Path) -> Non
     keys = SqliteSubjectKeys(tmp_path / "keys.sqlite3")
     keys.reserve(2)
     stored = keys.key_for("sk:stored")
-    keys.commit()
     keys.sync()
     pending = keys.key_for("sk:pending")
     refs = ["sk:stored", "sk:pending", "sk:new", "sk:stored"]
@@ -356,3 +357,49 @@ def test_keys_for_a_batch_are_what_key_for_gives_each_ref(tmp_path: Path) -> Non
     # "sk:stored" took reserved key 1, durable since sync(); "sk:new" found the reserve empty
     assert keys.key_numbers(refs) == [keys.key_number(r) for r in refs] == [None, 2, None, None]
     keys.close()
+
+
+def test_a_batchs_record_references_are_found_by_another_connection_until_their_key_is_erased(
+    tmp_path: Path,
+) -> None:
+    keys = SqliteSubjectKeys(tmp_path / "keys.sqlite3", reserve_keys=False)
+    records = [make_record(i, subject=f"p:{i % 2}") for i in range(6)]
+    bodies = LineEncoder(Sealer(keys)).bodies(records)
+    keys.commit()  # as the log does before it writes the lines
+    refs = [re.search(rb'"ref":"(rr:[0-9a-f]{32})"', body)[1].decode() for body in bodies]  # type: ignore[index]
+    reader = SqliteSubjectKeys(tmp_path / "keys.sqlite3")
+    owners = [keys.key_for(subject_ref(f"p:{i % 2}"), create=False) for i in range(6)]
+    assert [reader.record_key(ref) for ref in refs] == owners
+
+    keys.erase(subject_ref("p:0"))
+
+    assert [reader.record_key(ref) is None for ref in refs] == [i % 2 == 0 for i in range(6)]
+    db = sqlite3.connect(tmp_path / "keys.sqlite3")
+    assert db.execute("SELECT count(*) FROM record_ref").fetchone()[0] == 3
+    db.close()
+    reader.close()
+    keys.close()
+
+
+def test_a_batch_sealed_before_another_process_erased_its_owner_leaves_no_entry_for_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "keys.sqlite3"
+    keys = SqliteSubjectKeys(path, reserve_keys=False)
+    encoder = LineEncoder(Sealer(keys))
+    encoder.bodies([make_record(0, subject="p:gone"), make_record(1, subject="p:kept")])
+    keys.commit()
+    encoder.bodies([make_record(2, subject="p:gone"), make_record(3, subject="p:kept")])
+    eraser = SqliteSubjectKeys(path)
+    eraser.erase(subject_ref("p:gone"))  # between the sealing and the commit of the batch
+    eraser.close()
+
+    keys.commit()
+
+    db = sqlite3.connect(path)
+    owners = db.execute("SELECT owner, count(*) FROM record_ref GROUP BY owner").fetchall()
+    db.close()
+    assert owners == [(subject_ref("p:kept"), 2)]
+    keys.close()
+    for file in path.parent.glob("keys.sqlite3*"):
+        assert subject_ref("p:gone").encode() not in file.read_bytes()
