@@ -64,6 +64,7 @@ from kzai_guard.fact_cache import SubjectState
 from kzai_guard.http.problem import as_sentence
 from kzai_guard.http.structured import parse_boolean
 from kzai_guard.ids import new_id
+from kzai_guard.reviewers import needs_user
 from kzai_guard.subjects import UnusableSubject
 
 if TYPE_CHECKING:
@@ -134,6 +135,7 @@ class Gate:
     """Runs one policy's decisions for one guard."""
 
     __slots__ = (
+        "_ask_always",
         "_cached",
         "_facts",
         "_guard",
@@ -202,6 +204,7 @@ class Gate:
         self._pseudonym = guard.auditor.pseudonym
         self._resolve_subject = guard.subject_resolver
         self._resolve_reviewer = guard.reviewer_resolver
+        self._ask_always = not needs_user(guard.reviewer_resolver)
         self._vulnerability = guard.vulnerability
         self._purpose = policy.purpose
         self._notice_version = policy.notice_version
@@ -238,7 +241,10 @@ class Gate:
             reviewer = context.reviewer
             signal = context.objection
         else:
-            reviewer = self._resolve_reviewer(scope)
+            # the default resolver reads scope["user"] only: no user, no call
+            reviewer = (
+                self._resolve_reviewer(scope) if self._ask_always or "user" in scope else None
+            )
             signal = False
             wanted = self._objection_header
             for key, value in scope["headers"]:
