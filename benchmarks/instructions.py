@@ -29,6 +29,8 @@ from benchmarks.budget import Budget
 from benchmarks.child import ROOT
 from benchmarks.measure import Figure, Sample, Target, unavailable
 
+__all__ = ["Figure", "figures", "run"]
+
 SECTION = "instructions"
 VARIANTS: tuple[str, ...] = ("bare", "least", "guarded-null", "guarded")
 PARTS: tuple[tuple[str, str, str], ...] = (
