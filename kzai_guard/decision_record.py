@@ -22,7 +22,6 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import Future
 from functools import partial
-from hashlib import sha256
 from time import perf_counter_ns, time_ns
 from typing import TYPE_CHECKING
 
@@ -33,6 +32,7 @@ from kzai_guard.core.explanation import ExplanationDefaults, explanation_json, m
 from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.core.verdict import Obligation, Verdict
 from kzai_guard.core.vocabulary import Mode, Significance
+from kzai_guard.digest import sha256_hex
 from kzai_guard.errors import AuditUnavailable, ExplanationMissing
 from kzai_guard.explanations import released_when_stored
 from kzai_guard.http.disclosure import disclosure_header
@@ -133,7 +133,7 @@ class DecisionRecorder:
                 withheld = "explanation lacks " + ", ".join(missing)
             else:
                 raw = explanation_json(explanation)
-                digest = sha256(raw).hexdigest()
+                digest = sha256_hex(raw)
                 # begin() sets the pseudonym and the time together, for every named subject
                 if decision.subject_ref is not None and decision.at is not None:
                     stored = self._explanations.put(
