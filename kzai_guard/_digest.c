@@ -15,7 +15,7 @@
 static const char HEX[] = "0123456789abcdef";
 
 static PyObject *
-sha256_hex(PyObject *module, PyObject *arg)
+sha256_hex(PyObject *Py_UNUSED(module), PyObject *arg)
 {
     Py_buffer view;
     unsigned char digest[SHA256_DIGEST_LENGTH];
