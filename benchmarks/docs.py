@@ -99,6 +99,9 @@ METHOD = """\
   round that made it; throughput and client-side latency percentiles are in the JSON. The note
   says how busy the load generator was (above 90% it, not the server, may set the pace). The
   least guard is served the same way, so the guard's figure can be read against it here too.
+  The bare app runs with the OpenTelemetry SDK as well, and the variants with the SDK are read
+  against it (FastAPI traces every request itself once an SDK is configured). FastAPI's
+  guarded throughput at saturation is held to at least 0.8 times the bare app's.
 - **Audit log.** Append throughput in async durability (open, write every record, close) beside
   `ai-audit-trail` (each receipt a pydantic model, sorted-key JSON, SHA-256 and an Ed25519
   signature, kept in memory) and beside the floor (encode + two SHA-256). Sync durability:
