@@ -1,7 +1,8 @@
 """Build settings that pyproject.toml cannot hold: the optional C extensions.
 
 ``kzai_guard.audit._lines``, the audit log's line encoder, links OpenSSL's libcrypto (already
-loaded by Python's hashlib); ``kzai_guard._ids`` makes decision ids. Where one cannot be built
+loaded by Python's hashlib), as does ``kzai_guard._digest`` (an explanation's SHA-256);
+``kzai_guard._ids`` makes decision ids. Where one cannot be built
 (no C compiler, no OpenSSL headers) the install still succeeds and its Python twin does the
 work: the same bytes for the lines, the same kind of id.
 """
@@ -15,6 +16,13 @@ setup(
         Extension(
             "kzai_guard.audit._lines",
             ["kzai_guard/audit/_lines.c"],
+            libraries=["crypto"],
+            extra_compile_args=WARNINGS,
+            optional=True,
+        ),
+        Extension(
+            "kzai_guard._digest",
+            ["kzai_guard/_digest.c"],
             libraries=["crypto"],
             extra_compile_args=WARNINGS,
             optional=True,

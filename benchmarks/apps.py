@@ -190,7 +190,10 @@ def audit_sink(kind: str) -> tuple[Any, str, Callable[[], None]]:
 
 
 def make_guard(store: str = "memory://", audit: Any = None) -> Any:
-    """The guard every guarded variant uses: one high-risk, solely automated credit policy."""
+    """The guard every guarded variant uses: one high-risk, solely automated credit policy.
+
+    Its durability is ``async``, as the hot path's targets are stated: in ``sync`` a decision
+    also waits for its explanation to be stored, a latency the deployment figures measure."""
     import kzai_guard as kg
 
     if audit is None:
@@ -204,6 +207,7 @@ def make_guard(store: str = "memory://", audit: Any = None) -> Any:
         subject=kg.from_header(SUBJECT_HEADER),
         audit=audit,
         contact="credit-decisions@bank.example.kz",
+        durability="async",
     )
 
 

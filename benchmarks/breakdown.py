@@ -120,6 +120,7 @@ class StandInGate:
         self.begin: Callable[[Any], Any] = gate.begin if real_begin else begin
         self.finish: Callable[[Any], Any] = gate.finish if real_finish else _finish_nothing
         self.refuse = gate.refuse
+        self.failed = gate.failed
         self.audit_unavailable = gate.audit_unavailable
 
 

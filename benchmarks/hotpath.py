@@ -32,6 +32,13 @@ from benchmarks.measure import Figure, Sample, Target, rotated, unavailable
 SECTION = "hotpath"
 TARGET_US = 10.0
 ADDED = Target(TARGET_US, "max", on="delta", text=f"<= {TARGET_US:g} us added")
+SERVING_ADDED = Target(10.0, "max", on="delta", text="<= 10 us added (serving thread)")
+"""Starlette in-process, the guarded decision with the signed log: the serving thread."""
+FASTAPI_RATIO = Target(1.25, "max", on="ratio", text="<= 1.25x bare (whole process)")
+"""FastAPI in-process, the guarded decision with the signed log: every thread."""
+SDK_ADDED = Target(10.0, "max", on="delta", text="<= 10 us more with an SDK")
+"""What the guard costs more once an OpenTelemetry SDK is configured, each figure read
+against the bare app with the same configuration."""
 
 
 def run(budget: Budget, core: int | None) -> list[Figure]:
@@ -46,13 +53,39 @@ def run(budget: Budget, core: int | None) -> list[Figure]:
         except ChildFailed as exc:
             for framework in apps.FRAMEWORKS:
                 figures.append(
-                    unavailable(
-                        SECTION, _name(framework, "guarded", otel), "us/req", str(exc), target=ADDED
-                    )
+                    unavailable(SECTION, _name(framework, "guarded", otel), "us/req", str(exc))
                 )
             continue
         figures += _figures(answer, otel)
-    return figures
+    return figures + _sdk_figures(figures)
+
+
+def _sdk_figures(figures: list[Figure]) -> list[Figure]:
+    """The guard's SDK-specific cost: its figure with an SDK beside its figure without, each
+    already read against the bare app of the same OpenTelemetry configuration."""
+    by_name = {f.name: f for f in figures}
+    out: list[Figure] = []
+    for framework in apps.FRAMEWORKS:
+        name = f"in-process {framework}: guarded decision, added with an OpenTelemetry SDK"
+        api = by_name.get(_name(framework, "guarded", "api"))
+        sdk = by_name.get(_name(framework, "guarded", "sdk"))
+        if api is None or sdk is None or api.delta is None or sdk.delta is None:
+            out.append(unavailable(SECTION, name, "us/req", "a figure was not measured"))
+            continue
+        out.append(
+            Figure(
+                SECTION,
+                name,
+                "us/req",
+                subject_label="guarded - bare, SDK",
+                subject=Sample.of([sdk.delta]),
+                baseline_label="guarded - bare, API only",
+                baseline=Sample.of([api.delta]),
+                target=SDK_ADDED,
+                note="each side read against the bare app with the same configuration",
+            )
+        )
+    return out
 
 
 def _name(framework: str, variant: str, otel: str, part: str = "") -> str:
@@ -66,6 +99,9 @@ def _name(framework: str, variant: str, otel: str, part: str = "") -> str:
     return f"in-process {framework}: {what}{part} (otel {otel})"
 
 
+_FASTAPI_GUARDED = ("fastapi", "guarded", "api")
+
+
 def _figures(answer: dict[str, Any], otel: str) -> list[Figure]:
     figures: list[Figure] = []
     pinned = answer.get("core")
@@ -74,7 +110,7 @@ def _figures(answer: dict[str, Any], otel: str) -> list[Figure]:
         for variant in ("guarded", "guarded-null", "least", "basehttp", "pureasgi"):
             if otel == "sdk" and variant != "guarded":
                 continue
-            target = ADDED if variant.startswith("guarded") else None
+            target = FASTAPI_RATIO if (framework, variant, otel) == _FASTAPI_GUARDED else None
             if variant not in result:
                 figures.append(
                     unavailable(
@@ -130,6 +166,7 @@ def _thread_figure(framework: str, variant: str, result: dict[str, Any], core: A
         subject=Sample.of(result["thread"][variant]),
         baseline_label="bare",
         baseline=Sample.of(result["thread"]["bare"]),
+        target=SERVING_ADDED if (framework, variant) == ("starlette", "guarded") else None,
         note="CPU time of the thread serving the requests; the rest of the process figure is "
         "the background writers' (stored explanations, audit log)",
         extra={"core": core, "otel": "api", "framework": framework, "measure": "thread CPU time"},

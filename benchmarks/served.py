@@ -25,15 +25,18 @@ import orjson
 from benchmarks import apps
 from benchmarks.budget import Budget
 from benchmarks.child import ROOT
-from benchmarks.hotpath import ADDED
-from benchmarks.measure import Figure, Sample, rotated, unavailable
+from benchmarks.measure import Figure, Sample, Target, rotated, unavailable
 
 SECTION = "served"
+THROUGHPUT = Target(0.8, "min", on="ratio", text=">= 0.8x bare throughput")
+"""FastAPI under uvicorn: the guarded decision with the signed log serves at least 0.8 times
+the bare app's requests per second at saturation."""
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 HAS_PROC = os.path.exists("/proc/self/stat")
 """Without /proc the figure falls back to wall time per request at saturation."""
 VARIANTS: tuple[tuple[str, str], ...] = (
     ("bare", "api"),
+    ("bare", "sdk"),
     ("guarded", "api"),
     ("guarded", "sdk"),
     ("least", "api"),
@@ -223,6 +226,7 @@ def _start_all(
 
 def _name(framework: str, variant: str, otel: str) -> str:
     what = {
+        "bare": "bare app",
         "guarded": "guarded decision",
         "least": "least guard, nothing stored",
         "basehttp": "BaseHTTPMiddleware no-op",
@@ -273,10 +277,14 @@ def _framework(
     if "bare/api" not in samples:
         raise RuntimeError(f"the bare {framework} server could not be measured: {failures}")
     figures: list[Figure] = []
-    bare = Sample.of(samples["bare/api"])
     for variant, otel in VARIANTS[1:]:
         key = f"{variant}/{otel}"
-        target = ADDED if variant == "guarded" else None
+        # each variant beside the bare app with the same OpenTelemetry configuration; the
+        # bare app with the SDK beside the bare app without it (the SDK's own cost)
+        same = f"bare/{otel}"
+        base_key = same if variant != "bare" and same in samples else "bare/api"
+        bare = Sample.of(samples[base_key])
+        target = None
         if key not in samples:
             figures.append(
                 unavailable(
@@ -304,18 +312,36 @@ def _framework(
                 "us/req",
                 subject_label=variant,
                 subject=Sample.of(samples[key]),
-                baseline_label="bare",
+                baseline_label=f"bare (otel {base_key.split('/')[1]})",
                 baseline=bare,
                 target=target,
                 note=note,
                 extra={
                     "req_per_s": [r["requests"] / r["seconds"] for r in rounds],
-                    "bare_req_per_s": [r["requests"] / r["seconds"] for r in results["bare/api"]],
+                    "bare_req_per_s": [r["requests"] / r["seconds"] for r in results[base_key]],
                     "p50_us": [r["p50_us"] for r in rounds],
                     "p99_us": [r["p99_us"] for r in rounds],
                     "statuses": [r["statuses"] for r in rounds],
                     "connections": budget.connections,
                 },
+            )
+        )
+    if framework == "fastapi" and "guarded/api" in samples:
+        rate = {
+            k: [r["requests"] / r["seconds"] for r in results[k]]
+            for k in ("guarded/api", "bare/api")
+        }
+        figures.append(
+            Figure(
+                SECTION,
+                f"uvicorn {framework}: guarded decision, throughput at saturation (otel api)",
+                "req/s",
+                subject_label="guarded",
+                subject=Sample.of(rate["guarded/api"]),
+                baseline_label="bare",
+                baseline=Sample.of(rate["bare/api"]),
+                target=THROUGHPUT,
+                note=f"{budget.connections} keep-alive connections, benchmarks/loadgen.py",
             )
         )
     return figures

@@ -14,39 +14,36 @@ HTTP, sync, async and batch callers:
    it while the audit trail cannot record it (:meth:`Gate.audit_unavailable`, fail closed).
    A significant decision is refused in step 1 (``facts-unavailable``) while the store's facts
    are stale (not confirmed within the guard's ``stale_after``) or cannot be read.
-3. Otherwise the function runs and :meth:`Gate.finish` checks the explanation, queues it,
+3. Otherwise the function runs and :attr:`Gate.finish` checks the explanation, queues it,
    writes the audit record and sets the response headers. If the function raises instead,
-   :meth:`Gate.failed` records that (``decision.failed``, the exception's type only) and the
-   exception goes on to the caller unchanged.
+   :attr:`Gate.failed` records that (``decision.failed``, the exception's type only) and the
+   exception goes on to the caller unchanged. Both are the methods of the gate's
+   :class:`~kzai_guard.decision_record.DecisionRecorder`, where every record of a decision is
+   built.
 
 Every decision writes exactly one decision record, with its own explanation: :meth:`Gate.begin`
 sets the context's explanation aside, so that what the function explains belongs to this
-decision alone, and :meth:`Gate.finish` (or :meth:`Gate.failed`) puts back what was there, so
+decision alone, and :attr:`Gate.finish` (or :attr:`Gate.failed`) puts back what was there, so
 that a decision made inside another one's function leaves the outer explanation alone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
-from hashlib import sha256
 from itertools import product
-from time import monotonic, perf_counter_ns, time_ns
+from time import monotonic, perf_counter_ns
 from typing import TYPE_CHECKING, NoReturn
 
-from kzai_guard.audit.record import AuditRecord, EventKind
+from kzai_guard.audit.record import EventKind
 from kzai_guard.context import DecisionContext
 from kzai_guard.core import problems
 from kzai_guard.core.data_basis import BasisInput, BasisValue, declared_inputs
 from kzai_guard.core.explanation import (
     Explanation,
-    ExplanationDefaults,
-    explanation_json,
-    missing_fields,
 )
 from kzai_guard.core.facts import Facts
 from kzai_guard.core.freshness import facts_trusted
@@ -56,23 +53,20 @@ from kzai_guard.core.profiles import Profile
 from kzai_guard.core.review import Reviewer
 from kzai_guard.core.rules import evaluate
 from kzai_guard.core.subject import check_subject
-from kzai_guard.core.verdict import Obligation, Outcome, Reason, Verdict, verdict
-from kzai_guard.core.vocabulary import Mode, Significance
-from kzai_guard.data_bases import keep
+from kzai_guard.core.verdict import Outcome, Reason, Verdict, verdict
+from kzai_guard.core.vocabulary import Mode
+from kzai_guard.decision_record import DecisionRecorder, restore_outer
 from kzai_guard.errors import (
     AuditUnavailable,
     DecisionBlocked,
-    ExplanationMissing,
     HumanReviewRequired,
     StoreError,
 )
-from kzai_guard.explanations import released_when_stored
 from kzai_guard.fact_cache import SubjectState
-from kzai_guard.http.disclosure import disclosure_header
 from kzai_guard.http.problem import as_sentence
 from kzai_guard.http.structured import parse_boolean
 from kzai_guard.ids import new_id
-from kzai_guard.stores.base import StoredExplanation
+from kzai_guard.reviewers import needs_user
 from kzai_guard.subjects import UnusableSubject
 
 if TYPE_CHECKING:
@@ -87,7 +81,6 @@ log that has gone silent."""
 
 _log = logging.getLogger("kzai_guard")
 _SUBJECT_REFS_LIMIT = 65_536
-_LINK_SUFFIX = b'/explanation>; rel="explanation"'
 _NO_FACTS = SubjectState({}, False, frozenset())
 _FACTS_DETAIL = (
     "The facts this decision rests on (consents, objections, suspensions) cannot be read "
@@ -156,44 +149,36 @@ class Gate:
     """Runs one policy's decisions for one guard."""
 
     __slots__ = (
-        "_audit_fields",
+        "_ask_always",
         "_basis_declared",
         "_cached",
-        "_check_fields",
-        "_data_bases",
-        "_disclosure_automated",
-        "_disclosure_human",
-        "_explanations",
         "_facts",
         "_guard",
-        "_link_prefix",
-        "_needs_explanation",
         "_notice_version",
         "_now",
         "_objection_header",
-        "_observe",
         "_pseudonym",
         "_purpose",
         "_resolve_reviewer",
         "_resolve_subject",
-        "_reviewer_ref",
         "_route_vulnerable",
         "_significant",
         "_stale_after",
         "_state",
         "_subject_refs",
-        "_telemetry",
         "_verdicts",
         "_vulnerability",
-        "_withhold_without_explanation",
         "defaults",
         "digest",
         "durable_wait",
         "enforce",
         "fail_closed",
+        "failed",
+        "finish",
         "model_label",
         "name",
         "policy",
+        "record",
         "sink",
     )
 
@@ -203,42 +188,23 @@ class Gate:
         self.name = policy.name
         self.digest = policy_digest(policy)
         self.enforce = policy.mode is Mode.ENFORCE
-        self.model_label = policy.model.label if policy.model else None
-        how_to_object = guard.settings.how_to_object
-        self.defaults = ExplanationDefaults(
-            how_to_object=how_to_object.replace("{prefix}", guard.settings.routes_prefix)
-            if how_to_object
-            else None,
-            human_contact=guard.settings.human_contact,
-            contact=guard.settings.contact,
-            model=policy.model,
-        )
-        self._disclosure_automated = disclosure_header(policy.model, human_reviewed=False)
-        self._disclosure_human = disclosure_header(policy.model, human_reviewed=True)
-        self._link_prefix = f"<{guard.settings.routes_prefix}/".encode()
-        self._withhold_without_explanation = self.enforce and policy.significance.is_significant
+        recorder = DecisionRecorder(guard, policy, self.digest)
+        self.model_label = recorder.model_label
+        self.defaults = recorder.defaults
+        self.fail_closed = recorder.fail_closed
+        """Whether a decision is refused while the audit trail cannot record it."""
+        self.sink = recorder.sink
+        self.finish = recorder.finish
+        """Step 3, after the function returned: :meth:`DecisionRecorder.finish`."""
+        self.failed = recorder.failed
+        """Step 3, after the function raised: :meth:`DecisionRecorder.failed`."""
+        self.record = recorder.record
+        """Writes one record of a decision: :meth:`DecisionRecorder.record`."""
         self._significant = policy.significance.is_significant
         self._stale_after = guard.settings.stale_after
         self._verdicts = verdict_table(policy, guard.profile)
-        self.fail_closed = self.enforce and (
-            policy.significance.is_significant or not policy.audit_fail_open
-        )
-        """Whether a decision is refused while the audit trail cannot record it."""
         self.durable_wait = DURABLE_WAIT_S
         """Seconds a decision waits for its record to be durable (:data:`DURABLE_WAIT_S`)."""
-        self.sink = guard.auditor.sink
-        self._explanations = guard.explanations
-        self._telemetry = guard.telemetry
-        # With every completing field defaulted, no explanation can lack one: skip the check.
-        self._check_fields = not self.defaults.complete
-        self._audit_fields = (
-            policy.purpose,
-            guard.profile.value,
-            policy.mode.value,
-            policy.significance.value,
-            policy.autonomy.value,
-        )
-        self._needs_explanation = policy.significance is not Significance.NONE
         self._objection_header = guard.settings.objection_header
         self._route_vulnerable = (
             guard.vulnerability is not None
@@ -251,16 +217,14 @@ class Gate:
         self._cached = guard.facts.cached
         self._now = guard.now
         self._pseudonym = guard.auditor.pseudonym
-        self._reviewer_ref = guard.auditor.reviewer_ref
         self._resolve_subject = guard.subject_resolver
         self._resolve_reviewer = guard.reviewer_resolver
+        self._ask_always = not needs_user(guard.reviewer_resolver)
         self._vulnerability = guard.vulnerability
         self._purpose = policy.purpose
         self._notice_version = policy.notice_version
         self._subject_refs = guard.checked_subjects
-        self._observe = guard.disparity.observer(policy)
         self._basis_declared = declared_inputs(policy.data_basis) if policy.data_basis else None
-        self._data_bases = guard.data_bases
 
     # -- step 1 -----------------------------------------------------------------------------
 
@@ -293,7 +257,10 @@ class Gate:
             reviewer = context.reviewer
             signal = context.objection
         else:
-            reviewer = self._resolve_reviewer(scope)
+            # the default resolver reads scope["user"] only: no user, no call
+            reviewer = (
+                self._resolve_reviewer(scope) if self._ask_always or "user" in scope else None
+            )
             signal = False
             wanted = self._objection_header
             for key, value in scope["headers"]:
@@ -363,7 +330,7 @@ class Gate:
 
     def refuse(self, decision: Decision) -> None:
         """Carry out a refusing verdict: record it, open a ticket if routed, raise."""
-        _restore_outer(decision)
+        restore_outer(decision)
         verdict = decision.verdict
         if verdict.outcome is Outcome.ROUTE and decision.subject is not None:
             try:
@@ -377,7 +344,7 @@ class Gate:
             except StoreError:
                 decision.verdict = _UNAVAILABLE
                 self._facts_unavailable(decision)
-            self._record(decision, EventKind.DECISION, review_id=ticket.id)
+            self.record(decision, EventKind.DECISION, review_id=ticket.id)
             self._guard.auditor.event(
                 EventKind.REVIEW_OPENED,
                 subject=decision.subject,
@@ -391,7 +358,7 @@ class Gate:
                 decision_id=decision.id,
                 ticket=ticket,
             )
-        self._record(decision, EventKind.DECISION)
+        self.record(decision, EventKind.DECISION)
         raise DecisionBlocked(
             _REFUSAL_PROBLEM[verdict.reason],
             _REFUSAL_DETAIL[verdict.reason],
@@ -413,7 +380,7 @@ class Gate:
 
     def _facts_unavailable(self, decision: Decision) -> NoReturn:
         """Record and refuse a decision whose facts are stale or cannot be read (step 1)."""
-        self._record(decision, EventKind.DECISION)
+        self.record(decision, EventKind.DECISION)
         raise DecisionBlocked(problems.FACTS_UNAVAILABLE, _FACTS_DETAIL, decision_id=decision.id)
 
     def audit_unavailable(self, decision: Decision) -> NoReturn:
@@ -423,7 +390,7 @@ class Gate:
         :attr:`sink` is unhealthy. Only a non-significant policy with ``audit_fail_open`` runs
         regardless.
         """
-        _restore_outer(decision)
+        restore_outer(decision)
         raise AuditUnavailable(f"decision {decision.id} refused: the audit trail cannot record it")
 
     def not_durable(self, decision: Decision, durable: Future[None]) -> NoReturn:
@@ -445,133 +412,7 @@ class Gate:
         )
         self.audit_unavailable(decision)
 
-    # -- step 3 -----------------------------------------------------------------------------
-
-    def finish(self, decision: Decision) -> Future[None] | None:
-        """After the function returned: explanation, audit record, response headers."""
-        context = decision.context
-        explanation = context.explanation
-        explanation_error = context.explanation_error
-        basis = context.data_basis
-        _restore_outer(decision)
-        digest: str | None = None
-        withheld: str | None = None
-        stored: Future[None] | None = None
-        if explanation is not None:
-            missing: Sequence[str] = (
-                missing_fields(explanation, self.defaults) if self._check_fields else ()
-            )
-            if self._needs_explanation and not explanation.factors:
-                missing = (*missing, "factors")
-            if missing:
-                withheld = "explanation lacks " + ", ".join(missing)
-            else:
-                raw = explanation_json(explanation)
-                digest = sha256(raw).hexdigest()
-                # begin() sets the pseudonym and the time together, for every named subject
-                if decision.subject_ref is not None and decision.at is not None:
-                    stored = self._explanations.put(
-                        StoredExplanation(
-                            decision.id,
-                            decision.subject_ref,
-                            self.name,
-                            decision.at,
-                            raw,
-                            digest,
-                        )
-                    )
-        elif self._owes_explanation(decision.verdict):
-            withheld = explanation_error or "no explanation was given"
-        if withheld is not None and self._withhold_without_explanation:
-            self._record(decision, EventKind.DECISION_WITHHELD, detail=withheld)
-            invalid = explanation_error is not None or explanation is not None
-            raise ExplanationMissing(
-                problems.EXPLANATION_INVALID if invalid else problems.EXPLANATION_MISSING,
-                f"The decision was made but withheld: {withheld}. The operator has been told.",
-                decision_id=decision.id,
-            )
-        if self._basis_declared is None:
-            future = self._record(decision, EventKind.DECISION, None, digest, withheld)
-        else:
-            future = self._record_with_basis(decision, basis, digest, withheld)
-        if self._observe is not None:  # disparity monitoring: queued, counted off this thread
-            self._observe(decision)
-        decision_id = decision.id.encode()
-        disclosure = (
-            b"ai-disclosure",
-            self._disclosure_human if decision.reviewer else self._disclosure_automated,
-        )
-        context.response_headers = (
-            [disclosure, (b"ai-decision-id", decision_id)]
-            if digest is None
-            else [
-                disclosure,
-                (b"ai-decision-id", decision_id),
-                (b"link", self._link_prefix + decision_id + _LINK_SUFFIX),
-            ]
-        )
-        if stored is not None:  # durability "sync": released once the explanation is stored
-            return released_when_stored(stored, future, partial(_unlink, context))
-        return future
-
-    def _record_with_basis(
-        self,
-        decision: Decision,
-        basis: dict[str, BasisValue] | None,
-        digest: str | None,
-        withheld: str | None,
-    ) -> Future[None] | None:
-        """Keep the data the decision rested on and record the decision with its digest; a
-        declared input left unreported is named in ``detail``. With durability "sync" the
-        returned future waits for the values to be stored too."""
-        if decision.subject_ref is None:
-            return self._record(decision, EventKind.DECISION, None, digest, withheld)
-        kept = keep(
-            self._basis_declared or {},
-            basis,
-            decision_id=decision.id,
-            subject_ref=decision.subject_ref,
-            policy=self.name,
-            at=decision.at or self._now(),
-        )
-        if kept.missing:
-            finding = "data basis lacks " + ", ".join(kept.missing)
-            withheld = finding if withheld is None else f"{withheld}; {finding}"
-        stored = self._data_bases.put(kept)
-        future = self._record(decision, EventKind.DECISION, None, digest, withheld, kept.digest)
-        if stored is None:
-            return future
-        return released_when_stored(stored, future, _keep_link)
-
-    def failed(self, decision: Decision, error: BaseException) -> None:
-        """After the function raised: record that it failed, naming the exception's type.
-
-        Nothing of the exception's message is written (it may hold anything, personal data
-        included), nor any explanation the function gave before it raised. The caller raises
-        ``error`` itself, unchanged: a trail that cannot record the failure is logged, never
-        put in its place.
-        """
-        _restore_outer(decision)
-        kind = type(error)
-        name = (
-            kind.__qualname__
-            if kind.__module__ == "builtins"
-            else (f"{kind.__module__}.{kind.__qualname__}")
-        )
-        try:
-            self._record(decision, EventKind.DECISION_FAILED, detail=f"raised {name}")
-        except AuditUnavailable:
-            _log.error(
-                "kzai_guard: audit trail unavailable; failure of decision %s not recorded",
-                decision.id,
-            )
-
-    def _owes_explanation(self, verdict: Verdict) -> bool:
-        """A decision that runs (allowed, or let through in monitor mode) owes an explanation
-        whenever its significance does."""
-        return Obligation.EXPLANATION in verdict.obligations or (
-            not verdict.allowed and self._needs_explanation
-        )
+    # -- step 3: carried out by the recorder (kzai_guard.decision_record) ------------------
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -610,7 +451,7 @@ class Gate:
             decision = Decision(
                 decision_id, None, verdict(Outcome.BLOCK, reason), None, started, context
             )
-            self._record(decision, EventKind.DECISION, detail=detail)
+            self.record(decision, EventKind.DECISION, detail=detail)
             problem = (
                 problems.SUBJECT_MISSING
                 if reason is Reason.SUBJECT_MISSING
@@ -618,79 +459,8 @@ class Gate:
             )
             raise DecisionBlocked(problem, detail, decision_id=decision_id)
 
-    def _record(
-        self,
-        decision: Decision,
-        kind: EventKind,
-        review_id: str | None = None,
-        explanation_digest: str | None = None,
-        detail: str | None = None,
-        data_basis_digest: str | None = None,
-    ) -> Future[None] | None:
-        verdict = decision.verdict
-        latency_us = (perf_counter_ns() - decision.started_ns) // 1000
-        trace_id = self._telemetry.decision(
-            self.name, verdict.outcome, verdict.reason, decision.id, latency_us
-        )
-        purpose, profile, mode, significance, autonomy = self._audit_fields
-        record = AuditRecord(  # positional, in the order of AuditRecord's fields
-            decision.id,
-            time_ns() // 1000,
-            kind,
-            self.name,
-            self.digest,
-            decision.subject_ref,
-            purpose,
-            profile,
-            mode,
-            significance,
-            autonomy,
-            verdict.basis,
-            verdict.outcome,
-            verdict.reason,
-            None if decision.reviewer is None else self._reviewer_ref(decision.reviewer.id),
-            review_id,
-            explanation_digest,
-            self.model_label,
-            trace_id,
-            latency_us,
-            detail,
-            data_basis_digest,
-        )
-        try:
-            return self.sink.write(record)
-        except AuditUnavailable:
-            if self.fail_closed:
-                raise
-            _log.error("kzai_guard: audit trail unavailable; decision %s not recorded", decision.id)
-            return None
-
-
-def _unlink(context: DecisionContext) -> None:
-    """Take the explanation's ``Link`` out of the response: the store did not take it."""
-    context.response_headers = [h for h in context.response_headers or () if h[0] != b"link"]
-
 
 _UNAVAILABLE = verdict(Outcome.BLOCK, Reason.FACTS_UNAVAILABLE)
-
-
-def _keep_link() -> None:
-    """A data basis the store did not take yet changes nothing in the response: this process
-    serves it until the store has it."""
-
-
-_NO_OUTER = (None, None, None, None)
-
-
-def _restore_outer(decision: Decision) -> None:
-    """Put back the explanation and data basis the context held when ``decision`` began."""
-    context = decision.context
-    (
-        context.explanation,
-        context.explanation_error,
-        context.data_basis,
-        context.basis_declared,
-    ) = decision.outer or _NO_OUTER
 
 
 def verdict_table(policy: DecisionPolicy, profile: Profile) -> tuple[Verdict, ...]:

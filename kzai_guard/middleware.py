@@ -53,7 +53,13 @@ class GuardMiddleware:
                 return
             await self.app(scope, receive, send)
             return
-        if self.routes is not None and route_path(scope).startswith(self.prefix):
+        # the person's routes lie under the prefix, so their path holds it: most requests
+        # are told apart by one substring test
+        if (
+            self.routes is not None
+            and self.prefix in scope["path"]
+            and route_path(scope).startswith(self.prefix)
+        ):
             await self.routes(scope, receive, send)
             return
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from kzai_guard.core.review import Reviewer
 
-__all__ = ["DEFAULT_REVIEWER_SCOPE", "ReviewerResolver", "reviewer_from_auth"]
+__all__ = ["DEFAULT_REVIEWER_SCOPE", "ReviewerResolver", "needs_user", "reviewer_from_auth"]
 
 DEFAULT_REVIEWER_SCOPE = "ai-reviewer"
 
@@ -39,4 +39,11 @@ def reviewer_from_auth(required_scope: str = DEFAULT_REVIEWER_SCOPE) -> Reviewer
             roles=frozenset(str(s) for s in scopes),
         )
 
+    resolve.needs_user = True  # type: ignore[attr-defined]
     return resolve
+
+
+def needs_user(resolver: ReviewerResolver) -> bool:
+    """True when ``resolver`` names no reviewer in a scope without a ``user`` (as
+    :func:`reviewer_from_auth`'s do), so that a request without one need not ask it."""
+    return getattr(resolver, "needs_user", False) is True

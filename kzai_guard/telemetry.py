@@ -76,9 +76,8 @@ class Telemetry:
         context = span.get_span_context()
         if not context.is_valid:
             return None
-        if span.is_recording():
-            span.set_attributes(attributes)
-            span.set_attribute("kzai_guard.decision_id", decision_id)
+        if span.is_recording():  # one call: the SDK validates and locks once per call
+            span.set_attributes({**attributes, "kzai_guard.decision_id": decision_id})
         return f"{context.trace_id:032x}"
 
     @staticmethod

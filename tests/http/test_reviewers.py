@@ -15,6 +15,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 import kzai_guard as kg
+from kzai_guard.reviewers import needs_user, reviewer_from_auth
 from kzai_guard.testing import memory_guard
 from tests.samples import EXPLANATION, GATEWAY_SUBJECT
 
@@ -123,3 +124,38 @@ def test_a_signed_in_user_without_the_reviewer_scope_is_no_human_decision() -> N
         ("route", "human-required", None),
     ]
     guard.close()
+
+
+def test_an_apps_resolver_is_asked_even_where_no_middleware_set_a_user() -> None:
+    def from_client_certificate(scope: Mapping[str, Any]) -> kg.Reviewer | None:
+        """A resolver that reads what the TLS terminator established, not scope["user"]."""
+        return kg.Reviewer(id="cert:E-5") if scope.get("client_cert") == "E-5" else None
+
+    guard, sink = memory_guard(
+        [HIRING], reviewer=from_client_certificate, contact="hr@example.kz", subject=GATEWAY_SUBJECT
+    )
+
+    @guard.decision("hiring")
+    async def screen_unauthenticated(request: Request) -> JSONResponse:
+        kg.explain(EXPLANATION)
+        return JSONResponse({"shortlisted": True})
+
+    app = Starlette(routes=[Route("/candidates/{candidate}", screen_unauthenticated)])
+    guard.install(app)
+
+    async def with_certificate(scope: Any, receive: Any, send: Any) -> None:
+        await app({**scope, "client_cert": "E-5"}, receive, send)
+
+    response = TestClient(with_certificate).get("/candidates/1", headers={"X-Subject-Id": "C-1"})
+
+    assert response.status_code == 200
+    [record] = sink.of_kind(kg.EventKind.DECISION)
+    assert (record.reason, record.reviewer) == (
+        "human-decision",
+        guard.auditor.reviewer_ref("cert:E-5"),
+    )
+    guard.close()
+
+
+def test_only_the_default_resolver_is_known_to_need_a_user() -> None:
+    assert (needs_user(reviewer_from_auth()), needs_user(hr_officer)) == (True, False)

@@ -1,0 +1,326 @@
+"""What a decision leaves behind: its explanation, its audit record, its response headers.
+
+:class:`~kzai_guard.gate.Gate` decides (facts, verdict, refusal); a :class:`DecisionRecorder`,
+made once per gate, carries the outcome out. Every audit record of a decision is built in
+:meth:`DecisionRecorder.record`, and nowhere else:
+
+- :meth:`DecisionRecorder.finish`, after the decision function returned: checks the
+  explanation (a significant decision without the explanation the law needs is withheld,
+  ``decision.withheld``, in enforce mode), hands its JSON to the explanation archive, writes the
+  record with the explanation's digest and sets the response headers;
+- :meth:`DecisionRecorder.failed`, after it raised: ``decision.failed``, naming the exception's
+  type only;
+- :meth:`DecisionRecorder.record`, for the gate's refusals too.
+
+Both ``finish`` and ``failed`` first put back the explanation the context held when the
+decision began (:func:`restore_outer`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Future
+from functools import partial
+from time import perf_counter_ns, time_ns
+from typing import TYPE_CHECKING
+
+from kzai_guard.audit.record import AuditRecord, EventKind
+from kzai_guard.context import DecisionContext
+from kzai_guard.core import problems
+from kzai_guard.core.data_basis import BasisValue, declared_inputs
+from kzai_guard.core.explanation import ExplanationDefaults, explanation_json, missing_fields
+from kzai_guard.core.policy import DecisionPolicy
+from kzai_guard.core.verdict import Obligation, Verdict
+from kzai_guard.core.vocabulary import Mode, Significance
+from kzai_guard.data_bases import keep
+from kzai_guard.digest import sha256_hex
+from kzai_guard.errors import AuditUnavailable, ExplanationMissing
+from kzai_guard.explanations import released_when_stored
+from kzai_guard.http.disclosure import disclosure_header
+from kzai_guard.stores.base import StoredExplanation
+
+if TYPE_CHECKING:
+    from kzai_guard.gate import Decision
+    from kzai_guard.guard import Guard
+
+__all__ = ["DecisionRecorder", "restore_outer"]
+
+_log = logging.getLogger("kzai_guard")
+_LINK_SUFFIX = b'/explanation>; rel="explanation"'
+
+
+class DecisionRecorder:
+    """Writes the records, explanations and headers of one policy's decisions."""
+
+    __slots__ = (
+        "_audit_fields",
+        "_basis_declared",
+        "_check_fields",
+        "_data_bases",
+        "_disclosure_automated",
+        "_disclosure_human",
+        "_explanations",
+        "_link_prefix",
+        "_needs_explanation",
+        "_now",
+        "_observe",
+        "_reviewer_ref",
+        "_telemetry",
+        "_withhold_without_explanation",
+        "defaults",
+        "digest",
+        "fail_closed",
+        "model_label",
+        "name",
+        "sink",
+    )
+
+    def __init__(self, guard: Guard, policy: DecisionPolicy, digest: str) -> None:
+        self.name = policy.name
+        self.digest = digest
+        """The policy's digest, as every record of its decisions names it."""
+        enforce = policy.mode is Mode.ENFORCE
+        significant = policy.significance.is_significant
+        self.model_label = policy.model.label if policy.model else None
+        how_to_object = guard.settings.how_to_object
+        self.defaults = ExplanationDefaults(
+            how_to_object=how_to_object.replace("{prefix}", guard.settings.routes_prefix)
+            if how_to_object
+            else None,
+            human_contact=guard.settings.human_contact,
+            contact=guard.settings.contact,
+            model=policy.model,
+        )
+        """What completes the explanations of this policy's decisions when they are read."""
+        self.fail_closed = enforce and (significant or not policy.audit_fail_open)
+        """Whether a decision is refused while the audit trail cannot record it."""
+        self.sink = guard.auditor.sink
+        self._disclosure_automated = disclosure_header(policy.model, human_reviewed=False)
+        self._disclosure_human = disclosure_header(policy.model, human_reviewed=True)
+        self._link_prefix = f"<{guard.settings.routes_prefix}/".encode()
+        self._withhold_without_explanation = enforce and significant
+        self._explanations = guard.explanations
+        self._telemetry = guard.telemetry
+        # With every completing field defaulted, no explanation can lack one: skip the check.
+        self._check_fields = not self.defaults.complete
+        self._audit_fields = (
+            policy.purpose,
+            guard.profile.value,
+            policy.mode.value,
+            policy.significance.value,
+            policy.autonomy.value,
+        )
+        self._needs_explanation = policy.significance is not Significance.NONE
+        self._reviewer_ref = guard.auditor.reviewer_ref
+        self._observe = guard.disparity.observer(policy)
+        self._basis_declared = declared_inputs(policy.data_basis) if policy.data_basis else None
+        self._data_bases = guard.data_bases
+        self._now = guard.now
+
+    def finish(self, decision: Decision) -> Future[None] | None:
+        """After the function returned: explanation, audit record, response headers.
+
+        Returns the future the response waits for (``durability="sync"``), or ``None``.
+        Raises :class:`~kzai_guard.errors.ExplanationMissing` when the decision is withheld.
+        """
+        context = decision.context
+        explanation = context.explanation
+        explanation_error = context.explanation_error
+        basis = context.data_basis
+        restore_outer(decision)
+        digest: str | None = None
+        withheld: str | None = None
+        stored: Future[None] | None = None
+        if explanation is not None:
+            missing: Sequence[str] = (
+                missing_fields(explanation, self.defaults) if self._check_fields else ()
+            )
+            if self._needs_explanation and not explanation.factors:
+                missing = (*missing, "factors")
+            if missing:
+                withheld = "explanation lacks " + ", ".join(missing)
+            else:
+                raw = explanation_json(explanation)
+                digest = sha256_hex(raw)
+                # begin() sets the pseudonym and the time together, for every named subject
+                if decision.subject_ref is not None and decision.at is not None:
+                    stored = self._explanations.put(
+                        StoredExplanation(
+                            decision.id,
+                            decision.subject_ref,
+                            self.name,
+                            decision.at,
+                            raw,
+                            digest,
+                        )
+                    )
+        elif self._owes_explanation(decision.verdict):
+            withheld = explanation_error or "no explanation was given"
+        if withheld is not None and self._withhold_without_explanation:
+            self.record(decision, EventKind.DECISION_WITHHELD, detail=withheld)
+            invalid = explanation_error is not None or explanation is not None
+            raise ExplanationMissing(
+                problems.EXPLANATION_INVALID if invalid else problems.EXPLANATION_MISSING,
+                f"The decision was made but withheld: {withheld}. The operator has been told.",
+                decision_id=decision.id,
+            )
+        if self._basis_declared is None:
+            future = self.record(decision, EventKind.DECISION, None, digest, withheld)
+        else:
+            future = self._record_with_basis(decision, basis, digest, withheld)
+        if self._observe is not None:  # disparity monitoring: queued, counted off this thread
+            self._observe(decision)
+        decision_id = decision.id.encode()
+        disclosure = (
+            b"ai-disclosure",
+            self._disclosure_human if decision.reviewer else self._disclosure_automated,
+        )
+        context.response_headers = (
+            [disclosure, (b"ai-decision-id", decision_id)]
+            if digest is None
+            else [
+                disclosure,
+                (b"ai-decision-id", decision_id),
+                (b"link", self._link_prefix + decision_id + _LINK_SUFFIX),
+            ]
+        )
+        if stored is not None:  # durability "sync": released once the explanation is stored
+            return released_when_stored(stored, future, partial(_unlink, context))
+        return future
+
+    def _record_with_basis(
+        self,
+        decision: Decision,
+        basis: dict[str, BasisValue] | None,
+        digest: str | None,
+        withheld: str | None,
+    ) -> Future[None] | None:
+        """Keep the data the decision rested on and record the decision with its digest; a
+        declared input left unreported is named in ``detail``. With durability "sync" the
+        returned future waits for the values to be stored too."""
+        if decision.subject_ref is None:
+            return self.record(decision, EventKind.DECISION, None, digest, withheld)
+        kept = keep(
+            self._basis_declared or {},
+            basis,
+            decision_id=decision.id,
+            subject_ref=decision.subject_ref,
+            policy=self.name,
+            at=decision.at or self._now(),
+        )
+        if kept.missing:
+            finding = "data basis lacks " + ", ".join(kept.missing)
+            withheld = finding if withheld is None else f"{withheld}; {finding}"
+        stored = self._data_bases.put(kept)
+        future = self.record(decision, EventKind.DECISION, None, digest, withheld, kept.digest)
+        if stored is None:
+            return future
+        return released_when_stored(stored, future, _keep_link)
+
+    def failed(self, decision: Decision, error: BaseException) -> None:
+        """After the function raised: record that it failed, naming the exception's type.
+
+        Nothing of the exception's message is written (it may hold anything, personal data
+        included), nor any explanation the function gave before it raised. The caller raises
+        ``error`` itself, unchanged: a trail that cannot record the failure is logged, never
+        put in its place.
+        """
+        restore_outer(decision)
+        kind = type(error)
+        name = (
+            kind.__qualname__
+            if kind.__module__ == "builtins"
+            else (f"{kind.__module__}.{kind.__qualname__}")
+        )
+        try:
+            self.record(decision, EventKind.DECISION_FAILED, detail=f"raised {name}")
+        except AuditUnavailable:
+            _log.error(
+                "kzai_guard: audit trail unavailable; failure of decision %s not recorded",
+                decision.id,
+            )
+
+    def record(
+        self,
+        decision: Decision,
+        kind: EventKind,
+        review_id: str | None = None,
+        explanation_digest: str | None = None,
+        detail: str | None = None,
+        data_basis_digest: str | None = None,
+    ) -> Future[None] | None:
+        """Write the audit record of ``decision`` (and its telemetry).
+
+        Returns the sink's future (``durability="sync"``) or ``None``. Raises
+        :class:`~kzai_guard.errors.AuditUnavailable` when the sink refuses it and the policy
+        fails closed; otherwise a refused record is logged.
+        """
+        verdict = decision.verdict
+        latency_us = (perf_counter_ns() - decision.started_ns) // 1000
+        trace_id = self._telemetry.decision(
+            self.name, verdict.outcome, verdict.reason, decision.id, latency_us
+        )
+        purpose, profile, mode, significance, autonomy = self._audit_fields
+        record = AuditRecord(  # positional, in the order of AuditRecord's fields
+            decision.id,
+            time_ns() // 1000,
+            kind,
+            self.name,
+            self.digest,
+            decision.subject_ref,
+            purpose,
+            profile,
+            mode,
+            significance,
+            autonomy,
+            verdict.basis,
+            verdict.outcome,
+            verdict.reason,
+            None if decision.reviewer is None else self._reviewer_ref(decision.reviewer.id),
+            review_id,
+            explanation_digest,
+            self.model_label,
+            trace_id,
+            latency_us,
+            detail,
+            data_basis_digest,
+        )
+        try:
+            return self.sink.write(record)
+        except AuditUnavailable:
+            if self.fail_closed:
+                raise
+            _log.error("kzai_guard: audit trail unavailable; decision %s not recorded", decision.id)
+            return None
+
+    def _owes_explanation(self, verdict: Verdict) -> bool:
+        """A decision that runs (allowed, or let through in monitor mode) owes an explanation
+        whenever its significance does."""
+        return Obligation.EXPLANATION in verdict.obligations or (
+            not verdict.allowed and self._needs_explanation
+        )
+
+
+_NO_OUTER = (None, None, None, None)
+
+
+def restore_outer(decision: Decision) -> None:
+    """Put back the explanation and data basis the context held when ``decision`` began."""
+    context = decision.context
+    (
+        context.explanation,
+        context.explanation_error,
+        context.data_basis,
+        context.basis_declared,
+    ) = decision.outer or _NO_OUTER
+
+
+def _keep_link() -> None:
+    """A data basis the store did not take yet changes nothing in the response: this process
+    serves it until the store has it."""
+
+
+def _unlink(context: DecisionContext) -> None:
+    """Take the explanation's ``Link`` out of the response: the store did not take it."""
+    context.response_headers = [h for h in context.response_headers or () if h[0] != b"link"]
