@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from kzai_guard.audit.keys import Keyring
-from kzai_guard.cli.source import LOG_HELP, log_directory
+from kzai_guard.cli.source import LOG_HELP, log_directory, subject_keys_of
 from kzai_guard.cli.trust import add_origin_argument, bound_keys, expected_origin
 from kzai_guard.errors import KzaiGuardError
 from kzai_guard.private_files import private_file
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     since, until = args.since, args.until
     try:
-        keys = _subject_keys(args.directory)
+        keys = subject_keys_of(args.directory)
     except KzaiGuardError as exc:
         print(f"kzai-guard export: {exc}", file=sys.stderr)
         return 1
@@ -244,17 +244,6 @@ def _report_unsigned(first: int, last: int) -> None:
         "yet and were not written",
         file=sys.stderr,
     )
-
-
-def _subject_keys(where: str) -> Any:
-    """The subject keys of a log in PostgreSQL (a directory's are found in it by the reader)."""
-    from kzai_guard.audit.pg_storage import is_postgres_url
-
-    if not is_postgres_url(where):
-        return None
-    from kzai_guard.audit.pg_subject_keys import PostgresSubjectKeys
-
-    return PostgresSubjectKeys(where)
 
 
 def _delimiter(text: str | None) -> str | None:

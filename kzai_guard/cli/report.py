@@ -22,14 +22,16 @@ written all the same, and says so).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from kzai_guard.cli.export import parse_time
-from kzai_guard.cli.source import LOG_HELP, log_directory
+from kzai_guard.cli.source import LOG_HELP, log_directory, subject_keys_of
 from kzai_guard.cli.trust import (
     add_origin_argument,
     add_witness_arguments,
@@ -87,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         witnesses = witness_policy(args.witness_key, args.witnesses)
         bound = bound_keys(args.public_key)[1] if args.public_key else None
         origin = expected_origin(args.origin, bound)
-        with log_directory(args.log) as directory:
+        subject_keys = subject_keys_of(args.log)
+        with log_directory(args.log) as directory, _closing(subject_keys):
             keyring = keyring_from_args(args.public_key, directory)
             html, trail_ok = build_report(
                 directory,
@@ -101,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 now=now,
                 origin=origin,
                 witnesses=witnesses,
+                subject_keys=subject_keys,
             )
     except (KzaiGuardError, OSError, ValueError) as exc:
         print(f"kzai-guard report: {exc}", file=sys.stderr)
@@ -117,6 +121,16 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"kzai-guard report: wrote {args.pdf}", file=sys.stderr)
     return 0 if trail_ok else 2
+
+
+@contextlib.contextmanager
+def _closing(keys: Any) -> Iterator[None]:
+    """Closes the subject-key store of a log in PostgreSQL (``None`` for a directory's)."""
+    try:
+        yield
+    finally:
+        if keys is not None:
+            keys.close()
 
 
 def _moment(micros: int) -> datetime:

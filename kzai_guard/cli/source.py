@@ -12,10 +12,11 @@ import contextlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from kzai_guard.audit.pg_storage import is_postgres_url, redact_url
 
-__all__ = ["LOG_HELP", "log_directory", "shown"]
+__all__ = ["LOG_HELP", "log_directory", "shown", "subject_keys_of"]
 
 LOG_HELP = "the audit log: its directory, or the postgresql:// URL of its database"
 
@@ -32,6 +33,16 @@ def log_directory(where: str) -> Iterator[Path]:
         directory = Path(scratch) / "log"
         copy_log(where, directory)
         yield directory
+
+
+def subject_keys_of(where: str) -> Any:
+    """The subject-key store of a log in PostgreSQL, which unseals its records' personal fields;
+    ``None`` for a directory (the reader finds the store in it)."""
+    if not is_postgres_url(where):
+        return None
+    from kzai_guard.audit.pg_subject_keys import PostgresSubjectKeys
+
+    return PostgresSubjectKeys(where)
 
 
 def shown(where: str) -> str:

@@ -11,6 +11,7 @@ from kzai_guard.audit.cosignature import WitnessPolicy
 from kzai_guard.audit.keys import Keyring
 from kzai_guard.audit.reader import ChainBroken, read_verified
 from kzai_guard.audit.record import AuditRecord, EventKind
+from kzai_guard.audit.shredding import SubjectKeys
 from kzai_guard.audit.verify import verify_log
 from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.core.review import ReviewTicket
@@ -40,6 +41,7 @@ def build_report(
     now: datetime,
     origin: str,
     witnesses: WitnessPolicy | None = None,
+    subject_keys: SubjectKeys | None = None,
 ) -> tuple[str, bool]:
     """The report's HTML, and whether the trail verified.
 
@@ -47,7 +49,8 @@ def build_report(
     ``since <= time < until`` are counted, the review deadlines judged at ``now``. ``origin`` is
     the log the auditor means: every checkpoint must name it (never the directory's claim). The
     witnesses' cosignatures kept with the log are shown, checked against ``witnesses``' keys
-    when given.
+    when given. ``subject_keys`` unseals the records' sealed fields (review ids among them);
+    by default the store in ``directory``.
     """
     verification = verify_log(directory, keyring, allow_unsigned_tail=True, origin=origin)
     cosigned = witness_status(
@@ -59,7 +62,10 @@ def build_report(
     low, high = since.timestamp() * 1_000_000, until.timestamp() * 1_000_000
     records: list[AuditRecord] = []
     try:
-        for entry in read_verified(directory, public_keys=keyring, origin=origin):
+        entries = read_verified(
+            directory, public_keys=keyring, origin=origin, subject_keys=subject_keys
+        )
+        for entry in entries:
             if low <= entry.record.time < high:
                 records.append(entry.record)
     except ChainBroken:
