@@ -46,14 +46,26 @@ async def _connection(
     latencies: list[float],
     statuses: dict[int, int],
     warm: list[int],
+    interval: float | None = None,
+    offset: float = 0.0,
 ) -> None:
+    """Send requests one after another on one keep-alive connection: as fast as answers come,
+    or (``interval``) one every ``interval`` seconds from ``offset``, each request's latency
+    counted from when it was due, so a slow answer delays the next (no coordinated omission)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     clock = time.perf_counter
+    due = clock() + offset
     try:
         while True:
-            sent = clock()
+            if interval is not None:
+                wait = due - clock()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            sent = clock() if interval is None else due
             if sent >= stop_at:
                 return
+            if interval is not None:
+                due += interval
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             length = _content_length(head)
@@ -80,10 +92,23 @@ async def _round(command: dict[str, Any]) -> dict[str, Any]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     warm = [0]
+    connections = int(command.get("connections", 8))
+    rate = command.get("rate")  # requests per second in all, spread over the connections
+    interval = connections / float(rate) if rate else None
     await asyncio.gather(
         *(
-            _connection(command["port"], request, start_at, stop_at, latencies, statuses, warm)
-            for _ in range(int(command.get("connections", 8)))
+            _connection(
+                command["port"],
+                request,
+                start_at,
+                stop_at,
+                latencies,
+                statuses,
+                warm,
+                interval,
+                (interval or 0.0) * i / connections,
+            )
+            for i in range(connections)
         )
     )
     busy = (time.process_time() - cpu) / (time.perf_counter() - now)

@@ -29,6 +29,12 @@ from benchmarks.measure import Figure, Sample, Target, rotated, unavailable
 
 SECTION = "served"
 THROUGHPUT = Target(0.8, "min", on="ratio", text=">= 0.8x bare throughput")
+PACED_RATE = 900.0
+"""Requests per second of the paced rounds: a moderate load, well under either app's
+saturation on one core."""
+PACED_P99 = Target(1.1, "max", on="ratio", text=f"p99 <= 1.1x bare at {PACED_RATE:.0f} req/s")
+"""FastAPI under uvicorn at :data:`PACED_RATE`: the guarded decision's 99th-percentile
+latency, seen by the client, at most 1.1 times the bare app's."""
 """FastAPI under uvicorn: the guarded decision with the signed log serves at least 0.8 times
 the bare app's requests per second at saturation."""
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -134,7 +140,10 @@ class LoadGenerator:
         )
         self.core = core
 
-    def round(self, port: int, seconds: float, connections: int) -> dict[str, Any]:
+    def round(
+        self, port: int, seconds: float, connections: int, rate: float | None = None
+    ) -> dict[str, Any]:
+        """One round against ``port``: at saturation, or paced at ``rate`` requests/s."""
         stdin: IO[str] | None = self._proc.stdin
         stdout: IO[str] | None = self._proc.stdout
         if stdin is None or stdout is None:
@@ -147,6 +156,8 @@ class LoadGenerator:
             "duration": seconds,
             "warmup": min(0.3, seconds / 3),
         }
+        if rate is not None:
+            command["rate"] = rate
         stdin.write(orjson.dumps(command).decode() + "\n")
         stdin.flush()
         line = stdout.readline()
@@ -344,4 +355,37 @@ def _framework(
                 note=f"{budget.connections} keep-alive connections, benchmarks/loadgen.py",
             )
         )
+        figures.append(_paced_p99(framework, budget, gen, servers))
     return figures
+
+
+def _paced_p99(
+    framework: str, budget: Budget, gen: LoadGenerator, servers: dict[str, Served]
+) -> Figure:
+    """The guarded and bare apps at :data:`PACED_RATE`, in interleaved rounds: the client's
+    p99 latency, each request timed from when it was due."""
+    rate = PACED_RATE if budget.server_seconds >= 1 else PACED_RATE / 10
+    connections = min(budget.connections, 8)
+
+    def once(key: str) -> Any:
+        def go() -> float:
+            answer = gen.round(servers[key].port, budget.server_seconds, connections, rate)
+            if answer.get("p99_us") is None:
+                raise RuntimeError(f"no answers at {rate} req/s: {answer}")
+            return float(answer["p99_us"])
+
+        return go
+
+    samples = rotated({key: once(key) for key in ("bare/api", "guarded/api")}, budget.server_rounds)
+    return Figure(
+        SECTION,
+        f"uvicorn {framework}: guarded decision, p99 latency at {rate:.0f} req/s (otel api)",
+        "us",
+        subject_label="guarded",
+        subject=Sample.of(samples["guarded/api"]),
+        baseline_label="bare",
+        baseline=Sample.of(samples["bare/api"]),
+        target=PACED_P99 if rate == PACED_RATE else None,
+        note=f"{connections} keep-alive connections paced by benchmarks/loadgen.py, latency "
+        "from each request's due time",
+    )
