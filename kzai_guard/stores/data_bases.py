@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from kzai_guard.stores.base import StoredDataBasis
 from kzai_guard.stores.rows import _dt, _us
+from kzai_guard.stores.sql_queries import SqlQueries
 
 if TYPE_CHECKING:
     from kzai_guard.stores.dialect import Connection, Dialect
@@ -38,21 +39,8 @@ def create_data_basis_schema(conn: Connection, dialect: Dialect) -> None:
     dialect.ensure_column(conn, "kzg_overrides", "subject_ref", "TEXT")
 
 
-class DataBasisQueries:
+class DataBasisQueries(SqlQueries):
     """The data-basis store methods, over the store's own reads and writes."""
-
-    if TYPE_CHECKING:
-
-        def _read(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-        def _write(
-            self,
-            steps: Sequence[tuple[str, Sequence[Any]]],
-            change: Any = None,
-            *,
-            select: tuple[str, Sequence[Any]] | None = None,
-            check: Any = None,
-        ) -> list[tuple[Any, ...]]: ...
 
     def add_data_bases(self, bases: Sequence[StoredDataBasis]) -> None:
         """Keep ``bases`` in one statement (idempotent per decision id)."""

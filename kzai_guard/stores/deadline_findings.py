@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from kzai_guard.core.deadlines import DeadlineState
 from kzai_guard.errors import StoreError
 from kzai_guard.stores.rows import _dt, _dt_or_none, _us
+from kzai_guard.stores.sql_queries import SqlQueries
 
 __all__ = [
     "DEADLINE_SCHEMA",
@@ -106,21 +107,8 @@ class _AlreadyFound(StoreError):
     """Rolls back a write whose finding or claim another process made first."""
 
 
-class DeadlineQueries:
+class DeadlineQueries(SqlQueries):
     """The deadline store methods, over the SQL store's own reads and writes."""
-
-    if TYPE_CHECKING:
-
-        def _read(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-        def _write(
-            self,
-            steps: Sequence[tuple[str, Sequence[Any]]],
-            change: Any = None,
-            *,
-            select: tuple[str, Sequence[Any]] | None = None,
-            check: Any = None,
-        ) -> list[tuple[Any, ...]]: ...
 
     def record_deadline_finding(self, finding: DeadlineFinding, message: bytes | None) -> bool:
         steps: list[tuple[str, Sequence[Any]]] = [

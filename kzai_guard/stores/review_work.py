@@ -15,25 +15,15 @@ from kzai_guard.core.oversight import ConflictReason, OverrideAction, ReviewerOv
 from kzai_guard.core.review import ReviewOutcome, ReviewStatus, ReviewTicket
 from kzai_guard.errors import ReviewConflict, UnknownRecord
 from kzai_guard.stores.rows import _REVIEW_COLUMNS, _dt, _dt_or_none, _ticket, _us
+from kzai_guard.stores.sql_queries import SqlQueries
 
 __all__ = ["WORK_SCHEMA", "ReviewWorkQueries"]
 
 
-class ReviewWorkQueries:
+class ReviewWorkQueries(SqlQueries):
     """The reviewer's store methods, over the store's own reads and writes."""
 
     if TYPE_CHECKING:
-
-        def _read(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-        def _write(
-            self,
-            steps: Sequence[tuple[str, Sequence[Any]]],
-            change: Any = None,
-            *,
-            select: tuple[str, Sequence[Any]] | None = None,
-            check: Any = None,
-        ) -> list[tuple[Any, ...]]: ...
 
         def get_review(self, review_id: str) -> ReviewTicket: ...
 
