@@ -32,10 +32,7 @@ from kzai_guard.stores.base import (
     Change,
     ChangeKind,
     ErasedData,
-    OutcomeCount,
-    RoutingState,
     StoredExplanation,
-    SwitchState,
 )
 from kzai_guard.stores.data_bases import (
     DataBasisQueries,
@@ -51,6 +48,7 @@ from kzai_guard.stores.pages import (
     group_by_bucket,
     without_subject,
 )
+from kzai_guard.stores.policy_states import OUTCOME_SCHEMA, PolicyStateQueries
 from kzai_guard.stores.review_work import WORK_SCHEMA, ReviewWorkQueries
 from kzai_guard.stores.rows import (
     _REVIEW_COLUMNS,
@@ -115,7 +113,7 @@ _ADDED_COLUMNS = (
 _OBJECTION_COLUMNS = "id, subject, policy, recorded_at, withdrawn_at, channel"
 
 
-class SqlStore(ReviewWorkQueries, DataBasisQueries, DeadlineQueries):
+class SqlStore(ReviewWorkQueries, DataBasisQueries, DeadlineQueries, PolicyStateQueries):
     """A store on one database connection per process, guarded by a lock (safe for many threads).
 
     ``connect`` makes the connection. When ``reconnects`` is true, a connection that breaks is
@@ -155,16 +153,13 @@ class SqlStore(ReviewWorkQueries, DataBasisQueries, DeadlineQueries):
 
         def create_schema(conn: Connection, _: _Progress) -> None:
             with dialect.schema_transaction(conn):
-                for statement in filter(None, (s.strip() for s in schema.split(";"))):
-                    conn.execute(statement)
+                _execute_script(conn, schema)
                 for table, column, sql_type in _ADDED_COLUMNS:
                     dialect.ensure_column(conn, table, column, sql_type)
-                for statement in filter(None, (s.strip() for s in WORK_SCHEMA.split(";"))):
-                    conn.execute(statement)
+                _execute_script(conn, WORK_SCHEMA)
                 create_data_basis_schema(conn, dialect)
-                deadlines = DEADLINE_SCHEMA.format(blob=dialect.blob)
-                for statement in filter(None, (s.strip() for s in deadlines.split(";"))):
-                    conn.execute(statement)
+                _execute_script(conn, DEADLINE_SCHEMA.format(blob=dialect.blob))
+                conn.execute(OUTCOME_SCHEMA)  # stores made by earlier builds lack it
 
         self._use(create_schema, idempotent=True)
         remake_after_fork(self)
@@ -435,62 +430,6 @@ class SqlStore(ReviewWorkQueries, DataBasisQueries, DeadlineQueries):
         )
         return [_objection(r) for r in rows]
 
-    # -- kill switches ----------------------------------------------------------------------
-
-    def set_switch(self, state: SwitchState) -> None:
-        self._write(
-            [
-                (
-                    "INSERT INTO kzg_switches (policy, suspended, changed_at, changed_by, reason) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (policy) DO UPDATE SET "
-                    "suspended = excluded.suspended, changed_at = excluded.changed_at, "
-                    "changed_by = excluded.changed_by, reason = excluded.reason",
-                    (
-                        state.policy,
-                        int(state.suspended),
-                        _us(state.changed_at),
-                        state.changed_by,
-                        state.reason,
-                    ),
-                )
-            ],
-            (ChangeKind.SWITCH, None),
-        )
-
-    def switches(self) -> list[SwitchState]:
-        rows = self._read(
-            "SELECT policy, suspended, changed_at, changed_by, reason FROM kzg_switches "
-            "ORDER BY policy"
-        )
-        return [SwitchState(r[0], bool(r[1]), _dt(r[2]), r[3], r[4]) for r in rows]
-
-    def set_routing(self, state: RoutingState) -> None:
-        self._write(
-            [
-                (
-                    "INSERT INTO kzg_routings (policy, routed, changed_at, changed_by, reason) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (policy) DO UPDATE SET "
-                    "routed = excluded.routed, changed_at = excluded.changed_at, "
-                    "changed_by = excluded.changed_by, reason = excluded.reason",
-                    (
-                        state.policy,
-                        int(state.routed),
-                        _us(state.changed_at),
-                        state.changed_by,
-                        state.reason,
-                    ),
-                )
-            ],
-            (ChangeKind.SWITCH, None),
-        )
-
-    def routings(self) -> list[RoutingState]:
-        rows = self._read(
-            "SELECT policy, routed, changed_at, changed_by, reason FROM kzg_routings "
-            "ORDER BY policy"
-        )
-        return [RoutingState(r[0], bool(r[1]), _dt(r[2]), r[3], r[4]) for r in rows]
-
     # -- review tickets ---------------------------------------------------------------------
 
     def add_review(self, ticket: ReviewTicket) -> None:
@@ -736,52 +675,11 @@ class SqlStore(ReviewWorkQueries, DataBasisQueries, DeadlineQueries):
                 if conn is not None:
                     conn.close()
 
-    # -- disparity monitoring ---------------------------------------------------------------
 
-    def add_outcome_counts(self, counts: Sequence[OutcomeCount]) -> None:
-        if not counts:
-            return
-        self._ensure_outcome_table()
-        self._write(
-            [
-                (
-                    "INSERT INTO kzg_outcome_counts "
-                    "(policy, ground, grp, day, decisions, favourable) VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (policy, ground, grp, day) DO UPDATE SET "
-                    "decisions = kzg_outcome_counts.decisions + excluded.decisions, "
-                    "favourable = kzg_outcome_counts.favourable + excluded.favourable",
-                    (c.policy, c.ground, c.group, _us(c.day), c.decisions, c.favourable),
-                )
-                for c in counts
-            ]
-        )
-
-    def outcome_counts(
-        self, since: datetime, until: datetime, policy: str | None = None
-    ) -> list[OutcomeCount]:
-        self._ensure_outcome_table()
-        condition = "" if policy is None else " AND policy = ?"
-        params: tuple[Any, ...] = (_us(since), _us(until))
-        rows = self._read(
-            "SELECT policy, ground, grp, day, decisions, favourable FROM kzg_outcome_counts "
-            f"WHERE day >= ? AND day < ?{condition} ORDER BY policy, ground, grp, day",
-            params if policy is None else (*params, policy),
-        )
-        return [OutcomeCount(r[0], r[1], r[2], _dt(r[3]), int(r[4]), int(r[5])) for r in rows]
-
-    def _ensure_outcome_table(self) -> None:
-        """Create the outcome counts' table once per store object (stores made by earlier
-        builds lack it)."""
-        if getattr(self, "_outcome_table_ready", False):
-            return
-        dialect = self._dialect
-
-        def create(conn: Connection, _: _Progress) -> None:
-            with dialect.schema_transaction(conn):
-                conn.execute(_OUTCOME_SCHEMA)
-
-        self._use(create, idempotent=True)
-        self._outcome_table_ready = True
+def _execute_script(conn: Connection, script: str) -> None:
+    """Run each ``;``-separated statement of ``script``."""
+    for statement in filter(None, (part.strip() for part in script.split(";"))):
+        conn.execute(statement)
 
 
 class _Progress:
@@ -791,11 +689,3 @@ class _Progress:
 
     def __init__(self) -> None:
         self.committing = False
-
-
-_OUTCOME_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS kzg_outcome_counts ("
-    "policy TEXT NOT NULL, ground TEXT NOT NULL, grp TEXT NOT NULL, day BIGINT NOT NULL, "
-    "decisions BIGINT NOT NULL, favourable BIGINT NOT NULL, "
-    "PRIMARY KEY (policy, ground, grp, day))"
-)
