@@ -55,7 +55,6 @@ class DecisionRecorder:
 
     __slots__ = (
         "_audit_fields",
-        "_basis_declared",
         "_check_fields",
         "_data_bases",
         "_disclosure_automated",
@@ -68,6 +67,7 @@ class DecisionRecorder:
         "_reviewer_ref",
         "_telemetry",
         "_withhold_without_explanation",
+        "basis_declared",
         "defaults",
         "digest",
         "fail_closed",
@@ -114,7 +114,8 @@ class DecisionRecorder:
         self._needs_explanation = policy.significance is not Significance.NONE
         self._reviewer_ref = guard.auditor.reviewer_ref
         self._observe = guard.disparity.observer(policy)
-        self._basis_declared = declared_inputs(policy.data_basis) if policy.data_basis else None
+        self.basis_declared = declared_inputs(policy.data_basis) if policy.data_basis else None
+        """The policy's declared data basis by input name; ``None`` when it declares none."""
         self._data_bases = guard.data_bases
         self._now = guard.now
 
@@ -165,7 +166,7 @@ class DecisionRecorder:
                 f"The decision was made but withheld: {withheld}. The operator has been told.",
                 decision_id=decision.id,
             )
-        if self._basis_declared is None:
+        if self.basis_declared is None:
             future = self.record(decision, EventKind.DECISION, None, digest, withheld)
         else:
             future = self._record_with_basis(decision, basis, digest, withheld)
@@ -202,7 +203,7 @@ class DecisionRecorder:
         if decision.subject_ref is None:
             return self.record(decision, EventKind.DECISION, None, digest, withheld)
         kept = keep(
-            self._basis_declared or {},
+            self.basis_declared or {},
             basis,
             decision_id=decision.id,
             subject_ref=decision.subject_ref,

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, NoReturn
 from kzai_guard.audit.record import EventKind
 from kzai_guard.context import DecisionContext
 from kzai_guard.core import problems
-from kzai_guard.core.data_basis import BasisInput, BasisValue, declared_inputs
+from kzai_guard.core.data_basis import BasisInput, BasisValue
 from kzai_guard.core.explanation import (
     Explanation,
 )
@@ -224,7 +224,7 @@ class Gate:
         self._purpose = policy.purpose
         self._notice_version = policy.notice_version
         self._subject_refs = guard.checked_subjects
-        self._basis_declared = declared_inputs(policy.data_basis) if policy.data_basis else None
+        self._basis_declared = recorder.basis_declared
 
     # -- step 1 -----------------------------------------------------------------------------
 
