@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         bound = bound_keys(args.public_key)[1] if args.public_key else None
         origin = expected_origin(args.origin, bound)
         subject_keys = subject_keys_of(args.log)
-        with log_directory(args.log) as directory, _closing(subject_keys):
+        closing = contextlib.closing if subject_keys is not None else contextlib.nullcontext
+        with log_directory(args.log) as directory, closing(subject_keys):
             keyring = keyring_from_args(args.public_key, directory)
             html, trail_ok = build_report(
                 directory,
@@ -121,16 +121,6 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"kzai-guard report: wrote {args.pdf}", file=sys.stderr)
     return 0 if trail_ok else 2
-
-
-@contextlib.contextmanager
-def _closing(keys: Any) -> Iterator[None]:
-    """Closes the subject-key store of a log in PostgreSQL (``None`` for a directory's)."""
-    try:
-        yield
-    finally:
-        if keys is not None:
-            keys.close()
 
 
 def _moment(micros: int) -> datetime:
