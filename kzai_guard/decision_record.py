@@ -19,7 +19,7 @@ decision began (:func:`restore_outer`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from functools import partial
 from time import perf_counter_ns, time_ns
@@ -31,14 +31,14 @@ from kzai_guard.core import problems
 from kzai_guard.core.data_basis import BasisValue, declared_inputs
 from kzai_guard.core.explanation import ExplanationDefaults, explanation_json, missing_fields
 from kzai_guard.core.policy import DecisionPolicy
+from kzai_guard.core.review import Reviewer
 from kzai_guard.core.verdict import Obligation, Verdict
 from kzai_guard.core.vocabulary import Mode, Significance
 from kzai_guard.data_bases import keep
 from kzai_guard.digest import sha256_hex
 from kzai_guard.errors import AuditUnavailable, ExplanationMissing
-from kzai_guard.explanations import released_when_stored
+from kzai_guard.explanations import PendingExplanation, released_when_stored
 from kzai_guard.http.disclosure import disclosure_header
-from kzai_guard.stores.base import StoredExplanation
 
 if TYPE_CHECKING:
     from kzai_guard.gate import Decision
@@ -67,6 +67,7 @@ class DecisionRecorder:
         "_reviewer_ref",
         "_telemetry",
         "_withhold_without_explanation",
+        "_write_draft",
         "basis_declared",
         "defaults",
         "digest",
@@ -118,6 +119,11 @@ class DecisionRecorder:
         """The policy's declared data basis by input name; ``None`` when it declares none."""
         self._data_bases = guard.data_bases
         self._now = guard.now
+        self._write_draft: Callable[[_Draft], Future[None] | None] | None = getattr(
+            self.sink, "write_draft", None
+        )
+        """The sink's ``write_draft`` where it has one: the record is then built off this
+        thread (:class:`_Draft`)."""
 
     def finish(self, decision: Decision) -> Future[None] | None:
         """After the function returned: explanation, audit record, response headers.
@@ -133,6 +139,7 @@ class DecisionRecorder:
         digest: str | None = None
         withheld: str | None = None
         stored: Future[None] | None = None
+        pending: PendingExplanation | None = None
         if explanation is not None:
             missing: Sequence[str] = (
                 missing_fields(explanation, self.defaults) if self._check_fields else ()
@@ -141,21 +148,16 @@ class DecisionRecorder:
                 missing = (*missing, "factors")
             if missing:
                 withheld = "explanation lacks " + ", ".join(missing)
+            elif decision.subject_ref is not None and decision.at is not None:
+                # begin() sets the pseudonym and the time together, for every named subject;
+                # the JSON and its digest are made off this thread
+                pending = PendingExplanation(
+                    decision.id, decision.subject_ref, self.name, decision.at, explanation
+                )
+                stored = self._explanations.put(pending)
             else:
                 raw = explanation_json(explanation)
                 digest = sha256_hex(raw)
-                # begin() sets the pseudonym and the time together, for every named subject
-                if decision.subject_ref is not None and decision.at is not None:
-                    stored = self._explanations.put(
-                        StoredExplanation(
-                            decision.id,
-                            decision.subject_ref,
-                            self.name,
-                            decision.at,
-                            raw,
-                            digest,
-                        )
-                    )
         elif self._owes_explanation(decision.verdict):
             withheld = explanation_error or "no explanation was given"
         if withheld is not None and self._withhold_without_explanation:
@@ -166,10 +168,18 @@ class DecisionRecorder:
                 f"The decision was made but withheld: {withheld}. The operator has been told.",
                 decision_id=decision.id,
             )
-        if self.basis_declared is None:
-            future = self.record(decision, EventKind.DECISION, None, digest, withheld)
-        else:
+        if self.basis_declared is not None:
+            if pending is not None:
+                stored_now = pending.stored()
+                digest = None if stored_now is None else stored_now.digest
             future = self._record_with_basis(decision, basis, digest, withheld)
+        elif self._write_draft is not None:
+            future = self._draft(decision, pending, digest, withheld)
+        else:
+            if pending is not None:
+                stored_now = pending.stored()
+                digest = None if stored_now is None else stored_now.digest
+            future = self.record(decision, EventKind.DECISION, None, digest, withheld)
         if self._observe is not None:  # disparity monitoring: queued, counted off this thread
             self._observe(decision)
         decision_id = decision.id.encode()
@@ -179,7 +189,7 @@ class DecisionRecorder:
         )
         context.response_headers = (
             [disclosure, (b"ai-decision-id", decision_id)]
-            if digest is None
+            if digest is None and pending is None
             else [
                 disclosure,
                 (b"ai-decision-id", decision_id),
@@ -262,26 +272,15 @@ class DecisionRecorder:
         trace_id = self._telemetry.decision(
             self.name, verdict.outcome, verdict.reason, decision.id, latency_us
         )
-        purpose, profile, mode, significance, autonomy = self._audit_fields
-        record = AuditRecord(  # positional, in the order of AuditRecord's fields
+        record = self.audit_record(
             decision.id,
             time_ns() // 1000,
             kind,
-            self.name,
-            self.digest,
             decision.subject_ref,
-            purpose,
-            profile,
-            mode,
-            significance,
-            autonomy,
-            verdict.basis,
-            verdict.outcome,
-            verdict.reason,
-            None if decision.reviewer is None else self._reviewer_ref(decision.reviewer.id),
+            verdict,
+            decision.reviewer,
             review_id,
             explanation_digest,
-            self.model_label,
             trace_id,
             latency_us,
             detail,
@@ -295,6 +294,82 @@ class DecisionRecorder:
             _log.error("kzai_guard: audit trail unavailable; decision %s not recorded", decision.id)
             return None
 
+    def _draft(
+        self,
+        decision: Decision,
+        pending: PendingExplanation | None,
+        digest: str | None,
+        withheld: str | None,
+    ) -> Future[None] | None:
+        """Hand the sink the decision's record to build off this thread (:class:`_Draft`)."""
+        verdict = decision.verdict
+        latency_us = (perf_counter_ns() - decision.started_ns) // 1000
+        trace_id = self._telemetry.decision(
+            self.name, verdict.outcome, verdict.reason, decision.id, latency_us
+        )
+        draft = _Draft(
+            self,
+            decision.id,
+            time_ns() // 1000,
+            decision.subject_ref,
+            verdict,
+            decision.reviewer,
+            pending,
+            digest,
+            trace_id,
+            latency_us,
+            withheld,
+        )
+        try:
+            return self._write_draft(draft)  # type: ignore[misc]
+        except AuditUnavailable:
+            if self.fail_closed:
+                raise
+            _log.error("kzai_guard: audit trail unavailable; decision %s not recorded", decision.id)
+            return None
+
+    def audit_record(
+        self,
+        decision_id: str,
+        time_us: int,
+        kind: EventKind,
+        subject_ref: str | None,
+        verdict: Verdict,
+        reviewer: Reviewer | None,
+        review_id: str | None,
+        explanation_digest: str | None,
+        trace_id: str | None,
+        latency_us: int,
+        detail: str | None,
+        data_basis_digest: str | None,
+    ) -> AuditRecord:
+        """The audit record of one of this policy's decisions."""
+        purpose, profile, mode, significance, autonomy = self._audit_fields
+        return AuditRecord(  # positional, in the order of AuditRecord's fields
+            decision_id,
+            time_us,
+            kind,
+            self.name,
+            self.digest,
+            subject_ref,
+            purpose,
+            profile,
+            mode,
+            significance,
+            autonomy,
+            verdict.basis,
+            verdict.outcome,
+            verdict.reason,
+            None if reviewer is None else self._reviewer_ref(reviewer.id),
+            review_id,
+            explanation_digest,
+            self.model_label,
+            trace_id,
+            latency_us,
+            detail,
+            data_basis_digest,
+        )
+
     def _owes_explanation(self, verdict: Verdict) -> bool:
         """A decision that runs (allowed, or let through in monitor mode) owes an explanation
         whenever its significance does."""
@@ -303,6 +378,77 @@ class DecisionRecorder:
         )
 
 
+class _Draft:
+    """A decision's audit record as the request thread hands it over; the sink's writer
+    builds it (:class:`~kzai_guard.audit.sink.RecordDraft`), the explanation's digest
+    included. Holds what the record needs, not the request."""
+
+    __slots__ = (
+        "decision_id",
+        "digest",
+        "latency_us",
+        "pending",
+        "recorder",
+        "reviewer",
+        "subject_ref",
+        "time_us",
+        "trace_id",
+        "verdict",
+        "withheld",
+    )
+
+    def __init__(
+        self,
+        recorder: DecisionRecorder,
+        decision_id: str,
+        time_us: int,
+        subject_ref: str | None,
+        verdict: Verdict,
+        reviewer: Reviewer | None,
+        pending: PendingExplanation | None,
+        digest: str | None,
+        trace_id: str | None,
+        latency_us: int,
+        withheld: str | None,
+    ) -> None:
+        self.recorder = recorder
+        self.decision_id = decision_id
+        self.time_us = time_us
+        self.subject_ref = subject_ref
+        self.verdict = verdict
+        self.reviewer = reviewer
+        self.pending = pending
+        self.digest = digest
+        self.trace_id = trace_id
+        self.latency_us = latency_us
+        self.withheld = withheld
+
+    def build(self) -> AuditRecord:
+        """The record; an explanation whose JSON cannot be written is named in ``detail``."""
+        digest, detail = self.digest, self.withheld
+        if self.pending is not None:
+            stored = self.pending.stored()
+            if stored is None:
+                detail = _UNWRITABLE if detail is None else f"{detail}; {_UNWRITABLE}"
+            else:
+                digest = stored.digest
+        return self.recorder.audit_record(
+            self.decision_id,
+            self.time_us,
+            EventKind.DECISION,
+            self.subject_ref,
+            self.verdict,
+            self.reviewer,
+            None,
+            digest,
+            self.trace_id,
+            self.latency_us,
+            detail,
+            None,
+        )
+
+
+_UNWRITABLE = "explanation could not be written as JSON"
 _NO_OUTER = (None, None, None, None)
 
 

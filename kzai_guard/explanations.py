@@ -1,7 +1,8 @@
 """Explanations kept for retrieval by decision id, written by a background thread.
 
-The request path hands over the explanation's JSON as the decision function gave it (the bytes
-its audit digest covers); a writer thread stores them in batches (group commit: one store
+The request path hands over the explanation as the decision function gave it
+(:class:`PendingExplanation`); its JSON (the bytes its audit digest covers) and digest are made
+off the request thread, and a writer thread stores them in batches (group commit: one store
 transaction for every explanation that arrived while the previous one was written).
 
 - With ``durable=False`` (the guard's ``durability="async"``), :meth:`Explanations.put` returns
@@ -37,8 +38,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
+from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+from kzai_guard.core.explanation import Explanation, explanation_json
+from kzai_guard.digest import sha256_hex
 from kzai_guard.errors import StoreError
 from kzai_guard.forking import remake_after_fork
 from kzai_guard.stores.base import Store, StoredExplanation
@@ -49,6 +53,7 @@ __all__ = [
     "RETRY_SECONDS",
     "Archive",
     "Explanations",
+    "PendingExplanation",
     "released_when_stored",
 ]
 
@@ -234,19 +239,75 @@ class Archive(Generic[_Item]):
             self._room.notify_all()
 
 
-class Explanations(Archive[StoredExplanation]):
-    """The explanation archive of one guard."""
+class PendingExplanation:
+    """An explanation handed over as the decision function gave it: its JSON and digest are
+    made off the request thread, by whichever needs them first (the archive's writer, the
+    audit log's writer building the decision's record, or a read), once."""
+
+    __slots__ = ("_stored", "created_at", "decision_id", "explanation", "policy", "subject_ref")
+
+    def __init__(
+        self,
+        decision_id: str,
+        subject_ref: str,
+        policy: str,
+        created_at: datetime,
+        explanation: Explanation,
+    ) -> None:
+        self.decision_id = decision_id
+        self.subject_ref = subject_ref
+        self.policy = policy
+        self.created_at = created_at
+        self.explanation = explanation
+        self._stored: StoredExplanation | bool | None = False
+
+    def stored(self) -> StoredExplanation | None:
+        """The explanation as stored; ``None`` if its JSON cannot be written (then it is
+        neither stored nor served, and the decision's record says so)."""
+        stored = self._stored
+        if stored is False:
+            try:
+                raw = explanation_json(self.explanation)
+            except Exception:
+                stored = None
+            else:
+                stored = StoredExplanation(
+                    self.decision_id,
+                    self.subject_ref,
+                    self.policy,
+                    self.created_at,
+                    raw,
+                    sha256_hex(raw),
+                )
+            # two threads may both get here: they make the same bytes, either result will do
+            self._stored = stored
+        return stored  # type: ignore[return-value]
+
+
+class Explanations(Archive[StoredExplanation | PendingExplanation]):
+    """The explanation archive of one guard: :class:`StoredExplanation` items, and
+    :class:`PendingExplanation` ones whose JSON is made by the writer."""
 
     def __init__(
         self, store: Store, pending_limit: int = PENDING_LIMIT, *, durable: bool = False
     ) -> None:
+        add = store.add_explanations
+
+        def write(items: Sequence[StoredExplanation | PendingExplanation]) -> None:
+            add([s for s in map(_stored, items) if s is not None])
+
         super().__init__(
-            store.add_explanations,
-            store.get_explanation,
-            "explanations",
-            pending_limit,
-            durable=durable,
+            write, store.get_explanation, "explanations", pending_limit, durable=durable
         )
+
+    def get(self, decision_id: str) -> StoredExplanation | None:
+        """The explanation of ``decision_id``, stored or still queued."""
+        item = super().get(decision_id)
+        return None if item is None else _stored(item)
+
+
+def _stored(item: StoredExplanation | PendingExplanation) -> StoredExplanation | None:
+    return item.stored() if type(item) is PendingExplanation else item  # type: ignore[return-value]
 
 
 def released_when_stored(

@@ -52,7 +52,7 @@ from kzai_guard.audit.record import AuditRecord
 from kzai_guard.audit.shredding import BatchedSubjectKeys, Sealer, SubjectKeys, subject_ref
 from kzai_guard.audit.storage import Appending, LogStorage
 from kzai_guard.audit.witnesses import Witnesses
-from kzai_guard.audit.write_queue import Op, WriteQueue
+from kzai_guard.audit.write_queue import Op, WriteQueue, built
 from kzai_guard.errors import AuditLogError, ConfigurationError
 
 __all__ = ["Durability", "Sequencer"]
@@ -229,8 +229,12 @@ class Sequencer(WriteQueue):
             with self._lock:
                 items, self._items = self._items, collections.deque()
                 plain, self._tuples = self._tuples == 0, 0
+                drafts, self._drafts = self._drafts, 0
                 closing = self._closing
                 self._not_full.notify_all()
+            if drafts:
+                # the guard's drafts are built here, off its request threads
+                items = collections.deque(map(built, items))
             if self._error is not None:
                 self._retry(items)
             else:

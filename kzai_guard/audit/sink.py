@@ -13,6 +13,10 @@ Contract:
 - ``write`` raises :class:`~kzai_guard.errors.AuditUnavailable` when it cannot accept the record,
   and :attr:`AuditSink.healthy` turns false; the guard then refuses significant decisions (fail
   closed) before their decision function runs.
+- A sink may also offer ``write_draft(draft)``, with the same contract as ``write``, for a
+  :class:`RecordDraft`: a record whose building (its explanation's JSON and digest, its
+  pseudonyms) the sink's own writer does, off the caller's thread. The guard uses it where a
+  sink offers it (the signed log does, as do both sinks here) and ``write`` otherwise.
 """
 
 from __future__ import annotations
@@ -23,7 +27,16 @@ from typing import Protocol, runtime_checkable
 
 from kzai_guard.audit.record import AuditRecord, EventKind
 
-__all__ = ["AuditSink", "MemorySink", "NullSink"]
+__all__ = ["AuditSink", "MemorySink", "NullSink", "RecordDraft"]
+
+
+class RecordDraft(Protocol):
+    """An audit record still to be built: accepted by a sink's ``write_draft``, built by the
+    sink's writer. :meth:`build` never raises and is called once."""
+
+    def build(self) -> AuditRecord:
+        """The record."""
+        ...
 
 
 @runtime_checkable
@@ -67,6 +80,10 @@ class MemorySink:
         with self._lock:
             self.records.append(record)
 
+    def write_draft(self, draft: RecordDraft) -> None:
+        """Build ``draft`` at once and keep its record (tests read :attr:`records` at once)."""
+        self.write(draft.build())
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -83,6 +100,9 @@ class NullSink:
 
     def write(self, record: AuditRecord) -> None:
         """Drop the record."""
+
+    def write_draft(self, draft: RecordDraft) -> None:
+        """Drop the draft unbuilt."""
 
     def close(self) -> None:
         """Nothing to release."""

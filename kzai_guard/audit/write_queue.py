@@ -20,9 +20,10 @@ from typing import Any
 from kzai_guard.audit.checkpoint import SignedCheckpoint
 from kzai_guard.audit.keys import Signer
 from kzai_guard.audit.record import AuditRecord
+from kzai_guard.audit.sink import RecordDraft
 from kzai_guard.errors import AuditUnavailable
 
-__all__ = ["Op", "WriteQueue"]
+__all__ = ["Op", "WriteQueue", "built"]
 
 _log = logging.getLogger("kzai_guard.audit")
 
@@ -39,6 +40,12 @@ class Op(enum.Enum):
 
 
 Item = tuple[Op, Any, "Future[None] | None"]
+
+
+def built(item: Any) -> Any:
+    """A queued item, a :class:`~kzai_guard.audit.sink.RecordDraft` built into its record."""
+    kind = type(item)
+    return item if kind is AuditRecord or kind is tuple else item.build()
 
 
 class WriteQueue:
@@ -63,6 +70,7 @@ class WriteQueue:
         self._not_full = threading.Condition(self._lock)
         self._items: collections.deque[Any] = collections.deque()
         self._tuples = 0
+        self._drafts = 0
         self._closing = self._closed
         self._error: BaseException | None = None
         self._unwritten: list[AuditRecord] = []
@@ -100,6 +108,27 @@ class WriteQueue:
         self._put(record)
         return None
 
+    def write_draft(self, draft: RecordDraft) -> Future[None] | None:
+        """Queue a record the writer thread builds (:class:`~kzai_guard.audit.sink.RecordDraft`);
+        otherwise as :meth:`write`. In ``sync`` mode the record is built here, at once."""
+        if self._sync:
+            return self.write(draft.build())
+        with self._lock:
+            items = self._items
+            if (
+                len(items) < self._queue_limit
+                and not self._closing
+                and self._error is None
+                and self._writer is not None
+            ):
+                items.append(draft)
+                self._drafts += 1
+                if len(items) == 1:
+                    self._not_empty.notify()
+                return None
+        self._put(draft)
+        return None
+
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything queued so far is written (and fsynced in ``sync`` mode)."""
         self._control(Op.FLUSH, None, timeout)
@@ -127,7 +156,7 @@ class WriteQueue:
         self._put((op, arg, future), control=True)
         future.result(timeout)
 
-    def _put(self, item: Item | AuditRecord, control: bool = False) -> None:
+    def _put(self, item: Item | AuditRecord | RecordDraft, control: bool = False) -> None:
         with self._lock:
             if self._closing:
                 raise AuditUnavailable(f"the audit log {self._name} is closed")
@@ -148,6 +177,8 @@ class WriteQueue:
             self._items.append(item)
             if type(item) is tuple:
                 self._tuples += 1
+            elif type(item) is not AuditRecord:
+                self._drafts += 1
             if self._writer is None:
                 self._writer = threading.Thread(
                     target=self._run, name="kzai-audit-writer", daemon=True
@@ -179,7 +210,7 @@ class WriteQueue:
     def _fail(self, items: collections.deque[Any], exc: BaseException | None) -> None:
         for item in items:
             if type(item) is not tuple:
-                self._unwritten.append(item)
+                self._unwritten.append(built(item))
                 continue
             op, arg, future = item
             if op is Op.RECORD and future is None:

@@ -83,6 +83,15 @@ class Explanation(BaseModel):
         for language, text in value.items():
             if not text.strip() or len(text) > _TEXT:
                 raise ValueError(f"summary[{language.value}] must be 1 to {_TEXT} characters")
+            if not text.isascii():
+                try:
+                    text.encode()
+                except UnicodeEncodeError:
+                    # as pydantic refuses in every other text: such a string cannot be JSON
+                    raise ValueError(
+                        f"summary[{language.value}] must be UTF-8 text (it holds a lone "
+                        "surrogate)"
+                    ) from None
         return value
 
 

@@ -139,9 +139,18 @@ def test_the_json_is_byte_for_byte_what_pydantic_writes(explanation: Explanation
 
 
 def test_a_string_json_cannot_hold_fails_as_pydantic_fails() -> None:
-    broken = Explanation(summary={Language.EN: "a\ud800"}, ai_role="r", consequences="c")
+    # made without validation, which refuses such a string
+    broken = BASE.model_copy(update={"ai_role": "a\ud800"})
     with pytest.raises(PydanticSerializationError, match="surrogates not allowed"):
         explanation_json(broken)
+
+
+@pytest.mark.parametrize("text", ["a\ud800", "\udfff", "Заявка \ud83d одобрена"])
+def test_a_summary_with_a_lone_surrogate_is_refused_as_every_other_text_is(text: str) -> None:
+    with pytest.raises(ValidationError, match=r"summary\[en\] must be UTF-8 text"):
+        Explanation(summary={Language.EN: text}, ai_role="r", consequences="c")
+    with pytest.raises(ValidationError, match="string_unicode|surrogate"):
+        Explanation(summary={Language.EN: "ok"}, ai_role=text, consequences="c")
 
 
 def test_a_subclass_is_written_by_pydantic_with_its_own_fields() -> None:
