@@ -704,6 +704,7 @@ typedef struct {
     EVP_MD_CTX *md;
     EVP_CIPHER_CTX *cx;
     Buf plain, fields, aad, sealed;
+    const unsigned char *key; /* the key ``cx`` was set up with last, if any */
 } Work;
 
 /* ,"sealed":{"ct":"<base64(nonce || ciphertext || tag)>","fields":"..","key"?:N,"ref":".."} */
@@ -728,7 +729,11 @@ write_seal(Buf *line, const Encoder *self, const Row *row, Work *w)
     unsigned char *raw = (unsigned char *)w->sealed.data;
     int outl = 0, finl = 0;
     memcpy(raw, row->nonce, NONCE_SIZE);
-    if (EVP_EncryptInit_ex(w->cx, self->gcm, NULL, row->key, row->nonce) != 1 ||
+    /* records of one owner share its key's bytes object: its AES key schedule and GHASH
+     * table are set up once for a run of them, and only the nonce changes */
+    const unsigned char *key = row->key == w->key ? NULL : row->key;
+    w->key = row->key;
+    if (EVP_EncryptInit_ex(w->cx, key ? self->gcm : NULL, NULL, key, row->nonce) != 1 ||
         EVP_EncryptUpdate(w->cx, NULL, &outl, (const unsigned char *)w->aad.data,
                           (int)w->aad.len) != 1 ||
         EVP_EncryptUpdate(w->cx, raw + NONCE_SIZE, &outl, (const unsigned char *)w->plain.data,

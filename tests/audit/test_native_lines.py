@@ -536,3 +536,15 @@ def test_record_references_the_c_encoder_refuses_are_made_in_python() -> None:
         _lines.record_refs([("someone else", "dec-1")], seals)
     with pytest.raises(UnicodeEncodeError):
         _lines.record_refs([("p:0", "dec-\ud800")], seals)
+
+
+@needs_native
+def test_runs_of_one_owners_records_are_sealed_as_the_python_encoder_seals_them() -> None:
+    # the C encoder sets a key up once for a run of records under it: runs and switches
+    owners = ["p:a", "p:a", "p:b", "p:b", "p:a", None, "p:a", "p:c", "p:a"]
+    chunk = [make_record(i, subject=owner) for i, owner in enumerate(owners)]
+    python = LineEncoder(Sealer(MemorySubjectKeys()), native=False)
+    seals, nonces, refs = python._seals(chunk)
+    expected = python._bodies(chunk, seals, nonces, refs)
+    assert _c_encoder().bodies(chunk, seals, nonces, refs) == expected
+    assert len(set(expected)) == len(chunk)
