@@ -17,6 +17,11 @@
  * references to), then writes, seals and hashes the lines without it, so that the request
  * threads run meanwhile, and makes the bytes objects with it again. It keeps no state between
  * calls other than what its constructor set, so an encoder may be used by several threads.
+ *
+ * The log's writer does it in two steps, as lines.py does: Encoder.bodies() seals a batch
+ * before the writer holds the log (the lines without "prev" and "seq", nothing hashed), and
+ * chain() makes the lines and their leaf hashes once the head is known. record_refs() makes
+ * the per-record references the sealed lines name their keys by (see shredding.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -699,6 +704,7 @@ typedef struct {
     EVP_MD_CTX *md;
     EVP_CIPHER_CTX *cx;
     Buf plain, fields, aad, sealed;
+    const unsigned char *key; /* the key ``cx`` was set up with last, if any */
 } Work;
 
 /* ,"sealed":{"ct":"<base64(nonce || ciphertext || tag)>","fields":"..","key"?:N,"ref":".."} */
@@ -723,7 +729,11 @@ write_seal(Buf *line, const Encoder *self, const Row *row, Work *w)
     unsigned char *raw = (unsigned char *)w->sealed.data;
     int outl = 0, finl = 0;
     memcpy(raw, row->nonce, NONCE_SIZE);
-    if (EVP_EncryptInit_ex(w->cx, self->gcm, NULL, row->key, row->nonce) != 1 ||
+    /* records of one owner share its key's bytes object: its AES key schedule and GHASH
+     * table are set up once for a run of them, and only the nonce changes */
+    const unsigned char *key = row->key == w->key ? NULL : row->key;
+    w->key = row->key;
+    if (EVP_EncryptInit_ex(w->cx, key ? self->gcm : NULL, NULL, key, row->nonce) != 1 ||
         EVP_EncryptUpdate(w->cx, NULL, &outl, (const unsigned char *)w->aad.data,
                           (int)w->aad.len) != 1 ||
         EVP_EncryptUpdate(w->cx, raw + NONCE_SIZE, &outl, (const unsigned char *)w->plain.data,
@@ -745,92 +755,132 @@ write_seal(Buf *line, const Encoder *self, const Row *row, Work *w)
     return DONE;
 }
 
+/* Row ``row``'s body: ``","rec":{..}`` and its seal, then ``,"seq":``, the part of its line
+ * between the hex digits of ``prev`` and the digits of ``seq``. */
+static Outcome
+write_body(Buf *out, const Encoder *self, const Row *row, Work *w)
+{
+    if (BUF_LITERAL(out, "\",\"rec\":") < 0) {
+        return NO_MEMORY;
+    }
+    if (row->sealed) {
+        if (write_members(out, self, row, self->open, self->nopen) < 0) {
+            return NO_MEMORY;
+        }
+        Outcome outcome = write_seal(out, self, row, w);
+        if (outcome != DONE) {
+            return outcome;
+        }
+    }
+    else if (write_members(out, self, row, NULL, PyTuple_GET_SIZE(self->all_names)) < 0) {
+        return NO_MEMORY;
+    }
+    return BUF_LITERAL(out, ",\"seq\":") < 0 ? NO_MEMORY : DONE;
+}
+
+/* The leaf hash of ``line`` in ``leaf_format`` into ``digest``: SHA-256(0x00 || line) (1), or
+ * SHA-256(0x00 || SHA-256(line)) (2); 0 if OpenSSL failed. */
+static int
+leaf_hash(EVP_MD_CTX *md, const EVP_MD *sha256, int leaf_format, const unsigned char *line,
+          size_t len, unsigned char *digest)
+{
+    static const unsigned char zero = 0;
+    unsigned char commitment[DIGEST_SIZE];
+    unsigned int n = 0;
+    if (leaf_format == 2) {
+        /* format 2: the tree's entry is the line's commitment SHA-256(line) */
+        if (EVP_DigestInit_ex(md, sha256, NULL) != 1 || EVP_DigestUpdate(md, line, len) != 1 ||
+            EVP_DigestFinal_ex(md, commitment, &n) != 1 || n != DIGEST_SIZE) {
+            return 0;
+        }
+        line = commitment;
+        len = DIGEST_SIZE;
+    }
+    return EVP_DigestInit_ex(md, sha256, NULL) == 1 && EVP_DigestUpdate(md, &zero, 1) == 1 &&
+           EVP_DigestUpdate(md, line, len) == 1 && EVP_DigestFinal_ex(md, digest, &n) == 1 &&
+           n == DIGEST_SIZE;
+}
+
+static void
+hex_digest(char *out, const unsigned char *digest)
+{
+    for (int j = 0; j < DIGEST_SIZE; j++) {
+        out[2 * j] = HEX[digest[j] >> 4];
+        out[2 * j + 1] = HEX[digest[j] & 0xF];
+    }
+}
+
+static void
+work_free(Work *w)
+{
+    EVP_MD_CTX_free(w->md);
+    EVP_CIPHER_CTX_free(w->cx);
+    PyMem_RawFree(w->plain.data);
+    PyMem_RawFree(w->fields.data);
+    PyMem_RawFree(w->aad.data);
+    PyMem_RawFree(w->sealed.data);
+}
+
 /* The lines of a prefix of the chunk, one after the other in ``out``; ``ends[i]`` is where
- * line ``i`` ends and ``digests`` holds the leaf hashes. ``*written`` lines were made. */
+ * line ``i`` ends and ``digests`` holds the leaf hashes. ``*written`` lines were made. With
+ * ``digests`` NULL, the bodies alone (no prefix, no seq, no hash), every one of them. */
 static Outcome
 write_lines(const Encoder *self, const Chunk *c, const char *prev_in, long long seq,
             Py_ssize_t room, Buf *out, Py_ssize_t *ends, unsigned char *digests,
             Py_ssize_t *written)
 {
-    static const unsigned char zero = 0;
     char prev[PREV_SIZE];
     Py_ssize_t size = 0;
     Outcome outcome = DONE;
     Work w = {EVP_MD_CTX_new(), EVP_CIPHER_CTX_new()};
-    memcpy(prev, prev_in, PREV_SIZE);
     *written = 0;
     if (w.md == NULL || w.cx == NULL) {
         outcome = NO_MEMORY;
         goto done;
     }
+    if (digests == NULL) {
+        for (Py_ssize_t i = 0; i < c->count; i++) {
+            if ((outcome = write_body(out, self, &c->rows[i], &w)) != DONE) {
+                goto done;
+            }
+            ends[i] = out->len;
+            *written = i + 1;
+        }
+        goto done;
+    }
+    memcpy(prev, prev_in, PREV_SIZE);
     for (Py_ssize_t i = 0; i < c->count && size < room; i++) {
-        const Row *row = &c->rows[i];
         Py_ssize_t start = out->len;
         if (seq == LLONG_MAX) {
             outcome = TOO_LARGE;
             goto done;
         }
-        if (BUF_LITERAL(out, "{\"prev\":\"") < 0 || buf_put(out, prev, PREV_SIZE) < 0 ||
-            BUF_LITERAL(out, "\",\"rec\":") < 0) {
+        if (BUF_LITERAL(out, "{\"prev\":\"") < 0 || buf_put(out, prev, PREV_SIZE) < 0) {
             outcome = NO_MEMORY;
             goto done;
         }
-        if (row->sealed) {
-            if (write_members(out, self, row, self->open, self->nopen) < 0) {
-                outcome = NO_MEMORY;
-                goto done;
-            }
-            if ((outcome = write_seal(out, self, row, &w)) != DONE) {
-                goto done;
-            }
-        }
-        else if (write_members(out, self, row, NULL, PyTuple_GET_SIZE(self->all_names)) < 0) {
-            outcome = NO_MEMORY;
+        if ((outcome = write_body(out, self, &c->rows[i], &w)) != DONE) {
             goto done;
         }
-        if (BUF_LITERAL(out, ",\"seq\":") < 0 || buf_int(out, seq) < 0 ||
-            BUF_LITERAL(out, "}") < 0) {
+        if (buf_int(out, seq) < 0 || BUF_LITERAL(out, "}") < 0) {
             outcome = NO_MEMORY;
             goto done;
         }
         unsigned char *digest = digests + i * DIGEST_SIZE;
-        unsigned char commitment[DIGEST_SIZE];
-        const unsigned char *entry = (const unsigned char *)out->data + start;
-        size_t entry_len = (size_t)(out->len - start);
-        unsigned int n = 0;
-        if (self->leaf_format == 2) {
-            /* format 2: the tree's entry is the line's commitment SHA-256(line) */
-            if (EVP_DigestInit_ex(w.md, self->sha256, NULL) != 1 ||
-                EVP_DigestUpdate(w.md, entry, entry_len) != 1 ||
-                EVP_DigestFinal_ex(w.md, commitment, &n) != 1 || n != DIGEST_SIZE) {
-                outcome = OPENSSL;
-                goto done;
-            }
-            entry = commitment;
-            entry_len = DIGEST_SIZE;
-        }
-        if (EVP_DigestInit_ex(w.md, self->sha256, NULL) != 1 ||
-            EVP_DigestUpdate(w.md, &zero, 1) != 1 || EVP_DigestUpdate(w.md, entry, entry_len) != 1 ||
-            EVP_DigestFinal_ex(w.md, digest, &n) != 1 || n != DIGEST_SIZE) {
+        if (!leaf_hash(w.md, self->sha256, self->leaf_format,
+                       (const unsigned char *)out->data + start, (size_t)(out->len - start),
+                       digest)) {
             outcome = OPENSSL;
             goto done;
         }
-        for (int j = 0; j < DIGEST_SIZE; j++) {
-            prev[2 * j] = HEX[digest[j] >> 4];
-            prev[2 * j + 1] = HEX[digest[j] & 0xF];
-        }
+        hex_digest(prev, digest);
         ends[i] = out->len;
         size += out->len - start + 1;
         seq++;
         *written = i + 1;
     }
 done:
-    EVP_MD_CTX_free(w.md);
-    EVP_CIPHER_CTX_free(w.cx);
-    PyMem_RawFree(w.plain.data);
-    PyMem_RawFree(w.fields.data);
-    PyMem_RawFree(w.aad.data);
-    PyMem_RawFree(w.sealed.data);
+    work_free(&w);
     return outcome;
 }
 
@@ -839,24 +889,31 @@ done:
 static PyObject *
 results(const Buf *out, const Py_ssize_t *ends, const unsigned char *digests, Py_ssize_t count)
 {
-    PyObject *lines = PyList_New(count), *hashes = PyList_New(count);
-    if (lines == NULL || hashes == NULL) {
+    PyObject *lines = PyList_New(count), *hashes = digests ? PyList_New(count) : NULL;
+    if (lines == NULL || (digests && hashes == NULL)) {
         goto fail;
     }
     Py_ssize_t size = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
         Py_ssize_t start = i ? ends[i - 1] : 0;
         PyObject *line = PyBytes_FromStringAndSize(out->data + start, ends[i] - start);
-        PyObject *hash =
-            PyBytes_FromStringAndSize((const char *)digests + i * DIGEST_SIZE, DIGEST_SIZE);
-        if (line == NULL || hash == NULL) {
-            Py_XDECREF(line);
-            Py_XDECREF(hash);
+        if (line == NULL) {
             goto fail;
         }
         PyList_SET_ITEM(lines, i, line);
-        PyList_SET_ITEM(hashes, i, hash);
         size += ends[i] - start + 1;
+        if (digests == NULL) {
+            continue;
+        }
+        PyObject *hash =
+            PyBytes_FromStringAndSize((const char *)digests + i * DIGEST_SIZE, DIGEST_SIZE);
+        if (hash == NULL) {
+            goto fail;
+        }
+        PyList_SET_ITEM(hashes, i, hash);
+    }
+    if (digests == NULL) {
+        return lines;
     }
     return Py_BuildValue("(NNn)", lines, hashes, size);
 fail:
@@ -865,33 +922,14 @@ fail:
     return NULL;
 }
 
-PyDoc_STRVAR(Encoder_encode_doc,
-"encode(records, seq, prev, room, seals, nonces, refs=None) -> (lines, hashes, size)\n\n"
-"The lines for seq, seq + 1, ... of a prefix of ``records``, chained from ``prev`` (64 hex\n"
-"digits), stopping after the line that brings the total size (newlines included) to\n"
-"``room`` or more. ``seals`` is None (personal fields in clear) or maps each owner to a\n"
-"tuple that starts with (key, ref, key number or None); ``nonces`` then holds a 12-byte\n"
-"nonce for each record, by position, and ``refs``, if given, the bytes each sealed line\n"
-"names its key by (else the seal's ref). The records are read with the GIL held; the lines\n"
-"are written, sealed and hashed without it.");
-
+/* What encode() and bodies() share: read the records, write (and, for lines, hash) them
+ * without the GIL, and return the lines, hashes and size, or (``prev`` NULL) the bodies. */
 static PyObject *
-Encoder_encode(Encoder *self, PyObject *args)
+encode_chunk(Encoder *self, PyObject *records, long long seq, const char *prev, Py_ssize_t room,
+             PyObject *seals, PyObject *nonces, PyObject *refs)
 {
-    PyObject *records, *seals, *nonces, *refs = Py_None;
-    long long seq;
-    const char *prev;
-    Py_ssize_t prev_len, room;
-    if (!PyArg_ParseTuple(args, "OLy#nOO|O", &records, &seq, &prev, &prev_len, &room, &seals,
-                          &nonces, &refs)) {
-        return NULL;
-    }
     if (!self->ready) {
         PyErr_SetString(PyExc_TypeError, "the Encoder was not configured");
-        return NULL;
-    }
-    if (prev_len != PREV_SIZE) {
-        PyErr_SetString(PyExc_ValueError, "prev must be 64 hex digits");
         return NULL;
     }
     if (seals != Py_None && !PyDict_Check(seals)) {
@@ -920,15 +958,20 @@ Encoder_encode(Encoder *self, PyObject *args)
         goto done;
     }
     ends = PyMem_RawMalloc((size_t)(c.count ? c.count : 1) * sizeof(Py_ssize_t));
-    digests = PyMem_RawMalloc((size_t)(c.count ? c.count : 1) * DIGEST_SIZE);
-    if (ends == NULL || digests == NULL) {
+    if (prev != NULL) {
+        digests = PyMem_RawMalloc((size_t)(c.count ? c.count : 1) * DIGEST_SIZE);
+    }
+    if (ends == NULL || (prev != NULL && digests == NULL)) {
         PyErr_NoMemory();
         goto done;
     }
-    memcpy(prev_copy, prev, PREV_SIZE); /* the bytes object is not read without the GIL */
+    if (prev != NULL) {
+        memcpy(prev_copy, prev, PREV_SIZE); /* the bytes object is not read without the GIL */
+    }
     Outcome outcome;
     Py_BEGIN_ALLOW_THREADS
-    outcome = write_lines(self, &c, prev_copy, seq, room, &out, ends, digests, &written);
+    outcome = write_lines(self, &c, prev ? prev_copy : NULL, seq, room, &out, ends, digests,
+                          &written);
     Py_END_ALLOW_THREADS
     switch (outcome) {
     case DONE:
@@ -955,8 +998,438 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(Encoder_encode_doc,
+"encode(records, seq, prev, room, seals, nonces, refs=None) -> (lines, hashes, size)\n\n"
+"The lines for seq, seq + 1, ... of a prefix of ``records``, chained from ``prev`` (64 hex\n"
+"digits), stopping after the line that brings the total size (newlines included) to\n"
+"``room`` or more. ``seals`` is None (personal fields in clear) or maps each owner to a\n"
+"tuple that starts with (key, ref, key number or None); ``nonces`` then holds a 12-byte\n"
+"nonce for each record, by position, and ``refs``, if given, the bytes each sealed line\n"
+"names its key by (else the seal's ref). The records are read with the GIL held; the lines\n"
+"are written, sealed and hashed without it.");
+
+static PyObject *
+Encoder_encode(Encoder *self, PyObject *args)
+{
+    PyObject *records, *seals, *nonces, *refs = Py_None;
+    long long seq;
+    const char *prev;
+    Py_ssize_t prev_len, room;
+    if (!PyArg_ParseTuple(args, "OLy#nOO|O", &records, &seq, &prev, &prev_len, &room, &seals,
+                          &nonces, &refs)) {
+        return NULL;
+    }
+    if (prev_len != PREV_SIZE) {
+        PyErr_SetString(PyExc_ValueError, "prev must be 64 hex digits");
+        return NULL;
+    }
+    return encode_chunk(self, records, seq, prev, room, seals, nonces, refs);
+}
+
+PyDoc_STRVAR(Encoder_bodies_doc,
+"bodies(records, seals, nonces, refs=None) -> list of bytes\n\n"
+"Each record's line between its ``prev`` hex digits and its ``seq`` digits, as encode()\n"
+"writes it (the same arguments), for every record; no line is hashed.");
+
+static PyObject *
+Encoder_bodies(Encoder *self, PyObject *args)
+{
+    PyObject *records, *seals, *nonces, *refs = Py_None;
+    if (!PyArg_ParseTuple(args, "OOO|O", &records, &seals, &nonces, &refs)) {
+        return NULL;
+    }
+    return encode_chunk(self, records, 0, NULL, PY_SSIZE_T_MAX, seals, nonces, refs);
+}
+
 static PyMethodDef Encoder_methods[] = {
     {"encode", (PyCFunction)Encoder_encode, METH_VARARGS, Encoder_encode_doc},
+    {"bodies", (PyCFunction)Encoder_bodies, METH_VARARGS, Encoder_bodies_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+/* -- chain: bodies made earlier, made lines ------------------------------------------------ */
+
+static EVP_MD *chain_sha256; /* fetched once, when the module is loaded */
+
+#define LINE_HEAD "{\"prev\":\""
+#define LINE_HEAD_SIZE ((Py_ssize_t)(sizeof(LINE_HEAD) - 1))
+
+/* How many digits str(v) has, the sign included. */
+static Py_ssize_t
+int_digits(long long v)
+{
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    Py_ssize_t n = v < 0 ? 2 : 1;
+    while (u >= 10) {
+        u /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* One line of chain(): its body and where its line and leaf hash go (bytes objects made with
+ * the GIL, not yet seen by any other code, and filled without it). */
+typedef struct {
+    const char *body;
+    Py_ssize_t body_len;
+    char *line;
+    Py_ssize_t line_len;
+    unsigned char *digest;
+} Link;
+
+/* Write and hash the lines of ``links`` in order, each chained to the one before. */
+static int
+write_links(Link *links, Py_ssize_t count, const char *prev_in, long long seq, int leaf_format)
+{
+    char prev[PREV_SIZE];
+    int ok = 1;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return 0;
+    }
+    memcpy(prev, prev_in, PREV_SIZE);
+    for (Py_ssize_t i = 0; i < count && ok; i++) {
+        Link *link = &links[i];
+        long long number = seq + i; /* chain() checked that it does not overflow */
+        char *out = link->line;
+        memcpy(out, LINE_HEAD, (size_t)LINE_HEAD_SIZE);
+        out += LINE_HEAD_SIZE;
+        memcpy(out, prev, PREV_SIZE);
+        out += PREV_SIZE;
+        memcpy(out, link->body, (size_t)link->body_len);
+        out += link->body_len;
+        /* the digits of seq, from the right, then the closing brace */
+        char *end = link->line + link->line_len - 1;
+        *end = '}';
+        unsigned long long u =
+            number < 0 ? 0ULL - (unsigned long long)number : (unsigned long long)number;
+        char *p = end;
+        do {
+            *--p = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (number < 0) {
+            *--p = '-';
+        }
+        ok = leaf_hash(md, chain_sha256, leaf_format, (const unsigned char *)link->line,
+                       (size_t)link->line_len, link->digest);
+        hex_digest(prev, link->digest);
+    }
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
+PyDoc_STRVAR(chain_doc,
+"chain(bodies, seq, prev, room, leaf_format=1) -> (lines, hashes, size)\n\n"
+"The lines of a prefix of ``bodies`` (bytes, as Encoder.bodies makes them) for seq,\n"
+"seq + 1, ..., chained from ``prev`` (64 hex digits) by their leaf hashes in\n"
+"``leaf_format``, stopping after the line that brings the total size (newlines included)\n"
+"to ``room`` or more. The lines are written and hashed without the GIL.");
+
+static PyObject *
+lines_chain(PyObject *module, PyObject *args)
+{
+    PyObject *bodies;
+    long long seq;
+    const char *prev;
+    Py_ssize_t prev_len, room;
+    int leaf_format = 1;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OLy#n|i", &bodies, &seq, &prev, &prev_len, &room,
+                          &leaf_format)) {
+        return NULL;
+    }
+    if (prev_len != PREV_SIZE) {
+        PyErr_SetString(PyExc_ValueError, "prev must be 64 hex digits");
+        return NULL;
+    }
+    if (leaf_format != 1 && leaf_format != 2) {
+        PyErr_Format(PyExc_ValueError, "unknown leaf format %d", leaf_format);
+        return NULL;
+    }
+    /* a tuple of its own: the bodies stay put while the GIL is released */
+    PyObject *held = PySequence_Tuple(bodies);
+    if (held == NULL) {
+        return NULL;
+    }
+    Py_ssize_t total = PyTuple_GET_SIZE(held), count = 0, size = 0;
+    PyObject *result = NULL, *lines = NULL, *hashes = NULL;
+    char prev_copy[PREV_SIZE];
+    Link *links = PyMem_Malloc((size_t)(total ? total : 1) * sizeof(Link));
+    if (links == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* the lines' lengths first: they decide how many fit in ``room`` */
+    while (count < total) {
+        PyObject *body = PyTuple_GET_ITEM(held, count);
+        if (!PyBytes_Check(body)) {
+            PyErr_Format(PyExc_TypeError, "a body must be bytes, not %.100s",
+                         Py_TYPE(body)->tp_name);
+            goto done;
+        }
+        if (seq > LLONG_MAX - count) {
+            PyErr_SetString(PyExc_OverflowError, "a sequence number too large to encode");
+            goto done;
+        }
+        Link *link = &links[count];
+        link->body = PyBytes_AS_STRING(body);
+        link->body_len = PyBytes_GET_SIZE(body);
+        link->line_len = LINE_HEAD_SIZE + PREV_SIZE + link->body_len +
+                         int_digits(seq + count) + 1;
+        size += link->line_len + 1;
+        count++;
+        if (size >= room) {
+            break;
+        }
+    }
+    lines = PyList_New(count);
+    hashes = PyList_New(count);
+    if (lines == NULL || hashes == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *line = PyBytes_FromStringAndSize(NULL, links[i].line_len);
+        if (line == NULL) {
+            goto done;
+        }
+        PyList_SET_ITEM(lines, i, line);
+        PyObject *hash = PyBytes_FromStringAndSize(NULL, DIGEST_SIZE);
+        if (hash == NULL) {
+            goto done;
+        }
+        PyList_SET_ITEM(hashes, i, hash);
+        links[i].line = PyBytes_AS_STRING(line);
+        links[i].digest = (unsigned char *)PyBytes_AS_STRING(hash);
+    }
+    memcpy(prev_copy, prev, PREV_SIZE);
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = write_links(links, count, prev_copy, seq, leaf_format);
+    Py_END_ALLOW_THREADS
+    if (!ok) {
+        PyErr_SetString(PyExc_RuntimeError, "OpenSSL failed to hash a line");
+        goto done;
+    }
+    result = Py_BuildValue("(OOn)", lines, hashes, size);
+done:
+    Py_XDECREF(lines);
+    Py_XDECREF(hashes);
+    PyMem_Free(links);
+    Py_DECREF(held);
+    return result;
+}
+
+/* -- record references: HMAC-SHA256 of record ids under their owners' reference keys ------- */
+
+#define HMAC_BLOCK 64
+#define RECORD_REF_PREFIX "rr:"
+#define RECORD_REF_SIZE ((Py_ssize_t)(sizeof(RECORD_REF_PREFIX) - 1) + 32)
+
+/* SHA-256 after the inner and after the outer padded key of one owner (RFC 2104), and its
+ * key reference as str, made once per call for each owner. */
+typedef struct {
+    EVP_MD_CTX *inner, *outer;
+    PyObject *owner_ref;
+} Mac;
+
+static int
+mac_init(Mac *mac, const unsigned char *key, Py_ssize_t len)
+{
+    unsigned char pad[HMAC_BLOCK];
+    int ok = 1;
+    mac->inner = EVP_MD_CTX_new();
+    mac->outer = EVP_MD_CTX_new();
+    if (mac->inner == NULL || mac->outer == NULL) {
+        return 0;
+    }
+    for (int round = 0; round < 2 && ok; round++) {
+        unsigned char with = round ? 0x5C : 0x36;
+        for (Py_ssize_t i = 0; i < HMAC_BLOCK; i++) {
+            pad[i] = (unsigned char)((i < len ? key[i] : 0) ^ with);
+        }
+        EVP_MD_CTX *ctx = round ? mac->outer : mac->inner;
+        ok = EVP_DigestInit_ex(ctx, chain_sha256, NULL) == 1 &&
+             EVP_DigestUpdate(ctx, pad, HMAC_BLOCK) == 1;
+    }
+    OPENSSL_cleanse(pad, sizeof(pad));
+    return ok;
+}
+
+/* "rr:" and the hex of the first 16 bytes of HMAC-SHA256(id) into ``out``. */
+static int
+mac_ref(const Mac *mac, EVP_MD_CTX *work, const char *id, Py_ssize_t id_len, char *out)
+{
+    unsigned char digest[DIGEST_SIZE];
+    unsigned int n = 0;
+    if (EVP_MD_CTX_copy_ex(work, mac->inner) != 1 ||
+        EVP_DigestUpdate(work, id, (size_t)id_len) != 1 ||
+        EVP_DigestFinal_ex(work, digest, &n) != 1 || EVP_MD_CTX_copy_ex(work, mac->outer) != 1 ||
+        EVP_DigestUpdate(work, digest, DIGEST_SIZE) != 1 ||
+        EVP_DigestFinal_ex(work, digest, &n) != 1) {
+        return 0;
+    }
+    memcpy(out, RECORD_REF_PREFIX, sizeof(RECORD_REF_PREFIX) - 1);
+    out += sizeof(RECORD_REF_PREFIX) - 1;
+    for (int j = 0; j < 16; j++) {
+        out[2 * j] = HEX[digest[j] >> 4];
+        out[2 * j + 1] = HEX[digest[j] & 0xF];
+    }
+    return 1;
+}
+
+/* The Mac of ``owner`` (with ``seal``'s reference key and owner reference), made on first
+ * use; ``macs`` maps each owner seen to its position in ``*table``. */
+static Mac *
+owner_mac(PyObject *macs, Mac **table, Py_ssize_t *count, PyObject *owner, PyObject *seal,
+          PyObject *key)
+{
+    PyObject *at = PyDict_GetItemWithError(macs, owner); /* borrowed */
+    if (at != NULL) {
+        return &(*table)[PyLong_AsSsize_t(at)];
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *owner_ref = PyTuple_GET_ITEM(seal, 1);
+    if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) > HMAC_BLOCK || !PyBytes_Check(owner_ref)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "a seal's reference key is bytes of at most 64, its ref bytes");
+        return NULL;
+    }
+    Mac *grown = PyMem_Realloc(*table, (size_t)(*count + 1) * sizeof(Mac));
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    *table = grown;
+    Mac *mac = &grown[*count];
+    *mac = (Mac){NULL, NULL, NULL};
+    (*count)++;
+    mac->owner_ref = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(owner_ref),
+                                          PyBytes_GET_SIZE(owner_ref), NULL);
+    if (mac->owner_ref == NULL) {
+        return NULL;
+    }
+    if (!mac_init(mac, (const unsigned char *)PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))) {
+        PyErr_SetString(PyExc_RuntimeError, "OpenSSL failed to set up an HMAC");
+        return NULL;
+    }
+    PyObject *position = PyLong_FromSsize_t(*count - 1);
+    int failed = position == NULL || PyDict_SetItem(macs, owner, position) < 0;
+    Py_XDECREF(position);
+    return failed ? NULL : mac;
+}
+
+PyDoc_STRVAR(record_refs_doc,
+"record_refs(owners_and_ids, seals) -> (refs, index)\n\n"
+"What Sealer.record_refs computes (see kzai_guard.audit.shredding): for each (owner, record\n"
+"id) pair, the bytes its line names its key by: b'' for no owner, the seal's ref where the\n"
+"seal has no reference key, else 'rr:' and the hex of the first 16 bytes of\n"
+"HMAC-SHA256(reference key, id). ``index`` holds (record reference, owner's ref) as str\n"
+"for each of the last kind.");
+
+static PyObject *
+lines_record_refs(PyObject *module, PyObject *args)
+{
+    PyObject *pairs, *seals;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OO!", &pairs, &PyDict_Type, &seals)) {
+        return NULL;
+    }
+    PyObject *fast = PySequence_Fast(pairs, "owners_and_ids must be iterable");
+    if (fast == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast), nmacs = 0;
+    PyObject *result = NULL, *refs = PyList_New(n), *index = PyList_New(0), *macs = PyDict_New();
+    Mac *table = NULL;
+    EVP_MD_CTX *work = EVP_MD_CTX_new();
+    if (refs == NULL || index == NULL || macs == NULL) {
+        goto done;
+    }
+    if (work == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(fast, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "owners_and_ids holds (owner, id) pairs");
+            goto done;
+        }
+        PyObject *owner = PyTuple_GET_ITEM(pair, 0), *id = PyTuple_GET_ITEM(pair, 1);
+        if (owner == Py_None) {
+            PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
+            if (empty == NULL) {
+                goto done;
+            }
+            PyList_SET_ITEM(refs, i, empty);
+            continue;
+        }
+        PyObject *seal = PyDict_GetItemWithError(seals, owner); /* borrowed */
+        if (seal == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetObject(PyExc_KeyError, owner);
+            }
+            goto done;
+        }
+        if (!PyTuple_Check(seal) || PyTuple_GET_SIZE(seal) < 5) {
+            PyErr_SetString(PyExc_TypeError, "a seal is (key, ref, number, encrypt, ref key)");
+            goto done;
+        }
+        PyObject *key = PyTuple_GET_ITEM(seal, 4);
+        if (key == Py_None) {
+            PyList_SET_ITEM(refs, i, Py_NewRef(PyTuple_GET_ITEM(seal, 1)));
+            continue;
+        }
+        if (!PyUnicode_Check(id)) {
+            PyErr_SetString(PyExc_TypeError, "a record id must be str");
+            goto done;
+        }
+        Py_ssize_t id_len;
+        const char *text = PyUnicode_AsUTF8AndSize(id, &id_len); /* lone surrogates raise */
+        Mac *mac = text == NULL ? NULL : owner_mac(macs, &table, &nmacs, owner, seal, key);
+        if (mac == NULL) {
+            goto done;
+        }
+        PyObject *ref = PyBytes_FromStringAndSize(NULL, RECORD_REF_SIZE);
+        if (ref == NULL) {
+            goto done;
+        }
+        PyList_SET_ITEM(refs, i, ref);
+        if (!mac_ref(mac, work, text, id_len, PyBytes_AS_STRING(ref))) {
+            PyErr_SetString(PyExc_RuntimeError, "OpenSSL failed to compute an HMAC");
+            goto done;
+        }
+        PyObject *ref_text = PyUnicode_DecodeASCII(PyBytes_AS_STRING(ref), RECORD_REF_SIZE, NULL);
+        PyObject *entry = ref_text == NULL ? NULL : PyTuple_Pack(2, ref_text, mac->owner_ref);
+        Py_XDECREF(ref_text);
+        int failed = entry == NULL || PyList_Append(index, entry) < 0;
+        Py_XDECREF(entry);
+        if (failed) {
+            goto done;
+        }
+    }
+    result = PyTuple_Pack(2, refs, index);
+done:
+    for (Py_ssize_t i = 0; i < nmacs; i++) {
+        EVP_MD_CTX_free(table[i].inner);
+        EVP_MD_CTX_free(table[i].outer);
+        Py_XDECREF(table[i].owner_ref);
+    }
+    PyMem_Free(table);
+    EVP_MD_CTX_free(work);
+    Py_XDECREF(refs);
+    Py_XDECREF(index);
+    Py_XDECREF(macs);
+    Py_DECREF(fast);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"chain", (PyCFunction)lines_chain, METH_VARARGS, chain_doc},
+    {"record_refs", (PyCFunction)lines_record_refs, METH_VARARGS, record_refs_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -984,6 +1457,7 @@ static struct PyModuleDef lines_module = {
     .m_name = "kzai_guard.audit._lines",
     .m_doc = "The audit log's line encoder in C (see kzai_guard.audit.lines).",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC
@@ -991,6 +1465,17 @@ PyInit__lines(void)
 {
     if (PyType_Ready(&EncoderType) < 0) {
         return NULL;
+    }
+    if (chain_sha256 == NULL) {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+        chain_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+#else
+        chain_sha256 = (EVP_MD *)EVP_sha256();
+#endif
+        if (chain_sha256 == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "OpenSSL has no SHA-256");
+            return NULL;
+        }
     }
     PyObject *module = PyModule_Create(&lines_module);
     if (module == NULL) {

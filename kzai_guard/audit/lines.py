@@ -14,7 +14,9 @@ nonces drawn at once; per record there is one HMAC for its key reference
 AES-GCM encryption and one SHA-256.
 
 Where it was built, the C encoder (``kzai_guard/audit/_lines.c``, OpenSSL's libcrypto) does the
-per-record work of a chunk in one call, and gives the same bytes. It handles str, int and
+per-record work of a chunk in one call, and gives the same bytes: the bodies of a batch, which
+the writer seals before it holds the log (:meth:`LineEncoder.bodies`, nothing hashed), and the
+lines chained from them once the head is known (:func:`chain`). It handles str, int and
 ``None`` members in valid UTF-8; for anything else it refuses the chunk and this module encodes
 it (:data:`NATIVE` says whether it is in use; :data:`PUREPYTHON_VARIABLE` turns it off).
 """
@@ -26,7 +28,7 @@ import dataclasses
 import functools
 import hashlib
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 import orjson
@@ -46,6 +48,9 @@ __all__ = ["NATIVE", "PUREPYTHON_VARIABLE", "LineEncoder", "chain"]
 
 
 _native_lines = native_module("kzai_guard.audit._lines")
+_native_chain: Callable[..., tuple[list[bytes], list[bytes], int]] | None = (
+    None if _native_lines is None else _native_lines.chain
+)
 
 NATIVE = _native_lines is not None
 """Whether the C line encoder is in use (built, and not turned off); without it, lines are
@@ -59,6 +64,7 @@ _get_all = operator.attrgetter(*_ALL)
 _get_open = operator.attrgetter(*_OPEN)
 _get_sealed = operator.attrgetter(*SEALED_FIELDS)
 _subject_of = operator.attrgetter("subject")
+_id_of = operator.attrgetter("id")
 _dumps = orjson.dumps
 _b64 = functools.partial(binascii.b2a_base64, newline=False)
 _hex = binascii.hexlify
@@ -68,9 +74,6 @@ _SEALED_BODY = b'","rec":%s,"sealed":{"ct":"%s","fields":"%s","ref":"%s"},"seq":
 _NUMBERED_BODY = b'","rec":%s,"sealed":{"ct":"%s","fields":"%s","key":%d,"ref":"%s"},"seq":'
 _CLEAR_BODY = b'","rec":%s,"seq":'
 _CHUNK = 256
-_NO_PREV = b"0" * 64
-_BODY_START = len(b'{"prev":"') + len(_NO_PREV)
-_NO_ROOM = 1 << 62
 
 
 class LineEncoder:
@@ -95,12 +98,16 @@ class LineEncoder:
                 f"or {PUREPYTHON_VARIABLE} is set"
             )
         use = NATIVE if native is None else native
-        self._native: Callable[..., tuple[list[bytes], list[bytes], int]] | None = (
-            _native_lines.Encoder(
-                _ALL, _OPEN, AAD_PREFIX, SEALED_FIELDS, leaf_format=self._format
-            ).encode
+        encoder = (
+            _native_lines.Encoder(_ALL, _OPEN, AAD_PREFIX, SEALED_FIELDS, leaf_format=self._format)
             if use and _native_lines is not None
             else None
+        )
+        self._native: Callable[..., tuple[list[bytes], list[bytes], int]] | None = (
+            None if encoder is None else encoder.encode
+        )
+        self._native_bodies: Callable[..., list[bytes]] | None = (
+            None if encoder is None else encoder.bodies
         )
 
     def encode(
@@ -138,21 +145,29 @@ class LineEncoder:
         """Each record's line between its ``prev`` hex digits and its ``seq`` digits: sealed,
         and the same whatever place in the log the line gets.
 
-        A writer seals its batch with this before it holds the log, then :meth:`chain` makes
-        the lines once the head is known. The bodies are cut from lines encoded from seq 0
-        after 64 zeros, so that the C encoder and its Python twin serve both ways.
+        A writer seals its batch with this before it holds the log, then :func:`chain` makes
+        the lines once the head is known.
         """
         bodies: list[bytes] = []
         for start in range(0, len(records), _CHUNK):
             chunk = records[start : start + _CHUNK]
             try:
-                lines = self._chunk(chunk, 0, _NO_PREV, _NO_ROOM)[0]
+                bodies += self._chunk_bodies(chunk)
             except UnicodeEncodeError:
-                safe = list(map(_text_safe_record, chunk))
-                lines = self._chunk(safe, 0, _NO_PREV, _NO_ROOM)[0]
-            # line i of the chunk ends with the digits of seq i and "}"
-            bodies += [line[_BODY_START : -len(b"%d}" % i)] for i, line in enumerate(lines)]
+                # as in encode(): a lone surrogate in an id or a key owner
+                bodies += self._chunk_bodies(list(map(_text_safe_record, chunk)))
         return bodies
+
+    def _chunk_bodies(self, records: Sequence[AuditRecord]) -> list[bytes]:
+        """:meth:`bodies` of one chunk, by the C encoder where it can, else in Python."""
+        if self._native_bodies is not None:
+            seals, nonces, refs = self._seals(records, ciphers=False)
+            try:
+                return self._native_bodies(records, seals, nonces, refs)
+            except (TypeError, ValueError, OverflowError):
+                pass  # as in _chunk: fresh seals, nonces and references for the Python encoder
+        seals, nonces, refs = self._seals(records)
+        return self._bodies(records, seals, nonces, refs)
 
     def _chunk(
         self, records: Sequence[AuditRecord], seq: int, prev: bytes, room: int
@@ -176,10 +191,11 @@ class LineEncoder:
         sealer = self._sealer
         if sealer is None:
             return None, [], []
-        seals = sealer.for_batch(_owners(records), ciphers)
+        owners, pairs = _owners(records)
+        seals = sealer.for_batch(owners, ciphers)
         if not seals:
             return seals, [], []
-        refs = sealer.record_refs(map(_owner_and_id, records), seals)
+        refs = sealer.record_refs(pairs, seals)
         return seals, sealer.nonces(len(records)), refs
 
     def _python_chunk(
@@ -193,7 +209,8 @@ class LineEncoder:
         refs: list[bytes],
     ) -> tuple[list[bytes], list[bytes], int]:
         """What the C encoder's ``encode`` does, in Python."""
-        return chain(self._bodies(records, seals, nonces, refs), seq, prev, room, self._format)
+        bodies = self._bodies(records, seals, nonces, refs)
+        return _python_chain(bodies, seq, prev, room, self._format)
 
     def _bodies(
         self,
@@ -254,7 +271,23 @@ def chain(
     """The lines of a prefix of ``bodies`` (from :meth:`LineEncoder.bodies`) for ``seq``,
     ``seq + 1``, ..., chained from ``prev`` (hex) by their leaf hashes in ``leaf_format``, as
     :meth:`LineEncoder.encode` returns them: it stops after the line that brings the total
-    size (newlines included) to ``room``."""
+    size (newlines included) to ``room``.
+
+    The C encoder's ``chain`` does it where it is in use (:data:`NATIVE`), else its Python
+    twin; both give the same bytes.
+    """
+    if _native_chain is not None:
+        try:
+            return _native_chain(bodies, seq, prev, room, leaf_format)
+        except OverflowError:
+            pass  # a sequence number past 64 bits, which only the Python twin writes
+    return _python_chain(bodies, seq, prev, room, leaf_format)
+
+
+def _python_chain(
+    bodies: Sequence[bytes], seq: int, prev: bytes, room: int, leaf_format: int = LINES
+) -> tuple[list[bytes], list[bytes], int]:
+    """What the C encoder's ``chain`` does, in Python."""
     lines: list[bytes] = []
     hashes: list[bytes] = []
     size = 0
@@ -277,14 +310,20 @@ def chain(
     return lines, hashes, size
 
 
-def _owners(records: Sequence[AuditRecord]) -> dict[str, None]:
-    """The owners of the records' keys, in order: the subject, else the reviewer."""
-    owners = dict.fromkeys(map(_subject_of, records))
-    if None in owners:
-        del owners[None]
-        owners.update(dict.fromkeys(r.reviewer for r in records if r.subject is None))
-        owners.pop(None, None)
-    return cast(dict[str, None], owners)
+def _owners(
+    records: Sequence[AuditRecord],
+) -> tuple[dict[str, None], Iterable[tuple[str | None, str]]]:
+    """The owners of the records' keys, in order (the subject, else the reviewer), and each
+    record's owner and id."""
+    subjects = list(map(_subject_of, records))
+    owners = dict.fromkeys(subjects)
+    if None not in owners:
+        # every record has a subject, the usual case: paired without a Python call per record
+        return cast(dict[str, None], owners), zip(subjects, map(_id_of, records), strict=True)
+    del owners[None]
+    owners.update(dict.fromkeys(r.reviewer for r in records if r.subject is None))
+    owners.pop(None, None)
+    return cast(dict[str, None], owners), map(_owner_and_id, records)
 
 
 def _owner_and_id(record: AuditRecord) -> tuple[str | None, str]:

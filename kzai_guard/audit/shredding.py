@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import operator
@@ -42,6 +43,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from kzai_guard._native import native_module
 from kzai_guard.audit.subject_keys import KEY_SIZE, SqliteSubjectKeys
 
 __all__ = [
@@ -96,6 +98,10 @@ _nonce_bytes = operator.methodcaller("to_bytes", _NONCE_SIZE, "big")
 _first = operator.itemgetter(0)
 _second = operator.itemgetter(1)
 _encrypt_of = operator.attrgetter("encrypt")
+_native_lines = native_module("kzai_guard.audit._lines")
+_native_refs: Callable[..., tuple[list[bytes], list[tuple[str, str]]]] | None = (
+    None if _native_lines is None else _native_lines.record_refs
+)
 _FIELD_LISTS: dict[tuple[str, ...], str] = {
     names: ",".join(names)
     for names in (
@@ -378,7 +384,23 @@ class Sealer:
         pairs (``b""`` where the owner is ``None``), with ``seals`` from :meth:`for_batch`.
 
         Where the store indexes record references, each record gets its own
-        (:func:`record_ref`), handed to the store to be committed with the batch's keys."""
+        (:func:`record_ref`), handed to the store to be committed with the batch's keys.
+        The C line encoder computes them where it is in use (the same bytes)."""
+        pairs = list(records)
+        found = None
+        if _native_refs is not None:
+            with contextlib.suppress(TypeError):  # what only the Python twin handles
+                found = _native_refs(pairs, seals)
+        out, index = found if found is not None else self._python_record_refs(pairs, seals)
+        if index and self._indexed is not None:
+            self._indexed.remember(index)
+        return out
+
+    def _python_record_refs(
+        self, records: Iterable[tuple[str | None, str]], seals: dict[str, SubjectSeal]
+    ) -> tuple[list[bytes], list[tuple[str, str]]]:
+        """What the C encoder's ``record_refs`` does, in Python: the references, and the
+        ``(record reference, owner's key reference)`` pairs of those made per record."""
         out: list[bytes] = []
         append = out.append
         index: list[tuple[str, str]] = []
@@ -402,9 +424,7 @@ class Sealer:
             ref = _RECORD_REF_BYTES + _hex(o.digest()[:16])
             index.append((ref.decode(), seal[1].decode()))
             append(ref)
-        if index and self._indexed is not None:
-            self._indexed.remember(index)
-        return out
+        return out, index
 
     def _ref_mac(self, ref_key: bytes) -> tuple[Any, Any]:
         """SHA-256 after the inner and after the outer padded HMAC key (RFC 2104)."""

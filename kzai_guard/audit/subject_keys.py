@@ -371,7 +371,7 @@ class SqliteSubjectKeys:
             with self._lock:
                 items = list(self._pending.items())
                 numbered = [self._numbers[r] for r, _ in items if r in self._numbers]
-                remembered = list(self._remembered.items())
+                remembered = self._remembered.copy()
             if not items and not remembered:
                 return False
             durable = durable or len(numbered) < len(items)
@@ -385,11 +385,17 @@ class SqliteSubjectKeys:
                         "DELETE FROM reserved_key WHERE number = ?", [(n,) for n in numbered]
                     )
                     # only for owners with a key: one another process erased since the batch
-                    # was sealed gets no entry back (its lines are sealed again, under a new key)
+                    # was sealed gets no entry back (its lines are sealed again, under a new key).
+                    # A batch has few owners: they are looked up once, not once per record
+                    owners = set(remembered.values())
+                    kept = set(_stored(self._wdb, list(owners))) if owners else owners
+                    rows: Iterable[tuple[str, str]] = (
+                        remembered.items()
+                        if len(kept) == len(owners)
+                        else [(r, o) for r, o in remembered.items() if o in kept]
+                    )
                     self._wdb.executemany(
-                        "INSERT OR IGNORE INTO record_ref (ref, owner) SELECT ?1, ?2 "
-                        "WHERE EXISTS (SELECT 1 FROM subject_key WHERE ref = ?2)",
-                        remembered,
+                        "INSERT OR IGNORE INTO record_ref (ref, owner) VALUES (?, ?)", rows
                     )
                     # a row was there already for some ref: read back which key is stored
                     stored = (
@@ -399,9 +405,13 @@ class SqliteSubjectKeys:
                 self._wdb.execute("PRAGMA synchronous=FULL")
             replaced = False
             with self._lock:
-                for record, owner in remembered:
-                    if self._remembered.get(record) == owner:
-                        del self._remembered[record]
+                if self._remembered == remembered:
+                    # the usual case, nothing remembered meanwhile: compared in C, not by a loop
+                    self._remembered.clear()
+                else:
+                    for record, owner in remembered.items():
+                        if self._remembered.get(record) == owner:
+                            del self._remembered[record]
                 for ref, key in items:
                     winner = stored.get(ref, key)
                     if winner != key:

@@ -13,7 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kzai_guard.audit.lines import NATIVE, PUREPYTHON_VARIABLE, LineEncoder, chain
+from kzai_guard.audit.lines import (
+    NATIVE,
+    PUREPYTHON_VARIABLE,
+    LineEncoder,
+    _python_chain,
+    chain,
+)
 from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.audit.shredding import (
     AAD_PREFIX,
@@ -370,3 +376,175 @@ def test_sealed_bodies_chained_later_unseal_as_the_lines_encoded_in_place(native
     assert [orjson.loads(line)["seq"] for line in lines] == list(range(5, 305))
     for chained, encoded in zip(lines, in_place, strict=True):
         assert _readable(chained, keys) == _readable(encoded, keys)
+
+
+_LAST_SEQ = 2**63 - 1
+_seqs = st.one_of(
+    st.integers(min_value=-(2**63), max_value=_LAST_SEQ),
+    st.sampled_from([0, 9, 10, 99, 100, -1, -10, _LAST_SEQ, _LAST_SEQ - 1, _LAST_SEQ - 5]),
+)
+_prevs = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64).map(str.encode)
+
+
+@needs_native
+@given(
+    st.lists(records(), min_size=1, max_size=12),
+    st.sampled_from(["clear", "sealed", "numbered", "owner-ref"]),
+)
+def test_c_bodies_are_the_python_bodies_and_the_c_lines_cut(
+    chunk: list[AuditRecord], how: str
+) -> None:
+    keys = _UnindexedKeys() if how in ("numbered", "owner-ref") else MemorySubjectKeys()
+    sealer = None if how == "clear" else Sealer(keys)
+    python = LineEncoder(sealer, native=False)
+    seals, nonces, refs = python._seals(chunk)
+    if how == "numbered" and seals:
+        seals = {owner: (s[0], s[1], 40 + i, *s[3:]) for i, (owner, s) in enumerate(seals.items())}
+    given_refs = None if how in ("numbered", "owner-ref") else refs
+    expected = python._bodies(chunk, seals, nonces, refs)
+    encoder = _c_encoder()
+    assert encoder.bodies(chunk, seals, nonces, given_refs) == expected
+    # the bodies the log was written with so far: cut from lines after 64 zeros, from seq 0
+    lines = encoder.encode(chunk, 0, b"0" * 64, 1 << 62, seals, nonces, given_refs)[0]
+    assert [line[73 : -len(b"%d}" % i)] for i, line in enumerate(lines)] == expected
+
+
+@needs_native
+@given(
+    st.lists(st.binary(max_size=300), max_size=12),
+    _seqs,
+    _prevs,
+    st.integers(min_value=-10, max_value=4000),
+    st.sampled_from(FORMATS),
+)
+def test_c_and_python_chains_are_the_same_bytes(
+    bodies: list[bytes], seq: int, prev: bytes, room: int, log_format: int
+) -> None:
+    from kzai_guard.audit import _lines
+
+    expected = _python_chain(bodies, seq, prev, room, log_format)
+    assert chain(bodies, seq, prev, room, log_format) == expected
+    try:
+        got = _lines.chain(bodies, seq, prev, room, log_format)
+    except OverflowError:
+        # only where a line's seq would be past 64 bits (chain() then uses the Python twin)
+        assert seq + len(expected[0]) - 1 > _LAST_SEQ
+    else:
+        assert got == expected
+    assert expected[2] == sum(len(line) + 1 for line in expected[0])
+
+
+@needs_native
+@pytest.mark.parametrize("log_format", FORMATS)
+def test_the_c_chain_stops_after_the_line_that_fills_the_room(log_format: int) -> None:
+    from kzai_guard.audit import _lines
+
+    bodies = [b'","rec":{"id":"x"},"seq":'] * 5
+    line_size = len(_python_chain(bodies[:1], 10, b"0" * 64, 1 << 30)[0][0]) + 1
+    for room, count in [
+        (-1, 1),
+        (0, 1),
+        (1, 1),
+        (line_size, 1),
+        (line_size + 1, 2),
+        (3 * line_size, 3),
+        (1 << 30, 5),
+    ]:
+        lines, hashes, size = _lines.chain(bodies, 10, b"0" * 64, room, log_format)
+        assert (len(lines), len(hashes), size) == (count, count, count * line_size)
+        assert hashes == [leaf_of(log_format, line) for line in lines]
+    assert _lines.chain([], 0, b"0" * 64, 0, log_format) == ([], [], 0)
+
+
+def test_chain_past_64_bit_sequence_numbers_is_the_python_chain() -> None:
+    bodies = [b'","rec":{},"seq":'] * 3
+    expected = _python_chain(bodies, _LAST_SEQ - 1, b"f" * 64, 1 << 30)
+    assert [orjson.loads(line)["seq"] for line in expected[0]] == [
+        _LAST_SEQ - 1,
+        _LAST_SEQ,
+        _LAST_SEQ + 1,
+    ]
+    assert chain(bodies, _LAST_SEQ - 1, b"f" * 64, 1 << 30) == expected
+    assert chain(bodies, 2**70, b"f" * 64, 1 << 30) == _python_chain(
+        bodies, 2**70, b"f" * 64, 1 << 30
+    )
+
+
+@needs_native
+@pytest.mark.parametrize(
+    ("bodies", "prev", "leaf_format", "error"),
+    [
+        ([b"x"], b"0" * 63, 1, ValueError),
+        ([b"x"], b"0" * 64, 3, ValueError),
+        ([b"x", "not bytes"], b"0" * 64, 1, TypeError),
+        ([bytearray(b"x")], b"0" * 64, 1, TypeError),
+        (5, b"0" * 64, 1, TypeError),
+    ],
+)
+def test_the_c_chain_refuses_bad_arguments_with_an_exception(
+    bodies: Any, prev: bytes, leaf_format: int, error: type[Exception]
+) -> None:
+    from kzai_guard.audit import _lines
+
+    with pytest.raises(error):
+        _lines.chain(bodies, 0, prev, 1 << 30, leaf_format)
+
+
+@needs_native
+def test_the_c_bodies_refuse_what_the_python_encoder_owns() -> None:
+    for record in _REFUSED:
+        with pytest.raises((TypeError, ValueError, OverflowError)):
+            _c_encoder().bodies([make_record(0), record], None, [])
+
+
+_owner_ids = st.tuples(
+    st.one_of(st.none(), st.sampled_from(["p:0", "p:1", "r:2"])),
+    st.text(st.characters(exclude_categories=("Cs",)), max_size=40),
+)
+
+
+@needs_native
+@given(st.lists(_owner_ids, max_size=12), st.booleans())
+def test_c_and_python_record_references_are_the_same(
+    pairs: list[tuple[str | None, str]], indexed: bool
+) -> None:
+    from kzai_guard.audit import _lines
+
+    sealer = Sealer(MemorySubjectKeys() if indexed else _UnindexedKeys())
+    seals = sealer.for_batch(owner for owner, _ in pairs if owner is not None)
+    expected = sealer._python_record_refs(pairs, seals)
+    assert _lines.record_refs(pairs, seals) == expected
+    assert sealer.record_refs(iter(pairs), seals) == expected[0]
+    # an owner's own reference where the store keeps no index, else one per record
+    assert len(expected[1]) == (sum(owner is not None for owner, _ in pairs) if indexed else 0)
+
+
+@needs_native
+def test_record_references_the_c_encoder_refuses_are_made_in_python() -> None:
+    from kzai_guard.audit import _lines
+
+    keys = MemorySubjectKeys()
+    sealer = Sealer(keys)
+    seals = sealer.for_batch(["p:0"])
+    expected = sealer._python_record_refs([("p:0", "dec-1")], seals)
+    for refused in ([["p:0", "dec-1"]], [("p:0", 1)], [("p:0",)]):
+        with pytest.raises(TypeError):
+            _lines.record_refs(refused, seals)
+    assert sealer.record_refs([["p:0", "dec-1"]], seals) == expected[0]  # type: ignore[list-item]
+    assert keys.record_key(expected[0][0].decode()) == keys.key_for(seals["p:0"][1].decode())
+    with pytest.raises(KeyError):
+        _lines.record_refs([("someone else", "dec-1")], seals)
+    with pytest.raises(UnicodeEncodeError):
+        _lines.record_refs([("p:0", "dec-\ud800")], seals)
+
+
+@needs_native
+def test_runs_of_one_owners_records_are_sealed_as_the_python_encoder_seals_them() -> None:
+    # the C encoder sets a key up once for a run of records under it: runs and switches
+    owners = ["p:a", "p:a", "p:b", "p:b", "p:a", None, "p:a", "p:c", "p:a"]
+    chunk = [make_record(i, subject=owner) for i, owner in enumerate(owners)]
+    python = LineEncoder(Sealer(MemorySubjectKeys()), native=False)
+    seals, nonces, refs = python._seals(chunk)
+    expected = python._bodies(chunk, seals, nonces, refs)
+    assert _c_encoder().bodies(chunk, seals, nonces, refs) == expected
+    assert len(set(expected)) == len(chunk)

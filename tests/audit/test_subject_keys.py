@@ -403,3 +403,32 @@ def test_a_batch_sealed_before_another_process_erased_its_owner_leaves_no_entry_
     keys.close()
     for file in path.parent.glob("keys.sqlite3*"):
         assert subject_ref("p:gone").encode() not in file.read_bytes()
+
+
+def test_record_references_remembered_during_a_commit_wait_for_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kzai_guard.audit import subject_keys
+
+    path = tmp_path / "keys.sqlite3"
+    keys = SqliteSubjectKeys(path, reserve_keys=False)
+    owner = subject_ref("p:0")
+    keys.key_for(owner)
+    keys.remember([("rr:first", owner)])
+    stored = subject_keys._stored
+
+    def stored_while_remembering(db: sqlite3.Connection, refs: list[str]) -> dict[str, bytes]:
+        # as the writer thread does while the keeper thread commits
+        keys.remember([("rr:during", owner)])
+        return stored(db, refs)
+
+    monkeypatch.setattr(subject_keys, "_stored", stored_while_remembering)
+    keys.commit()
+    monkeypatch.setattr(subject_keys, "_stored", stored)
+    db = sqlite3.connect(path)
+    committed = "SELECT ref FROM record_ref ORDER BY ref"
+    assert db.execute(committed).fetchall() == [("rr:first",)]
+    keys.commit()
+    assert db.execute(committed).fetchall() == [("rr:during",), ("rr:first",)]
+    db.close()
+    keys.close()
