@@ -63,7 +63,7 @@ def logged(tmp_path: Path) -> Iterator[tuple[kg.Guard, Path]]:
 def test_the_record_is_built_by_the_log_writer_not_the_request_thread(
     logged: tuple[kg.Guard, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    guard, log = logged
+    guard, _ = logged
     builders: list[str] = []
     audit_record = DecisionRecorder.audit_record
 

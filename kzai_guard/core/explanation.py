@@ -89,8 +89,7 @@ class Explanation(BaseModel):
                 except UnicodeEncodeError:
                     # as pydantic refuses in every other text: such a string cannot be JSON
                     raise ValueError(
-                        f"summary[{language.value}] must be UTF-8 text (it holds a lone "
-                        "surrogate)"
+                        f"summary[{language.value}] must be UTF-8 text (it holds a lone surrogate)"
                     ) from None
         return value
 
