@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shutil
 import subprocess
@@ -154,6 +155,8 @@ def _run_child(prefix: list[str], variant: str, requests: int) -> str:
     proc = subprocess.run(
         [*prefix, sys.executable, "-m", "benchmarks.instructions", variant, str(requests)],
         cwd=ROOT,
+        # one hash seed for every child: set and dict layouts, and so the counts, repeat
+        env={**os.environ, "PYTHONHASHSEED": "0"},
         capture_output=True,
         text=True,
         timeout=1800,

@@ -29,7 +29,12 @@ from kzai_guard.audit.record import AuditRecord, EventKind
 from kzai_guard.context import DecisionContext
 from kzai_guard.core import problems
 from kzai_guard.core.data_basis import BasisValue, declared_inputs
-from kzai_guard.core.explanation import ExplanationDefaults, explanation_json, missing_fields
+from kzai_guard.core.explanation import (
+    Explanation,
+    ExplanationDefaults,
+    explanation_json,
+    missing_fields,
+)
 from kzai_guard.core.policy import DecisionPolicy
 from kzai_guard.core.review import Reviewer
 from kzai_guard.core.verdict import Obligation, Verdict
@@ -139,7 +144,7 @@ class DecisionRecorder:
         digest: str | None = None
         withheld: str | None = None
         stored: Future[None] | None = None
-        pending: PendingExplanation | None = None
+        pending: _Draft | None = None
         if explanation is not None:
             missing: Sequence[str] = (
                 missing_fields(explanation, self.defaults) if self._check_fields else ()
@@ -150,10 +155,8 @@ class DecisionRecorder:
                 withheld = "explanation lacks " + ", ".join(missing)
             elif decision.subject_ref is not None and decision.at is not None:
                 # begin() sets the pseudonym and the time together, for every named subject;
-                # the JSON and its digest are made off this thread
-                pending = PendingExplanation(
-                    decision.id, decision.subject_ref, self.name, decision.at, explanation
-                )
+                # the JSON and its digest are made off this thread, by the draft
+                pending = _Draft(self, decision, explanation)
                 stored = self._explanations.put(pending)
             else:
                 raw = explanation_json(explanation)
@@ -297,28 +300,21 @@ class DecisionRecorder:
     def _draft(
         self,
         decision: Decision,
-        pending: PendingExplanation | None,
+        draft: _Draft | None,
         digest: str | None,
         withheld: str | None,
     ) -> Future[None] | None:
         """Hand the sink the decision's record to build off this thread (:class:`_Draft`)."""
         verdict = decision.verdict
         latency_us = (perf_counter_ns() - decision.started_ns) // 1000
-        trace_id = self._telemetry.decision(
+        if draft is None:
+            draft = _Draft(self, decision, None)
+            draft.digest = digest
+        draft.time_us = time_ns() // 1000
+        draft.latency_us = latency_us
+        draft.withheld = withheld
+        draft.trace_id = self._telemetry.decision(
             self.name, verdict.outcome, verdict.reason, decision.id, latency_us
-        )
-        draft = _Draft(
-            self,
-            decision.id,
-            time_ns() // 1000,
-            decision.subject_ref,
-            verdict,
-            decision.reviewer,
-            pending,
-            digest,
-            trace_id,
-            latency_us,
-            withheld,
         )
         try:
             return self._write_draft(draft)  # type: ignore[misc]
@@ -378,56 +374,50 @@ class DecisionRecorder:
         )
 
 
-class _Draft:
-    """A decision's audit record as the request thread hands it over; the sink's writer
-    builds it (:class:`~kzai_guard.audit.sink.RecordDraft`), the explanation's digest
-    included. Holds what the record needs, not the request."""
+class _Draft(PendingExplanation):
+    """A decision's audit record as the request thread hands it over, and its explanation
+    (a :class:`~kzai_guard.explanations.PendingExplanation`, ``explanation`` ``None`` where
+    there is none to keep): the sink's writer builds the record
+    (:class:`~kzai_guard.audit.sink.RecordDraft`), the explanation's digest included. Holds
+    what the record needs, not the request."""
 
     __slots__ = (
-        "decision_id",
         "digest",
         "latency_us",
-        "pending",
         "recorder",
         "reviewer",
-        "subject_ref",
         "time_us",
         "trace_id",
         "verdict",
         "withheld",
     )
+    digest: str | None
+    latency_us: int
+    time_us: int
+    trace_id: str | None
+    withheld: str | None
 
     def __init__(
-        self,
-        recorder: DecisionRecorder,
-        decision_id: str,
-        time_us: int,
-        subject_ref: str | None,
-        verdict: Verdict,
-        reviewer: Reviewer | None,
-        pending: PendingExplanation | None,
-        digest: str | None,
-        trace_id: str | None,
-        latency_us: int,
-        withheld: str | None,
+        self, recorder: DecisionRecorder, decision: Decision, explanation: Explanation | None
     ) -> None:
+        # the explanation's part, set here rather than by a call to its __init__
+        self.decision_id = decision.id
+        self.subject_ref = decision.subject_ref  # type: ignore[assignment]
+        self.policy = recorder.name
+        self.created_at = decision.at  # type: ignore[assignment]
+        self.explanation = explanation  # type: ignore[assignment]
+        self._stored = False
         self.recorder = recorder
-        self.decision_id = decision_id
-        self.time_us = time_us
-        self.subject_ref = subject_ref
-        self.verdict = verdict
-        self.reviewer = reviewer
-        self.pending = pending
-        self.digest = digest
-        self.trace_id = trace_id
-        self.latency_us = latency_us
-        self.withheld = withheld
+        self.verdict = decision.verdict
+        self.reviewer = decision.reviewer
+        self.digest = None
+        # time_us, latency_us, trace_id and withheld: set as the record is handed over
 
     def build(self) -> AuditRecord:
         """The record; an explanation whose JSON cannot be written is named in ``detail``."""
         digest, detail = self.digest, self.withheld
-        if self.pending is not None:
-            stored = self.pending.stored()
+        if self.explanation is not None:
+            stored = self.stored()
             if stored is None:
                 detail = _UNWRITABLE if detail is None else f"{detail}; {_UNWRITABLE}"
             else:

@@ -242,7 +242,10 @@ class Archive(Generic[_Item]):
 class PendingExplanation:
     """An explanation handed over as the decision function gave it: its JSON and digest are
     made off the request thread, by whichever needs them first (the archive's writer, the
-    audit log's writer building the decision's record, or a read), once."""
+    audit log's writer building the decision's record, or a read), once.
+
+    A decision's record draft (:mod:`kzai_guard.decision_record`) is one, so that a decision
+    hands one object to both writers."""
 
     __slots__ = ("_stored", "created_at", "decision_id", "explanation", "policy", "subject_ref")
 
@@ -307,7 +310,7 @@ class Explanations(Archive[StoredExplanation | PendingExplanation]):
 
 
 def _stored(item: StoredExplanation | PendingExplanation) -> StoredExplanation | None:
-    return item.stored() if type(item) is PendingExplanation else item  # type: ignore[return-value]
+    return item if type(item) is StoredExplanation else item.stored()  # type: ignore[union-attr]
 
 
 def released_when_stored(
