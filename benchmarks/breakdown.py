@@ -13,8 +13,8 @@ CPU time per request, background writers drained at the end of each repetition):
   attaches one explanation made at start-up;
 - ``begin``: the real :meth:`~kzai_guard.gate.Gate.begin` (subject, consent, verdict), the
   stand-in finish;
-- ``finish``: the stand-in begin, the real :meth:`~kzai_guard.gate.Gate.finish` (explanation
-  JSON, digest and archive, audit record, telemetry, response headers);
+- ``finish``: the stand-in begin, the real :meth:`~kzai_guard.gate.Gate.finish` (the
+  explanation and the record's draft handed to their writers, telemetry, response headers);
 - ``gate``: both real, the explanation still made once at start-up;
 - ``guarded-null``: section 1a's variant, the endpoint building its pydantic ``Explanation``
   per request, auditing to a ``NullSink``;
@@ -55,7 +55,7 @@ PARTS: tuple[tuple[str, str, str], ...] = (
     ("middleware", "bare", "the pure ASGI middleware and the person's routes"),
     ("decorator", "middleware", "the decorator, explain() and a stand-in gate"),
     ("begin", "decorator", "Gate.begin: subject, consent, verdict"),
-    ("finish", "decorator", "Gate.finish: explanation JSON, digest, archive, record, headers"),
+    ("finish", "decorator", "Gate.finish: explanation and record handed to the writers, headers"),
     ("guarded-null", "gate", "the endpoint's Explanation model, built per request"),
     ("guarded", "guarded-null", "the signed log (async) instead of a NullSink"),
 )

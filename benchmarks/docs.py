@@ -74,16 +74,17 @@ METHOD = """\
   each adding one part of the guard to the layer below it, and driven the same way in one child
   process: the middleware alone (endpoint undecorated); the decorator with a stand-in gate
   that does none of the gate's work; the real `Gate.begin` (subject, consent, verdict) or the
-  real `Gate.finish` (the gate's `DecisionRecorder`: explanation JSON, digest and archive,
-  audit record, telemetry, response headers) beside that stand-in; both real with an
+  real `Gate.finish` (the gate's `DecisionRecorder`: the explanation handed to its archive and
+  the record's draft to the audit log, whose writers make the JSON, digest and record;
+  telemetry; response headers) beside that stand-in; both real with an
   explanation made once at start-up; the endpoint building its pydantic `Explanation` per
   request; the signed log instead of a `NullSink`. Each figure is a layer beside the one below
   it, so its delta is that part's cost; the stand-ins cost a little themselves, so the parts
   need not add up exactly.
 - **Hot path, instructions.** The Starlette variants of the in-process figures, and the layers
   of the part-by-part figures, each run in a child process under valgrind's callgrind
-  (`--separate-threads=yes`) with 1,000 and with 3,000 requests after the same warm-up; the
-  difference over 2,000 requests is what one request costs. The serving thread (the event
+  (`--separate-threads=yes`, one hash seed) with 1,000 and with 3,000 requests after the same
+  warm-up; the difference over 2,000 requests is what one request costs. The serving thread (the event
   loop's) and the background threads (the guard's writers) are counted apart, each held to its
   target for the guarded decision with the signed log in async durability (at most 60k and
   40k instructions added); the parts are the serving thread's. A count of instructions does

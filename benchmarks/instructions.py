@@ -38,7 +38,7 @@ PARTS: tuple[tuple[str, str, str], ...] = (
     ("middleware", "bare", "the pure ASGI middleware and the person's routes"),
     ("decorator", "middleware", "the decorator, explain() and a stand-in gate"),
     ("begin", "decorator", "Gate.begin: subject, consent, verdict"),
-    ("finish", "decorator", "Gate.finish: explanation, audit record, headers"),
+    ("finish", "decorator", "Gate.finish: explanation and record handed to the writers, headers"),
     ("guarded-null", "gate", "the endpoint's Explanation model, built per request"),
     ("guarded", "guarded-null", "the signed log (async) instead of a NullSink"),
 )

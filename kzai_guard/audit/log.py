@@ -67,7 +67,7 @@ class AuditLog(Sequencer):
         subject_keys: SubjectKeys | None = None,
         seal_personal_fields: bool = True,
         origin: str | None = None,
-        queue_limit: int = 65_536,
+        queue_limit: int = 8_192,
         put_timeout: float = 5.0,
         segment_max_bytes: int = 64 * 1024 * 1024,
         segment_max_age_s: float = 86_400.0,
@@ -85,8 +85,10 @@ class AuditLog(Sequencer):
 
         ``durability="sync"`` (the default) resolves each write's future once the record is
         fsynced, in group commits; ``"async"`` returns at once and, on a crash, loses the
-        records still queued (up to ``queue_limit``, and the last 5 ms the writer lingers to
-        build a batch) and those the operating system had not yet written to disk.
+        records still queued (up to ``queue_limit``, 8,192 by default: about a tenth of a
+        second of the writer's work, and what bounds the memory a backlog takes, about 10 MiB;
+        and the last 5 ms the writer lingers to build a batch) and those the operating system
+        had not yet written to disk.
 
         ``signer`` signs checkpoints; without one, a demo key is made on first open in
         ``directory/keys`` (convenient, but anyone who can write the directory can then re-sign
