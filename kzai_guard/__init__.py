@@ -7,7 +7,7 @@ in a signed audit trail.
 """
 
 from kzai_guard.audit.record import AuditRecord, EventKind
-from kzai_guard.audit.sink import AuditSink, MemorySink, NullSink
+from kzai_guard.audit.sink import AuditSink, MemorySink, NullSink, RecordDraft
 from kzai_guard.context import (
     DecisionContext,
     data_basis,
@@ -114,6 +114,7 @@ __all__ = [
     "ProhibitedPractice",
     "ProtectedGround",
     "Reason",
+    "RecordDraft",
     "Redaction",
     "ReviewOutcome",
     "ReviewStatus",

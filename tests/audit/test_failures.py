@@ -14,6 +14,7 @@ import pytest
 from kzai_guard.audit.keys import Keyring, Signer
 from kzai_guard.audit.log import AuditLog
 from kzai_guard.audit.reader import read_verified
+from kzai_guard.audit.record import AuditRecord
 from kzai_guard.audit.verify import verify_log
 from kzai_guard.errors import AuditLogError, AuditUnavailable
 
@@ -235,4 +236,39 @@ def test_sync_log_becomes_healthy_again_once_the_disk_takes_writes(
     again.result(timeout=5)
     log.close()
     assert [e.record.id for e in read_verified(tmp_path / "a")] == ["dec-000000", "dec-000002"]
+    assert verify_log(tmp_path / "a", keyring).ok
+
+
+class _Draft:
+    """A record still to be built, counting its builds."""
+
+    def __init__(self, record: AuditRecord) -> None:
+        self.record = record
+        self.builds = 0
+
+    def build(self) -> AuditRecord:
+        self.builds += 1
+        return self.record
+
+
+def test_a_draft_queued_while_the_disk_refuses_is_built_once_and_written_when_it_is_back(
+    tmp_path: Path, signer: Signer, keyring: Keyring
+) -> None:
+    log = AuditLog.open(tmp_path / "a", signer=signer, durability="async")
+    log.write(make_record(0))
+    log.flush()
+    writable = log._storage._fd
+    log._storage._fd = os.open(tmp_path / "a" / "00000000000000000000.log", os.O_RDONLY)
+    draft = _Draft(make_record(1))
+    log.write_draft(draft)
+    with pytest.raises(AuditUnavailable, match="cannot be written"):
+        log.flush(timeout=5)
+    assert (log.healthy, draft.builds) == (False, 1)
+    with pytest.raises(AuditUnavailable, match="cannot be written"):
+        log.write_draft(_Draft(make_record(2)))
+    os.close(log._storage._fd)
+    log._storage._fd = writable
+    log.close()
+    assert draft.builds == 1
+    assert [e.record.id for e in read_verified(tmp_path / "a")] == ["dec-000000", "dec-000001"]
     assert verify_log(tmp_path / "a", keyring).ok
