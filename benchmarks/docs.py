@@ -85,8 +85,8 @@ METHOD = """\
   of the part-by-part figures, each run in a child process under valgrind's callgrind
   (`--separate-threads=yes`, one hash seed) with 1,000 and with 3,000 requests after the same
   warm-up; the difference over 2,000 requests is what one request costs. The serving thread
-  (the event loop's) and the background threads (the guard's writers) are counted apart, each held to its
-  target for the guarded decision with the signed log in async durability (at most 60k and
+  (the event loop's) and the background threads (the guard's writers) are counted apart, each
+  held to its target for the guarded decision with the signed log in async durability (at most 60k and
   40k instructions added); the parts are the serving thread's. A count of instructions does
   not drift with the machine's load, so it compares across runs. Callgrind runs the process
   about fifty times slower, so writers that batch by time (stored explanations, the async
