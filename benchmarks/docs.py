@@ -81,17 +81,17 @@ METHOD = """\
   request; the signed log instead of a `NullSink`. Each figure is a layer beside the one below
   it, so its delta is that part's cost; the stand-ins cost a little themselves, so the parts
   need not add up exactly.
-- **Hot path, instructions.** The Starlette variants of the in-process figures, and the layers
-  of the part-by-part figures, each run in a child process under valgrind's callgrind
+- **Hot path, instructions.** The Starlette variants of the in-process figures, and the layers of
+  the part-by-part figures, each run in a child process under valgrind's callgrind
   (`--separate-threads=yes`, one hash seed) with 1,000 and with 3,000 requests after the same
-  warm-up; the difference over 2,000 requests is what one request costs. The serving thread
-  (the event loop's) and the background threads (the guard's writers) are counted apart, each
-  held to its target for the guarded decision with the signed log in async durability (at most 60k and
-  40k instructions added); the parts are the serving thread's. A count of instructions does
-  not drift with the machine's load, so it compares across runs. Callgrind runs the process
-  about fifty times slower, so writers that batch by time (stored explanations, the async
-  audit log) write smaller batches than at full speed: their share is an upper bound.
-  `benchmarks/run` installs valgrind with apt where it is missing.
+  warm-up; the difference over 2,000 requests is what one request costs. The serving thread (the
+  event loop's) and the background threads (the guard's writers) are counted apart, each held to its
+  target for the guarded decision with the signed log in async durability (at most 60k and 40k
+  instructions added); the parts are the serving thread's. A count of instructions does not drift
+  with the machine's load, so it compares across runs. Callgrind runs the process about fifty times
+  slower, so writers that batch by time (stored explanations, the async audit log) write smaller
+  batches than at full speed: their share is an upper bound. `benchmarks/run` installs valgrind with
+  apt where it is missing.
 - **Hot path, real server.** Each variant runs under uvicorn on 127.0.0.1 in its own process
   pinned to one core; the load generator (`benchmarks/loadgen.py`, asyncio keep-alive
   HTTP/1.1) runs in another process on the other core and drives one server at a time. The
