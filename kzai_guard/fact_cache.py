@@ -27,29 +27,50 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from math import inf
 from time import monotonic
+from typing import NamedTuple
 
 from kzai_guard.core.consent import Consent, consent_is_valid
 from kzai_guard.forking import remake_after_fork
 from kzai_guard.stores.base import ChangeKind, Store
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "FactCache", "SubjectState"]
+__all__ = ["DEFAULT_POLL_INTERVAL", "ConsentSpan", "FactCache", "SubjectState"]
 
 DEFAULT_POLL_INTERVAL = 0.25
 _DEFAULT_LIMIT = 100_000
 _log = logging.getLogger("kzai_guard")
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+class ConsentSpan(NamedTuple):
+    """Whether a consent for a purpose counts, and the times over which that answer holds:
+    from ``since`` (included) to ``until`` (excluded)."""
+
+    valid: bool
+    since: datetime
+    until: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class SubjectState:
-    """What the store says about one subject: consents in force by purpose, objections."""
+    """What the store says about one subject: consents in force by purpose, objections.
+
+    :attr:`spans` remembers, per ``(purpose, notice_version)``, the last
+    :meth:`consent_span`: a decision whose time falls inside it takes the answer from there
+    instead of judging every consent again. A state never changes (a change in the store
+    replaces it), so a span stays right for as long as the state is used.
+    """
 
     consents: dict[str, tuple[Consent, ...]]
     objects_to_all: bool
     objects_to: frozenset[str]
+    spans: dict[tuple[str, str | None], ConsentSpan] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def consent_valid(self, purpose: str, notice_version: str | None, at: datetime) -> bool:
         """True when a consent for ``purpose`` counts at ``at``."""
@@ -57,6 +78,30 @@ class SubjectState:
             if consent_is_valid(consent, notice_version=notice_version, at=at):
                 return True
         return False
+
+    def consent_span(self, purpose: str, notice_version: str | None, at: datetime) -> ConsentSpan:
+        """:meth:`consent_valid` at ``at``, with the span around ``at`` over which it holds;
+        kept in :attr:`spans` (a naive ``at`` gets an empty span, kept nowhere).
+
+        The rule (:func:`~kzai_guard.core.consent.consent_is_valid`) depends on the time only
+        through comparisons with the consents' grant and expiry times, so its answer holds
+        between two neighbouring ones of those times.
+        """
+        valid = self.consent_valid(purpose, notice_version, at)
+        if at.utcoffset() is None:
+            return ConsentSpan(valid, at, at)
+        since, until = _EARLIEST, _LATEST
+        for consent in self.consents.get(purpose, ()):
+            for edge in (consent.granted_at, consent.expires_at):
+                if edge is None:
+                    continue
+                if edge <= at:
+                    since = max(since, edge)
+                else:
+                    until = min(until, edge)
+        span = ConsentSpan(valid, since, until)
+        self.spans[(purpose, notice_version)] = span
+        return span
 
     def objected(self, policy: str) -> bool:
         """True when an objection in force covers ``policy``."""
@@ -77,6 +122,10 @@ class FactCache:
         self._limit = limit
         self._poll_interval = poll_interval
         self._states: dict[str, SubjectState] = {}
+        self.cached_state = self._states.get
+        """The subject's cached state, or ``None`` (or a given default); never reads the
+        store. The cache's own lookup, bound once: a decision that finds its subject cached
+        makes no Python call for it."""
         self._epoch = 0
         self._lock = threading.Lock()
         read_at = monotonic()

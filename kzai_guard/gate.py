@@ -152,13 +152,12 @@ class Gate:
         "_ask_always",
         "_basis_declared",
         "_cached",
+        "_consent_key",
         "_facts",
         "_guard",
-        "_notice_version",
         "_now",
         "_objection_header",
         "_pseudonym",
-        "_purpose",
         "_resolve_reviewer",
         "_resolve_subject",
         "_route_vulnerable",
@@ -214,15 +213,16 @@ class Gate:
         # What every decision calls, bound once.
         self._facts = guard.facts
         self._state = guard.facts.state
-        self._cached = guard.facts.cached
+        self._cached = guard.facts.cached_state
         self._now = guard.now
         self._pseudonym = guard.auditor.pseudonym
         self._resolve_subject = guard.subject_resolver
         self._resolve_reviewer = guard.reviewer_resolver
         self._ask_always = not needs_user(guard.reviewer_resolver)
         self._vulnerability = guard.vulnerability
-        self._purpose = policy.purpose
-        self._notice_version = policy.notice_version
+        self._consent_key = (
+            None if policy.purpose is None else (policy.purpose, policy.notice_version)
+        )
         self._subject_refs = guard.checked_subjects
         self._basis_declared = recorder.basis_declared
 
@@ -278,7 +278,11 @@ class Gate:
             try:
                 # Stale facts: the store is likely out of reach, so a decision that is not
                 # significant does not wait for it and judges on what is cached.
-                state = self._state(subject) if trusted else self._cached(subject, _NO_FACTS)
+                state = (
+                    self._cached(subject) or self._state(subject)
+                    if trusted
+                    else self._cached(subject, _NO_FACTS)
+                )
             except StoreError:
                 if significant:
                     self._facts_unread(
@@ -287,8 +291,14 @@ class Gate:
                 # Not significant: the verdict needs no consent or objection, so judge as if
                 # there were none (emotion recognition is refused, never allowed).
                 state = _NO_FACTS
-            if self._purpose is not None:
-                consent = state.consent_valid(self._purpose, self._notice_version, now)
+            key = self._consent_key
+            if key is not None:
+                # the state keeps the span of time its last answer holds for: inside it, the
+                # answer is taken as it is (SubjectState.consent_span)
+                span = state.spans.get(key)
+                if span is None or not span[1] <= now < span[2]:
+                    span = state.consent_span(key[0], key[1], now)
+                consent = span[0]
             objection = state.objected(self.name)
             if self._route_vulnerable and reviewer is None:
                 vulnerable = bool(self._vulnerability(subject))  # type: ignore[misc]
