@@ -37,7 +37,7 @@ from kzai_guard.core.consent import Consent, consent_is_valid
 from kzai_guard.forking import remake_after_fork
 from kzai_guard.stores.base import ChangeKind, Store
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "ConsentSpan", "FactCache", "SubjectState"]
+__all__ = ["DEFAULT_POLL_INTERVAL", "FactCache", "PolicyFacts", "SubjectState"]
 
 DEFAULT_POLL_INTERVAL = 0.25
 _DEFAULT_LIMIT = 100_000
@@ -46,11 +46,14 @@ _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _LATEST = datetime.max.replace(tzinfo=UTC)
 
 
-class ConsentSpan(NamedTuple):
-    """Whether a consent for a purpose counts, and the times over which that answer holds:
-    from ``since`` (included) to ``until`` (excluded)."""
+class PolicyFacts(NamedTuple):
+    """What a subject's state says for one policy's decisions, and the times over which it
+    holds: from ``since`` (included) to ``until`` (excluded)."""
 
-    valid: bool
+    consent: bool
+    """Whether a consent for the policy's purpose (and notice version) counts."""
+    objection: bool
+    """Whether an objection in force covers the policy."""
     since: datetime
     until: datetime
 
@@ -59,16 +62,16 @@ class ConsentSpan(NamedTuple):
 class SubjectState:
     """What the store says about one subject: consents in force by purpose, objections.
 
-    :attr:`spans` remembers, per ``(purpose, notice_version)``, the last
-    :meth:`consent_span`: a decision whose time falls inside it takes the answer from there
+    :attr:`spans` remembers, per ``(purpose, notice_version, policy)``, the last
+    :meth:`facts_for`: a decision whose time falls inside its span takes the facts from there
     instead of judging every consent again. A state never changes (a change in the store
-    replaces it), so a span stays right for as long as the state is used.
+    replaces it), so what it remembers stays right for as long as the state is used.
     """
 
     consents: dict[str, tuple[Consent, ...]]
     objects_to_all: bool
     objects_to: frozenset[str]
-    spans: dict[tuple[str, str | None], ConsentSpan] = field(
+    spans: dict[tuple[str | None, str | None, str], PolicyFacts] = field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -79,19 +82,23 @@ class SubjectState:
                 return True
         return False
 
-    def consent_span(self, purpose: str, notice_version: str | None, at: datetime) -> ConsentSpan:
-        """:meth:`consent_valid` at ``at``, with the span around ``at`` over which it holds;
-        kept in :attr:`spans` (a naive ``at`` gets an empty span, kept nowhere).
+    def facts_for(
+        self, purpose: str | None, notice_version: str | None, policy: str, at: datetime
+    ) -> PolicyFacts:
+        """:meth:`consent_valid` (false without a ``purpose``) and :meth:`objected` at ``at``,
+        with the span around ``at`` over which they hold; kept in :attr:`spans` (a naive ``at``
+        gets an empty span, kept nowhere).
 
         The rule (:func:`~kzai_guard.core.consent.consent_is_valid`) depends on the time only
         through comparisons with the consents' grant and expiry times, so its answer holds
         between two neighbouring ones of those times.
         """
-        valid = self.consent_valid(purpose, notice_version, at)
+        valid = purpose is not None and self.consent_valid(purpose, notice_version, at)
+        objection = self.objected(policy)
         if at.utcoffset() is None:
-            return ConsentSpan(valid, at, at)
+            return PolicyFacts(valid, objection, at, at)
         since, until = _EARLIEST, _LATEST
-        for consent in self.consents.get(purpose, ()):
+        for consent in self.consents.get(purpose, ()) if purpose is not None else ():
             for edge in (consent.granted_at, consent.expires_at):
                 if edge is None:
                     continue
@@ -99,9 +106,9 @@ class SubjectState:
                     since = max(since, edge)
                 else:
                     until = min(until, edge)
-        span = ConsentSpan(valid, since, until)
-        self.spans[(purpose, notice_version)] = span
-        return span
+        facts = PolicyFacts(valid, objection, since, until)
+        self.spans[(purpose, notice_version, policy)] = facts
+        return facts
 
     def objected(self, policy: str) -> bool:
         """True when an objection in force covers ``policy``."""

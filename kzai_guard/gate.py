@@ -152,8 +152,8 @@ class Gate:
         "_ask_always",
         "_basis_declared",
         "_cached",
-        "_consent_key",
         "_facts",
+        "_facts_key",
         "_guard",
         "_now",
         "_objection_header",
@@ -220,9 +220,7 @@ class Gate:
         self._resolve_reviewer = guard.reviewer_resolver
         self._ask_always = not needs_user(guard.reviewer_resolver)
         self._vulnerability = guard.vulnerability
-        self._consent_key = (
-            None if policy.purpose is None else (policy.purpose, policy.notice_version)
-        )
+        self._facts_key = (policy.purpose, policy.notice_version, policy.name)
         self._subject_refs = guard.checked_subjects
         self._basis_declared = recorder.basis_declared
 
@@ -291,15 +289,13 @@ class Gate:
                 # Not significant: the verdict needs no consent or objection, so judge as if
                 # there were none (emotion recognition is refused, never allowed).
                 state = _NO_FACTS
-            key = self._consent_key
-            if key is not None:
-                # the state keeps the span of time its last answer holds for: inside it, the
-                # answer is taken as it is (SubjectState.consent_span)
-                span = state.spans.get(key)
-                if span is None or not span[1] <= now < span[2]:
-                    span = state.consent_span(key[0], key[1], now)
-                consent = span[0]
-            objection = state.objected(self.name)
+            # the state keeps, per policy, the span of time its last answer holds for: inside
+            # it, the answer is taken as it is (SubjectState.facts_for)
+            facts = state.spans.get(self._facts_key)
+            if facts is None or not facts[2] <= now < facts[3]:
+                facts = state.facts_for(*self._facts_key, now)
+            consent = facts[0]
+            objection = facts[1]
             if self._route_vulnerable and reviewer is None:
                 vulnerable = bool(self._vulnerability(subject))  # type: ignore[misc]
         outer = None

@@ -79,12 +79,12 @@ def test_repeated_decisions_read_the_subjects_facts_once_and_a_withdrawal_blocks
     store.close()
 
 
-def _state(records: list[kg.Consent]) -> SubjectState:
+def _state(records: list[kg.Consent], objects_to: frozenset[str] = frozenset()) -> SubjectState:
     active = tuple(c for c in records if c.withdrawn_at is None)
     return SubjectState(
         consents={"credit": active} if active else {},
         objects_to_all=False,
-        objects_to=frozenset(),
+        objects_to=objects_to,
     )
 
 
@@ -93,29 +93,47 @@ def _state(records: list[kg.Consent]) -> SubjectState:
     times,
     st.lists(times, max_size=8),
     st.sampled_from([None, "v1", "v2"]),
+    st.sampled_from([frozenset(), frozenset({"loan"}), frozenset({"other"})]),
 )
-def test_a_consent_span_holds_the_rules_answer_at_every_time_inside_it(
-    records: list[kg.Consent], at: datetime, others: list[datetime], notice: str | None
+def test_a_policys_facts_hold_the_rules_answer_at_every_time_inside_their_span(
+    records: list[kg.Consent],
+    at: datetime,
+    others: list[datetime],
+    notice: str | None,
+    objects_to: frozenset[str],
 ) -> None:
-    state = _state(records)
-    span = state.consent_span("credit", notice, at)
-    assert span.since <= at < span.until
-    assert span.valid is state.consent_valid("credit", notice, at)
-    assert state.spans[("credit", notice)] is span
+    state = _state(records, objects_to)
+    facts = state.facts_for("credit", notice, "loan", at)
+    assert facts.since <= at < facts.until
+    assert facts.consent is state.consent_valid("credit", notice, at)
+    assert facts.objection is state.objected("loan")
+    assert state.spans[("credit", notice, "loan")] is facts
     edges = [t for c in state.consents.get("credit", ()) for t in (c.granted_at, c.expires_at)]
-    for t in [*others, span.since, *(e for e in edges if e is not None)]:
-        if span.since <= t < span.until:
-            assert state.consent_valid("credit", notice, t) is span.valid
+    for t in [*others, facts.since, *(e for e in edges if e is not None)]:
+        if facts.since <= t < facts.until:
+            assert state.consent_valid("credit", notice, t) is facts.consent
     # the span ends where the answer may change: at an edge, or at the end of time
-    assert span.until == datetime.max.replace(tzinfo=UTC) or span.until in edges
-    assert span.since == datetime.min.replace(tzinfo=UTC) or span.since in edges
+    assert facts.until == datetime.max.replace(tzinfo=UTC) or facts.until in edges
+    assert facts.since == datetime.min.replace(tzinfo=UTC) or facts.since in edges
+
+
+@given(st.lists(consents(), max_size=4), times)
+def test_a_policy_without_a_purpose_never_has_consent_at_any_time(
+    records: list[kg.Consent], at: datetime
+) -> None:
+    facts = _state(records).facts_for(None, None, "loan", at)
+    assert (facts.consent, facts.since, facts.until) == (
+        False,
+        datetime.min.replace(tzinfo=UTC),
+        datetime.max.replace(tzinfo=UTC),
+    )
 
 
 def test_a_naive_time_gets_an_empty_span_that_is_not_kept() -> None:
-    state = _state([])
+    state = _state([], frozenset({"loan"}))
     at = datetime(2026, 3, 1)
-    span = state.consent_span("credit", None, at)
-    assert (span.valid, span.since, span.until) == (False, at, at)
+    facts = state.facts_for("credit", None, "loan", at)
+    assert facts == (False, True, at, at)
     assert state.spans == {}
 
 
