@@ -27,29 +27,53 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from math import inf
 from time import monotonic
+from typing import NamedTuple
 
 from kzai_guard.core.consent import Consent, consent_is_valid
 from kzai_guard.forking import remake_after_fork
 from kzai_guard.stores.base import ChangeKind, Store
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "FactCache", "SubjectState"]
+__all__ = ["DEFAULT_POLL_INTERVAL", "FactCache", "PolicyFacts", "SubjectState"]
 
 DEFAULT_POLL_INTERVAL = 0.25
 _DEFAULT_LIMIT = 100_000
 _log = logging.getLogger("kzai_guard")
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+class PolicyFacts(NamedTuple):
+    """What a subject's state says for one policy's decisions, and the times over which it
+    holds: from ``since`` (included) to ``until`` (excluded)."""
+
+    consent: bool
+    """Whether a consent for the policy's purpose (and notice version) counts."""
+    objection: bool
+    """Whether an objection in force covers the policy."""
+    since: datetime
+    until: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class SubjectState:
-    """What the store says about one subject: consents in force by purpose, objections."""
+    """What the store says about one subject: consents in force by purpose, objections.
+
+    :attr:`spans` remembers, per ``(purpose, notice_version, policy)``, the last
+    :meth:`facts_for`: a decision whose time falls inside its span takes the facts from there
+    instead of judging every consent again. A state never changes (a change in the store
+    replaces it), so what it remembers stays right for as long as the state is used.
+    """
 
     consents: dict[str, tuple[Consent, ...]]
     objects_to_all: bool
     objects_to: frozenset[str]
+    spans: dict[tuple[str | None, str | None, str], PolicyFacts] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def consent_valid(self, purpose: str, notice_version: str | None, at: datetime) -> bool:
         """True when a consent for ``purpose`` counts at ``at``."""
@@ -57,6 +81,34 @@ class SubjectState:
             if consent_is_valid(consent, notice_version=notice_version, at=at):
                 return True
         return False
+
+    def facts_for(
+        self, purpose: str | None, notice_version: str | None, policy: str, at: datetime
+    ) -> PolicyFacts:
+        """:meth:`consent_valid` (false without a ``purpose``) and :meth:`objected` at ``at``,
+        with the span around ``at`` over which they hold; kept in :attr:`spans` (a naive ``at``
+        gets an empty span, kept nowhere).
+
+        The rule (:func:`~kzai_guard.core.consent.consent_is_valid`) depends on the time only
+        through comparisons with the consents' grant and expiry times, so its answer holds
+        between two neighbouring ones of those times.
+        """
+        valid = purpose is not None and self.consent_valid(purpose, notice_version, at)
+        objection = self.objected(policy)
+        if at.utcoffset() is None:
+            return PolicyFacts(valid, objection, at, at)
+        since, until = _EARLIEST, _LATEST
+        for consent in self.consents.get(purpose, ()) if purpose is not None else ():
+            for edge in (consent.granted_at, consent.expires_at):
+                if edge is None:
+                    continue
+                if edge <= at:
+                    since = max(since, edge)
+                else:
+                    until = min(until, edge)
+        facts = PolicyFacts(valid, objection, since, until)
+        self.spans[(purpose, notice_version, policy)] = facts
+        return facts
 
     def objected(self, policy: str) -> bool:
         """True when an objection in force covers ``policy``."""
@@ -77,6 +129,10 @@ class FactCache:
         self._limit = limit
         self._poll_interval = poll_interval
         self._states: dict[str, SubjectState] = {}
+        self.cached_state = self._states.get
+        """The subject's cached state, or ``None`` (or a given default); never reads the
+        store. The cache's own lookup, bound once: a decision that finds its subject cached
+        makes no Python call for it."""
         self._epoch = 0
         self._lock = threading.Lock()
         read_at = monotonic()

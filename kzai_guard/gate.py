@@ -153,12 +153,11 @@ class Gate:
         "_basis_declared",
         "_cached",
         "_facts",
+        "_facts_key",
         "_guard",
-        "_notice_version",
         "_now",
         "_objection_header",
         "_pseudonym",
-        "_purpose",
         "_resolve_reviewer",
         "_resolve_subject",
         "_route_vulnerable",
@@ -214,15 +213,14 @@ class Gate:
         # What every decision calls, bound once.
         self._facts = guard.facts
         self._state = guard.facts.state
-        self._cached = guard.facts.cached
+        self._cached = guard.facts.cached_state
         self._now = guard.now
         self._pseudonym = guard.auditor.pseudonym
         self._resolve_subject = guard.subject_resolver
         self._resolve_reviewer = guard.reviewer_resolver
         self._ask_always = not needs_user(guard.reviewer_resolver)
         self._vulnerability = guard.vulnerability
-        self._purpose = policy.purpose
-        self._notice_version = policy.notice_version
+        self._facts_key = (policy.purpose, policy.notice_version, policy.name)
         self._subject_refs = guard.checked_subjects
         self._basis_declared = recorder.basis_declared
 
@@ -278,7 +276,11 @@ class Gate:
             try:
                 # Stale facts: the store is likely out of reach, so a decision that is not
                 # significant does not wait for it and judges on what is cached.
-                state = self._state(subject) if trusted else self._cached(subject, _NO_FACTS)
+                state = (
+                    self._cached(subject) or self._state(subject)
+                    if trusted
+                    else self._cached(subject, _NO_FACTS)
+                )
             except StoreError:
                 if significant:
                     self._facts_unread(
@@ -287,9 +289,13 @@ class Gate:
                 # Not significant: the verdict needs no consent or objection, so judge as if
                 # there were none (emotion recognition is refused, never allowed).
                 state = _NO_FACTS
-            if self._purpose is not None:
-                consent = state.consent_valid(self._purpose, self._notice_version, now)
-            objection = state.objected(self.name)
+            # the state keeps, per policy, the span of time its last answer holds for: inside
+            # it, the answer is taken as it is (SubjectState.facts_for)
+            facts = state.spans.get(self._facts_key)
+            if facts is None or not facts[2] <= now < facts[3]:
+                facts = state.facts_for(*self._facts_key, now)
+            consent = facts[0]
+            objection = facts[1]
             if self._route_vulnerable and reviewer is None:
                 vulnerable = bool(self._vulnerability(subject))  # type: ignore[misc]
         outer = None
