@@ -113,6 +113,7 @@ class WriteQueue:
         otherwise as :meth:`write`. In ``sync`` mode the record is built here, at once."""
         if self._sync:
             return self.write(draft.build())
+        # write's fast path, written out again rather than shared: one call less per decision
         with self._lock:
             items = self._items
             if (
