@@ -171,17 +171,18 @@ class DecisionRecorder:
                 f"The decision was made but withheld: {withheld}. The operator has been told.",
                 decision_id=decision.id,
             )
+        if pending is not None and (self.basis_declared is not None or self._write_draft is None):
+            # these two build the record here, so the explanation's JSON is made here too
+            stored_now = pending.stored()
+            if stored_now is None:
+                withheld = _UNWRITABLE if withheld is None else f"{withheld}; {_UNWRITABLE}"
+            else:
+                digest = stored_now.digest
         if self.basis_declared is not None:
-            if pending is not None:
-                stored_now = pending.stored()
-                digest = None if stored_now is None else stored_now.digest
             future = self._record_with_basis(decision, basis, digest, withheld)
         elif self._write_draft is not None:
             future = self._draft(decision, pending, digest, withheld)
         else:
-            if pending is not None:
-                stored_now = pending.stored()
-                digest = None if stored_now is None else stored_now.digest
             future = self.record(decision, EventKind.DECISION, None, digest, withheld)
         if self._observe is not None:  # disparity monitoring: queued, counted off this thread
             self._observe(decision)

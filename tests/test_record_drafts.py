@@ -196,3 +196,28 @@ def test_the_memory_sink_keeps_a_draft_at_once_and_the_null_sink_never_builds_it
     null.write_draft(dropped)
     assert memory.records == [kept.record]
     assert (len(kept.built_on), dropped.built_on) == (1, [])
+
+
+def test_a_sink_without_write_draft_records_an_unwritable_explanation_as_such() -> None:
+    sink = WriteOnlySink()
+    guard = kg.Guard(
+        [LOAN],
+        store="memory://",
+        audit=sink,
+        pseudonym_key=b"k" * 32,
+        contact="credit@example.kz",
+        subject=GATEWAY_SUBJECT,
+    )
+    guard.consents.grant(SUBJECT, "credit-scoring", "v1")
+    # made without validation: the model refuses a lone surrogate in every text
+    unwritable = EXPLANATION.model_copy(update={"consequences": "granted \ud800"})
+    with client_of(guard, unwritable) as client:
+        answer = client.get("/decide", headers={"X-Subject-Id": SUBJECT})
+        guard.explanations.flush()
+        kept = guard.explanation(answer.headers["ai-decision-id"])
+    [record] = [r for r in sink.records if r.kind is kg.EventKind.DECISION]
+    assert (answer.status_code, kept) == (200, None)
+    assert (record.explanation_digest, record.detail) == (
+        None,
+        "explanation could not be written as JSON",
+    )
