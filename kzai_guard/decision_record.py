@@ -406,7 +406,7 @@ class _Draft(PendingExplanation):
         self.subject_ref = decision.subject_ref  # type: ignore[assignment]
         self.policy = recorder.name
         self.created_at = decision.at  # type: ignore[assignment]
-        self.explanation = explanation  # type: ignore[assignment]
+        self.explanation = explanation
         self._stored = False
         self.recorder = recorder
         self.verdict = decision.verdict

@@ -244,34 +244,30 @@ class PendingExplanation:
     made off the request thread, by whichever needs them first (the archive's writer, the
     audit log's writer building the decision's record, or a read), once.
 
-    A decision's record draft (:mod:`kzai_guard.decision_record`) is one, so that a decision
-    hands one object to both writers."""
+    A decision's record draft (:mod:`kzai_guard.decision_record`) is one and sets its fields,
+    so that a decision hands one object to both writers."""
 
     __slots__ = ("_stored", "created_at", "decision_id", "explanation", "policy", "subject_ref")
 
-    def __init__(
-        self,
-        decision_id: str,
-        subject_ref: str,
-        policy: str,
-        created_at: datetime,
-        explanation: Explanation,
-    ) -> None:
-        self.decision_id = decision_id
-        self.subject_ref = subject_ref
-        self.policy = policy
-        self.created_at = created_at
-        self.explanation = explanation
-        self._stored: StoredExplanation | bool | None = False
+    decision_id: str
+    subject_ref: str
+    policy: str
+    created_at: datetime
+    explanation: Explanation | None
+    _stored: StoredExplanation | bool | None
+    """``False`` until :meth:`stored` first ran."""
 
     def stored(self) -> StoredExplanation | None:
         """The explanation as stored; ``None`` if its JSON cannot be written (then it is
-        neither stored nor served, and the decision's record says so)."""
+        neither stored nor served, and the decision's record says so), or there is none."""
         stored = self._stored
         if stored is False:
+            explanation = self.explanation
             try:
-                raw = explanation_json(self.explanation)
+                raw = None if explanation is None else explanation_json(explanation)
             except Exception:
+                raw = None
+            if raw is None:
                 stored = None
             else:
                 stored = StoredExplanation(

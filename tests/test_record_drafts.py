@@ -43,19 +43,25 @@ def client_of(guard: kg.Guard, explanation: kg.Explanation = EXPLANATION) -> Tes
     return TestClient(app)
 
 
-@pytest.fixture
-def logged(tmp_path: Path) -> Iterator[tuple[kg.Guard, Path]]:
-    log = tmp_path / "audit"
+def consenting_guard(audit: Path | kg.AuditSink, **options: object) -> kg.Guard:
+    """A guard of the loan policy auditing to ``audit``, SUBJECT's consent granted."""
     guard = kg.Guard(
         [LOAN],
         store="memory://",
-        audit=log,
+        audit=audit,
         pseudonym_key=b"k" * 32,
         contact="credit@example.kz",
         subject=GATEWAY_SUBJECT,
-        durability="async",
+        **options,
     )
     guard.consents.grant(SUBJECT, "credit-scoring", "v1")
+    return guard
+
+
+@pytest.fixture
+def logged(tmp_path: Path) -> Iterator[tuple[kg.Guard, Path]]:
+    log = tmp_path / "audit"
+    guard = consenting_guard(log, durability="async")
     yield guard, log
     guard.close()
 
@@ -90,9 +96,9 @@ def test_the_record_names_the_digest_of_the_stored_explanation_bytes(
         guard.explanations.flush()
         stored = guard.explanation(decision_id)
     assert answer.headers["link"].endswith(f'/{decision_id}/explanation>; rel="explanation"')
-    assert stored is not None
     [record] = [e.record for e in read_verified(log) if e.record.kind is kg.EventKind.DECISION]
     assert record.id == decision_id
+    assert stored is not None and stored.decision_id == decision_id
     assert record.explanation_digest == sha256(stored.body).hexdigest() == stored.digest
 
 
@@ -134,21 +140,13 @@ class WriteOnlySink:
 
 def test_a_sink_without_write_draft_gets_whole_records_with_the_digest() -> None:
     sink = WriteOnlySink()
-    guard = kg.Guard(
-        [LOAN],
-        store="memory://",
-        audit=sink,
-        pseudonym_key=b"k" * 32,
-        contact="credit@example.kz",
-        subject=GATEWAY_SUBJECT,
-    )
-    guard.consents.grant(SUBJECT, "credit-scoring", "v1")
+    guard = consenting_guard(sink)
     with client_of(guard) as client:
         answer = client.get("/decide", headers={"X-Subject-Id": SUBJECT})
         guard.explanations.flush()
         stored = guard.explanation(answer.headers["ai-decision-id"])
     [record] = [r for r in sink.records if r.kind is kg.EventKind.DECISION]
-    assert stored is not None
+    assert stored is not None and stored.decision_id == record.id
     assert record.explanation_digest == stored.digest == sha256(stored.body).hexdigest()
 
 
@@ -200,15 +198,7 @@ def test_the_memory_sink_keeps_a_draft_at_once_and_the_null_sink_never_builds_it
 
 def test_a_sink_without_write_draft_records_an_unwritable_explanation_as_such() -> None:
     sink = WriteOnlySink()
-    guard = kg.Guard(
-        [LOAN],
-        store="memory://",
-        audit=sink,
-        pseudonym_key=b"k" * 32,
-        contact="credit@example.kz",
-        subject=GATEWAY_SUBJECT,
-    )
-    guard.consents.grant(SUBJECT, "credit-scoring", "v1")
+    guard = consenting_guard(sink)
     # made without validation: the model refuses a lone surrogate in every text
     unwritable = EXPLANATION.model_copy(update={"consequences": "granted \ud800"})
     with client_of(guard, unwritable) as client:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import multiprocessing
 import os
+import re
 import sqlite3
 import stat
 import subprocess
@@ -79,8 +80,8 @@ def _check_one_log(directory: Path, public: Path, signer: Signer, acked: list[st
     assert sorted(ids) == sorted(acked), "the log does not hold exactly the acknowledged records"
     report = verify_log(directory, Keyring([signer.public_key]))
     assert report.problem is None and report.records == len(acked)
-    origin = read_origin(directory)  # the log this test made
-    assert origin is not None
+    origin = read_origin(directory)  # the log this test made, named at its creation
+    assert origin is not None and re.fullmatch(r"kzai-guard\.invalid/audit/[0-9a-f]{16}", origin)
     assert main(["verify", str(directory), "--public-key", str(public), "--origin", origin]) == 0
     _check_checkpoints_consistent(directory, signer)
 

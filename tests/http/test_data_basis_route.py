@@ -168,7 +168,7 @@ def test_the_audit_record_holds_the_digest_of_exactly_what_is_kept(
     kept = guard.store.data_basis_of(decision_id)
     [record] = [r for r in sink.of_kind(kg.EventKind.DECISION) if r.id == decision_id]
 
-    assert kept is not None
+    assert kept is not None and kept.decision_id == decision_id
     assert orjson.loads(kept.body)["values"] == reported()
     assert record.data_basis_digest == hashlib.sha256(kept.body).hexdigest() == kept.digest
     assert record.detail == "data basis lacks employer"  # a declared input went unreported
@@ -305,7 +305,7 @@ def test_a_decision_inside_another_keeps_each_ones_data_basis_apart() -> None:
     values = {}
     for record in (inner_record, outer_record):
         kept = guard.store.data_basis_of(record.id)
-        assert kept is not None
+        assert kept is not None and kept.decision_id == record.id
         values[record.id] = orjson.loads(kept.body)["values"]
     assert values == {
         inner_record.id: {"monthly_income": 1},
